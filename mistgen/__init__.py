@@ -1,0 +1,22 @@
+"""mistgen: meta-datasets of samples whose mutual information is known exactly.
+
+Public API:
+    sample(spec, n, dim_x, dim_y, seed)          -> Sample(x, y, mi, params, spec, seed)
+    build_meta_dataset(path, specs, count, ...)  -> MetaDataset   (sharded Zarr v3 store)
+    open_meta_dataset(path)                      -> MetaDataset
+    FAMILIES, TRANSFORMS                         registries of the names a spec may use
+"""
+from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError
+from .registry import FAMILIES, TRANSFORMS
+from .build import build_meta_dataset
+from .dataset import MetaDataset, open_meta_dataset
+from .sampling import Sample, sample
+from .spec import parse_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FAMILIES", "TRANSFORMS", "Sample", "sample", "parse_spec",
+    "build_meta_dataset", "open_meta_dataset", "MetaDataset",
+    "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "__version__",
+]

@@ -1,0 +1,272 @@
+"""Which (spec, n, dim_x, dim_y) each datapoint of a split gets, and its seeds.
+
+Datapoint ``i`` of split ``split`` under master seed ``seed`` is a pure function of
+``(seed, split, i)``: its cell is drawn from ``default_rng([seed, split_id, i, 0])`` and
+its data from the integer seed ``default_rng([seed, split_id, i, 1]).integers(2**63)``,
+which the store records so that ``mistgen.sample`` can rebuild any datapoint alone.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import MistgenError, PriorError, ShapeError, SpecError
+from .registry import FAMILIES
+from .sampling import Sample, check_int, sample
+from .spec import parse_spec
+
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
+
+
+def split_id(split: str) -> int:
+    """A stable 32-bit integer for a split name (CRC-32 of its UTF-8 bytes)."""
+    return zlib.crc32(split.encode("utf-8"))
+
+
+def address_rng(seed: int, split: str, i: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, split_id(split), i, stream])
+
+
+def _int_range(name: str, value: Any, minimum: int) -> tuple[int, int]:
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise MistgenError(f"{name} must be a [low, high] pair, got {value!r}") from None
+    low = check_int(f"{name}[0]", low, minimum)
+    high = check_int(f"{name}[1]", high, minimum)
+    if low > high:
+        raise MistgenError(f"{name} must have low <= high, got {value!r}")
+    return low, high
+
+
+def _specs(specs: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(specs, str) or not isinstance(specs, Sequence) or len(specs) == 0:
+        raise SpecError(f"specs must be a non-empty list of spec strings, got {specs!r}")
+    for s in specs:
+        parse_spec(s)
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class Design:
+    """Base: a design maps datapoint index -> (spec, n, dim_x, dim_y)."""
+
+    specs: tuple[str, ...]
+    dim_range: tuple[int, int]
+    dim_y_range: tuple[int, int] | None
+
+    @property
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def cell(self, i: int, rng: np.random.Generator) -> tuple[str, int, int, int]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _draw_dims(self, rng) -> tuple[int, int]:
+        dx = int(rng.integers(self.dim_range[0], self.dim_range[1] + 1))
+        if self.dim_y_range is None:
+            return dx, dx
+        return dx, int(rng.integers(self.dim_y_range[0], self.dim_y_range[1] + 1))
+
+    def _reachable_dims(self) -> list[tuple[int, int]]:
+        xs = range(self.dim_range[0], self.dim_range[1] + 1)
+        if self.dim_y_range is None:
+            return [(d, d) for d in xs]
+        ys = range(self.dim_y_range[0], self.dim_y_range[1] + 1)
+        return list(itertools.product(xs, ys))
+
+    def check_shapes(self, dims_for: dict[str, list[tuple[int, int]]]) -> None:
+        for spec, dims in dims_for.items():
+            parsed = parse_spec(spec)
+            for dx, dy in dims:
+                problem = parsed.shape_problem(dx, dy)
+                if problem:
+                    raise ShapeError(f"{problem} (reachable with this split's dims)")
+
+
+@dataclass(frozen=True)
+class RandomDesign(Design):
+    """Specs in turn (``specs[i % len(specs)]``); n and dims uniform on their ranges."""
+
+    n_range: tuple[int, int] = (10, 500)
+    n_datapoints: int = 1
+
+    @property
+    def count(self) -> int:
+        return self.n_datapoints
+
+    def cell(self, i, rng):
+        spec = self.specs[i % len(self.specs)]
+        n = int(rng.integers(self.n_range[0], self.n_range[1] + 1))
+        dx, dy = self._draw_dims(rng)
+        return spec, n, dx, dy
+
+    def describe(self):
+        return {
+            "kind": "random", "count": self.count, "n_range": list(self.n_range),
+            "dim_range": list(self.dim_range),
+            "dim_y_range": None if self.dim_y_range is None else list(self.dim_y_range),
+        }
+
+
+@dataclass(frozen=True)
+class GridDesign(Design):
+    """Every (spec, n[, dims]) cell of a grid, ``repeats`` datapoints each, in order."""
+
+    n_grid: tuple[int, ...] = ()
+    dim_grid: tuple[tuple[int, int], ...] | None = None
+    repeats: int = 1
+
+    @property
+    def cells(self) -> list[tuple]:
+        dims = self.dim_grid if self.dim_grid is not None else (None,)
+        return list(itertools.product(self.specs, self.n_grid, dims))
+
+    @property
+    def count(self) -> int:
+        dims = len(self.dim_grid) if self.dim_grid is not None else 1
+        return len(self.specs) * len(self.n_grid) * dims * self.repeats
+
+    def cell(self, i, rng):
+        spec, n, dims = self.cells[i // self.repeats]
+        dx, dy = dims if dims is not None else self._draw_dims(rng)
+        return spec, n, dx, dy
+
+    def describe(self):
+        return {
+            "kind": "grid", "count": self.count, "n_grid": list(self.n_grid),
+            "dim_grid": None if self.dim_grid is None else [list(d) for d in self.dim_grid],
+            "repeats": self.repeats, "dim_range": list(self.dim_range),
+            "dim_y_range": None if self.dim_y_range is None else list(self.dim_y_range),
+        }
+
+
+def make_design(
+    specs: Sequence[str],
+    count: int | None = None,
+    *,
+    n_range: Sequence[int] = (10, 500),
+    dim_range: Sequence[int] = (2, 32),
+    dim_y_range: Sequence[int] | None = None,
+    n_grid: Sequence[int] | None = None,
+    dim_grid: Sequence[Any] | None = None,
+    repeats: int | None = None,
+) -> Design:
+    """Validate the arguments and return a random or a grid design.
+
+    Random: ``count`` datapoints, n ~ U{n_range}, dim_x ~ U{dim_range} and dim_y equal to
+    it unless ``dim_y_range`` is given. Grid (``n_grid`` given): every spec x n x dims
+    cell ``repeats`` times; dims from ``dim_grid`` (ints or [dim_x, dim_y] pairs) or drawn
+    as in the random design.
+    """
+    specs = _specs(specs)
+    dim_range = _int_range("dim_range", dim_range, 1)
+    dim_y = None if dim_y_range is None else _int_range("dim_y_range", dim_y_range, 1)
+    if n_grid is None:
+        if dim_grid is not None or repeats is not None:
+            raise MistgenError("dim_grid and repeats are only used together with n_grid")
+        if count is None:
+            raise MistgenError("count is required unless n_grid describes a grid")
+        count = check_int("count", count, 1)
+        design: Design = RandomDesign(
+            specs, dim_range, dim_y, n_range=_int_range("n_range", n_range, 2), n_datapoints=count
+        )
+        dims = design._reachable_dims()
+        design.check_shapes({s: dims for s in specs})
+        return design
+    if isinstance(n_grid, (str, bytes)) or len(n_grid) == 0:
+        raise MistgenError(f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}")
+    grid_n = tuple(check_int("n_grid entry", n, 2) for n in n_grid)
+    grid_dims = None
+    if dim_grid is not None:
+        if len(dim_grid) == 0:
+            raise MistgenError("dim_grid must be non-empty when given")
+        pairs = []
+        for d in dim_grid:
+            if isinstance(d, (int, np.integer)):
+                dx = dy = d
+            else:
+                try:
+                    dx, dy = d
+                except (TypeError, ValueError):
+                    raise MistgenError(
+                        f"dim_grid entries must be ints or [dim_x, dim_y] pairs, got {d!r}"
+                    ) from None
+            pairs.append((check_int("dim_grid dim_x", dx, 1), check_int("dim_grid dim_y", dy, 1)))
+        grid_dims = tuple(pairs)
+    repeats = check_int("repeats", 1 if repeats is None else repeats, 1)
+    design = GridDesign(specs, dim_range, dim_y, n_grid=grid_n, dim_grid=grid_dims, repeats=repeats)
+    if count is not None and count != design.count:
+        raise MistgenError(
+            f"count={count} disagrees with the grid, which holds {design.count} datapoints "
+            f"({len(specs)} specs x {len(grid_n)} n values x "
+            f"{len(grid_dims) if grid_dims else 1} dims x {repeats} repeats)"
+        )
+    dims = list(grid_dims) if grid_dims else design._reachable_dims()
+    design.check_shapes({s: dims for s in specs})
+    return design
+
+
+def check_priors(priors: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, list]]:
+    """Validate prior overrides; returns them resolved to full ranges per named family."""
+    if priors is None:
+        return {}
+    if not isinstance(priors, Mapping):
+        raise PriorError(f"priors must map family names to overrides, got {priors!r}")
+    resolved = {}
+    for family, overrides in priors.items():
+        if not isinstance(overrides, Mapping):
+            raise PriorError(f"priors[{family!r}] must map parameter names to ranges")
+        prior = FAMILIES.get(family).resolve_prior(overrides)
+        resolved[family] = {k: list(v) for k, v in prior.items()}
+    return resolved
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything needed to produce any datapoint of a split, picklable for workers."""
+
+    design: Design
+    seed: int
+    split: str
+    priors: Mapping[str, Mapping[str, Any]]
+    shard_size: int
+
+    @property
+    def count(self) -> int:
+        return self.design.count
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.count // self.shard_size)
+
+    def shard_bounds(self, k: int) -> tuple[int, int]:
+        return k * self.shard_size, min((k + 1) * self.shard_size, self.count)
+
+    def address(self, i: int) -> tuple[str, int, int, int, int]:
+        """(spec, n, dim_x, dim_y, data seed) of datapoint ``i``."""
+        spec, n, dx, dy = self.design.cell(i, address_rng(self.seed, self.split, i, 0))
+        data_seed = int(address_rng(self.seed, self.split, i, 1).integers(2**63))
+        return spec, n, dx, dy, data_seed
+
+    def datapoint(self, i: int) -> Sample:
+        spec, n, dx, dy, data_seed = self.address(i)
+        return sample(spec, n, dx, dy, data_seed, priors=self.priors)
+
+
+def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) -> Plan:
+    seed = check_int("seed", seed, 0)
+    if not isinstance(split, str) or not SPLIT_NAME.match(split):
+        raise MistgenError(
+            f"split must be a non-empty name of letters, digits and _.@+-, got {split!r}"
+        )
+    shard_size = check_int("shard_size", shard_size, 1)
+    return Plan(design, seed, split, check_priors(priors), shard_size)

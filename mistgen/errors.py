@@ -1,0 +1,21 @@
+"""Exceptions raised by mistgen. All derive from ``ValueError`` so callers can catch broadly."""
+
+
+class MistgenError(ValueError):
+    """Base class for every error mistgen raises on bad input."""
+
+
+class SpecError(MistgenError):
+    """A spec string names an unknown family or transform, or is malformed."""
+
+
+class ShapeError(MistgenError):
+    """A family or transform cannot produce the requested (n, dim_x, dim_y)."""
+
+
+class PriorError(MistgenError):
+    """A prior override names an unknown parameter or gives an invalid range."""
+
+
+class StoreError(MistgenError):
+    """A meta-dataset store is missing, incomplete, corrupt, or would be overwritten."""

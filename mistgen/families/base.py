@@ -1,0 +1,163 @@
+"""The family interface and the pieces the concrete families share.
+
+A family is one small object: a parameter prior (``draw_params``), a sampler
+(``sample``) and its exact mutual information (``mutual_information``), all in nats
+and float64. Priors are ranges ``(low, high)`` drawn uniformly; users override them by
+parameter name (see ``resolve_prior``).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from ..errors import PriorError, ShapeError
+
+Prior = dict[str, tuple[float, float | None]]
+
+
+class Family:
+    """Base class of every distribution family."""
+
+    name: ClassVar[str] = ""
+    #: Default prior ranges, by parameter name. ``None`` as an upper bound means
+    #: "as large as the dimensions allow" (used for the number of interacting pairs k).
+    default_prior: ClassVar[Prior] = {}
+    #: Smallest dimension per side this family can take.
+    min_dim: ClassVar[int] = 1
+    #: Whether X and Y must have the same dimension.
+    equal_dims: ClassVar[bool] = False
+    #: Integer-valued parameters (drawn with ``integers``, inclusive bounds).
+    integer_params: ClassVar[frozenset[str]] = frozenset()
+
+    # -- shape checks -------------------------------------------------------
+    def shape_problem(self, dim_x: int, dim_y: int) -> str | None:
+        """Why this family cannot produce (dim_x, dim_y), or ``None`` if it can."""
+        if min(dim_x, dim_y) < self.min_dim:
+            return (
+                f"family {self.name!r} needs dim_x, dim_y >= {self.min_dim}, "
+                f"got dim_x={dim_x}, dim_y={dim_y}"
+            )
+        if self.equal_dims and dim_x != dim_y:
+            return (
+                f"family {self.name!r} needs dim_x == dim_y, got dim_x={dim_x}, dim_y={dim_y}"
+            )
+        return None
+
+    def check_dims(self, dim_x: int, dim_y: int) -> None:
+        problem = self.shape_problem(dim_x, dim_y)
+        if problem:
+            raise ShapeError(problem)
+
+    # -- the three things a family defines ----------------------------------
+    def draw_params(
+        self, rng: np.random.Generator, dim_x: int, dim_y: int, prior: Prior
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def mutual_information(self, params: Mapping[str, Any], dim_x: int, dim_y: int) -> float:
+        raise NotImplementedError
+
+    def sample(
+        self, rng: np.random.Generator, n: int, dim_x: int, dim_y: int, params: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    # -- priors --------------------------------------------------------------
+    def resolve_prior(self, overrides: Mapping[str, Any] | None = None) -> Prior:
+        """The default prior with ``overrides`` applied, validated."""
+        prior = dict(self.default_prior)
+        for key, value in (overrides or {}).items():
+            if key not in prior:
+                raise PriorError(
+                    f"family {self.name!r} has no parameter {key!r} to set a prior on; "
+                    f"its parameters are: {', '.join(sorted(prior)) or '(none)'}"
+                )
+            prior[key] = _check_range(self.name, key, value, key in self.integer_params)
+        return prior
+
+    def draw(self, rng: np.random.Generator, key: str, prior: Prior, cap: int | None = None):
+        """Draw parameter ``key`` uniformly from its prior range (integers inclusive)."""
+        low, high = prior[key]
+        if key in self.integer_params:
+            high = cap if high is None else high if cap is None else min(int(high), cap)
+            low = min(int(low), high)
+            return int(rng.integers(low, high + 1))
+        return float(rng.uniform(low, high))
+
+
+def _check_range(family: str, key: str, value: Any, integer: bool) -> tuple[float, float | None]:
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise PriorError(
+            f"prior for {family}.{key} must be a [low, high] pair, got {value!r}"
+        ) from None
+    if integer:
+        if high is None:
+            high_ok = True
+        else:
+            high_ok = float(high).is_integer() and high >= 1
+        if not (float(low).is_integer() and low >= 1 and high_ok and (high is None or low <= high)):
+            raise PriorError(
+                f"prior for {family}.{key} must be integers 1 <= low <= high, got {value!r}"
+            )
+        return int(low), None if high is None else int(high)
+    if high is None or not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise PriorError(
+            f"prior for {family}.{key} must be finite numbers with low <= high, got {value!r}"
+        )
+    return float(low), float(high)
+
+
+# -- shared linear algebra ----------------------------------------------------
+
+def gaussian_mi(cov: np.ndarray, dim_x: int) -> float:
+    """MI between the first ``dim_x`` coordinates and the rest of a zero-mean normal.
+
+    ``0.5 * (logdet S_XX + logdet S_YY - logdet S)`` in float64, clipped at 0.
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    _, ld_x = np.linalg.slogdet(cov[:dim_x, :dim_x])
+    _, ld_y = np.linalg.slogdet(cov[dim_x:, dim_x:])
+    _, ld = np.linalg.slogdet(cov)
+    return max(0.0, 0.5 * (ld_x + ld_y - ld))
+
+
+def dense_matrix(dim: int, off_diag: float) -> np.ndarray:
+    """``(1 - c) I + c 11^T`` over all ``dim`` coordinates."""
+    return (1.0 - off_diag) * np.eye(dim) + off_diag * np.ones((dim, dim))
+
+
+def lvm_correlation(
+    dim_x: int, dim_y: int, k: int, alpha: float, lam: float, beta: float, eta: float,
+    eps: float = 1.0,
+) -> np.ndarray:
+    """Correlation matrix of the latent-variable model (see FAMILIES.md).
+
+    Raw covariance ``alpha^2 11^T + beta^2 (1_X 1_X^T + 1_Y 1_Y^T) + eps^2 I
+    + lam^2 sum_{i<k} (e_Xi + e_Yi)(e_Xi + e_Yi)^T + eta^2`` on the diagonal of the
+    non-interacting coordinates, normalised to unit diagonal.
+    """
+    d = dim_x + dim_y
+    cov = np.full((d, d), alpha**2)
+    cov[:dim_x, :dim_x] += beta**2
+    cov[dim_x:, dim_x:] += beta**2
+    cov[np.diag_indices(d)] += eps**2
+    idx = np.arange(k)
+    cov[idx, idx] += lam**2
+    cov[dim_x + idx, dim_x + idx] += lam**2
+    cov[idx, dim_x + idx] += lam**2
+    cov[dim_x + idx, idx] += lam**2
+    rest_x = np.arange(k, dim_x)
+    rest_y = dim_x + np.arange(k, dim_y)
+    cov[rest_x, rest_x] += eta**2
+    cov[rest_y, rest_y] += eta**2
+    scale = 1.0 / np.sqrt(np.diag(cov))
+    return cov * scale[:, None] * scale[None, :]
+
+
+def correlated_normal(rng: np.random.Generator, n: int, cov: np.ndarray) -> np.ndarray:
+    """``n`` rows of a zero-mean normal with covariance ``cov``."""
+    chol = np.linalg.cholesky(cov)
+    return rng.standard_normal((n, cov.shape[0])) @ chol.T

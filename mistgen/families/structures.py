@@ -1,0 +1,101 @@
+"""Dependence structures: the dispersion matrix shared by Gaussian and Student-t families.
+
+Each structure knows its own prior ranges, how to draw its parameters, and the
+(dim_x + dim_y) x (dim_x + dim_y) matrix they define (X coordinates first).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .base import Family, Prior, dense_matrix, lvm_correlation
+
+
+class Structure(Family):
+    structure_prior: ClassVar[Prior] = {}
+
+    def draw_structure(self, rng, dim_x: int, dim_y: int, prior: Prior) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def matrix(self, params: Mapping[str, Any], dim_x: int, dim_y: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class IdentityStructure(Structure):
+    """Independent unit coordinates (dependence, if any, comes from elsewhere)."""
+
+    structure_prior: ClassVar[Prior] = {}
+
+    def draw_structure(self, rng, dim_x, dim_y, prior):
+        return {}
+
+    def matrix(self, params, dim_x, dim_y):
+        return np.eye(dim_x + dim_y)
+
+
+class DenseStructure(Structure):
+    """All coordinates equicorrelated: ``(1 - c) I + c 11^T``."""
+
+    structure_prior: ClassVar[Prior] = {"off_diag": (0.0, 0.5)}
+
+    def draw_structure(self, rng, dim_x, dim_y, prior):
+        return {"off_diag": self.draw(rng, "off_diag", prior)}
+
+    def matrix(self, params, dim_x, dim_y):
+        return dense_matrix(dim_x + dim_y, params["off_diag"])
+
+
+class LVMStructure(Structure):
+    """Latent-variable model: global, per-side and k pairwise latent factors."""
+
+    structure_prior: ClassVar[Prior] = {
+        "k": (1, None),
+        "alpha": (0.0, 1.0),
+        "lambda": (0.1, 3.0),
+        "beta": (0.0, 1.5),
+        "eta": (0.1, 5.0),
+    }
+    integer_params = frozenset({"k"})
+
+    def draw_structure(self, rng, dim_x, dim_y, prior):
+        return {
+            "k": self.draw(rng, "k", prior, cap=min(dim_x, dim_y)),
+            "alpha": self.draw(rng, "alpha", prior),
+            "lambda": self.draw(rng, "lambda", prior),
+            "beta": self.draw(rng, "beta", prior),
+            "eta": self.draw(rng, "eta", prior),
+        }
+
+    def matrix(self, params, dim_x, dim_y):
+        return lvm_correlation(
+            dim_x, dim_y, params["k"], params["alpha"], params["lambda"], params["beta"],
+            params["eta"],
+        )
+
+
+class SparseStructure(Structure):
+    """k interacting pairs (X_i, Y_i), each with correlation s^2 / (1 + s^2)."""
+
+    structure_prior: ClassVar[Prior] = {"k": (1, None), "strength": (0.1, 5.0)}
+    integer_params = frozenset({"k"})
+
+    def draw_structure(self, rng, dim_x, dim_y, prior):
+        return {
+            "k": self.draw(rng, "k", prior, cap=min(dim_x, dim_y)),
+            "strength": self.draw(rng, "strength", prior),
+        }
+
+    def matrix(self, params, dim_x, dim_y):
+        s = params["strength"]
+        return lvm_correlation(dim_x, dim_y, params["k"], 0.0, s, 0.0, s)
+
+
+class TwoPairStructure(SparseStructure):
+    """The sparse structure with exactly two interacting pairs."""
+
+    structure_prior: ClassVar[Prior] = {"strength": (0.1, 5.0)}
+    min_dim = 2
+
+    def draw_structure(self, rng, dim_x, dim_y, prior):
+        return {"k": 2, "strength": self.draw(rng, "strength", prior)}

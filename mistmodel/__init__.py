@@ -1,0 +1,3 @@
+"""mistmodel: mutual information estimators (KSG, MINE, InfoNCE, CCA, MIST) and MIST training."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""From samples to padded tensors, and from a stream of samples to shape-bucketed batches.
+
+A batch holds samples of different ``n``, ``dim_x`` and ``dim_y``.  Each sample's columns
+are laid out as its X columns followed by its Y columns, then padded with zero columns up
+to the widest sample of the batch; rows are padded with zero rows.  Masks mark what is
+real, and ``col_type`` tags each column as X (0) or Y (1).  Sorting samples by shape before
+cutting batches (bucketing) keeps the padding small.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .copula import normalize
+
+__all__ = ["Batch", "collate", "bucket_batches", "shape_key", "plan_chunks"]
+
+
+@dataclass
+class Batch:
+    values: torch.Tensor      # (B, N, D) float32, normalised, zero where padded
+    row_mask: torch.Tensor    # (B, N) bool
+    col_mask: torch.Tensor    # (B, D) bool
+    col_type: torch.Tensor    # (B, D) long: 0 = X column, 1 = Y column
+    target: torch.Tensor | None = None   # (B,) float32 true MI, when known
+    n: torch.Tensor | None = None        # (B,) long rows per sample
+
+    def to(self, device: torch.device | str) -> "Batch":
+        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        return Batch(move(self.values), move(self.row_mask), move(self.col_mask),
+                     move(self.col_type), move(self.target), move(self.n))
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.values, self.row_mask, self.col_mask, self.col_type
+
+
+def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[float] | None = None,
+            copula: bool = True, normalized: bool = False) -> Batch:
+    """Pad a list of ``(x, y)`` pairs into one :class:`Batch`.
+
+    ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``; each sample is normalised per column
+    (normal scores if ``copula``) before padding unless ``normalized`` says it already is.
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    shapes = [(x.shape[0], x.shape[1], y.shape[1]) for x, y in samples]
+    N = max(s[0] for s in shapes)
+    D = max(s[1] + s[2] for s in shapes)
+    B = len(samples)
+    values = np.zeros((B, N, D), dtype=np.float32)
+    row_mask = np.zeros((B, N), dtype=bool)
+    col_mask = np.zeros((B, D), dtype=bool)
+    col_type = np.zeros((B, D), dtype=np.int64)
+    for b, ((x, y), (n, dx, dy)) in enumerate(zip(samples, shapes)):
+        if normalized:
+            values[b, :n, :dx] = x
+            values[b, :n, dx:dx + dy] = y
+        else:
+            values[b, :n, :dx] = normalize(x, copula)
+            values[b, :n, dx:dx + dy] = normalize(y, copula)
+        row_mask[b, :n] = True
+        col_mask[b, :dx + dy] = True
+        col_type[b, dx:dx + dy] = 1
+    target = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    return Batch(torch.from_numpy(values), torch.from_numpy(row_mask), torch.from_numpy(col_mask),
+                 torch.from_numpy(col_type), target,
+                 torch.as_tensor([s[0] for s in shapes], dtype=torch.long))
+
+
+def shape_key(n: int, dim_x: int, dim_y: int) -> tuple[int, int]:
+    """Sort key that groups samples with similar padded size (columns first, then rows)."""
+    return (dim_x + dim_y, n)
+
+
+def plan_chunks(shapes: Sequence[tuple[int, int, int]], max_cells: int,
+                max_batch: int) -> list[list[int]]:
+    """Split sample indices, sorted by shape, into chunks whose padded size is bounded.
+
+    A chunk's padded cell count ``len(chunk) * max_n * max_D`` stays within ``max_cells``
+    (a chunk always holds at least one sample) and it holds at most ``max_batch`` samples.
+    """
+    order = sorted(range(len(shapes)), key=lambda i: shape_key(*shapes[i]))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    max_n = max_d = 0
+    for i in order:
+        n, dx, dy = shapes[i]
+        new_n, new_d = max(max_n, n), max(max_d, dx + dy)
+        if current and ((len(current) + 1) * new_n * new_d > max_cells
+                        or len(current) >= max_batch):
+            chunks.append(current)
+            current, new_n, new_d = [], n, dx + dy
+        current.append(i)
+        max_n, max_d = new_n, new_d
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def bucket_batches(samples: Sequence, rng: np.random.Generator, batch_size: int,
+                   max_cells: int) -> Iterator[list]:
+    """Yield lists of samples: shuffled, sorted by shape, cut into batches, batches shuffled.
+
+    ``samples`` are objects with ``.x`` and ``.y``.  Batches hold at most ``batch_size``
+    samples and at most ``max_cells`` padded cells.
+    """
+    idx = rng.permutation(len(samples))
+    items = [samples[i] for i in idx]
+    shapes = [(s.x.shape[0], s.x.shape[1], s.y.shape[1]) for s in items]
+    chunks = plan_chunks(shapes, max_cells=max_cells, max_batch=batch_size)
+    for k in rng.permutation(len(chunks)):
+        yield [items[i] for i in chunks[k]]
+
+
+def iter_buffered(shards: Iterable[list], buffer_shards: int) -> Iterator[list]:
+    """Group a stream of shards into buffers of ``buffer_shards`` shards (lists of samples)."""
+    buf: list = []
+    count = 0
+    for shard in shards:
+        buf.extend(shard)
+        count += 1
+        if count >= buffer_shards:
+            yield buf
+            buf, count = [], 0
+    if buf:
+        yield buf

@@ -1,0 +1,31 @@
+"""Mutual-information estimators sharing one interface.
+
+Every estimator takes ``x`` of shape ``(n, dx)`` and ``y`` of shape ``(n, dy)``
+(all coordinates are used, ``dx`` and ``dy`` may differ) and offers
+``estimate(x, y) -> float`` (nats), ``interval(x, y, level)`` (percentile
+bootstrap), ``estimate_with_interval`` / ``run`` (a record with settings,
+run facts and timing) and ``settings()``. See :mod:`.base` for the contract,
+the input checks and the bootstrap schemes.
+
+- :class:`KSG` - Kraskov et al. (2004) k-nearest-neighbour estimator.
+- :class:`MINE` - Belghazi et al. (2018) Donsker-Varadhan critic.
+- :class:`InfoNCE` - van den Oord et al. (2018) contrastive bound.
+- :class:`CCA` - Gaussian mutual information from canonical correlations.
+"""
+
+from .base import Estimate, Estimator, check_xy, constant_columns
+from .cca import CCA
+from .infonce import InfoNCE
+from .ksg import KSG
+from .mine import MINE
+
+__all__ = [
+    "CCA",
+    "KSG",
+    "MINE",
+    "Estimate",
+    "Estimator",
+    "InfoNCE",
+    "check_xy",
+    "constant_columns",
+]

@@ -1,0 +1,237 @@
+"""Shared training loop of the variational estimators (MINE, InfoNCE).
+
+A neural estimator trains a critic ``T(x, y)`` (:mod:`.critics`) to maximise a
+variational lower bound on ``I(X; Y)`` and reports the bound on rows it was
+not trained on:
+
+1. The rows are split at random into a training part and a held-out part
+   (``test_fraction`` of the rows, at least 2 of each).
+2. Each step draws ``b = min(batch_size, n_train)`` training rows without
+   replacement, scores all ``b x b`` pairs (diagonal: joint samples;
+   off-diagonal: product of the marginals) and takes an Adam step on the
+   estimator's training loss. The batch size adapts to ``n`` in this way, so
+   every ``n`` from 4 rows up gets a finite estimate.
+3. Every ``eval_every`` steps (and before the first step) the bound is
+   computed on the held-out rows, cut into fixed blocks of at most ``b`` rows.
+   Training stops after ``patience`` evaluations without improvement, after
+   ``max_steps`` steps, or if the loss stops being finite.
+4. The estimate is the best held-out bound seen (early stopping). Selecting
+   the best of several evaluations on the same held-out rows makes the
+   estimate slightly optimistic when the held-out part is tiny; the untrained
+   critic's evaluation guarantees a finite value.
+
+Randomness (split, batches, initial weights) comes from ``seed`` alone:
+batches from a seeded ``torch.Generator``, initial weights from
+``torch.manual_seed(seed)`` inside ``torch.random.fork_rng``, so the caller's
+global random state is left untouched. Computation runs on ``device``:
+"auto" picks CUDA when it is available, else the CPU. Inputs are
+standardised column-wise (mutual information is invariant to that).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import Estimator
+from .critics import ConcatCritic
+
+__all__ = ["NeuralEstimator", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class NeuralEstimator(Estimator):
+    """Base of the critic-based estimators; subclasses define the bound.
+
+    Parameters
+    ----------
+    hidden
+        Hidden-layer widths of the critic MLP.
+    batch_size
+        Largest batch; the batch used is ``min(batch_size, n_train)``.
+    lr
+        Adam learning rate.
+    max_steps
+        Upper limit on optimisation steps.
+    eval_every
+        Steps between two evaluations of the held-out bound.
+    patience
+        Evaluations without improvement before training stops.
+    test_fraction
+        Share of the rows held out for evaluation.
+    grad_clip
+        Largest gradient norm per step (stabilises MINE's exponential term).
+    standardize
+        Standardise each column before training.
+    seed
+        Seed of the split, the batches and the initial weights.
+    device
+        "auto", "cpu", "cuda", "cuda:1", ...
+    """
+
+    bootstrap = "subsample"
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64, 64),
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        max_steps: int = 1000,
+        eval_every: int = 25,
+        patience: int = 8,
+        test_fraction: float = 0.5,
+        grad_clip: float = 10.0,
+        standardize: bool = True,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"hidden must list at least one positive width; got {hidden!r}")
+        for label, value in (
+            ("batch_size", batch_size),
+            ("max_steps", max_steps),
+            ("eval_every", eval_every),
+            ("patience", patience),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{label} must be a positive integer; got {value!r}")
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2; got {batch_size}")
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction}")
+        if not lr > 0.0 or not grad_clip > 0.0:
+            raise ValueError("lr and grad_clip must be positive")
+        self.hidden = hidden
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.max_steps = int(max_steps)
+        self.eval_every = int(eval_every)
+        self.patience = int(patience)
+        self.test_fraction = float(test_fraction)
+        self.grad_clip = float(grad_clip)
+        self.standardize = bool(standardize)
+        self.seed = int(seed)
+        self.device = str(device)
+        self._info: dict[str, Any] = {}
+
+    # ---------------------------------------------------------- subclasses
+    @abstractmethod
+    def _reset(self) -> None:
+        """Clear per-run state (called once before training)."""
+
+    @abstractmethod
+    def _batch_loss(self, scores: torch.Tensor) -> torch.Tensor:
+        """Training loss for one ``b x b`` score matrix."""
+
+    @abstractmethod
+    def _held_out_bound(self, blocks: list[torch.Tensor]) -> float:
+        """The bound (nats) on held-out score matrices, one per block."""
+
+    # ------------------------------------------------------------- common
+    def settings(self) -> dict[str, Any]:
+        return {
+            "hidden": list(self.hidden),
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "max_steps": self.max_steps,
+            "eval_every": self.eval_every,
+            "patience": self.patience,
+            "test_fraction": self.test_fraction,
+            "grad_clip": self.grad_clip,
+            "standardize": self.standardize,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    @property
+    def min_rows(self) -> int:
+        return 4
+
+    def _split_sizes(self, n: int) -> tuple[int, int]:
+        n_test = min(n - 2, max(2, int(round(n * self.test_fraction))))
+        return n - n_test, n_test
+
+    def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        device = resolve_device(self.device)
+        n = x.shape[0]
+        if self.standardize:
+            x = (x - x.mean(axis=0)) / x.std(axis=0)
+            y = (y - y.mean(axis=0)) / y.std(axis=0)
+        xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+        yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+
+        gen = torch.Generator().manual_seed(seed)
+        n_train, n_test = self._split_sizes(n)
+        perm = torch.randperm(n, generator=gen)
+        train_idx, test_idx = perm[:n_train], perm[n_train:]
+        b = min(self.batch_size, n_train)
+        test_blocks = [
+            blk.to(device)
+            for blk in torch.tensor_split(test_idx, math.ceil(n_test / b))
+        ]
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            critic = ConcatCritic(x.shape[1], y.shape[1], self.hidden)
+        critic = critic.to(device)
+        optimiser = torch.optim.Adam(critic.parameters(), lr=self.lr)
+        self._reset()
+
+        def evaluate() -> float:
+            critic.eval()
+            with torch.no_grad():
+                blocks = [critic.pair_scores(xt[blk], yt[blk]) for blk in test_blocks]
+                value = self._held_out_bound(blocks)
+            critic.train()
+            return value
+
+        best = evaluate()
+        if not math.isfinite(best):
+            best = 0.0
+        best_step, since_best, step, stop = 0, 0, 0, "max_steps"
+        for step in range(1, self.max_steps + 1):
+            rows = train_idx[torch.randperm(n_train, generator=gen)[:b]].to(device)
+            loss = self._batch_loss(critic.pair_scores(xt[rows], yt[rows]))
+            if not torch.isfinite(loss):
+                stop = "non-finite loss"
+                break
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(critic.parameters(), self.grad_clip)
+            optimiser.step()
+            if step % self.eval_every == 0 or step == self.max_steps:
+                value = evaluate()
+                if math.isfinite(value) and value > best:
+                    best, best_step, since_best = value, step, 0
+                else:
+                    since_best += 1
+                    if since_best >= self.patience:
+                        stop = "patience"
+                        break
+        self._info = {
+            "device": str(device),
+            "batch_size_used": b,
+            "n_train": n_train,
+            "n_test": n_test,
+            "steps": step,
+            "best_step": best_step,
+            "stopped_by": stop,
+            "hidden": list(self.hidden),
+            "lr": self.lr,
+        }
+        return float(best)
+
+    def _run_info(self) -> dict[str, Any]:
+        return dict(self._info)

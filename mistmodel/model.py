@@ -1,0 +1,547 @@
+"""The MIST network: 2D attention over a sample matrix, pooled to one number.
+
+A sample of ``n`` rows ``(x_r, y_r)`` with ``dim_x + dim_y = D`` columns is a matrix of
+``n x D`` cells.  Every cell gets its own vector of width ``c``, stored column-major as a
+tensor ``(B, D, N, c)``, and the network attends along both axes of the matrix,
+alternating
+
+* **column attention** (:class:`TiedColumnAttention`) - within each row, every cell
+  attends to the cells of the other columns of that row.  Columns are tagged X or Y and
+  carry no other position, so permuting columns within X or within Y only permutes cells.
+  The attention map over columns is *tied* across rows (as in the MSA Transformer's tied
+  row attention): its logits are the row-average of the per-row query-key products, plus
+  a learned function of the columns' correlation.  The values mixed are per row, so a
+  cell does see what the other columns hold in its own row.  Tying makes the map
+  statistically stable at small ``n`` and turns the whole layer into a few dense matrix
+  products (``O(n D^2 c)`` multiply-adds, no per-row softmax);
+* **induced row attention** (:class:`InducedRowAttention`) - within each column, across
+  its ``n`` cells, through ``m`` learned inducing points (the ISAB of the Set
+  Transformer): the inducing points read the column, then every cell reads the inducing
+  points.  Cost ``O(n D m c)``: linear in ``n``.
+
+Then the cells of each column are pooled over rows (:class:`PoolingByAttention`), the
+column summaries attend to one another once more (:class:`ColumnSetAttention`) and are
+pooled over columns (masked sums and means, separately for X and Y), and a small head maps
+the dataset embedding to the output:
+
+* ``variant="mist"``: one number, ``softplus`` so that the estimate is >= 0 (nats)
+  (:class:`PointHead`);
+* ``variant="mist_qr"``: quantiles of I(X;Y) at any ``tau`` (:class:`QuantileHead`).  The
+  head predicts a knot value at the lowest point of a fixed tau grid plus ``softplus``
+  increments between consecutive knots; a quantile at ``tau`` is the linear interpolation
+  of the knots.  Increments are positive, so quantiles are non-decreasing in ``tau`` by
+  construction and never cross.
+
+Two exactly invariant statistics of the (normal-scores) sample are also given to the
+network (:class:`SampleStatistics`), because they are cheap and carry the Gaussian part of
+the dependence: the column correlation matrix ``C`` (a learned per-head bias of every
+column-attention map) and the Gaussian-copula MI ``0.5 (logdet C_XX + logdet C_YY -
+logdet C)`` at two shrinkage levels (fed to the head next to ``log n``, ``log dim_x``,
+``log dim_y``).  ``stats_features=False`` turns both off.
+
+Invariances, exact up to floating-point rounding:
+
+* rows: every operation across rows is a masked attention, a masked softmax-weighted sum
+  or a masked mean;
+* columns within X / within Y: no column positions, only the X/Y tag; every operation
+  across columns is attention or a masked pool;
+* padding: padded rows and columns are masked out of every softmax, sum and mean, and
+  there are no batch statistics (LayerNorm acts on one cell at a time).
+
+Attention layers whose queries are learned parameters (the inducing points, the pooling
+seed) or whose keys are few (the inducing points) are written with the projections folded
+into the query/key side, which is algebraically the usual multi-head attention but keeps
+every per-cell operation a dense matrix product over contiguous memory.
+
+Shapes in comments: ``B`` batch, ``N`` rows (padded), ``D`` columns (padded), ``H``
+heads, ``e = c / H`` head width, ``m`` inducing points, ``T`` taus, ``K`` quantile knots.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ModelConfig",
+    "MISTNet",
+    "ColumnEmbedding",
+    "CorrelationBias",
+    "TiedColumnAttention",
+    "LearnedQueryReader",
+    "InducedRowAttention",
+    "PoolingByAttention",
+    "ColumnSetAttention",
+    "SampleStatistics",
+    "PointHead",
+    "QuantileHead",
+    "interpolate_quantiles",
+    "pinball_loss",
+    "count_parameters",
+]
+
+X_COLUMN, Y_COLUMN = 0, 1
+NEG_INF = float("-inf")
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of :class:`MISTNet`."""
+
+    variant: str = "mist"          # "mist" (point estimate) or "mist_qr" (quantiles)
+    width: int = 16                 # c: width of a cell vector
+    heads: int = 2                  # attention heads (width must be divisible by heads)
+    blocks: int = 2                 # (column attention, induced row attention) pairs
+    inducing: int = 8               # m: inducing points per row attention
+    ffn_mult: int = 2               # hidden width of feed-forward layers, in units of c
+    summary_width: int = 64         # width of column summaries after pooling over rows
+    head_hidden: int = 128          # hidden width of the output head
+    quantile_knots: int = 41        # knots of the tau grid (mist_qr)
+    tau_min: float = 0.01           # lowest knot
+    tau_max: float = 0.99           # highest knot
+    copula: bool = True             # normal-scores normalisation of the input columns
+    stats_features: bool = True     # correlation bias + Gaussian-copula MI features
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("mist", "mist_qr"):
+            raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
+        if self.width % self.heads or self.summary_width % self.heads:
+            raise ValueError(f"width {self.width} and summary_width {self.summary_width} "
+                             f"must be divisible by heads {self.heads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------------------
+# small pieces
+# --------------------------------------------------------------------------------------
+
+def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None,
+                     bias: Tensor | None = None) -> Tensor:
+    """Scaled dot-product attention with an optional boolean key mask and additive bias.
+
+    ``q``: ``(..., Lq, e)``; ``k``, ``v``: ``(..., Lk, e)``; ``key_mask`` (True = may be
+    attended) and ``bias`` broadcast to ``(..., Lq, Lk)``.
+    """
+    scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)   # (..., Lq, Lk)
+    if bias is not None:
+        scores = scores + bias
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, NEG_INF)
+    return torch.matmul(torch.softmax(scores, dim=-1), v)                   # (..., Lq, e)
+
+
+class FeedForward(nn.Module):
+    """Pre-norm position-wise MLP with a residual connection: ``x + W2 gelu(W1 LN(x))``."""
+
+    def __init__(self, width: int, mult: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.net = nn.Sequential(nn.Linear(width, mult * width), nn.GELU(),
+                                 nn.Linear(mult * width, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.net(self.norm(x))
+
+
+# --------------------------------------------------------------------------------------
+# blocks
+# --------------------------------------------------------------------------------------
+
+class ColumnEmbedding(nn.Module):
+    """Cell value -> vector of width c, plus a learned tag: X column or Y column.
+
+    values ``(B, N, D)``, col_type ``(B, D)`` -> cells ``(B, D, N, c)`` (column-major).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.value = nn.Sequential(nn.Linear(1, width), nn.GELU(), nn.Linear(width, width))
+        self.tag = nn.Embedding(2, width)
+
+    def forward(self, values: Tensor, col_type: Tensor) -> Tensor:
+        cells = self.value(values.transpose(1, 2).unsqueeze(-1))     # (B, D, N, c)
+        return cells + self.tag(col_type)[:, :, None, :]             # + (B, D, 1, c)
+
+
+class CorrelationBias(nn.Module):
+    """Per-head attention bias between columns from their correlation and their tags.
+
+    ``bias[b, h, i, j] = a_h C_ij + q_h C_ij^2 + t_h[type_i, type_j]`` -> ``(B, H, D, D)``.
+    """
+
+    def __init__(self, heads: int):
+        super().__init__()
+        self.lin = nn.Parameter(torch.zeros(heads))
+        self.quad = nn.Parameter(torch.zeros(heads))
+        self.pair = nn.Parameter(torch.zeros(heads, 2, 2))
+
+    def forward(self, corr: Tensor | None, col_type: Tensor) -> Tensor:
+        pair = self.pair[:, col_type[:, :, None], col_type[:, None, :]]  # (H, B, D, D)
+        bias = pair.transpose(0, 1)                                      # (B, H, D, D)
+        if corr is not None:
+            c = corr[:, None]                                            # (B, 1, D, D)
+            bias = bias + self.lin[:, None, None] * c + self.quad[:, None, None] * c * c
+        return bias
+
+
+class TiedColumnAttention(nn.Module):
+    """Attention across the columns of each row, with the map tied across rows.
+
+    For head h, ``A_h[i, j] = softmax_j( mean_r <q_h(cell_ri), k_h(cell_rj)> / sqrt(e)
+    + bias_h[i, j] )`` over valid columns j, and
+    ``cell_ri <- cell_ri + sum_h sum_j A_h[i, j] W_o,h v_h(cell_rj)``, then a feed-forward
+    layer.  The output projection is folded into the per-head values.
+
+    cells ``(B, D, N, c)``; row_mask ``(B, N)``; col_mask ``(B, D)``; bias ``(B, H, D, D)``;
+    n ``(B,)`` valid rows -> ``(B, D, N, c)``.
+    """
+
+    def __init__(self, width: int, heads: int, ffn_mult: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(width)
+        self.qk = nn.Linear(width, 2 * width)                # q and k for all heads
+        self.value = nn.Linear(width, heads * width, bias=False)  # W_o,h v_h for each head
+        self.out_bias = nn.Parameter(torch.zeros(width))
+        self.ffn = FeedForward(width, ffn_mult)
+
+    def forward(self, cells: Tensor, row_mask: Tensor, col_mask: Tensor, bias: Tensor,
+                n: Tensor) -> Tensor:
+        B, D, N, c = cells.shape
+        H, e = self.heads, c // self.heads
+        h = self.norm(cells)
+        qk = self.qk(h) * row_mask[:, None, :, None].to(h.dtype)       # (B, D, N, 2c)
+        qk = qk.view(B, D, N, 2, H, e).permute(3, 0, 4, 1, 2, 5)       # (2, B, H, D, N, e)
+        q = qk[0].reshape(B * H, D, N * e)
+        k = qk[1].reshape(B * H, D, N * e)
+        scale = (n.to(h.dtype) * e ** 0.5).repeat_interleave(H)[:, None, None]
+        logits = torch.bmm(q, k.transpose(1, 2)) / scale              # (B*H, D, D)
+        logits = logits.view(B, H, D, D) + bias
+        logits = logits.masked_fill(~col_mask[:, None, None, :], NEG_INF)
+        att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
+        att = att.permute(0, 2, 1, 3).reshape(B, D, H * D)             # [A_1 | ... | A_H]
+        v = self.value(h).view(B, D, N, H, c).permute(0, 3, 1, 2, 4)   # (B, H, D, N, c)
+        v = v.reshape(B, H * D, N * c)
+        mixed = torch.bmm(att, v).view(B, D, N, c)                     # (B, D, N, c)
+        cells = cells + mixed + self.out_bias
+        return self.ffn(cells)
+
+
+class LearnedQueryReader(nn.Module):
+    """Multi-head attention of ``Q`` learned query vectors over a masked set of cells.
+
+    The key projection is folded into the queries (``<W_k x, q> = <x, W_k^T q>``; the key
+    bias is constant over the set and cancels in the softmax) and the value projection is
+    applied after pooling, so the per-cell work is two dense matrix products.
+
+    items ``(B, D, N, c)`` (already normalised); mask ``(B, N)``; queries ``(Q, c)``
+    -> ``(B, D, Q, c)``, the attention output before the residual connection.
+    """
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.k = nn.Linear(width, width)
+        self.v = nn.Linear(width, width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, items: Tensor, mask: Tensor, queries: Tensor) -> Tensor:
+        B, D, N, c = items.shape
+        H, e = self.heads, c // self.heads
+        Q = queries.shape[0]
+        q = self.q(queries).view(Q, H, e)                              # (Q, H, e)
+        wk = self.k.weight.view(H, e, c)
+        folded = torch.einsum("hec,qhe->chq", wk, q).reshape(c, H * Q) * e ** -0.5
+        scores = torch.matmul(items, folded)                           # (B, D, N, H*Q)
+        scores = scores.masked_fill(~mask[:, None, :, None], NEG_INF)
+        w = torch.softmax(scores, dim=2)                               # over rows
+        pooled = torch.matmul(w.transpose(2, 3), items)                # (B, D, H*Q, c)
+        pooled = pooled.view(B, D, H, Q, c)
+        wv = self.v.weight.view(H, e, c)
+        vals = torch.einsum("bdhqc,hec->bdqhe", pooled, wv) + self.v.bias.view(H, e)
+        return self.out(vals.reshape(B, D, Q, c))                      # (B, D, Q, c)
+
+
+class InducedRowAttention(nn.Module):
+    """Attention across the rows of each column through ``m`` learned inducing points.
+
+    1. the inducing points read the column:  ``I' = FFN(I + Att(I, LN(cells)))``  ``(B, D, m, c)``
+    2. every cell reads them: ``cells + Att(LN(cells), LN(I'))``, then a feed-forward layer.
+    Step 1 masks padded rows; step 2 has only the ``m`` inducing points as keys.  Cost is
+    ``O(N m)`` per column instead of ``O(N^2)``.  In step 2 the query projection is folded
+    into the keys and the output projection into the values (per head).
+
+    cells ``(B, D, N, c)``; row_mask ``(B, N)`` -> ``(B, D, N, c)``.
+    """
+
+    def __init__(self, width: int, heads: int, inducing: int, ffn_mult: int):
+        super().__init__()
+        self.heads = heads
+        self.inducing = nn.Parameter(torch.randn(inducing, width) * width ** -0.5)
+        self.norm_read = nn.LayerNorm(width)
+        self.read = LearnedQueryReader(width, heads)
+        self.induced_ffn = FeedForward(width, ffn_mult)
+        self.norm_query = nn.LayerNorm(width)
+        self.norm_induced = nn.LayerNorm(width)
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, width)
+        self.ffn = FeedForward(width, ffn_mult)
+
+    def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
+        B, D, N, c = cells.shape
+        H, e = self.heads, c // self.heads
+        m = self.inducing.shape[0]
+        # 1. inducing points read the column
+        induced = self.inducing + self.read(self.norm_read(cells), row_mask, self.inducing)
+        induced = self.induced_ffn(induced)                            # (B, D, m, c)
+        # 2. cells read the inducing points
+        k, v = self.kv(self.norm_induced(induced)).view(B, D, m, 2, H, e).unbind(3)
+        wq = self.q.weight.view(H, e, c)
+        keys = torch.einsum("hec,bdmhe->bdchm", wq, k).reshape(B, D, c, H * m)
+        qbias = torch.einsum("he,bdmhe->bdhm", self.q.bias.view(H, e), k)
+        scores = (torch.matmul(self.norm_query(cells), keys)
+                  + qbias.reshape(B, D, 1, H * m)) * e ** -0.5         # (B, D, N, H*m)
+        w = torch.softmax(scores.view(B, D, N, H, m), dim=-1).view(B, D, N, H * m)
+        wo = self.out.weight.view(c, H, e)
+        vals = torch.einsum("bdmhe,che->bdhmc", v, wo).reshape(B, D, H * m, c)
+        cells = cells + torch.matmul(w, vals) + self.out.bias          # (B, D, N, c)
+        return self.ffn(cells)
+
+
+class PoolingByAttention(nn.Module):
+    """Pool each column over its rows with a learned seed query (PMA with one seed).
+
+    cells ``(B, D, N, c)``; row_mask ``(B, N)`` -> ``(B, D, c_out)``.
+    """
+
+    def __init__(self, width: int, heads: int, out_width: int):
+        super().__init__()
+        self.seed = nn.Parameter(torch.randn(1, width) * width ** -0.5)
+        self.norm = nn.LayerNorm(width)
+        self.read = LearnedQueryReader(width, heads)
+        self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, out_width), nn.GELU(),
+                                  nn.Linear(out_width, out_width))
+
+    def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
+        pooled = self.seed + self.read(self.norm(cells), row_mask, self.seed)  # (B, D, 1, c)
+        return self.proj(pooled.squeeze(2))                                  # (B, D, c_out)
+
+
+class ColumnSetAttention(nn.Module):
+    """Self-attention among the column summaries ``(B, D, c)`` with the column mask."""
+
+    def __init__(self, width: int, heads: int, ffn_mult: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.ffn = FeedForward(width, ffn_mult)
+
+    def forward(self, cols: Tensor, col_mask: Tensor, bias: Tensor) -> Tensor:
+        B, D, c = cols.shape
+        H = self.heads
+        q, k, v = self.qkv(self.norm(cols)).view(B, D, 3, H, c // H).permute(2, 0, 3, 1, 4)
+        att = masked_attention(q, k, v, col_mask[:, None, None, :], bias)  # (B, H, D, e)
+        cols = cols + self.out(att.transpose(1, 2).reshape(B, D, c))
+        return self.ffn(cols)
+
+
+class SampleStatistics(nn.Module):
+    """Exactly invariant summary statistics of the normalised sample.
+
+    Returns the column correlation matrix ``(B, D, D)`` (zero outside the valid block) and
+    a feature vector ``(B, 7)``: log n, log dim_x, log dim_y and the Gaussian-copula MI at
+    two shrinkage levels (as value / 10 and log1p).  Computed in float64.
+    """
+
+    n_features = 7
+
+    def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
+                col_type: Tensor, with_mi: bool) -> tuple[Tensor, Tensor]:
+        rm = row_mask.double()
+        v = values.double() * rm[:, :, None]                             # (B, N, D)
+        n = rm.sum(1)                                                    # (B,)
+        cm = col_mask.double()
+        is_x = (col_type == X_COLUMN).double() * cm                      # (B, D)
+        is_y = (col_type == Y_COLUMN).double() * cm
+        dx, dy = is_x.sum(1), is_y.sum(1)
+        mean = v.sum(1) / n[:, None]                                     # (B, D)
+        centred = (v - mean[:, None, :]) * rm[:, :, None]
+        cov = centred.transpose(1, 2) @ centred / n[:, None, None]       # (B, D, D)
+        sd = cov.diagonal(dim1=1, dim2=2).clamp_min(1e-12).sqrt()
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        corr = (corr * cm[:, :, None] * cm[:, None, :]).clamp(-1.0, 1.0)
+        feats = [n.log() / 6.0, dx.log() / 3.0, dy.log() / 3.0]
+        if with_mi:
+            eye = torch.eye(values.shape[2], dtype=corr.dtype, device=corr.device)
+            for shrink in (torch.full_like(n, 0.02), (dx + dy) / (n + dx + dy)):
+                s = shrink[:, None, None]
+                reg = (1 - s) * corr + s * eye                           # unit diagonal
+                mi = 0.5 * (_masked_logdet(reg, is_x) + _masked_logdet(reg, is_y)
+                            - _masked_logdet(reg, cm))
+                mi = mi.clamp_min(0.0)
+                feats += [mi / 10.0, torch.log1p(mi)]
+        else:
+            feats += [torch.zeros_like(n)] * 4
+        return corr.to(values.dtype), torch.stack(feats, dim=1).to(values.dtype)
+
+
+def _masked_logdet(mat: Tensor, keep: Tensor) -> Tensor:
+    """Batched logdet of the block of ``mat`` on the columns where ``keep`` is 1."""
+    sub = mat * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(1.0 - keep)
+    chol, info = torch.linalg.cholesky_ex(sub)
+    logdet = 2.0 * chol.diagonal(dim1=1, dim2=2).clamp_min(1e-30).log().sum(1)
+    bad = info != 0
+    if bool(bad.any()):                       # numerically not positive definite
+        logdet = torch.where(bad, torch.linalg.slogdet(sub)[1], logdet)
+    return logdet
+
+
+class PointHead(nn.Module):
+    """Dataset embedding -> I(X;Y) >= 0 via softplus.  ``(B, d_in)`` -> ``(B,)``."""
+
+    def __init__(self, d_in: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def forward(self, emb: Tensor) -> Tensor:
+        return F.softplus(self.net(emb).squeeze(-1))
+
+
+class QuantileHead(nn.Module):
+    """Dataset embedding -> non-crossing quantiles at arbitrary taus.
+
+    Knot values on the fixed grid ``t_0 < ... < t_{K-1}``: ``q_0 = softplus(a_0)`` and
+    ``q_k = q_{k-1} + softplus(a_k)``; ``q(tau)`` linearly interpolates the knots (and is
+    constant beyond the end knots), so it is non-decreasing in ``tau`` and >= 0.
+    ``(B, d_in)``, tau ``(B, T)`` or ``(T,)`` -> ``(B, T)``.
+    """
+
+    def __init__(self, d_in: int, hidden: int, knots: int, tau_min: float, tau_max: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, knots))
+        self.register_buffer("grid", torch.linspace(tau_min, tau_max, knots), persistent=False)
+
+    def knots(self, emb: Tensor) -> Tensor:
+        return torch.cumsum(F.softplus(self.net(emb)), dim=-1)        # (B, K), increasing
+
+    def forward(self, emb: Tensor, tau: Tensor) -> Tensor:
+        return interpolate_quantiles(self.knots(emb), self.grid, tau)
+
+
+def interpolate_quantiles(knots: Tensor, grid: Tensor, tau: Tensor) -> Tensor:
+    """Piecewise-linear ``q(tau)`` from knot values ``(B, K)`` on ``grid`` ``(K,)``.
+
+    ``tau`` ``(B, T)`` or ``(T,)`` -> ``(B, T)``; taus beyond the grid are clamped to it.
+    """
+    if tau.dim() == 1:
+        tau = tau.expand(knots.shape[0], -1)
+    grid = grid.to(knots.dtype)
+    tau = tau.to(knots.dtype).clamp(float(grid[0]), float(grid[-1])).contiguous()
+    idx = torch.searchsorted(grid, tau, right=True).clamp(1, grid.numel() - 1)
+    t0, t1 = grid[idx - 1], grid[idx]                                  # (B, T)
+    q0, q1 = knots.gather(1, idx - 1), knots.gather(1, idx)
+    w = (tau - t0) / (t1 - t0)
+    return q0 + w * (q1 - q0)
+
+
+def pinball_loss(pred: Tensor, target: Tensor, tau: Tensor) -> Tensor:
+    """Mean pinball (quantile) loss; ``pred``, ``tau``: ``(B, T)``; ``target``: ``(B,)``."""
+    diff = target[:, None] - pred
+    return torch.maximum(tau * diff, (tau - 1.0) * diff).mean()
+
+
+# --------------------------------------------------------------------------------------
+# the network
+# --------------------------------------------------------------------------------------
+
+class MISTNet(nn.Module):
+    """The full estimator network (see the module docstring).
+
+    ``forward(values, row_mask, col_mask, col_type, tau=None)``:
+    values ``(B, N, D)`` normalised cells (zero where padded), row_mask ``(B, N)`` bool,
+    col_mask ``(B, D)`` bool, col_type ``(B, D)`` (0 = X, 1 = Y); returns ``(B,)`` point
+    estimates, or for ``mist_qr`` the quantiles ``(B, T)`` at ``tau`` (default: median).
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        c, H, s = config.width, config.heads, config.summary_width
+        self.embed = ColumnEmbedding(c)
+        self.stats = SampleStatistics()
+        self.col_bias = nn.ModuleList(CorrelationBias(H) for _ in range(config.blocks + 1))
+        self.col_att = nn.ModuleList(TiedColumnAttention(c, H, config.ffn_mult)
+                                     for _ in range(config.blocks))
+        self.row_att = nn.ModuleList(InducedRowAttention(c, H, config.inducing, config.ffn_mult)
+                                     for _ in range(config.blocks))
+        self.row_pool = PoolingByAttention(c, H, s)
+        self.col_set = ColumnSetAttention(s, H, config.ffn_mult)
+        self.final_norm = nn.LayerNorm(s)
+        d_emb = 5 * s + SampleStatistics.n_features
+        if config.variant == "mist":
+            self.head: nn.Module = PointHead(d_emb, config.head_hidden)
+        else:
+            self.head = QuantileHead(d_emb, config.head_hidden, config.quantile_knots,
+                                     config.tau_min, config.tau_max)
+
+    @property
+    def is_quantile(self) -> bool:
+        return self.config.variant == "mist_qr"
+
+    def embed_dataset(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
+                      col_type: Tensor) -> Tensor:
+        """Padded normalised samples -> dataset embeddings ``(B, 5 s + 7)``."""
+        row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
+        use_stats = self.config.stats_features
+        corr, feats = self.stats(values, row_mask, col_mask, col_type, with_mi=use_stats)
+        corr_or_none = corr if use_stats else None
+        n = row_mask.sum(1)                                                   # (B,)
+        values = values * (row_mask[:, :, None] & col_mask[:, None, :])
+        cells = self.embed(values, col_type)                                  # (B, D, N, c)
+        for bias, col_att, row_att in zip(self.col_bias, self.col_att, self.row_att):
+            cells = col_att(cells, row_mask, col_mask, bias(corr_or_none, col_type), n)
+            cells = row_att(cells, row_mask)
+        cols = self.row_pool(cells, row_mask)                                 # (B, D, s)
+        cols = self.col_set(cols, col_mask, self.col_bias[-1](corr_or_none, col_type))
+        cols = self.final_norm(cols)
+        cm = col_mask.to(cols.dtype)
+        wx = cm * (col_type == X_COLUMN).to(cols.dtype)                       # (B, D)
+        wy = cm * (col_type == Y_COLUMN).to(cols.dtype)
+        sum_x = torch.einsum("bd,bds->bs", wx, cols)
+        sum_y = torch.einsum("bd,bds->bs", wy, cols)
+        mean_x = sum_x / wx.sum(1, keepdim=True)
+        mean_y = sum_y / wy.sum(1, keepdim=True)
+        return torch.cat([mean_x, mean_y, (sum_x + sum_y) / 16.0, sum_x / 8.0, sum_y / 8.0,
+                          feats], dim=1)
+
+    def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
+                tau: Tensor | None = None) -> Tensor:
+        emb = self.embed_dataset(values, row_mask, col_mask, col_type)
+        if self.is_quantile:
+            if tau is None:
+                tau = torch.full((1,), 0.5, dtype=emb.dtype, device=emb.device)
+            return self.head(emb, tau)
+        return self.head(emb)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,193 @@
+"""Meta-dataset stores: round trip, determinism across workers and shard order, integrity."""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import mistgen
+from mistgen import MistgenError, ShapeError, SpecError, StoreError
+from mistgen import build as build_module
+from mistgen.design import make_design, make_plan
+from mistgen.store import create_skeleton, finalize, write_shard
+
+SPECS = ["normal-dense-base", "student-sparse-asinh", "additive_noise-wiggly",
+         "normal-lvm-halfcube", "student-2pair-base", "normal-dense-normal_cdf-spiral"]
+
+
+def digest(path):
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(Path(path).rglob("*")) if f.is_file()}
+
+
+def build(path, **kw):
+    args = dict(specs=SPECS, count=40, n_range=(10, 60), dim_range=(2, 5), seed=3,
+                split="train", shard_size=7, workers=1, progress=False)
+    args.update(kw)
+    return mistgen.build_meta_dataset(path, **args)
+
+
+def test_round_trip(tmp_path):
+    ds = build(tmp_path / "train.zarr")
+    assert len(ds) == 40 and ds.num_shards == 6
+    index = ds.index
+    assert index.sizes["datapoint"] == 40
+    seen = 0
+    for shard in ds.iter_shards():
+        for s in shard:
+            i = seen
+            seen += 1
+            ref = mistgen.sample(s.spec, s.n, s.dim_x, s.dim_y, s.seed)
+            np.testing.assert_array_equal(s.x, ref.x.astype(np.float32))
+            np.testing.assert_array_equal(s.y, ref.y.astype(np.float32))
+            assert s.mi == ref.mi and s.params == ref.params
+            assert str(index.spec[i].values) == s.spec and int(index.n[i]) == s.n
+            assert int(index.dim_x[i]) == s.dim_x and float(index.mi[i]) == s.mi
+            np.testing.assert_array_equal(ds[i].x, s.x)
+    assert seen == 40
+    assert set(str(v) for v in index.spec.values) == set(SPECS)
+    np.testing.assert_array_equal(ds[-1].y, ds[39].y)
+
+
+def test_store_metadata_readable_by_xarray(tmp_path):
+    cfg = {"study": "unit-test", "nested": {"a": 1}}
+    path = tmp_path / "s.zarr"
+    build(path, config=cfg, priors={"normal-dense": {"off_diag": [0.1, 0.2]}})
+    ix = xr.open_zarr(path)
+    for name in ("spec", "n", "dim_x", "dim_y", "mi", "seed", "params"):
+        assert name in ix and ix[name].dims == ("datapoint",)
+    meta = ix.attrs["mistgen"]
+    assert meta["specs"] == SPECS and meta["version"] == mistgen.__version__
+    assert meta["complete"] is True and meta["seed"] == 3
+    assert meta["priors"]["normal-dense"]["off_diag"] == [0.1, 0.2]
+    assert ix.attrs["config"] == cfg
+    params = [json.loads(p) for p, s in zip(ix.params.values, ix.spec.values) if s == "normal-dense-base"]
+    assert params and all(0.1 <= p["off_diag"] <= 0.2 for p in params)
+
+
+def test_paper_style_grid(tmp_path):
+    ds = mistgen.build_meta_dataset(
+        tmp_path / "test.zarr", ["normal-dense-base", "student-sparse-asinh"],
+        n_grid=np.linspace(10, 500, 20).astype(int).tolist(), repeats=9, dim_range=(2, 32),
+        seed=1, split="test_id", shard_size=100, workers=1, progress=False)
+    ix = ds.index
+    assert len(ds) == 2 * 20 * 9
+    counts = ix.to_dataframe().groupby(["spec", "n"]).size()
+    assert len(counts) == 40 and (counts == 9).all()
+    assert ix.dim_x.min() >= 2 and ix.dim_x.max() <= 32
+    assert (ix.dim_x == ix.dim_y).all()
+
+
+def test_unequal_dims_and_explicit_dim_grid(tmp_path):
+    ds = mistgen.build_meta_dataset(
+        tmp_path / "g.zarr", ["normal-sparse-base"], n_grid=[10, 20], dim_grid=[1, [3, 64]],
+        repeats=2, workers=1, progress=False)
+    shapes = {(s.n, s.dim_x, s.dim_y) for s in ds}
+    assert shapes == {(10, 1, 1), (10, 3, 64), (20, 1, 1), (20, 3, 64)}
+    ds = build(tmp_path / "r.zarr", specs=["student-dense-base"], dim_range=(1, 3), dim_y_range=(5, 9))
+    assert all(1 <= s.dim_x <= 3 and 5 <= s.dim_y <= 9 for s in ds)
+
+
+def test_same_bytes_for_one_and_two_dask_workers(tmp_path):
+    a = build(tmp_path / "one.zarr", count=60, shard_size=8, workers=1)
+    b = build(tmp_path / "two.zarr", count=60, shard_size=8, workers=2)
+    da, db = digest(a.path), digest(b.path)
+    assert len(da) > 60 and da == db
+
+
+def test_same_bytes_for_any_shard_order(tmp_path):
+    reference = build(tmp_path / "ref.zarr")
+    plan = make_plan(make_design(SPECS, 40, n_range=(10, 60), dim_range=(2, 5)), 3, "train", None, 7)
+    attrs = json.loads((reference.path / "zarr.json").read_text())["attributes"]
+    attrs["mistgen"]["complete"] = False
+    tmp = tmp_path / ".rev.partial"
+    create_skeleton(tmp, plan, attrs)
+    for k in reversed(range(plan.num_shards)):
+        write_shard(str(tmp), k, plan, "float32")
+    finalize(tmp, tmp_path / "rev.zarr", overwrite=False)
+    assert digest(tmp_path / "rev.zarr") == digest(reference.path)
+
+
+def test_seed_and_split_change_the_data(tmp_path):
+    a = build(tmp_path / "a.zarr", count=8)
+    b = build(tmp_path / "b.zarr", count=8, seed=4)
+    c = build(tmp_path / "c.zarr", count=8, split="val")
+    assert a[0].seed != b[0].seed and a[0].seed != c[0].seed
+
+
+def test_existing_path_needs_overwrite(tmp_path):
+    path = tmp_path / "s.zarr"
+    build(path, count=5)
+    with pytest.raises(StoreError, match="already exists; pass overwrite=True"):
+        build(path, count=5)
+    ds = build(path, count=9, overwrite=True)
+    assert len(ds) == 9 and len(mistgen.open_meta_dataset(path)) == 9
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(StoreError, match="not a mistgen meta-dataset; refusing"):
+        build(other, count=5, overwrite=True)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    real = build_module.write_shard
+
+    def failing(path, k, plan, dtype):
+        if k == 3:
+            raise KeyboardInterrupt  # e.g. the user pressing Ctrl-C mid-build
+        return real(path, k, plan=plan, dtype=dtype)
+
+    monkeypatch.setattr(build_module, "write_shard", failing)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path / "s.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_store_does_not_open(tmp_path):
+    plan = make_plan(make_design(SPECS, 10), 0, "train", None, 5)
+    create_skeleton(tmp_path / "half.zarr", plan, {"mistgen": {"format": "mistgen-meta-dataset/1",
+                                                               "complete": False}})
+    write_shard(str(tmp_path / "half.zarr"), 0, plan, "float32")
+    with pytest.raises(StoreError, match="incomplete"):
+        mistgen.open_meta_dataset(tmp_path / "half.zarr")
+    with pytest.raises(StoreError, match="not a meta-dataset store"):
+        mistgen.open_meta_dataset(tmp_path / "nothing.zarr")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(specs=["gamma-base"]), SpecError, "known family"),
+    (dict(specs=["normal-dense-cube"]), SpecError, "unknown transform 'cube'"),
+    (dict(specs=[]), SpecError, "non-empty list"),
+    (dict(specs="normal-dense-base"), SpecError, "non-empty list"),
+    (dict(specs=["normal-2pair-base"], dim_range=(1, 4)), ShapeError, "normal-2pair"),
+    (dict(specs=["additive_noise-base"], dim_y_range=(2, 6)), ShapeError, "dim_x == dim_y"),
+    (dict(n_range=(1, 10)), ShapeError, "n_range\\[0\\] must be >= 2"),
+    (dict(count=0), MistgenError, "count must be >= 1"),
+    (dict(count=-5), MistgenError, "count must be >= 1"),
+    (dict(count=2.5), MistgenError, "count must be an integer"),
+    (dict(shard_size=0), MistgenError, "shard_size must be >= 1"),
+    (dict(seed=-1), MistgenError, "seed must be >= 0"),
+    (dict(split="a/b"), MistgenError, "split must be"),
+    (dict(dim_range=(5, 2)), MistgenError, "low <= high"),
+    (dict(dtype="float16"), MistgenError, "dtype must be one of"),
+    (dict(priors={"normal-dens": {}}), SpecError, "unknown family 'normal-dens'"),
+    (dict(n_grid=[10, 1]), ShapeError, "n_grid entry must be >= 2"),
+    (dict(count=7, n_grid=[10, 20], repeats=2), MistgenError, "disagrees with the grid"),
+])
+def test_bad_build_arguments(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        build(tmp_path / "bad.zarr", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_indexing_errors(tmp_path):
+    ds = build(tmp_path / "s.zarr", count=5)
+    with pytest.raises(IndexError, match="out of range"):
+        ds[5]
+    with pytest.raises(IndexError, match="shard 1 out of range"):
+        ds.shard(1)
+    with pytest.raises(TypeError):
+        ds["3"]
