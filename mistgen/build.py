@@ -60,7 +60,6 @@ def build_meta_dataset(
     interrupted build never leaves a store that opens.
     """
     from . import __version__
-    from .dataset import MetaDataset
 
     design = make_design(
         specs, count, n_range=n_range, dim_range=dim_range, dim_y_range=dim_y_range,
@@ -69,8 +68,6 @@ def build_meta_dataset(
     plan = make_plan(design, seed, split, priors, shard_size)
     if dtype not in DTYPES:
         raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    path = Path(path)
-    check_destination(path, overwrite)
     attrs = {
         "mistgen": {
             "format": FORMAT,
@@ -88,13 +85,31 @@ def build_meta_dataset(
         },
         "config": dict(config or {}),
     }
+    return write_store(path, plan, attrs, dtype=dtype, overwrite=overwrite, workers=workers,
+                       scheduler=scheduler, progress=progress, desc=f"build {plan.split}")
+
+
+def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=None,
+                scheduler=None, progress=True, desc="shards"):
+    """Write every shard of ``plan`` into a new store at ``path``, atomically.
+
+    ``plan`` is anything with ``count``, ``shard_size``, ``num_shards``,
+    ``shard_bounds(k)`` and ``datapoint(i) -> Sample`` (see ``mistgen.design.Plan``);
+    it must be picklable when shards run on Dask workers. ``attrs`` are the group
+    attributes; ``attrs["mistgen"]`` must hold at least ``format``, ``count``,
+    ``shard_size``, ``num_shards``, ``split`` and ``specs``.
+    """
+    from .dataset import MetaDataset
+
+    path = Path(path)
+    check_destination(path, overwrite)
     tmp = partial_path(path)
     try:
         create_skeleton(tmp, plan, attrs)
         run_tasks(
             partial(write_shard, str(tmp), plan=plan, dtype=dtype),
             range(plan.num_shards), workers=workers, scheduler=scheduler, progress=progress,
-            desc=f"build {plan.split}",
+            desc=desc,
         )
         finalize(tmp, path, overwrite)
     except BaseException:
