@@ -9,7 +9,7 @@ Public API:
 from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError
 from .registry import FAMILIES, TRANSFORMS
 from .build import build_meta_dataset, write_store
-from .dataset import MetaDataset, open_meta_dataset
+from .dataset import ConcatMetaDataset, MetaDataset, open_meta_dataset
 from .sampling import Sample, sample
 from .spec import parse_spec
 
@@ -17,6 +17,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FAMILIES", "TRANSFORMS", "Sample", "sample", "parse_spec",
-    "build_meta_dataset", "open_meta_dataset", "MetaDataset", "write_store",
+    "build_meta_dataset", "open_meta_dataset", "MetaDataset", "ConcatMetaDataset", "write_store",
     "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "__version__",
 ]

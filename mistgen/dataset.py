@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import xarray as xr
@@ -102,6 +102,10 @@ class MetaDataset:
         cols = [self._root[name][i: i + 1][0] for name in ("spec", "mi", "seed", "params")]
         return self._build(i, values, *cols)
 
+    def shard_length(self, k: int) -> int:
+        """Number of datapoints in shard ``k``."""
+        return min((k + 1) * self.shard_size, len(self)) - k * self.shard_size
+
     def shard(self, k: int) -> list[Sample]:
         """All samples of shard ``k``, read with one request per array."""
         if not 0 <= k < self.num_shards:
@@ -122,6 +126,74 @@ class MetaDataset:
             yield from shard
 
 
-def open_meta_dataset(path: str | os.PathLike) -> MetaDataset:
-    """Open a complete meta-dataset store written by ``build_meta_dataset``."""
-    return MetaDataset(path)
+class ConcatMetaDataset:
+    """Several stores read as one: datapoints and shards of each store, in order.
+
+    The study keeps one store per (split, family); training and benchmarking read a
+    split's stores together through this view, which offers the same reading API.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike]):
+        if len(paths) == 0:
+            raise StoreError("no meta-dataset stores given")
+        self.parts = [MetaDataset(p) for p in paths]
+        self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self._shard_starts = np.cumsum([0] + [p.num_shards for p in self.parts])
+        self.path = [p.path for p in self.parts]
+
+    @property
+    def specs(self) -> list[str]:
+        return list(dict.fromkeys(s for p in self.parts for s in p.specs))
+
+    @property
+    def num_shards(self) -> int:
+        return int(self._shard_starts[-1])
+
+    @property
+    def index(self) -> xr.Dataset:
+        keep = list(INDEX_VARIABLES)
+        return xr.concat([p.index[keep] for p in self.parts], dim="datapoint",
+                         data_vars="all", coords="minimal", compat="override",
+                         combine_attrs="drop")
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __repr__(self) -> str:
+        return f"ConcatMetaDataset({len(self.parts)} stores, datapoints={len(self)})"
+
+    def _locate(self, i: int, starts: np.ndarray) -> tuple[int, int]:
+        part = int(np.searchsorted(starts, i, side="right") - 1)
+        return part, i - int(starts[part])
+
+    def __getitem__(self, i: int) -> Sample:
+        count = len(self)
+        if not -count <= i < count:
+            raise IndexError(f"datapoint {i} out of range for {count} datapoints")
+        part, j = self._locate(int(i) % count, self._starts)
+        return self.parts[part][j]
+
+    def shard(self, k: int) -> list[Sample]:
+        if not 0 <= k < self.num_shards:
+            raise IndexError(f"shard {k} out of range for {self.num_shards} shards")
+        part, j = self._locate(k, self._shard_starts)
+        return self.parts[part].shard(j)
+
+    def shard_length(self, k: int) -> int:
+        part, j = self._locate(k, self._shard_starts)
+        return self.parts[part].shard_length(j)
+
+    iter_shards = MetaDataset.iter_shards
+    __iter__ = MetaDataset.__iter__
+
+
+INDEX_VARIABLES = ("spec", "n", "dim_x", "dim_y", "mi", "seed", "params", "shard", "offset")
+
+
+def open_meta_dataset(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+) -> MetaDataset | ConcatMetaDataset:
+    """Open a complete store written by ``build_meta_dataset``, or several as one."""
+    if isinstance(path, (str, os.PathLike)):
+        return MetaDataset(path)
+    return ConcatMetaDataset(list(path))

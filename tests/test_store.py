@@ -191,3 +191,19 @@ def test_indexing_errors(tmp_path):
         ds.shard(1)
     with pytest.raises(TypeError):
         ds["3"]
+
+
+def test_several_stores_read_as_one(tmp_path):
+    a = build(tmp_path / "a.zarr", specs=["normal-dense-base"], count=10, shard_size=4)
+    b = build(tmp_path / "b.zarr", specs=["student-sparse-asinh"], count=5, shard_size=4)
+    both = mistgen.open_meta_dataset([a.path, b.path])
+    assert len(both) == 15 and both.num_shards == 5
+    assert both.specs == ["normal-dense-base", "student-sparse-asinh"]
+    np.testing.assert_array_equal(both[12].x, b[2].x)
+    np.testing.assert_array_equal(both[-1].y, b[4].y)
+    assert [len(s) for s in both.iter_shards()] == [4, 4, 2, 4, 1]
+    assert [both.shard_length(k) for k in range(5)] == [4, 4, 2, 4, 1]
+    assert [s.mi for s in both] == [s.mi for s in a] + [s.mi for s in b]
+    ix = both.index
+    assert ix.sizes["datapoint"] == 15 and list(ix.spec.values[9:11]) == [
+        "normal-dense-base", "student-sparse-asinh"]
