@@ -1,0 +1,28 @@
+# The MIST study: snakemake --cores all
+# Stages (workflow/rules/): generate -> flows/warp -> train -> benchmark -> report.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+if not workflow.overwrite_configfiles:  # --configfile replaces config.yaml instead of merging
+    configfile: os.path.join(workflow.basedir, "config.yaml")
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,99 @@
+"""Run one estimator over test stores into an ``xarray.Dataset`` (estimator x datapoint).
+
+Variables: ``estimate``, ``lower``, ``upper`` (NaN without an interval), ``seconds`` (one
+point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n``,
+``dim_x``, ``dim_y``, ``true_mi``, ``seed`` and a string ``datapoint`` id
+``"<split>/<family>/<i>"`` that aligns results of different estimators.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+import mistgen
+
+
+def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, float]:
+    params = inspect.signature(est.interval).parameters
+    if "n_boot" in params:  # a bootstrap interval
+        if n_boot <= 0:
+            return float("nan"), float("nan")
+        return est.interval(x, y, level=level, n_boot=n_boot, seed=seed)
+    return est.interval(x, y, level=level)  # the estimator's own (e.g. quantiles)
+
+
+def benchmark_stores(
+    name: str,
+    estimator,
+    stores: Sequence[tuple[str, str, str | Path]],
+    *,
+    level: float = 0.9,
+    n_boot: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Estimate every datapoint of ``stores``: a list of (split, family, path)."""
+    rows: dict[str, list[Any]] = {k: [] for k in (
+        "datapoint", "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed",
+        "estimate", "lower", "upper", "seconds", "interval_seconds")}
+    total = sum(len(mistgen.open_meta_dataset(p)) for _, _, p in stores)
+    with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
+        for split, family, path in stores:
+            for i, s in enumerate(mistgen.open_meta_dataset(path)):
+                start = time.perf_counter()
+                value = float(estimator.estimate(s.x, s.y))
+                mid = time.perf_counter()
+                lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
+                end = time.perf_counter()
+                for key, v in (("datapoint", f"{split}/{family}/{i}"), ("split", split),
+                               ("family", family), ("n", s.n), ("dim_x", s.dim_x),
+                               ("dim_y", s.dim_y), ("true_mi", s.mi), ("seed", s.seed),
+                               ("estimate", value), ("lower", lo), ("upper", hi),
+                               ("seconds", mid - start), ("interval_seconds", end - mid)):
+                    rows[key].append(v)
+                bar.update()
+    coords = {k: ("datapoint", np.asarray(rows[k])) for k in (
+        "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")}
+    coords["datapoint"] = np.asarray(rows["datapoint"], dtype=object).astype(str)
+    coords["estimator"] = [name]
+    data = {k: (("estimator", "datapoint"), np.asarray(rows[k], dtype=np.float64)[None])
+            for k in ("estimate", "lower", "upper", "seconds", "interval_seconds")}
+    ds = xr.Dataset(data, coords=coords)
+    settings = estimator.settings() if hasattr(estimator, "settings") else {}
+    ds["settings"] = ("estimator", [json.dumps(settings, sort_keys=True, default=str)])
+    ds.attrs.update(level=level, n_boot=n_boot)
+    return ds
+
+
+def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Merge per-(estimator, store) results into one Dataset, datapoints aligned by id."""
+    by_estimator: dict[str, list[xr.Dataset]] = {}
+    for part in parts:
+        by_estimator.setdefault(str(part.estimator.values[0]), []).append(part)
+    merged = []
+    for estimator_parts in by_estimator.values():
+        settings = estimator_parts[0]["settings"]
+        data = [p.drop_vars("settings") for p in estimator_parts]
+        m = xr.concat(data, dim="datapoint", data_vars="all", coords="different",
+                      compat="equals", join="outer") if len(data) > 1 else data[0]
+        m["settings"] = settings
+        merged.append(m)
+    order = sorted(set(merged[0].datapoint.values))
+    for m in merged[1:]:
+        if set(m.datapoint.values) != set(order):
+            raise ValueError(
+                f"estimator {str(m.estimator.values[0])!r} covers different datapoints than "
+                f"{str(merged[0].estimator.values[0])!r}"
+            )
+    merged = [m.sel(datapoint=order) for m in merged]
+    out = xr.concat(merged, dim="estimator", data_vars="all", coords="minimal",
+                    compat="override", join="outer")
+    out.attrs.update(merged[0].attrs)
+    return out

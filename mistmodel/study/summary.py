@@ -1,0 +1,104 @@
+"""Summaries of a benchmark run: error by n-bin, dim and family; coverage; time."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+N_BINS = (10, 100, 300, 501)  # [10, 100), [100, 300), [300, 500]
+DIM_BINS = (1, 2, 5, 9, 17, 33, 65, 1_000_000)
+
+
+def bin_labels(edges: Sequence[int], last_inclusive: bool = True) -> list[str]:
+    labels = [f"[{a},{b})" for a, b in zip(edges[:-1], edges[1:])]
+    if last_inclusive:
+        labels[-1] = f"[{edges[-2]},{edges[-1] - 1}]"
+    return labels
+
+
+def _frame(ds: xr.Dataset) -> pd.DataFrame:
+    df = ds[["estimate", "lower", "upper", "seconds"]].to_dataframe().reset_index()
+    df["error"] = df["estimate"] - df["true_mi"]
+    df["covered"] = np.where(df["lower"].notna() & df["upper"].notna(),
+                             (df["lower"] <= df["true_mi"]) & (df["true_mi"] <= df["upper"]),
+                             np.nan)
+    df["width"] = df["upper"] - df["lower"]
+    return df
+
+
+def _errors(group) -> pd.Series:
+    e = group["error"]
+    return pd.Series({"mse": float(np.mean(e**2)), "bias": float(e.mean()),
+                      "variance": float(e.var(ddof=0)), "count": int(e.size)})
+
+
+def _table(df: pd.DataFrame, keys: list[str], fn) -> xr.Dataset:
+    table = df.groupby(keys, observed=True).apply(fn, include_groups=False).to_xarray()
+    for key in keys:  # plain strings, so the table can be written to netCDF
+        table[key] = table[key].astype(str)
+    return table
+
+
+def summarize(ds: xr.Dataset, n_bins: Sequence[int] = N_BINS,
+              dim_bins: Sequence[int] = DIM_BINS) -> xr.Dataset:
+    """MSE / bias / variance by (split, n-bin), (split, dim-bin) and family; coverage; time.
+
+    The dim of a datapoint is ``max(dim_x, dim_y)``. Errors are estimate - true MI.
+    """
+    df = _frame(ds)
+    df["n_bin"] = pd.cut(df["n"], list(n_bins), right=False, labels=bin_labels(n_bins))
+    df["dim"] = np.maximum(df["dim_x"], df["dim_y"])
+    df["dim_bin"] = pd.cut(df["dim"], list(dim_bins), right=False,
+                           labels=bin_labels(dim_bins, last_inclusive=False))
+    by_n = _table(df, ["estimator", "split", "n_bin"], _errors)
+    by_dim = _table(df, ["estimator", "split", "dim_bin"], _errors)
+    by_family = _table(df, ["estimator", "split", "family"], _errors)
+    overall = _table(df, ["estimator", "split"], _errors)
+
+    def coverage(g):
+        c = g["covered"].dropna()
+        return pd.Series({"coverage": float(c.mean()) if len(c) else np.nan,
+                          "mean_width": float(g["width"].mean()) if len(c) else np.nan})
+
+    cov = _table(df, ["estimator", "split"], coverage)
+
+    def timing(g):
+        return pd.Series({"seconds_median": float(g["seconds"].median()),
+                          "seconds_mean": float(g["seconds"].mean())})
+
+    time = _table(df, ["estimator"], timing)
+    out = xr.Dataset()
+    for prefix, table in (("by_n", by_n), ("by_dim", by_dim), ("by_family", by_family),
+                          ("overall", overall)):
+        for var in table.data_vars:
+            out[f"{prefix}_{var}"] = table[var]
+    for table in (cov, time):
+        for var in table.data_vars:
+            out[var] = table[var]
+    out.attrs.update(ds.attrs)
+    out.attrs["n_bins"] = list(n_bins)
+    return out
+
+
+def headline_markdown(summary: xr.Dataset, title: str = "Headline results") -> str:
+    """A markdown table: MSE by n-bin per split and estimator, coverage, time per estimate."""
+    lines = [f"# {title}", ""]
+    bins = [str(b) for b in summary.n_bin.values]
+    for split in summary.split.values:
+        lines += [f"## {split}", "",
+                  "| estimator | " + " | ".join(f"MSE n {b}" for b in bins)
+                  + " | MSE all | bias all | coverage | s / estimate |",
+                  "|---" * (len(bins) + 5) + "|"]
+        for est in summary.estimator.values:
+            mse = [summary.by_n_mse.sel(estimator=est, split=split, n_bin=b).item() for b in bins]
+            cells = [f"{v:.3f}" if np.isfinite(v) else "-" for v in mse]
+            overall = summary.overall_mse.sel(estimator=est, split=split).item()
+            bias = summary.overall_bias.sel(estimator=est, split=split).item()
+            cov = summary.coverage.sel(estimator=est, split=split).item()
+            sec = summary.seconds_median.sel(estimator=est).item()
+            lines.append(f"| {est} | " + " | ".join(cells) + f" | {overall:.3f} | {bias:+.3f} | "
+                         + (f"{cov:.2f}" if np.isfinite(cov) else "-") + f" | {sec:.4f} |")
+        lines.append("")
+    return "\n".join(lines)

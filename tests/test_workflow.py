@@ -1,0 +1,93 @@
+"""The Snakemake study: dry-runs of every profile, config validation, jobs follow the config."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake(*args, cwd):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(cwd), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry-run: rule -> number of jobs."""
+    table = output.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def write_config(path, config):
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", [None, "paper", "test"])
+def test_dry_run(tmp_path, profile):
+    args = ["-n"] + (["--profile", str(ROOT / "workflow/profiles" / profile)] if profile else [])
+    result = snakemake(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["generate"] > 0 and counts["benchmark"] > 0 and counts["all"] == 1
+
+
+def test_paper_profile_has_paper_scale(tmp_path):
+    cfg = yaml.safe_load((ROOT / "workflow/configs/paper.yaml").read_text())
+    per_family = cfg["splits"]["train"]["count"]
+    assert per_family * len(cfg["families"]["train"]) >= 625_000
+    assert cfg["splits"]["test_id"]["n_grid"] == {"start": 10, "stop": 500, "num": 20}
+    assert cfg["splits"]["test_id"]["repeats"] == 9
+
+
+def test_adding_a_family_adds_jobs(tmp_path, default_config):
+    base = snakemake("-n", "--configfile", str(write_config(tmp_path / "a.yaml", default_config)),
+                     cwd=tmp_path)
+    default_config["families"]["test_ood"].append("student-identity-spiral")
+    more = snakemake("-n", "--configfile", str(write_config(tmp_path / "b.yaml", default_config)),
+                     cwd=tmp_path)
+    assert base.returncode == 0 and more.returncode == 0, more.stderr[-3000:]
+    before, after = job_counts(base.stdout + base.stderr), job_counts(more.stdout + more.stderr)
+    assert after["generate"] == before["generate"] + 1
+    n_estimators = len(default_config["runs"]["main"]["estimators"])
+    assert after["benchmark"] == before["benchmark"] + n_estimators
+    assert "data/meta/test_ood/student-identity-spiral.zarr" in more.stdout + more.stderr
+
+
+def test_adding_a_split_adds_jobs(tmp_path, default_config):
+    default_config["splits"]["test_wide"] = {
+        "families": ["normal-dense-base"], "n_grid": [50], "repeats": 2,
+        "dim_range": [40, 64]}
+    default_config["runs"]["main"]["splits"].append("test_wide")
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "c.yaml", default_config)),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data/meta/test_wide/normal-dense-base.zarr" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(sedd=1), "sedd"),
+    (lambda c: c["splits"]["train"].update(cuont=5), "cuont"),
+    (lambda c: c["splits"]["train"].update(count=-5), "-5"),
+    (lambda c: c["estimators"]["KSG"].update({"class": "KNN"}), "KNN"),
+])
+def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
+    edit(default_config)
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "bad.yaml", default_config)),
+                       cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,58 @@
+# Helpers shared by the rules: where things live, and which jobs the config asks for.
+from pathlib import Path
+
+
+wildcard_constraints:
+    split=r"[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?",
+    family=r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*",
+    estimator=r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*",
+    model=r"[A-Za-z0-9_]+",
+    run=r"[A-Za-z0-9_]+",
+
+
+def families_of(split):
+    """The family specs of a split (a warped split 'name@modality' has its base's)."""
+    entry = config["splits"][split.split("@")[0]]["families"]
+    return config["families"][entry] if isinstance(entry, str) else entry
+
+
+def store(split, family):
+    return f"data/meta/{split}/{family}.zarr"
+
+
+def split_stores(split):
+    return [store(split, f) for f in families_of(split)]
+
+
+def model_checkpoint(name):
+    return f"models/{name}/checkpoint.pt"
+
+
+def estimator_inputs(wildcards):
+    spec = config["estimators"][wildcards.estimator]
+    inputs = {"store": store(wildcards.split, wildcards.family)}
+    if spec["class"] == "MIST" and spec.get("model", "default") != "default":
+        inputs["checkpoint"] = model_checkpoint(spec["model"])
+    return inputs
+
+
+def run_parts(run):
+    entry = config["runs"][run]
+    return [
+        f"results/{run}/parts/{est}/{split}/{family}.nc"
+        for est in entry["estimators"]
+        for split in entry["splits"]
+        for family in families_of(split)
+    ]
+
+
+FIGURES = ["error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"]
+
+
+def all_outputs():
+    outputs = []
+    for run in config["runs"]:
+        outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
+        outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]
+    outputs.append("results/README.md")
+    return outputs

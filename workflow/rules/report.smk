@@ -1,0 +1,50 @@
+# Stage 5: summaries, figures (with report captions) and the headline table.
+
+
+rule summarize:
+    input:
+        "results/{run}/estimates.nc",
+    output:
+        "results/{run}/summary.nc",
+    log:
+        "logs/summarize/{run}.log",
+    script:
+        "../scripts/summarize.py"
+
+
+rule figures:
+    input:
+        estimates="results/{run}/estimates.nc",
+        summary="results/{run}/summary.nc",
+    output:
+        error_vs_n=report("results/{run}/figures/error_vs_n.png",
+                          caption="../report/error_vs_n.rst", category="{run}",
+                          subcategory="Accuracy"),
+        error_vs_dim=report("results/{run}/figures/error_vs_dim.png",
+                            caption="../report/error_vs_dim.rst", category="{run}",
+                            subcategory="Accuracy"),
+        predicted_vs_true=report("results/{run}/figures/predicted_vs_true.png",
+                                 caption="../report/predicted_vs_true.rst", category="{run}",
+                                 subcategory="Accuracy"),
+        coverage=report("results/{run}/figures/coverage.png",
+                        caption="../report/coverage.rst", category="{run}",
+                        subcategory="Uncertainty"),
+        timing=report("results/{run}/figures/timing.png",
+                      caption="../report/timing.rst", category="{run}", subcategory="Speed"),
+    log:
+        "logs/figures/{run}.log",
+    script:
+        "../scripts/figures.py"
+
+
+rule headline:
+    input:
+        expand("results/{run}/summary.nc", run=list(config["runs"])),
+    output:
+        report("results/README.md", caption="../report/headline.rst", category="Tables"),
+    params:
+        runs=list(config["runs"]),
+    log:
+        "logs/headline.log",
+    script:
+        "../scripts/headline.py"

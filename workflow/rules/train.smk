@@ -1,0 +1,22 @@
+# Stage 3: MIST training.
+
+
+rule train:
+    input:
+        train=lambda w: [s for split in config["models"][w.model]["train"] for s in split_stores(split)],
+        val=lambda w: [s for split in config["models"][w.model]["val"] for s in split_stores(split)],
+        init=lambda w: ([model_checkpoint(config["models"][w.model]["init"])]
+                        if config["models"][w.model].get("init") else []),
+    output:
+        checkpoint="models/{model}/checkpoint.pt",
+        metrics="models/{model}/metrics.json",
+        curves=report("models/{model}/curves.png", caption="../report/curves.rst",
+                      category="Training"),
+    params:
+        model=lambda w: config["models"][w.model],
+        seed=config["seed"],
+    threads: workflow.cores
+    log:
+        "logs/train/{model}.log",
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,14 @@
+"""Rule figures: PNG figures of a run."""
+import sys
+from pathlib import Path
+
+import xarray as xr
+
+from mistmodel.study.figures import draw_all
+
+with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
+    sys.stderr = log
+    sm = snakemake  # noqa: F821
+    ds = xr.load_dataset(sm.input.estimates, engine="h5netcdf")
+    summary = xr.load_dataset(sm.input.summary, engine="h5netcdf")
+    draw_all(ds, summary, Path(sm.output.error_vs_n).parent)

@@ -1,0 +1,13 @@
+"""Rule train: one MIST variant on the study's stores (a thin call into mistmodel)."""
+import sys
+
+from mistmodel.study.training import train_model
+
+with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
+    sys.stderr = log
+    sm = snakemake  # noqa: F821
+    train_model(
+        sm.params.model, train=list(sm.input.train), val=list(sm.input.val),
+        init=sm.input.init[0] if sm.input.init else None, checkpoint=sm.output.checkpoint,
+        seed=sm.params.seed, threads=sm.threads,
+    )
