@@ -97,6 +97,20 @@ def test_same_bytes_for_one_and_two_dask_workers(tmp_path):
     assert len(da) > 60 and da == db
 
 
+def test_cluster_by_scheduler_address(tmp_path):
+    from distributed import Client, LocalCluster
+
+    reference = build(tmp_path / "one.zarr", count=30, shard_size=4, workers=1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        built = build(tmp_path / "cluster.zarr", count=30, shard_size=4,
+                      scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:
+            workers_used = len(client.scheduler_info()["workers"])
+    assert workers_used == 2
+    assert digest(built.path) == digest(reference.path)
+
+
 def test_same_bytes_for_any_shard_order(tmp_path):
     reference = build(tmp_path / "ref.zarr")
     plan = make_plan(make_design(SPECS, 40, n_range=(10, 60), dim_range=(2, 5)), 3, "train", None, 7)
