@@ -72,7 +72,7 @@ def sample(
         prior = family.resolve_prior((priors or {}).get(family.name))
         params = family.draw_params(rng, dim_x, dim_y, prior)
     else:
-        params = dict(params)
+        params = family.check_params(params)
     x, y = family.sample(rng, n, dim_x, dim_y, params)
     x, y = parsed.apply(x, y)
     mi = float(family.mutual_information(params, dim_x, dim_y))

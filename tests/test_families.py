@@ -130,6 +130,10 @@ def test_prior_overrides_and_bad_priors():
         assert 0.2 <= c <= 0.25
     with pytest.raises(PriorError, match="no parameter 'offdiag'"):
         mistgen.sample("normal-dense", 2, 3, 3, 0, priors={"normal-dense": {"offdiag": [0, 1]}})
+    with pytest.raises(PriorError, match="needs parameter\\(s\\) strength"):
+        mistgen.sample("normal-sparse", 2, 3, 3, 0, params={"k": 1})
+    with pytest.raises(PriorError, match="integers 1 <= low <= high"):
+        mistgen.sample("normal-lvm", 2, 3, 3, 0, priors={"normal-lvm": {"k": [0, 2]}})
     with pytest.raises(PriorError, match="low <= high"):
         mistgen.sample("normal-dense", 2, 3, 3, 0, priors={"normal-dense": {"off_diag": [0.4, 0.1]}})
 

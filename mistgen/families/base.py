@@ -79,11 +79,23 @@ class Family:
     def draw(self, rng: np.random.Generator, key: str, prior: Prior, cap: int | None = None):
         """Draw parameter ``key`` uniformly from its prior range (integers inclusive)."""
         low, high = prior[key]
-        if key in self.integer_params:
-            high = cap if high is None else high if cap is None else min(int(high), cap)
-            low = min(int(low), high)
-            return int(rng.integers(low, high + 1))
-        return float(rng.uniform(low, high))
+        if key not in self.integer_params:
+            return float(rng.uniform(low, high))
+        if high is None:
+            high = cap
+        elif cap is not None:
+            high = min(int(high), cap)
+        low = min(int(low), high)
+        return int(rng.integers(low, high + 1))
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Explicit parameters must name every parameter of the prior."""
+        missing = sorted(set(self.default_prior) - set(params))
+        if missing:
+            raise PriorError(
+                f"family {self.name!r} needs parameter(s) {', '.join(missing)}; got {dict(params)}"
+            )
+        return dict(params)
 
 
 def _check_range(family: str, key: str, value: Any, integer: bool) -> tuple[float, float | None]:
@@ -94,11 +106,9 @@ def _check_range(family: str, key: str, value: Any, integer: bool) -> tuple[floa
             f"prior for {family}.{key} must be a [low, high] pair, got {value!r}"
         ) from None
     if integer:
-        if high is None:
-            high_ok = True
-        else:
-            high_ok = float(high).is_integer() and high >= 1
-        if not (float(low).is_integer() and low >= 1 and high_ok and (high is None or low <= high)):
+        ints_ok = float(low).is_integer() and low >= 1 and (
+            high is None or (float(high).is_integer() and low <= high))
+        if not ints_ok:
             raise PriorError(
                 f"prior for {family}.{key} must be integers 1 <= low <= high, got {value!r}"
             )

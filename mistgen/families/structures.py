@@ -99,3 +99,7 @@ class TwoPairStructure(SparseStructure):
 
     def draw_structure(self, rng, dim_x, dim_y, prior):
         return {"k": 2, "strength": self.draw(rng, "strength", prior)}
+
+    def matrix(self, params, dim_x, dim_y):
+        s = params["strength"]
+        return lvm_correlation(dim_x, dim_y, 2, 0.0, s, 0.0, s)

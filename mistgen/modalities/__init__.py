@@ -1,0 +1,1 @@
+"""Example modality data files shipped with mistgen (see ``make_examples.py`` for provenance)."""
