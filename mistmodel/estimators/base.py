@@ -44,8 +44,18 @@ schemes chosen by the class attribute ``bootstrap``:
 ``"replacement"``
     The classical percentile bootstrap: ``n_boot`` samples of ``n`` rows drawn
     with replacement, and the interval is the ``(1 - level) / 2`` and
-    ``(1 + level) / 2`` quantiles of the replicate estimates. Right for
-    smooth statistics of the sample moments (CCA).
+    ``(1 + level) / 2`` quantiles of the replicate estimates.
+
+``"replacement-bc"``
+    The same replicates, shifted by the bootstrap estimate of the bias: the
+    interval is that of ``theta* + 2 (theta_hat - mean(theta*))``, i.e. the
+    spread of the replicates around the bias-corrected estimate
+    ``2 theta_hat - mean(theta*)`` (Efron & Tibshirani 1993, ch. 10). The
+    plain percentile interval sits around ``theta_hat + bias``, which is the
+    truth plus twice the bias; for a statistic whose bias is of the order of
+    its standard error (CCA in 8 + 8 dimensions at n = 300) its coverage
+    collapses, while the corrected one stays near nominal. The point estimate
+    itself is not corrected, so it can lie outside its own interval.
 
 ``"subsample"``
     For estimators that a duplicated row breaks. A bootstrap sample drawn with
@@ -84,7 +94,7 @@ from numpy.typing import ArrayLike
 
 __all__ = ["Estimate", "Estimator", "check_xy", "constant_columns"]
 
-BOOTSTRAP_SCHEMES = ("replacement", "subsample")
+BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "subsample")
 
 
 def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
@@ -218,7 +228,8 @@ class Estimator(ABC):
 
     #: Short name recorded with every result.
     name: ClassVar[str] = "estimator"
-    #: Bootstrap scheme used by :meth:`interval`: "replacement" or "subsample".
+    #: Bootstrap scheme of :meth:`interval`: "replacement", "replacement-bc"
+    #: or "subsample" (see module docs).
     bootstrap: ClassVar[str] = "replacement"
     #: Seed of every random choice of :meth:`estimate`; subclasses set it.
     seed: int = 0
@@ -257,12 +268,26 @@ class Estimator(ABC):
 
         ``seed`` fixes the resampled rows and the seeds handed to the
         replicates, so the interval is reproducible. The cost is ``n_boot``
-        estimates (plus one full-sample estimate for the "subsample" scheme).
-        Replicates that come out non-finite are left out, with a warning.
+        estimates (plus one full-sample estimate, except for "replacement").
+        Replicates that come out non-finite are left out, with a warning; if
+        fewer than two are finite the interval is ``(nan, nan)``.
+        """
+        _check_level(level)
+        values = self.bootstrap_distribution(x, y, n_boot=n_boot, seed=seed)
+        return _percentile_interval(values, level)
+
+    def bootstrap_distribution(
+        self, x: ArrayLike, y: ArrayLike, n_boot: int = 100, seed: int = 0
+    ) -> np.ndarray:
+        """The finite bootstrap values whose percentiles :meth:`interval` takes.
+
+        For the "replacement" scheme these are the replicate estimates; for
+        "replacement-bc" the bias-corrected and for "subsample" the recentred,
+        rescaled replicates (see module docs).
+        One call gives intervals at any number of levels.
         """
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
-        lo, hi, _ = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=None)
-        return lo, hi
+        return self._bootstrap_values(xa, ya, n_boot, seed, center=None)
 
     def estimate_with_interval(
         self,
@@ -273,12 +298,14 @@ class Estimator(ABC):
         seed: int = 0,
     ) -> Estimate:
         """Estimate, bootstrap interval, settings and timing in one record."""
+        _check_level(level)
         start = time.perf_counter()
         value = self.estimate(x, y)
         info = self.last_info
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
-        lo, hi, n_used = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=value)
-        info["n_boot_finite"] = n_used
+        values = self._bootstrap_values(xa, ya, n_boot, seed, center=value)
+        lo, hi = _percentile_interval(values, level)
+        info["n_boot_finite"] = int(values.size)
         return Estimate(
             estimator=self.name,
             value=value,
@@ -351,17 +378,14 @@ class Estimator(ABC):
             )
         return m
 
-    def _bootstrap_interval(
+    def _bootstrap_values(
         self,
         x: np.ndarray,
         y: np.ndarray,
-        level: float,
         n_boot: int,
         seed: int,
         center: float | None,
-    ) -> tuple[float, float, int]:
-        if not 0.0 < float(level) < 1.0:
-            raise ValueError(f"level must lie strictly between 0 and 1; got {level}")
+    ) -> np.ndarray:
         if int(n_boot) != n_boot or n_boot < 2:
             raise ValueError(f"n_boot must be an integer >= 2; got {n_boot}")
         if self.bootstrap not in BOOTSTRAP_SCHEMES:
@@ -383,13 +407,27 @@ class Estimator(ABC):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        if finite.size < 2:
-            return float("nan"), float("nan"), int(finite.size)
-        alpha = (1.0 - float(level)) / 2.0
-        if subsample:
+        if self.bootstrap != "replacement" and finite.size:
             if center is None:
                 center, _ = self._estimate_checked(x, y, int(self.seed))
-            scale = math.sqrt(m * (n - 1) / (n * (n - m)))
-            finite = center + scale * (finite - finite.mean())
-        lo, hi = np.quantile(finite, [alpha, 1.0 - alpha])
-        return float(lo), float(hi), int(finite.size)
+            if subsample:
+                scale = math.sqrt(m * (n - 1) / (n * (n - m)))
+                finite = center + scale * (finite - finite.mean())
+            else:  # replacement-bc: shift by twice the bootstrap bias estimate
+                finite = finite + 2.0 * (center - finite.mean())
+        return finite
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1; got {level}")
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Equal-tailed percentile interval of bootstrap values."""
+    _check_level(level)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    alpha = (1.0 - float(level)) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)

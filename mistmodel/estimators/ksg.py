@@ -43,15 +43,18 @@ Two exact strategies, chosen by ``algorithm``:
   no other point can come closer; K doubles for the points where that does
   not yet hold. Marginal counts are radius queries on the X and Y trees.
   Best when ``dx + dy`` is small.
-* "brute": row blocks of the full distance matrices from
-  ``scipy.spatial.distance.cdist`` (exact differences, no Gram-matrix
-  cancellation), the k-th smallest joint distance by repeated row minima, and
-  the counts by comparison with the same matrices, so the strict inequality
-  is applied to the very numbers that defined ``eps``. Memory stays bounded
-  by the block size. Best in high dimension.
+* "brute": row blocks of the full distance matrices, the k-th smallest joint
+  distance by repeated row minima, and the counts by comparison with the same
+  matrices, so the strict inequality is applied to the very numbers that
+  defined ``eps``. The distances come from ``scipy.spatial.distance.cdist``
+  (squared for the Euclidean metric, which keeps their order): computed from
+  the coordinate differences, so no cancellation blurs near-duplicates, as
+  the matrix-product form ``|a|^2 + |b|^2 - 2 a.b`` would. Memory stays
+  bounded by the block size. Best in high dimension.
 
-"auto" takes the tree when ``dx + dy <= 4`` and ``n >= 2000``, and brute
-force otherwise (the crossover measured on a 2-core machine). Radius queries
+"auto" takes the tree for ``dx + dy <= 2`` from ``n = 300``, for
+``dx + dy <= 4`` from ``n = 1000`` and for ``dx + dy <= 6`` from ``n = 5000``,
+and brute force otherwise (crossovers measured on a 2-core machine). Radius queries
 on a tree use the radius ``nextafter(eps, 0)`` for the Chebyshev metric, where
 tree and query compute the same floating-point distance, and
 ``eps * (1 - 1e-12)`` for the Euclidean metric, where the tree's sum of
@@ -76,6 +79,8 @@ __all__ = ["KSG", "ksg_counts"]
 METRICS = ("chebyshev", "euclidean")
 ALGORITHMS = ("auto", "tree", "brute")
 _EUCLIDEAN_SHRINK = 1.0 - 1e-12
+# "auto" uses the tree for dx + dy <= max_dim once n >= min_n (measured).
+_TREE_FROM = ((2, 300), (4, 1000), (6, 5000))
 # Entries of one block of the brute-force distance matrices (16 MiB each).
 _BLOCK_ENTRIES = 1 << 21
 
@@ -90,6 +95,11 @@ def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
     return d.min(axis=1)
 
 
+def _distances(block: np.ndarray, full: np.ndarray, metric: str) -> np.ndarray:
+    """Block of distances; squared ones for the Euclidean metric (same order)."""
+    return cdist(block, full, "sqeuclidean" if metric == "euclidean" else "chebyshev")
+
+
 def _counts_brute(
     x: np.ndarray, y: np.ndarray, k: int, metric: str, block_rows: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,14 +112,16 @@ def _counts_brute(
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
         local = np.arange(stop - start)
-        dx = cdist(x[start:stop], x, metric)
-        dy = cdist(y[start:stop], y, metric)
+        dx = _distances(x[start:stop], x, metric)
+        dy = _distances(y[start:stop], y, metric)
         dx[local, local + start] = np.inf  # a point is not its own neighbour
         dy[local, local + start] = np.inf
         e = _kth_smallest_rows(np.maximum(dx, dy), k)
         eps[start:stop] = e
         nx[start:stop] = np.count_nonzero(dx < e[:, None], axis=1)
         ny[start:stop] = np.count_nonzero(dy < e[:, None], axis=1)
+    if metric == "euclidean":
+        eps = np.sqrt(eps)
     return eps, nx, ny
 
 
@@ -121,21 +133,28 @@ def _joint_radius_tree_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> np.nda
     eps = np.empty(n)
     pending = np.arange(n)
     n_cand = min(n, 2 * k + 2)
+    width = max(x.shape[1], y.shape[1])
     while pending.size:
-        dist, idx = tree.query(z[pending], k=n_cand)
-        dist = dist.reshape(pending.size, n_cand)
-        idx = idx.reshape(pending.size, n_cand)
-        dxn = np.sqrt(((x[pending, None, :] - x[idx]) ** 2).sum(axis=-1))
-        dyn = np.sqrt(((y[pending, None, :] - y[idx]) ** 2).sum(axis=-1))
-        joint = np.maximum(dxn, dyn)
-        joint[idx == pending[:, None]] = np.inf  # drop the point itself
-        cand = np.partition(joint, k - 1, axis=1)[:, k - 1]
-        if n_cand >= n:
-            done = np.ones(pending.size, dtype=bool)
-        else:
-            done = cand * math.sqrt(2.0) * (1.0 + 1e-12) <= dist[:, -1]
-        eps[pending[done]] = cand[done]
-        pending = pending[~done]
+        # Bound the (rows, n_cand, width) difference arrays like a brute block.
+        step = max(1, _BLOCK_ENTRIES // (n_cand * width))
+        still = []
+        for start in range(0, pending.size, step):
+            rows = pending[start : start + step]
+            dist, idx = tree.query(z[rows], k=n_cand)
+            dist = dist.reshape(rows.size, n_cand)
+            idx = idx.reshape(rows.size, n_cand)
+            dxn = np.sqrt(((x[rows, None, :] - x[idx]) ** 2).sum(axis=-1))
+            dyn = np.sqrt(((y[rows, None, :] - y[idx]) ** 2).sum(axis=-1))
+            joint = np.maximum(dxn, dyn)
+            joint[idx == rows[:, None]] = np.inf  # drop the point itself
+            cand = np.partition(joint, k - 1, axis=1)[:, k - 1]
+            if n_cand >= n:
+                done = np.ones(rows.size, dtype=bool)
+            else:
+                done = cand * math.sqrt(2.0) * (1.0 + 1e-12) <= dist[:, -1]
+            eps[rows[done]] = cand[done]
+            still.append(rows[~done])
+        pending = np.concatenate(still)
         n_cand = min(n, 2 * n_cand)
     return eps
 
@@ -187,6 +206,13 @@ def ksg_counts(
 
 class KSG(Estimator):
     """KSG estimator, algorithm 1 of Kraskov et al. (2004).
+
+    Intervals use the "subsample" bootstrap of :mod:`.base` (subsamples of
+    ``n // 2`` distinct rows, rescaled and recentred): resampling with
+    replacement would put duplicated rows at distance zero from each other,
+    and the tie-breaking noise cannot repair that (a duplicate stays the
+    nearest neighbour of its copy), so every replicate would be biased far
+    upwards.
 
     Parameters
     ----------
@@ -257,7 +283,10 @@ class KSG(Estimator):
         """The strategy "auto" picks for ``n`` rows and ``dim = dx + dy``."""
         if self.algorithm != "auto":
             return self.algorithm
-        return "tree" if dim <= 4 and n >= 2000 else "brute"
+        for max_dim, min_n in _TREE_FROM:
+            if dim <= max_dim:
+                return "tree" if n >= min_n else "brute"
+        return "brute"
 
     def _prepare(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.standardize:

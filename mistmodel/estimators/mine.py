@@ -56,7 +56,7 @@ class MINE(NeuralEstimator):
     def __init__(
         self,
         hidden: Sequence[int] = (64, 64),
-        batch_size: int = 128,
+        batch_size: int = 64,
         lr: float = 1e-3,
         max_steps: int = 1000,
         eval_every: int = 25,
@@ -66,6 +66,7 @@ class MINE(NeuralEstimator):
         standardize: bool = True,
         seed: int = 0,
         device: str = "auto",
+        threads: int | None = 1,
         ema_rate: float = 0.01,
     ) -> None:
         super().__init__(
@@ -80,6 +81,7 @@ class MINE(NeuralEstimator):
             standardize=standardize,
             seed=seed,
             device=device,
+            threads=threads,
         )
         if not 0.0 < ema_rate <= 1.0:
             raise ValueError(f"ema_rate must lie in (0, 1]; got {ema_rate}")

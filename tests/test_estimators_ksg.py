@@ -1,0 +1,166 @@
+"""KSG: agreement with a plain O(n^2) implementation, accuracy, ties, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import digamma
+
+from mistmodel.estimators import KSG
+from mistmodel.estimators.ksg import ksg_counts
+
+
+def reference_ksg(x: np.ndarray, y: np.ndarray, k: int, metric: str) -> float:
+    """Algorithm 1 of Kraskov et al. (2004), one point at a time."""
+    n = x.shape[0]
+    total = 0.0
+    for i in range(n):
+        if metric == "chebyshev":
+            dx = np.abs(x - x[i]).max(axis=1)
+            dy = np.abs(y - y[i]).max(axis=1)
+        else:
+            dx = np.sqrt(((x - x[i]) ** 2).sum(axis=1))
+            dy = np.sqrt(((y - y[i]) ** 2).sum(axis=1))
+        dx[i] = dy[i] = np.inf
+        eps = np.sort(np.maximum(dx, dy))[k - 1]
+        total += digamma(np.sum(dx < eps) + 1) + digamma(np.sum(dy < eps) + 1)
+    return digamma(k) + digamma(n) - total / n
+
+
+def correlated(rng: np.random.Generator, n: int, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, dx))
+    y = rng.standard_normal((n, dy))
+    y[:, 0] += 0.8 * x[:, 0]
+    return x, y
+
+
+def bivariate_normal(rng: np.random.Generator, n: int, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, 1))
+    y = rho * x + np.sqrt(1.0 - rho**2) * rng.standard_normal((n, 1))
+    return x, y
+
+
+CASES = [(40, 1, 1, 1), (150, 3, 2, 5), (120, 1, 7, 3), (90, 8, 8, 10), (200, 2, 2, 20), (60, 20, 5, 4)]
+
+
+@pytest.mark.parametrize("n,dx,dy,k", CASES)
+@pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
+@pytest.mark.parametrize("algorithm", ["tree", "brute"])
+def test_matches_reference(n: int, dx: int, dy: int, k: int, metric: str, algorithm: str) -> None:
+    rng = np.random.default_rng([n, dx, dy, k])
+    x, y = correlated(rng, n, dx, dy)
+    want = reference_ksg(x, y, k, metric)
+    got = KSG(k=k, metric=metric, standardize=False, jitter=0.0, algorithm=algorithm).estimate(x, y)
+    assert abs(got - want) < 1e-10
+
+
+@pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
+def test_standardisation_matches_reference_on_standardised_data(metric: str) -> None:
+    rng = np.random.default_rng(5)
+    x, y = correlated(rng, 120, 3, 4)
+    x = x * np.array([1.0, 50.0, 0.01]) + 7.0
+    zx = (x - x.mean(0)) / x.std(0)
+    zy = (y - y.mean(0)) / y.std(0)
+    want = reference_ksg(zx, zy, 4, metric)
+    got = KSG(k=4, metric=metric, jitter=0.0).estimate(x, y)
+    assert abs(got - want) < 1e-10
+
+
+@pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
+def test_exact_ties_follow_the_strict_inequality(metric: str) -> None:
+    # Lattice data without jitter: many equal distances and duplicated rows.
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 4, size=(150, 2)).astype(float)
+    y = x[:, :1] + rng.integers(0, 3, size=(150, 3))
+    want = reference_ksg(x, y, 3, metric)
+    for algorithm in ("tree", "brute"):
+        est = KSG(k=3, metric=metric, standardize=False, jitter=0.0, algorithm=algorithm)
+        assert abs(est.estimate(x, y) - want) < 1e-10
+
+
+def test_tree_and_brute_give_the_same_counts_in_blocks() -> None:
+    rng = np.random.default_rng(3)
+    x, y = correlated(rng, 300, 2, 3)
+    for metric in ("chebyshev", "euclidean"):
+        eps_t, nx_t, ny_t = ksg_counts(x, y, 5, metric, "tree")
+        eps_b, nx_b, ny_b = ksg_counts(x, y, 5, metric, "brute", block_rows=7)
+        np.testing.assert_allclose(eps_t, eps_b, rtol=1e-12)
+        np.testing.assert_array_equal(nx_t, nx_b)
+        np.testing.assert_array_equal(ny_t, ny_b)
+
+
+def test_bivariate_normal_rho_075() -> None:
+    rng = np.random.default_rng(2024)
+    x, y = bivariate_normal(rng, 5000, 0.75)
+    truth = -0.5 * np.log(1 - 0.75**2)  # 0.413
+    for metric in ("chebyshev", "euclidean"):
+        assert abs(KSG(metric=metric).estimate(x, y) - truth) < 0.05
+
+
+def test_independent_data_gives_about_zero() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2000, 3))
+    y = rng.standard_normal((2000, 2))
+    assert abs(KSG().estimate(x, y)) < 0.03
+
+
+def test_uses_every_coordinate() -> None:
+    # The dependence sits in the last coordinates only.
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((800, 4))
+    y = rng.standard_normal((800, 3))
+    y[:, 2] = x[:, 3] + 0.3 * y[:, 2]  # true MI 0.5 log(1 + 1/0.09) = 1.25
+    assert abs(KSG().estimate(x[:, :1], y[:, :1])) < 0.05
+    assert KSG().estimate(x, y) > 0.4  # diluted by 5 independent coordinates
+    assert KSG().estimate(x[:, 3:], y[:, 2:]) > 1.0
+
+
+def test_ties_broken_by_seeded_jitter() -> None:
+    rng = np.random.default_rng(9)
+    x = np.round(rng.standard_normal((300, 2)), 1)  # heavily rounded: many ties
+    y = np.round(x[:, :1] + rng.standard_normal((300, 1)), 1)
+    a = KSG(seed=1).estimate(x, y)
+    assert a == KSG(seed=1).estimate(x, y)
+    assert np.isfinite(a)
+    # Different seeds break the ties differently, but only slightly.
+    assert abs(a - KSG(seed=2).estimate(x, y)) < 0.1
+
+
+def test_jitter_does_not_move_continuous_estimates() -> None:
+    rng = np.random.default_rng(10)
+    x, y = correlated(rng, 400, 3, 3)
+    a = KSG(jitter=0.0).estimate(x, y)
+    b = KSG(jitter=1e-10, seed=3).estimate(x, y)
+    assert abs(a - b) < 1e-12
+
+
+def test_auto_algorithm_choice_recorded() -> None:
+    est = KSG()
+    assert est.choose_algorithm(5000, 2) == "tree"
+    assert est.choose_algorithm(100, 2) == "brute"
+    assert est.choose_algorithm(5000, 64) == "brute"
+    rng = np.random.default_rng(0)
+    est.estimate(*correlated(rng, 50, 1, 1))
+    assert est.last_info["algorithm_used"] == "brute"
+
+
+def test_settings_and_bad_arguments() -> None:
+    est = KSG(k=3, metric="euclidean")
+    s = est.settings()
+    assert s["k"] == 3 and s["metric"] == "euclidean" and s["standardize"] is True
+    with pytest.raises(ValueError, match="metric"):
+        KSG(metric="manhattan")
+    with pytest.raises(ValueError, match="k must"):
+        KSG(k=0)
+    with pytest.raises(ValueError, match="algorithm"):
+        KSG(algorithm="ball")
+    with pytest.raises(ValueError, match="jitter"):
+        KSG(jitter=-1.0)
+
+
+def test_n_not_above_k_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    x, y = correlated(rng, 5, 2, 2)
+    with pytest.raises(ValueError, match=r"k=5.*at least 6 rows; got 5"):
+        KSG(k=5).estimate(x, y)
+    assert np.isfinite(KSG(k=4).estimate(x, y))

@@ -1,0 +1,107 @@
+"""MINE and InfoNCE: accuracy, the log-batch ceiling, small samples, seeding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mistmodel.estimators import MINE, InfoNCE
+
+
+def dense_gaussian(rng: np.random.Generator, n: int, dx: int, dy: int, c: float):
+    d = dx + dy
+    cov = (1 - c) * np.eye(d) + c * np.ones((d, d))
+    z = rng.multivariate_normal(np.zeros(d), cov, size=n)
+    truth = 0.5 * (
+        -math.log(1 - c)
+        + math.log(1 + (dx - 1) * c)
+        + math.log(1 + (dy - 1) * c)
+        - math.log(1 + (d - 1) * c)
+    )
+    return z[:, :dx], z[:, dx:], truth
+
+
+@pytest.mark.parametrize("cls", [MINE, InfoNCE])
+def test_dense_gaussian_2x2(cls) -> None:
+    x, y, truth = dense_gaussian(np.random.default_rng(1), 2000, 2, 2, 0.5)
+    assert abs(truth - 0.294) < 1e-3
+    est = cls(seed=0)
+    value = est.estimate(x, y)
+    assert abs(value - truth) < 0.15
+    info = est.last_info
+    for key in ("batch_size_used", "steps", "best_step", "device", "hidden", "lr", "n_train"):
+        assert key in info
+    assert info["steps"] >= info["best_step"] > 0
+
+
+def test_infonce_never_exceeds_log_batch() -> None:
+    # Nearly deterministic relation: the true MI (~4.6 nats) is far above log 8.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((400, 1))
+    y = x + 0.01 * rng.standard_normal((400, 1))
+    est = InfoNCE(batch_size=8, max_steps=300)
+    value = est.estimate(x, y)
+    assert est.last_info["batch_size_used"] == 8
+    assert value <= math.log(8) + 1e-6
+    assert value > math.log(8) - 0.5  # it does approach the ceiling
+
+
+def test_infonce_ceiling_with_adapted_batch() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((10, 2))
+    y = x + 0.01 * rng.standard_normal((10, 2))
+    est = InfoNCE()
+    value = est.estimate(x, y)
+    b = est.last_info["batch_size_used"]
+    assert b == 5
+    assert value <= math.log(b) + 1e-6
+
+
+@pytest.mark.parametrize("cls", [MINE, InfoNCE])
+@pytest.mark.parametrize("n,dx,dy", [(10, 1, 1), (10, 1, 7), (10, 64, 64), (4, 2, 1), (37, 3, 5)])
+def test_finite_on_small_and_uneven_samples(cls, n: int, dx: int, dy: int) -> None:
+    rng = np.random.default_rng(n * 100 + dx)
+    x = rng.standard_normal((n, dx))
+    y = rng.standard_normal((n, dy))
+    y[:, 0] += x[:, 0]
+    est = cls(max_steps=100)
+    assert np.isfinite(est.estimate(x, y))
+    assert est.last_info["n_train"] + est.last_info["n_test"] == n
+
+
+@pytest.mark.parametrize("cls", [MINE, InfoNCE])
+def test_seeded_and_leaves_global_rng_alone(cls) -> None:
+    x, y, _ = dense_gaussian(np.random.default_rng(4), 200, 2, 3, 0.4)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = cls(seed=5, max_steps=60).estimate(x, y)
+    assert torch.equal(before, torch.get_rng_state())
+    b = cls(seed=5, max_steps=60).estimate(x, y)
+    c = cls(seed=6, max_steps=60).estimate(x, y)
+    assert a == b
+    assert a != c
+
+
+def test_settings_recorded_and_validated() -> None:
+    est = MINE(hidden=(16, 8), batch_size=32, lr=3e-4)
+    s = est.settings()
+    assert s["hidden"] == [16, 8] and s["batch_size"] == 32 and s["lr"] == 3e-4
+    assert "ema_rate" in s and s["device"] == "auto"
+    assert "ema_rate" not in InfoNCE().settings()
+    with pytest.raises(ValueError):
+        InfoNCE(batch_size=1)
+    with pytest.raises(ValueError):
+        InfoNCE(test_fraction=1.0)
+    with pytest.raises(ValueError):
+        MINE(hidden=())
+    with pytest.raises(ValueError):
+        MINE(ema_rate=0.0)
+
+
+def test_too_few_rows() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="at least 4 rows; got 3"):
+        InfoNCE().estimate(rng.standard_normal((3, 1)), rng.standard_normal((3, 1)))
