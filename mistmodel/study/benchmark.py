@@ -7,7 +7,6 @@ point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n
 """
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from pathlib import Path
@@ -20,13 +19,21 @@ from tqdm.auto import tqdm
 import mistgen
 
 
+TEXT = ("datapoint", "split", "family", "estimator")  # object dtype: no fixed-width truncation
+
+
+def _as_text(ds: xr.Dataset) -> xr.Dataset:
+    """Strings as Python objects, so concatenating labels of different lengths keeps them whole."""
+    return ds.assign_coords({k: ds[k].astype(object) for k in TEXT if k in ds.coords})
+
+
 def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, float]:
-    params = inspect.signature(est.interval).parameters
-    if "n_boot" in params:  # a bootstrap interval
-        if n_boot <= 0:
-            return float("nan"), float("nan")
-        return est.interval(x, y, level=level, n_boot=n_boot, seed=seed)
-    return est.interval(x, y, level=level)  # the estimator's own (e.g. quantiles)
+    """The estimator's own interval (MIST-QR's quantiles), else a bootstrap one."""
+    if getattr(est, "is_quantile", False):
+        return est.interval(x, y, level=level)
+    if n_boot <= 0:
+        return float("nan"), float("nan")
+    return est.interval(x, y, level=level, n_boot=n_boot, seed=seed)
 
 
 def benchmark_stores(
@@ -59,15 +66,16 @@ def benchmark_stores(
                                ("seconds", mid - start), ("interval_seconds", end - mid)):
                     rows[key].append(v)
                 bar.update()
-    coords = {k: ("datapoint", np.asarray(rows[k])) for k in (
-        "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")}
-    coords["datapoint"] = np.asarray(rows["datapoint"], dtype=object).astype(str)
-    coords["estimator"] = [name]
+    coords = {k: ("datapoint", np.asarray(rows[k], dtype=object if k in TEXT else None))
+              for k in ("split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")}
+    coords["datapoint"] = np.asarray(rows["datapoint"], dtype=object)
+    coords["estimator"] = np.asarray([name], dtype=object)
     data = {k: (("estimator", "datapoint"), np.asarray(rows[k], dtype=np.float64)[None])
             for k in ("estimate", "lower", "upper", "seconds", "interval_seconds")}
     ds = xr.Dataset(data, coords=coords)
     settings = estimator.settings() if hasattr(estimator, "settings") else {}
-    ds["settings"] = ("estimator", [json.dumps(settings, sort_keys=True, default=str)])
+    ds["settings"] = ("estimator", np.asarray([json.dumps(settings, sort_keys=True, default=str)],
+                                              dtype=object))
     ds.attrs.update(level=level, n_boot=n_boot)
     return ds
 
@@ -75,7 +83,7 @@ def benchmark_stores(
 def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     """Merge per-(estimator, store) results into one Dataset, datapoints aligned by id."""
     by_estimator: dict[str, list[xr.Dataset]] = {}
-    for part in parts:
+    for part in map(_as_text, parts):
         by_estimator.setdefault(str(part.estimator.values[0]), []).append(part)
     merged = []
     for estimator_parts in by_estimator.values():

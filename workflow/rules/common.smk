@@ -25,7 +25,7 @@ def split_stores(split):
 
 
 def model_checkpoint(name):
-    return f"models/{name}/checkpoint.pt"
+    return f"models/{name}/best.pt"
 
 
 def estimator_inputs(wildcards):

@@ -8,7 +8,7 @@ rule train:
         init=lambda w: ([model_checkpoint(config["models"][w.model]["init"])]
                         if config["models"][w.model].get("init") else []),
     output:
-        checkpoint="models/{model}/checkpoint.pt",
+        checkpoint="models/{model}/best.pt",
         metrics="models/{model}/metrics.json",
         curves=report("models/{model}/curves.png", caption="../report/curves.rst",
                       category="Training"),

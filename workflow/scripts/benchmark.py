@@ -1,10 +1,8 @@
 """Rule benchmark: one estimator on one test store (a thin call into mistmodel.study)."""
-import sys
-
+from mistmodel.study.logs import log_to
 from mistmodel.study import benchmark_stores, make_estimator
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
-    sys.stderr = log
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
     spec = sm.params.estimator
     estimator = make_estimator(spec, checkpoint=sm.input.get("checkpoint"))

@@ -1,11 +1,9 @@
 """Rule combine: all parts of a run into one Dataset (estimator x datapoint)."""
-import sys
-
+from mistmodel.study.logs import log_to
 import xarray as xr
 
 from mistmodel.study import combine_estimates
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
-    sys.stderr = log
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     parts = [xr.load_dataset(p, engine="h5netcdf") for p in snakemake.input]  # noqa: F821
     combine_estimates(parts).to_netcdf(snakemake.output[0], engine="h5netcdf")  # noqa: F821

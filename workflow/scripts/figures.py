@@ -1,13 +1,12 @@
 """Rule figures: PNG figures of a run."""
-import sys
+from mistmodel.study.logs import log_to
 from pathlib import Path
 
 import xarray as xr
 
 from mistmodel.study.figures import draw_all
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
-    sys.stderr = log
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
     ds = xr.load_dataset(sm.input.estimates, engine="h5netcdf")
     summary = xr.load_dataset(sm.input.summary, engine="h5netcdf")

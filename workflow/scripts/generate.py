@@ -1,11 +1,9 @@
 """Rule generate: one family's store of one split (a thin call into mistgen)."""
-import sys
-
+from mistmodel.study.logs import log_to
 import mistgen
 from mistgen.config import store_arguments
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
-    sys.stderr = log
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
     mistgen.build_meta_dataset(
         sm.output[0],

@@ -1,10 +1,8 @@
 """Rule train: one MIST variant on the study's stores (a thin call into mistmodel)."""
-import sys
-
+from mistmodel.study.logs import log_to
 from mistmodel.study.training import train_model
 
-with open(snakemake.log[0], "w") as log:  # noqa: F821 (snakemake injects this object)
-    sys.stderr = log
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
     train_model(
         sm.params.model, train=list(sm.input.train), val=list(sm.input.val),

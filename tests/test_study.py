@@ -1,0 +1,67 @@
+"""The study library: benchmark tables, their combination, summaries and figures."""
+import numpy as np
+import pytest
+import xarray as xr
+
+import mistgen
+from mistmodel.study import benchmark_stores, combine_estimates, make_estimator, summarize
+from mistmodel.study.figures import draw_all
+from mistmodel.study.summary import headline_markdown
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stores")
+    out = []
+    for split, family in [("test_id", "normal-dense-base"), ("test_id", "student-sparse-asinh"),
+                          ("test_out_of_distribution", "additive_noise-base")]:
+        path = d / f"{split}.{family}.zarr"
+        mistgen.build_meta_dataset(path, [family], n_grid=[20, 150, 400], repeats=2,
+                                   dim_range=(1, 3), split=f"{split}.{family}", workers=1,
+                                   progress=False)
+        out.append((split, family, path))
+    return out
+
+
+def test_benchmark_combine_summarize(stores, tmp_path):
+    parts = []
+    for name, spec, n_boot in [("KSG", {"class": "KSG"}, 10), ("CCA-shrunk", {"class": "CCA"}, 0)]:
+        est = make_estimator(spec)
+        parts += [benchmark_stores(name, est, [s], n_boot=n_boot, progress=False) for s in stores]
+    ds = combine_estimates(parts[::-1])
+    assert dict(ds.sizes) == {"estimator": 2, "datapoint": 18}
+    assert sorted(ds.estimator.values) == ["CCA-shrunk", "KSG"]  # labels kept whole
+    assert "test_out_of_distribution" in set(ds.split.values)
+    assert np.isfinite(ds.estimate).all()
+    assert np.isfinite(ds.lower.sel(estimator="KSG")).all()
+    assert np.isnan(ds.lower.sel(estimator="CCA-shrunk")).all()
+    truth = {(s, f, i): x.mi for s, f, p in stores for i, x in enumerate(mistgen.open_meta_dataset(p))}
+    for dp in ds.datapoint.values:
+        split, family, i = dp.rsplit("/", 2)
+        assert ds.true_mi.sel(datapoint=dp).item() == truth[(split, family, int(i))]
+    ds.to_netcdf(tmp_path / "e.nc", engine="h5netcdf")
+    back = xr.load_dataset(tmp_path / "e.nc", engine="h5netcdf")
+    summary = summarize(back)
+    err = (back.estimate - back.true_mi).sel(estimator="KSG")
+    in_bin = (back.split == "test_id") & (back.n < 100)
+    assert summary.by_n_mse.sel(estimator="KSG", split="test_id", n_bin="[10,100)").item() == \
+        pytest.approx(float((err[in_bin] ** 2).mean()))
+    assert summary.by_n_count.sel(estimator="KSG", split="test_id", n_bin="[300,500]").item() == 4
+    summary.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")
+    table = headline_markdown(summary)
+    assert "| KSG |" in table and "test_out_of_distribution" in table
+    paths = draw_all(back, summary, tmp_path / "fig")
+    assert all(p.stat().st_size > 5000 for p in paths.values())
+
+
+def test_combine_rejects_mismatched_datapoints(stores):
+    est = make_estimator({"class": "CCA"})
+    a = benchmark_stores("A", est, stores[:2], progress=False)
+    b = benchmark_stores("B", est, stores[:1], progress=False)
+    with pytest.raises(ValueError, match="different datapoints"):
+        combine_estimates([a, b])
+
+
+def test_unknown_estimator_class():
+    with pytest.raises(ValueError, match="unknown estimator class 'KNN'"):
+        make_estimator({"class": "KNN"})

@@ -1,0 +1,49 @@
+"""The tiny study config through the whole DAG (marked e2e: .ci/run runs it after the suite)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import mistgen
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir, *args):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--profile", str(ROOT / "workflow/profiles/test"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_tiny_study_end_to_end(tmp_path):
+    result = snakemake(tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    cfg = yaml.safe_load((ROOT / "workflow/configs/test.yaml").read_text())
+    run = cfg["runs"]["main"]
+    expected_datapoints = 0
+    for split in run["splits"]:
+        for family in cfg["families"][cfg["splits"][split]["families"]]:
+            expected_datapoints += len(mistgen.open_meta_dataset(
+                tmp_path / f"data/meta/{split}/{family}.zarr"))
+    ds = xr.load_dataset(tmp_path / "results/main/estimates.nc", engine="h5netcdf")
+    assert sorted(ds.estimator.values) == sorted(run["estimators"])
+    assert ds.sizes["datapoint"] == expected_datapoints
+    assert np.isfinite(ds.estimate).all()
+    assert np.isfinite(ds.seconds).all()
+    for est in ("KSG", "MIST-QR"):  # bootstrap and quantile intervals
+        assert np.isfinite(ds.lower.sel(estimator=est)).all()
+        assert (ds.lower.sel(estimator=est) <= ds.upper.sel(estimator=est)).all()
+    summary = xr.load_dataset(tmp_path / "results/main/summary.nc", engine="h5netcdf")
+    assert set(summary.split.values) == set(run["splits"])
+    for name in ("error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"):
+        assert (tmp_path / f"results/main/figures/{name}.png").stat().st_size > 5000
+    headline = (tmp_path / "results/README.md").read_text()
+    assert all(f"| {est} |" in headline for est in run["estimators"])
+    assert (tmp_path / "models/mist_qr/metrics.json").is_file()
+    again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
