@@ -7,6 +7,7 @@ Public API:
     FAMILIES, TRANSFORMS                         registries of the names a spec may use
 """
 from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError
+from .modality import Modality, ModalityError, build_modality_base, load_modality, modality_from_config
 from .registry import FAMILIES, TRANSFORMS
 from .build import build_meta_dataset, write_store
 from .dataset import ConcatMetaDataset, MetaDataset, open_meta_dataset
@@ -18,5 +19,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FAMILIES", "TRANSFORMS", "Sample", "sample", "parse_spec",
     "build_meta_dataset", "open_meta_dataset", "MetaDataset", "ConcatMetaDataset", "write_store",
+    "Modality", "ModalityError", "build_modality_base", "load_modality", "modality_from_config",
     "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "__version__",
 ]

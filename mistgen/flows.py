@@ -59,9 +59,9 @@ class FlowSettings:
     seed: initial weights, the validation split and the batches.
     """
 
-    num_layers: int = 4
-    hidden_features: int = 32
-    num_blocks: int = 2
+    num_layers: int = 2
+    hidden_features: int = 16
+    num_blocks: int = 1
     num_bins: int = 8
     tail_bound: float = 6.0
     max_steps: int = 2000
@@ -163,7 +163,13 @@ def build_transform(dim: int, settings: FlowSettings):
 
 
 class ModalityFlow:
-    """A fitted flow for one side: ``to_data(noise)`` and its inverse ``to_noise(data)``."""
+    """A fitted flow for one side: ``to_data(noise)`` and its inverse ``to_noise(data)``.
+
+    The maps run with ``threads`` torch threads (default 1: these small networks gain
+    nothing from more, and one thread makes results independent of the machine's load).
+    """
+
+    threads: int = 1
 
     def __init__(self, dim: int, settings: FlowSettings, mean: np.ndarray, std: np.ndarray,
                  state_dict: Mapping[str, torch.Tensor], *, names: list[str] | None = None,
@@ -174,12 +180,12 @@ class ModalityFlow:
         self.std = np.asarray(std, dtype=np.float64).reshape(self.dim)
         self.names = list(names) if names is not None else [str(j) for j in range(self.dim)]
         self.history = dict(history or {})
-        self.transform = build_transform(self.dim, settings)
+        self.transform = build_transform(self.dim, settings).double()
         try:
             self.transform.load_state_dict(dict(state_dict))
         except RuntimeError as exc:
             raise FlowError(f"flow weights do not match its settings: {exc}") from exc
-        self.transform.double().eval()
+        self.transform.eval()
         for p in self.transform.parameters():
             p.requires_grad_(False)
 
@@ -193,21 +199,21 @@ class ModalityFlow:
     def to_data(self, noise: np.ndarray) -> np.ndarray:
         """Noise-space (standard normal) rows -> modality-space rows (float64)."""
         z = torch.from_numpy(np.ascontiguousarray(self._check(noise, "noise")))
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             u, _ = self.transform.inverse(z)
         return u.numpy() * self.std + self.mean
 
     def to_noise(self, data: np.ndarray) -> np.ndarray:
         """Modality-space rows -> noise-space rows (float64); the inverse of ``to_data``."""
         u = (self._check(data, "data") - self.mean) / self.std
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             z, _ = self.transform(torch.from_numpy(np.ascontiguousarray(u)))
         return z.numpy()
 
     def log_prob(self, data: np.ndarray) -> np.ndarray:
         """Log density of the fitted model at each row, in the data's own units."""
         u = (self._check(data, "data") - self.mean) / self.std
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             z, logdet = self.transform(torch.from_numpy(np.ascontiguousarray(u)))
         base = -0.5 * (z.numpy() ** 2).sum(axis=1) - 0.5 * self.dim * np.log(2 * np.pi)
         return base + logdet.numpy() - np.log(self.std).sum()
@@ -239,7 +245,8 @@ class ModalityFlow:
             raise FlowError(f"malformed flow record: {exc!r}") from exc
 
     def __repr__(self) -> str:
-        return f"ModalityFlow(dim={self.dim}, names={self.names}, layers={self.settings.num_layers})"
+        return (f"ModalityFlow(dim={self.dim}, names={self.names}, "
+                f"layers={self.settings.num_layers})")
 
 
 def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None = None, *,
@@ -259,14 +266,14 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(u.shape[0])
     n_val = max(1, int(round(settings.validation_fraction * u.shape[0])))
-    val_t = torch.from_numpy(u[order[:n_val]])
+    val_t = torch.from_numpy(u[order[:n_val]].astype(np.float32))
     train = u[order[n_val:]]
-    train_t = torch.from_numpy(train)
+    train_t = torch.from_numpy(train.astype(np.float32))
     batch = min(settings.batch_size, train.shape[0])
     start = time.perf_counter()
     with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        transform = build_transform(dim, settings).double()
+        transform = build_transform(dim, settings)
         params = list(transform.parameters())
         opt = torch.optim.Adam(params, lr=settings.learning_rate,
                                weight_decay=settings.weight_decay)
@@ -297,11 +304,11 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             sched.step()
-            train_loss = float(loss)
+            train_loss = loss.item()
             if step % settings.eval_every == 0 or step == settings.max_steps:
                 transform.eval()
                 with torch.no_grad():
-                    val = float(nll(val_t))
+                    val = nll(val_t).item()
                 if val < best[0] - 1e-6:
                     best, stale = (val, step, copy.deepcopy(transform.state_dict())), 0
                 else:

@@ -269,11 +269,16 @@ def load_modality(
     return Modality(
         name=name or path.stem, x=np.ascontiguousarray(table[:, xc]),
         y=np.ascontiguousarray(table[:, yc]), path=str(path),
-        x_columns=tuple(x_columns), y_columns=tuple(y_columns),
+        x_columns=tuple(_plain(c) for c in x_columns),
+        y_columns=tuple(_plain(c) for c in y_columns),
         x_names=tuple(header[j] if header else str(j) for j in xc),
         y_names=tuple(header[j] if header else str(j) for j in yc),
         sha256=_file_digest(path), flow=dict(flow or {}),
     )
+
+
+def _plain(column: Any) -> int | str:
+    return column if isinstance(column, str) else int(column)
 
 
 def modality_from_config(name: str, entry: Mapping[str, Any],
@@ -294,6 +299,8 @@ def modality_from_config(name: str, entry: Mapping[str, Any],
     missing = [k for k in ("path", "x_columns", "y_columns") if k not in entry]
     if missing:
         raise ModalityError(f"modalities.{name}: missing required key(s) {missing}")
+    if not isinstance(entry["path"], (str, os.PathLike)):
+        raise ModalityError(f"modalities.{name}.path must be a file path, got {entry['path']!r}")
     path = Path(entry["path"])
     if not path.is_absolute():
         path = Path(base_dir or ".") / path
