@@ -8,6 +8,7 @@ wildcard_constraints:
     estimator=r"[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*",
     model=r"[A-Za-z0-9_]+",
     run=r"[A-Za-z0-9_]+",
+    modality=r"[A-Za-z0-9_]+",
 
 
 def families_of(split):
@@ -54,5 +55,6 @@ def all_outputs():
     for run in config["runs"]:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]
+    outputs += [f"results/modalities/{m}.png" for m in config.get("modalities", {})]
     outputs.append("results/README.md")
     return outputs
