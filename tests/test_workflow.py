@@ -62,8 +62,13 @@ def test_adding_a_family_adds_jobs(tmp_path, default_config):
     assert base.returncode == 0 and more.returncode == 0, more.stderr[-3000:]
     before, after = job_counts(base.stdout + base.stderr), job_counts(more.stdout + more.stderr)
     assert after["generate"] == before["generate"] + 1
-    n_estimators = len(default_config["runs"]["main"]["estimators"])
-    assert after["benchmark"] == before["benchmark"] + n_estimators
+    # every run over test_ood gains one job per estimator: the main run, and each
+    # modality's run (its study estimators plus its fine-tuned MIST) over test_ood@<modality>
+    modalities = list(default_config["modalities"])
+    per_modality = len(default_config["modality_study"]["estimators"]) + 1
+    n_new = len(default_config["runs"]["main"]["estimators"]) + per_modality * len(modalities)
+    assert after["benchmark"] == before["benchmark"] + n_new
+    assert after["warp"] == before["warp"] + len(modalities)
     assert "data/meta/test_ood/student-identity-spiral.zarr" in more.stdout + more.stderr
 
 

@@ -10,7 +10,8 @@ import torch
 from ..training import TrainConfig
 from ..training import train as run_training
 
-STUDY_KEYS = {"variant", "train", "val", "init", "epochs", "time_budget_min", "settings"}
+STUDY_KEYS = {"variant", "train", "val", "init", "epochs", "time_budget_min", "threads",
+              "settings"}
 
 
 def train_config(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence[str],

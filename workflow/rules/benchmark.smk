@@ -7,7 +7,7 @@ rule benchmark:
     output:
         "results/{run}/parts/{estimator}/{split}/{family}.nc",
     params:
-        estimator=lambda w: config["estimators"][w.estimator],
+        estimator=lambda w: ESTIMATORS[w.estimator],
         level=config.get("interval_level", 0.9),
         seed=config["seed"],
     threads: 1

@@ -11,6 +11,31 @@ wildcard_constraints:
     modality=r"[A-Za-z0-9_]+",
 
 
+def derived_study(config):
+    """Models, estimators and runs: the config's own, plus for every modality M a MIST
+    fine-tuned on the warped training split (model <base>_M, estimator MIST-M) and a run M
+    on the warped test splits (settings in ``modality_study``)."""
+    models = dict(config.get("models", {}))
+    estimators = dict(config["estimators"])
+    runs = dict(config["runs"])
+    study = config.get("modality_study")
+    for m in config.get("modalities", {}) if study else []:
+        base = study["base_model"]
+        models[f"{base}_{m}"] = {
+            "variant": models[base]["variant"], "init": base,
+            "train": [f"{study['train_split']}@{m}"], "val": [f"{study['val_split']}@{m}"],
+            **{k: v for k, v in models[base].items() if k not in ("variant", "train", "val", "init")},
+            **study.get("finetune", {}),
+        }
+        estimators[f"MIST-{m}"] = {"class": "MIST", "model": f"{base}_{m}"}
+        runs[m] = {"splits": [f"{s}@{m}" for s in study["test_splits"]],
+                   "estimators": list(study["estimators"]) + [f"MIST-{m}"]}
+    return models, estimators, runs
+
+
+MODELS, ESTIMATORS, RUNS = derived_study(config)
+
+
 def families_of(split):
     """The family specs of a split (a warped split 'name@modality' has its base's)."""
     entry = config["splits"][split.split("@")[0]]["families"]
@@ -30,7 +55,7 @@ def model_checkpoint(name):
 
 
 def estimator_inputs(wildcards):
-    spec = config["estimators"][wildcards.estimator]
+    spec = ESTIMATORS[wildcards.estimator]
     inputs = {"store": store(wildcards.split, wildcards.family)}
     if spec["class"] == "MIST" and spec.get("model", "default") != "default":
         inputs["checkpoint"] = model_checkpoint(spec["model"])
@@ -38,7 +63,7 @@ def estimator_inputs(wildcards):
 
 
 def run_parts(run):
-    entry = config["runs"][run]
+    entry = RUNS[run]
     return [
         f"results/{run}/parts/{est}/{split}/{family}.nc"
         for est in entry["estimators"]
@@ -52,7 +77,7 @@ FIGURES = ["error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timin
 
 def all_outputs():
     outputs = []
-    for run in config["runs"]:
+    for run in RUNS:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]
     outputs += [f"results/modalities/{m}.png" for m in config.get("modalities", {})]

@@ -39,11 +39,11 @@ rule figures:
 
 rule headline:
     input:
-        expand("results/{run}/summary.nc", run=list(config["runs"])),
+        expand("results/{run}/summary.nc", run=list(RUNS)),
     output:
         report("results/README.md", caption="../report/headline.rst", category="Tables"),
     params:
-        runs=list(config["runs"]),
+        runs=list(RUNS),
     log:
         "logs/headline.log",
     script:

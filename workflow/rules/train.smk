@@ -3,19 +3,19 @@
 
 rule train:
     input:
-        train=lambda w: [s for split in config["models"][w.model]["train"] for s in split_stores(split)],
-        val=lambda w: [s for split in config["models"][w.model]["val"] for s in split_stores(split)],
-        init=lambda w: ([model_checkpoint(config["models"][w.model]["init"])]
-                        if config["models"][w.model].get("init") else []),
+        train=lambda w: [s for split in MODELS[w.model]["train"] for s in split_stores(split)],
+        val=lambda w: [s for split in MODELS[w.model]["val"] for s in split_stores(split)],
+        init=lambda w: ([model_checkpoint(MODELS[w.model]["init"])]
+                        if MODELS[w.model].get("init") else []),
     output:
         checkpoint="models/{model}/best.pt",
         metrics="models/{model}/metrics.json",
         curves=report("models/{model}/curves.png", caption="../report/curves.rst",
                       category="Training"),
     params:
-        model=lambda w: config["models"][w.model],
+        model=lambda w: MODELS[w.model],
         seed=config["seed"],
-    threads: workflow.cores
+    threads: lambda w: MODELS[w.model].get("threads", workflow.cores)
     log:
         "logs/train/{model}.log",
     script:
