@@ -333,22 +333,29 @@ def example_modality(name: str = "breast_cancer") -> Modality:
 
 def check_store_dims(ds, modality: Modality) -> None:
     """Raise ``ModalityError`` unless every datapoint of ``ds`` has the modality's dims."""
+    problem = store_dims_problem(ds, modality.dim_x, modality.dim_y, modality.name)
+    if problem:
+        raise ModalityError(problem)
+
+
+def store_dims_problem(ds, dim_x: int, dim_y: int, name: str) -> str | None:
+    """Why the datapoints of ``ds`` do not all have dims (dim_x, dim_y), or ``None``."""
     from .dataset import MetaDataset
 
     if not isinstance(ds, MetaDataset):
         raise TypeError(f"expected a MetaDataset, got {type(ds).__name__}")
     index = ds.index
     dx, dy = index["dim_x"].values, index["dim_y"].values
-    wrong = np.flatnonzero((dx != modality.dim_x) | (dy != modality.dim_y))
-    if wrong.size:
-        i = int(wrong[0])
-        raise ModalityError(
-            f"{ds.path}: {wrong.size} of {len(ds)} datapoints do not have the dims of modality "
-            f"{modality.name!r} (dim_x={modality.dim_x}, dim_y={modality.dim_y}); e.g. "
-            f"datapoint {i} has dim_x={int(dx[i])}, dim_y={int(dy[i])}. Build the base store "
-            "with mistgen.modality.build_modality_base (or dim_range/dim_y_range fixed to "
-            "the modality's dims)"
-        )
+    wrong = np.flatnonzero((dx != dim_x) | (dy != dim_y))
+    if not wrong.size:
+        return None
+    i = int(wrong[0])
+    return (
+        f"{ds.path}: {wrong.size} of {len(ds)} datapoints do not have the dims of modality "
+        f"{name!r} (dim_x={dim_x}, dim_y={dim_y}); e.g. datapoint {i} has "
+        f"dim_x={int(dx[i])}, dim_y={int(dy[i])}. Build the base store with "
+        "mistgen.modality.build_modality_base (dims fixed to the modality's)"
+    )
 
 
 def build_modality_base(path: str | os.PathLike, modality: Modality, specs: Sequence[str],

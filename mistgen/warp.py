@@ -55,6 +55,7 @@ from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
 from .errors import MistgenError, StoreError
 from .flows import ModalityFlows, load_flows, torch_threads
+from .modality import store_dims_problem
 from .sampling import Sample, sample
 from .spec import parse_spec
 
@@ -448,17 +449,9 @@ def warp_store(
     dtype = dtype or ds.meta.get("dtype", "float32")
     if dtype not in DTYPES:
         raise WarpError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    index = ds.index
-    dx, dy = index["dim_x"].values, index["dim_y"].values
-    wrong = np.flatnonzero((dx != flows.dim_x) | (dy != flows.dim_y))
-    if wrong.size:
-        i = int(wrong[0])
-        raise WarpError(
-            f"{ds.path}: {wrong.size} of {len(ds)} datapoints do not have the dims of modality "
-            f"{name!r} (dim_x={flows.dim_x}, dim_y={flows.dim_y}); e.g. datapoint {i} has "
-            f"dim_x={int(dx[i])}, dim_y={int(dy[i])}. Build the base store with "
-            "mistgen.modality.build_modality_base (dims fixed to the modality's)"
-        )
+    problem = store_dims_problem(ds, flows.dim_x, flows.dim_y, name)
+    if problem:
+        raise WarpError(problem)
     split = f"{ds.split}@{name}"
     path = Path(path) if path is not None else warped_store_path(ds.path, name)
     if path.resolve() == ds.path.resolve():
