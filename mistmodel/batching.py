@@ -79,24 +79,27 @@ def shape_key(n: int, dim_x: int, dim_y: int) -> tuple[int, int]:
 
 
 def plan_chunks(shapes: Sequence[tuple[int, int, int]], max_cells: int,
-                max_batch: int) -> list[list[int]]:
+                max_batch: int, max_waste: float = 2.0) -> list[list[int]]:
     """Split sample indices, sorted by shape, into chunks whose padded size is bounded.
 
     A chunk's padded cell count ``len(chunk) * max_n * max_D`` stays within ``max_cells``
-    (a chunk always holds at least one sample) and it holds at most ``max_batch`` samples.
+    and within ``max_waste`` times its real cell count (a chunk always holds at least one
+    sample), and a chunk holds at most ``max_batch`` samples.
     """
     order = sorted(range(len(shapes)), key=lambda i: shape_key(*shapes[i]))
     chunks: list[list[int]] = []
     current: list[int] = []
-    max_n = max_d = 0
+    max_n = max_d = real = 0
     for i in order:
         n, dx, dy = shapes[i]
         new_n, new_d = max(max_n, n), max(max_d, dx + dy)
-        if current and ((len(current) + 1) * new_n * new_d > max_cells
-                        or len(current) >= max_batch):
+        padded = (len(current) + 1) * new_n * new_d
+        if current and (padded > max_cells or len(current) >= max_batch
+                        or padded > max_waste * (real + n * (dx + dy))):
             chunks.append(current)
-            current, new_n, new_d = [], n, dx + dy
+            current, new_n, new_d, real = [], n, dx + dy, 0
         current.append(i)
+        real += n * (dx + dy)
         max_n, max_d = new_n, new_d
     if current:
         chunks.append(current)

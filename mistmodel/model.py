@@ -21,8 +21,12 @@ alternating
 
 Then the cells of each column are pooled over rows (:class:`PoolingByAttention`), the
 column summaries attend to one another once more (:class:`ColumnSetAttention`) and are
-pooled over columns (masked sums and means, separately for X and Y), and a small head maps
-the dataset embedding to the output:
+pooled over columns (masked sums and means, separately for X and Y).  Beside them, the
+row-averaged query-key products of the column attention - learned cross-moments of every
+pair of columns - are read out pair by pair and summed over pairs (:class:`PairReadout`):
+dependence lives between columns, and after the copula every column has the same
+marginal, so these pair terms carry the signal from the first training step on.  A small
+head maps the dataset embedding to the output:
 
 * ``variant="mist"``: one number, ``softplus`` so that the estimate is >= 0 (nats)
   (:class:`PointHead`);
@@ -75,6 +79,7 @@ __all__ = [
     "InducedRowAttention",
     "PoolingByAttention",
     "ColumnSetAttention",
+    "PairReadout",
     "SampleStatistics",
     "PointHead",
     "QuantileHead",
@@ -94,10 +99,11 @@ class ModelConfig:
     variant: str = "mist"          # "mist" (point estimate) or "mist_qr" (quantiles)
     width: int = 16                 # c: width of a cell vector
     heads: int = 2                  # attention heads (width must be divisible by heads)
-    blocks: int = 2                 # (column attention, induced row attention) pairs
+    blocks: int = 1                 # (column attention, induced row attention) pairs
     inducing: int = 8               # m: inducing points per row attention
     ffn_mult: int = 2               # hidden width of feed-forward layers, in units of c
     summary_width: int = 64         # width of column summaries after pooling over rows
+    pair_width: int = 32            # width of the column-pair readout
     head_hidden: int = 128          # hidden width of the output head
     quantile_knots: int = 41        # knots of the tau grid (mist_qr)
     tau_min: float = 0.01           # lowest knot
@@ -144,12 +150,12 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = 
 
 
 class FeedForward(nn.Module):
-    """Pre-norm position-wise MLP with a residual connection: ``x + W2 gelu(W1 LN(x))``."""
+    """Pre-norm position-wise MLP with a residual connection: ``x + W2 silu(W1 LN(x))``."""
 
     def __init__(self, width: int, mult: int):
         super().__init__()
         self.norm = nn.LayerNorm(width)
-        self.net = nn.Sequential(nn.Linear(width, mult * width), nn.GELU(),
+        self.net = nn.Sequential(nn.Linear(width, mult * width), nn.SiLU(),
                                  nn.Linear(mult * width, width))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -168,8 +174,9 @@ class ColumnEmbedding(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.value = nn.Sequential(nn.Linear(1, width), nn.GELU(), nn.Linear(width, width))
+        self.value = nn.Sequential(nn.Linear(1, width), nn.SiLU(), nn.Linear(width, width))
         self.tag = nn.Embedding(2, width)
+        nn.init.normal_(self.tag.weight, std=0.1)    # the value, not the tag, dominates a cell
 
     def forward(self, values: Tensor, col_type: Tensor) -> Tensor:
         cells = self.value(values.transpose(1, 2).unsqueeze(-1))     # (B, D, N, c)
@@ -202,42 +209,46 @@ class TiedColumnAttention(nn.Module):
 
     For head h, ``A_h[i, j] = softmax_j( mean_r <q_h(cell_ri), k_h(cell_rj)> / sqrt(e)
     + bias_h[i, j] )`` over valid columns j, and
-    ``cell_ri <- cell_ri + sum_h sum_j A_h[i, j] W_o,h v_h(cell_rj)``, then a feed-forward
-    layer.  The output projection is folded into the per-head values.
+    ``cell_ri <- cell_ri + sum_h sum_j A_h[i, j] W_o,h v_h(cell_rj)``.  The output
+    projection is folded into the per-head values.  There is no feed-forward layer here:
+    the row attention that always follows has one.
 
     cells ``(B, D, N, c)``; row_mask ``(B, N)``; col_mask ``(B, D)``; bias ``(B, H, D, D)``;
-    n ``(B,)`` valid rows -> ``(B, D, N, c)``.
+    n ``(B,)`` valid rows -> cells ``(B, D, N, c)`` and the row-averaged query-key
+    products ``(B, H, D, D)`` (learned cross-moments of column pairs, read by
+    :class:`PairReadout`).  The mixed values also multiply a gate of the receiving cell,
+    so that products of a cell with its partners appear from the first layer on.
     """
 
-    def __init__(self, width: int, heads: int, ffn_mult: int):
+    def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
         self.norm = nn.LayerNorm(width)
         self.qk = nn.Linear(width, 2 * width)                # q and k for all heads
         self.value = nn.Linear(width, heads * width, bias=False)  # W_o,h v_h for each head
         self.out_bias = nn.Parameter(torch.zeros(width))
-        self.ffn = FeedForward(width, ffn_mult)
+        self.gate = nn.Linear(width, width)                 # multiplicative interaction
 
     def forward(self, cells: Tensor, row_mask: Tensor, col_mask: Tensor, bias: Tensor,
-                n: Tensor) -> Tensor:
+                n: Tensor) -> tuple[Tensor, Tensor]:
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
-        h = self.norm(cells)
-        qk = self.qk(h) * row_mask[:, None, :, None].to(h.dtype)       # (B, D, N, 2c)
+        h = self.norm(cells)                                           # (B, D, N, c)
+        qk = self.qk(h)                                                # (B, D, N, 2c)
+        if not bool(row_mask.all()):
+            qk = qk * row_mask[:, None, :, None].to(h.dtype)          # padded rows add nothing
         qk = qk.view(B, D, N, 2, H, e).permute(3, 0, 4, 1, 2, 5)       # (2, B, H, D, N, e)
         q = qk[0].reshape(B * H, D, N * e)
         k = qk[1].reshape(B * H, D, N * e)
         scale = (n.to(h.dtype) * e ** 0.5).repeat_interleave(H)[:, None, None]
-        logits = torch.bmm(q, k.transpose(1, 2)) / scale              # (B*H, D, D)
-        logits = logits.view(B, H, D, D) + bias
-        logits = logits.masked_fill(~col_mask[:, None, None, :], NEG_INF)
+        moments = (torch.bmm(q, k.transpose(1, 2)) / scale).view(B, H, D, D)
+        logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
         att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
         att = att.permute(0, 2, 1, 3).reshape(B, D, H * D)             # [A_1 | ... | A_H]
         v = self.value(h).view(B, D, N, H, c).permute(0, 3, 1, 2, 4)   # (B, H, D, N, c)
-        v = v.reshape(B, H * D, N * c)
-        mixed = torch.bmm(att, v).view(B, D, N, c)                     # (B, D, N, c)
-        cells = cells + mixed + self.out_bias
-        return self.ffn(cells)
+        mixed = torch.bmm(att, v.reshape(B, H * D, N * c)).view(B, D, N, c)
+        update = torch.addcmul(mixed, mixed, self.gate(h))             # mixed * (1 + gate)
+        return cells + update + self.out_bias, moments
 
 
 class LearnedQueryReader(nn.Module):
@@ -282,8 +293,10 @@ class InducedRowAttention(nn.Module):
     1. the inducing points read the column:  ``I' = FFN(I + Att(I, LN(cells)))``  ``(B, D, m, c)``
     2. every cell reads them: ``cells + Att(LN(cells), LN(I'))``, then a feed-forward layer.
     Step 1 masks padded rows; step 2 has only the ``m`` inducing points as keys.  Cost is
-    ``O(N m)`` per column instead of ``O(N^2)``.  In step 2 the query projection is folded
-    into the keys and the output projection into the values (per head).
+    ``O(N m)`` per column instead of ``O(N^2)``.  The cells do not change between the two
+    steps, so both use the same ``LN(cells)``.  In step 2 the query projection is folded
+    into the keys and the output projection into the values (per head), and the scores are
+    laid out ``(H, m, N)`` so that the softmax over the m keys runs over a strided axis.
 
     cells ``(B, D, N, c)``; row_mask ``(B, N)`` -> ``(B, D, N, c)``.
     """
@@ -292,10 +305,9 @@ class InducedRowAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.inducing = nn.Parameter(torch.randn(inducing, width) * width ** -0.5)
-        self.norm_read = nn.LayerNorm(width)
+        self.norm = nn.LayerNorm(width)
         self.read = LearnedQueryReader(width, heads)
         self.induced_ffn = FeedForward(width, ffn_mult)
-        self.norm_query = nn.LayerNorm(width)
         self.norm_induced = nn.LayerNorm(width)
         self.q = nn.Linear(width, width)
         self.kv = nn.Linear(width, 2 * width)
@@ -306,21 +318,22 @@ class InducedRowAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         m = self.inducing.shape[0]
+        normed = self.norm(cells)                                      # (B, D, N, c)
         # 1. inducing points read the column
-        induced = self.inducing + self.read(self.norm_read(cells), row_mask, self.inducing)
+        induced = self.inducing + self.read(normed, row_mask, self.inducing)
         induced = self.induced_ffn(induced)                            # (B, D, m, c)
         # 2. cells read the inducing points
         k, v = self.kv(self.norm_induced(induced)).view(B, D, m, 2, H, e).unbind(3)
         wq = self.q.weight.view(H, e, c)
-        keys = torch.einsum("hec,bdmhe->bdchm", wq, k).reshape(B, D, c, H * m)
+        keys = torch.einsum("hec,bdmhe->bdhmc", wq, k).reshape(B * D, H * m, c)
         qbias = torch.einsum("he,bdmhe->bdhm", self.q.bias.view(H, e), k)
-        scores = (torch.matmul(self.norm_query(cells), keys)
-                  + qbias.reshape(B, D, 1, H * m)) * e ** -0.5         # (B, D, N, H*m)
-        w = torch.softmax(scores.view(B, D, N, H, m), dim=-1).view(B, D, N, H * m)
+        scores = torch.bmm(keys, normed.reshape(B * D, N, c).transpose(1, 2))  # (B*D, H*m, N)
+        scores = (scores.view(B, D, H, m, N) + qbias[..., None]) * e ** -0.5
+        w = torch.softmax(scores, dim=3).view(B * D, H * m, N)         # over the m keys
         wo = self.out.weight.view(c, H, e)
-        vals = torch.einsum("bdmhe,che->bdhmc", v, wo).reshape(B, D, H * m, c)
-        cells = cells + torch.matmul(w, vals) + self.out.bias          # (B, D, N, c)
-        return self.ffn(cells)
+        vals = torch.einsum("bdmhe,che->bdhmc", v, wo).reshape(B * D, H * m, c)
+        update = torch.bmm(w.transpose(1, 2), vals).view(B, D, N, c)   # (B, D, N, c)
+        return self.ffn(cells + update + self.out.bias)
 
 
 class PoolingByAttention(nn.Module):
@@ -334,7 +347,7 @@ class PoolingByAttention(nn.Module):
         self.seed = nn.Parameter(torch.randn(1, width) * width ** -0.5)
         self.norm = nn.LayerNorm(width)
         self.read = LearnedQueryReader(width, heads)
-        self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, out_width), nn.GELU(),
+        self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, out_width), nn.SiLU(),
                                   nn.Linear(out_width, out_width))
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
@@ -360,6 +373,39 @@ class ColumnSetAttention(nn.Module):
         att = masked_attention(q, k, v, col_mask[:, None, None, :], bias)  # (B, H, D, e)
         cols = cols + self.out(att.transpose(1, 2).reshape(B, D, c))
         return self.ffn(cols)
+
+
+class PairReadout(nn.Module):
+    """Dataset features from column pairs.
+
+    For every ordered pair of distinct valid columns ``(i, j)`` the features are the
+    cross-moments that the column-attention layers computed (``(blocks x H)`` numbers),
+    the correlation terms ``C_ij, C_ij^2`` (when statistics are on) and a one-hot of the
+    pair's type (X-X, X-Y, Y-X, Y-Y).  An MLP maps each pair to ``width`` numbers, which
+    are summed (scaled by 1/64) and averaged over pairs.  Sums over pairs are invariant to
+    column permutations within X and within Y and blind to padded columns.
+
+    moments ``(B, P, D, D)``; col_mask, col_type ``(B, D)`` -> ``(B, 2 * width)``.
+    """
+
+    def __init__(self, n_moments: int, width: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((n_moments,), 10.0))   # moments are ~0.1 at init
+        self.net = nn.Sequential(nn.Linear(n_moments + 4, width), nn.SiLU(),
+                                 nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, moments: Tensor, col_mask: Tensor, col_type: Tensor) -> Tensor:
+        B, P, D, _ = moments.shape
+        moments = moments * self.scale[:, None, None]
+        t = col_type.clamp(0, 1)
+        pair_type = F.one_hot(2 * t[:, :, None] + t[:, None, :], 4).to(moments.dtype)
+        feats = torch.cat([moments.permute(0, 2, 3, 1), pair_type], dim=-1)  # (B, D, D, P+4)
+        out = self.net(feats)                                              # (B, D, D, w)
+        eye = torch.eye(D, dtype=torch.bool, device=moments.device)
+        valid = (col_mask[:, :, None] & col_mask[:, None, :] & ~eye).to(out.dtype)
+        total = torch.einsum("bij,bijw->bw", valid, out)
+        count = valid.sum((1, 2)).clamp_min(1.0)[:, None]
+        return torch.cat([total / 64.0, total / count], dim=1)
 
 
 class SampleStatistics(nn.Module):
@@ -420,6 +466,7 @@ class PointHead(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        nn.init.constant_(self.net[-1].bias, 1.0)         # softplus(1) ~ 1.3 nats to start
 
     def forward(self, emb: Tensor) -> Tensor:
         return F.softplus(self.net(emb).squeeze(-1))
@@ -438,6 +485,10 @@ class QuantileHead(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, knots))
+        with torch.no_grad():                              # start near q(tau) = 0.1 .. 2 nats
+            self.net[-1].weight.mul_(0.1)
+            self.net[-1].bias.fill_(-3.0)
+            self.net[-1].bias[0] = -2.0
         self.register_buffer("grid", torch.linspace(tau_min, tau_max, knots), persistent=False)
 
     def knots(self, emb: Tensor) -> Tensor:
@@ -489,14 +540,15 @@ class MISTNet(nn.Module):
         self.embed = ColumnEmbedding(c)
         self.stats = SampleStatistics()
         self.col_bias = nn.ModuleList(CorrelationBias(H) for _ in range(config.blocks + 1))
-        self.col_att = nn.ModuleList(TiedColumnAttention(c, H, config.ffn_mult)
-                                     for _ in range(config.blocks))
+        self.col_att = nn.ModuleList(TiedColumnAttention(c, H) for _ in range(config.blocks))
         self.row_att = nn.ModuleList(InducedRowAttention(c, H, config.inducing, config.ffn_mult)
                                      for _ in range(config.blocks))
         self.row_pool = PoolingByAttention(c, H, s)
         self.col_set = ColumnSetAttention(s, H, config.ffn_mult)
         self.final_norm = nn.LayerNorm(s)
-        d_emb = 5 * s + SampleStatistics.n_features
+        n_moments = config.blocks * H + (2 if config.stats_features else 0)
+        self.pairs = PairReadout(n_moments, config.pair_width)
+        d_emb = 5 * s + 2 * config.pair_width + SampleStatistics.n_features
         if config.variant == "mist":
             self.head: nn.Module = PointHead(d_emb, config.head_hidden)
         else:
@@ -509,7 +561,7 @@ class MISTNet(nn.Module):
 
     def embed_dataset(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
                       col_type: Tensor) -> Tensor:
-        """Padded normalised samples -> dataset embeddings ``(B, 5 s + 7)``."""
+        """Padded normalised samples -> dataset embeddings ``(B, 5 s + 2 w + 7)``."""
         row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
         use_stats = self.config.stats_features
         corr, feats = self.stats(values, row_mask, col_mask, col_type, with_mi=use_stats)
@@ -517,9 +569,14 @@ class MISTNet(nn.Module):
         n = row_mask.sum(1)                                                   # (B,)
         values = values * (row_mask[:, :, None] & col_mask[:, None, :])
         cells = self.embed(values, col_type)                                  # (B, D, N, c)
+        moments = []
         for bias, col_att, row_att in zip(self.col_bias, self.col_att, self.row_att):
-            cells = col_att(cells, row_mask, col_mask, bias(corr_or_none, col_type), n)
+            cells, mom = col_att(cells, row_mask, col_mask, bias(corr_or_none, col_type), n)
+            moments.append(mom)
             cells = row_att(cells, row_mask)
+        if use_stats:
+            moments += [corr[:, None], corr[:, None] ** 2]
+        pair_emb = self.pairs(torch.cat(moments, dim=1), col_mask, col_type)   # (B, 2 w)
         cols = self.row_pool(cells, row_mask)                                 # (B, D, s)
         cols = self.col_set(cols, col_mask, self.col_bias[-1](corr_or_none, col_type))
         cols = self.final_norm(cols)
@@ -530,8 +587,9 @@ class MISTNet(nn.Module):
         sum_y = torch.einsum("bd,bds->bs", wy, cols)
         mean_x = sum_x / wx.sum(1, keepdim=True)
         mean_y = sum_y / wy.sum(1, keepdim=True)
-        return torch.cat([mean_x, mean_y, (sum_x + sum_y) / 16.0, sum_x / 8.0, sum_y / 8.0,
-                          feats], dim=1)
+        emb = torch.cat([mean_x, mean_y, (sum_x + sum_y) / 16.0, sum_x / 8.0, sum_y / 8.0,
+                         pair_emb, feats], dim=1)
+        return emb
 
     def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
                 tau: Tensor | None = None) -> Tensor:

@@ -1,0 +1,494 @@
+"""Training MIST / MIST-QR on meta-dataset stores written by ``mistgen``.
+
+    from mistmodel.training import TrainConfig, train
+    path = train(TrainConfig(train="data/meta/train.zarr", val="data/meta/val.zarr",
+                             out="models/mist", variant="mist", epochs=10))
+
+What happens:
+
+* **Streaming.**  The training store is read shard by shard in a seeded random order;
+  ``buffer_shards`` shards at a time are pooled, shuffled, sorted by shape and cut into
+  batches (bucketing: few padded cells), and the batches are shuffled.  Memory depends on
+  the shard size and the buffer, never on the size of the store.  A list of stores is
+  read as one (``mistgen.open_meta_dataset(list)``).
+* **Batches** hold at most ``batch_size`` samples and ``max_cells`` padded cells.  Each
+  sample is normalised per column by its normal scores (the copula) and, with
+  probability 1/2, has X and Y swapped (MI is symmetric; the target is unchanged);
+  optionally (``subsample_rows``) a random subset of its rows is used instead (same MI).
+* **Objective.**  ``mist``: squared error on MI in nats.  ``mist_qr``: pinball loss, with
+  ``taus_per_sample`` values of tau drawn uniformly from the knot range per datapoint at
+  every step (independent draws, averaged).
+* **Optimisation.**  AdamW, gradient-norm clipping, linear warm-up then cosine decay of the
+  learning rate over the run (over the planned samples; with a time budget, over
+  whichever of samples and time runs out first).
+* **Validation** on a separate store after every epoch (streamed too): loss, MSE by n-bin,
+  and for ``mist_qr`` the coverage of the central 90% interval.
+* **Checkpoints.**  ``checkpoint.pt`` after every epoch holds model, optimizer, scheduler,
+  epoch, RNG states, history and config; ``train`` resumes from it when it exists (unless
+  ``resume=False``); ``init`` starts a new run from another checkpoint's weights
+  (fine-tuning, e.g. on warped stores).  ``best.pt`` holds the model of the best validation epoch (model and
+  metadata only - the form shipped in the package).  ``metrics.json`` (config, per-epoch
+  curves, final validation metrics) and ``curves.png`` are written beside them.
+* **Reproducibility.**  The data order of epoch ``e`` and the taus are functions of
+  ``(seed, e)``; on the same device and thread count a run and a run resumed from any
+  epoch checkpoint give the same weights.  A time budget makes the end point (and the
+  schedule) depend on the machine's speed.
+* **Device**: CUDA when available, CPU otherwise (``device`` overrides).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
+from .model import MISTNet, ModelConfig, count_parameters, pinball_loss
+
+__all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "export_model",
+           "open_stores"]
+
+N_BINS = {"[10,100)": (10, 100), "[100,300)": (100, 300), "[300,500]": (300, 501)}
+EVAL_TAUS = tuple(np.round(np.linspace(0.05, 0.95, 19), 4))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    train: Any = None                  # store path or list of store paths
+    val: Any = None                    # store path / list, or None (no validation)
+    out: str = "models/mist"           # output directory
+    variant: str = "mist"              # "mist" or "mist_qr"
+    model: dict = field(default_factory=dict)   # ModelConfig overrides
+    epochs: int = 10
+    time_budget_min: float | None = None  # stop (and checkpoint) when exceeded
+    batch_size: int = 32               # most samples per batch
+    max_cells: int = 300_000           # most padded cells (B x N x D) per batch
+    buffer_shards: int = 4             # shards pooled for shuffling and bucketing
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.03               # fraction of the run spent warming up
+    min_lr_ratio: float = 0.05         # final lr / peak lr
+    grad_clip: float = 1.0
+    taus_per_sample: int = 8           # mist_qr: taus drawn per datapoint per step
+    swap_xy: bool = True               # randomly swap X and Y (MI is symmetric)
+    subsample_rows: float = 0.0        # probability of training on a random row subset
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None         # torch CPU threads (None: torch's default)
+    resume: bool = True
+    init: str | None = None            # start from this checkpoint's weights (fine-tuning)
+    progress: bool = True
+    max_steps: int | None = None       # hard cap on optimizer steps (final, like a budget)
+    epochs_per_call: int | None = None  # end this call after so many epochs; call again to resume
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("mist", "mist_qr"):
+            raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
+        if self.train is None:
+            raise ValueError("TrainConfig.train: give the training store path(s)")
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig.from_dict({**self.model, "variant": self.variant})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("train", "val"):
+            v = d[key]
+            d[key] = [str(p) for p in v] if isinstance(v, (list, tuple)) else (
+                None if v is None else str(v))
+        d["out"] = str(d["out"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class WarmupCosine:
+    """Learning rate as a function of training progress ``p`` in [0, 1]:
+    linear warm-up over ``warmup``, then cosine decay to ``min_ratio`` of the peak."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, peak: float, warmup: float,
+                 min_ratio: float):
+        self.optimizer, self.peak, self.warmup, self.min_ratio = optimizer, peak, warmup, min_ratio
+        self.progress = 0.0
+
+    def factor(self, p: float) -> float:
+        p = min(max(p, 0.0), 1.0)
+        if self.warmup > 0 and p < self.warmup:
+            return max(p / self.warmup, 1e-3)
+        q = (p - self.warmup) / max(1.0 - self.warmup, 1e-12)
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * q))
+
+    def step(self, progress: float) -> float:
+        self.progress = progress
+        lr = self.peak * self.factor(progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict[str, float]:
+        return {"progress": self.progress, "peak": self.peak, "warmup": self.warmup,
+                "min_ratio": self.min_ratio}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.progress = float(state["progress"])
+
+
+def open_stores(paths: Any):
+    """Open one store or several as one (through ``mistgen.open_meta_dataset``)."""
+    import mistgen
+    if isinstance(paths, (list, tuple)):
+        return mistgen.open_meta_dataset([str(p) for p in paths]) if len(paths) > 1 \
+            else mistgen.open_meta_dataset(str(paths[0]))
+    return mistgen.open_meta_dataset(str(paths))
+
+
+def _shapes_of(ds) -> dict[str, np.ndarray]:
+    idx = ds.index
+    return {k: np.asarray(idx[k].values) for k in ("n", "dim_x", "dim_y", "mi")}
+
+
+def _make_batch(samples: list, rng: np.random.Generator | None, copula: bool,
+                swap: bool, subsample: float = 0.0) -> Batch:
+    """Collate samples; with ``rng``, augment (both augmentations keep the true MI):
+    swap X and Y with probability 1/2, and with probability ``subsample`` keep a random
+    subset of ``n' ~ U{10..n}`` rows (a subset of i.i.d. rows is an i.i.d. sample)."""
+    pairs = []
+    for s in samples:
+        x, y = s.x, s.y
+        if rng is not None:
+            if swap and rng.random() < 0.5:
+                x, y = y, x
+            n = x.shape[0]
+            if subsample > 0 and n > 10 and rng.random() < subsample:
+                rows = np.sort(rng.choice(n, size=int(rng.integers(10, n + 1)), replace=False))
+                x, y = x[rows], y[rows]
+        pairs.append((x, y))
+    return collate(pairs, [s.mi for s in samples], copula=copula)
+
+
+def iterate_batches(ds, epoch_seed: Sequence[int], cfg: TrainConfig, copula: bool,
+                    shuffle: bool = True) -> Iterator[Batch]:
+    """Stream a store as bucketed batches (shuffled with ``epoch_seed`` when ``shuffle``)."""
+    rng = np.random.default_rng(list(epoch_seed))
+    order = rng.permutation(ds.num_shards) if shuffle else range(ds.num_shards)
+    for buffer in iter_buffered(ds.iter_shards(order), cfg.buffer_shards):
+        if shuffle:
+            for group in bucket_batches(buffer, rng, cfg.batch_size, cfg.max_cells):
+                yield _make_batch(group, rng, copula, cfg.swap_xy, cfg.subsample_rows)
+        else:
+            shapes = [(s.x.shape[0], s.x.shape[1], s.y.shape[1]) for s in buffer]
+            for chunk in plan_chunks(shapes, cfg.max_cells, cfg.batch_size):
+                group = [buffer[i] for i in chunk]
+                yield _make_batch(group, None, copula, False)
+
+
+def _loss(net: MISTNet, batch: Batch, gen: torch.Generator | None, taus_per_sample: int
+          ) -> torch.Tensor:
+    if net.is_quantile:
+        cfg = net.config
+        B = len(batch)
+        u = torch.rand(B, taus_per_sample, generator=gen).to(batch.values.device)
+        tau = cfg.tau_min + (cfg.tau_max - cfg.tau_min) * u
+        pred = net(*batch.inputs(), tau=tau)
+        return pinball_loss(pred, batch.target, tau)
+    pred = net(*batch.inputs())
+    return torch.mean((pred - batch.target) ** 2)
+
+
+@torch.no_grad()
+def evaluate(net: MISTNet, ds, cfg: TrainConfig | None = None, device: str | torch.device = "cpu",
+             level: float = 0.9) -> dict[str, Any]:
+    """Validation metrics of ``net`` on a store (streamed, unshuffled)."""
+    cfg = cfg or TrainConfig(train="-")
+    net.eval()
+    preds, targets, ns, lows, highs, pinballs = [], [], [], [], [], []
+    taus = torch.tensor(EVAL_TAUS, dtype=torch.float32, device=device)
+    lo_hi = torch.tensor([(1 - level) / 2, 0.5, (1 + level) / 2], dtype=torch.float32,
+                         device=device)
+    for batch in iterate_batches(ds, [0], cfg, net.config.copula, shuffle=False):
+        batch = batch.to(device)
+        if net.is_quantile:
+            emb = net.embed_dataset(*batch.inputs())
+            q = net.head(emb, taus)                                    # (B, 19)
+            diff = batch.target[:, None] - q
+            pin = torch.maximum(taus * diff, (taus - 1) * diff).mean(1)
+            pinballs.append(pin.cpu().numpy())
+            iv = net.head(emb, lo_hi)                                  # (B, 3)
+            lows.append(iv[:, 0].cpu().numpy())
+            preds.append(iv[:, 1].cpu().numpy())
+            highs.append(iv[:, 2].cpu().numpy())
+        else:
+            preds.append(net(*batch.inputs()).cpu().numpy())
+        targets.append(batch.target.cpu().numpy())
+        ns.append(batch.n.cpu().numpy())
+    pred, target, n = (np.concatenate(a) for a in (preds, targets, ns))
+    err2 = (pred - target) ** 2
+    out: dict[str, Any] = {"count": int(pred.size), "mse": float(err2.mean()),
+                           "mae": float(np.abs(pred - target).mean()),
+                           "bias": float((pred - target).mean())}
+    out["mse_by_n"] = {label: (float(err2[(n >= lo) & (n < hi)].mean())
+                               if ((n >= lo) & (n < hi)).any() else None)
+                       for label, (lo, hi) in N_BINS.items()}
+    if net.is_quantile:
+        low, high = np.concatenate(lows), np.concatenate(highs)
+        inside = (target >= low) & (target <= high)
+        out["pinball"] = float(np.concatenate(pinballs).mean())
+        out["coverage"] = float(inside.mean())
+        out["coverage_level"] = level
+        out["mean_width"] = float((high - low).mean())
+        out["loss"] = out["pinball"]
+        out["point"] = "median"
+    else:
+        out["loss"] = out["mse"]
+    return out
+
+
+def export_model(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Write a model-only copy of a checkpoint (no optimizer state) to ``dest``."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    slim = {k: v for k, v in ckpt.items()
+            if k not in ("optimizer_state", "scheduler_state", "rng_state")}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save(slim, dest)
+    return dest
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial-save")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    return {k: [int(shapes[k].min()), int(shapes[k].max())] for k in ("n", "dim_x", "dim_y")}
+
+
+def _plot_curves(history: dict[str, Any], path: Path, variant: str) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:   # plotting is a convenience; never fail a run over it
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = history.get("steps", [])
+    if steps:
+        s = np.asarray(steps, dtype=float)
+        ax[0].plot(s[:, 1], s[:, 2], lw=0.8, alpha=0.8, label="train (running mean)")
+    ep = history.get("epochs", [])
+    if ep:
+        ax[0].plot([e["samples_seen"] for e in ep], [e["train_loss"] for e in ep], "o-",
+                   label="train (epoch mean)")
+        val = [(e["samples_seen"], e["val"]["loss"]) for e in ep if e.get("val")]
+        if val:
+            ax[0].plot(*zip(*val), "s-", label="validation")
+        ax[1].plot([e["samples_seen"] for e in ep], [e["lr"] for e in ep], "o-")
+    ax[0].set_xlabel("training samples seen")
+    ax[0].set_ylabel("MSE (nats^2)" if variant == "mist" else "pinball loss")
+    ax[0].set_yscale("log")
+    ax[0].legend()
+    ax[1].set_xlabel("training samples seen")
+    ax[1].set_ylabel("learning rate (end of epoch)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _write_metrics(out: Path, cfg: TrainConfig, net: MISTNet, history: dict[str, Any],
+                   extra: dict[str, Any], plot: bool = True) -> None:
+    ep = history.get("epochs", [])
+    with_val = [e for e in ep if e.get("val")]
+    best = min(with_val, key=lambda e: e["val"]["loss"]) if with_val else None
+    metrics = {
+        "variant": cfg.variant,
+        "config": cfg.to_dict(),
+        "model_config": net.config.to_dict(),
+        "parameters": count_parameters(net),
+        **extra,
+        "epochs": ep,
+        "final_validation": with_val[-1]["val"] if with_val else None,
+        "best_epoch": best["epoch"] if best else None,
+        "best_validation": best["val"] if best else None,
+    }
+    tmp = out / "metrics.json.partial-save"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out / "metrics.json")
+    if plot:
+        _plot_curves(history, out / "curves.png", cfg.variant)
+
+
+def train(config: TrainConfig | dict[str, Any]) -> Path:
+    """Train (or resume) and return the path of the latest ``checkpoint.pt``."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
+                          else ("cpu" if cfg.device == "auto" else cfg.device))
+    train_ds = open_stores(cfg.train)
+    val_ds = open_stores(cfg.val) if cfg.val is not None else None
+    shapes = _shapes_of(train_ds)
+    count = len(train_ds)
+
+    torch.manual_seed(cfg.seed)
+    net = MISTNet(cfg.model_config()).to(device)
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (decay if p.dim() >= 2 and "inducing" not in name and "seed" not in name
+         else no_decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
+    history: dict[str, Any] = {"epochs": [], "steps": []}
+    start_epoch, samples_seen, step, elapsed_before = 0, 0, 0, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if cfg.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("model_config") != net.config.to_dict():
+            raise ValueError(f"{ckpt_path} holds a different model configuration; "
+                             "use another --out directory or resume=False")
+        net.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+        torch.set_rng_state(ckpt["rng_state"]["torch"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        samples_seen, step = int(ckpt["samples_seen"]), int(ckpt["step"])
+        elapsed_before = float(ckpt.get("elapsed_s", 0.0))
+        history = ckpt.get("history", history)
+        if ckpt.get("stopped_early"):
+            start_epoch = cfg.epochs          # a budget stop is final
+    elif cfg.init:
+        init = torch.load(cfg.init, map_location=device, weights_only=False)
+        if init.get("model_config") != net.config.to_dict():
+            raise ValueError(f"init checkpoint {cfg.init} holds a different model configuration "
+                             f"({init.get('model_config')}) from this run's ({net.config.to_dict()})")
+        net.load_state_dict(init["model_state"])
+    planned = max(1, cfg.epochs * count)
+    budget_s = None if cfg.time_budget_min is None else 60.0 * cfg.time_budget_min
+    t0 = time.perf_counter()
+    copula = net.config.copula
+    extra = {"train_stores": cfg.to_dict()["train"], "val_stores": cfg.to_dict()["val"],
+             "train_count": count, "data_ranges": _data_ranges(shapes),
+             "device": str(device), "threads": torch.get_num_threads()}
+    stop = start_epoch >= cfg.epochs
+    epoch = start_epoch - 1
+    running = None
+    last_plot = time.perf_counter()
+    end_epoch = cfg.epochs if cfg.epochs_per_call is None else min(
+        cfg.epochs, start_epoch + cfg.epochs_per_call)
+    for epoch in range(start_epoch, end_epoch):
+        net.train()
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1])
+                                                .integers(2**62)))
+        losses, weights = [], []
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=count, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="sample",
+                       leave=False, dynamic_ncols=True)
+        for batch in iterate_batches(train_ds, [cfg.seed, epoch], cfg, copula):
+            batch = batch.to(device)
+            elapsed = elapsed_before + time.perf_counter() - t0
+            progress = samples_seen / planned
+            if budget_s:
+                progress = max(progress, elapsed / budget_s)
+            lr = scheduler.step(progress)
+            loss = _loss(net, batch, gen, cfg.taus_per_sample)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {step}")
+            b = len(batch)
+            losses.append(value)
+            weights.append(b)
+            samples_seen += b
+            step += 1
+            running = value if running is None else 0.98 * running + 0.02 * value
+            if step % 10 == 0:
+                history["steps"].append([step, samples_seen, running])
+            if bar is not None:
+                bar.update(b)
+                bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.2e}")
+            if (budget_s and elapsed_before + time.perf_counter() - t0 > budget_s) or \
+                    (cfg.max_steps is not None and step >= cfg.max_steps):
+                stop = True
+                break
+        if bar is not None:
+            bar.close()
+        record = {"epoch": epoch, "train_loss": float(np.average(losses, weights=weights))
+                  if losses else None, "samples_seen": samples_seen, "step": step,
+                  "lr": optimizer.param_groups[0]["lr"],
+                  "seconds": elapsed_before + time.perf_counter() - t0,
+                  "complete": not stop}
+        if val_ds is not None:
+            record["val"] = evaluate(net, val_ds, cfg, device)
+        history["epochs"].append(record)
+        state = {
+            "format": "mist-checkpoint/1",
+            "variant": cfg.variant,
+            "model_config": net.config.to_dict(),
+            "model_state": net.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(),
+            "rng_state": {"torch": torch.get_rng_state()},
+            "epoch": epoch,
+            "step": step,
+            "samples_seen": samples_seen,
+            "elapsed_s": record["seconds"],
+            "stopped_early": stop,
+            "train_config": cfg.to_dict(),
+            "data_ranges": extra["data_ranges"],
+            "history": history,
+            "validation": record.get("val"),
+        }
+        _atomic_save(state, ckpt_path)
+        vals = [e["val"]["loss"] for e in history["epochs"] if e.get("val")]
+        if val_ds is None or record["val"]["loss"] <= min(vals):
+            export_model(ckpt_path, out / "best.pt")
+        last_epoch = stop or epoch == cfg.epochs - 1
+        plot = last_epoch or time.perf_counter() - last_plot > 60.0
+        _write_metrics(out, cfg, net, history, extra, plot=plot)
+        if plot:
+            last_plot = time.perf_counter()
+        if cfg.progress:
+            msg = f"epoch {epoch + 1}: train {record['train_loss']:.4f}"
+            if record.get("val"):
+                msg += f", val {record['val']['loss']:.4f}"
+            print(msg, flush=True)
+        if stop:
+            break
+    if not ckpt_path.is_file():      # nothing to do and nothing saved yet
+        raise RuntimeError(f"no epochs were run and {ckpt_path} does not exist")
+    if not (out / "metrics.json").is_file() or not (out / "curves.png").is_file():
+        _write_metrics(out, cfg, net, history, extra)
+    return ckpt_path
+
+
+def copy_to_package(run_dir: str | os.PathLike, variant: str) -> Path:
+    """Export ``run_dir/best.pt`` as the shipped checkpoint of ``variant`` with its JSON."""
+    from .mist import default_checkpoint
+    run_dir = Path(run_dir)
+    dest = default_checkpoint(variant)
+    export_model(run_dir / "best.pt", dest)
+    shutil.copyfile(run_dir / "metrics.json", dest.with_suffix(".json"))
+    return dest

@@ -1,0 +1,130 @@
+"""The ``mist estimate`` command line on small files."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mistmodel.cli import main
+from mistmodel.model import MISTNet, ModelConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    paths = {}
+    for variant in ("mist", "mist_qr"):
+        torch.manual_seed(0)
+        cfg = ModelConfig(variant=variant, width=8, summary_width=16, pair_width=8, head_hidden=16)
+        net = MISTNet(cfg)
+        paths[variant] = root / f"{variant}.pt"
+        torch.save({"model_config": cfg.to_dict(), "model_state": net.state_dict(),
+                    "data_ranges": {"n": [10, 500], "dim_x": [1, 32], "dim_y": [1, 32]}},
+                   paths[variant])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 3))
+    y = x[:, :2] + 0.5 * rng.standard_normal((120, 2))
+    return np.hstack([x, y])
+
+
+def run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def flags(checkpoints):
+    return ["--checkpoint", str(checkpoints["mist"]), "--qr-checkpoint", str(checkpoints["mist_qr"])]
+
+
+def test_csv_with_names(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.csv"
+    pd.DataFrame(data, columns=["a", "b", "c", "u", "v"]).to_csv(path, index=False)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "a,b,c", "--y", "u,v", "--json",
+                                  *flags(checkpoints)])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["x_columns"] == ["a", "b", "c"] and res["y_columns"] == ["u", "v"]
+    assert res["n"] == 120 and res["lower"] <= res["upper"]
+    assert np.isfinite(res["estimate"])
+
+
+def test_npy_with_slices_matches_python_api(tmp_path, capsys, checkpoints, data):
+    from mistmodel import MIST
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0:3", "--y", "3,-1",
+                                  *flags(checkpoints)])
+    assert code == 0, err
+    assert "I(X;Y) =" in out and "90% interval" in out
+    expected = MIST.load(checkpoints["mist"]).estimate(data[:, :3], data[:, 3:])
+    assert f"{expected:.4f}" in out
+
+
+def test_headerless_csv_and_level(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.csv"
+    np.savetxt(path, data[:, [0, 3]], delimiter=",")
+    code, out, err = run(capsys, ["estimate", str(path), "--level", "0.5", *flags(checkpoints)])
+    assert code == 0, err
+    assert "50% interval" in out and "n = 120" in out
+
+
+@pytest.mark.parametrize("argv_tail,match", [
+    (["--x", "a", "--y", "zz"], "no column named 'zz'"),
+    (["--x", "a,b", "--y", "b"], "share columns"),
+    (["--x", "0:9", "--y", "4"], None),
+    (["--x", "a"], "choose them with --x and --y"),
+    (["--x", "a", "--y", "7"], "out of range"),
+    (["--x", "a", "--y", "b", "--level", "2"], "--level"),
+])
+def test_bad_flags(tmp_path, capsys, checkpoints, data, argv_tail, match):
+    path = tmp_path / "d.csv"
+    pd.DataFrame(data, columns=["a", "b", "c", "u", "v"]).to_csv(path, index=False)
+    code, out, err = run(capsys, ["estimate", str(path), *argv_tail, *flags(checkpoints)])
+    assert code == 2
+    assert "mist: error:" in err
+    if match:
+        assert match in err
+
+
+@pytest.mark.parametrize("problem,match", [
+    ("nan", "contains NaN"), ("text", "non-numeric"), ("missing", "no such file"),
+    ("suffix", "unsupported file type"), ("short", "at least 2 rows"),
+])
+def test_bad_files(tmp_path, capsys, checkpoints, data, problem, match):
+    if problem == "nan":
+        d = data.copy()
+        d[7, 1] = np.nan
+        path = tmp_path / "d.csv"
+        pd.DataFrame(d, columns=list("abcuv")).to_csv(path, index=False)
+    elif problem == "text":
+        path = tmp_path / "d.csv"
+        frame = pd.DataFrame(data, columns=list("abcuv"))
+        frame["a"] = "word"
+        frame.to_csv(path, index=False)
+    elif problem == "missing":
+        path = tmp_path / "absent.csv"
+    elif problem == "suffix":
+        path = tmp_path / "d.txt"
+        path.write_text("1,2\n3,4\n")
+    else:
+        path = tmp_path / "d.npy"
+        np.save(path, data[:1])
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
+                                  *flags(checkpoints)])
+    assert code == 2 and match in err, err
+
+
+def test_small_n_warns_on_stderr(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.npy"
+    np.save(path, data[:6])
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
+                                  *flags(checkpoints)])
+    assert code == 0
+    assert "mist: warning (SmallSampleWarning)" in err and "n >= 10" in err

@@ -1,0 +1,178 @@
+"""The MIST estimator API: loading, batching, quantiles, intervals and bad input."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from mistmodel import MIST
+from mistmodel.estimators.base import Estimator
+from mistmodel.mist import OutOfRangeWarning, SmallSampleWarning, default_checkpoint
+from mistmodel.model import MISTNet, ModelConfig
+
+
+def tiny(variant, ranges=None):
+    torch.manual_seed(0)
+    net = MISTNet(ModelConfig(variant=variant, width=8, summary_width=16, pair_width=8,
+                              head_hidden=16))
+    meta = {"data_ranges": ranges or {"n": [10, 500], "dim_x": [1, 8], "dim_y": [1, 8]}}
+    return MIST(net, meta, checkpoint=None, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def point():
+    return tiny("mist")
+
+
+@pytest.fixture(scope="module")
+def qr():
+    return tiny("mist_qr")
+
+
+def gaussian(rng, n, rho, d=1):
+    x = rng.standard_normal((n, d))
+    return x, rho * x + np.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))
+
+
+def test_is_an_estimator(point, qr):
+    assert isinstance(point, Estimator)
+    assert point.name == "mist" and qr.name == "mist_qr"
+    assert set(point.settings()) >= {"checkpoint", "variant"}
+
+
+def test_estimate_batch_matches_single_estimates(point, qr):
+    rng = np.random.default_rng(0)
+    samples = [gaussian(rng, n, 0.5, d) for n, d in [(30, 1), (200, 3), (55, 2), (12, 1)]]
+    single = np.array([point.estimate(x, y) for x, y in samples])
+    np.testing.assert_allclose(point.estimate_batch(samples), single, rtol=1e-5, atol=1e-6)
+    med = qr.estimate_batch(samples)
+    np.testing.assert_allclose(med, [qr.quantiles(x, y, [0.5])[0] for x, y in samples],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_estimate_batch_accepts_sample_objects(point):
+    class S:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+    rng = np.random.default_rng(1)
+    x, y = gaussian(rng, 40, 0.3)
+    assert point.estimate_batch([S(x, y)])[0] == pytest.approx(point.estimate(x, y), rel=1e-6)
+
+
+def test_quantiles_and_interval(qr):
+    rng = np.random.default_rng(2)
+    x, y = gaussian(rng, 100, 0.7, 2)
+    q = qr.quantiles(x, y, np.linspace(0.01, 0.99, 99))
+    assert np.all(np.diff(q) >= 0)
+    lo, hi = qr.interval(x, y, level=0.9)
+    lo8, hi8 = qr.interval(x, y, level=0.8)
+    assert lo <= lo8 <= qr.estimate(x, y) <= hi8 <= hi
+    rec = qr.estimate_with_interval(x, y, level=0.9)
+    assert (rec.lower, rec.upper) == pytest.approx((lo, hi))
+    with pytest.raises(ValueError, match="taus"):
+        qr.quantiles(x, y, [0.0, 0.5])
+    with pytest.raises(ValueError, match="level"):
+        qr.interval(x, y, level=1.5)
+
+
+def test_point_checkpoint_refuses_quantiles(point):
+    rng = np.random.default_rng(3)
+    x, y = gaussian(rng, 50, 0.5)
+    with pytest.raises(RuntimeError, match="mist_qr"):
+        point.quantiles(x, y, [0.5])
+    with pytest.raises(RuntimeError, match="quantile"):
+        point.interval(x, y)
+    lo, hi = point.interval(x, y, n_boot=10)      # explicit bootstrap, as for the baselines
+    assert lo <= hi
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("nan", "NaN"), ("inf", "inf"), ("rows", "same number of rows"),
+    ("one_d", "2-D"), ("text", "numeric"), ("n1", "at least 2 rows"),
+])
+def test_bad_input_raises_clearly(point, bad, match):
+    rng = np.random.default_rng(4)
+    x, y = gaussian(rng, 30, 0.5, 2)
+    if bad == "nan":
+        x[3, 1] = np.nan
+    elif bad == "inf":
+        y[5, 0] = np.inf
+    elif bad == "rows":
+        y = y[:-1]
+    elif bad == "one_d":
+        x = x[:, 0]
+    elif bad == "text":
+        x = np.array([["a", "b"]] * 30)
+    elif bad == "n1":
+        x, y = x[:1], y[:1]
+    with pytest.raises(ValueError, match=match):
+        point.estimate(x, y)
+    with pytest.raises(ValueError, match=match):
+        point.estimate_batch([gaussian(rng, 20, 0.1), (x, y)])
+
+
+def test_small_n_warns_but_answers(point):
+    rng = np.random.default_rng(5)
+    x, y = gaussian(rng, 6, 0.5)
+    with pytest.warns(SmallSampleWarning, match="n >= 10"):
+        value = point.estimate(x, y)
+    assert np.isfinite(value)
+
+
+def test_dims_beyond_training_warn_but_answer(point):
+    rng = np.random.default_rng(6)
+    x, y = gaussian(rng, 40, 0.5, 12)
+    with pytest.warns(OutOfRangeWarning, match="dim_x = 12 > 8"):
+        value = point.estimate(x, y)
+    assert np.isfinite(value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point.estimate(*gaussian(rng, 40, 0.5, 8))   # inside the range: silent
+
+
+def test_constant_side_gives_zero(point):
+    rng = np.random.default_rng(7)
+    x = np.ones((40, 2))
+    y = rng.standard_normal((40, 1))
+    assert point.estimate(x, y) == 0.0
+    out = point.estimate_batch([(x, y), gaussian(rng, 40, 0.9)])
+    assert out[0] == 0.0 and out[1] > 0
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no MIST checkpoint"):
+        MIST.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable MIST checkpoint"):
+        MIST.load(tmp_path / "junk.pt")
+
+
+shipped = pytest.mark.skipif(not default_checkpoint("mist").is_file()
+                             or not default_checkpoint("mist_qr").is_file(),
+                             reason="shipped checkpoints not present")
+
+
+@shipped
+def test_shipped_checkpoints_load_offline_and_make_sense():
+    mist = MIST.load()
+    qr = MIST.load(variant="mist_qr")
+    assert mist.variant == "mist" and qr.variant == "mist_qr"
+    assert default_checkpoint("mist").stat().st_size < 20e6
+    rng = np.random.default_rng(8)
+    indep = (rng.standard_normal((500, 2)), rng.standard_normal((500, 2)))
+    strong = gaussian(rng, 500, 0.9, 2)      # true MI = 2 * 0.830 = 1.661 nats
+    est = mist.estimate_batch([indep, strong])
+    assert est[0] < 0.3
+    assert 1.0 < est[1] < 2.4
+    lo, hi = qr.interval(*strong, level=0.9)
+    assert lo < 1.661 < hi
+
+
+@shipped
+def test_shipped_checkpoint_invariant_to_increasing_transforms():
+    mist = MIST.load()
+    rng = np.random.default_rng(9)
+    x, y = gaussian(rng, 300, 0.6, 3)
+    a = mist.estimate(x, y)
+    b = mist.estimate(np.arcsinh(x), y * np.sqrt(np.abs(y)))
+    assert a == pytest.approx(b, rel=1e-6, abs=1e-7)
