@@ -16,6 +16,8 @@ chunk of every index array, so shards can be written by any worker in any order.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import shutil
 import uuid
@@ -83,8 +85,23 @@ def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:
         )
 
 
+@functools.cache
+def release_large_buffers() -> None:
+    """Have glibc serve allocations of 1 MiB and more by mmap, once per process.
+
+    Shard buffers are tens of MB and vary in size; under glibc's adaptive threshold the
+    freed buffers stay in fragmented heaps and a long build's memory creeps up with the
+    number of shards. Mapped buffers go back to the OS when freed, so memory stays flat.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
     """Generate shard ``k`` of ``plan`` and write it into the store at ``path``."""
+    release_large_buffers()
     with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
         return _write_shard(path, k, plan, dtype)
 
