@@ -147,12 +147,6 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         MIST.load(tmp_path / "junk.pt")
 
 
-shipped = pytest.mark.skipif(not default_checkpoint("mist").is_file()
-                             or not default_checkpoint("mist_qr").is_file(),
-                             reason="shipped checkpoints not present")
-
-
-@shipped
 def test_shipped_checkpoints_load_offline_and_make_sense():
     mist = MIST.load()
     qr = MIST.load(variant="mist_qr")
@@ -168,7 +162,6 @@ def test_shipped_checkpoints_load_offline_and_make_sense():
     assert lo < 1.661 < hi
 
 
-@shipped
 def test_shipped_checkpoint_invariant_to_increasing_transforms():
     mist = MIST.load()
     rng = np.random.default_rng(9)
