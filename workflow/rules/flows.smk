@@ -25,6 +25,7 @@ rule fit_flows:
     params:
         entry=lambda w: modality_entry(w.modality),
         base_dir=workflow.basedir,
+    priority: 40
     threads: 1
     log:
         "logs/flows/{modality}.log",
@@ -44,6 +45,7 @@ rule modality_base:
         priors=config.get("priors", {}),
         seed=config["seed"],
         shard_size=config.get("shard_size", 500),
+    priority: 30
     threads: 1
     log:
         "logs/modality_base/{modality}/{split}/{family}.log",
@@ -59,6 +61,7 @@ rule warp:
         directory("data/meta/{split}@{modality}/{family}.zarr"),
     wildcard_constraints:
         split=r"[A-Za-z0-9_]+",
+    priority: 30
     threads: 1
     log:
         "logs/warp/{modality}/{split}/{family}.log",

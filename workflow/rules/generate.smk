@@ -12,6 +12,7 @@ rule generate:
         seed=config["seed"],
         shard_size=config.get("shard_size", 500),
         scheduler=config.get("dask_scheduler"),
+    priority: 50
     threads: 1
     log:
         "logs/generate/{split}/{family}.log",

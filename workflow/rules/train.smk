@@ -15,6 +15,7 @@ rule train:
     params:
         model=lambda w: MODELS[w.model],
         seed=config["seed"],
+    priority: 100
     threads: lambda w: MODELS[w.model].get("threads", workflow.cores)
     log:
         "logs/train/{model}.log",
