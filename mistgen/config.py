@@ -8,7 +8,7 @@ import numpy as np
 from .errors import MistgenError
 
 KEYS = {"families", "count", "n_range", "dim_range", "dim_y_range", "n_grid", "dim_grid",
-        "repeats", "seed", "shard_size", "role"}
+        "repeats", "shard_size", "role"}
 
 
 def n_grid(value: Any) -> list[int]:
