@@ -47,3 +47,6 @@ def test_tiny_study_end_to_end(tmp_path):
     assert (tmp_path / "models/mist_qr/metrics.json").is_file()
     again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000

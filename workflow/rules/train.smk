@@ -16,7 +16,7 @@ rule train:
         model=lambda w: MODELS[w.model],
         seed=config["seed"],
     priority: 100
-    threads: lambda w: MODELS[w.model].get("threads", workflow.cores)
+    threads: lambda w: MODELS[w.model].get("threads", 1024)  # default: all cores (scaled down)
     log:
         "logs/train/{model}.log",
     script:
