@@ -11,7 +11,6 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from .errors import ShapeError
 from .registry import TRANSFORMS
 
 

@@ -50,10 +50,11 @@ def benchmark_stores(
     rows: dict[str, list[Any]] = {k: [] for k in (
         "datapoint", "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed",
         "estimate", "lower", "upper", "seconds", "interval_seconds")}
-    total = sum(len(mistgen.open_meta_dataset(p)) for _, _, p in stores)
+    opened = [(split, family, mistgen.open_meta_dataset(path)) for split, family, path in stores]
+    total = sum(len(ds) for _, _, ds in opened)
     with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
-        for split, family, path in stores:
-            for i, s in enumerate(mistgen.open_meta_dataset(path)):
+        for split, family, ds in opened:
+            for i, s in enumerate(ds):
                 start = time.perf_counter()
                 value = float(estimator.estimate(s.x, s.y))
                 mid = time.perf_counter()
