@@ -92,6 +92,14 @@ X_COLUMN, Y_COLUMN = 0, 1
 NEG_INF = float("-inf")
 
 
+def config_from_dict(cls: Any, d: dict[str, Any], what: str) -> Any:
+    """``cls(**d)`` for a config dataclass, naming any key it does not know."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**d)
+
+
 @dataclass
 class ModelConfig:
     """Hyperparameters of :class:`MISTNet`."""
@@ -123,11 +131,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "model")
 
 
 # --------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
-from .model import MISTNet, ModelConfig, count_parameters, pinball_loss
+from .model import MISTNet, ModelConfig, config_from_dict, count_parameters, pinball_loss
 
 __all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "export_model",
            "open_stores"]
@@ -110,11 +110,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "training")
 
 
 class WarmupCosine:
