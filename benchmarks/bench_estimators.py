@@ -1,6 +1,6 @@
 """Seconds per estimate of the baseline estimators (a benchmark, not a test).
 
-    python benchmarks/bench_estimators.py [--repeats R] [--json PATH]
+    python benchmarks/bench_estimators.py [--repeats R] [--json PATH] [--bmi-python PY]
 
 For each (n, dx = dy) in {(100, 2), (500, 8), (500, 32)} it draws one dense
 Gaussian sample (all correlations 0.5, closed-form MI) and prints the median
@@ -9,7 +9,10 @@ InfoNCE with their default settings, next to the estimate and the truth.
 
 KSG is then compared with benchmark-mi's KSG (``bmi.estimators.
 KSGEnsembleFirstEstimator`` with a single k and the same norm) on the same
-samples when the ``bmi`` package can be imported; otherwise the comparison is
+samples: in this process when the ``bmi`` package can be imported, or in
+another Python given by ``--bmi-python`` (benchmark-mi needs JAX and numpy < 2,
+so it usually lives in a virtualenv of its own; the samples are handed over in
+an .npz file and only benchmark-mi runs there); otherwise the comparison is
 reported as skipped, with the reason. As a clearly separate extra,
 scikit-learn's ``mutual_info_regression`` (a KSG for one target column) is
 timed against KSG on the first coordinate of X and of Y.
@@ -89,10 +92,54 @@ def import_bmi():
     return bmi, ""
 
 
+# Runs in the benchmark-mi interpreter: times its KSG on the samples of an .npz file.
+BMI_CHILD = r"""
+import json, statistics, sys, time
+import numpy as np
+import bmi
+data = np.load(sys.argv[1])
+k, repeats = int(sys.argv[2]), int(sys.argv[3])
+out = []
+for name in sorted({key[:-2] for key in data.files}):
+    x, y = data[name + "_x"], data[name + "_y"]
+    for metric in ("euclidean", "chebyshev"):
+        est = bmi.estimators.KSGEnsembleFirstEstimator(neighborhoods=(k,), standardize=True,
+                                                       metric_x=metric)
+        value = float(est.estimate(x, y))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            est.estimate(x, y)
+            times.append(time.perf_counter() - start)
+        out.append({"sample": name, "metric": metric, "seconds": statistics.median(times),
+                    "estimate": value})
+print(json.dumps({"bmi_version": getattr(bmi, "__version__", "?"), "runs": out}))
+"""
+
+
+def bmi_in_other_python(python: str, samples: dict, repeats: int) -> dict:
+    """Time benchmark-mi's KSG in another interpreter on the same samples."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samples.npz"
+        arrays = {}
+        for (n, d), (x, y, _) in samples.items():
+            arrays[f"n{n}d{d}_x"], arrays[f"n{n}d{d}_y"] = x, y
+        np.savez(path, **arrays)
+        done = subprocess.run([python, "-c", BMI_CHILD, str(path), str(K), str(repeats)],
+                              capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {(r["sample"], r["metric"]): r for r in result["runs"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=None, help="cap on timed calls per cell")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--bmi-python", default=None,
+                        help="a Python interpreter with benchmark-mi installed, to compare KSG against")
     args = parser.parse_args()
 
     import scipy
@@ -137,10 +184,24 @@ def main() -> int:
             )
 
     print("\nKSG against benchmark-mi's KSG (same k, same norm, standardised, one k)")
-    bmi, reason = import_bmi()
-    if bmi is None:
+    bmi, reason = (None, "") if args.bmi_python else import_bmi()
+    timings = None
+    if args.bmi_python:
+        timings = bmi_in_other_python(args.bmi_python, samples, repeats=21)
+        print(f"  benchmark-mi timed in {args.bmi_python}")
+    elif bmi is not None:
+        timings = {}
+        for (n, d), (x, y, _) in samples.items():
+            for metric in ("euclidean", "chebyshev"):
+                theirs = bmi.estimators.KSGEnsembleFirstEstimator(
+                    neighborhoods=(K,), standardize=True, metric_x=metric
+                )
+                timings[(f"n{n}d{d}", metric)] = {
+                    "seconds": seconds_per_call(lambda: theirs.estimate(x, y), 21),
+                    "estimate": float(theirs.estimate(x, y))}
+    if timings is None:
         print(f"  skipped: the benchmark-mi package (import name bmi) cannot be imported ({reason}).")
-        print("  Install benchmark-mi (it needs JAX) in this environment to measure the ratio.")
+        print("  Install benchmark-mi (it needs JAX) here, or pass --bmi-python, to measure the ratio.")
         n, d = BMI_QUOTED_CONFIG
         ours = ksg_seconds[(n, d, "euclidean")]
         print(
@@ -154,12 +215,9 @@ def main() -> int:
     else:
         for (n, d), (x, y, _) in samples.items():
             for metric in ("euclidean", "chebyshev"):
-                theirs = bmi.estimators.KSGEnsembleFirstEstimator(
-                    neighborhoods=(K,), standardize=True, metric_x=metric
-                )
-                t_theirs = seconds_per_call(lambda: theirs.estimate(x, y), 20)
+                theirs = timings[(f"n{n}d{d}", metric)]
+                t_theirs, v_theirs = theirs["seconds"], theirs["estimate"]
                 t_ours = ksg_seconds[(n, d, metric)]
-                v_theirs = float(theirs.estimate(x, y))
                 v_ours = max(0.0, KSG(k=K, metric=metric).estimate(x, y))  # bmi clips at 0
                 print(
                     f"  n={n:>4} d={d:>2} {metric:<9}: bmi {t_theirs:.4f} s, ours {t_ours:.4f} s, "

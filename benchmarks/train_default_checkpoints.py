@@ -1,18 +1,28 @@
-"""Rebuild the checkpoints shipped in mistmodel/checkpoints/ with this project's code.
+"""Rebuild or extend the checkpoints shipped in mistmodel/checkpoints/ with this project's code.
 
-Reads the store recipes and the training config recorded in each shipped checkpoint's
-JSON, rebuilds the training and validation stores with ``mistgen.build_meta_dataset``,
-trains with ``mistmodel.training.train`` and copies the best model into the package:
+Each shipped checkpoint's JSON records its training as a list of stages
+(``training_stages``): the recipes of the stores a stage trained on and its training
+config.  Stage 1 starts from random weights; every later stage starts from the weights the
+stage before it produced (``init``), on fresh stores built under new seeds.
+
+Rebuild every stage from scratch (the stores are rebuilt with ``mistgen.build_meta_dataset``)::
 
     python benchmarks/train_default_checkpoints.py --workdir /tmp/mist-default [--variants mist mist_qr]
 
-The time budget recorded in the JSON makes the end point depend on the machine's speed.
+Train one more stage on top of the shipped checkpoint, with the stores and settings of a
+stage file (a JSON object ``{"store_recipes": {...}, "config": {...}}``; ``config`` overrides
+the last stage's training config)::
+
+    python benchmarks/train_default_checkpoints.py --workdir /tmp/mist-stage2 --add-stage benchmarks/stage2.json
+
+The time budget recorded in each stage makes the end point depend on the machine's speed.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import mistgen
 from mistmodel.training import TrainConfig, copy_to_package, train
@@ -20,27 +30,63 @@ from mistmodel.training import TrainConfig, copy_to_package, train
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "mistmodel" / "checkpoints"
 
 
+def recorded_stages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages of a shipped checkpoint (a single-stage record has them at top level)."""
+    if "training_stages" in record:
+        return record["training_stages"]
+    return [{"store_recipes": record["store_recipes"], "config": record["config"]}]
+
+
+def run_stage(stage: dict[str, Any], variant: str, workdir: Path, index: int,
+              init: Path | None) -> Path:
+    """Build a stage's stores (unless present) and train it; returns the run directory."""
+    stores = workdir / f"stores-stage{index}"
+    for name, recipe in stage["store_recipes"]["recipes"].items():
+        if not (stores / name).exists():
+            mistgen.build_meta_dataset(stores / name, **recipe)
+    config = dict(stage["config"])
+    config["train"] = [str(stores / Path(p).name) for p in config["train"]]
+    config["val"] = [str(stores / Path(p).name) for p in config["val"]]
+    config["out"] = str(workdir / "runs" / f"{variant}-stage{index}")
+    config["variant"] = variant
+    config["init"] = None if init is None else str(init)
+    run = train(TrainConfig.from_dict(config))
+    return Path(run).parent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--variants", nargs="+", default=["mist", "mist_qr"])
+    ap.add_argument("--add-stage", type=Path, default=None,
+                    help="train one more stage on top of the shipped checkpoint")
     args = ap.parse_args()
+    extra = None if args.add_stage is None else json.loads(args.add_stage.read_text())
     for variant in args.variants:
-        record = json.loads((CHECKPOINTS / f"{variant}.json").read_text())
-        stores = args.workdir / "stores"
-        for name, recipe in record["store_recipes"]["recipes"].items():
-            if not (stores / name).exists():
-                mistgen.build_meta_dataset(stores / name, **recipe)
-        config = dict(record["config"])
-        config["train"] = [str(stores / Path(p).name) for p in config["train"]]
-        config["val"] = [str(stores / Path(p).name) for p in config["val"]]
-        config["out"] = str(args.workdir / "runs" / variant)
-        run = train(TrainConfig.from_dict(config))
-        dest = copy_to_package(Path(run).parent, variant)
+        shipped = CHECKPOINTS / f"{variant}.json"
+        record = json.loads(shipped.read_text())
+        stages = recorded_stages(record)
+        previous_budget = record.get("training_budget", {})
+        if extra is None:
+            todo, init = list(enumerate(stages, start=1)), None
+        else:
+            stage = {"store_recipes": extra["store_recipes"],
+                     "config": {**stages[-1]["config"], **extra.get("config", {})}}
+            stages = stages + [stage]
+            todo = [(len(stages), stage)]
+            init = args.workdir / f"{variant}-stage{len(stages) - 1}-start.pt"
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            init.write_bytes((CHECKPOINTS / f"{variant}.pt").read_bytes())
+        for index, stage in todo:
+            run_dir = run_stage(stage, variant, args.workdir, index, init)
+            init = run_dir / "best.pt"
+        dest = copy_to_package(run_dir, variant)
         metrics = json.loads(dest.with_suffix(".json").read_text())
-        metrics["store_recipes"] = record["store_recipes"]  # so the next rebuild can start here
+        metrics["training_stages"] = stages   # so the next rebuild can replay every stage
+        if extra is not None and previous_budget:
+            metrics["earlier_training_budget"] = previous_budget
         dest.with_suffix(".json").write_text(json.dumps(metrics, indent=1))
-        print(f"{variant}: trained {run}; installed {dest}")
+        print(f"{variant}: trained {run_dir}; installed {dest}")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ class FeedForward(nn.Module):
                                  nn.Linear(mult * width, width))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.net(self.norm(x))
+        return self.net(self.norm(x)).add_(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class ColumnEmbedding(nn.Module):
 
     def forward(self, values: Tensor, col_type: Tensor) -> Tensor:
         cells = self.value(values.transpose(1, 2).unsqueeze(-1))     # (B, D, N, c)
-        return cells + self.tag(col_type)[:, :, None, :]             # + (B, D, 1, c)
+        return cells.add_(self.tag(col_type)[:, :, None, :])         # + (B, D, 1, c)
 
 
 class CorrelationBias(nn.Module):
@@ -238,21 +238,31 @@ class TiedColumnAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         h = self.norm(cells)                                           # (B, D, N, c)
-        qk = self.qk(h)                                                # (B, D, N, 2c)
-        if not bool(row_mask.all()):
-            qk = qk * row_mask[:, None, :, None].to(h.dtype)          # padded rows add nothing
-        qk = qk.view(B, D, N, 2, H, e).permute(3, 0, 4, 1, 2, 5)       # (2, B, H, D, N, e)
-        q = qk[0].reshape(B * H, D, N * e)
-        k = qk[1].reshape(B * H, D, N * e)
-        scale = (n.to(h.dtype) * e ** 0.5).repeat_interleave(H)[:, None, None]
-        moments = (torch.bmm(q, k.transpose(1, 2)) / scale).view(B, H, D, D)
+        pad = None if bool(row_mask.all()) else row_mask[:, None, :, None].to(h.dtype)
+        # One head at a time, so that every product reads contiguous (B, D, N * e) memory.
+        wq, wk = self.qk.weight.split(c)                               # (c, c) each
+        bq, bk = self.qk.bias.split(c)
+        moments = []
+        for i in range(H):
+            rows = slice(i * e, (i + 1) * e)
+            q = F.linear(h, wq[rows], bq[rows])                        # (B, D, N, e)
+            if pad is not None:
+                q = q * pad                                            # padded rows add nothing
+            k = F.linear(h, wk[rows], bk[rows])                        # (B, D, N, e)
+            moments.append(torch.bmm(q.view(B, D, N * e), k.view(B, D, N * e).transpose(1, 2)))
+        scale = (n.to(h.dtype) * e ** 0.5)[:, None, None, None]
+        moments = torch.stack(moments, dim=1) / scale                  # (B, H, D, D)
         logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
         att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
-        att = att.permute(0, 2, 1, 3).reshape(B, D, H * D)             # [A_1 | ... | A_H]
-        v = self.value(h).view(B, D, N, H, c).permute(0, 3, 1, 2, 4)   # (B, H, D, N, c)
-        mixed = torch.bmm(att, v.reshape(B, H * D, N * c)).view(B, D, N, c)
+        mixed = None
+        for i in range(H):                                             # sum_h A_h (W_o,h v_h)
+            v = F.linear(h, self.value.weight[i * c:(i + 1) * c]).view(B, D, N * c)
+            mixed = (torch.bmm(att[:, i], v) if mixed is None
+                     else torch.baddbmm(mixed, att[:, i], v))
+        mixed = mixed.view(B, D, N, c)
         update = torch.addcmul(mixed, mixed, self.gate(h))             # mixed * (1 + gate)
-        return cells + update + self.out_bias, moments
+        update += self.out_bias
+        return update.add_(cells), moments
 
 
 class LearnedQueryReader(nn.Module):
@@ -282,7 +292,8 @@ class LearnedQueryReader(nn.Module):
         wk = self.k.weight.view(H, e, c)
         folded = torch.einsum("hec,qhe->chq", wk, q).reshape(c, H * Q) * e ** -0.5
         scores = torch.matmul(items, folded)                           # (B, D, N, H*Q)
-        scores = scores.masked_fill(~mask[:, None, :, None], NEG_INF)
+        if not bool(mask.all()):
+            scores = scores.masked_fill(~mask[:, None, :, None], NEG_INF)
         w = torch.softmax(scores, dim=2)                               # over rows
         pooled = torch.matmul(w.transpose(2, 3), items)                # (B, D, H*Q, c)
         pooled = pooled.view(B, D, H, Q, c)
@@ -331,13 +342,15 @@ class InducedRowAttention(nn.Module):
         wq = self.q.weight.view(H, e, c)
         keys = torch.einsum("hec,bdmhe->bdhmc", wq, k).reshape(B * D, H * m, c)
         qbias = torch.einsum("he,bdmhe->bdhm", self.q.bias.view(H, e), k)
-        scores = torch.bmm(keys, normed.reshape(B * D, N, c).transpose(1, 2))  # (B*D, H*m, N)
-        scores = (scores.view(B, D, H, m, N) + qbias[..., None]) * e ** -0.5
+        scores = torch.baddbmm(qbias.reshape(B * D, H * m, 1), keys,
+                               normed.reshape(B * D, N, c).transpose(1, 2),
+                               beta=e ** -0.5, alpha=e ** -0.5).view(B, D, H, m, N)
         w = torch.softmax(scores, dim=3).view(B * D, H * m, N)         # over the m keys
         wo = self.out.weight.view(c, H, e)
         vals = torch.einsum("bdmhe,che->bdhmc", v, wo).reshape(B * D, H * m, c)
         update = torch.bmm(w.transpose(1, 2), vals).view(B, D, N, c)   # (B, D, N, c)
-        return self.ffn(cells + update + self.out.bias)
+        update += self.out.bias
+        return self.ffn(update.add_(cells))
 
 
 class PoolingByAttention(nn.Module):

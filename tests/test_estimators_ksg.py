@@ -7,6 +7,7 @@ import pytest
 from scipy.special import digamma
 
 from mistmodel.estimators import KSG
+from mistmodel.estimators import ksg as ksg_module
 from mistmodel.estimators.ksg import ksg_counts
 
 
@@ -87,6 +88,66 @@ def test_tree_and_brute_give_the_same_counts_in_blocks() -> None:
         np.testing.assert_allclose(eps_t, eps_b, rtol=1e-12)
         np.testing.assert_array_equal(nx_t, nx_b)
         np.testing.assert_array_equal(ny_t, ny_b)
+
+
+def _exact_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):
+    """Counts from the difference-based brute force only (matrix products off)."""
+    with monkeypatch.context() as m:
+        m.setattr(ksg_module, "_GRAM_FROM_DIM", 10**9)
+        return ksg_counts(x, y, k, "euclidean", "brute", block_rows=block_rows)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
+@pytest.mark.parametrize("n,dx,dy,k,block_rows", [(200, 16, 16, 5, None), (90, 4, 12, 1, 7),
+                                                  (150, 30, 2, 9, 64)])
+def test_matrix_product_distances_give_exact_counts(monkeypatch: pytest.MonkeyPatch, offset: float,
+                                                    n: int, dx: int, dy: int, k: int,
+                                                    block_rows: int | None) -> None:
+    # A large offset makes |a|^2 + |b|^2 - 2 a.b cancel badly: the rounding bound must
+    # send the close calls to exact distances (or the block to the exact path).
+    rng = np.random.default_rng([n, dx, k])
+    x, y = correlated(rng, n, dx, dy)
+    x, y = x + offset, y - offset
+    assert dx + dy >= ksg_module._GRAM_FROM_DIM
+    want = _exact_brute(monkeypatch, x, y, k, block_rows)
+    got = ksg_counts(x, y, k, "euclidean", "brute", block_rows=block_rows)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    if offset == 0.0:
+        est = KSG(k=k, metric="euclidean", standardize=False, jitter=0.0, algorithm="brute")
+        assert abs(est.estimate(x, y) - reference_ksg(x, y, k, "euclidean")) < 1e-10
+
+
+def test_matrix_product_path_hands_exact_ties_to_the_exact_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lattice data in 9 dimensions: the k-th neighbour is tied with others, which the
+    # rounding bound cannot separate; the result must still follow the strict inequality.
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 3, size=(160, 4)).astype(float)
+    y = x[:, :2].repeat(2, axis=1)[:, :3] + rng.integers(0, 2, size=(160, 5))[:, :3]
+    y = np.hstack([y, rng.integers(0, 2, size=(160, 2))])
+    want = _exact_brute(monkeypatch, x, y, 4)
+    got = ksg_counts(x, y, 4, "euclidean", "brute")
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    est = KSG(k=4, metric="euclidean", standardize=False, jitter=0.0, algorithm="brute")
+    assert abs(est.estimate(x, y) - reference_ksg(x, y, 4, "euclidean")) < 1e-10
+
+
+def test_near_ties_below_the_rounding_bound_are_decided_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Points whose distances to a centre differ by ~1e-15 relative: the matrix-product
+    # form cannot order them, differences can.
+    rng = np.random.default_rng(13)
+    base = rng.standard_normal((120, 8))
+    base[1:6] = base[0] + 0.5 * np.eye(8)[:5]              # five neighbours at 0.5 of row 0
+    base[3] += 1e-15 * np.eye(8)[2]                         # one of them a hair further
+    y = base[:, 4:] + 0.1 * rng.standard_normal((120, 4))
+    x = base[:, :4]
+    for k in (1, 2, 3):
+        want = _exact_brute(monkeypatch, x, y, k)
+        got = ksg_counts(x, y, k, "euclidean", "brute")
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bivariate_normal_rho_075() -> None:

@@ -3,7 +3,9 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from mistmodel.copula import normal_scores, normal_scores_torch, standardize
+from scipy.stats import rankdata
+
+from mistmodel.copula import average_ranks, normal_scores, normal_scores_torch, standardize
 
 
 def test_normal_scores_formula():
@@ -20,6 +22,18 @@ def test_ties_get_average_ranks_and_constant_columns_zero():
     # ranks of column 0: 0.0 -> 1, 1.0 twice -> 2.5, 2.0 -> 4
     np.testing.assert_allclose(z[:, 0], ndtri((np.array([2.5, 2.5, 4, 1]) - 0.5) / 4), rtol=1e-6)
     np.testing.assert_array_equal(z[:, 1], 0.0)
+
+
+def test_average_ranks_equal_scipy_with_and_without_ties():
+    rng = np.random.default_rng(3)
+    cases = [rng.standard_normal((200, 6)), np.round(rng.standard_normal((300, 5)), 1),
+             rng.integers(0, 3, (50, 3)).astype(float), np.ones((10, 2)),
+             rng.standard_normal((1, 4)), np.array([[np.inf], [1.0], [np.inf], [-np.inf]])]
+    for a in cases:
+        np.testing.assert_array_equal(average_ranks(a), rankdata(a, method="average", axis=0))
+        n = a.shape[0]
+        want = ndtri((rankdata(a, method="average", axis=0) - 0.5) / n).astype(np.float32)
+        np.testing.assert_array_equal(normal_scores(a), want)
 
 
 def test_invariant_to_increasing_maps_and_equivariant_to_row_order():

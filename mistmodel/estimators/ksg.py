@@ -45,12 +45,19 @@ Two exact strategies, chosen by ``algorithm``:
   Best when ``dx + dy`` is small.
 * "brute": row blocks of the full distance matrices, the k-th smallest joint
   distance by repeated row minima, and the counts by comparison with the same
-  matrices, so the strict inequality is applied to the very numbers that
-  defined ``eps``. The distances come from ``scipy.spatial.distance.cdist``
-  (squared for the Euclidean metric, which keeps their order): computed from
-  the coordinate differences, so no cancellation blurs near-duplicates, as
-  the matrix-product form ``|a|^2 + |b|^2 - 2 a.b`` would. Memory stays
-  bounded by the block size. Best in high dimension.
+  matrices. For the Chebyshev metric, and for the Euclidean one below
+  ``dx + dy = 8``, the distances come from ``scipy.spatial.distance.cdist``
+  (squared for the Euclidean metric, which keeps their order), computed from
+  coordinate differences, so the strict inequality is applied to the very
+  numbers that defined ``eps``. From ``dx + dy = 8`` the Euclidean distances
+  come from one matrix product per space (``|a|^2 + |b|^2 - 2 a.b``, several
+  times faster), which can round a near-duplicate pair badly; every decision
+  within that form's rounding bound (the k-th neighbour when another point is
+  that close to it, and each count entry that close to ``eps``) is made on
+  distances from differences instead, so the counts equal those of the
+  difference form; a block whose k-th neighbours are tied beyond the bound
+  (exact ties, e.g. discrete data without jitter) is done wholly by
+  differences. Memory stays bounded by the block size. Best in high dimension.
 
 "auto" takes the tree for ``dx + dy <= 2`` from ``n = 300``, for
 ``dx + dy <= 4`` from ``n = 1000`` and for ``dx + dy <= 6`` from ``n = 5000``,
@@ -64,6 +71,7 @@ squares may round differently; only a distance within a relative 1e-12 of
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -71,6 +79,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma
+from threadpoolctl import ThreadpoolController
 
 from .base import Estimator
 
@@ -83,6 +92,10 @@ _EUCLIDEAN_SHRINK = 1.0 - 1e-12
 _TREE_FROM = ((2, 300), (4, 1000), (6, 5000))
 # Entries of one block of the brute-force distance matrices (16 MiB each).
 _BLOCK_ENTRIES = 1 << 21
+# The Euclidean brute force uses matrix products from dx + dy >= this (measured).
+_GRAM_FROM_DIM = 8
+# Matrix products with fewer multiply-adds than this run on one BLAS thread.
+_ONE_THREAD_BELOW = 1 << 24
 
 
 def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
@@ -100,6 +113,127 @@ def _distances(block: np.ndarray, full: np.ndarray, metric: str) -> np.ndarray:
     return cdist(block, full, "sqeuclidean" if metric == "euclidean" else "chebyshev")
 
 
+def _pair_sq_distances(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances of the pairs ``(rows[m], cols[m])``, from differences."""
+    diff = a[rows] - a[cols]
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def _gram_sq_distances(block: np.ndarray, full: np.ndarray, sq_block: np.ndarray,
+                       sq_full: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``|a|^2 + |b|^2 - 2 a.b`` from one matrix product.
+
+    A small product runs on one BLAS thread: threads cost more than they save there.
+    """
+    if block.shape[0] * full.shape[0] * block.shape[1] < _ONE_THREAD_BELOW:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            d = block @ full.T
+    else:
+        d = block @ full.T
+    d *= -2.0
+    d += sq_block[:, None]
+    d += sq_full[None, :]
+    return d
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _gram_bound(dim: int) -> float:
+    """Relative rounding bound of :func:`_gram_sq_distances`, with a safety factor of 4.
+
+    The dot product of two ``dim``-vectors is off by at most ``dim u |a| |b|`` whatever
+    the summation order (``u = 2^-53``), each squared norm by ``dim u |a|^2``, and the
+    three additions add a few ``u`` of ``|a|^2 + |b|^2``: in all at most
+    ``(3 dim + 6) u (|a|^2 + |b|^2)``.
+    """
+    return 4.0 * (3 * dim + 6) * 2.0**-53
+
+
+class _Ambiguous(Exception):
+    """Too many decisions too close to call in the matrix-product form: use differences."""
+
+
+def _smallest_rows(d: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``count`` smallest entries of each row, in order;
+    ``d`` is overwritten."""
+    rows = np.arange(d.shape[0])
+    idx = np.empty((d.shape[0], count), dtype=np.intp)
+    val = np.empty((d.shape[0], count))
+    for j in range(count):
+        idx[:, j] = d.argmin(axis=1)
+        val[:, j] = d[rows, idx[:, j]]
+        d[rows, idx[:, j]] = np.inf
+    return idx, val
+
+
+def _block_gram(x: np.ndarray, y: np.ndarray, sq: tuple, bounds: tuple, start: int,
+                stop: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """eps^2, n_x, n_y of the rows ``start:stop`` for the Euclidean metric.
+
+    Distances come from matrix products, off by at most a known rounding bound; every
+    decision that this rounding could change is made on distances computed from
+    coordinate differences instead, so the result is that of exact-difference distances:
+
+    * the k-th neighbour: when the k-th smallest joint distance is further than twice the
+      bound from the (k-1)-th and the (k+1)-th, the k-th neighbour is the same point
+      exactly, and eps is its distance computed from differences;
+    * the counts: entries within the bound of eps are compared on exact distances (the
+      k-th neighbour itself, at eps in one space, is always decided exactly).
+
+    Raises :class:`_Ambiguous` when the k-th neighbour is not isolated in this sense
+    (exact ties, e.g. discrete data without jitter), for the exact path to take over.
+    """
+    (sqx, sqy), (bx, by) = sq, bounds
+    m = stop - start
+    local = np.arange(m)
+    dx = _gram_sq_distances(x[start:stop], x, sqx[start:stop], sqx)
+    dy = _gram_sq_distances(y[start:stop], y, sqy[start:stop], sqy)
+    dx[local, local + start] = np.inf  # a point is not its own neighbour
+    dy[local, local + start] = np.inf
+    tx, ty = bx[start:stop], by[start:stop]
+    idx, val = _smallest_rows(np.maximum(dx, dy), min(k + 1, x.shape[0] - 1))
+    t2 = 2.0 * np.maximum(tx, ty)       # |joint - exact joint| <= t, twice for a gap
+    isolated = np.ones(m, dtype=bool)
+    if k > 1:
+        isolated &= val[:, k - 2] < val[:, k - 1] - t2
+    if val.shape[1] > k:
+        isolated &= val[:, k] > val[:, k - 1] + t2
+    if not isolated.all():
+        raise _Ambiguous
+    kth = idx[:, k - 1]
+    pair_x = _pair_sq_distances(x, local + start, kth)
+    pair_y = _pair_sq_distances(y, local + start, kth)
+    eps = np.maximum(pair_x, pair_y)
+    counts = []
+    for a, d, b, pair in ((x, dx, tx, pair_x), (y, dy, ty, pair_y)):
+        d[local, kth] = np.inf          # the k-th neighbour: counted below, exactly
+        lo, hi = (eps - b)[:, None], (eps + b)[:, None]
+        count = np.count_nonzero(d < lo, axis=1) + (pair < eps)
+        unsure = np.flatnonzero(np.count_nonzero(d <= hi, axis=1) > count - (pair < eps))
+        if unsure.size:                 # entries within the bound of eps: exact distances
+            r, c = np.nonzero((d[unsure] >= lo[unsure]) & (d[unsure] <= hi[unsure]))
+            exact = _pair_sq_distances(a, unsure[r] + start, c)
+            count += np.bincount(unsure[r][exact < eps[unsure[r]]], minlength=m)
+        counts.append(count)
+    return eps, counts[0], counts[1]
+
+
+def _block_exact(x: np.ndarray, y: np.ndarray, metric: str, start: int, stop: int,
+                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """eps (squared for the Euclidean metric), n_x, n_y of rows ``start:stop``, by cdist."""
+    local = np.arange(stop - start)
+    dx = _distances(x[start:stop], x, metric)
+    dy = _distances(y[start:stop], y, metric)
+    dx[local, local + start] = np.inf  # a point is not its own neighbour
+    dy[local, local + start] = np.inf
+    e = _kth_smallest_rows(np.maximum(dx, dy), k)
+    return (e, np.count_nonzero(dx < e[:, None], axis=1),
+            np.count_nonzero(dy < e[:, None], axis=1))
+
+
 def _counts_brute(
     x: np.ndarray, y: np.ndarray, k: int, metric: str, block_rows: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,17 +243,21 @@ def _counts_brute(
     eps = np.empty(n)
     nx = np.empty(n, dtype=np.int64)
     ny = np.empty(n, dtype=np.int64)
+    gram = metric == "euclidean" and x.shape[1] + y.shape[1] >= _GRAM_FROM_DIM
+    if gram:
+        sq = (np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y))
+        bounds = tuple(_gram_bound(a.shape[1]) * (s + s.max()) for a, s in zip((x, y), sq))
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
-        local = np.arange(stop - start)
-        dx = _distances(x[start:stop], x, metric)
-        dy = _distances(y[start:stop], y, metric)
-        dx[local, local + start] = np.inf  # a point is not its own neighbour
-        dy[local, local + start] = np.inf
-        e = _kth_smallest_rows(np.maximum(dx, dy), k)
-        eps[start:stop] = e
-        nx[start:stop] = np.count_nonzero(dx < e[:, None], axis=1)
-        ny[start:stop] = np.count_nonzero(dy < e[:, None], axis=1)
+        block = None
+        if gram:
+            try:
+                block = _block_gram(x, y, sq, bounds, start, stop, k)
+            except _Ambiguous:
+                block = None
+        if block is None:
+            block = _block_exact(x, y, metric, start, stop, k)
+        eps[start:stop], nx[start:stop], ny[start:stop] = block
     if metric == "euclidean":
         eps = np.sqrt(eps)
     return eps, nx, ny
