@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ksg", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default="mist_eval.json")
+    ap.add_argument("--record", action="store_true",
+                    help="also store the results as test_evaluation in the shipped checkpoints' JSON")
     args = ap.parse_args(argv)
     if args.threads:
         import torch
@@ -162,6 +164,15 @@ def main(argv=None) -> int:
                   f"  mean MI {row['mean_true_mi']:.2f}")
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\nwritten: {args.json}")
+    if args.record:
+        summary = {"script": f"benchmarks/eval_mist.py (seed {args.seed}, split 'test')",
+                   **{k: v for k, v in results.items() if k != "checkpoints"}}
+        for est in (mist, qr):
+            record = Path(est.checkpoint).with_suffix(".json")
+            meta = json.loads(record.read_text())
+            meta["test_evaluation"] = summary
+            record.write_text(json.dumps(meta, indent=1))
+            print(f"recorded in {record}")
     return 0
 
 
