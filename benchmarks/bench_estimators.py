@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mistmodel.estimators import CCA, KSG, MINE, Estimator, InfoNCE  # noqa: E402
+from mistmodel.estimators import ksg as ksg_module  # noqa: E402
 
 CONFIGS = [(100, 2), (500, 8), (500, 32)]
 CORRELATION = 0.5
@@ -228,6 +229,23 @@ def main() -> int:
                      "ours_seconds": t_ours, "ratio": t_theirs / t_ours,
                      "bmi_estimate": v_theirs, "ours_estimate": v_ours}
                 )
+
+    print("\nKSG euclidean brute force: distances from matrix products vs from differences "
+          "(seconds per estimate; the library switches at dx + dy >= "
+          f"{ksg_module._GRAM_FROM_DIM})")
+    gram_from = ksg_module._GRAM_FROM_DIM
+    results["ksg_brute_strategies"] = []
+    for n, d in [(500, 2), (500, 3), (500, 4), (500, 8), (500, 32), (2000, 4), (2000, 32)]:
+        x, y, _ = dense_gaussian(n, d, seed=100 + d)
+        est = KSG(k=K, metric="euclidean", algorithm="brute")
+        times = {}
+        for label, switch in (("products", 2), ("differences", 10**9)):
+            ksg_module._GRAM_FROM_DIM = switch
+            times[label] = seconds_per_call(lambda: est.estimate(x, y), 30)
+        ksg_module._GRAM_FROM_DIM = gram_from
+        print(f"  n={n:>4} d={d:>2}+{d:<2}: products {times['products']:.4f} s, differences "
+              f"{times['differences']:.4f} s, ratio {times['differences'] / times['products']:.2f}x")
+        results["ksg_brute_strategies"].append({"n": n, "d": d, **times})
 
     print(
         "\nExtra (not the same quantity as above): scikit-learn mutual_info_regression, "

@@ -50,14 +50,18 @@ Two exact strategies, chosen by ``algorithm``:
   (squared for the Euclidean metric, which keeps their order), computed from
   coordinate differences, so the strict inequality is applied to the very
   numbers that defined ``eps``. From ``dx + dy = 8`` the Euclidean distances
-  come from one matrix product per space (``|a|^2 + |b|^2 - 2 a.b``, several
-  times faster), which can round a near-duplicate pair badly; every decision
+  come from one matrix product per space (``|a|^2 + |b|^2 - 2 a.b`` as the
+  product of ``[a, |a|^2, 1]`` and ``[-2 b, 1, |b|^2]``), which is faster but
+  can round a near-duplicate pair badly; every decision
   within that form's rounding bound (the k-th neighbour when another point is
   that close to it, and each count entry that close to ``eps``) is made on
   distances from differences instead, so the counts equal those of the
   difference form; a block whose k-th neighbours are tied beyond the bound
   (exact ties, e.g. discrete data without jitter) is done wholly by
-  differences. Memory stays bounded by the block size. Best in high dimension.
+  differences. Memory stays bounded by the block size (a few work arrays of
+  at most 8 MiB are kept per thread between calls: at n of a few hundred,
+  fresh arrays cost more in page faults than the arithmetic). Best in high
+  dimension.
 
 "auto" takes the tree for ``dx + dy <= 2`` from ``n = 300``, for
 ``dx + dy <= 4`` from ``n = 1000`` and for ``dx + dy <= 6`` from ``n = 5000``,
@@ -73,6 +77,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -90,12 +95,37 @@ ALGORITHMS = ("auto", "tree", "brute")
 _EUCLIDEAN_SHRINK = 1.0 - 1e-12
 # "auto" uses the tree for dx + dy <= max_dim once n >= min_n (measured).
 _TREE_FROM = ((2, 300), (4, 1000), (6, 5000))
-# Entries of one block of the brute-force distance matrices (16 MiB each).
-_BLOCK_ENTRIES = 1 << 21
+# Entries of one block of the brute-force distance matrices (8 MiB each).
+_BLOCK_ENTRIES = 1 << 20
 # The Euclidean brute force uses matrix products from dx + dy >= this (measured).
 _GRAM_FROM_DIM = 8
 # Matrix products with fewer multiply-adds than this run on one BLAS thread.
 _ONE_THREAD_BELOW = 1 << 24
+
+
+class _Scratch(threading.local):
+    """Work arrays kept between calls, one set per thread.
+
+    At the sizes KSG meets most (n of a few hundred), a fresh n x n array costs more in
+    page faults than the arithmetic done on it; reusing a few buffers removes that cost.
+    Buffers above ``_SCRATCH_MAX_BYTES`` are not kept (there the arithmetic dominates).
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(size, dtype=dtype)
+            if buf.nbytes <= _SCRATCH_MAX_BYTES:
+                self.buffers[name] = buf
+        return buf[:size].reshape(shape)
+
+
+_SCRATCH_MAX_BYTES = 8 << 20
+_scratch = _Scratch()
 
 
 def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
@@ -108,9 +138,10 @@ def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
     return d.min(axis=1)
 
 
-def _distances(block: np.ndarray, full: np.ndarray, metric: str) -> np.ndarray:
+def _distances(block: np.ndarray, full: np.ndarray, metric: str,
+               out: np.ndarray | None = None) -> np.ndarray:
     """Block of distances; squared ones for the Euclidean metric (same order)."""
-    return cdist(block, full, "sqeuclidean" if metric == "euclidean" else "chebyshev")
+    return cdist(block, full, "sqeuclidean" if metric == "euclidean" else "chebyshev", out=out)
 
 
 def _pair_sq_distances(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -119,21 +150,29 @@ def _pair_sq_distances(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _gram_sq_distances(block: np.ndarray, full: np.ndarray, sq_block: np.ndarray,
-                       sq_full: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances ``|a|^2 + |b|^2 - 2 a.b`` from one matrix product.
+class _GramFactors:
+    """Both factors of the one-product form of squared Euclidean distances.
 
-    A small product runs on one BLAS thread: threads cost more than they save there.
+    With ``left = [a, |a|^2, 1]`` and ``right = [-2 b, 1, |b|^2]`` (rows of ``(n, d + 2)``
+    matrices), ``left_i . right_j = |a_i|^2 + |a_j|^2 - 2 a_i . a_j``: the whole distance
+    matrix is one matrix product, with no pass over it afterwards.
     """
-    if block.shape[0] * full.shape[0] * block.shape[1] < _ONE_THREAD_BELOW:
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            d = block @ full.T
-    else:
-        d = block @ full.T
-    d *= -2.0
-    d += sq_block[:, None]
-    d += sq_full[None, :]
-    return d
+
+    def __init__(self, a: np.ndarray) -> None:
+        n = a.shape[0]
+        self.sq = np.einsum("ij,ij->i", a, a)
+        ones = np.ones((n, 1))
+        self.left = np.hstack([a, self.sq[:, None], ones])
+        self.right = np.hstack([-2.0 * a, ones, self.sq[:, None]])
+
+    def distances(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the squared distance matrix.  A small product runs on
+        one BLAS thread: threads cost more than they save there."""
+        block = self.left[start:stop]
+        if block.shape[0] * self.right.shape[0] * block.shape[1] < _ONE_THREAD_BELOW:
+            with _blas_controller().limit(limits=1, user_api="blas"):
+                return np.matmul(block, self.right.T, out=out)
+        return np.matmul(block, self.right.T, out=out)
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,12 +181,12 @@ def _blas_controller() -> ThreadpoolController:
 
 
 def _gram_bound(dim: int) -> float:
-    """Relative rounding bound of :func:`_gram_sq_distances`, with a safety factor of 4.
+    """Relative rounding bound of :meth:`_GramFactors.distances`, with a safety factor of 4.
 
-    The dot product of two ``dim``-vectors is off by at most ``dim u |a| |b|`` whatever
-    the summation order (``u = 2^-53``), each squared norm by ``dim u |a|^2``, and the
-    three additions add a few ``u`` of ``|a|^2 + |b|^2``: in all at most
-    ``(3 dim + 6) u (|a|^2 + |b|^2)``.
+    Each squared norm is off by at most ``dim u |a|^2`` (``u = 2^-53``); the dot product
+    of the ``dim + 2``-vectors by at most ``(dim + 2) u`` times the sum of the absolute
+    values of its terms, ``<= 2 (|a|^2 + |b|^2)``, whatever the summation order: in all
+    at most ``(3 dim + 6) u (|a|^2 + |b|^2)``.
     """
     return 4.0 * (3 * dim + 6) * 2.0**-53
 
@@ -169,7 +208,7 @@ def _smallest_rows(d: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, val
 
 
-def _block_gram(x: np.ndarray, y: np.ndarray, sq: tuple, bounds: tuple, start: int,
+def _block_gram(x: np.ndarray, y: np.ndarray, factors: tuple, bounds: tuple, start: int,
                 stop: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """eps^2, n_x, n_y of the rows ``start:stop`` for the Euclidean metric.
 
@@ -186,15 +225,18 @@ def _block_gram(x: np.ndarray, y: np.ndarray, sq: tuple, bounds: tuple, start: i
     Raises :class:`_Ambiguous` when the k-th neighbour is not isolated in this sense
     (exact ties, e.g. discrete data without jitter), for the exact path to take over.
     """
-    (sqx, sqy), (bx, by) = sq, bounds
+    (gx, gy), (bx, by) = factors, bounds
     m = stop - start
     local = np.arange(m)
-    dx = _gram_sq_distances(x[start:stop], x, sqx[start:stop], sqx)
-    dy = _gram_sq_distances(y[start:stop], y, sqy[start:stop], sqy)
+    shape = (m, x.shape[0])
+    dx = gx.distances(start, stop, _scratch.get("dx", shape))
+    dy = gy.distances(start, stop, _scratch.get("dy", shape))
     dx[local, local + start] = np.inf  # a point is not its own neighbour
     dy[local, local + start] = np.inf
     tx, ty = bx[start:stop], by[start:stop]
-    idx, val = _smallest_rows(np.maximum(dx, dy), min(k + 1, x.shape[0] - 1))
+    joint = np.maximum(dx, dy, out=_scratch.get("joint", shape))
+    idx, val = _smallest_rows(joint, min(k + 1, x.shape[0] - 1))
+    mask = _scratch.get("mask", shape, bool)
     t2 = 2.0 * np.maximum(tx, ty)       # |joint - exact joint| <= t, twice for a gap
     isolated = np.ones(m, dtype=bool)
     if k > 1:
@@ -211,8 +253,9 @@ def _block_gram(x: np.ndarray, y: np.ndarray, sq: tuple, bounds: tuple, start: i
     for a, d, b, pair in ((x, dx, tx, pair_x), (y, dy, ty, pair_y)):
         d[local, kth] = np.inf          # the k-th neighbour: counted below, exactly
         lo, hi = (eps - b)[:, None], (eps + b)[:, None]
-        count = np.count_nonzero(d < lo, axis=1) + (pair < eps)
-        unsure = np.flatnonzero(np.count_nonzero(d <= hi, axis=1) > count - (pair < eps))
+        count = np.count_nonzero(np.less(d, lo, out=mask), axis=1) + (pair < eps)
+        up_to_hi = np.count_nonzero(np.less_equal(d, hi, out=mask), axis=1)
+        unsure = np.flatnonzero(up_to_hi > count - (pair < eps))
         if unsure.size:                 # entries within the bound of eps: exact distances
             r, c = np.nonzero((d[unsure] >= lo[unsure]) & (d[unsure] <= hi[unsure]))
             exact = _pair_sq_distances(a, unsure[r] + start, c)
@@ -225,11 +268,12 @@ def _block_exact(x: np.ndarray, y: np.ndarray, metric: str, start: int, stop: in
                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """eps (squared for the Euclidean metric), n_x, n_y of rows ``start:stop``, by cdist."""
     local = np.arange(stop - start)
-    dx = _distances(x[start:stop], x, metric)
-    dy = _distances(y[start:stop], y, metric)
+    shape = (stop - start, x.shape[0])
+    dx = _distances(x[start:stop], x, metric, _scratch.get("dx", shape))
+    dy = _distances(y[start:stop], y, metric, _scratch.get("dy", shape))
     dx[local, local + start] = np.inf  # a point is not its own neighbour
     dy[local, local + start] = np.inf
-    e = _kth_smallest_rows(np.maximum(dx, dy), k)
+    e = _kth_smallest_rows(np.maximum(dx, dy, out=_scratch.get("joint", shape)), k)
     return (e, np.count_nonzero(dx < e[:, None], axis=1),
             np.count_nonzero(dy < e[:, None], axis=1))
 
@@ -245,14 +289,15 @@ def _counts_brute(
     ny = np.empty(n, dtype=np.int64)
     gram = metric == "euclidean" and x.shape[1] + y.shape[1] >= _GRAM_FROM_DIM
     if gram:
-        sq = (np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y))
-        bounds = tuple(_gram_bound(a.shape[1]) * (s + s.max()) for a, s in zip((x, y), sq))
+        factors = (_GramFactors(x), _GramFactors(y))
+        bounds = tuple(_gram_bound(a.shape[1]) * (f.sq + f.sq.max())
+                       for a, f in zip((x, y), factors))
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
         block = None
         if gram:
             try:
-                block = _block_gram(x, y, sq, bounds, start, stop, k)
+                block = _block_gram(x, y, factors, bounds, start, stop, k)
             except _Ambiguous:
                 block = None
         if block is None:
