@@ -96,3 +96,18 @@ def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "data").exists()
+
+
+def test_shipped_checkpoints_are_inputs_of_their_benchmark_jobs(tmp_path):
+    # A new shipped checkpoint must rerun the jobs that use it: it is a declared input.
+    result = snakemake("-n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    jobs = [block for block in text.split("rule benchmark:")[1:]
+            if "wildcards: run=main, estimator=MIST-" in block]
+    shipped = {"MIST-shipped": "mist.pt", "MIST-QR-shipped": "mist_qr.pt"}
+    for name, ckpt in shipped.items():
+        mine = [b for b in jobs if f"estimator={name}," in b]
+        assert mine, f"no benchmark job for {name} in the dry-run"
+        inputs = [b.split("input:")[1].splitlines()[0] for b in mine]
+        assert all(str(ROOT / "mistmodel" / "checkpoints" / ckpt) in line for line in inputs)

@@ -1,4 +1,5 @@
 # Helpers shared by the rules: where things live, and which jobs the config asks for.
+import importlib.util
 from pathlib import Path
 
 
@@ -54,11 +55,21 @@ def model_checkpoint(name):
     return f"models/{name}/best.pt"
 
 
+def shipped_checkpoint(variant):
+    """Path of the checkpoint shipped inside the mistmodel package (found without importing it)."""
+    package = importlib.util.find_spec("mistmodel").submodule_search_locations[0]
+    return str(Path(package) / "checkpoints" / f"{variant}.pt")
+
+
 def estimator_inputs(wildcards):
     spec = ESTIMATORS[wildcards.estimator]
     inputs = {"store": store(wildcards.split, wildcards.family)}
-    if spec["class"] == "MIST" and spec.get("model", "default") != "default":
-        inputs["checkpoint"] = model_checkpoint(spec["model"])
+    if spec["class"] == "MIST":
+        if spec.get("model", "default") != "default":
+            inputs["checkpoint"] = model_checkpoint(spec["model"])
+        else:   # the checkpoint shipped in the package: a new one reruns these jobs
+            variant = spec.get("settings", {}).get("variant", "mist")
+            inputs["checkpoint"] = shipped_checkpoint(variant)
     return inputs
 
 
