@@ -119,7 +119,7 @@ class MIST(Estimator):
 
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
-                 max_cells: int = 262_144, seed: int = 0):
+                 max_cells: int = 65_536, seed: int = 0):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.meta = dict(meta or {})

@@ -97,6 +97,13 @@ def _exact_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):
         return ksg_counts(x, y, k, "euclidean", "brute", block_rows=block_rows)
 
 
+def _product_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):
+    """Counts from the matrix-product brute force, whatever the dimension."""
+    with monkeypatch.context() as m:
+        m.setattr(ksg_module, "_GRAM_FROM_DIM", 2)
+        return ksg_counts(x, y, k, "euclidean", "brute", block_rows=block_rows)
+
+
 @pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
 @pytest.mark.parametrize("n,dx,dy,k,block_rows", [(200, 16, 16, 5, None), (90, 4, 12, 1, 7),
                                                   (150, 30, 2, 9, 64)])
@@ -108,15 +115,16 @@ def test_matrix_product_distances_give_exact_counts(monkeypatch: pytest.MonkeyPa
     rng = np.random.default_rng([n, dx, k])
     x, y = correlated(rng, n, dx, dy)
     x, y = x + offset, y - offset
-    assert dx + dy >= ksg_module._GRAM_FROM_DIM
     want = _exact_brute(monkeypatch, x, y, k, block_rows)
-    got = ksg_counts(x, y, k, "euclidean", "brute", block_rows=block_rows)
+    got = _product_brute(monkeypatch, x, y, k, block_rows)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[2], want[2])
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     if offset == 0.0:
         est = KSG(k=k, metric="euclidean", standardize=False, jitter=0.0, algorithm="brute")
-        assert abs(est.estimate(x, y) - reference_ksg(x, y, k, "euclidean")) < 1e-10
+        with monkeypatch.context() as m:
+            m.setattr(ksg_module, "_GRAM_FROM_DIM", 2)
+            assert abs(est.estimate(x, y) - reference_ksg(x, y, k, "euclidean")) < 1e-10
 
 
 def test_matrix_product_path_hands_exact_ties_to_the_exact_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,11 +135,13 @@ def test_matrix_product_path_hands_exact_ties_to_the_exact_path(monkeypatch: pyt
     y = x[:, :2].repeat(2, axis=1)[:, :3] + rng.integers(0, 2, size=(160, 5))[:, :3]
     y = np.hstack([y, rng.integers(0, 2, size=(160, 2))])
     want = _exact_brute(monkeypatch, x, y, 4)
-    got = ksg_counts(x, y, 4, "euclidean", "brute")
+    got = _product_brute(monkeypatch, x, y, 4)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
     est = KSG(k=4, metric="euclidean", standardize=False, jitter=0.0, algorithm="brute")
-    assert abs(est.estimate(x, y) - reference_ksg(x, y, 4, "euclidean")) < 1e-10
+    with monkeypatch.context() as m:
+        m.setattr(ksg_module, "_GRAM_FROM_DIM", 2)
+        assert abs(est.estimate(x, y) - reference_ksg(x, y, 4, "euclidean")) < 1e-10
 
 
 def test_near_ties_below_the_rounding_bound_are_decided_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,7 +155,7 @@ def test_near_ties_below_the_rounding_bound_are_decided_exactly(monkeypatch: pyt
     x = base[:, :4]
     for k in (1, 2, 3):
         want = _exact_brute(monkeypatch, x, y, k)
-        got = ksg_counts(x, y, k, "euclidean", "brute")
+        got = _product_brute(monkeypatch, x, y, k)
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
 

@@ -46,10 +46,10 @@ Two exact strategies, chosen by ``algorithm``:
 * "brute": row blocks of the full distance matrices, the k-th smallest joint
   distance by repeated row minima, and the counts by comparison with the same
   matrices. For the Chebyshev metric, and for the Euclidean one below
-  ``dx + dy = 8``, the distances come from ``scipy.spatial.distance.cdist``
+  ``dx + dy = 20``, the distances come from ``scipy.spatial.distance.cdist``
   (squared for the Euclidean metric, which keeps their order), computed from
   coordinate differences, so the strict inequality is applied to the very
-  numbers that defined ``eps``. From ``dx + dy = 8`` the Euclidean distances
+  numbers that defined ``eps``. From ``dx + dy = 20`` the Euclidean distances
   come from one matrix product per space (``|a|^2 + |b|^2 - 2 a.b`` as the
   product of ``[a, |a|^2, 1]`` and ``[-2 b, 1, |b|^2]``), which is faster but
   can round a near-duplicate pair badly; every decision
@@ -98,7 +98,7 @@ _TREE_FROM = ((2, 300), (4, 1000), (6, 5000))
 # Entries of one block of the brute-force distance matrices (8 MiB each).
 _BLOCK_ENTRIES = 1 << 20
 # The Euclidean brute force uses matrix products from dx + dy >= this (measured).
-_GRAM_FROM_DIM = 8
+_GRAM_FROM_DIM = 20
 # Matrix products with fewer multiply-adds than this run on one BLAS thread.
 _ONE_THREAD_BELOW = 1 << 24
 
