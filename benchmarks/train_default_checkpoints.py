@@ -54,6 +54,21 @@ def run_stage(stage: dict[str, Any], variant: str, workdir: Path, index: int,
     return Path(run).parent
 
 
+def stage_budget(run_dir: Path, index: int) -> dict[str, Any]:
+    """What one stage cost: wall minutes, samples seen, its training set, the hardware."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    last = metrics["epochs"][-1]
+    return {"stage": index, "wall_minutes": round(last["seconds"] / 60.0, 1),
+            "samples_seen": last["samples_seen"], "train_datapoints": metrics["train_count"],
+            "device": metrics["device"], "threads": metrics["threads"]}
+
+
+def recorded_budget(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-stage budgets of a shipped checkpoint (an older record has one dict)."""
+    budget = record.get("training_budget") or []
+    return [{"stage": 1, **budget}] if isinstance(budget, dict) else list(budget)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, required=True)
@@ -66,7 +81,7 @@ def main() -> None:
         shipped = CHECKPOINTS / f"{variant}.json"
         record = json.loads(shipped.read_text())
         stages = recorded_stages(record)
-        previous_budget = record.get("training_budget", {})
+        budget = recorded_budget(record)
         if extra is None:
             todo, init = list(enumerate(stages, start=1)), None
         else:
@@ -77,14 +92,16 @@ def main() -> None:
             init = args.workdir / f"{variant}-stage{len(stages) - 1}-start.pt"
             args.workdir.mkdir(parents=True, exist_ok=True)
             init.write_bytes((CHECKPOINTS / f"{variant}.pt").read_bytes())
+        if extra is None:
+            budget = []
         for index, stage in todo:
             run_dir = run_stage(stage, variant, args.workdir, index, init)
             init = run_dir / "best.pt"
+            budget.append(stage_budget(run_dir, index))
         dest = copy_to_package(run_dir, variant)
         metrics = json.loads(dest.with_suffix(".json").read_text())
         metrics["training_stages"] = stages   # so the next rebuild can replay every stage
-        if extra is not None and previous_budget:
-            metrics["earlier_training_budget"] = previous_budget
+        metrics["training_budget"] = budget
         dest.with_suffix(".json").write_text(json.dumps(metrics, indent=1))
         print(f"{variant}: trained {run_dir}; installed {dest}")
 
