@@ -169,3 +169,21 @@ def test_shipped_checkpoint_invariant_to_increasing_transforms():
     a = mist.estimate(x, y)
     b = mist.estimate(np.arcsinh(x), y * np.sqrt(np.abs(y)))
     assert a == pytest.approx(b, rel=1e-6, abs=1e-7)
+
+
+def test_parallel_chunks_match_one_by_one_and_restore_threads():
+    import torch
+    rng = np.random.default_rng(21)
+    samples = [(rng.standard_normal((n, 2)), rng.standard_normal((n, 3)))
+               for n in (30, 45, 60, 80, 120, 150)]
+    mist = MIST.load(device="cpu", max_cells=600)          # about one sample per chunk
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        together = mist.estimate_batch(samples)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        one_by_one = np.array([mist.estimate(x, y) for x, y in samples])
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-5)
