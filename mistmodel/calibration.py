@@ -68,10 +68,11 @@ def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
     {...}}``, ready to be stored in a checkpoint as ``interval_calibration``.
     """
     truth = np.asarray(truth, dtype=np.float64)
+    taus = [t for level in levels for t in ((1 - level) / 2, (1 + level) / 2)]
+    q = mist.quantiles_batch(samples, taus)            # one pass for every level
     factors, raw = {}, {}
-    for level in levels:
-        q = mist.quantiles_batch(samples, [(1 - level) / 2, (1 + level) / 2])
-        lower, upper = q[:, 0], q[:, 1]
+    for i, level in enumerate(levels):
+        lower, upper = q[:, 2 * i], q[:, 2 * i + 1]
         factors[f"{level:g}"] = conformal_factor(lower, upper, truth, level)
         raw[f"{level:g}"] = float(np.mean((truth >= lower) & (truth <= upper)))
     return {"method": "split-conformal CQR, width-scaled score", "count": int(truth.size),

@@ -176,13 +176,8 @@ class MIST(Estimator):
         shape and padded; each chunk of at most ``max_cells`` padded cells is one forward
         pass (a typical list is a single pass).  Returns a float64 array in input order.
         """
-        prepared, const = self._prepare_many(samples)
-        out = np.zeros(len(prepared), dtype=np.float64)
-        live = [i for i in range(len(prepared)) if i not in const]
-        if live:
-            pred = self._forward([prepared[i] for i in live], None)
-            out[live] = pred[:, 0] if pred.ndim == 2 else pred
-        return out
+        out = self._predict(samples, None)
+        return out[:, 0] if out.ndim == 2 else out
 
     def quantiles(self, x: Any, y: Any, taus: Sequence[float]) -> np.ndarray:
         """Quantiles of I(X;Y) at ``taus`` (in (0, 1)); non-decreasing in tau."""
@@ -194,12 +189,7 @@ class MIST(Estimator):
         tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
         if tau.ndim != 1 or tau.size == 0 or not np.all((tau > 0) & (tau < 1)):
             raise ValueError(f"taus must be a non-empty list of numbers in (0, 1); got {taus!r}")
-        prepared, const = self._prepare_many(samples)
-        out = np.zeros((len(prepared), tau.size), dtype=np.float64)
-        live = [i for i in range(len(prepared)) if i not in const]
-        if live:
-            out[live] = self._forward([prepared[i] for i in live], tau)
-        return out
+        return self._predict(samples, tau)
 
     def interval(self, x: Any, y: Any, level: float = 0.9, n_boot: int | None = None,
                  seed: int = 0) -> tuple[float, float]:
@@ -284,6 +274,20 @@ class MIST(Estimator):
         if not prepared:
             raise ValueError("estimate_batch needs at least one sample")
         return prepared, const
+
+    def _predict(self, samples: Iterable[Any], tau: np.ndarray | None) -> np.ndarray:
+        """Validated, batched predictions in input order; 0 for samples whose X or Y is
+        all constant columns (no information)."""
+        prepared, const = self._prepare_many(samples)
+        live = [i for i in range(len(prepared)) if i not in const]
+        if not live:
+            shape = (len(prepared),) if not self.is_quantile else (
+                len(prepared), 1 if tau is None else len(tau))
+            return np.zeros(shape, dtype=np.float64)
+        pred = self._forward([prepared[i] for i in live], tau)
+        out = np.zeros((len(prepared),) + pred.shape[1:], dtype=np.float64)
+        out[live] = pred
+        return out
 
     def _warn_shapes(self, shapes: list[tuple[int, int, int]]) -> None:
         small = [s[0] for s in shapes if s[0] < WARN_ROWS]

@@ -128,14 +128,24 @@ _SCRATCH_MAX_BYTES = 8 << 20
 _scratch = _Scratch()
 
 
+def _smallest_rows(d: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``count`` smallest entries of each row, in order;
+    ``d`` is overwritten."""
+    rows = np.arange(d.shape[0])
+    idx = np.empty((d.shape[0], count), dtype=np.intp)
+    val = np.empty((d.shape[0], count))
+    for j in range(count):
+        idx[:, j] = d.argmin(axis=1)
+        val[:, j] = d[rows, idx[:, j]]
+        d[rows, idx[:, j]] = np.inf
+    return idx, val
+
+
 def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
     """k-th smallest entry (1-based) of each row; ``d`` is overwritten."""
     if k > 16:
         return np.partition(d, k - 1, axis=1)[:, k - 1]
-    rows = np.arange(d.shape[0])
-    for _ in range(k - 1):
-        d[rows, d.argmin(axis=1)] = np.inf
-    return d.min(axis=1)
+    return _smallest_rows(d, k)[1][:, k - 1]
 
 
 def _distances(block: np.ndarray, full: np.ndarray, metric: str,
@@ -192,20 +202,7 @@ def _gram_bound(dim: int) -> float:
 
 
 class _Ambiguous(Exception):
-    """Too many decisions too close to call in the matrix-product form: use differences."""
-
-
-def _smallest_rows(d: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and values of the ``count`` smallest entries of each row, in order;
-    ``d`` is overwritten."""
-    rows = np.arange(d.shape[0])
-    idx = np.empty((d.shape[0], count), dtype=np.intp)
-    val = np.empty((d.shape[0], count))
-    for j in range(count):
-        idx[:, j] = d.argmin(axis=1)
-        val[:, j] = d[rows, idx[:, j]]
-        d[rows, idx[:, j]] = np.inf
-    return idx, val
+    """A k-th neighbour too close to another to call in the matrix-product form: use differences."""
 
 
 def _block_gram(x: np.ndarray, y: np.ndarray, factors: tuple, bounds: tuple, start: int,
@@ -253,9 +250,10 @@ def _block_gram(x: np.ndarray, y: np.ndarray, factors: tuple, bounds: tuple, sta
     for a, d, b, pair in ((x, dx, tx, pair_x), (y, dy, ty, pair_y)):
         d[local, kth] = np.inf          # the k-th neighbour: counted below, exactly
         lo, hi = (eps - b)[:, None], (eps + b)[:, None]
-        count = np.count_nonzero(np.less(d, lo, out=mask), axis=1) + (pair < eps)
+        surely = np.count_nonzero(np.less(d, lo, out=mask), axis=1)
         up_to_hi = np.count_nonzero(np.less_equal(d, hi, out=mask), axis=1)
-        unsure = np.flatnonzero(up_to_hi > count - (pair < eps))
+        unsure = np.flatnonzero(up_to_hi > surely)
+        count = surely + (pair < eps)
         if unsure.size:                 # entries within the bound of eps: exact distances
             r, c = np.nonzero((d[unsure] >= lo[unsure]) & (d[unsure] <= hi[unsure]))
             exact = _pair_sq_distances(a, unsure[r] + start, c)
@@ -299,7 +297,7 @@ def _counts_brute(
             try:
                 block = _block_gram(x, y, factors, bounds, start, stop, k)
             except _Ambiguous:
-                block = None
+                pass
         if block is None:
             block = _block_exact(x, y, metric, start, stop, k)
         eps[start:stop], nx[start:stop], ny[start:stop] = block
