@@ -39,6 +39,7 @@ import torch
 
 from .batching import collate, plan_chunks
 from .calibration import widen
+from .heap import retain_freed_memory
 from .estimators.base import Estimator, _check_level, check_xy, constant_columns
 from .model import MISTNet, ModelConfig
 
@@ -332,6 +333,8 @@ class MIST(Estimator):
                 pred = self.network(*batch.inputs(), tau=t) if is_q else self.network(*batch.inputs())
                 return pred.double().cpu().numpy()
 
+        if self.device.type == "cpu":
+            retain_freed_memory()
         threads = torch.get_num_threads()
         if self.device.type != "cpu" or threads < 2 or len(chunks) < 2:
             for chunk in chunks:

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
+from .heap import retain_freed_memory
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters, pinball_loss
 
 __all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "export_model",
@@ -338,6 +339,8 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
         torch.set_num_threads(int(cfg.threads))
     device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
                           else ("cpu" if cfg.device == "auto" else cfg.device))
+    if device.type == "cpu":
+        retain_freed_memory()
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
     shapes = _shapes_of(train_ds)
