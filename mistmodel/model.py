@@ -69,6 +69,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused import linear
+
 __all__ = [
     "ModelConfig",
     "MISTNet",
@@ -163,7 +165,9 @@ class FeedForward(nn.Module):
                                  nn.Linear(mult * width, width))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(self.norm(x)).add_(x)
+        inner, _, outer = self.net
+        hidden = linear(self.norm(x), inner.weight, inner.bias, act="silu")
+        return linear(hidden, outer.weight, outer.bias).add_(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -183,7 +187,9 @@ class ColumnEmbedding(nn.Module):
         nn.init.normal_(self.tag.weight, std=0.1)    # the value, not the tag, dominates a cell
 
     def forward(self, values: Tensor, col_type: Tensor) -> Tensor:
-        cells = self.value(values.transpose(1, 2).unsqueeze(-1))     # (B, D, N, c)
+        first, _, second = self.value
+        cells = linear(values.transpose(1, 2).unsqueeze(-1), first.weight, first.bias, act="silu")
+        cells = linear(cells, second.weight, second.bias)            # (B, D, N, c)
         return cells.add_(self.tag(col_type)[:, :, None, :])         # + (B, D, 1, c)
 
 
@@ -245,10 +251,10 @@ class TiedColumnAttention(nn.Module):
         moments = []
         for i in range(H):
             rows = slice(i * e, (i + 1) * e)
-            q = F.linear(h, wq[rows], bq[rows])                        # (B, D, N, e)
+            q = linear(h, wq[rows], bq[rows])                          # (B, D, N, e)
             if pad is not None:
                 q = q * pad                                            # padded rows add nothing
-            k = F.linear(h, wk[rows], bk[rows])                        # (B, D, N, e)
+            k = linear(h, wk[rows], bk[rows])                          # (B, D, N, e)
             moments.append(torch.bmm(q.view(B, D, N * e), k.view(B, D, N * e).transpose(1, 2)))
         scale = (n.to(h.dtype) * e ** 0.5)[:, None, None, None]
         moments = torch.stack(moments, dim=1) / scale                  # (B, H, D, D)
@@ -256,13 +262,13 @@ class TiedColumnAttention(nn.Module):
         att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
         mixed = None
         for i in range(H):                                             # sum_h A_h (W_o,h v_h)
-            v = F.linear(h, self.value.weight[i * c:(i + 1) * c]).view(B, D, N * c)
+            v = linear(h, self.value.weight[i * c:(i + 1) * c]).view(B, D, N * c)
             mixed = (torch.bmm(att[:, i], v) if mixed is None
-                     else torch.baddbmm(mixed, att[:, i], v))
+                     else mixed.baddbmm_(att[:, i], v))
         mixed = mixed.view(B, D, N, c)
-        update = torch.addcmul(mixed, mixed, self.gate(h))             # mixed * (1 + gate)
-        update += self.out_bias
-        return update.add_(cells), moments
+        one_plus_gate = linear(h, self.gate.weight, self.gate.bias + 1.0)
+        update = torch.addcmul(cells, mixed, one_plus_gate)            # cells + mixed (1 + gate)
+        return update.add_(self.out_bias), moments
 
 
 class LearnedQueryReader(nn.Module):
@@ -291,7 +297,7 @@ class LearnedQueryReader(nn.Module):
         q = self.q(queries).view(Q, H, e)                              # (Q, H, e)
         wk = self.k.weight.view(H, e, c)
         folded = torch.einsum("hec,qhe->chq", wk, q).reshape(c, H * Q) * e ** -0.5
-        scores = torch.matmul(items, folded)                           # (B, D, N, H*Q)
+        scores = linear(items, folded.t())                             # (B, D, N, H*Q)
         if not bool(mask.all()):
             scores = scores.masked_fill(~mask[:, None, :, None], NEG_INF)
         w = torch.softmax(scores, dim=2)                               # over rows

@@ -1,0 +1,91 @@
+"""The fused CPU linear agrees with F.linear, and is used only with autograd off."""
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mistmodel.fused as fused
+from mistmodel import MIST
+from mistmodel.fused import fused_available, linear
+
+
+@pytest.fixture
+def plain_only(monkeypatch):
+    """Force the F.linear path, as on a torch build without the fused op."""
+    fused_available()
+    monkeypatch.setitem(fused._state, "op", None)
+
+
+def cases():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 40, 16, generator=gen)
+    w = torch.randn(32, 16, generator=gen)
+    b = torch.randn(32, generator=gen)
+    yield x, w, b, None
+    yield x, w, b, "silu"
+    yield x.transpose(1, 2), w[8:16], b[8:16], None            # strided input, weight slice
+    yield x, w[:16].t(), None, "silu"                          # transposed weight, no bias
+    yield torch.randn(300, 1, generator=gen), w[:, :1], b, "silu"
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_inference_path_matches_f_linear(case):
+    x, w, b, act = list(cases())[case]
+    expected = F.linear(x, w, b)
+    if act == "silu":
+        expected = F.silu(expected)
+    with torch.inference_mode():
+        got = linear(x, w, b, act=act)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_with_autograd_it_is_f_linear_exactly():
+    x, w, b, _ = next(cases())
+    w = w.clone().requires_grad_(True)
+    out = linear(x, w, b, act="silu")
+    assert torch.equal(out, F.silu(F.linear(x, w, b)))
+    out.sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+
+
+def test_fallback_is_f_linear_exactly(plain_only):
+    x, w, b, _ = next(cases())
+    with torch.inference_mode():
+        assert torch.equal(linear(x, w, b, act="silu"), F.silu(F.linear(x, w, b)))
+
+
+def test_unknown_activation_is_refused():
+    x, w, b, _ = next(cases())
+    with pytest.raises(ValueError, match="act must be"):
+        linear(x, w, b, act="gelu")
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 wheels only")
+def test_fused_op_is_used_on_this_cpu_build():
+    # torch's CPU wheels for x86-64 ship oneDNN; if this fails, MIST still works, slower.
+    assert fused_available()
+
+
+def sample_set():
+    rng = np.random.default_rng(8)
+    out = []
+    for n, dx, dy in [(200, 6, 6), (40, 1, 3), (90, 12, 2)]:
+        x = rng.standard_normal((n, dx))
+        out.append((x, x[:, :1] + rng.standard_normal((n, dy))))
+    return out
+
+
+@pytest.mark.parametrize("variant", ["mist", "mist_qr"])
+def test_estimates_agree_with_and_without_the_fused_path(variant, monkeypatch):
+    mist = MIST.load(variant=variant)
+    samples = sample_set()
+    fast = mist.estimate_batch(samples)
+    fused_available()
+    monkeypatch.setitem(fused._state, "op", None)
+    plain = mist.estimate_batch(samples)
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)
