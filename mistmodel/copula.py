@@ -32,11 +32,21 @@ def average_ranks(a: np.ndarray) -> np.ndarray:
     position of each run of equal values by running maxima and minima, and a scatter
     back to the original order.
     """
-    n, d = a.shape
+    return _ranks_of_sorted(*_sorted_columns(a))
+
+
+def _sorted_columns(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``a`` ``(n, d)``: the sorting order, the sorted values (both
+    ``(d, n)``) and where a sorted value equals the one before it ``(d, n - 1)``."""
     cols = np.ascontiguousarray(a.T)                       # (d, n): one sort per row
     order = np.argsort(cols, axis=1)
     s = np.take_along_axis(cols, order, axis=1)
-    ties = s[:, 1:] == s[:, :-1]
+    return order, s, s[:, 1:] == s[:, :-1]
+
+
+def _ranks_of_sorted(order: np.ndarray, s: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Average ranks ``(n, d)`` from :func:`_sorted_columns`' output."""
+    d, n = s.shape
     ranks = np.empty((d, n))
     if not ties.any():
         np.put_along_axis(ranks, order, np.arange(1.0, n + 1.0)[None, :].repeat(d, 0), axis=1)
@@ -63,14 +73,13 @@ def normal_scores(a: np.ndarray) -> np.ndarray:
     n = a.shape[0]
     if n == 0:
         return np.zeros(a.shape, dtype=np.float32)
-    cols = np.ascontiguousarray(a.T)                       # (d, n)
-    order = np.argsort(cols, axis=1)
-    s = np.take_along_axis(cols, order, axis=1)
-    if not (s[:, 1:] == s[:, :-1]).any():                  # no ties: scores go straight to their rows
-        out = np.empty(cols.shape, dtype=np.float32)
+    order, s, ties = _sorted_columns(a)
+    if not ties.any():                                     # scores go straight to their rows
+        out = np.empty(s.shape, dtype=np.float32)
         np.put_along_axis(out, order, _score_table(n)[::2][None, :], axis=1)
         return out.T
-    half_steps = (2.0 * average_ranks(a) - 2.0).astype(np.intp)   # rank 1, 1.5, 2, ... -> 0, 1, 2, ...
+    ranks = _ranks_of_sorted(order, s, ties)
+    half_steps = (2.0 * ranks - 2.0).astype(np.intp)      # rank 1, 1.5, 2, ... -> 0, 1, 2, ...
     return _score_table(n)[half_steps]
 
 

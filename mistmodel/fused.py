@@ -54,6 +54,8 @@ def _self_check(op) -> bool:
 
 def fused_available() -> bool:
     """Whether the fused CPU path is present and agrees with ``F.linear`` here."""
+    if "op" in _state:                                     # decided: no lock on the hot path
+        return _state["op"] is not None
     with _lock:
         if "op" not in _state:
             op = _op()
