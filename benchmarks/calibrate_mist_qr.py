@@ -76,9 +76,16 @@ def main(argv=None) -> int:
     partial.replace(ckpt)
     record["interval_calibration"] = calib
     record_path.write_text(json.dumps(record, indent=1))
+    cuts = calib["n_cuts"]
+    names = ([f"n < {cuts[0]}"] + [f"[{a}, {b})" for a, b in zip(cuts, cuts[1:])]
+             + [f"n >= {cuts[-1]}"])
+    print("datapoints by n-bin: " + ", ".join(f"{b} {c}" for b, c in zip(names, calib["count_by_n"])))
     for level, factor in calib["factors"].items():
+        bins = ", ".join(f"{b} raw {r:.3f} factor {'pooled' if f is None else f'{f:+.3f}'}"
+                         for b, r, f in zip(names, calib["raw_coverage_by_n"][level],
+                                            calib["factors_by_n"][level]))
         print(f"level {level}: raw coverage {calib['raw_coverage'][level]:.3f}, "
-              f"conformal factor {factor:+.3f} (x interval width)")
+              f"conformal factor {factor:+.3f} (x interval width); by n-bin: {bins}")
     print(f"written into {ckpt} and {record_path}")
     return 0
 

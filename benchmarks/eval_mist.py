@@ -84,7 +84,7 @@ def evaluate_store(path: Path, mist: MIST, qr: MIST, ksg: KSG | None, level: flo
     truth, n, spec = np.array(truth), np.array(n), np.array(spec)
     point, med, low, high = (np.concatenate(a) for a in (point, med, low, high))
     raw_inside = (truth >= low) & (truth <= high)
-    factor = qr.calibration_factor(level)
+    factor = qr.calibration_factors(level, n)
     if factor is not None:                     # the interval MIST-QR.interval returns
         low, high = widen(low, high, factor)
     inside = (truth >= low) & (truth <= high)
@@ -95,7 +95,9 @@ def evaluate_store(path: Path, mist: MIST, qr: MIST, ksg: KSG | None, level: flo
         "mse": {"MIST": float(((point - truth) ** 2).mean()),
                 "MIST-QR median": float(((med - truth) ** 2).mean())},
         "coverage": float(inside.mean()), "coverage_level": level,
-        "conformal_factor": factor, "coverage_raw_quantiles": float(raw_inside.mean()),
+        "conformal_factor": None if factor is None else by_bin(factor, n),
+        "coverage_raw_quantiles": float(raw_inside.mean()),
+        "coverage_raw_quantiles_by_n": by_bin(raw_inside.astype(float), n),
         "coverage_by_n": by_bin(inside.astype(float), n),
         "mean_interval_width": float((high - low).mean()),
         "mse_by_family": {}, "seconds": {"MIST": t_mist, "MIST-QR": t_qr},
@@ -153,11 +155,13 @@ def main(argv=None) -> int:
             print(f"  {name:16s}" + "".join(f"{row[c]:12.3f}" for c in cols)
                   + f"{res['mse'][name]:10.3f}")
         print(f"  {'reference MIST':16s}" + "".join(f"{REFERENCE[split][c]:12.2f}" for c in cols))
+        factors = res["conformal_factor"] or {}
         print(f"  MIST-QR {100 * args.level:g}% coverage {res['coverage']:.3f} "
-              f"(conformal factor {res['conformal_factor']}, raw quantiles "
-              f"{res['coverage_raw_quantiles']:.3f}; by n-bin: "
-              + ", ".join(f"{c} {v:.2f}" for c, v in res["coverage_by_n"].items())
-              + f"), mean width {res['mean_interval_width']:.2f} nats")
+              f"(raw quantiles {res['coverage_raw_quantiles']:.3f}), mean width "
+              f"{res['mean_interval_width']:.2f} nats; by n-bin: "
+              + ", ".join(f"{c} {v:.2f} (raw {res['coverage_raw_quantiles_by_n'][c]:.2f}, "
+                          f"factor {factors.get(c, float('nan')):+.3f})"
+                          for c, v in res["coverage_by_n"].items()))
         for fam, row in res["mse_by_family"].items():
             extra = f"  KSG {row['KSG']:8.3f}" if "KSG" in row else ""
             print(f"    {fam:26s} MIST {row['MIST']:8.3f}{extra}  cover {row['coverage']:.2f}"

@@ -18,6 +18,12 @@ On samples exchangeable with the calibration set this covers the true MI with pr
 at least ``L``; ``s* < 0`` narrows intervals that were too wide.  Nothing is promised for
 samples unlike the calibration families (out of distribution), and levels without a
 fitted factor use the raw quantiles.
+
+A pooled factor can leave some sample sizes under-covered and others over-covered (raw
+quantiles tend to be too narrow at small ``n``), so the factors are also fitted per bin of
+``n`` (Mondrian conformal prediction, cut points :data:`N_CUTS`): within a bin the same
+guarantee holds for samples exchangeable with that bin's calibration datapoints.  A bin
+with too few datapoints for a level uses the pooled factor.
 """
 from __future__ import annotations
 
@@ -26,10 +32,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_WIDTH", "LEVELS", "conformal_factor", "fit_interval_calibration", "widen"]
+from .estimators.base import as_pair
+
+__all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "fit_interval_calibration",
+           "n_bins", "sample_factors", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
 LEVELS = (0.5, 0.8, 0.9, 0.95)
+N_CUTS = (20, 50, 100, 300)   # rows: bins n < 20, [20, 50), [50, 100), [100, 300), >= 300
 
 
 def _width(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -60,20 +70,61 @@ def widen(lower: np.ndarray, upper: np.ndarray, factor: float) -> tuple[np.ndarr
     return new_lower, new_upper
 
 
+def n_bins(n: Any, cuts: Any = N_CUTS) -> np.ndarray:
+    """Bin index of each sample size: 0 below ``cuts[0]``, ..., ``len(cuts)`` from ``cuts[-1]``."""
+    return np.searchsorted(np.asarray(cuts), np.asarray(n), side="right")
+
+
 def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
-                             levels: tuple[float, ...] = LEVELS) -> dict[str, Any]:
+                             levels: tuple[float, ...] = LEVELS,
+                             n_cuts: tuple[int, ...] = N_CUTS) -> dict[str, Any]:
     """Factors for ``levels`` from a MIST-QR estimator's raw intervals on ``samples``.
 
-    Returns ``{"method": ..., "count": m, "factors": {"0.9": s*, ...}, "raw_coverage":
-    {...}}``, ready to be stored in a checkpoint as ``interval_calibration``.
+    Returns ``{"method": ..., "count": m, "factors": {"0.9": s*, ...}, "n_cuts": [...],
+    "factors_by_n": {"0.9": [s* of each n-bin, or None], ...}, "count_by_n": [...],
+    "raw_coverage": {...}, "raw_coverage_by_n": {...}}``, ready to be stored in a
+    checkpoint as ``interval_calibration``.
     """
     truth = np.asarray(truth, dtype=np.float64)
     taus = [t for level in levels for t in ((1 - level) / 2, (1 + level) / 2)]
     q = mist.quantiles_batch(samples, taus)            # one pass for every level
-    factors, raw = {}, {}
+    bins = n_bins([np.shape(as_pair(s)[0])[0] for s in samples], n_cuts)
+    factors, by_n, raw, raw_by_n = {}, {}, {}, {}
     for i, level in enumerate(levels):
+        key = f"{level:g}"
         lower, upper = q[:, 2 * i], q[:, 2 * i + 1]
-        factors[f"{level:g}"] = conformal_factor(lower, upper, truth, level)
-        raw[f"{level:g}"] = float(np.mean((truth >= lower) & (truth <= upper)))
-    return {"method": "split-conformal CQR, width-scaled score", "count": int(truth.size),
-            "factors": factors, "raw_coverage": raw}
+        factors[key] = conformal_factor(lower, upper, truth, level)
+        covered = (truth >= lower) & (truth <= upper)
+        raw[key] = float(np.mean(covered))
+        by_n[key], raw_by_n[key] = [], []
+        for b in range(len(n_cuts) + 1):
+            sel = bins == b
+            enough = sel.sum() >= math.ceil(level / (1 - level))
+            by_n[key].append(conformal_factor(lower[sel], upper[sel], truth[sel], level)
+                             if enough else None)
+            raw_by_n[key].append(float(np.mean(covered[sel])) if sel.any() else None)
+    return {"method": "split-conformal CQR, width-scaled score, pooled and per n-bin",
+            "count": int(truth.size), "factors": factors, "n_cuts": [int(c) for c in n_cuts],
+            "factors_by_n": by_n,
+            "count_by_n": [int((bins == b).sum()) for b in range(len(n_cuts) + 1)],
+            "raw_coverage": raw, "raw_coverage_by_n": raw_by_n}
+
+
+def sample_factors(calibration: dict[str, Any] | None, level: float,
+                   n: Any) -> np.ndarray | None:
+    """The factor for each sample size in ``n`` at ``level``: its n-bin's factor where the
+    calibration has one, else the pooled factor; None when ``level`` has no factor."""
+    calibration = calibration or {}
+    key = f"{level:g}"
+    pooled = (calibration.get("factors") or {}).get(key)
+    if pooled is None:
+        return None
+    out = np.full(np.shape(n), float(pooled))
+    per_bin = (calibration.get("factors_by_n") or {}).get(key)
+    if per_bin is not None:
+        bins = n_bins(n, calibration["n_cuts"])
+        for b, value in enumerate(per_bin):
+            if value is not None:
+                out[bins == b] = float(value)
+    return out
+

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from .batching import collate, plan_chunks
-from .calibration import widen
+from .calibration import sample_factors, widen
 from .heap import retain_freed_memory
-from .estimators.base import Estimator, _check_level, check_xy, constant_columns
+from .estimators.base import Estimator, _check_level, as_pair, check_xy, constant_columns
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "default_checkpoint",
@@ -91,17 +91,6 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu"
     net.to(device).eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state")}
     return net, meta
-
-
-def _as_pair(item: Any) -> tuple[Any, Any]:
-    """A sample given as ``(x, y)`` or as an object with ``.x`` and ``.y``."""
-    if hasattr(item, "x") and hasattr(item, "y"):
-        return item.x, item.y
-    try:
-        x, y = item
-    except (TypeError, ValueError):
-        raise ValueError("each sample must be an (x, y) pair or have .x and .y attributes") from None
-    return x, y
 
 
 class MIST(Estimator):
@@ -198,8 +187,9 @@ class MIST(Estimator):
 
         A ``mist_qr`` checkpoint answers with its quantiles ``(1 - level) / 2`` and
         ``(1 + level) / 2``, widened (or narrowed) by the checkpoint's split-conformal
-        factor for ``level`` when it has one (:mod:`mistmodel.calibration`; the shipped
-        checkpoint has them for 0.5, 0.8, 0.9 and 0.95); ``n_boot``/``seed`` are ignored:
+        factor for ``level`` and the sample's size when it has one
+        (:mod:`mistmodel.calibration`; the shipped checkpoint has them for 0.5, 0.8, 0.9 and
+        0.95, per bin of n); ``n_boot``/``seed`` are ignored:
         no resampling needed.  A point (``mist``) checkpoint has no interval of its own: it
         raises a clear error, unless ``n_boot`` is given explicitly, in which case it
         returns the base class's subsample-bootstrap interval (``n_boot`` forward passes)
@@ -218,17 +208,20 @@ class MIST(Estimator):
         """Intervals for many samples: array ``(len(samples), 2)``.  ``calibrated=False``
         gives the raw quantile intervals even where a conformal factor exists."""
         _check_level(level)
+        samples = list(samples)
         q = self.quantiles_batch(samples, [(1 - level) / 2, (1 + level) / 2])
-        factor = self.calibration_factor(level) if calibrated else None
+        if not calibrated:
+            return q
+        factor = self.calibration_factors(level, [np.shape(as_pair(s)[0])[0] for s in samples])
         if factor is None:
             return q
         return np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
 
-    def calibration_factor(self, level: float) -> float | None:
-        """The checkpoint's split-conformal factor for ``level``, or None if it has none."""
-        factors = (self.meta.get("interval_calibration") or {}).get("factors", {})
-        value = factors.get(f"{level:g}")
-        return None if value is None else float(value)
+    def calibration_factors(self, level: float, n: Sequence[int]) -> np.ndarray | None:
+        """The checkpoint's split-conformal factor at ``level`` for samples of ``n`` rows
+        (the factor of each one's n-bin where fitted, else the pooled one), or None if the
+        checkpoint has no factor for ``level``."""
+        return sample_factors(self.meta.get("interval_calibration"), level, n)
 
     def estimate_with_interval(self, x: Any, y: Any, level: float = 0.9,
                                n_boot: int = 100, seed: int = 0):
@@ -261,7 +254,7 @@ class MIST(Estimator):
         prepared: list[tuple[np.ndarray, np.ndarray]] = []
         const: set[int] = set()
         for i, item in enumerate(samples):
-            x, y = _as_pair(item)
+            x, y = as_pair(item)
             try:
                 xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
             except ValueError as exc:

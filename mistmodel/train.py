@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop and checkpoint after this many minutes")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop and checkpoint after this many optimizer steps "
+                        "(the learning-rate schedule ends there)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-cells", type=int, default=300_000)
     p.add_argument("--buffer-shards", type=int, default=4)
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         train=args.train if len(args.train) > 1 else args.train[0],
         val=None if args.val is None else (args.val if len(args.val) > 1 else args.val[0]),
         out=args.out, variant=args.variant, model=model, epochs=args.epochs,
-        time_budget_min=args.time_budget_min, batch_size=args.batch_size,
+        time_budget_min=args.time_budget_min, max_steps=args.max_steps,
+        batch_size=args.batch_size,
         max_cells=args.max_cells, buffer_shards=args.buffer_shards, lr=args.lr,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         taus_per_sample=args.taus_per_sample, subsample_rows=args.subsample_rows, seed=args.seed, device=args.device,

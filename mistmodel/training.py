@@ -19,8 +19,8 @@ What happens:
   ``taus_per_sample`` values of tau drawn uniformly from the knot range per datapoint at
   every step (independent draws, averaged).
 * **Optimisation.**  AdamW, gradient-norm clipping, linear warm-up then cosine decay of the
-  learning rate over the run (over the planned samples; with a time budget, over
-  whichever of samples and time runs out first).
+  learning rate over the run: over the planned samples (``epochs`` passes), or over
+  whichever runs out first of those, ``max_steps`` optimizer steps and the time budget.
 * **Validation** on a separate store after every epoch (streamed too): loss, MSE by n-bin,
   and for ``mist_qr`` the coverage of the central 90% interval.
 * **Checkpoints.**  ``checkpoint.pt`` after every epoch holds model, optimizer, scheduler,
@@ -31,8 +31,8 @@ What happens:
   curves, final validation metrics) and ``curves.png`` are written beside them.
 * **Reproducibility.**  The data order of epoch ``e`` and the taus are functions of
   ``(seed, e)``; on the same device and thread count a run and a run resumed from any
-  epoch checkpoint give the same weights.  A time budget makes the end point (and the
-  schedule) depend on the machine's speed.
+  epoch checkpoint give the same weights.  A step budget (``max_steps``) keeps that; a
+  time budget makes the end point (and the schedule) depend on the machine's speed.
 * **Device**: CUDA when available, CPU otherwise (``device`` overrides).
 """
 from __future__ import annotations
@@ -71,6 +71,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)   # ModelConfig overrides
     epochs: int = 10
     time_budget_min: float | None = None  # stop (and checkpoint) when exceeded
+    max_steps: int | None = None       # stop after so many optimizer steps (a budget)
     batch_size: int = 32               # most samples per batch
     max_cells: int = 300_000           # most padded cells (B x N x D) per batch
     buffer_shards: int = 4             # shards pooled for shuffling and bucketing
@@ -88,7 +89,6 @@ class TrainConfig:
     resume: bool = True
     init: str | None = None            # start from this checkpoint's weights (fine-tuning)
     progress: bool = True
-    max_steps: int | None = None       # hard cap on optimizer steps (final, like a budget)
     epochs_per_call: int | None = None  # end this call after so many epochs; call again to resume
 
     def __post_init__(self) -> None:
@@ -96,6 +96,11 @@ class TrainConfig:
             raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
         if self.train is None:
             raise ValueError("TrainConfig.train: give the training store path(s)")
+        if self.max_steps is not None and (int(self.max_steps) != self.max_steps
+                                           or self.max_steps < 1):
+            raise ValueError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"time_budget_min must be positive or None, got {self.time_budget_min!r}")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict({**self.model, "variant": self.variant})
@@ -406,6 +411,8 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
             batch = batch.to(device)
             elapsed = elapsed_before + time.perf_counter() - t0
             progress = samples_seen / planned
+            if cfg.max_steps:                  # a step budget: the schedule ends with it
+                progress = max(progress, step / cfg.max_steps)
             if budget_s:
                 progress = max(progress, elapsed / budget_s)
             lr = scheduler.step(progress)

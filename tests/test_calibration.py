@@ -61,3 +61,75 @@ def test_mist_interval_applies_the_checkpoint_factor():
     np.testing.assert_allclose([lo, hi], [max(raw[0] - 0.5 * width, 0.0), raw[1] + 0.5 * width])
     # a level without a factor gives the raw quantiles
     np.testing.assert_allclose(qr.interval(x, y, 0.7), qr.quantiles(x, y, [0.15, 0.85]))
+
+
+class QuantileStub:
+    """A stand-in for MIST-QR: Gaussian quantiles around a noisy guess of each truth."""
+
+    def __init__(self, centre, scale):
+        self.centre, self.scale = centre, scale
+
+    def quantiles_batch(self, samples, taus):
+        from scipy.stats import norm
+        assert len(samples) == len(self.centre)
+        return self.centre[:, None] + self.scale[:, None] * norm.ppf(np.asarray(taus))[None, :]
+
+
+def size_dependent_intervals(rng, m):
+    """Samples of n rows in [10, 500]; the guess is noisier at small n than the quantiles
+    say (too narrow there) and less noisy at large n (too wide)."""
+    n = rng.integers(10, 501, m)
+    truth = rng.uniform(0.0, 5.0, m)
+    noise_sd = np.where(n < 100, 2.0, 0.4)
+    centre = truth + noise_sd * rng.standard_normal(m)
+    samples = [(np.zeros((k, 1)), np.zeros((k, 1))) for k in n]
+    return samples, n, truth, QuantileStub(centre, np.ones(m))
+
+
+def test_per_n_factors_cover_every_bin_where_a_pooled_factor_does_not():
+    from mistmodel.calibration import fit_interval_calibration, sample_factors
+    rng = np.random.default_rng(3)
+    samples, n, truth, stub = size_dependent_intervals(rng, 4000)
+    calib = fit_interval_calibration(stub, samples, truth, levels=(0.9,), n_cuts=(100,))
+    assert calib["count_by_n"] == [int((n < 100).sum()), int((n >= 100).sum())]
+    small, large = calib["factors_by_n"]["0.9"]
+    assert small > calib["factors"]["0.9"] > large        # widen small n, narrow large n
+    samples2, n2, truth2, stub2 = size_dependent_intervals(rng, 20000)
+    q = stub2.quantiles_batch(samples2, [0.05, 0.95])
+    for factors, check in ((sample_factors(calib, 0.9, n2), True),
+                           (np.full(n2.shape, calib["factors"]["0.9"]), False)):
+        lo, hi = widen(q[:, 0], q[:, 1], factors)
+        inside = (truth2 >= lo) & (truth2 <= hi)
+        by_bin = [inside[n2 < 100].mean(), inside[n2 >= 100].mean()]
+        if check:
+            assert all(abs(c - 0.9) < 0.025 for c in by_bin), by_bin
+        else:                                              # pooled: small n under-covered
+            assert by_bin[0] < 0.85 and by_bin[1] > 0.95, by_bin
+
+
+def test_a_bin_with_too_few_datapoints_uses_the_pooled_factor():
+    from mistmodel.calibration import fit_interval_calibration, sample_factors
+    rng = np.random.default_rng(4)
+    samples, n, truth, stub = size_dependent_intervals(rng, 600)
+    calib = fit_interval_calibration(stub, samples, truth, levels=(0.9,), n_cuts=(12, 100))
+    assert calib["count_by_n"][0] < 9 and calib["factors_by_n"]["0.9"][0] is None
+    f = sample_factors(calib, 0.9, np.array([10, 50, 400]))
+    np.testing.assert_allclose(f, [calib["factors"]["0.9"]] + calib["factors_by_n"]["0.9"][1:])
+    assert sample_factors(calib, 0.7, np.array([10])) is None
+
+
+def test_mist_interval_applies_the_factor_of_the_samples_n_bin():
+    qr = MIST.load(variant="mist_qr", device="cpu")
+    rng = np.random.default_rng(2)
+    samples = []
+    for n in (60, 240):
+        x = rng.standard_normal((n, 2))
+        samples.append((x, x[:, :1] + rng.standard_normal((n, 1))))
+    raw = qr.interval_batch(samples, 0.9, calibrated=False)
+    qr.meta["interval_calibration"] = {"factors": {"0.9": 0.0}, "n_cuts": [100],
+                                       "factors_by_n": {"0.9": [0.5, -0.2]}}
+    got = qr.interval_batch(samples, 0.9)
+    for (lo, hi), (a, b), s in zip(raw, got, (0.5, -0.2)):
+        w = hi - lo
+        np.testing.assert_allclose([a, b], [max(lo - s * w, 0.0), hi + s * w])
+    assert qr.interval(*samples[0], 0.9) == pytest.approx(tuple(got[0]))

@@ -65,3 +65,15 @@ def test_combine_rejects_mismatched_datapoints(stores):
 def test_unknown_estimator_class():
     with pytest.raises(ValueError, match="unknown estimator class 'KNN'"):
         make_estimator({"class": "KNN"})
+
+
+def test_study_model_entry_becomes_a_training_config(tmp_path):
+    from mistmodel.study.training import train_config
+    entry = {"variant": "mist_qr", "train": ["train"], "val": ["val"], "max_steps": 600,
+             "epochs": 30, "threads": 1, "settings": {"batch_size": 16, "model": {"width": 8}}}
+    cfg = train_config(entry, train=["a.zarr"], val=["b.zarr"], out=tmp_path, seed=3, threads=1)
+    assert (cfg.max_steps, cfg.epochs, cfg.time_budget_min) == (600, 30, None)
+    assert (cfg.variant, cfg.batch_size, cfg.model, cfg.seed) == ("mist_qr", 16, {"width": 8}, 3)
+    with pytest.raises(ValueError, match="max_stpes"):
+        train_config(dict(entry, max_stpes=5), train=["a.zarr"], val=["b.zarr"], out=tmp_path,
+                     seed=0, threads=1)

@@ -71,6 +71,30 @@ def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
     assert full.variant == "mist" and full.data_ranges == metrics["data_ranges"]
 
 
+def test_step_budget_ends_the_schedule_and_repeats_exactly(stores, tmp_path):
+    cfg = dict(epochs=3, variant="mist", max_steps=5, warmup=0.0)
+    for run in ("a", "b"):
+        train(config(stores, tmp_path / run, **cfg))
+    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=False) for run in "ab")
+    assert a["step"] == b["step"] == 5 and a["stopped_early"] and a["epoch"] < 2
+    assert states_equal(a["model_state"], b["model_state"])
+    # the schedule runs over the 5 steps: the last step used the cosine at progress 4/5
+    lr = 2e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 4 / 5)))
+    assert a["history"]["epochs"][-1]["lr"] == pytest.approx(lr, rel=1e-6)
+    # a step-budget stop is final: calling again trains no further
+    train(config(stores, tmp_path / "a", **cfg))
+    again = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    assert again["step"] == 5 and states_equal(again["model_state"], a["model_state"])
+
+
+@pytest.mark.parametrize("bad, message", [({"max_steps": 0}, "max_steps"),
+                                          ({"max_steps": 2.5}, "max_steps"),
+                                          ({"time_budget_min": -1.0}, "time_budget_min")])
+def test_bad_budgets_are_refused(stores, tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        config(stores, tmp_path / "x", epochs=1, **bad)
+
+
 def test_resume_refuses_a_different_model(stores, tmp_path):
     train(config(stores, tmp_path / "run", epochs=1))
     other = config(stores, tmp_path / "run", epochs=2)

@@ -92,7 +92,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["Estimate", "Estimator", "check_xy", "constant_columns"]
+__all__ = ["Estimate", "Estimator", "as_pair", "check_xy", "constant_columns"]
 
 BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "subsample")
 
@@ -136,6 +136,17 @@ def _check_finite(arr: np.ndarray, label: str) -> None:
     n_bad_cols = int(bad.any(axis=0).sum())
     more = f" ({n_bad_cols} columns affected)" if n_bad_cols > 1 else ""
     raise ValueError(f"{label} column {col} contains {kind} (first at row {row}){more}")
+
+
+def as_pair(item: Any) -> tuple[Any, Any]:
+    """A sample given as ``(x, y)`` or as an object with ``.x`` and ``.y``."""
+    if hasattr(item, "x") and hasattr(item, "y"):
+        return item.x, item.y
+    try:
+        x, y = item
+    except (TypeError, ValueError):
+        raise ValueError("each sample must be an (x, y) pair or have .x and .y attributes") from None
+    return x, y
 
 
 def check_xy(

@@ -9,8 +9,8 @@ import torch
 from ..training import TrainConfig
 from ..training import train as run_training
 
-STUDY_KEYS = {"variant", "train", "val", "init", "epochs", "time_budget_min", "threads",
-              "settings"}
+STUDY_KEYS = {"variant", "train", "val", "init", "epochs", "max_steps", "time_budget_min",
+              "threads", "settings"}
 
 
 def train_config(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence[str],
@@ -27,7 +27,7 @@ def train_config(model: Mapping[str, Any], *, train: Sequence[str], val: Sequenc
     settings = dict(model.get("settings") or {})
     args = dict(settings, train=list(train), val=list(val), out=str(out),
                 variant=model["variant"], seed=seed, threads=threads)
-    for key in ("epochs", "time_budget_min"):
+    for key in ("epochs", "max_steps", "time_budget_min"):
         if model.get(key) is not None:
             args[key] = model[key]
     if init is not None:
