@@ -1,4 +1,13 @@
 """mistmodel: mutual information estimators (KSG, MINE, InfoNCE, CCA, MIST) and MIST training."""
 
 __version__ = "0.1.0"
-from .mist import MIST  # noqa: E402,F401
+__all__ = ["MIST"]
+
+
+def __getattr__(name: str):
+    # ``from mistmodel import MIST`` imports torch only when asked for: the study's jobs that
+    # never run a network (store generation, tables, figures) start seconds faster.
+    if name == "MIST":
+        from .mist import MIST
+        return MIST
+    raise AttributeError(f"module 'mistmodel' has no attribute {name!r}")

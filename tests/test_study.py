@@ -77,3 +77,16 @@ def test_study_model_entry_becomes_a_training_config(tmp_path):
     with pytest.raises(ValueError, match="max_stpes"):
         train_config(dict(entry, max_stpes=5), train=["a.zarr"], val=["b.zarr"], out=tmp_path,
                      seed=0, threads=1)
+
+
+def test_jobs_without_a_network_do_not_import_torch():
+    # Every rule script imports mistmodel.study.logs; generation, tables and the KSG / CCA
+    # benchmarks must not pay torch's import time.
+    import subprocess
+    import sys
+    code = ("import sys; from mistmodel.study.logs import log_to; import mistgen; "
+            "from mistmodel.study import make_estimator, summarize, combine_estimates; "
+            "make_estimator({'class': 'KSG'}); make_estimator({'class': 'CCA'}); "
+            "print('torch' in sys.modules, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -13,11 +13,19 @@ the input checks and the bootstrap schemes.
 - :class:`CCA` - Gaussian mutual information from canonical correlations.
 """
 
+from importlib import import_module
+
 from .base import Estimate, Estimator, check_xy, constant_columns
-from .cca import CCA
-from .infonce import InfoNCE
-from .ksg import KSG
-from .mine import MINE
+
+_HOME = {"CCA": "cca", "InfoNCE": "infonce", "KSG": "ksg", "MINE": "mine"}
+
+
+def __getattr__(name: str):
+    # Each estimator's module is imported on first use: KSG and CCA need no torch.
+    if name in _HOME:
+        return getattr(import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CCA",

@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf_shrinkage
 
 from .base import Estimator
 
@@ -43,6 +42,7 @@ def _shrunk_correlation(z: np.ndarray, shrinkage: float | str) -> tuple[np.ndarr
     z = (z - z.mean(axis=0)) / z.std(axis=0)
     corr = (z.T @ z) / n
     if shrinkage == "ledoit-wolf":
+        from sklearn.covariance import ledoit_wolf_shrinkage   # ~2 s to import: only when used
         lam = float(ledoit_wolf_shrinkage(z, assume_centered=True))
     else:
         lam = float(shrinkage)
