@@ -35,7 +35,7 @@ import numpy as np
 from .estimators.base import as_pair
 
 __all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "fit_interval_calibration",
-           "n_bins", "sample_factors", "widen"]
+           "n_bins", "sample_factors", "sample_rows", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -70,6 +70,11 @@ def widen(lower: np.ndarray, upper: np.ndarray, factor: float) -> tuple[np.ndarr
     return new_lower, new_upper
 
 
+def sample_rows(samples: list) -> list[int]:
+    """Rows ``n`` of each sample (``(x, y)`` pairs or objects with ``.x`` and ``.y``)."""
+    return [np.shape(as_pair(s)[0])[0] for s in samples]
+
+
 def n_bins(n: Any, cuts: Any = N_CUTS) -> np.ndarray:
     """Bin index of each sample size: 0 below ``cuts[0]``, ..., ``len(cuts)`` from ``cuts[-1]``."""
     return np.searchsorted(np.asarray(cuts), np.asarray(n), side="right")
@@ -88,7 +93,7 @@ def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
     truth = np.asarray(truth, dtype=np.float64)
     taus = [t for level in levels for t in ((1 - level) / 2, (1 + level) / 2)]
     q = mist.quantiles_batch(samples, taus)            # one pass for every level
-    bins = n_bins([np.shape(as_pair(s)[0])[0] for s in samples], n_cuts)
+    bins = n_bins(sample_rows(samples), n_cuts)
     factors, by_n, raw, raw_by_n = {}, {}, {}, {}
     for i, level in enumerate(levels):
         key = f"{level:g}"

@@ -54,6 +54,8 @@ def retain_freed_memory() -> bool:
     where the platform has no glibc, where ``MIST_KEEP_MALLOC=1`` is set, or where glibc
     refused the values.
     """
+    if "applied" in _state:                              # decided: no lock on the hot path
+        return _state["applied"]
     with _lock:
         if "applied" in _state:
             return _state["applied"]

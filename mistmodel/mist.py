@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .batching import collate, plan_chunks
-from .calibration import sample_factors, widen
+from .calibration import sample_factors, sample_rows, widen
 from .heap import retain_freed_memory
 from .estimators.base import Estimator, _check_level, as_pair, check_xy, constant_columns
 from .model import MISTNet, ModelConfig
@@ -212,7 +212,7 @@ class MIST(Estimator):
         q = self.quantiles_batch(samples, [(1 - level) / 2, (1 + level) / 2])
         if not calibrated:
             return q
-        factor = self.calibration_factors(level, [np.shape(as_pair(s)[0])[0] for s in samples])
+        factor = self.calibration_factors(level, sample_rows(samples))
         if factor is None:
             return q
         return np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
