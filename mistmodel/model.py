@@ -63,13 +63,16 @@ heads, ``e = c / H`` head width, ``m`` inducing points, ``T`` taus, ``K`` quanti
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import linear
+from .fused import layer_norm, linear
+
+if TYPE_CHECKING:
+    from .batching import ScoreLookup
 
 __all__ = [
     "ModelConfig",
@@ -166,7 +169,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         inner, _, outer = self.net
-        hidden = linear(self.norm(x), inner.weight, inner.bias, act="silu")
+        hidden = linear(layer_norm(x, self.norm), inner.weight, inner.bias, act="silu")
         return linear(hidden, outer.weight, outer.bias).add_(x)
 
 
@@ -214,6 +217,15 @@ class CorrelationBias(nn.Module):
         return bias
 
 
+class CellProjections(NamedTuple):
+    """Per-cell inputs of :class:`TiedColumnAttention` (lists hold one tensor per head)."""
+
+    q: list[Tensor]
+    k: list[Tensor]
+    v: list[Tensor]
+    one_plus_gate: Tensor
+
+
 class TiedColumnAttention(nn.Module):
     """Attention across the columns of each row, with the map tied across rows.
 
@@ -239,36 +251,62 @@ class TiedColumnAttention(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(width))
         self.gate = nn.Linear(width, width)                 # multiplicative interaction
 
-    def forward(self, cells: Tensor, row_mask: Tensor, col_mask: Tensor, bias: Tensor,
-                n: Tensor) -> tuple[Tensor, Tensor]:
-        B, D, N, c = cells.shape
+    def projections(self, cells: Tensor) -> CellProjections:
+        """Everything the layer computes from one cell alone: ``(..., c)`` -> per head
+        ``q``, ``k`` ``(..., e)`` and ``W_o v`` ``(..., c)``, and ``1 + gate`` ``(..., c)``.
+        One head at a time, so that every later product reads contiguous memory."""
+        c = cells.shape[-1]
         H, e = self.heads, c // self.heads
-        h = self.norm(cells)                                           # (B, D, N, c)
-        pad = None if bool(row_mask.all()) else row_mask[:, None, :, None].to(h.dtype)
-        # One head at a time, so that every product reads contiguous (B, D, N * e) memory.
+        h = layer_norm(cells, self.norm)
         wq, wk = self.qk.weight.split(c)                               # (c, c) each
         bq, bk = self.qk.bias.split(c)
+        heads = [slice(i * e, (i + 1) * e) for i in range(H)]
+        return CellProjections(
+            q=[linear(h, wq[r], bq[r]) for r in heads],
+            k=[linear(h, wk[r], bk[r]) for r in heads],
+            v=[linear(h, self.value.weight[i * c:(i + 1) * c]) for i in range(H)],
+            one_plus_gate=linear(h, self.gate.weight, self.gate.bias + 1.0))
+
+    def forward(self, cells: Tensor, row_mask: Tensor, col_mask: Tensor, bias: Tensor,
+                n: Tensor) -> tuple[Tensor, Tensor]:
+        return self.attend(cells + self.out_bias, self.projections(cells), row_mask, col_mask,
+                           bias, n)
+
+    def forward_lookup(self, table_cells: Tensor, index: Tensor, row_mask: Tensor,
+                       col_mask: Tensor, bias: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` for ``cells = table_cells[index]``, with the per-cell work done
+        once per table entry: table_cells ``(T, c)``, index ``(B, D, N)`` long."""
+        gather = (lambda t: F.embedding(index, t))                     # (T, w) -> (B, D, N, w)
+        p = self.projections(table_cells)
+        projected = CellProjections([gather(t) for t in p.q], [gather(t) for t in p.k],
+                                    [gather(t) for t in p.v], gather(p.one_plus_gate))
+        return self.attend(gather(table_cells + self.out_bias), projected, row_mask, col_mask,
+                           bias, n)
+
+    def attend(self, base: Tensor, p: CellProjections, row_mask: Tensor, col_mask: Tensor,
+               bias: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+        """The attention itself, from ``base = cells + out_bias`` and the cells'
+        :meth:`projections`."""
+        B, D, N, c = base.shape
+        H, e = self.heads, c // self.heads
+        pad = None if bool(row_mask.all()) else row_mask[:, None, :, None].to(base.dtype)
         moments = []
-        for i in range(H):
-            rows = slice(i * e, (i + 1) * e)
-            q = linear(h, wq[rows], bq[rows])                          # (B, D, N, e)
+        for q, k in zip(p.q, p.k):                                     # (B, D, N, e) each
             if pad is not None:
                 q = q * pad                                            # padded rows add nothing
-            k = linear(h, wk[rows], bk[rows])                          # (B, D, N, e)
             moments.append(torch.bmm(q.view(B, D, N * e), k.view(B, D, N * e).transpose(1, 2)))
-        scale = (n.to(h.dtype) * e ** 0.5)[:, None, None, None]
+        scale = (n.to(base.dtype) * e ** 0.5)[:, None, None, None]
         moments = torch.stack(moments, dim=1) / scale                  # (B, H, D, D)
         logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
         att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
         mixed = None
-        for i in range(H):                                             # sum_h A_h (W_o,h v_h)
-            v = linear(h, self.value.weight[i * c:(i + 1) * c]).view(B, D, N * c)
+        for i, v in enumerate(p.v):                                    # sum_h A_h (W_o,h v_h)
+            v = v.view(B, D, N * c)
             mixed = (torch.bmm(att[:, i], v) if mixed is None
                      else mixed.baddbmm_(att[:, i], v))
         mixed = mixed.view(B, D, N, c)
-        one_plus_gate = linear(h, self.gate.weight, self.gate.bias + 1.0)
-        update = torch.addcmul(cells, mixed, one_plus_gate)            # cells + mixed (1 + gate)
-        return update.add_(self.out_bias), moments
+        update = torch.addcmul(base, mixed, p.one_plus_gate)           # + mixed (1 + gate)
+        return update, moments
 
 
 class LearnedQueryReader(nn.Module):
@@ -339,7 +377,7 @@ class InducedRowAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         m = self.inducing.shape[0]
-        normed = self.norm(cells)                                      # (B, D, N, c)
+        normed = layer_norm(cells, self.norm)                          # (B, D, N, c)
         # 1. inducing points read the column
         induced = self.inducing + self.read(normed, row_mask, self.inducing)
         induced = self.induced_ffn(induced)                            # (B, D, m, c)
@@ -353,10 +391,11 @@ class InducedRowAttention(nn.Module):
                                beta=e ** -0.5, alpha=e ** -0.5).view(B, D, H, m, N)
         w = torch.softmax(scores, dim=3).view(B * D, H * m, N)         # over the m keys
         wo = self.out.weight.view(c, H, e)
-        vals = torch.einsum("bdmhe,che->bdhmc", v, wo).reshape(B * D, H * m, c)
-        update = torch.bmm(w.transpose(1, 2), vals).view(B, D, N, c)   # (B, D, N, c)
-        update += self.out.bias
-        return self.ffn(update.add_(cells))
+        # Each head's weights sum to 1 over its m keys, so the output bias rides on the values.
+        vals = torch.einsum("bdmhe,che->bdhmc", v, wo) + self.out.bias / H   # (B, D, H, m, c)
+        update = torch.baddbmm(cells.reshape(B * D, N, c), w.transpose(1, 2),
+                               vals.reshape(B * D, H * m, c))                 # cells + attention
+        return self.ffn(update.view(B, D, N, c))
 
 
 class PoolingByAttention(nn.Module):
@@ -374,7 +413,7 @@ class PoolingByAttention(nn.Module):
                                   nn.Linear(out_width, out_width))
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
-        pooled = self.seed + self.read(self.norm(cells), row_mask, self.seed)  # (B, D, 1, c)
+        pooled = self.seed + self.read(layer_norm(cells, self.norm), row_mask, self.seed)  # (B, D, 1, c)
         return self.proj(pooled.squeeze(2))                                  # (B, D, c_out)
 
 
@@ -550,10 +589,12 @@ def pinball_loss(pred: Tensor, target: Tensor, tau: Tensor) -> Tensor:
 class MISTNet(nn.Module):
     """The full estimator network (see the module docstring).
 
-    ``forward(values, row_mask, col_mask, col_type, tau=None)``:
+    ``forward(values, row_mask, col_mask, col_type, tau=None, lookup=None)``:
     values ``(B, N, D)`` normalised cells (zero where padded), row_mask ``(B, N)`` bool,
     col_mask ``(B, D)`` bool, col_type ``(B, D)`` (0 = X, 1 = Y); returns ``(B,)`` point
     estimates, or for ``mist_qr`` the quantiles ``(B, T)`` at ``tau`` (default: median).
+    ``lookup``: the batch's :class:`~mistmodel.batching.ScoreLookup`, an optional shortcut
+    (see :meth:`embed_dataset`).
     """
 
     def __init__(self, config: ModelConfig | None = None):
@@ -583,20 +624,38 @@ class MISTNet(nn.Module):
         return self.config.variant == "mist_qr"
 
     def embed_dataset(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
-                      col_type: Tensor) -> Tensor:
-        """Padded normalised samples -> dataset embeddings ``(B, 5 s + 2 w + 7)``."""
+                      col_type: Tensor, lookup: ScoreLookup | None = None) -> Tensor:
+        """Padded normalised samples -> dataset embeddings ``(B, 5 s + 2 w + 7)``.
+
+        ``lookup`` (optional, from :func:`~mistmodel.batching.collate`) gives every cell
+        value as a position in a small table (``values == table[index]`` on real cells,
+        ``table[0] == 0``).  The embedding and the first column attention's per-cell
+        layers then run once per table entry and are gathered: same result up to float
+        rounding, less work, since after the copula a sample of ``n`` rows holds at most
+        ``2 n - 1`` distinct values.
+        """
         row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
         use_stats = self.config.stats_features
         corr, feats = self.stats(values, row_mask, col_mask, col_type, with_mi=use_stats)
         corr_or_none = corr if use_stats else None
         n = row_mask.sum(1)                                                   # (B,)
-        values = values * (row_mask[:, :, None] & col_mask[:, None, :])
-        cells = self.embed(values, col_type)                                  # (B, D, N, c)
+        real = row_mask[:, :, None] & col_mask[:, None, :]                    # (B, N, D)
+        if lookup is None:
+            cells = self.embed(values * real, col_type)                       # (B, D, N, c)
+        else:
+            table_cells, index = self._embed_table(lookup, real, col_type)    # (2T, c), (B, D, N)
         moments = []
-        for bias, col_att, row_att in zip(self.col_bias, self.col_att, self.row_att):
-            cells, mom = col_att(cells, row_mask, col_mask, bias(corr_or_none, col_type), n)
+        for i, (bias, col_att, row_att) in enumerate(zip(self.col_bias, self.col_att,
+                                                         self.row_att)):
+            b = bias(corr_or_none, col_type)
+            if lookup is not None and i == 0:
+                cells, mom = col_att.forward_lookup(table_cells, index, row_mask, col_mask, b, n)
+            else:
+                cells, mom = col_att(cells, row_mask, col_mask, b, n)
             moments.append(mom)
             cells = row_att(cells, row_mask)
+        if lookup is not None and not self.col_att:
+            cells = F.embedding(index, table_cells)
         if use_stats:
             moments += [corr[:, None], corr[:, None] ** 2]
         pair_emb = self.pairs(torch.cat(moments, dim=1), col_mask, col_type)   # (B, 2 w)
@@ -614,9 +673,23 @@ class MISTNet(nn.Module):
                          pair_emb, feats], dim=1)
         return emb
 
+    def _embed_table(self, lookup: ScoreLookup, real: Tensor, col_type: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+        """Embedded table entries ``(2 T, c)`` (as X cells, then as Y cells) and each
+        cell's row in it ``(B, D, N)``; padded cells point at entry 0 (value 0)."""
+        table = lookup.table.to(real.device)
+        if table.dim() != 1 or float(table[0]) != 0.0:
+            raise ValueError("lookup.table must be 1-D with table[0] == 0 (the padding value)")
+        T = table.shape[0]
+        as_x_and_y = table.to(self.embed.tag.weight.dtype)[:, None].expand(T, 2)[None]  # (1, T, 2)
+        tags = torch.tensor([[X_COLUMN, Y_COLUMN]], device=real.device)
+        table_cells = self.embed(as_x_and_y, tags).reshape(2 * T, -1)                  # (2T, c)
+        index = (lookup.index.to(real.device) * real).transpose(1, 2)                  # (B, D, N)
+        return table_cells, (index + col_type[:, :, None] * T).contiguous()
+
     def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
-                tau: Tensor | None = None) -> Tensor:
-        emb = self.embed_dataset(values, row_mask, col_mask, col_type)
+                tau: Tensor | None = None, lookup: ScoreLookup | None = None) -> Tensor:
+        emb = self.embed_dataset(values, row_mask, col_mask, col_type, lookup)
         if self.is_quantile:
             if tau is None:
                 tau = torch.full((1,), 0.5, dtype=emb.dtype, device=emb.device)

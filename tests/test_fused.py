@@ -1,4 +1,4 @@
-"""The fused CPU linear agrees with F.linear, and is used only with autograd off."""
+"""The fused CPU linear and layer norm agree with torch's, and are used only with autograd off."""
 from __future__ import annotations
 
 import platform
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import mistmodel.fused as fused
 from mistmodel import MIST
-from mistmodel.fused import fused_available, linear
+from mistmodel.fused import MIN_ROWS, fused_available, layer_norm, linear
 
 
 @pytest.fixture
@@ -22,14 +22,14 @@ def plain_only(monkeypatch):
 
 def cases():
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 5, 40, 16, generator=gen)
+    x = torch.randn(2, 5, 120, 16, generator=gen)               # 1,200 rows >= MIN_ROWS
     w = torch.randn(32, 16, generator=gen)
     b = torch.randn(32, generator=gen)
     yield x, w, b, None
     yield x, w, b, "silu"
     yield x.transpose(1, 2), w[8:16], b[8:16], None            # strided input, weight slice
     yield x, w[:16].t(), None, "silu"                          # transposed weight, no bias
-    yield torch.randn(300, 1, generator=gen), w[:, :1], b, "silu"
+    yield torch.randn(1500, 1, generator=gen), w[:, :1], b, "silu"
 
 
 @pytest.mark.parametrize("case", range(5))
@@ -57,6 +57,46 @@ def test_fallback_is_f_linear_exactly(plain_only):
     x, w, b, _ = next(cases())
     with torch.inference_mode():
         assert torch.equal(linear(x, w, b, act="silu"), F.silu(F.linear(x, w, b)))
+
+
+def test_small_inputs_take_f_linear_exactly():
+    x, w, b, _ = next(cases())
+    small = x[:, :, :8]                                          # 80 rows < MIN_ROWS
+    assert small.numel() < MIN_ROWS * small.shape[-1]
+    with torch.inference_mode():
+        assert torch.equal(linear(small, w, b, act="silu"), F.silu(F.linear(small, w, b)))
+
+
+def test_fused_path_is_taken_for_large_inputs(monkeypatch):
+    # Replace the op by a marker: if large inputs did not reach it, the result would differ.
+    fused_available()
+    monkeypatch.setitem(fused._state, "op", lambda x, w, b, attr, *_: torch.full((1,), 7.0))
+    x, w, b, _ = next(cases())
+    with torch.inference_mode():
+        assert float(linear(x, w, b)[0]) == 7.0
+
+
+@pytest.mark.parametrize("shift", [0.0, 40.0])
+def test_layer_norm_matches_torch(shift):
+    gen = torch.Generator().manual_seed(3)
+    norm = torch.nn.LayerNorm(16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(16, generator=gen) + 0.5)
+        norm.bias.copy_(torch.randn(16, generator=gen))
+    x = torch.randn(4, 3, 200, 16, generator=gen) * 3.0 + shift   # a large common offset too
+    x[0, 0, 0] = 1.0                                             # a constant cell: variance 0
+    expected = norm(x)
+    with torch.inference_mode():
+        got = layer_norm(x, norm)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=2e-5)
+
+
+def test_layer_norm_with_autograd_or_small_is_torch_exactly():
+    norm = torch.nn.LayerNorm(16)
+    x = torch.randn(2000, 16)
+    assert torch.equal(layer_norm(x, norm), norm(x))              # autograd on
+    with torch.inference_mode():
+        assert torch.equal(layer_norm(x[:10], norm), norm(x[:10]))  # too few rows
 
 
 def test_unknown_activation_is_refused():
