@@ -6,7 +6,9 @@ The network applies narrow linear maps (16 -> 8, 16 -> 32, ...) to tens of thous
 cells.  For such shapes the generic matrix product behind ``F.linear`` is slow on CPU and
 the bias and activation each cost another pass over memory.  oneDNN's fused linear, which
 torch ships for its own compiler (``torch.ops.mkldnn._linear_pointwise``), does product,
-bias and SiLU in one call, 1.5-3x faster at these shapes.
+bias and SiLU in one call: on 64,000 rows (one thread) 1.2x faster than ``F.linear`` for
+16 -> 16, 1.5x for 32 -> 16 and 16 -> 32 with SiLU, 5.7x for 16 -> 8.  Each call costs
+~40 us more, so below ``MIN_ROWS`` rows (where ``F.linear`` takes 8-25 us) it is not used.
 
 It is used only where it cannot change training or results beyond float rounding: float32
 CPU tensors with autograd off (``torch.inference_mode`` or ``torch.no_grad``), and only
@@ -16,8 +18,8 @@ the op is missing, this is exactly ``F.linear`` (then ``F.silu``).
 ``layer_norm(x, norm)``: ``norm(x)`` for an ``nn.LayerNorm`` over the last axis.  Over
 16 channels torch's CPU kernel spends its time per row, not per number; under the same
 conditions as ``linear`` the mean and the variance are instead taken as matrix-vector
-products over all rows at once (two-pass: centre, then average the squares), ~1.6x faster
-and equal to ``F.layer_norm`` up to float rounding.
+products over all rows at once (two-pass: centre, then average the squares): on 64,000
+rows of 16, 2.4-2.7 ms against 4.2-4.7 ms, equal to ``F.layer_norm`` up to float rounding.
 """
 from __future__ import annotations
 

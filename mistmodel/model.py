@@ -57,6 +57,13 @@ seed) or whose keys are few (the inducing points) are written with the projectio
 into the query/key side, which is algebraically the usual multi-head attention but keeps
 every per-cell operation a dense matrix product over contiguous memory.
 
+After the copula a sample of ``n`` rows holds at most ``2 n - 1`` distinct cell values
+(the normal scores of the possible average ranks).  Given the batch's table of those
+values and each cell's position in it (:class:`~mistmodel.batching.ScoreLookup`), the
+embedding and everything the first column attention computes from a cell alone (layer
+norm, queries, keys, values, gate) run once per table entry and are gathered into the
+cells: the same function, a fraction of the work (:meth:`MISTNet.embed_dataset`).
+
 Shapes in comments: ``B`` batch, ``N`` rows (padded), ``D`` columns (padded), ``H``
 heads, ``e = c / H`` head width, ``m`` inducing points, ``T`` taus, ``K`` quantile knots.
 """
@@ -498,13 +505,16 @@ class SampleStatistics(nn.Module):
         feats = [n.log() / 6.0, dx.log() / 3.0, dy.log() / 3.0]
         if with_mi:
             eye = torch.eye(values.shape[2], dtype=corr.dtype, device=corr.device)
-            for shrink in (torch.full_like(n, 0.02), (dx + dy) / (n + dx + dy)):
-                s = shrink[:, None, None]
-                reg = (1 - s) * corr + s * eye                           # unit diagonal
-                mi = 0.5 * (_masked_logdet(reg, is_x) + _masked_logdet(reg, is_y)
-                            - _masked_logdet(reg, cm))
-                mi = mi.clamp_min(0.0)
-                feats += [mi / 10.0, torch.log1p(mi)]
+            shrink = torch.stack([torch.full_like(n, 0.02), (dx + dy) / (n + dx + dy)])
+            s = shrink[:, :, None, None]                                 # (2, B, 1, 1)
+            reg = (1 - s) * corr + s * eye                               # (2, B, D, D), unit diagonal
+            # logdets of the X block, the Y block and the whole, at both shrinkages, in one call
+            logdet = _masked_logdet(reg[:, None].expand(-1, 3, -1, -1, -1).flatten(0, 2),
+                                    torch.stack([is_x, is_y, cm]).repeat(2, 1, 1).flatten(0, 1))
+            ld_x, ld_y, ld_all = logdet.view(2, 3, -1).unbind(1)         # (2, B) each
+            mi = (0.5 * (ld_x + ld_y - ld_all)).clamp_min(0.0)
+            for level in mi:
+                feats += [level / 10.0, torch.log1p(level)]
         else:
             feats += [torch.zeros_like(n)] * 4
         return corr.to(values.dtype), torch.stack(feats, dim=1).to(values.dtype)
