@@ -22,8 +22,7 @@ import torch
 from scipy.special import ndtri
 
 __all__ = ["average_ranks", "normal_scores", "normal_score_index", "row_score_index",
-           "score_table", "standardize",
-           "normalize", "normal_scores_torch"]
+           "score_table", "standardize", "normalize", "normal_scores_torch"]
 
 
 def average_ranks(a: np.ndarray) -> np.ndarray:

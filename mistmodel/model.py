@@ -420,7 +420,8 @@ class PoolingByAttention(nn.Module):
                                   nn.Linear(out_width, out_width))
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
-        pooled = self.seed + self.read(layer_norm(cells, self.norm), row_mask, self.seed)  # (B, D, 1, c)
+        normed = layer_norm(cells, self.norm)
+        pooled = self.seed + self.read(normed, row_mask, self.seed)          # (B, D, 1, c)
         return self.proj(pooled.squeeze(2))                                  # (B, D, c_out)
 
 
@@ -507,7 +508,7 @@ class SampleStatistics(nn.Module):
             eye = torch.eye(values.shape[2], dtype=corr.dtype, device=corr.device)
             shrink = torch.stack([torch.full_like(n, 0.02), (dx + dy) / (n + dx + dy)])
             s = shrink[:, :, None, None]                                 # (2, B, 1, 1)
-            reg = (1 - s) * corr + s * eye                               # (2, B, D, D), unit diagonal
+            reg = (1 - s) * corr + s * eye                               # (2, B, D, D), diag 1
             # logdets of the X block, the Y block and the whole, at both shrinkages, in one call
             logdet = _masked_logdet(reg[:, None].expand(-1, 3, -1, -1, -1).flatten(0, 2),
                                     torch.stack([is_x, is_y, cm]).repeat(2, 1, 1).flatten(0, 1))
