@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .copula import normalize, row_score_index, score_table
+from .copula import row_score_index, score_table, standardize
 
 __all__ = ["Batch", "ScoreLookup", "collate", "bucket_batches", "shape_key", "plan_chunks"]
 
@@ -60,12 +60,13 @@ class Batch:
 
 
 def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[float] | None = None,
-            copula: bool = True, normalized: bool = False) -> Batch:
+            copula: bool = True, normalized: bool = False, with_lookup: bool = True) -> Batch:
     """Pad a list of ``(x, y)`` pairs into one :class:`Batch`.
 
     ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``; each sample is normalised per column
     (normal scores if ``copula``) before padding unless ``normalized`` says it already is.
-    Normalised here with the copula, the batch also carries its :class:`ScoreLookup`.
+    Normalised here with the copula, the batch also carries its :class:`ScoreLookup`
+    unless ``with_lookup`` is False (training does not use it).
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
@@ -80,7 +81,8 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     if copula and not normalized:
         table, index = _score_lookup(samples, shapes, N, D)
         values = table[index]
-        lookup = ScoreLookup(torch.from_numpy(table), torch.from_numpy(index))
+        if with_lookup:
+            lookup = ScoreLookup(torch.from_numpy(table), torch.from_numpy(index))
     else:
         values = np.zeros((B, N, D), dtype=np.float32)
     for b, ((x, y), (n, dx, dy)) in enumerate(zip(samples, shapes)):
@@ -88,8 +90,8 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
             values[b, :n, :dx] = x
             values[b, :n, dx:dx + dy] = y
         elif not copula:
-            values[b, :n, :dx] = normalize(x, copula)
-            values[b, :n, dx:dx + dy] = normalize(y, copula)
+            values[b, :n, :dx] = standardize(x)
+            values[b, :n, dx:dx + dy] = standardize(y)
         row_mask[b, :n] = True
         col_mask[b, :dx + dy] = True
         col_type[b, dx:dx + dy] = 1

@@ -34,8 +34,8 @@ import numpy as np
 
 from .estimators.base import as_pair
 
-__all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "fit_interval_calibration",
-           "n_bins", "sample_factors", "sample_rows", "widen"]
+__all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "enough_points",
+           "fit_interval_calibration", "n_bins", "sample_factors", "sample_rows", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -53,12 +53,20 @@ def conformal_factor(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray,
     if not (lower.shape == upper.shape == truth.shape) or lower.ndim != 1:
         raise ValueError("lower, upper and truth must be 1-D arrays of the same length")
     m = lower.size
-    rank = math.ceil((m + 1) * level)
-    if rank > m:
+    if not enough_points(m, level):
         raise ValueError(f"{m} calibration datapoints are too few for level {level}: "
                          f"need at least {math.ceil(level / (1 - level))}")
     scores = np.maximum(lower - truth, truth - upper) / _width(lower, upper)
-    return float(np.sort(scores)[rank - 1])
+    return float(np.sort(scores)[_rank(m, level) - 1])
+
+
+def _rank(m: int, level: float) -> int:
+    return math.ceil((m + 1) * level)
+
+
+def enough_points(m: int, level: float) -> bool:
+    """Whether ``m`` calibration datapoints can give a factor at ``level``."""
+    return _rank(m, level) <= m
 
 
 def widen(lower: np.ndarray, upper: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +112,8 @@ def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
         by_n[key], raw_by_n[key] = [], []
         for b in range(len(n_cuts) + 1):
             sel = bins == b
-            enough = sel.sum() >= math.ceil(level / (1 - level))
             by_n[key].append(conformal_factor(lower[sel], upper[sel], truth[sel], level)
-                             if enough else None)
+                             if enough_points(int(sel.sum()), level) else None)
             raw_by_n[key].append(float(np.mean(covered[sel])) if sel.any() else None)
     return {"method": "split-conformal CQR, width-scaled score, pooled and per n-bin",
             "count": int(truth.size), "factors": factors, "n_cuts": [int(c) for c in n_cuts],

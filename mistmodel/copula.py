@@ -37,11 +37,15 @@ def average_ranks(a: np.ndarray) -> np.ndarray:
 
 
 def _sorted_columns(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column of ``a`` ``(n, d)``: the sorting order, the sorted values (both
+    """:func:`_sorted_rows` of the columns of ``a`` ``(n, d)``."""
+    return _sorted_rows(np.ascontiguousarray(a.T))         # (d, n): one sort per row
+
+
+def _sorted_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``rows`` ``(d, n)``: the sorting order, the sorted values (both
     ``(d, n)``) and where a sorted value equals the one before it ``(d, n - 1)``."""
-    cols = np.ascontiguousarray(a.T)                       # (d, n): one sort per row
-    order = np.argsort(cols, axis=1)
-    s = np.take_along_axis(cols, order, axis=1)
+    order = np.argsort(rows, axis=1)
+    s = np.take_along_axis(rows, order, axis=1)
     return order, s, s[:, 1:] == s[:, :-1]
 
 
@@ -69,15 +73,7 @@ def normal_scores(a: np.ndarray) -> np.ndarray:
     ``ndtri((rank - 0.5) / n)`` with average ranks for ties.
     """
     a = _as_columns(a)
-    n = a.shape[0]
-    if n == 0:
-        return np.zeros(a.shape, dtype=np.float32)
-    order, s, ties = _sorted_columns(a)
-    if not ties.any():                                     # scores go straight to their rows
-        out = np.empty(s.shape, dtype=np.float32)
-        np.put_along_axis(out, order, score_table(n)[::2][None, :], axis=1)
-        return out.T
-    return score_table(n)[_half_steps(order, s, ties)]
+    return score_table(a.shape[0])[normal_score_index(a)]
 
 
 def normal_score_index(a: np.ndarray) -> np.ndarray:
@@ -99,9 +95,7 @@ def row_score_index(rows: np.ndarray) -> np.ndarray:
     d, n = rows.shape
     if n == 0:
         return np.zeros((d, n), dtype=np.intp)
-    order = np.argsort(rows, axis=1)
-    s = np.take_along_axis(rows, order, axis=1)
-    ties = s[:, 1:] == s[:, :-1]
+    order, s, ties = _sorted_rows(rows)
     if not ties.any():
         out = np.empty((d, n), dtype=np.intp)
         np.put_along_axis(out, order, np.arange(0, 2 * n, 2)[None, :], axis=1)

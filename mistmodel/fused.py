@@ -23,6 +23,7 @@ rows of 16, 2.4-2.7 ms against 4.2-4.7 ms, equal to ``F.layer_norm`` up to float
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import torch
@@ -92,13 +93,18 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     return F.silu(out) if act == "silu" else out
 
 
+@functools.lru_cache(maxsize=8)
+def _averager(c: int) -> Tensor:
+    return torch.full((1, c), 1.0 / c)
+
+
 def layer_norm(x: Tensor, norm: torch.nn.LayerNorm) -> Tensor:
     """``norm(x)`` (a LayerNorm over the last axis), faster on CPU inference."""
     c = x.shape[-1]
     if not (_fast(x) and norm.normalized_shape == (c,) and norm.elementwise_affine
             and norm.bias is not None):
         return norm(x)
-    average = torch.full((1, c), 1.0 / c)                  # (1, c): the mean as a product
+    average = _averager(c)                                 # (1, c): the mean as a product
     centred = x - linear(x, average)                       # (..., c)
     variance = linear(centred * centred, average)          # (..., 1)
     scaled = centred.mul_(variance.add_(norm.eps).rsqrt_())

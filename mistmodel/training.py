@@ -180,7 +180,7 @@ def _make_batch(samples: list, rng: np.random.Generator | None, copula: bool,
                 rows = np.sort(rng.choice(n, size=int(rng.integers(10, n + 1)), replace=False))
                 x, y = x[rows], y[rows]
         pairs.append((x, y))
-    return collate(pairs, [s.mi for s in samples], copula=copula)
+    return collate(pairs, [s.mi for s in samples], copula=copula, with_lookup=False)
 
 
 def iterate_batches(ds, epoch_seed: Sequence[int], cfg: TrainConfig, copula: bool,

@@ -53,6 +53,8 @@ def test_no_lookup_without_the_copula_or_for_normalised_input():
     samples = mixed_samples()
     assert collate(samples, copula=False).lookup is None
     assert collate(samples, normalized=True).lookup is None
+    plain = collate(samples, with_lookup=False)
+    assert plain.lookup is None and torch.equal(plain.values, collate(samples).values)
 
 
 @pytest.mark.parametrize("variant", ["mist", "mist_qr"])
