@@ -23,14 +23,15 @@ __all__ = ["Batch", "ScoreLookup", "collate", "bucket_batches", "shape_key", "pl
 class ScoreLookup:
     """Every cell value of a copula-normalised batch, as a position in one small table.
 
-    ``values == table[index]`` exactly (padded cells included: ``table[0]`` is 0.0, the
-    padding value).  The table holds the normal scores possible at each sample size of
+    ``values == table[index].transpose(1, 2)`` exactly (padded cells included: ``table[0]``
+    is 0.0, the padding value).  The index is laid out column by column, as the network
+    holds its cells.  The table holds the normal scores possible at each sample size of
     the batch (:func:`~mistmodel.copula.score_table`), ``2 n - 1`` entries per distinct
     ``n``, so the network can run its per-cell input layers on the table and gather.
     """
 
     table: torch.Tensor       # (T,) float32, table[0] == 0.0
-    index: torch.Tensor       # (B, N, D) long, into table
+    index: torch.Tensor       # (B, D, N) long, into table
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> "ScoreLookup":
         return ScoreLookup(self.table.to(device, non_blocking=non_blocking),
@@ -80,7 +81,7 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     lookup = None
     if copula and not normalized:
         table, index = _score_lookup(samples, shapes, N, D)
-        values = table[index]
+        values = np.ascontiguousarray(table[index].transpose(0, 2, 1))
         if with_lookup:
             lookup = ScoreLookup(torch.from_numpy(table), torch.from_numpy(index))
     else:
@@ -105,7 +106,7 @@ def _score_lookup(samples: Sequence[tuple[np.ndarray, np.ndarray]],
                   shapes: Sequence[tuple[int, int, int]], N: int, D: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """The batch's score table ``(T,)`` (0.0 first, then one block per distinct ``n``)
-    and every cell's position in it ``(B, N, D)``; padded cells point at the 0.0.
+    and every cell's position in it ``(B, D, N)``; padded cells point at the 0.0.
 
     The columns of all samples with the same ``n`` (and dtype) are ranked in one call.
     """
@@ -120,13 +121,14 @@ def _score_lookup(samples: Sequence[tuple[np.ndarray, np.ndarray]],
     for b, ((x, y), (n, dx, _)) in enumerate(zip(samples, shapes)):
         for start, part in ((0, np.asarray(x)), (dx, np.asarray(y))):
             groups.setdefault((n, part.dtype), []).append((b, start, part))
-    index = np.zeros((len(samples), N, D), dtype=np.int64)
+    index = np.zeros((len(samples), D, N), dtype=np.int64)
     for (n, _), parts in groups.items():
-        ranked = row_score_index(np.concatenate([part.T for _, _, part in parts])) + offsets[n]
+        ranked = row_score_index(np.concatenate([part.T for _, _, part in parts]))  # (d, n)
+        ranked += offsets[n]
         row = 0
         for b, start, part in parts:
             d = part.shape[1]
-            index[b, :n, start:start + d] = ranked[row:row + d].T
+            index[b, start:start + d, :n] = ranked[row:row + d]
             row += d
     return np.concatenate(blocks), index
 

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import layer_norm, linear
+from .fused import LOG2E, centre_and_scale, layer_norm, linear, softmax_base2
 
 if TYPE_CHECKING:
     from .batching import ScoreLookup
@@ -165,8 +165,17 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = 
     return torch.matmul(torch.softmax(scores, dim=-1), v)                   # (..., Lq, e)
 
 
+def fold_layer_norm(norm: nn.LayerNorm, weight: Tensor, bias: Tensor | None
+                    ) -> tuple[Tensor, Tensor]:
+    """A linear map ``(weight, bias)`` applied after ``norm``'s scale and shift, as one map
+    applied before them: ``W (g * x + b) + c = (W diag g) x + (W b + c)``."""
+    folded_bias = weight @ norm.bias
+    return weight * norm.weight, folded_bias if bias is None else folded_bias + bias
+
+
 class FeedForward(nn.Module):
-    """Pre-norm position-wise MLP with a residual connection: ``x + W2 silu(W1 LN(x))``."""
+    """Pre-norm position-wise MLP with a residual connection: ``x + W2 silu(W1 LN(x))``.
+    The norm's scale and shift are folded into ``W1``."""
 
     def __init__(self, width: int, mult: int):
         super().__init__()
@@ -176,7 +185,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         inner, _, outer = self.net
-        hidden = linear(layer_norm(x, self.norm), inner.weight, inner.bias, act="silu")
+        w1, b1 = fold_layer_norm(self.norm, inner.weight, inner.bias)
+        hidden = linear(layer_norm(x, self.norm, affine=False), w1, b1, act="silu")
         return linear(hidden, outer.weight, outer.bias).add_(x)
 
 
@@ -225,11 +235,13 @@ class CorrelationBias(nn.Module):
 
 
 class CellProjections(NamedTuple):
-    """Per-cell inputs of :class:`TiedColumnAttention` (lists hold one tensor per head)."""
+    """Per-cell inputs of :class:`TiedColumnAttention`, heads first: ``q``, ``k``
+    ``(B, H, D, N, e)``, ``v`` (``W_o,h v_h``) ``(B, H, D, N, c)`` and ``1 + gate``
+    ``(B, D, N, c)``."""
 
-    q: list[Tensor]
-    k: list[Tensor]
-    v: list[Tensor]
+    q: Tensor
+    k: Tensor
+    v: Tensor
     one_plus_gate: Tensor
 
 
@@ -258,60 +270,55 @@ class TiedColumnAttention(nn.Module):
         self.out_bias = nn.Parameter(torch.zeros(width))
         self.gate = nn.Linear(width, width)                 # multiplicative interaction
 
-    def projections(self, cells: Tensor) -> CellProjections:
-        """Everything the layer computes from one cell alone: ``(..., c)`` -> per head
-        ``q``, ``k`` ``(..., e)`` and ``W_o v`` ``(..., c)``, and ``1 + gate`` ``(..., c)``.
-        One head at a time, so that every later product reads contiguous memory."""
-        c = cells.shape[-1]
+    def projections(self, cells: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Everything the layer computes from one cell alone: ``(..., c)`` -> ``q``, ``k``
+        ``(..., H, e)``, ``W_o v`` ``(..., H, c)`` and ``1 + gate`` ``(..., c)``."""
+        *lead, c = cells.shape
         H, e = self.heads, c // self.heads
         h = layer_norm(cells, self.norm)
-        wq, wk = self.qk.weight.split(c)                               # (c, c) each
-        bq, bk = self.qk.bias.split(c)
-        heads = [slice(i * e, (i + 1) * e) for i in range(H)]
-        return CellProjections(
-            q=[linear(h, wq[r], bq[r]) for r in heads],
-            k=[linear(h, wk[r], bk[r]) for r in heads],
-            v=[linear(h, self.value.weight[i * c:(i + 1) * c]) for i in range(H)],
-            one_plus_gate=linear(h, self.gate.weight, self.gate.bias + 1.0))
+        q, k = linear(h, self.qk.weight, self.qk.bias).view(*lead, 2, H, e).unbind(-3)
+        v = linear(h, self.value.weight).view(*lead, H, c)
+        return q, k, v, linear(h, self.gate.weight, self.gate.bias + 1.0)
 
     def forward(self, cells: Tensor, row_mask: Tensor, col_mask: Tensor, bias: Tensor,
                 n: Tensor) -> tuple[Tensor, Tensor]:
-        return self.attend(cells + self.out_bias, self.projections(cells), row_mask, col_mask,
-                           bias, n)
+        q, k, v, one_plus_gate = self.projections(cells)               # (B, D, N, H, *)
+        heads_first = (lambda t: t.permute(0, 3, 1, 2, 4).contiguous())  # (B, H, D, N, *)
+        projected = CellProjections(heads_first(q), heads_first(k), heads_first(v),
+                                    one_plus_gate)
+        return self.attend(cells + self.out_bias, projected, row_mask, col_mask, bias, n)
 
     def forward_lookup(self, table_cells: Tensor, index: Tensor, row_mask: Tensor,
                        col_mask: Tensor, bias: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`forward` for ``cells = table_cells[index]``, with the per-cell work done
         once per table entry: table_cells ``(T, c)``, index ``(B, D, N)`` long."""
-        gather = (lambda t: F.embedding(index, t))                     # (T, w) -> (B, D, N, w)
-        p = self.projections(table_cells)
-        projected = CellProjections([gather(t) for t in p.q], [gather(t) for t in p.k],
-                                    [gather(t) for t in p.v], gather(p.one_plus_gate))
-        return self.attend(gather(table_cells + self.out_bias), projected, row_mask, col_mask,
-                           bias, n)
+        T, H = table_cells.shape[0], self.heads
+        q, k, v, one_plus_gate = self.projections(table_cells)         # (T, H, *)
+        offsets = torch.arange(0, H * T, T, device=index.device)[None, :, None, None]
+        head_index = index[:, None] + offsets                          # (B, H, D, N)
+        by_head = (lambda t: F.embedding(head_index, t.transpose(0, 1).reshape(H * T, -1)))
+        projected = CellProjections(by_head(q), by_head(k), by_head(v),   # (B, H, D, N, *)
+                                    F.embedding(index, one_plus_gate))
+        return self.attend(F.embedding(index, table_cells + self.out_bias), projected,
+                           row_mask, col_mask, bias, n)
 
     def attend(self, base: Tensor, p: CellProjections, row_mask: Tensor, col_mask: Tensor,
                bias: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         """The attention itself, from ``base = cells + out_bias`` and the cells'
-        :meth:`projections`."""
+        :class:`CellProjections`."""
         B, D, N, c = base.shape
         H, e = self.heads, c // self.heads
-        pad = None if bool(row_mask.all()) else row_mask[:, None, :, None].to(base.dtype)
-        moments = []
-        for q, k in zip(p.q, p.k):                                     # (B, D, N, e) each
-            if pad is not None:
-                q = q * pad                                            # padded rows add nothing
-            moments.append(torch.bmm(q.view(B, D, N * e), k.view(B, D, N * e).transpose(1, 2)))
+        q = p.q
+        if not bool(row_mask.all()):
+            q = q * row_mask[:, None, None, :, None].to(q.dtype)       # padded rows add nothing
+        moments = torch.bmm(q.view(B * H, D, N * e), p.k.view(B * H, D, N * e).transpose(1, 2))
         scale = (n.to(base.dtype) * e ** 0.5)[:, None, None, None]
-        moments = torch.stack(moments, dim=1) / scale                  # (B, H, D, D)
+        moments = moments.view(B, H, D, D) / scale                     # (B, H, D, D)
         logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
         att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
-        mixed = None
-        for i, v in enumerate(p.v):                                    # sum_h A_h (W_o,h v_h)
-            v = v.view(B, D, N * c)
-            mixed = (torch.bmm(att[:, i], v) if mixed is None
-                     else mixed.baddbmm_(att[:, i], v))
-        mixed = mixed.view(B, D, N, c)
+        # sum_h A_h (W_o,h v_h) as one product: the maps side by side, the values stacked
+        side_by_side = att.transpose(1, 2).reshape(B, D, H * D)
+        mixed = torch.bmm(side_by_side, p.v.view(B, H * D, N * c)).view(B, D, N, c)
         update = torch.addcmul(base, mixed, p.one_plus_gate)           # + mixed (1 + gate)
         return update, moments
 
@@ -323,8 +330,12 @@ class LearnedQueryReader(nn.Module):
     bias is constant over the set and cancels in the softmax) and the value projection is
     applied after pooling, so the per-cell work is two dense matrix products.
 
-    items ``(B, D, N, c)`` (already normalised); mask ``(B, N)``; queries ``(Q, c)``
-    -> ``(B, D, Q, c)``, the attention output before the residual connection.
+    items ``(B, D, N, c)``; mask ``(B, N)``; queries ``(Q, c)`` -> ``(B, D, Q, c)``, the
+    attention output before the residual connection.  With ``norm`` (a LayerNorm) the
+    items read are ``norm``'s affine map of ``items * scale`` (``scale`` ``(B, D, N, 1)``,
+    optional): the affine map is folded into the key and value maps (the attention
+    weights sum to 1), and the scale into the scores and the weights, so that neither is
+    applied to every cell.
     """
 
     def __init__(self, width: int, heads: int):
@@ -335,21 +346,29 @@ class LearnedQueryReader(nn.Module):
         self.v = nn.Linear(width, width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, items: Tensor, mask: Tensor, queries: Tensor) -> Tensor:
+    def forward(self, items: Tensor, mask: Tensor, queries: Tensor,
+                norm: nn.LayerNorm | None = None, scale: Tensor | None = None) -> Tensor:
         B, D, N, c = items.shape
         H, e = self.heads, c // self.heads
         Q = queries.shape[0]
+        wk, wv, bv = self.k.weight, self.v.weight, self.v.bias
+        if norm is not None:
+            wk = wk * norm.weight              # the shift adds a constant to the scores
+            wv, bv = fold_layer_norm(norm, wv, bv)
         q = self.q(queries).view(Q, H, e)                              # (Q, H, e)
-        wk = self.k.weight.view(H, e, c)
-        folded = torch.einsum("hec,qhe->chq", wk, q).reshape(c, H * Q) * e ** -0.5
-        scores = linear(items, folded.t())                             # (B, D, N, H*Q)
+        folded = torch.einsum("hec,qhe->hqc", wk.view(H, e, c), q).reshape(H * Q, c)
+        folded = folded * e ** -0.5                                    # (H*Q, c)
+        scores = torch.matmul(folded, items.transpose(2, 3))           # (B, D, H*Q, N)
+        if scale is not None:
+            scale = scale.transpose(2, 3)                              # (B, D, 1, N)
+            scores = scores * scale
         if not bool(mask.all()):
-            scores = scores.masked_fill(~mask[:, None, :, None], NEG_INF)
-        w = torch.softmax(scores, dim=2)                               # over rows
-        pooled = torch.matmul(w.transpose(2, 3), items)                # (B, D, H*Q, c)
-        pooled = pooled.view(B, D, H, Q, c)
-        wv = self.v.weight.view(H, e, c)
-        vals = torch.einsum("bdhqc,hec->bdqhe", pooled, wv) + self.v.bias.view(H, e)
+            scores = scores.masked_fill(~mask[:, None, None, :], NEG_INF)
+        w = torch.softmax(scores, dim=-1)                              # over rows
+        if scale is not None:
+            w = w * scale
+        pooled = torch.matmul(w, items).view(B, D, H, Q, c)            # (B, D, H, Q, c)
+        vals = torch.einsum("bdhqc,hec->bdqhe", pooled, wv.view(H, e, c)) + bv.view(H, e)
         return self.out(vals.reshape(B, D, Q, c))                      # (B, D, Q, c)
 
 
@@ -360,9 +379,10 @@ class InducedRowAttention(nn.Module):
     2. every cell reads them: ``cells + Att(LN(cells), LN(I'))``, then a feed-forward layer.
     Step 1 masks padded rows; step 2 has only the ``m`` inducing points as keys.  Cost is
     ``O(N m)`` per column instead of ``O(N^2)``.  The cells do not change between the two
-    steps, so both use the same ``LN(cells)``.  In step 2 the query projection is folded
-    into the keys and the output projection into the values (per head), and the scores are
-    laid out ``(H, m, N)`` so that the softmax over the m keys runs over a strided axis.
+    steps, so both use the same ``LN(cells)``, whose scale and shift are folded into the
+    maps that read it.  In step 2 the query projection is folded into the keys and the
+    output projection into the values (per head), and the scores are laid out
+    ``(H, m, N)`` so that the softmax over the m keys runs over a strided axis.
 
     cells ``(B, D, N, c)``; row_mask ``(B, N)`` -> ``(B, D, N, c)``.
     """
@@ -384,19 +404,29 @@ class InducedRowAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         m = self.inducing.shape[0]
-        normed = layer_norm(cells, self.norm)                          # (B, D, N, c)
+        normed = layer_norm(cells, self.norm, affine=False)            # (B, D, N, c)
         # 1. inducing points read the column
-        induced = self.inducing + self.read(normed, row_mask, self.inducing)
+        induced = self.inducing + self.read(normed, row_mask, self.inducing, norm=self.norm)
         induced = self.induced_ffn(induced)                            # (B, D, m, c)
         # 2. cells read the inducing points
         k, v = self.kv(self.norm_induced(induced)).view(B, D, m, 2, H, e).unbind(3)
-        wq = self.q.weight.view(H, e, c)
-        keys = torch.einsum("hec,bdmhe->bdhmc", wq, k).reshape(B * D, H * m, c)
-        qbias = torch.einsum("he,bdmhe->bdhm", self.q.bias.view(H, e), k)
-        scores = torch.baddbmm(qbias.reshape(B * D, H * m, 1), keys,
+        wq, bq = fold_layer_norm(self.norm, self.q.weight, self.q.bias)
+        keys = torch.einsum("hec,bdmhe->bdhmc", wq.view(H, e, c), k)   # (B, D, H, m, c)
+        qbias = torch.einsum("he,bdmhe->bdhm", bq.view(H, e), k)       # (B, D, H, m)
+        # A key's scores <key, normed> + qbias lie within qbias -/+ sqrt(c) |key|, since
+        # a normalised cell has norm <= sqrt(c).  Shifting by the largest upper bound
+        # (per column and head) keeps every score <= 0 and each cell's largest within
+        # the bounds' spread of 0, which lets the softmax skip its maximum.
+        reach = keys.norm(dim=-1) * c ** 0.5
+        top = (qbias + reach).amax(-1, keepdim=True)                   # (B, D, H, 1)
+        scale = e ** -0.5 * LOG2E                                      # base-2 softmax below
+        gap = (top - (qbias - reach).amax(-1, keepdim=True)) * scale
+        scores = torch.baddbmm((qbias - top).reshape(B * D, H * m, 1),
+                               keys.reshape(B * D, H * m, c),
                                normed.reshape(B * D, N, c).transpose(1, 2),
-                               beta=e ** -0.5, alpha=e ** -0.5).view(B, D, H, m, N)
-        w = torch.softmax(scores, dim=3).view(B * D, H * m, N)         # over the m keys
+                               beta=scale, alpha=scale).view(B, D, H, m, N)
+        w = softmax_base2(scores, dim=3, gap=gap[:, :, :, :, None])    # over the m keys
+        w = w.view(B * D, H * m, N)
         wo = self.out.weight.view(c, H, e)
         # Each head's weights sum to 1 over its m keys, so the output bias rides on the values.
         vals = torch.einsum("bdmhe,che->bdhmc", v, wo) + self.out.bias / H   # (B, D, H, m, c)
@@ -407,6 +437,9 @@ class InducedRowAttention(nn.Module):
 
 class PoolingByAttention(nn.Module):
     """Pool each column over its rows with a learned seed query (PMA with one seed).
+
+    The layer norm before the reader is applied through the reader (centred cells, their
+    per-cell scale, the norm's affine map folded into the reader's maps).
 
     cells ``(B, D, N, c)``; row_mask ``(B, N)`` -> ``(B, D, c_out)``.
     """
@@ -420,9 +453,9 @@ class PoolingByAttention(nn.Module):
                                   nn.Linear(out_width, out_width))
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
-        normed = layer_norm(cells, self.norm)
-        pooled = self.seed + self.read(normed, row_mask, self.seed)          # (B, D, 1, c)
-        return self.proj(pooled.squeeze(2))                                  # (B, D, c_out)
+        centred, scale = centre_and_scale(cells, self.norm)                  # (B, D, N, c|1)
+        read = self.read(centred, row_mask, self.seed, norm=self.norm, scale=scale)
+        return self.proj((self.seed + read).squeeze(2))                      # (B, D, c_out)
 
 
 class ColumnSetAttention(nn.Module):
@@ -639,8 +672,8 @@ class MISTNet(nn.Module):
         """Padded normalised samples -> dataset embeddings ``(B, 5 s + 2 w + 7)``.
 
         ``lookup`` (optional, from :func:`~mistmodel.batching.collate`) gives every cell
-        value as a position in a small table (``values == table[index]`` on real cells,
-        ``table[0] == 0``).  The embedding and the first column attention's per-cell
+        value as a position in a small table (``values == table[index].transpose(1, 2)``
+        on real cells, ``table[0] == 0``).  The embedding and the first column attention's per-cell
         layers then run once per table entry and are gathered: same result up to float
         rounding, less work, since after the copula a sample of ``n`` rows holds at most
         ``2 n - 1`` distinct values.
@@ -695,8 +728,8 @@ class MISTNet(nn.Module):
         as_x_and_y = table.to(self.embed.tag.weight.dtype)[:, None].expand(T, 2)[None]  # (1, T, 2)
         tags = torch.tensor([[X_COLUMN, Y_COLUMN]], device=real.device)
         table_cells = self.embed(as_x_and_y, tags).reshape(2 * T, -1)                  # (2T, c)
-        index = (lookup.index.to(real.device) * real).transpose(1, 2)                  # (B, D, N)
-        return table_cells, (index + col_type[:, :, None] * T).contiguous()
+        index = lookup.index.to(real.device) * real.transpose(1, 2)                    # (B, D, N)
+        return table_cells, index.add_(col_type[:, :, None] * T)
 
     def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
                 tau: Tensor | None = None, lookup: ScoreLookup | None = None) -> Tensor:

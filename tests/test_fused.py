@@ -1,4 +1,5 @@
-"""The fused CPU linear and layer norm agree with torch's, and are used only with autograd off."""
+"""The fast CPU linear, layer norm and softmax agree with torch's, and are used only with
+autograd off."""
 from __future__ import annotations
 
 import platform
@@ -10,7 +11,8 @@ import torch.nn.functional as F
 
 import mistmodel.fused as fused
 from mistmodel import MIST
-from mistmodel.fused import MIN_ROWS, fused_available, layer_norm, linear
+from mistmodel.fused import (LOG2E, MAX_GAP, MIN_ROWS, centre_and_scale, fused_available,
+                             layer_norm, linear, softmax_base2)
 
 
 @pytest.fixture
@@ -97,6 +99,62 @@ def test_layer_norm_with_autograd_or_small_is_torch_exactly():
     assert torch.equal(layer_norm(x, norm), norm(x))              # autograd on
     with torch.inference_mode():
         assert torch.equal(layer_norm(x[:10], norm), norm(x[:10]))  # too few rows
+
+
+def test_layer_norm_parts_match_torch():
+    gen = torch.Generator().manual_seed(4)
+    norm = torch.nn.LayerNorm(16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(16, generator=gen) + 0.5)
+        norm.bias.copy_(torch.randn(16, generator=gen))
+    x = torch.randn(3, 4, 150, 16, generator=gen) * 2.0 + 1.0
+    bare = F.layer_norm(x, (16,), eps=norm.eps)                  # no scale and shift
+    for grad in (False, True):                                  # fast path, torch path
+        with torch.set_grad_enabled(grad):
+            got = layer_norm(x, norm, affine=False)
+            centred, scale = centre_and_scale(x, norm)
+        torch.testing.assert_close(got, bare, rtol=1e-5, atol=2e-5)
+        assert scale.shape == x.shape[:-1] + (1,)
+        torch.testing.assert_close(centred * scale * norm.weight + norm.bias, norm(x),
+                                   rtol=1e-5, atol=2e-5)
+    assert torch.equal(layer_norm(x, norm, affine=False), bare)  # autograd on: torch's own
+
+
+def softmax_case(shape=(6, 16, 2, 8, 300)):
+    gen = torch.Generator().manual_seed(5)
+    return torch.randn(*shape, generator=gen) * 4.0              # a softmax over axis 3
+
+
+def test_base2_softmax_matches_torch():
+    x = softmax_case()
+    want = torch.softmax(x, dim=3)
+    assert x.numel() >= MIN_ROWS * x.shape[-1]                   # large enough: fast path
+    with torch.inference_mode():
+        fast = softmax_base2(x * LOG2E, dim=3)
+    torch.testing.assert_close(fast, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(softmax_base2(x * LOG2E, dim=3), want, rtol=1e-5, atol=1e-6)
+    with torch.inference_mode():                                # last axis: torch's kernel
+        torch.testing.assert_close(softmax_base2(x * LOG2E, dim=-1), torch.softmax(x, -1),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_base2_softmax_skips_the_maximum_only_within_the_promised_gap():
+    x = softmax_case() * LOG2E
+    shifted = x - x.amax(dim=(3, 4), keepdim=True)               # <= 0: the caller's promise
+    gap = -shifted.amax(dim=3, keepdim=True).amin(dim=4, keepdim=True)
+    assert float(gap.max()) < MAX_GAP
+    want = torch.softmax(x / LOG2E, dim=3)
+    with torch.inference_mode():
+        torch.testing.assert_close(softmax_base2(shifted, 3, gap=gap), want,
+                                   rtol=1e-5, atol=1e-6)
+        # A broken promise shows that the maximum was really skipped: 2^(x + 200)
+        # overflows without it ...
+        assert torch.isnan(softmax_base2(shifted + 200.0, 3, gap=gap)).any()
+        # ... and a gap at or beyond MAX_GAP makes it subtract the maximum again.
+        far = gap.clone()
+        far.view(-1)[0] = MAX_GAP
+        torch.testing.assert_close(softmax_base2(shifted + 200.0, 3, gap=far), want,
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_activation_is_refused():

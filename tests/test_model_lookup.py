@@ -42,8 +42,9 @@ def test_collate_lookup_reproduces_the_values_exactly():
     batch = collate(mixed_samples())
     lk = batch.lookup
     assert lk is not None and float(lk.table[0]) == 0.0
-    assert torch.equal(lk.table[lk.index], batch.values)
-    real = batch.row_mask[:, :, None] & batch.col_mask[:, None, :]
+    assert lk.index.shape == batch.values.transpose(1, 2).shape   # (B, D, N): column-major
+    assert torch.equal(lk.table[lk.index].transpose(1, 2), batch.values)
+    real = batch.row_mask[:, None, :] & batch.col_mask[:, :, None]
     assert (lk.index[~real] == 0).all()                           # padding points at the 0.0
     # one block of 2 n - 1 scores per distinct n, after the padding entry
     assert lk.table.numel() == 1 + sum(2 * n - 1 for n in {120, 37, 12, 64})

@@ -1,0 +1,157 @@
+"""Blocks of the network against direct implementations of their formulas, on the fast
+inference path (large inputs, autograd off) and the training path alike."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mistmodel.fused as fused
+from mistmodel import MIST
+from mistmodel.model import LearnedQueryReader, TiedColumnAttention, fold_layer_norm
+
+B, D, N, C = 3, 5, 200, 16          # 3,000 cells: large enough for the fast path
+WIDE = 32                           # columns enough for the fast softmax (B * D * 16 keys)
+
+
+def padded_cells(seed: int, d: int = D) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    cells = torch.randn(B, d, N, C, generator=gen) * 1.5 + 0.4
+    row_mask = torch.ones(B, N, dtype=torch.bool)
+    row_mask[1, 150:] = False                                   # a padded sample
+    return cells, row_mask
+
+
+def random_norm(seed: int) -> torch.nn.LayerNorm:
+    gen = torch.Generator().manual_seed(seed)
+    norm = torch.nn.LayerNorm(C)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(C, generator=gen) + 0.5)
+        norm.bias.copy_(torch.randn(C, generator=gen))
+    return norm
+
+
+def test_fold_layer_norm_moves_the_affine_map_into_the_linear_map():
+    norm, lin = random_norm(1), torch.nn.Linear(C, 32)
+    x = torch.randn(400, C)
+    w, b = fold_layer_norm(norm, lin.weight, lin.bias)
+    torch.testing.assert_close(F.linear(F.layer_norm(x, (C,)), w, b), lin(norm(x)),
+                               rtol=1e-5, atol=1e-5)
+    w0, b0 = fold_layer_norm(norm, lin.weight, None)             # a map without bias
+    torch.testing.assert_close(F.linear(F.layer_norm(x, (C,)), w0, b0),
+                               F.linear(norm(x), lin.weight), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_reader_folds_the_norm_and_the_scale(grad):
+    torch.manual_seed(0)
+    reader, norm = LearnedQueryReader(C, 2), random_norm(2)
+    queries = torch.randn(3, C)
+    cells, mask = padded_cells(3)
+    with torch.set_grad_enabled(grad):
+        want = reader(norm(cells), mask, queries)
+        centred = cells - cells.mean(-1, keepdim=True)
+        scale = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + norm.eps)
+        folded = reader(centred, mask, queries, norm=norm, scale=scale)
+        bare = reader(F.layer_norm(cells, (C,), eps=norm.eps), mask, queries, norm=norm)
+    torch.testing.assert_close(folded, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bare, want, rtol=1e-4, atol=1e-5)
+
+
+def test_reader_ignores_padded_rows():
+    torch.manual_seed(0)
+    reader, queries = LearnedQueryReader(C, 2), torch.randn(3, C)
+    cells, mask = padded_cells(4)
+    changed = cells.clone()
+    changed[1, :, 150:] = 99.0                                   # only padded rows differ
+    with torch.inference_mode():
+        torch.testing.assert_close(reader(cells, mask, queries), reader(changed, mask, queries))
+
+
+def reference_column_attention(att: TiedColumnAttention, cells, row_mask, col_mask, bias):
+    """The layer's docstring formula, one head and one sample at a time."""
+    H, e = att.heads, C // att.heads
+    h = att.norm(cells)
+    wq, wk = att.qk.weight.split(C)
+    bq, bk = att.qk.bias.split(C)
+    out = cells + att.out_bias
+    gate = 1.0 + att.gate(h)
+    for b in range(cells.shape[0]):
+        rows = row_mask[b]
+        n = int(rows.sum())
+        mixed = torch.zeros_like(cells[b])
+        for i in range(H):
+            r = slice(i * e, (i + 1) * e)
+            q = F.linear(h[b], wq[r], bq[r])[:, rows]                    # (D, n, e)
+            k = F.linear(h[b], wk[r], bk[r])[:, rows]
+            logits = torch.einsum("ine,jne->ij", q, k) / (n * e ** 0.5) + bias[b, i]
+            logits = logits.masked_fill(~col_mask[b][None, :], float("-inf"))
+            a = torch.softmax(logits, dim=-1)                            # (D, D)
+            v = F.linear(h[b], att.value.weight[i * C:(i + 1) * C])      # (D, N, c)
+            mixed = mixed + torch.einsum("ij,jnc->inc", a, v)
+        out[b] = out[b] + mixed * gate[b]
+    return out
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_column_attention_is_its_formula(grad):
+    torch.manual_seed(1)
+    att = TiedColumnAttention(C, 2)
+    with torch.no_grad():
+        att.out_bias.normal_()
+    cells, row_mask = padded_cells(5)
+    col_mask = torch.ones(B, D, dtype=torch.bool)
+    col_mask[2, 3:] = False                                      # padded columns
+    bias = torch.randn(B, 2, D, D)
+    n = row_mask.sum(1)
+    with torch.set_grad_enabled(grad):
+        got, moments = att(cells, row_mask, col_mask, bias, n)
+        want = reference_column_attention(att, cells, row_mask, col_mask, bias)
+    real = row_mask[:, None, :, None] & col_mask[:, :, None, None]
+    torch.testing.assert_close(torch.where(real, got, 0.0), torch.where(real, want, 0.0),
+                               rtol=1e-4, atol=1e-4)
+    assert moments.shape == (B, 2, D, D)
+
+
+@pytest.fixture(scope="module")
+def row_attention():
+    return MIST.load().network.row_att[0]                        # trained weights
+
+
+def counting_exp2(monkeypatch) -> list:
+    calls: list = []
+    real_exp2 = torch.exp2
+    monkeypatch.setattr(torch, "exp2", lambda t: calls.append(1) or real_exp2(t))
+    return calls
+
+
+def test_row_attention_softmax_shortcut_changes_nothing(row_attention, monkeypatch):
+    cells, row_mask = padded_cells(6, WIDE)
+    with torch.no_grad():
+        reference = row_attention(cells, row_mask)               # torch's softmax
+    calls = counting_exp2(monkeypatch)
+    with torch.inference_mode():
+        shortcut = row_attention(cells, row_mask)                # shifted, maximum skipped
+        assert calls                                             # the shortcut was taken
+        monkeypatch.setattr(fused, "MAX_GAP", -1.0)
+        with_maximum = row_attention(cells, row_mask)            # maximum subtracted
+    torch.testing.assert_close(shortcut, with_maximum, rtol=1e-5, atol=1e-5)
+    real = row_mask[:, None, :, None].expand_as(cells)
+    torch.testing.assert_close(shortcut[real], reference[real], rtol=1e-4, atol=1e-4)
+
+
+def test_row_attention_with_huge_keys_falls_back_to_the_maximum(row_attention, monkeypatch):
+    att = copy.deepcopy(row_attention)
+    with torch.no_grad():
+        att.kv.weight.mul_(300.0)                                # bounds far too loose
+    cells, row_mask = padded_cells(7, WIDE)
+    calls = counting_exp2(monkeypatch)
+    with torch.inference_mode():
+        fast = att(cells, row_mask)
+    assert not calls                                             # the shortcut was refused
+    with torch.no_grad():
+        reference = att(cells, row_mask)
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-3)
