@@ -88,6 +88,9 @@ def fused_available() -> bool:
 
 
 MIN_ROWS = 1024   # below this, the fused op's fixed cost per call (~40 us) outweighs its gain
+MIN_INNER = 64    # softmax_base2: below this many numbers after the axis, torch's kernel wins
+MAX_GAP = 100.0   # softmax_base2: 2^-100 is far inside float32's normal range
+LOG2E = 1.0 / math.log(2.0)
 
 
 def _fast(x: Tensor) -> bool:
@@ -140,12 +143,6 @@ def layer_norm(x: Tensor, norm: torch.nn.LayerNorm, affine: bool = True) -> Tens
     return torch.addcmul(norm.bias, normed, norm.weight) if affine else normed
 
 
-LOG2E = 1.0 / math.log(2.0)
-
-
-MAX_GAP = 100.0   # 2^-100 is far inside float32's normal range
-
-
 def softmax_base2(x: Tensor, dim: int, gap: Tensor | None = None) -> Tensor:
     """``torch.softmax(x / LOG2E, dim)``: ``2^x`` normalised over ``dim``.
 
@@ -163,6 +160,3 @@ def softmax_base2(x: Tensor, dim: int, gap: Tensor | None = None) -> Tensor:
     else:
         out = (x - x.amax(dim, keepdim=True)).exp2_()
     return out.div_(out.sum(dim, keepdim=True))
-
-
-MIN_INNER = 64    # below this, torch's own kernel is faster (measured with 16 after the axis)

@@ -353,7 +353,7 @@ class LearnedQueryReader(nn.Module):
         Q = queries.shape[0]
         wk, wv, bv = self.k.weight, self.v.weight, self.v.bias
         if norm is not None:
-            wk = wk * norm.weight              # the shift adds a constant to the scores
+            wk = wk * norm.weight              # the norm's shift: a constant per query, cancels
             wv, bv = fold_layer_norm(norm, wv, bv)
         q = self.q(queries).view(Q, H, e)                              # (Q, H, e)
         folded = torch.einsum("hec,qhe->hqc", wk.view(H, e, c), q).reshape(H * Q, c)
