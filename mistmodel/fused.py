@@ -30,7 +30,8 @@ scores already multiplied by ``LOG2E`` (callers fold the factor into the product
 makes them).  Over an axis that is not the last, with many numbers after it, torch's CPU
 softmax takes 3.4-3.9 ms on 1M floats, where maximum, ``exp2`` (twice as fast as ``exp``
 here), sum and division as separate passes take 1.8-2.3 ms; under the same conditions as
-``linear`` the latter is used.
+``linear`` the latter is used.  With ``gap``, a caller that has shifted the scores below 0
+by a proven bound also skips the maximum (two passes less).
 """
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ def centre_and_scale(x: Tensor, norm: torch.nn.LayerNorm) -> tuple[Tensor, Tenso
 
 def layer_norm(x: Tensor, norm: torch.nn.LayerNorm, affine: bool = True) -> Tensor:
     """``norm(x)`` (a LayerNorm over the last axis), faster on CPU inference.  With
-    ``affine=False``, ``(norm(x) - norm.bias) / norm.weight``: the normalised values
-    before the scale and shift."""
+    ``affine=False``, ``(x - mean) / sqrt(var + eps)``: the normalised values before the
+    norm's scale and shift."""
     c = x.shape[-1]
     if not (_fast(x) and _plain_norm(norm, c)):
         return norm(x) if affine else F.layer_norm(x, (c,), eps=norm.eps)

@@ -416,11 +416,13 @@ class InducedRowAttention(nn.Module):
         # A key's scores <key, normed> + qbias lie within qbias -/+ sqrt(c) |key|, since
         # a normalised cell has norm <= sqrt(c).  Shifting by the largest upper bound
         # (per column and head) keeps every score <= 0 and each cell's largest within
-        # the bounds' spread of 0, which lets the softmax skip its maximum.
-        reach = keys.norm(dim=-1) * c ** 0.5
-        top = (qbias + reach).amax(-1, keepdim=True)                   # (B, D, H, 1)
+        # the bounds' spread of 0, which lets the softmax skip its maximum.  The shift
+        # is a constant of the softmax, outside the gradient.
         scale = e ** -0.5 * LOG2E                                      # base-2 softmax below
-        gap = (top - (qbias - reach).amax(-1, keepdim=True)) * scale
+        with torch.no_grad():
+            reach = keys.norm(dim=-1) * c ** 0.5
+            top = (qbias + reach).amax(-1, keepdim=True)               # (B, D, H, 1)
+            gap = (top - (qbias - reach).amax(-1, keepdim=True)) * scale
         scores = torch.baddbmm((qbias - top).reshape(B * D, H * m, 1),
                                keys.reshape(B * D, H * m, c),
                                normed.reshape(B * D, N, c).transpose(1, 2),
