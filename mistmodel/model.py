@@ -675,10 +675,10 @@ class MISTNet(nn.Module):
 
         ``lookup`` (optional, from :func:`~mistmodel.batching.collate`) gives every cell
         value as a position in a small table (``values == table[index].transpose(1, 2)``
-        on real cells, ``table[0] == 0``).  The embedding and the first column attention's per-cell
-        layers then run once per table entry and are gathered: same result up to float
-        rounding, less work, since after the copula a sample of ``n`` rows holds at most
-        ``2 n - 1`` distinct values.
+        on real cells, ``table[0] == 0``).  The embedding and the first column attention's
+        per-cell layers then run once per table entry and are gathered: same result up to
+        float rounding, less work, since after the copula a sample of ``n`` rows holds at
+        most ``2 n - 1`` distinct values.
         """
         row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
         use_stats = self.config.stats_features

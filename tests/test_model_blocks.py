@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import mistmodel.fused as fused
 from mistmodel import MIST
-from mistmodel.model import LearnedQueryReader, TiedColumnAttention, fold_layer_norm
+from mistmodel.model import LearnedQueryReader, MISTNet, TiedColumnAttention, fold_layer_norm
 
 B, D, N, C = 3, 5, 200, 16          # 3,000 cells: large enough for the fast path
 WIDE = 32                           # columns enough for the fast softmax (B * D * 16 keys)
@@ -180,7 +180,7 @@ def on_torch_path(module, *args):
 @pytest.mark.parametrize("trained", [True, False])
 def test_row_attention_and_pooling_are_their_formulas(network, trained):
     torch.manual_seed(2)
-    net = network if trained else MIST.load().network.__class__(network.config)
+    net = network if trained else MISTNet(network.config)
     att, pool = net.row_att[0], net.row_pool
     cells, row_mask = padded_cells(8, WIDE)
     real = row_mask[:, None, :, None].expand_as(cells)
