@@ -76,6 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels
 from .fused import LOG2E, centre_and_scale, layer_norm, linear, softmax_base2
 
 if TYPE_CHECKING:
@@ -183,11 +184,17 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(nn.Linear(width, mult * width), nn.SiLU(),
                                  nn.Linear(mult * width, width))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def folded(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(W1, b1, W2, b2)`` with the norm's scale and shift folded into ``W1, b1``:
+        ``FFN(x) = x + W2 silu(W1 (x - mean) / sqrt(var + eps) + b1) + b2``."""
         inner, _, outer = self.net
         w1, b1 = fold_layer_norm(self.norm, inner.weight, inner.bias)
+        return w1, b1, outer.weight, outer.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        w1, b1, w2, b2 = self.folded()
         hidden = linear(layer_norm(x, self.norm, affine=False), w1, b1, act="silu")
-        return linear(hidden, outer.weight, outer.bias).add_(x)
+        return linear(hidden, w2, b2).add_(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -297,27 +304,48 @@ class TiedColumnAttention(nn.Module):
         offsets = torch.arange(0, H * T, T, device=index.device)[None, :, None, None]
         head_index = index[:, None] + offsets                          # (B, H, D, N)
         by_head = (lambda t: F.embedding(head_index, t.transpose(0, 1).reshape(H * T, -1)))
+        base = table_cells + self.out_bias                             # (T, c)
+        if kernels.use_kernels(table_cells, index.numel()):
+            # products and mixing straight from the tables, compiled, no per-cell copies
+            if q.shape[-1] == 8:
+                sums = kernels.column_moments(index, row_mask, q, k)
+            else:
+                sums = self.row_sums(by_head(q), by_head(k), row_mask)
+            side_by_side, moments = self.maps(sums, col_mask, bias, n)
+            return kernels.column_mix(index, side_by_side, v, one_plus_gate, base), moments
         projected = CellProjections(by_head(q), by_head(k), by_head(v),   # (B, H, D, N, *)
                                     F.embedding(index, one_plus_gate))
-        return self.attend(F.embedding(index, table_cells + self.out_bias), projected,
-                           row_mask, col_mask, bias, n)
+        return self.attend(F.embedding(index, base), projected, row_mask, col_mask, bias, n)
+
+    @staticmethod
+    def row_sums(q: Tensor, k: Tensor, row_mask: Tensor) -> Tensor:
+        """``sum_r <q_h(cell_ri), k_h(cell_rj)>`` over real rows: q, k ``(B, H, D, N, e)``
+        -> ``(B, H, D, D)``."""
+        B, H, D, N, e = q.shape
+        if not bool(row_mask.all()):
+            q = q * row_mask[:, None, None, :, None].to(q.dtype)       # padded rows add nothing
+        sums = torch.bmm(q.view(B * H, D, N * e), k.view(B * H, D, N * e).transpose(1, 2))
+        return sums.view(B, H, D, D)
+
+    def maps(self, sums: Tensor, col_mask: Tensor, bias: Tensor, n: Tensor
+             ) -> tuple[Tensor, Tensor]:
+        """The H attention maps side by side ``(B, D, H * D)`` and the row-averaged
+        query-key products ``(B, H, D, D)``, from their row sums ``(B, H, D, D)``."""
+        B, H, D, _ = sums.shape
+        e = self.norm.normalized_shape[0] // H
+        moments = sums / (n.to(sums.dtype) * e ** 0.5)[:, None, None, None]   # (B, H, D, D)
+        logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
+        att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
+        return att.transpose(1, 2).reshape(B, D, H * D), moments
 
     def attend(self, base: Tensor, p: CellProjections, row_mask: Tensor, col_mask: Tensor,
                bias: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         """The attention itself, from ``base = cells + out_bias`` and the cells'
         :class:`CellProjections`."""
         B, D, N, c = base.shape
-        H, e = self.heads, c // self.heads
-        q = p.q
-        if not bool(row_mask.all()):
-            q = q * row_mask[:, None, None, :, None].to(q.dtype)       # padded rows add nothing
-        moments = torch.bmm(q.view(B * H, D, N * e), p.k.view(B * H, D, N * e).transpose(1, 2))
-        scale = (n.to(base.dtype) * e ** 0.5)[:, None, None, None]
-        moments = moments.view(B, H, D, D) / scale                     # (B, H, D, D)
-        logits = (moments + bias).masked_fill(~col_mask[:, None, None, :], NEG_INF)
-        att = torch.softmax(logits, dim=-1)                            # (B, H, D, D)
+        H = self.heads
+        side_by_side, moments = self.maps(self.row_sums(p.q, p.k, row_mask), col_mask, bias, n)
         # sum_h A_h (W_o,h v_h) as one product: the maps side by side, the values stacked
-        side_by_side = att.transpose(1, 2).reshape(B, D, H * D)
         mixed = torch.bmm(side_by_side, p.v.view(B, H * D, N * c)).view(B, D, N, c)
         update = torch.addcmul(base, mixed, p.one_plus_gate)           # + mixed (1 + gate)
         return update, moments
@@ -346,18 +374,44 @@ class LearnedQueryReader(nn.Module):
         self.v = nn.Linear(width, width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, items: Tensor, mask: Tensor, queries: Tensor,
-                norm: nn.LayerNorm | None = None, scale: Tensor | None = None) -> Tensor:
-        B, D, N, c = items.shape
+    def folded_maps(self, queries: Tensor, norm: nn.LayerNorm | None
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The queries folded into the key map, scaled by ``1/sqrt(e)``, ``(H*Q, c)``, and the
+        value map ``(c, c)``, ``(c,)`` (with ``norm``'s affine map folded into both)."""
+        c, Q = queries.shape[1], queries.shape[0]
         H, e = self.heads, c // self.heads
-        Q = queries.shape[0]
         wk, wv, bv = self.k.weight, self.v.weight, self.v.bias
         if norm is not None:
             wk = wk * norm.weight              # the norm's shift: a constant per query, cancels
             wv, bv = fold_layer_norm(norm, wv, bv)
         q = self.q(queries).view(Q, H, e)                              # (Q, H, e)
         folded = torch.einsum("hec,qhe->hqc", wk.view(H, e, c), q).reshape(H * Q, c)
-        folded = folded * e ** -0.5                                    # (H*Q, c)
+        return folded * e ** -0.5, wv, bv
+
+    def attend_values(self, pooled: Tensor, wv: Tensor, bv: Tensor) -> Tensor:
+        """Per-head pooled items ``(B, D, H, Q, c)`` -> output ``(B, D, Q, c)``."""
+        B, D, H, Q, c = pooled.shape
+        e = c // H
+        vals = torch.einsum("bdhqc,hec->bdqhe", pooled, wv.view(H, e, c)) + bv.view(H, e)
+        return self.out(vals.reshape(B, D, Q, c))                      # (B, D, Q, c)
+
+    def read_normalised(self, cells: Tensor, mask: Tensor, queries: Tensor,
+                        norm: nn.LayerNorm) -> Tensor | None:
+        """``forward(LN(cells), mask, queries, norm)`` in one compiled pass over the cells
+        (:func:`~mistmodel.kernels.read_columns`), ``LN`` being ``norm`` without its
+        affine map; None where the kernel cannot bound the softmax (use ``forward``)."""
+        B, D, N, c = cells.shape
+        folded, wv, bv = self.folded_maps(queries, norm)
+        pooled = kernels.read_columns(cells, mask, folded * LOG2E, norm.eps)
+        if pooled is None:
+            return None
+        return self.attend_values(pooled.view(B, D, self.heads, queries.shape[0], c), wv, bv)
+
+    def forward(self, items: Tensor, mask: Tensor, queries: Tensor,
+                norm: nn.LayerNorm | None = None, scale: Tensor | None = None) -> Tensor:
+        B, D, N, c = items.shape
+        H, Q = self.heads, queries.shape[0]
+        folded, wv, bv = self.folded_maps(queries, norm)               # (H*Q, c)
         scores = torch.matmul(folded, items.transpose(2, 3))           # (B, D, H*Q, N)
         if scale is not None:
             scale = scale.transpose(2, 3)                              # (B, D, 1, N)
@@ -368,8 +422,7 @@ class LearnedQueryReader(nn.Module):
         if scale is not None:
             w = w * scale
         pooled = torch.matmul(w, items).view(B, D, H, Q, c)            # (B, D, H, Q, c)
-        vals = torch.einsum("bdhqc,hec->bdqhe", pooled, wv.view(H, e, c)) + bv.view(H, e)
-        return self.out(vals.reshape(B, D, Q, c))                      # (B, D, Q, c)
+        return self.attend_values(pooled, wv, bv)
 
 
 class InducedRowAttention(nn.Module):
@@ -404,21 +457,34 @@ class InducedRowAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         m = self.inducing.shape[0]
-        normed = layer_norm(cells, self.norm, affine=False)            # (B, D, N, c)
+        compiled = kernels.use_kernels(cells)
         # 1. inducing points read the column
-        induced = self.inducing + self.read(normed, row_mask, self.inducing, norm=self.norm)
-        induced = self.induced_ffn(induced)                            # (B, D, m, c)
+        normed, read = None, None
+        if compiled:
+            read = self.read.read_normalised(cells, row_mask, self.inducing, self.norm)
+        if read is None:
+            normed = layer_norm(cells, self.norm, affine=False)        # (B, D, N, c)
+            read = self.read(normed, row_mask, self.inducing, norm=self.norm)
+        induced = self.induced_ffn(self.inducing + read)               # (B, D, m, c)
         # 2. cells read the inducing points
         k, v = self.kv(self.norm_induced(induced)).view(B, D, m, 2, H, e).unbind(3)
         wq, bq = fold_layer_norm(self.norm, self.q.weight, self.q.bias)
         keys = torch.einsum("hec,bdmhe->bdhmc", wq.view(H, e, c), k)   # (B, D, H, m, c)
         qbias = torch.einsum("he,bdmhe->bdhm", bq.view(H, e), k)       # (B, D, H, m)
+        wo = self.out.weight.view(c, H, e)
+        # Each head's weights sum to 1 over its m keys, so the output bias rides on the values.
+        vals = torch.einsum("bdmhe,che->bdhmc", v, wo) + self.out.bias / H   # (B, D, H, m, c)
+        scale = e ** -0.5 * LOG2E                                      # base-2 softmax below
+        if compiled:                 # attention and feed-forward layer in one pass
+            return kernels.update_cells(
+                cells, keys.reshape(B, D, H * m, c) * scale, qbias.reshape(B, D, H * m) * scale,
+                vals.reshape(B, D, H * m, c).transpose(2, 3), H, self.norm.eps,
+                *self.ffn.folded(), self.ffn.norm.eps)
         # A key's scores <key, normed> + qbias lie within qbias -/+ sqrt(c) |key|, since
         # a normalised cell has norm <= sqrt(c).  Shifting by the largest upper bound
         # (per column and head) keeps every score <= 0 and each cell's largest within
         # the bounds' spread of 0, which lets the softmax skip its maximum.  The shift
         # is a constant of the softmax, outside the gradient.
-        scale = e ** -0.5 * LOG2E                                      # base-2 softmax below
         with torch.no_grad():
             reach = keys.norm(dim=-1) * c ** 0.5
             top = (qbias + reach).amax(-1, keepdim=True)               # (B, D, H, 1)
@@ -429,9 +495,6 @@ class InducedRowAttention(nn.Module):
                                beta=scale, alpha=scale).view(B, D, H, m, N)
         w = softmax_base2(scores, dim=3, gap=gap[:, :, :, :, None])    # over the m keys
         w = w.view(B * D, H * m, N)
-        wo = self.out.weight.view(c, H, e)
-        # Each head's weights sum to 1 over its m keys, so the output bias rides on the values.
-        vals = torch.einsum("bdmhe,che->bdhmc", v, wo) + self.out.bias / H   # (B, D, H, m, c)
         update = torch.baddbmm(cells.reshape(B * D, N, c), w.transpose(1, 2),
                                vals.reshape(B * D, H * m, c))                 # cells + attention
         return self.ffn(update.view(B, D, N, c))
@@ -455,8 +518,12 @@ class PoolingByAttention(nn.Module):
                                   nn.Linear(out_width, out_width))
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
-        centred, scale = centre_and_scale(cells, self.norm)                  # (B, D, N, c|1)
-        read = self.read(centred, row_mask, self.seed, norm=self.norm, scale=scale)
+        read = None
+        if kernels.use_kernels(cells):
+            read = self.read.read_normalised(cells, row_mask, self.seed, self.norm)
+        if read is None:
+            centred, scale = centre_and_scale(cells, self.norm)              # (B, D, N, c|1)
+            read = self.read(centred, row_mask, self.seed, norm=self.norm, scale=scale)
         return self.proj((self.seed + read).squeeze(2))                      # (B, D, c_out)
 
 

@@ -2,6 +2,7 @@
 inference path (large inputs, autograd off) and the training path alike."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import mistmodel.fused as fused
-from mistmodel import MIST
+from mistmodel import MIST, kernels
 from mistmodel.model import LearnedQueryReader, MISTNet, TiedColumnAttention, fold_layer_norm
 
 B, D, N, C = 3, 5, 200, 16          # 3,000 cells: large enough for the fast path
@@ -177,8 +178,15 @@ def on_torch_path(module, *args):
         return module(*args).detach()
 
 
+def compiled(on: bool):
+    """The compiled kernels (:mod:`mistmodel.kernels`) on, or the torch fast path."""
+    assert not on or kernels.kernels_available()
+    return contextlib.nullcontext() if on else kernels.kernels_disabled()
+
+
 @pytest.mark.parametrize("trained", [True, False])
-def test_row_attention_and_pooling_are_their_formulas(network, trained):
+@pytest.mark.parametrize("with_kernels", [True, False])
+def test_row_attention_and_pooling_are_their_formulas(network, trained, with_kernels):
     torch.manual_seed(2)
     net = network if trained else MISTNet(network.config)
     att, pool = net.row_att[0], net.row_pool
@@ -187,7 +195,7 @@ def test_row_attention_and_pooling_are_their_formulas(network, trained):
     with torch.no_grad():
         want_att = reference_row_attention(att, cells, row_mask)
         want_pool = reference_pooling(pool, cells, row_mask)
-    with torch.inference_mode():
+    with torch.inference_mode(), compiled(with_kernels):
         fast_att, fast_pool = att(cells, row_mask), pool(cells, row_mask)
     for got in (fast_att, on_torch_path(att, cells, row_mask)):
         torch.testing.assert_close(got[real], want_att[real], rtol=1e-4, atol=1e-4)
@@ -199,7 +207,7 @@ def test_row_attention_softmax_shortcut_changes_nothing(row_attention, monkeypat
     cells, row_mask = padded_cells(6, WIDE)
     reference = on_torch_path(row_attention, cells, row_mask)    # torch's softmax
     calls = counting_exp2(monkeypatch)
-    with torch.inference_mode():
+    with torch.inference_mode(), compiled(False):
         shortcut = row_attention(cells, row_mask)                # shifted, maximum skipped
         assert calls                                             # the shortcut was taken
         monkeypatch.setattr(fused, "MAX_GAP", -1.0)
@@ -215,7 +223,7 @@ def test_row_attention_with_large_keys_falls_back_to_the_maximum(row_attention, 
         att.kv.weight.mul_(40.0)                                 # bounds too loose
     cells, row_mask = padded_cells(7, WIDE)
     calls = counting_exp2(monkeypatch)
-    with torch.inference_mode():
+    with torch.inference_mode(), compiled(False):
         fast = att(cells, row_mask)
     assert not calls                                             # the shortcut was refused
     reference = on_torch_path(att, cells, row_mask)

@@ -1,0 +1,259 @@
+"""The compiled CPU kernels: each against its torch formula, split over threads, guarded
+against bad input, and the network's estimates with and without them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mistmodel import MIST, kernels
+from mistmodel.model import InducedRowAttention
+
+
+def test_the_kernels_are_built_and_used_on_this_machine():
+    assert kernels._ext is not None, "mistmodel._kernels was not compiled at install time"
+    if kernels._ext.limits()["cpu_ok"]:
+        assert kernels.kernels_available()
+        with torch.inference_mode():
+            assert kernels.use_kernels(torch.zeros(4096, 16))
+    else:                                        # a CPU without AVX2 / FMA: torch path only
+        assert not kernels.kernels_available()
+
+
+def cells_and_mask(seed, B, D, N, c):
+    gen = torch.Generator().manual_seed(seed)
+    cells = torch.randn(B, D, N, c, generator=gen) * 1.7 + 0.3
+    mask = torch.ones(B, N, dtype=torch.bool)
+    if B > 1:
+        mask[1, max(1, N // 2):] = False          # a padded sample
+    return cells, mask, gen
+
+
+SHAPES = [(2, 3, 1, 8), (2, 3, 7, 16), (3, 2, 8, 16), (2, 5, 13, 32), (1, 4, 200, 16),
+          (2, 3, 57, 64)]
+
+
+@pytest.mark.parametrize("B,D,N,c", SHAPES)
+@pytest.mark.parametrize("J", [1, 2, 5, 16])
+def test_read_columns_is_its_formula(B, D, N, c, J):
+    cells, mask, gen = cells_and_mask(1, B, D, N, c)
+    queries = torch.randn(J, c, generator=gen) * 0.4
+    want = kernels.reference_read(cells, mask, queries, 1e-5)
+    got = kernels.read_columns(cells, mask, queries, 1e-5, threads=1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    for threads in (2, 3):                       # any split of the columns, the same bytes
+        assert torch.equal(kernels.read_columns(cells, mask, queries, 1e-5, threads=threads), got)
+
+
+def test_read_columns_ignores_padded_rows():
+    cells, mask, gen = cells_and_mask(2, 2, 3, 40, 16)
+    queries = torch.randn(4, 16, generator=gen)
+    changed = cells.clone()
+    changed[1, :, 20:] = 1e6                     # only padded rows differ
+    assert torch.equal(kernels.read_columns(cells, mask, queries, 1e-5),
+                       kernels.read_columns(changed, mask, queries, 1e-5))
+
+
+def test_read_columns_refuses_queries_its_shift_cannot_bound():
+    cells, mask, _ = cells_and_mask(3, 2, 2, 30, 16)
+    big = torch.full((2, 16), kernels.MAX_SPREAD / 8)        # 2 |q| sqrt(c) = 4 MAX_SPREAD
+    assert kernels.read_columns(cells, mask, big, 1e-5) is None
+
+
+@pytest.mark.parametrize("B,D,N,c", SHAPES)
+@pytest.mark.parametrize("H,m,F", [(1, 4, 16), (2, 8, 32), (4, 2, 64)])
+def test_update_cells_is_its_formula(B, D, N, c, H, m, F):
+    cells, _, gen = cells_and_mask(4, B, D, N, c)
+    J = H * m
+    keys = torch.randn(B, D, J, c, generator=gen) * 0.5
+    key_bias = torch.randn(B, D, J, generator=gen) * 3
+    values = torch.randn(B, D, c, J, generator=gen)
+    w1, b1 = torch.randn(F, c, generator=gen) * 0.4, torch.randn(F, generator=gen)
+    w2, b2 = torch.randn(c, F, generator=gen) * 0.4, torch.randn(c, generator=gen)
+    args = (cells, keys, key_bias, values, H, 1e-5, w1, b1, w2, b2, 1e-4)
+    want = kernels.reference_update(*args)
+    got = kernels.update_cells(*args, threads=1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(kernels.update_cells(*args, threads=3), got)
+
+
+def test_update_cells_silu_and_softmax_hold_at_extreme_scores():
+    B, D, N, c, H, m, F = 1, 2, 16, 16, 2, 4, 32
+    cells, _, gen = cells_and_mask(5, B, D, N, c)
+    keys = torch.randn(B, D, H * m, c, generator=gen) * 60     # scores of +-1000: one winner
+    key_bias = torch.randn(B, D, H * m, generator=gen) * 200
+    values = torch.randn(B, D, c, H * m, generator=gen)
+    w1 = torch.randn(F, c, generator=gen) * 80                 # silu of +-500
+    b1, w2, b2 = torch.zeros(F), torch.randn(c, F, generator=gen) * 0.01, torch.zeros(c)
+    args = (cells, keys, key_bias, values, H, 1e-5, w1, b1, w2, b2, 1e-5)
+    got = kernels.update_cells(*args)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, kernels.reference_update(*args), rtol=1e-4, atol=1e-3)
+
+
+def tables(seed, T, H, c):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(T, H, 8, generator=gen), torch.randn(T, H, 8, generator=gen),
+            torch.randn(T, H, c, generator=gen), torch.randn(T, c, generator=gen),
+            torch.randn(T, c, generator=gen), gen)
+
+
+@pytest.mark.parametrize("B,D,N", [(1, 1, 9), (2, 5, 13), (3, 8, 40), (2, 13, 33), (1, 64, 70)])
+@pytest.mark.parametrize("H", [1, 2])
+def test_column_moments_are_their_formula(B, D, N, H):
+    q, k, *_, gen = tables(6, 50, H, 16)
+    index = torch.randint(0, 50, (B, D, N), generator=gen)
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[-1, N // 3:] = False
+    want = kernels.reference_moments(index, mask, q, k)
+    got = kernels.column_moments(index, mask, q, k, threads=1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(kernels.column_moments(index, mask, q, k, threads=2), got)
+
+
+@pytest.mark.parametrize("B,D,N", [(1, 1, 9), (2, 5, 13), (3, 8, 40), (2, 13, 130)])
+@pytest.mark.parametrize("H,c", [(1, 8), (2, 16), (2, 24), (4, 32), (1, 64)])
+def test_column_mix_is_its_formula(B, D, N, H, c):
+    *_, values, gate, base, gen = tables(7, 60, H, c)
+    index = torch.randint(0, 60, (B, D, N), generator=gen)
+    side_by_side = torch.softmax(torch.randn(B, D, H * D, generator=gen), dim=-1)
+    want = kernels.reference_mix(index, side_by_side, values, gate, base)
+    got = kernels.column_mix(index, side_by_side, values, gate, base, threads=1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    for threads in (2, 3):                      # rows split anywhere, the same bytes
+        assert torch.equal(kernels.column_mix(index, side_by_side, values, gate, base,
+                                              threads=threads), got)
+
+
+def test_bad_input_is_refused_with_a_message():
+    q, k, values, gate, base, gen = tables(8, 30, 2, 16)
+    index = torch.randint(0, 30, (2, 3, 10), generator=gen)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mix = torch.softmax(torch.randn(2, 3, 6, generator=gen), dim=-1)
+    with pytest.raises(ValueError, match="entries in \\[0, 30\\)"):
+        kernels.column_mix(index + 1, mix, values, gate, base)            # past the table
+    with pytest.raises(ValueError, match="entries in"):
+        kernels.column_moments(index - 1, mask, q, k)                     # negative
+    with pytest.raises(ValueError, match="entries in"):
+        kernels.column_mix(index.int(), mix, values, gate, base)          # not int64
+    with pytest.raises(ValueError, match="\\(T, H, 8\\)"):
+        kernels.column_moments(index, mask, values, values)               # head width 16
+    with pytest.raises(ValueError, match="side_by_side: expected shape"):
+        kernels.column_mix(index, mix[:, :2], values, gate, base)
+    cells = torch.randn(2, 3, 10, 16)
+    with pytest.raises(ValueError, match="queries: expected shape"):
+        kernels.read_columns(cells, mask, torch.randn(4, 8), 1e-5)
+    with pytest.raises(ValueError, match="keys: expected shape"):
+        kernels.update_cells(cells, torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8),
+                             torch.randn(2, 3, 16, 8), 2, 1e-5, torch.randn(32, 16),
+                             torch.randn(32), torch.randn(16, 32), torch.randn(16), 1e-5)
+    with pytest.raises(ValueError, match="unsupported sizes c=12"):      # the C side's check
+        kernels._ext.column_mix(index.data_ptr(), 0, 0, 0, 0, 3, 10, 2, 12, 0, 10, 0)
+
+
+@torch.inference_mode()
+def test_when_the_kernels_are_not_used():
+    big = torch.zeros(4096, 16)
+    assert kernels.use_kernels(big)
+    assert not kernels.use_kernels(torch.zeros(4096, 12))             # width not a multiple of 8
+    assert not kernels.use_kernels(big.double())
+    assert not kernels.use_kernels(torch.zeros(100, 16))              # too few cells
+    assert not kernels.use_kernels(big[:1], cells=100)
+    with kernels.kernels_disabled():
+        assert not kernels.use_kernels(big)
+    assert kernels.use_kernels(big)
+    with torch.inference_mode(False), torch.enable_grad():
+        assert not kernels.use_kernels(torch.zeros(4096, 16))         # training: torch path
+
+
+def test_a_failed_self_check_or_the_opt_out_switches_them_off(monkeypatch):
+    real = kernels._ext
+
+    class Broken:                                 # a build that computes something else
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def read_columns(*args):                  # the layer norm's eps 0.5, not 1e-5
+            real.read_columns(*args[:10], 0.5, *args[11:])
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_ext", Broken())
+    assert not kernels.kernels_available()
+    monkeypatch.setattr(kernels, "_ext", real)
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv(kernels.OPT_OUT_ENV, "1")
+    assert not kernels.kernels_available()
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.delenv(kernels.OPT_OUT_ENV)
+    assert kernels.kernels_available()
+
+
+def test_row_attention_falls_back_where_the_read_cannot_be_bounded(monkeypatch):
+    torch.manual_seed(0)
+    att = InducedRowAttention(16, 2, 8, 2).eval()
+    with torch.no_grad():
+        att.inducing.mul_(400.0)                  # queries far beyond MAX_SPREAD
+        att.read.q.weight.mul_(20.0)
+    cells, mask, _ = cells_and_mask(9, 3, 4, 100, 16)
+    calls = []
+    real = kernels.read_columns
+    monkeypatch.setattr(kernels, "read_columns", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with torch.inference_mode():
+        got = att(cells, mask)
+        with kernels.kernels_disabled():
+            want = att(cells, mask)
+    assert calls                                  # the kernel was asked and declined
+    valid = mask[:, None, :, None].expand_as(cells)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got[valid], want[valid], rtol=1e-4, atol=1e-4)
+
+
+def mixed_samples():
+    rng = np.random.default_rng(11)
+    out = []
+    for n, dx, dy in [(500, 8, 8), (10, 1, 1), (37, 3, 5), (251, 1, 12), (1000, 2, 2),
+                      (120, 32, 32), (64, 5, 1)]:
+        x = rng.standard_normal((n, dx))
+        y = 0.6 * x[:, :1] + rng.standard_normal((n, dy))
+        out.append((x, y))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:sample beyond the shapes")      # n = 1000
+@pytest.mark.parametrize("variant", ["mist", "mist_qr"])
+def test_shipped_estimates_are_the_same_with_and_without_the_kernels(variant, monkeypatch):
+    model = MIST.load(variant=variant)
+    samples = mixed_samples()
+    calls = {name: 0 for name in ("read_columns", "update_cells", "column_moments",
+                                  "column_mix")}
+    for name in calls:
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name,
+                            lambda *a, _r=real, _n=name, **k: calls.__setitem__(_n, calls[_n] + 1)
+                            or _r(*a, **k))
+    fast = model.estimate_batch(samples)
+    assert all(calls.values()), calls             # every kernel ran
+    with kernels.kernels_disabled():
+        plain = model.estimate_batch(samples)
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)
+    if variant == "mist_qr":
+        lo, hi = model.quantiles_batch(samples, [0.05, 0.95]).T
+        with kernels.kernels_disabled():
+            plain_lo, plain_hi = model.quantiles_batch(samples, [0.05, 0.95]).T
+        np.testing.assert_allclose(lo, plain_lo, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(hi, plain_hi, rtol=1e-5, atol=1e-5)
+
+
+def test_estimates_do_not_depend_on_the_thread_count():
+    model = MIST.load()
+    samples = mixed_samples()[:4]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = model.estimate_batch(samples)
+        torch.set_num_threads(3)
+        three = model.estimate_batch(samples)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, three, rtol=1e-6, atol=1e-6)
