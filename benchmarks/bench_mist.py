@@ -10,7 +10,9 @@ Measures, on CPU with ``--threads`` torch threads:
 * single-sample latency of ``MIST.estimate`` (median of repeated calls) at the same shapes;
 * the speed ratio to KSG, MINE and InfoNCE (default settings) on the same samples:
   seconds per estimate of the baseline / seconds per estimate of batched MIST (and of
-  single-call MIST).
+  single-call MIST);
+* where the compiled kernels (``mistmodel.kernels``) are in use, the batched speed ratio
+  to the network's torch path, timed alternately with it (median of per-pair ratios).
 
 Targets from the issue, on 2 CPU cores: >= 200 samples/s batched at n = 500, 8 + 8;
 a single estimate under 50 ms; >= 100x faster than MINE.  The machine may be shared:
@@ -39,7 +41,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mistmodel import MIST  # noqa: E402
+from mistmodel import MIST, kernels  # noqa: E402
 from mistmodel.estimators import KSG, MINE, InfoNCE  # noqa: E402
 from mistmodel.heap import retain_freed_memory  # noqa: E402
 
@@ -68,6 +70,31 @@ def timed(fn, repeats):
     return statistics.median(walls), statistics.median(cpus)
 
 
+def paired(fn_a, fn_b, repeats):
+    """Median wall seconds of ``fn_a`` and ``fn_b`` timed alternately, and the median of
+    the per-pair ratios b / a (less sensitive than either time to a machine whose speed
+    drifts)."""
+    a, b, ratios = [], [], []
+    for i in range(repeats):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        t = {}
+        for k in order:
+            w = time.perf_counter()
+            (fn_a, fn_b)[k]()
+            t[k] = time.perf_counter() - w
+        a.append(t[0])
+        b.append(t[1])
+        ratios.append(t[1] / t[0])
+    return statistics.median(a), statistics.median(b), statistics.median(ratios)
+
+
+def torch_path(fn):
+    def run():
+        with kernels.kernels_disabled():
+            fn()
+    return run
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -88,6 +115,7 @@ def main(argv=None) -> int:
                "checkpoint": mist.checkpoint, "shapes": {}}
     mist.estimate(*dense_samples(np.random.default_rng(1), 1, 2)[0])
     results["malloc_thresholds_raised"] = retain_freed_memory()   # as MIST's first call left it
+    results["compiled_kernels"] = kernels.kernels_available()
     for d in DIMS:
         samples = dense_samples(rng, args.batch, d)
         mist.estimate_batch(samples[:4])                                   # warm up
@@ -96,6 +124,11 @@ def main(argv=None) -> int:
         row = {"batched_samples_per_s": args.batch / wall,
                "batched_cpu_s_per_sample": cpu / args.batch,
                "single_ms": 1000 * single_wall, "single_cpu_ms": 1000 * single_cpu}
+        if results["compiled_kernels"]:
+            batched = (lambda: mist.estimate_batch(samples))
+            _, torch_wall, ratio = paired(batched, torch_path(batched), args.repeats)
+            row["torch_path_samples_per_s"] = args.batch / torch_wall
+            row["speedup_vs_torch_path_batched"] = ratio
         base = samples[: args.baseline_samples]
         for name, est in (("KSG", KSG()), ("MINE", MINE()), ("InfoNCE", InfoNCE())):
             secs = []
@@ -114,7 +147,10 @@ def main(argv=None) -> int:
               f"(x{row['speedup_vs_KSG_batched']:.2g} batched, x{row['speedup_vs_KSG_single']:.2g} single), "
               f"MINE {row['MINE_s_per_estimate']:.2f} s (x{row['speedup_vs_MINE_batched']:.0f} / "
               f"x{row['speedup_vs_MINE_single']:.0f}), InfoNCE {row['InfoNCE_s_per_estimate']:.2f} s "
-              f"(x{row['speedup_vs_InfoNCE_batched']:.0f} / x{row['speedup_vs_InfoNCE_single']:.0f})",
+              f"(x{row['speedup_vs_InfoNCE_batched']:.0f} / x{row['speedup_vs_InfoNCE_single']:.0f})"
+              + (f"; compiled kernels x{row['speedup_vs_torch_path_batched']:.2f} vs the torch "
+                 f"path (batched)" if "speedup_vs_torch_path_batched" in row else
+                 "; compiled kernels not in use"),
               flush=True)
     results["loadavg_before"] = load_before
     results["loadavg_after"] = os.getloadavg()

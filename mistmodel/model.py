@@ -554,7 +554,8 @@ class PairReadout(nn.Module):
     cross-moments that the column-attention layers computed (``(blocks x H)`` numbers),
     the correlation terms ``C_ij, C_ij^2`` (when statistics are on) and a one-hot of the
     pair's type (X-X, X-Y, Y-X, Y-Y).  An MLP maps each pair to ``width`` numbers, which
-    are summed (scaled by 1/64) and averaged over pairs.  Sums over pairs are invariant to
+    are summed (scaled by 1/64) and averaged over pairs (the MLP's last, linear layer is
+    applied after the sum, which is the same).  Sums over pairs are invariant to
     column permutations within X and within Y and blind to padded columns.
 
     moments ``(B, P, D, D)``; col_mask, col_type ``(B, D)`` -> ``(B, 2 * width)``.
@@ -572,11 +573,17 @@ class PairReadout(nn.Module):
         t = col_type.clamp(0, 1)
         pair_type = F.one_hot(2 * t[:, :, None] + t[:, None, :], 4).to(moments.dtype)
         feats = torch.cat([moments.permute(0, 2, 3, 1), pair_type], dim=-1)  # (B, D, D, P+4)
-        out = self.net(feats)                                              # (B, D, D, w)
+        *hidden_layers, last = self.net
+        hidden = feats
+        for layer in hidden_layers:
+            hidden = layer(hidden)                                         # (B, D, D, w)
         eye = torch.eye(D, dtype=torch.bool, device=moments.device)
-        valid = (col_mask[:, :, None] & col_mask[:, None, :] & ~eye).to(out.dtype)
-        total = torch.einsum("bij,bijw->bw", valid, out)
-        count = valid.sum((1, 2)).clamp_min(1.0)[:, None]
+        valid = (col_mask[:, :, None] & col_mask[:, None, :] & ~eye).to(hidden.dtype)
+        pairs = valid.sum((1, 2))                                          # (B,)
+        # the last layer is linear: applied once to the sum over pairs, not to every pair
+        total = F.linear(torch.einsum("bij,bijw->bw", valid, hidden), last.weight)
+        total = total + pairs[:, None] * last.bias
+        count = pairs.clamp_min(1.0)[:, None]
         return torch.cat([total / 64.0, total / count], dim=1)
 
 
