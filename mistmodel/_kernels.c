@@ -373,18 +373,18 @@ static void column_mix(const int64_t *index, const float *mix, const float *vals
 }
 
 /* Column attention's row sums of query-key products for one sample, from per-entry
- * tables with head width 8: out[h][i][j] = sum_r <q[e_ir][h], k[e_jr][h]> over the rows r
- * that mask marks real, e_ir = index[i][r].  q, k (entries x H x 8); out (H x D x D).
+ * tables with head width 8: out[h][i][j] = sum_r <q[e_ir][h], k[e_jr][h]> over the rows
+ * r0 <= r < r1 that mask marks real, e_ir = index[i][r] (index: D x N).  q, k (entries x H x 8); out (H x D x D).
  * The keys are first laid out transposed, eight columns at a time, rows consecutive
  * (kt: H x Dp / 8 x rows x 8 x 8, Dp = D rounded up to 8, zero beyond D); then eight
  * output rows i by eight columns j at a time stay in registers over all rows.  Returns -1
  * if out of memory. */
 static int column_moments(const int64_t *index, const uint8_t *mask, const float *q,
-                          const float *k, int D, int N, int H, float *out)
+                          const float *k, int D, int N, int H, int r0, int r1, float *out)
 {
     const int Dp = (D + 7) / 8 * 8, stride = H * 8 * Dp;   /* floats of kt per row */
     int rows = 0;
-    for (int r = 0; r < N; r++) rows += mask[r] != 0;
+    for (int r = r0; r < r1; r++) rows += mask[r] != 0;
     int *real = malloc(sizeof(int) * (rows > 0 ? rows : 1));
     float *kt = aligned_alloc(32, sizeof(float) * ((size_t)(rows > 0 ? rows : 1) * stride));
     if (real == NULL || kt == NULL) {
@@ -392,7 +392,7 @@ static int column_moments(const int64_t *index, const uint8_t *mask, const float
         free(kt);
         return -1;
     }
-    for (int r = 0, n = 0; r < N; r++)
+    for (int r = r0, n = 0; r < r1; r++)
         if (mask[r]) real[n++] = r;
     for (int n = 0; n < rows; n++)
         for (int h = 0; h < H; h++)
@@ -532,10 +532,12 @@ static PyObject *py_column_mix(PyObject *self, PyObject *args)
 static PyObject *py_column_moments(PyObject *self, PyObject *args)
 {
     unsigned long long index, mask, q, k, out;
-    int D, N, H;
-    if (!PyArg_ParseTuple(args, "KKKKiiiK", &index, &mask, &q, &k, &D, &N, &H, &out))
+    int D, N, H, r0, r1;
+    if (!PyArg_ParseTuple(args, "KKKKiiiiiK", &index, &mask, &q, &k, &D, &N, &H, &r0, &r1,
+                          &out))
         return NULL;
-    if (!usable("column_moments", 8, 1, 1, 1) || D < 1 || N < 1 || H < 1) {
+    if (!usable("column_moments", 8, 1, 1, 1) || D < 1 || N < 1 || H < 1 || r0 < 0
+        || r1 > N || r0 > r1) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "column_moments: sizes out of range");
         return NULL;
@@ -543,7 +545,7 @@ static PyObject *py_column_moments(PyObject *self, PyObject *args)
     int status;
     Py_BEGIN_ALLOW_THREADS
     status = column_moments((const int64_t *)index, (const uint8_t *)mask, (const float *)q,
-                            (const float *)k, D, N, H, (float *)out);
+                            (const float *)k, D, N, H, r0, r1, (float *)out);
     Py_END_ALLOW_THREADS
     if (status != 0) return PyErr_NoMemory();
     Py_RETURN_NONE;

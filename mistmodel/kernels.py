@@ -25,8 +25,10 @@ time, the CPU has AVX2 and FMA, and a one-time check against the torch formulas 
 here; everywhere else the network runs its torch path, which is also the reference the
 tests compare the kernels with.  ``MIST_NO_KERNELS=1`` turns them off for the process,
 :func:`kernels_disabled` for a block of code.  Each call splits its columns (or rows)
-over ``torch.get_num_threads()`` threads; the kernels hold no state, so the result does
-not depend on the split.
+over ``torch.get_num_threads()`` threads (or those of :func:`kernel_threads`); each
+output is computed by one thread in a fixed order, so the result does not depend on the
+split - except :func:`column_moments` for fewer samples than threads, whose per-thread
+partial sums are added.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ from torch import Tensor
 
 from .fused import LOG2E, MIN_ROWS, fused_available
 
-__all__ = ["kernels_available", "use_kernels", "kernels_disabled", "read_columns",
+__all__ = ["kernels_available", "enabled", "use_kernels", "kernels_disabled", "kernel_threads",
+           "read_columns",
            "update_cells", "column_moments", "column_mix", "MAX_SPREAD", "OPT_OUT_ENV"]
 
 OPT_OUT_ENV = "MIST_NO_KERNELS"
@@ -54,6 +57,18 @@ MIN_WORK_PER_THREAD = 8      # columns (or 64-row pieces) below which a call is 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 _pools: dict[int, ThreadPoolExecutor] = {}
+_local = threading.local()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child has none of its parent's threads: start with fresh pools."""
+    global _lock
+    _lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 try:
     from . import _kernels as _ext
@@ -95,6 +110,11 @@ def kernels_disabled() -> Iterator[None]:
             _state["off"] = int(_state["off"]) - 1
 
 
+def enabled() -> bool:
+    """Whether the kernels are available and not switched off by :func:`kernels_disabled`."""
+    return not _state.get("off") and kernels_available()
+
+
 def use_kernels(t: Tensor, cells: int | None = None) -> bool:
     """Whether to run the kernels on this call: ``t`` gives device, dtype and the cell
     width (its last axis), ``cells`` the number of cells (default: ``t``'s rows)."""
@@ -102,7 +122,7 @@ def use_kernels(t: Tensor, cells: int | None = None) -> bool:
     cells = t.numel() // max(c, 1) if cells is None else cells
     return (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_grad_enabled()
             and cells >= MIN_ROWS and c % 8 == 0 and c <= _limits().get("max_c", 0)
-            and not _state.get("off") and fused_available() and kernels_available())
+            and fused_available() and enabled())
 
 
 def _self_check() -> bool:
@@ -201,11 +221,31 @@ def _index(index: Tensor, entries: int, what: str) -> Tensor:
     return idx
 
 
-def _pieces(total: int, threads: int | None) -> list[tuple[int, int]]:
-    """``[0, total)`` cut into contiguous pieces, one per thread (torch's thread count by
-    default), at least ``MIN_WORK_PER_THREAD`` units each."""
-    threads = torch.get_num_threads() if threads is None else threads
-    parts = max(1, min(threads, total // MIN_WORK_PER_THREAD))
+def _threads(threads: int | None) -> int:
+    """The threads a call may use: ``threads``, else those set by :func:`kernel_threads`,
+    else torch's thread count."""
+    if threads is not None:
+        return max(1, threads)
+    return int(getattr(_local, "threads", 0)) or torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def kernel_threads(threads: int) -> Iterator[None]:
+    """Within this block (in the calling thread) each kernel call splits its work over
+    ``threads`` threads, whatever torch's own thread count."""
+    before = getattr(_local, "threads", 0)
+    _local.threads = max(1, int(threads))
+    try:
+        yield
+    finally:
+        _local.threads = before
+
+
+def _pieces(total: int, threads: int | None, minimum: int = MIN_WORK_PER_THREAD
+            ) -> list[tuple[int, int]]:
+    """``[0, total)`` cut into contiguous pieces, one per thread (see :func:`_threads`),
+    at least ``minimum`` units each."""
+    parts = max(1, min(_threads(threads), total // minimum))
     bounds = [round(i * total / parts) for i in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
@@ -288,7 +328,8 @@ def column_moments(index: Tensor, row_mask: Tensor, queries: Tensor, keys: Tenso
     keys[e_bjr, h]>`` over the rows with ``row_mask[b, r]``, ``e_bir = index[b, i, r]``.
 
     index ``(B, D, N)`` long; row_mask ``(B, N)`` bool; queries, keys ``(T, H, 8)`` ->
-    ``(B, H, D, D)``.  Samples are split over the threads."""
+    ``(B, H, D, D)``.  Samples are split over the threads, or rows where there are fewer
+    samples than threads (the parts' sums are then added, in a fixed order)."""
     B, D, N = index.shape
     T, H, e = queries.shape
     if e != 8 or keys.shape != queries.shape:
@@ -298,17 +339,30 @@ def column_moments(index: Tensor, row_mask: Tensor, queries: Tensor, keys: Tenso
     idx = _index(index, T, "column_moments")
     mask = row_mask.to(torch.uint8).contiguous()
     q, k = _f32(queries), _f32(keys)
-    out = torch.empty(B, H, D, D)
+    threads = _threads(threads)
+    if B >= threads:                               # whole samples per thread
+        out = torch.empty(B, H, D, D)
 
-    def call(lo: int, hi: int) -> None:
-        for b in range(lo, hi):
+        def call(lo: int, hi: int) -> None:
+            for b in range(lo, hi):
+                _ext.column_moments(_ptr(idx[b]), _ptr(mask[b]), _ptr(q), _ptr(k), D, N, H,
+                                    0, N, _ptr(out[b]))
+
+        _run(call, _pieces(B, threads, minimum=1))
+        return out
+    # fewer samples than threads: each thread sums a range of rows, the parts are added
+    pieces = _pieces(N, threads)
+    parts = torch.empty(len(pieces), B, H, D, D)
+    part_of = {lo: part for (lo, _), part in zip(pieces, parts)}
+
+    def call_rows(lo: int, hi: int) -> None:
+        part = part_of[lo]
+        for b in range(B):
             _ext.column_moments(_ptr(idx[b]), _ptr(mask[b]), _ptr(q), _ptr(k), D, N, H,
-                                _ptr(out[b]))
+                                lo, hi, _ptr(part[b]))
 
-    threads = torch.get_num_threads() if threads is None else threads
-    bounds = [round(i * B / min(threads, B)) for i in range(min(threads, B) + 1)]
-    _run(call, [(a, z) for a, z in zip(bounds[:-1], bounds[1:]) if z > a])
-    return out
+    _run(call_rows, pieces)
+    return parts.sum(0)
 
 
 def column_mix(index: Tensor, side_by_side: Tensor, values: Tensor, one_plus_gate: Tensor,

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from . import kernels
 from .batching import collate, plan_chunks
 from .calibration import sample_factors, sample_rows, widen
 from .heap import retain_freed_memory
@@ -106,7 +107,8 @@ class MIST(Estimator):
         :meth:`estimate_batch`; larger lists are cut into shape-sorted chunks.  On CPU
         with ``torch.get_num_threads() = T > 1`` the chunks run in T Python threads with
         one torch thread each (torch's thread count is set to 1 for the duration of the
-        call and restored after).
+        call and restored after); a single chunk runs on one torch thread with its
+        compiled kernels (:mod:`mistmodel.kernels`) split over T threads.
     """
 
     bootstrap = "subsample"
@@ -329,17 +331,24 @@ class MIST(Estimator):
         if self.device.type == "cpu":
             retain_freed_memory()
         threads = torch.get_num_threads()
-        if self.device.type != "cpu" or threads < 2 or len(chunks) < 2:
+        single = len(chunks) == 1
+        if self.device.type != "cpu" or threads < 2 or (single and not kernels.enabled()):
             for chunk in chunks:
                 out[chunk] = run(chunk)
             return out
-        # On CPU, chunks run side by side, one torch thread each: the many small operations
-        # of a forward pass parallelise better across chunks than within one.
+        # On CPU the many small operations of a forward pass parallelise better across
+        # chunks than within one: chunks run side by side, one torch thread each.  A single
+        # chunk runs its small operations on one thread and splits the compiled kernels,
+        # where most of its time goes, over all of them.
         torch.set_num_threads(1)
         try:
-            with ThreadPoolExecutor(min(threads, len(chunks))) as pool:
-                for chunk, pred in zip(chunks, pool.map(run, chunks)):
-                    out[chunk] = pred
+            if single:
+                with kernels.kernel_threads(threads):
+                    out[chunks[0]] = run(chunks[0])
+            else:
+                with ThreadPoolExecutor(min(threads, len(chunks))) as pool:
+                    for chunk, pred in zip(chunks, pool.map(run, chunks)):
+                        out[chunk] = pred
         finally:
             torch.set_num_threads(threads)
         return out

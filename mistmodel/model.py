@@ -64,6 +64,11 @@ embedding and everything the first column attention computes from a cell alone (
 norm, queries, keys, values, gate) run once per table entry and are gathered into the
 cells: the same function, a fraction of the work (:meth:`MISTNet.embed_dataset`).
 
+At CPU inference the column attention (from the tables), the row attention and the
+pooling's read run as compiled kernels where they are available (:mod:`mistmodel.kernels`:
+the same formulas, each layer's chain of operations in one pass over the cells); the
+torch code here is their reference and the training path.
+
 Shapes in comments: ``B`` batch, ``N`` rows (padded), ``D`` columns (padded), ``H``
 heads, ``e = c / H`` head width, ``m`` inducing points, ``T`` taus, ``K`` quantile knots.
 """

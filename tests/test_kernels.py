@@ -2,6 +2,10 @@
 against bad input, and the network's estimates with and without them."""
 from __future__ import annotations
 
+import os
+import select
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -108,7 +112,11 @@ def test_column_moments_are_their_formula(B, D, N, H):
     want = kernels.reference_moments(index, mask, q, k)
     got = kernels.column_moments(index, mask, q, k, threads=1)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert torch.equal(kernels.column_moments(index, mask, q, k, threads=2), got)
+    split = kernels.column_moments(index, mask, q, k, threads=2)
+    if B >= 2:                                  # samples split: the same bytes
+        assert torch.equal(split, got)
+    else:                                       # rows split: partial sums added
+        torch.testing.assert_close(split, got, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("B,D,N", [(1, 1, 9), (2, 5, 13), (3, 8, 40), (2, 13, 130)])
@@ -257,3 +265,56 @@ def test_estimates_do_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(before)
     np.testing.assert_allclose(one, three, rtol=1e-6, atol=1e-6)
+
+
+def test_a_forked_child_runs_the_kernels_on_its_own_threads():
+    cells, mask, gen = cells_and_mask(12, 2, 8, 64, 16)
+    queries = torch.randn(4, 16, generator=gen)
+    want = kernels.read_columns(cells, mask, queries, 1e-5, threads=2)     # pool made here
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                          # the child: a pool inherited without its threads
+        try:                              # would wait forever
+            got = kernels.read_columns(cells, mask, queries, 1e-5, threads=2)
+            os.write(write, b"1" if torch.equal(got, want) else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 60)
+    answer = os.read(read, 1) if ready else b"timeout"
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
+
+
+def test_kernel_threads_sets_the_split_for_this_thread_only():
+    before = torch.get_num_threads()
+    with kernels.kernel_threads(3):
+        assert len(kernels._pieces(64, None)) == 3
+        assert torch.get_num_threads() == before              # torch's own count untouched
+        cells, mask, gen = cells_and_mask(13, 2, 8, 64, 16)
+        queries = torch.randn(4, 16, generator=gen)
+        assert torch.equal(kernels.read_columns(cells, mask, queries, 1e-5),
+                           kernels.read_columns(cells, mask, queries, 1e-5, threads=1))
+    assert len(kernels._pieces(64, None)) == min(before, 8)
+
+
+def test_a_single_sample_splits_its_kernels_but_not_torch(monkeypatch):
+    model = MIST.load()
+    x, y = mixed_samples()[0]
+    seen = []
+    real = kernels.update_cells
+    monkeypatch.setattr(kernels, "update_cells", lambda *a, **k: seen.append(
+        (torch.get_num_threads(), kernels._threads(None))) or real(*a, **k))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = model.estimate(x, y)
+        torch.set_num_threads(1)
+        one = model.estimate(x, y)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(1, 2), (1, 1)]                # torch on one thread, the kernels on two
+    assert abs(two - one) < 1e-6
