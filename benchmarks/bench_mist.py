@@ -147,7 +147,8 @@ def main(argv=None) -> int:
               f"(x{row['speedup_vs_KSG_batched']:.2g} batched, x{row['speedup_vs_KSG_single']:.2g} single), "
               f"MINE {row['MINE_s_per_estimate']:.2f} s (x{row['speedup_vs_MINE_batched']:.0f} / "
               f"x{row['speedup_vs_MINE_single']:.0f}), InfoNCE {row['InfoNCE_s_per_estimate']:.2f} s "
-              f"(x{row['speedup_vs_InfoNCE_batched']:.0f} / x{row['speedup_vs_InfoNCE_single']:.0f})"
+              f"(x{row['speedup_vs_InfoNCE_batched']:.0f} / "
+              f"x{row['speedup_vs_InfoNCE_single']:.0f})"
               + (f"; compiled kernels x{row['speedup_vs_torch_path_batched']:.2f} vs the torch "
                  f"path (batched)" if "speedup_vs_torch_path_batched" in row else
                  "; compiled kernels not in use"),

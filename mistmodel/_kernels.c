@@ -374,7 +374,8 @@ static void column_mix(const int64_t *index, const float *mix, const float *vals
 
 /* Column attention's row sums of query-key products for one sample, from per-entry
  * tables with head width 8: out[h][i][j] = sum_r <q[e_ir][h], k[e_jr][h]> over the rows
- * r0 <= r < r1 that mask marks real, e_ir = index[i][r] (index: D x N).  q, k (entries x H x 8); out (H x D x D).
+ * r0 <= r < r1 that mask marks real, e_ir = index[i][r] (index: D x N).  q, k (entries x
+ * H x 8); out (H x D x D).
  * The keys are first laid out transposed, eight columns at a time, rows consecutive
  * (kt: H x Dp / 8 x rows x 8 x 8, Dp = D rounded up to 8, zero beyond D); then eight
  * output rows i by eight columns j at a time stay in registers over all rows.  Returns -1
@@ -571,7 +572,8 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "Compiled CPU kernels for the network's per-cell layers.", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "Compiled CPU kernels for the network's per-cell layers.",
+    -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

@@ -20,12 +20,12 @@ pass over memory:
 fold those into the vectors and maps, as on the torch path.  Scores are in base 2.
 
 The kernels are used under the same conditions as :mod:`mistmodel.fused` (float32 CPU
-tensors, autograd off, enough cells) and only where the extension was compiled at install
-time, the CPU has AVX2 and FMA, and a one-time check against the torch formulas passes
-here; everywhere else the network runs its torch path, which is also the reference the
-tests compare the kernels with.  ``MIST_NO_KERNELS=1`` turns them off for the process,
-:func:`kernels_disabled` for a block of code.  Each call splits its columns (or rows)
-over ``torch.get_num_threads()`` threads (or those of :func:`kernel_threads`); each
+tensors, autograd off, at least ``MIN_ROWS`` cells) and only where the extension was
+compiled at install time, the CPU has AVX2 and FMA, and a one-time check against the
+torch formulas passes here; everywhere else the network runs its torch path, which is
+also the reference the tests compare the kernels with.  ``MIST_NO_KERNELS=1`` turns them
+off for the process, :func:`kernels_disabled` for a block of code.  Each call splits its
+columns (or rows) over ``torch.get_num_threads()`` threads (or those of :func:`kernel_threads`); each
 output is computed by one thread in a fixed order, so the result does not depend on the
 split - except :func:`column_moments` for fewer samples than threads, whose per-thread
 partial sums are added.
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fused import LOG2E, MIN_ROWS, fused_available
+from .fused import LOG2E, MIN_ROWS
 
 __all__ = ["kernels_available", "enabled", "use_kernels", "kernels_disabled", "kernel_threads",
            "read_columns",
@@ -54,7 +54,7 @@ OPT_OUT_ENV = "MIST_NO_KERNELS"
 MAX_SPREAD = 100.0
 MIN_WORK_PER_THREAD = 8      # columns (or 64-row pieces) below which a call is not split
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _state: dict[str, object] = {}
 _pools: dict[int, ThreadPoolExecutor] = {}
 _local = threading.local()
@@ -63,7 +63,7 @@ _local = threading.local()
 def _forget_pools_in_child() -> None:
     """A forked child has none of its parent's threads: start with fresh pools."""
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _pools.clear()
 
 
@@ -122,7 +122,7 @@ def use_kernels(t: Tensor, cells: int | None = None) -> bool:
     cells = t.numel() // max(c, 1) if cells is None else cells
     return (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_grad_enabled()
             and cells >= MIN_ROWS and c % 8 == 0 and c <= _limits().get("max_c", 0)
-            and fused_available() and enabled())
+            and enabled())
 
 
 def _self_check() -> bool:
