@@ -17,7 +17,8 @@
  *
  * The kernels are compiled for AVX2 + FMA and refuse to run on a CPU without them (the
  * Python side then uses its torch path).  Arguments from Python are data pointers of
- * contiguous tensors and their sizes; mistmodel/kernels.py checks both.
+ * contiguous CPU tensors and their sizes; mistmodel/kernels.py checks device, dtype,
+ * shapes and table indices before passing them, this file the sizes its buffers hold.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,6 +33,7 @@
 #define MAX_J 64          /* queries or keys per column */
 #define MAX_F 256         /* hidden width of the feed-forward layer */
 #define MAX_HD 4096       /* heads x columns in the column attention */
+#define SUM_ROWS 64       /* column_moments adds its rows in partial sums of this many */
 #define LOG2E_F 1.4426950408889634f
 
 typedef float v8f __attribute__((vector_size(4 * LANES)));
@@ -378,8 +380,9 @@ static void column_mix(const int64_t *index, const float *mix, const float *vals
  * H x 8); out (H x D x D).
  * The keys are first laid out transposed, eight columns at a time, rows consecutive
  * (kt: H x Dp / 8 x rows x 8 x 8, Dp = D rounded up to 8, zero beyond D); then eight
- * output rows i by eight columns j at a time stay in registers over all rows.  Returns -1
- * if out of memory. */
+ * output rows i by eight columns j at a time stay in registers over SUM_ROWS rows, whose
+ * partial sums are added (float32 sums over thousands of rows would lose digits).
+ * Returns -1 if out of memory. */
 static int column_moments(const int64_t *index, const uint8_t *mask, const float *q,
                           const float *k, int D, int N, int H, int r0, int r1, float *out)
 {
@@ -413,22 +416,28 @@ static int column_moments(const int64_t *index, const uint8_t *mask, const float
         for (int j0 = 0; j0 < Dp; j0 += 8)
             for (int i0 = 0; i0 < D; i0 += 8) {
                 int ib = D - i0 < 8 ? D - i0 : 8;
-                v8f acc[8];
-                for (int a = 0; a < 8; a++) acc[a] = splat(0.0f);
-                for (int n = 0; n < rows; n++) {
-                    const float *qi[8];
-                    for (int a = 0; a < 8; a++)
-                        qi[a] = q + (index[(int64_t)(i0 + (a < ib ? a : 0)) * N + real[n]] * H
-                                     + h) * 8;
-                    const float *kn = kt + (((size_t)h * (Dp / 8) + j0 / 8) * rows + n) * 64;
-                    for (int t = 0; t < 8; t++) {
-                        v8f kv = _mm256_load_ps(kn + 8 * t);
-                        for (int a = 0; a < 8; a++) acc[a] += splat(qi[a][t]) * kv;
+                v8f total[8];
+                for (int a = 0; a < 8; a++) total[a] = splat(0.0f);
+                for (int n0 = 0; n0 < rows; n0 += SUM_ROWS) {   /* partial sums, then added */
+                    int n1 = rows - n0 < SUM_ROWS ? rows : n0 + SUM_ROWS;
+                    v8f acc[8];
+                    for (int a = 0; a < 8; a++) acc[a] = splat(0.0f);
+                    for (int n = n0; n < n1; n++) {
+                        const float *qi[8];
+                        for (int a = 0; a < 8; a++)
+                            qi[a] = q + (index[(int64_t)(i0 + (a < ib ? a : 0)) * N + real[n]]
+                                         * H + h) * 8;
+                        const float *kn = kt + (((size_t)h * (Dp / 8) + j0 / 8) * rows + n) * 64;
+                        for (int t = 0; t < 8; t++) {
+                            v8f kv = _mm256_load_ps(kn + 8 * t);
+                            for (int a = 0; a < 8; a++) acc[a] += splat(qi[a][t]) * kv;
+                        }
                     }
+                    for (int a = 0; a < 8; a++) total[a] += acc[a];
                 }
                 for (int a = 0; a < ib; a++)
                     for (int j = 0; j < 8 && j0 + j < D; j++)
-                        out[((int64_t)h * D + i0 + a) * D + j0 + j] = acc[a][j];
+                        out[((int64_t)h * D + i0 + a) * D + j0 + j] = total[a][j];
             }
     free(real);
     free(kt);
@@ -554,8 +563,8 @@ static PyObject *py_column_moments(PyObject *self, PyObject *args)
 
 static PyObject *py_limits(PyObject *self, PyObject *args)
 {
-    return Py_BuildValue("{s:i,s:i,s:i,s:i}", "max_c", MAX_C, "max_j", MAX_J, "max_f", MAX_F,
-                         "cpu_ok", use_avx2());
+    return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i}", "max_c", MAX_C, "max_j", MAX_J, "max_f",
+                         MAX_F, "max_hd", MAX_HD, "cpu_ok", use_avx2());
 }
 
 static PyMethodDef methods[] = {

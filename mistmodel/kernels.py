@@ -20,15 +20,18 @@ pass over memory:
 fold those into the vectors and maps, as on the torch path.  Scores are in base 2.
 
 The kernels are used under the same conditions as :mod:`mistmodel.fused` (float32 CPU
-tensors, autograd off, at least ``MIN_ROWS`` cells) and only where the extension was
-compiled at install time, the CPU has AVX2 and FMA, and a one-time check against the
-torch formulas passes here; everywhere else the network runs its torch path, which is
-also the reference the tests compare the kernels with.  ``MIST_NO_KERNELS=1`` turns them
-off for the process, :func:`kernels_disabled` for a block of code.  Each call splits its
-columns (or rows) over ``torch.get_num_threads()`` threads (or those of :func:`kernel_threads`); each
-output is computed by one thread in a fixed order, so the result does not depend on the
-split - except :func:`column_moments` for fewer samples than threads, whose per-thread
-partial sums are added.
+tensors, autograd off, at least ``MIN_ROWS`` cells), for sizes that fit their buffers
+(cell width a multiple of 8 up to 64, up to 64 queries or keys per column, feed-forward
+width up to 256, heads x columns up to 4096; the column sums need head width 8), and only
+where the extension was compiled at install time, the CPU has AVX2 and FMA, and a
+one-time check against the torch formulas passes here; everywhere else the network runs
+its torch path, which is also the reference the tests compare the kernels with.
+``MIST_NO_KERNELS=1`` turns them off for the process, :func:`kernels_disabled` for a
+block of code.  Each call splits its columns (or rows) over :func:`thread_count` threads
+(torch's thread count, or those of :func:`kernel_threads`); each output is computed by
+one thread in a fixed order, so the result does not depend on the split - except
+:func:`column_moments` for fewer samples than threads, whose per-thread partial sums are
+added.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from torch import Tensor
 from .fused import LOG2E, MIN_ROWS
 
 __all__ = ["kernels_available", "enabled", "use_kernels", "kernels_disabled", "kernel_threads",
-           "read_columns",
+           "thread_count", "read_columns",
            "update_cells", "column_moments", "column_mix", "MAX_SPREAD", "OPT_OUT_ENV"]
 
 OPT_OUT_ENV = "MIST_NO_KERNELS"
@@ -61,10 +64,14 @@ _local = threading.local()
 
 
 def _forget_pools_in_child() -> None:
-    """A forked child has none of its parent's threads: start with fresh pools."""
+    """A forked child has none of its parent's threads: fresh pools and lock, and no
+    switch-off or half-done self-check left over from another thread of the parent."""
     global _lock
     _lock = threading.RLock()
     _pools.clear()
+    _state.pop("off", None)
+    if _state.pop("checking", None):
+        _state.pop("ok", None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -91,9 +98,13 @@ def kernels_available() -> bool:
     with _lock:
         if "ok" not in _state:
             _state["ok"] = False               # the self-check below runs the kernels
-            ok = (_ext is not None and bool(_limits().get("cpu_ok"))
-                  and os.environ.get(OPT_OUT_ENV, "") in ("", "0"))
-            _state["ok"] = ok and _self_check()
+            _state["checking"] = True
+            try:
+                ok = (_ext is not None and bool(_limits().get("cpu_ok"))
+                      and os.environ.get(OPT_OUT_ENV, "") in ("", "0"))
+                _state["ok"] = ok and _self_check()
+            finally:
+                _state.pop("checking", None)
         return bool(_state["ok"])
 
 
@@ -107,7 +118,7 @@ def kernels_disabled() -> Iterator[None]:
         yield
     finally:
         with _lock:
-            _state["off"] = int(_state["off"]) - 1
+            _state["off"] = max(0, int(_state.get("off", 0)) - 1)
 
 
 def enabled() -> bool:
@@ -115,14 +126,20 @@ def enabled() -> bool:
     return not _state.get("off") and kernels_available()
 
 
-def use_kernels(t: Tensor, cells: int | None = None) -> bool:
+def use_kernels(t: Tensor, cells: int | None = None, vectors: int = 1, hidden: int = 1,
+                mixed: int = 1) -> bool:
     """Whether to run the kernels on this call: ``t`` gives device, dtype and the cell
-    width (its last axis), ``cells`` the number of cells (default: ``t``'s rows)."""
+    width (its last axis), ``cells`` the number of cells (default: ``t``'s rows); the
+    sizes the kernels hold in fixed buffers must fit too: ``vectors`` queries or keys per
+    column, ``hidden`` feed-forward width, ``mixed`` heads x columns of the column mixing."""
     c = t.shape[-1]
     cells = t.numel() // max(c, 1) if cells is None else cells
-    return (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_grad_enabled()
-            and cells >= MIN_ROWS and c % 8 == 0 and c <= _limits().get("max_c", 0)
-            and enabled())
+    if not (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_grad_enabled()
+            and cells >= MIN_ROWS and c % 8 == 0 and enabled()):
+        return False
+    lim = _limits()
+    return (c <= lim["max_c"] and vectors <= lim["max_j"] and hidden <= lim["max_f"]
+            and mixed <= lim["max_hd"])
 
 
 def _self_check() -> bool:
@@ -205,6 +222,9 @@ def _ptr(t: Tensor) -> int:
 
 
 def _f32(t: Tensor) -> Tensor:
+    """``t`` as a contiguous float32 CPU tensor (the kernels read its memory directly)."""
+    if t.device.type != "cpu":
+        raise ValueError(f"the compiled kernels take CPU tensors, got one on {t.device}")
     return t.detach().to(torch.float32).contiguous()
 
 
@@ -214,6 +234,9 @@ def _expect(t: Tensor, shape: tuple[int, ...], what: str) -> None:
 
 
 def _index(index: Tensor, entries: int, what: str) -> Tensor:
+    if index.device.type != "cpu":
+        raise ValueError(f"{what}: the compiled kernels take CPU tensors, got one on "
+                         f"{index.device}")
     idx = index.contiguous()
     if (idx.dtype != torch.int64 or idx.numel() == 0
             or not (0 <= int(idx.min()) and int(idx.max()) < entries)):
@@ -221,12 +244,14 @@ def _index(index: Tensor, entries: int, what: str) -> Tensor:
     return idx
 
 
-def _threads(threads: int | None) -> int:
-    """The threads a call may use: ``threads``, else those set by :func:`kernel_threads`,
-    else torch's thread count."""
-    if threads is not None:
-        return max(1, threads)
+def thread_count() -> int:
+    """The threads a kernel call splits its work over: those set by :func:`kernel_threads`
+    in this thread, else torch's thread count."""
     return int(getattr(_local, "threads", 0)) or torch.get_num_threads()
+
+
+def _threads(threads: int | None) -> int:
+    return max(1, threads) if threads is not None else thread_count()
 
 
 @contextlib.contextmanager
@@ -252,6 +277,8 @@ def _pieces(total: int, threads: int | None, minimum: int = MIN_WORK_PER_THREAD
 
 def _run(call: Callable[[int, int], None], pieces: list[tuple[int, int]]) -> None:
     """``call(lo, hi)`` for every piece, side by side (the kernels release the GIL)."""
+    if not pieces:
+        return
     if len(pieces) == 1:
         call(*pieces[0])
         return
@@ -279,7 +306,7 @@ def read_columns(cells: Tensor, row_mask: Tensor, queries: Tensor, eps: float,
     if not bool((2 * shift < MAX_SPREAD).all()):
         return None
     x, mask = _f32(cells), row_mask.to(torch.uint8).contiguous()
-    out = torch.empty(B, D, J, c)
+    out = torch.empty(B, D, J, c, dtype=torch.float32)
     flat_x, flat_out = x.view(B * D, N, c), out.view(B * D, J, c)
 
     def call(lo: int, hi: int) -> None:
@@ -341,7 +368,7 @@ def column_moments(index: Tensor, row_mask: Tensor, queries: Tensor, keys: Tenso
     q, k = _f32(queries), _f32(keys)
     threads = _threads(threads)
     if B >= threads:                               # whole samples per thread
-        out = torch.empty(B, H, D, D)
+        out = torch.empty(B, H, D, D, dtype=torch.float32)
 
         def call(lo: int, hi: int) -> None:
             for b in range(lo, hi):
@@ -352,7 +379,7 @@ def column_moments(index: Tensor, row_mask: Tensor, queries: Tensor, keys: Tenso
         return out
     # fewer samples than threads: each thread sums a range of rows, the parts are added
     pieces = _pieces(N, threads)
-    parts = torch.empty(len(pieces), B, H, D, D)
+    parts = torch.zeros(len(pieces), B, H, D, D, dtype=torch.float32)
     part_of = {lo: part for (lo, _), part in zip(pieces, parts)}
 
     def call_rows(lo: int, hi: int) -> None:
@@ -381,7 +408,7 @@ def column_mix(index: Tensor, side_by_side: Tensor, values: Tensor, one_plus_gat
     _expect(base, (T, c), "column_mix base")
     idx = _index(index, T, "column_mix")
     mix, v, g, b = _f32(side_by_side), _f32(values), _f32(one_plus_gate), _f32(base)
-    out = torch.empty(B, D, N, c)
+    out = torch.empty(B, D, N, c, dtype=torch.float32)
 
     def call(lo: int, hi: int) -> None:          # rows lo .. hi-1 of the batch's B * N rows
         for s in range(lo // N, (hi - 1) // N + 1):

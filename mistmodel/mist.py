@@ -340,10 +340,11 @@ class MIST(Estimator):
         # chunks than within one: chunks run side by side, one torch thread each.  A single
         # chunk runs its small operations on one thread and splits the compiled kernels,
         # where most of its time goes, over all of them.
+        kernel_threads = kernels.thread_count()         # torch's, or the caller's setting
         torch.set_num_threads(1)
         try:
             if single:
-                with kernels.kernel_threads(threads):
+                with kernels.kernel_threads(kernel_threads):
                     out[chunks[0]] = run(chunks[0])
             else:
                 with ThreadPoolExecutor(min(threads, len(chunks))) as pool:

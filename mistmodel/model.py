@@ -310,7 +310,7 @@ class TiedColumnAttention(nn.Module):
         head_index = index[:, None] + offsets                          # (B, H, D, N)
         by_head = (lambda t: F.embedding(head_index, t.transpose(0, 1).reshape(H * T, -1)))
         base = table_cells + self.out_bias                             # (T, c)
-        if kernels.use_kernels(table_cells, index.numel()):
+        if kernels.use_kernels(table_cells, index.numel(), mixed=H * index.shape[1]):
             # products and mixing straight from the tables, compiled, no per-cell copies
             if q.shape[-1] == 8:
                 sums = kernels.column_moments(index, row_mask, q, k)
@@ -462,7 +462,8 @@ class InducedRowAttention(nn.Module):
         B, D, N, c = cells.shape
         H, e = self.heads, c // self.heads
         m = self.inducing.shape[0]
-        compiled = kernels.use_kernels(cells)
+        hidden = self.ffn.net[0].out_features
+        compiled = kernels.use_kernels(cells, vectors=H * m, hidden=hidden)
         # 1. inducing points read the column
         normed, read = None, None
         if compiled:
@@ -524,7 +525,7 @@ class PoolingByAttention(nn.Module):
 
     def forward(self, cells: Tensor, row_mask: Tensor) -> Tensor:
         read = None
-        if kernels.use_kernels(cells):
+        if kernels.use_kernels(cells, vectors=self.read.heads * self.seed.shape[0]):
             read = self.read.read_normalised(cells, row_mask, self.seed, self.norm)
         if read is None:
             centred, scale = centre_and_scale(cells, self.norm)              # (B, D, N, c|1)

@@ -318,3 +318,79 @@ def test_a_single_sample_splits_its_kernels_but_not_torch(monkeypatch):
         torch.set_num_threads(before)
     assert seen == [(1, 2), (1, 1)]                # torch on one thread, the kernels on two
     assert abs(two - one) < 1e-6
+
+
+def test_any_thread_split_gives_the_same_bytes():
+    B, D, N, c, H, m, F = 3, 8, 520, 16, 2, 8, 32               # 24 columns, 1,560 rows
+    assert len(kernels._pieces(B * D, 3)) == 3 == len(kernels._pieces((B * N + 63) // 64, 3))
+    cells, mask, gen = cells_and_mask(14, B, D, N, c)
+    queries = torch.randn(16, c, generator=gen) * 0.3
+    keys = torch.randn(B, D, H * m, c, generator=gen) * 0.3
+    key_bias, values = torch.randn(B, D, H * m, generator=gen), torch.randn(B, D, c, H * m)
+    ffn = (torch.randn(F, c, generator=gen) * 0.3, torch.randn(F), torch.randn(c, F) * 0.3,
+           torch.randn(c))
+    q, k, tv, tg, tb, _ = tables(15, 700, H, c)
+    index = torch.randint(0, 700, (B, D, N), generator=gen)
+    mix = torch.softmax(torch.randn(B, D, H * D, generator=gen), dim=-1)
+    runs = {t: (kernels.read_columns(cells, mask, queries, 1e-5, threads=t),
+                kernels.update_cells(cells, keys, key_bias, values, H, 1e-5, *ffn, 1e-5,
+                                     threads=t),
+                kernels.column_moments(index, mask, q, k, threads=t),
+                kernels.column_mix(index, mix, tv, tg, tb, threads=t)) for t in (1, 2, 3)}
+    for t in (2, 3):
+        for split, whole in zip(runs[t], runs[1]):
+            assert torch.equal(split, whole)
+
+
+def test_column_moments_keep_their_digits_over_many_rows():
+    q, k, *_, gen = tables(16, 3000, 2, 16)
+    q, k = q + 1.0, k + 1.0                      # sums of 10,000 positive-mean products
+    index = torch.randint(0, 3000, (1, 6, 10_000), generator=gen)
+    mask = torch.ones(1, 10_000, dtype=torch.bool)
+    exact = kernels.reference_moments(index, mask, q.double(), k.double())
+    got = kernels.column_moments(index, mask, q, k, threads=1)
+    assert ((got.double() - exact).abs() / exact.abs()).max() < 2e-6
+
+
+def test_outputs_are_float32_whatever_torch_default_dtype():
+    before = torch.get_default_dtype()
+    model = MIST.load()
+    x, y = mixed_samples()[0]
+    want = model.estimate(x, y)
+    try:
+        torch.set_default_dtype(torch.float64)
+        cells, mask, gen = cells_and_mask(17, 2, 3, 20, 16)
+        got = kernels.read_columns(cells.float(), mask, torch.randn(4, 16).float() * 0.3, 1e-5)
+        assert got.dtype == torch.float32
+        assert abs(model.estimate(x, y) - want) < 1e-6
+    finally:
+        torch.set_default_dtype(before)
+
+
+def test_sizes_beyond_the_kernels_buffers_take_the_torch_path():
+    big = torch.zeros(4096, 16)
+    with torch.inference_mode():
+        assert kernels.use_kernels(big, vectors=64, hidden=256, mixed=4096)
+        assert not kernels.use_kernels(big, vectors=65)
+        assert not kernels.use_kernels(big, hidden=257)
+        assert not kernels.use_kernels(big, mixed=4097)
+    torch.manual_seed(3)
+    att = InducedRowAttention(16, 2, 33, 32).eval()         # 66 keys, hidden width 512
+    cells, mask, _ = cells_and_mask(18, 3, 4, 100, 16)
+    with torch.inference_mode():
+        got = att(cells, mask)
+        with kernels.kernels_disabled():
+            want = att(cells, mask)
+    assert torch.equal(got, want)                            # the torch path both times
+
+
+def test_tensors_off_the_cpu_or_empty_batches():
+    cells, mask, gen = cells_and_mask(19, 2, 3, 20, 16)
+    with pytest.raises(ValueError, match="CPU tensors"):
+        kernels.read_columns(cells.to("meta"), mask, torch.randn(4, 16), 1e-5)
+    with pytest.raises(ValueError, match="CPU tensors"):
+        kernels.column_mix(torch.zeros(1, 2, 3, dtype=torch.long, device="meta"),
+                           torch.zeros(1, 2, 4), torch.zeros(5, 2, 16), torch.zeros(5, 16),
+                           torch.zeros(5, 16))
+    empty = kernels.read_columns(cells[:, :0], mask, torch.randn(4, 16) * 0.1, 1e-5)
+    assert empty.shape == (2, 0, 4, 16)
