@@ -83,8 +83,8 @@ except ImportError:          # not compiled (no C compiler at install time)
     _ext = None
 
 
-def _limits() -> dict[str, int]:
-    return _ext.limits() if _ext is not None else {}
+# the sizes the kernels' buffers hold and whether this CPU can run them (constants)
+_LIMITS: dict[str, int] = _ext.limits() if _ext is not None else {}
 
 
 # --------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def kernels_available() -> bool:
             _state["ok"] = False               # the self-check below runs the kernels
             _state["checking"] = True
             try:
-                ok = (_ext is not None and bool(_limits().get("cpu_ok"))
+                ok = (_ext is not None and bool(_LIMITS.get("cpu_ok"))
                       and os.environ.get(OPT_OUT_ENV, "") in ("", "0"))
                 _state["ok"] = ok and _self_check()
             finally:
@@ -137,9 +137,8 @@ def use_kernels(t: Tensor, cells: int | None = None, vectors: int = 1, hidden: i
     if not (t.device.type == "cpu" and t.dtype == torch.float32 and not torch.is_grad_enabled()
             and cells >= MIN_ROWS and c % 8 == 0 and enabled()):
         return False
-    lim = _limits()
-    return (c <= lim["max_c"] and vectors <= lim["max_j"] and hidden <= lim["max_f"]
-            and mixed <= lim["max_hd"])
+    return (c <= _LIMITS["max_c"] and vectors <= _LIMITS["max_j"]
+            and hidden <= _LIMITS["max_f"] and mixed <= _LIMITS["max_hd"])
 
 
 def _self_check() -> bool:
@@ -221,10 +220,15 @@ def _ptr(t: Tensor) -> int:
     return t.data_ptr()
 
 
+def _on_cpu(t: Tensor, what: str) -> None:
+    if t.device.type != "cpu":
+        raise ValueError(f"{what}: the compiled kernels take CPU tensors, got one on "
+                         f"{t.device}")
+
+
 def _f32(t: Tensor) -> Tensor:
     """``t`` as a contiguous float32 CPU tensor (the kernels read its memory directly)."""
-    if t.device.type != "cpu":
-        raise ValueError(f"the compiled kernels take CPU tensors, got one on {t.device}")
+    _on_cpu(t, "kernel input")
     return t.detach().to(torch.float32).contiguous()
 
 
@@ -234,9 +238,7 @@ def _expect(t: Tensor, shape: tuple[int, ...], what: str) -> None:
 
 
 def _index(index: Tensor, entries: int, what: str) -> Tensor:
-    if index.device.type != "cpu":
-        raise ValueError(f"{what}: the compiled kernels take CPU tensors, got one on "
-                         f"{index.device}")
+    _on_cpu(index, what)
     idx = index.contiguous()
     if (idx.dtype != torch.int64 or idx.numel() == 0
             or not (0 <= int(idx.min()) and int(idx.max()) < entries)):
