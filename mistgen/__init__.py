@@ -4,15 +4,17 @@ Public API:
     sample(spec, n, dim_x, dim_y, seed)          -> Sample(x, y, mi, params, spec, seed)
     build_meta_dataset(path, specs, count, ...)  -> MetaDataset   (sharded Zarr v3 store)
     open_meta_dataset(path)                      -> MetaDataset
+    verify_store(path)                           -> VerifyReport  (also: mistgen verify PATH)
     FAMILIES, TRANSFORMS                         registries of the names a spec may use
 """
-from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError
+from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError, StoreWarning
 from .modality import Modality, ModalityError, build_modality_base, load_modality, modality_from_config
 from .registry import FAMILIES, TRANSFORMS
 from .build import build_meta_dataset, write_store
 from .dataset import ConcatMetaDataset, MetaDataset, open_meta_dataset
 from .sampling import Sample, sample
 from .spec import parse_spec
+from .verify import VerifyReport, verify_store
 
 __version__ = "0.1.0"
 
@@ -20,5 +22,7 @@ __all__ = [
     "FAMILIES", "TRANSFORMS", "Sample", "sample", "parse_spec",
     "build_meta_dataset", "open_meta_dataset", "MetaDataset", "ConcatMetaDataset", "write_store",
     "Modality", "ModalityError", "build_modality_base", "load_modality", "modality_from_config",
-    "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "__version__",
+    "verify_store", "VerifyReport",
+    "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "StoreWarning",
+    "__version__",
 ]

@@ -7,12 +7,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .design import make_design, make_plan
+from .design import Plan, make_design, make_plan
+from .destination import check_destination, clean_stale_builds, finalize, partial_path
 from .errors import MistgenError
 from .execution import run_tasks
-from .store import (
-    DTYPES, FORMAT, check_destination, create_skeleton, finalize, partial_path, write_shard,
-)
+from .store import DTYPES, FORMAT, create_skeleton, write_shard
 
 
 def build_meta_dataset(
@@ -51,16 +50,16 @@ def build_meta_dataset(
     shard_size : datapoints per shard (the unit of parallel work and of streaming).
     priors : per-family prior overrides, ``{"normal-dense": {"off_diag": [0, 0.3]}}``.
     dtype : "float32" (default) or "float64" for the stored samples; labels are float64.
-    overwrite : replace an existing store at ``path`` (only a mistgen store or empty dir).
+    overwrite : replace an existing store at ``path`` (only a mistgen store or an empty
+        directory, checked again at the moment of replacement; a symbolic link is refused).
     workers, scheduler : local Dask worker processes, or a ``dask.distributed``
         scheduler address / Client to run on a cluster.
     config : recorded in the store's attributes (e.g. the study config it came from).
 
     The store is built beside ``path`` and renamed into place only when complete, so an
-    interrupted build never leaves a store that opens.
+    interrupted build never leaves a store that opens; what a killed build left beside
+    ``path`` is cleaned up or reported by the next build (see ``mistgen.destination``).
     """
-    from . import __version__
-
     design = make_design(
         specs, count, n_range=n_range, dim_range=dim_range, dim_y_range=dim_y_range,
         n_grid=n_grid, dim_grid=dim_grid, repeats=repeats,
@@ -68,7 +67,16 @@ def build_meta_dataset(
     plan = make_plan(design, seed, split, priors, shard_size)
     if dtype not in DTYPES:
         raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    attrs = {
+    return write_store(path, plan, store_attrs(plan, dtype, config), dtype=dtype,
+                       overwrite=overwrite, workers=workers, scheduler=scheduler,
+                       progress=progress, desc=f"build {plan.split}")
+
+
+def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None) -> dict:
+    """The group attributes of a store built from ``plan`` (``complete`` until finalized)."""
+    from . import __version__
+
+    return {
         "mistgen": {
             "format": FORMAT,
             "version": __version__,
@@ -77,16 +85,14 @@ def build_meta_dataset(
             "count": plan.count,
             "shard_size": plan.shard_size,
             "num_shards": plan.num_shards,
-            "specs": list(design.specs),
-            "design": design.describe(),
+            "specs": list(plan.design.specs),
+            "design": plan.design.describe(),
             "priors": plan.priors,
             "dtype": dtype,
             "complete": False,
         },
         "config": dict(config or {}),
     }
-    return write_store(path, plan, attrs, dtype=dtype, overwrite=overwrite, workers=workers,
-                       scheduler=scheduler, progress=progress, desc=f"build {plan.split}")
 
 
 def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=None,
@@ -103,6 +109,7 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
 
     path = Path(path)
     check_destination(path, overwrite)
+    clean_stale_builds(path)
     tmp = partial_path(path)
     try:
         create_skeleton(tmp, plan, attrs)

@@ -2,7 +2,7 @@
 
 The store is streamed: indexing reads the one shard that holds the datapoint (the last
 shard read is cached), and ``iter_shards`` yields one shard's samples at a time, so
-memory stays flat however large the store is.
+memory stays flat however large the store is. Every read is checked (``MetaDataset``).
 """
 from __future__ import annotations
 
@@ -16,12 +16,21 @@ import xarray as xr
 import zarr
 
 from .errors import StoreError
+from .integrity import (
+    check_array_shapes, check_meta, chunk_file, location_problem, missing_chunks, shard_value_count,
+)
 from .sampling import Sample
-from .store import FORMAT, shard_name
+from .store import INDEX_FIELDS, shard_name
 
 
 class MetaDataset:
-    """A read-only view of a complete meta-dataset store."""
+    """A read-only view of a complete meta-dataset store.
+
+    Opening checks the attributes against the arrays, that every chunk file exists, and
+    that the index locates every datapoint; reading checks each chunk's checksum and the
+    size of each shard. Any damage raises ``StoreError`` naming the store, the array and
+    the datapoints concerned (``mistgen.verify_store`` lists all of it at once).
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -32,17 +41,21 @@ class MetaDataset:
             meta = dict(self._root.attrs["mistgen"])
         except Exception as exc:  # corrupt metadata of any kind
             raise StoreError(f"{self.path} is not a readable meta-dataset store: {exc}") from exc
-        if meta.get("format") != FORMAT:
-            raise StoreError(f"{self.path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-        if not meta.get("complete"):
-            raise StoreError(f"{self.path} is incomplete (its build did not finish)")
+        check_meta(self.path, meta)
         self.meta = meta
         self.config = dict(self._root.attrs.get("config", {}))
+        check_array_shapes(self.path, self._root, meta)
+        self.missing = missing_chunks(self.path, self.num_shards)
         # Small integer columns, needed to locate any datapoint, are read once.
-        self._n = self._root["n"][:]
-        self._dim_x = self._root["dim_x"][:]
-        self._dim_y = self._root["dim_y"][:]
-        self._offset = self._root["offset"][:]
+        count = len(self)
+        self._n, self._dim_x, self._dim_y, self._offset = (
+            self.read_column(name, 0, count) for name in ("n", "dim_x", "dim_y", "offset"))
+        problem = location_problem(self._n, self._dim_x, self._dim_y, self._offset,
+                                   self.shard_size)
+        if problem is not None:
+            i, why = problem
+            raise self._damage(f"datapoint {i}", why)
+        self._specs = frozenset(self.specs)
         self._cache: tuple[int, np.ndarray] | None = None
 
     # -- metadata ---------------------------------------------------------------
@@ -65,7 +78,19 @@ class MetaDataset:
     @property
     def index(self) -> xr.Dataset:
         """Per-datapoint metadata (spec, n, dim_x, dim_y, mi, seed, params, shard, offset)."""
-        return xr.open_zarr(str(self.path), consolidated=True)
+        for name in INDEX_VARIABLES:
+            self._check_chunks(name, 0, len(self))
+        try:
+            index = xr.open_zarr(str(self.path), consolidated=True)
+        except Exception as exc:
+            raise self._damage("zarr.json", f"consolidated metadata unreadable ({exc})") from exc
+        for name in INDEX_VARIABLES:
+            try:
+                index[name].load()
+            except Exception:
+                self.read_column(name, 0, len(self))  # raises, naming the damaged chunk
+                raise
+        return index
 
     def __len__(self) -> int:
         return int(self.meta["count"])
@@ -76,20 +101,91 @@ class MetaDataset:
             f"shards={self.num_shards}, specs={len(self.specs)})"
         )
 
-    # -- data -------------------------------------------------------------------
-    def _shard_values(self, k: int) -> np.ndarray:
+    # -- checked reading ----------------------------------------------------------
+    def _damage(self, where: str, problem: str) -> StoreError:
+        return StoreError(f"{self.path}: {where}: {problem} (damaged store; "
+                          f"'python -m mistgen verify {self.path}' lists all damage)")
+
+    def _where(self, name: str, lo: int, hi: int, reading: int | None = None) -> str:
+        span = f"datapoint {lo}" if hi - lo == 1 else f"datapoints {lo}-{hi - 1}"
+        if reading is not None and hi - lo > 1:
+            span += f" (reading datapoint {reading})"
+        return f"array {name!r}, {span}"
+
+    def _check_chunks(self, name: str, lo: int, hi: int, reading: int | None = None) -> None:
+        for k in range(lo // self.shard_size, (hi - 1) // self.shard_size + 1):
+            if (name, k) in self.missing:
+                raise self._damage(self._where(name, *self.shard_bounds(k), reading),
+                                   f"chunk file {chunk_file(self.path, name, k)} is missing")
+
+    def read_column(self, name: str, lo: int, hi: int, reading: int | None = None) -> np.ndarray:
+        """``name[lo:hi]`` of an index array, checked; failures name the chunk that failed."""
+        self._check_chunks(name, lo, hi, reading)
+        try:
+            return self._root[name][lo:hi]
+        except Exception as exc:
+            for k in range(lo // self.shard_size, (hi - 1) // self.shard_size + 1):
+                a, b = self.shard_bounds(k)
+                try:
+                    self._root[name][a:b]
+                except Exception as chunk_exc:
+                    raise self._damage(self._where(name, a, b, reading),
+                                       f"cannot be read ({chunk_exc})") from exc
+            raise self._damage(self._where(name, lo, hi, reading),
+                               f"cannot be read ({exc})") from exc
+
+    def shard_bounds(self, k: int) -> tuple[int, int]:
+        """The datapoints [lo, hi) that shard ``k`` holds."""
+        return k * self.shard_size, min((k + 1) * self.shard_size, len(self))
+
+    def _shard_values(self, k: int, reading: int | None = None) -> np.ndarray:
         if self._cache is None or self._cache[0] != k:
-            self._cache = (k, self._root[shard_name(k)][:])
+            name = shard_name(k)
+            lo, hi = self.shard_bounds(k)
+            where = self._where(name, lo, hi, reading)
+            if (name, k) in self.missing:
+                raise self._damage(where, f"chunk file {chunk_file(self.path, name, 0)} "
+                                          "is missing")
+            try:
+                values = self._root[name][:]
+            except Exception as exc:
+                raise self._damage(where, f"cannot be read ({exc})") from exc
+            expected = shard_value_count(self._n, self._dim_x, self._dim_y, lo, hi)
+            if values.shape != (expected,):
+                raise self._damage(where, f"holds {values.size} values, but the index "
+                                          f"locates {expected}")
+            self._cache = (k, values)
         return self._cache[1]
 
     def _build(self, i: int, values: np.ndarray, spec, mi, seed, params) -> Sample:
         n, dx, dy = int(self._n[i]), int(self._dim_x[i]), int(self._dim_y[i])
         off = int(self._offset[i])
         block = values[off: off + n * (dx + dy)].reshape(n, dx + dy)
+        parsed = self._check_labels(i, spec, mi, seed, params)
         return Sample(
             x=np.ascontiguousarray(block[:, :dx]), y=np.ascontiguousarray(block[:, dx:]),
-            mi=float(mi), params=json.loads(params), spec=str(spec), seed=int(seed),
+            mi=float(mi), params=parsed, spec=str(spec), seed=int(seed),
         )
+
+    def _check_labels(self, i: int, spec, mi, seed, params) -> dict:
+        """Datapoint ``i``'s labels must be ones a build writes; returns the parsed params."""
+        try:
+            parsed = json.loads(params)
+        except (TypeError, ValueError):
+            parsed = None
+        problems = (
+            ("spec", spec in self._specs, f"holds {spec!r}, which is not one of the store's specs"),
+            ("mi", bool(np.isfinite(mi)), f"holds {mi!r}, not a finite MI"),
+            ("seed", seed >= 0, f"holds {seed!r} (must be >= 0)"),
+            ("params", isinstance(parsed, dict), f"holds {str(params)[:80]!r}, not a JSON object"),
+        )
+        for name, ok, why in problems:
+            if not ok:
+                raise self._damage(f"array {name!r}, datapoint {i}", why)
+        return parsed
+
+    def _labels(self, lo: int, hi: int, reading: int | None = None) -> list[np.ndarray]:
+        return [self.read_column(name, lo, hi, reading) for name in LABELS]
 
     def __getitem__(self, i: int) -> Sample:
         if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
@@ -98,9 +194,8 @@ class MetaDataset:
         if not -count <= i < count:
             raise IndexError(f"datapoint {i} out of range for {count} datapoints")
         i = int(i) % count
-        values = self._shard_values(i // self.shard_size)
-        cols = [self._root[name][i: i + 1][0] for name in ("spec", "mi", "seed", "params")]
-        return self._build(i, values, *cols)
+        values = self._shard_values(i // self.shard_size, reading=i)
+        return self._build(i, values, *(c[0] for c in self._labels(i, i + 1, reading=i)))
 
     def shard_length(self, k: int) -> int:
         """Number of datapoints in shard ``k``."""
@@ -110,10 +205,9 @@ class MetaDataset:
         """All samples of shard ``k``, read with one request per array."""
         if not 0 <= k < self.num_shards:
             raise IndexError(f"shard {k} out of range for {self.num_shards} shards")
-        lo, hi = k * self.shard_size, min((k + 1) * self.shard_size, len(self))
-        values = self._root[shard_name(k)][:]
-        r = self._root
-        cols = [r[name][lo:hi] for name in ("spec", "mi", "seed", "params")]
+        lo, hi = self.shard_bounds(k)
+        values = self._shard_values(k)
+        cols = self._labels(lo, hi)
         return [self._build(i, values, *(c[i - lo] for c in cols)) for i in range(lo, hi)]
 
     def iter_shards(self, order: Any = None) -> Iterator[list[Sample]]:
@@ -187,7 +281,8 @@ class ConcatMetaDataset:
     __iter__ = MetaDataset.__iter__
 
 
-INDEX_VARIABLES = ("spec", "n", "dim_x", "dim_y", "mi", "seed", "params", "shard", "offset")
+INDEX_VARIABLES = tuple(INDEX_FIELDS)
+LABELS = ("spec", "mi", "seed", "params")
 
 
 def open_meta_dataset(

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import MistgenError, PriorError, ShapeError, SpecError
 from .registry import FAMILIES
-from .sampling import Sample, check_int, sample
+from .sampling import MAX_SAMPLE_BYTES, Sample, check_cost, check_int, sample
 from .spec import parse_spec
 
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
@@ -90,6 +90,17 @@ class Design:
                 problem = parsed.shape_problem(dx, dy)
                 if problem:
                     raise ShapeError(f"{problem} (reachable with this split's dims)")
+
+    def check_costs(self, largest_n: int, dim_x: int, dim_y: int) -> None:
+        """Refuse a design whose largest datapoint would exceed ``sample``'s memory limit."""
+        for spec in self.specs:
+            check_cost(parse_spec(spec), largest_n, dim_x, dim_y, MAX_SAMPLE_BYTES,
+                       "Stores hold datapoints within that limit: narrow n or the dims.")
+
+    def largest_dims(self) -> tuple[int, int]:
+        """The reachable (dim_x, dim_y) with the most coordinates, without enumerating."""
+        dim_y = self.dim_range[1] if self.dim_y_range is None else self.dim_y_range[1]
+        return self.dim_range[1], dim_y
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,7 @@ def make_design(
         design: Design = RandomDesign(
             specs, dim_range, dim_y, n_range=_int_range("n_range", n_range, 2), n_datapoints=count
         )
+        design.check_costs(design.n_range[1], *design.largest_dims())
         dims = design._reachable_dims()
         design.check_shapes({s: dims for s in specs})
         return design
@@ -210,6 +222,8 @@ def make_design(
             f"({len(specs)} specs x {len(grid_n)} n values x "
             f"{len(grid_dims) if grid_dims else 1} dims x {repeats} repeats)"
         )
+    largest = max(grid_dims, key=sum) if grid_dims else design.largest_dims()
+    design.check_costs(max(grid_n), *largest)
     dims = list(grid_dims) if grid_dims else design._reachable_dims()
     design.check_shapes({s: dims for s in specs})
     return design

@@ -19,3 +19,7 @@ class PriorError(MistgenError):
 
 class StoreError(MistgenError):
     """A meta-dataset store is missing, incomplete, corrupt, or would be overwritten."""
+
+
+class StoreWarning(UserWarning):
+    """Something beside a store needs attention (e.g. a partial build left by a killed run)."""

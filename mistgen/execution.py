@@ -8,12 +8,17 @@ Results are identical whichever way tasks run: each depends only on its shard in
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import logging
 import os
+import sys
 from contextlib import ExitStack
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
+
+from .errors import MistgenError
 
 
 def default_workers() -> int:
@@ -44,9 +49,55 @@ def run_tasks(
                 results.append(fn(k))
                 bar.update()
             return results
+        if scheduler is None:
+            check_main_guard()
         return _run_distributed(fn, keys, workers, scheduler, bar)
     finally:
         bar.close()
+
+
+def check_main_guard() -> None:
+    """Refuse to start local worker processes from unguarded top-level script code.
+
+    Local workers are started with ``spawn``, which runs the main script again in every
+    worker; a build call at the script's top level would then start a cluster inside each
+    worker, and Dask reports that as hundreds of lines of tracebacks. This finds the line of
+    the main script that is running now and checks that it sits under
+    ``if __name__ == "__main__":``.
+    """
+    import dask
+
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+        return  # forked workers do not run the script again
+    if script is None or getattr(main, "__spec__", None) is not None:
+        return  # interactive, or run with -m: spawn does not re-run this code
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_globals is vars(main)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(script, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return
+    if not any(_is_main_guard(node) and node.lineno <= line <= node.end_lineno
+               for node in tree.body):
+        raise MistgenError(
+            f"{script}, line {line}: building with several local workers starts worker "
+            f"processes that run this script again, so the call must sit under "
+            f"'if __name__ == \"__main__\":' (or pass workers=1)"
+        )
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__"
+                    for c in node.test.comparators))
 
 
 def _run_distributed(fn, keys, workers, scheduler, bar) -> list[Any]:

@@ -9,6 +9,10 @@ import numpy as np
 
 from .errors import MistgenError, ShapeError
 from .spec import parse_spec
+from .threads import single_threaded_blas
+
+#: Default refusal threshold of ``sample(max_bytes=...)``: ~2 GiB of estimated working memory.
+MAX_SAMPLE_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -45,6 +49,18 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def check_cost(parsed, n: int, dim_x: int, dim_y: int, max_bytes: int | None,
+               remedy: str) -> None:
+    """Refuse a datapoint whose estimated working memory exceeds ``max_bytes``."""
+    need = parsed.family.memory_bytes(n, dim_x, dim_y)
+    if max_bytes is not None and need > max_bytes:
+        raise ShapeError(
+            f"{parsed.spec} with n={n}, dim_x={dim_x}, dim_y={dim_y} would need about "
+            f"{need / 1e9:.1f} GB of memory ({parsed.family.memory_use(n, dim_x, dim_y)}); "
+            f"the limit is {max_bytes / 1e9:.1f} GB. {remedy}"
+        )
+
+
 def sample(
     spec: str,
     n: int,
@@ -54,26 +70,34 @@ def sample(
     *,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
     params: Mapping[str, Any] | None = None,
+    max_bytes: int | None = MAX_SAMPLE_BYTES,
 ) -> Sample:
     """Draw parameters from the family's prior (or use ``params``), then ``n`` rows.
 
     The result is a pure function of the arguments. ``priors`` maps a family name to
-    prior overrides, e.g. ``{"normal-dense": {"off_diag": [0.1, 0.3]}}``.
+    prior overrides, e.g. ``{"normal-dense": {"off_diag": [0.1, 0.3]}}``. A request whose
+    estimated working memory exceeds ``max_bytes`` (default ~2 GiB) is refused before any
+    work; pass a larger value, or ``None``, to allow it. The small matrix products run on
+    one BLAS thread for the duration of the call (see ``mistgen.threads``).
     """
     n = check_int("n", n, 2)
     dim_x = check_int("dim_x", dim_x, 1)
     dim_y = check_int("dim_y", dim_y, 1)
     seed = check_int("seed", seed, 0)
+    max_bytes = None if max_bytes is None else check_int("max_bytes", max_bytes, 1)
     parsed = parse_spec(spec)
     parsed.check_dims(dim_x, dim_y)
+    check_cost(parsed, n, dim_x, dim_y, max_bytes,
+               "Pass max_bytes=<bytes> (or None) to sample() to allow it.")
     family = parsed.family
     rng = np.random.default_rng(seed)
-    if params is None:
-        prior = family.resolve_prior((priors or {}).get(family.name))
-        params = family.draw_params(rng, dim_x, dim_y, prior)
-    else:
-        params = family.check_params(params)
-    x, y = family.sample(rng, n, dim_x, dim_y, params)
-    x, y = parsed.apply(x, y)
-    mi = float(family.mutual_information(params, dim_x, dim_y))
+    with single_threaded_blas():
+        if params is None:
+            prior = family.resolve_prior((priors or {}).get(family.name))
+            params = family.draw_params(rng, dim_x, dim_y, prior)
+        else:
+            params = family.check_params(params)
+        x, y = family.sample(rng, n, dim_x, dim_y, params)
+        x, y = parsed.apply(x, y)
+        mi = float(family.mutual_information(params, dim_x, dim_y))
     return Sample(x=x, y=y, mi=mi, params=dict(params), spec=spec, seed=seed)

@@ -3,8 +3,9 @@
 ::
 
     <split>.zarr/
-      zarr.json            group attributes: "mistgen" (format, version, split, seed,
-                           specs, design, priors, shard size, dtype, complete) and "config"
+      zarr.json            group attributes: "mistgen" (format "mistgen-meta-dataset/2",
+                           version, split, seed, count, specs, design, priors, shard size,
+                           number of shards, dtype, complete) and "config"
       spec n dim_x dim_y   per-datapoint index arrays over dimension "datapoint",
       mi seed params       chunked one chunk per shard (params are JSON strings)
       shard offset
@@ -12,28 +13,31 @@
                            row-major [x | y] blocks, concatenated; ``offset`` locates them
 
 Ragged samples are stored without padding. Each shard writes its own array and its own
-chunk of every index array, so shards can be written by any worker in any order.
+chunk of every index array, so shards can be written by any worker in any order. Every
+chunk ends in a CRC-32C checksum (Zarr v3 ``crc32c`` codec) and every chunk is written,
+even one equal to the fill value, so a damaged chunk fails its checksum and a missing one
+is a missing file (``mistgen.integrity``), never data.
+
+Building streams one shard at a time. Shard buffers are tens of MB and vary in size; on
+glibc, long builds keep the most stable memory with ``MALLOC_MMAP_THRESHOLD_=1048576`` in
+the environment of the building process (the library itself leaves the allocator alone).
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import zarr
-from threadpoolctl import threadpool_limits
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
 from .design import Plan
-from .errors import MistgenError, StoreError
+from .errors import MistgenError
+from .threads import single_threaded_blas
 
-FORMAT = "mistgen-meta-dataset/1"
+FORMAT = "mistgen-meta-dataset/2"
 SHARD_GROUP = "shards"
 INDEX_FIELDS: dict[str, Any] = {
     "spec": str,
@@ -47,31 +51,38 @@ INDEX_FIELDS: dict[str, Any] = {
     "offset": "int64",
 }
 DTYPES = ("float32", "float64")
+#: The entries of a store's top directory; anything else there is not ours.
+STORE_ENTRIES = frozenset({"zarr.json", SHARD_GROUP, *INDEX_FIELDS})
+#: Every chunk is written (a chunk equal to the fill value included), so that a missing
+#: chunk file always means damage.
+ARRAY_CONFIG = {"write_empty_chunks": True}
 
 
 def shard_name(k: int) -> str:
     return f"{SHARD_GROUP}/{k:05d}"
 
 
-def compressor(dtype: str) -> BloscCodec:
-    return BloscCodec(
-        cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle, typesize=np.dtype(dtype).itemsize
+def shard_compressors(dtype: str) -> tuple:
+    return (
+        BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle,
+                   typesize=np.dtype(dtype).itemsize),
+        Crc32cCodec(),
     )
 
 
+def index_compressors() -> tuple:
+    return ZstdCodec(level=0), Crc32cCodec()
+
+
 def is_store(path: Path) -> bool:
+    """Whether ``path`` is a directory whose group metadata is a mistgen store's."""
     meta = Path(path) / "zarr.json"
     if not meta.is_file():
         return False
     try:
         return "mistgen" in json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return False
-
-
-def partial_path(path: Path) -> Path:
-    """A sibling path to build into; renamed onto ``path`` only once complete."""
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:12]}")
 
 
 def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:
@@ -82,27 +93,13 @@ def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:
         root.create_array(
             name, shape=(plan.count,), chunks=(plan.shard_size,), dtype=dtype,
             dimension_names=["datapoint"], fill_value=None if dtype is str else 0,
+            compressors=index_compressors(), config=ARRAY_CONFIG,
         )
-
-
-@functools.cache
-def release_large_buffers() -> None:
-    """Have glibc serve allocations of 1 MiB and more by mmap, once per process.
-
-    Shard buffers are tens of MB and vary in size; under glibc's adaptive threshold the
-    freed buffers stay in fragmented heaps and a long build's memory creeps up with the
-    number of shards. Mapped buffers go back to the OS when freed, so memory stays flat.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
     """Generate shard ``k`` of ``plan`` and write it into the store at ``path``."""
-    release_large_buffers()
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
+    with single_threaded_blas():  # tiny matrices: threads only cost
         return _write_shard(path, k, plan, dtype)
 
 
@@ -130,7 +127,7 @@ def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
     root = zarr.open_group(path, mode="r+")
     arr = root.create_array(
         shard_name(k), shape=values.shape, chunks=values.shape, dtype=dtype,
-        compressors=compressor(dtype), dimension_names=["value"],
+        compressors=shard_compressors(dtype), dimension_names=["value"], config=ARRAY_CONFIG,
     )
     arr[:] = values
     columns = {
@@ -139,13 +136,13 @@ def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
         "shard": np.full(hi - lo, k), "offset": offsets,
     }
     for name, column in columns.items():
-        root[name][lo:hi] = np.asarray(column, dtype=object if INDEX_FIELDS[name] is str
-                                       else INDEX_FIELDS[name])
+        dtype_of = object if INDEX_FIELDS[name] is str else INDEX_FIELDS[name]
+        root[name].with_config(ARRAY_CONFIG)[lo:hi] = np.asarray(column, dtype=dtype_of)
     return hi - lo
 
 
-def finalize(path: Path, final: Path, overwrite: bool) -> None:
-    """Mark the store complete and move it into place (atomic rename)."""
+def mark_complete(path: Path) -> None:
+    """Flag a fully written store complete and consolidate its metadata."""
     root = zarr.open_group(str(path), mode="r+")
     meta = dict(root.attrs["mistgen"])
     meta["complete"] = True
@@ -153,26 +150,3 @@ def finalize(path: Path, final: Path, overwrite: bool) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(str(path))
-    old = None
-    if final.exists():
-        if not overwrite:
-            raise StoreError(f"{final} appeared while building; refusing to overwrite it")
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:12]}")
-        final.rename(old)
-    path.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def check_destination(path: Path, overwrite: bool) -> None:
-    if not path.exists():
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if not overwrite:
-        raise StoreError(f"{path} already exists; pass overwrite=True to replace it")
-    empty_dir = path.is_dir() and not any(path.iterdir())
-    if not (is_store(path) or empty_dir):
-        raise StoreError(
-            f"{path} exists and is not a mistgen meta-dataset; refusing to overwrite it"
-        )

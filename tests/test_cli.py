@@ -6,23 +6,29 @@ import pandas as pd
 import pytest
 import torch
 
+from mistmodel.checkpoint import save_checkpoint
 from mistmodel.cli import main
 from mistmodel.model import MISTNet, ModelConfig
+
+
+def tiny_checkpoint(path, variant, shift=0.0):
+    """A small untrained network; ``shift`` raises MIST-QR's lowest knot, so all its
+    quantiles (the head's last parameter is the bias of the knot values)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(variant=variant, width=8, summary_width=16, pair_width=8, head_hidden=16)
+    net = MISTNet(cfg)
+    with torch.no_grad():
+        list(net.head.parameters())[-1][0] += shift
+    return save_checkpoint(path, net.state_dict(), {
+        "variant": variant, "model_config": cfg.to_dict(),
+        "data_ranges": {"n": [10, 500], "dim_x": [1, 32], "dim_y": [1, 32]}})
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    paths = {}
-    for variant in ("mist", "mist_qr"):
-        torch.manual_seed(0)
-        cfg = ModelConfig(variant=variant, width=8, summary_width=16, pair_width=8, head_hidden=16)
-        net = MISTNet(cfg)
-        paths[variant] = root / f"{variant}.pt"
-        torch.save({"model_config": cfg.to_dict(), "model_state": net.state_dict(),
-                    "data_ranges": {"n": [10, 500], "dim_x": [1, 32], "dim_y": [1, 32]}},
-                   paths[variant])
-    return paths
+    return {variant: tiny_checkpoint(root / f"{variant}.safetensors", variant)
+            for variant in ("mist", "mist_qr")}
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +134,46 @@ def test_small_n_warns_on_stderr(tmp_path, capsys, checkpoints, data):
                                   *flags(checkpoints)])
     assert code == 0
     assert "mist: warning (SmallSampleWarning)" in err and "n >= 10" in err
+
+
+def test_interval_level_and_method_are_reported(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0:3", "--y", "3:5",
+                                  "--level", "0.8", "--json", *flags(checkpoints)])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["level"] == 0.8 and res["lower"] <= res["estimate"] <= res["upper"]
+    assert "raw quantiles" in res["interval_method"] and res["notes"] == []
+
+
+def test_level_beyond_the_trained_quantiles_is_refused(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
+                                  "--level", "0.99", *flags(checkpoints)])
+    assert code == 2 and out == ""
+    assert "level 0.99" in err and "up to level 0.98" in err
+
+
+def test_estimate_outside_the_interval_is_said(tmp_path, capsys, checkpoints, data):
+    qr = tiny_checkpoint(tmp_path / "shifted.safetensors", "mist_qr", shift=50.0)
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    argv = ["estimate", str(path), "--x", "0:3", "--y", "3:5",
+            "--checkpoint", str(checkpoints["mist"]), "--qr-checkpoint", str(qr)]
+    code, out, err = run(capsys, argv + ["--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["lower"] > res["estimate"]
+    assert len(res["notes"]) == 1 and "outside the interval" in res["notes"][0]
+    code, out, err = run(capsys, argv)
+    assert code == 0 and "note: the estimate lies outside the interval" in out
+
+
+def test_point_checkpoint_as_qr_checkpoint_is_refused(tmp_path, capsys, checkpoints, data):
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
+                                  "--qr-checkpoint", str(checkpoints["mist"])])
+    assert code == 2 and "is not a quantile (mist_qr) checkpoint" in err

@@ -212,3 +212,41 @@ def test_additive_1x1_mi_by_numerical_integration(eps):
     numeric = h_y - np.log(2 * eps)
     assert additive_noise_mi(eps) == pytest.approx(numeric, abs=1e-6)
     assert mi_of("additive_noise", 1, 1, epsilon=[eps]) == pytest.approx(numeric, abs=1e-6)
+
+
+# -- process state: BLAS threads ------------------------------------------------------
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_sampling_runs_on_one_blas_thread_and_restores_the_count():
+    from threadpoolctl import threadpool_limits
+    from mistgen.threads import single_threaded_blas
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with single_threaded_blas():
+            assert set(blas_threads()) == {1}
+            with single_threaded_blas():  # nested: still one, and the outer exit restores
+                pass
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}
+        mistgen.sample("normal-dense-base", 50, 8, 8, 0)
+        assert set(blas_threads()) == {2}
+        with pytest.raises(PriorError):
+            mistgen.sample("student-dense", 50, 3, 3, 0, params={"nu": -1.0, "off_diag": 0.1})
+        with pytest.raises(PriorError):
+            mistgen.sample("normal-dense", 50, 3, 3, 0, priors={"normal-dense": {"off_diag": [-0.5, 0]}})
+        assert set(blas_threads()) == {2}
+
+
+def test_concurrent_samples_from_threads_leave_the_count_as_found():
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: mistgen.sample("student-dense-asinh", 200, 16, 16, s),
+                          range(40)))
+        assert set(blas_threads()) == {2}

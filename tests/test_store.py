@@ -11,7 +11,8 @@ import mistgen
 from mistgen import MistgenError, ShapeError, SpecError, StoreError
 from mistgen import build as build_module
 from mistgen.design import make_design, make_plan
-from mistgen.store import create_skeleton, finalize, write_shard
+from mistgen.destination import finalize
+from mistgen.store import FORMAT, create_skeleton, write_shard
 
 SPECS = ["normal-dense-base", "student-sparse-asinh", "additive_noise-wiggly",
          "normal-lvm-halfcube", "student-2pair-base", "normal-dense-normal_cdf-spiral"]
@@ -162,8 +163,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
 
 def test_incomplete_store_does_not_open(tmp_path):
     plan = make_plan(make_design(SPECS, 10), 0, "train", None, 5)
-    create_skeleton(tmp_path / "half.zarr", plan, {"mistgen": {"format": "mistgen-meta-dataset/1",
-                                                               "complete": False}})
+    create_skeleton(tmp_path / "half.zarr", plan, {"mistgen": {"format": FORMAT, "complete": False}})
     write_shard(str(tmp_path / "half.zarr"), 0, plan, "float32")
     with pytest.raises(StoreError, match="incomplete"):
         mistgen.open_meta_dataset(tmp_path / "half.zarr")
@@ -221,3 +221,59 @@ def test_several_stores_read_as_one(tmp_path):
     ix = both.index
     assert ix.sizes["datapoint"] == 15 and list(ix.spec.values[9:11]) == [
         "normal-dense-base", "student-sparse-asinh"]
+
+
+# -- replacing what stands at the destination --------------------------------------------
+
+def leftovers(directory):
+    return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith("."))
+
+
+def test_killed_build_is_reported_while_running_and_removed_once_gone(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "big.zarr"
+    script = (f"import mistgen\nif __name__ == '__main__':\n"
+              f"    mistgen.build_meta_dataset({str(path)!r}, ['student-dense-base'], 100000, "
+              f"shard_size=5, workers=1, progress=False)\n")
+    builder = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not any((p / "shards" / "00000").exists()
+                      for p in tmp_path.glob(".big.zarr.partial-*")):
+            assert builder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        with pytest.warns(mistgen.StoreWarning,
+                          match=f"builder \\(pid {builder.pid}\\) is still running"):
+            build(path, count=3)
+        assert len(leftovers(tmp_path)) == 1
+    finally:
+        builder.kill()
+        builder.wait()
+    with pytest.warns(mistgen.StoreWarning, match="removed .*partial.* no longer running"):
+        build(path, count=4, overwrite=True)
+    assert leftovers(tmp_path) == [] and len(mistgen.open_meta_dataset(path)) == 4
+
+
+# -- verification ----------------------------------------------------------------------
+
+def test_verify_passes_an_intact_store_and_the_command_exits_zero(tmp_path):
+    import subprocess
+    import sys
+
+    ds = build(tmp_path / "s.zarr")
+    report = mistgen.verify_store(ds.path, regenerate=True)
+    assert report.ok and report.datapoints_checked == 40 and report.shards_checked == 6
+    run = subprocess.run([sys.executable, "-m", "mistgen", "verify", str(ds.path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "OK (40 datapoints in 6 shards checked)" in run.stdout
+
+
+def test_every_array_chunk_carries_a_checksum(tmp_path):
+    ds = build(tmp_path / "s.zarr", count=8)
+    meta = json.loads((ds.path / "zarr.json").read_text())["consolidated_metadata"]["metadata"]
+    arrays = {k: v for k, v in meta.items() if v["node_type"] == "array"}
+    assert len(arrays) == 9 + ds.num_shards
+    assert all(v["codecs"][-1]["name"] == "crc32c" for v in arrays.values())

@@ -186,6 +186,8 @@ def test_failures_are_regenerated_deterministically(modality, flows, tmp_path):
             assert s.mi == b.mi and s.seed == b.seed
     again = warp_store(base, flows, tmp_path / "w2.zarr", max_abs=3.0, workers=1, progress=False)
     assert digest(again.path) == digest(w.path)
+    assert mistgen.verify_store(w.path).ok  # labels of regenerated datapoints included
+    assert mistgen.verify_store(base.path, regenerate=True).ok
     with pytest.raises(WarpError, match="regenerations"):
         warp_store(base, flows, tmp_path / "w3.zarr", max_abs=3.0, max_regenerations=0,
                    workers=1, progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import FAMILIES
-from ..errors import PriorError, ShapeError
+from ..errors import ShapeError
 from .base import Family
 
 
@@ -17,12 +17,11 @@ def additive_noise_mi(eps: float) -> float:
 class AdditiveNoise(Family):
     name = "additive_noise"
     default_prior = {"epsilon": (0.1, 2.0)}
+    param_bounds = {"epsilon": (0.0, np.inf)}
     equal_dims = True
 
     def draw_params(self, rng, dim_x, dim_y, prior):
         low, high = prior["epsilon"]
-        if low <= 0:
-            raise PriorError(f"prior for {self.name}.epsilon must be > 0, got {prior['epsilon']}")
         return {"epsilon": [float(e) for e in rng.uniform(low, high, size=dim_x)]}
 
     def mutual_information(self, params, dim_x, dim_y):

@@ -7,6 +7,8 @@ parameter name (see ``resolve_prior``).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -14,6 +16,12 @@ import numpy as np
 from ..errors import PriorError, ShapeError
 
 Prior = dict[str, tuple[float, float | None]]
+Bounds = tuple[float, float]
+
+#: Bytes per float64 value, and how many working copies of each array sampling holds at
+#: its peak (the draw, the product, the transforms' intermediates).
+FLOAT_BYTES = 8
+WORKING_COPIES = 4
 
 
 class Family:
@@ -29,6 +37,18 @@ class Family:
     equal_dims: ClassVar[bool] = False
     #: Integer-valued parameters (drawn with ``integers``, inclusive bounds).
     integer_params: ClassVar[frozenset[str]] = frozenset()
+    #: Open intervals that every value of a parameter must lie in (e.g. ``nu > 0``);
+    #: parameters not listed take any finite value.
+    param_bounds: ClassVar[dict[str, Bounds]] = {}
+
+    # -- cost ----------------------------------------------------------------
+    def memory_bytes(self, n: int, dim_x: int, dim_y: int) -> int:
+        """Peak memory, roughly, of drawing ``n`` rows: working copies of the n x d sample."""
+        return FLOAT_BYTES * WORKING_COPIES * n * (dim_x + dim_y)
+
+    def memory_use(self, n: int, dim_x: int, dim_y: int) -> str:
+        """What ``memory_bytes`` counts, in words."""
+        return f"working copies of {n} x {dim_x + dim_y} float64 values"
 
     # -- shape checks -------------------------------------------------------
     def shape_problem(self, dim_x: int, dim_y: int) -> str | None:
@@ -73,7 +93,14 @@ class Family:
                     f"family {self.name!r} has no parameter {key!r} to set a prior on; "
                     f"its parameters are: {', '.join(sorted(prior)) or '(none)'}"
                 )
-            prior[key] = _check_range(self.name, key, value, key in self.integer_params)
+            low, high = _check_range(self.name, key, value, key in self.integer_params)
+            if key in self.param_bounds and not (
+                    _within(low, self.param_bounds[key]) and _within(high, self.param_bounds[key])):
+                raise PriorError(
+                    f"prior for {self.name}.{key} must lie within "
+                    f"{_describe(key, self.param_bounds[key])}, got {list(value)!r}"
+                )
+            prior[key] = (low, high)
         return prior
 
     def draw(self, rng: np.random.Generator, key: str, prior: Prior, cap: int | None = None):
@@ -89,13 +116,41 @@ class Family:
         return int(rng.integers(low, high + 1))
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Explicit parameters must name every parameter of the prior."""
+        """Explicit parameters must name every parameter of the prior, with valid values."""
         missing = sorted(set(self.default_prior) - set(params))
         if missing:
             raise PriorError(
                 f"family {self.name!r} needs parameter(s) {', '.join(missing)}; got {dict(params)}"
             )
+        for key in self.default_prior:
+            values = params[key] if isinstance(params[key], (list, tuple)) else [params[key]]
+            for value in values:
+                self._check_value(key, value)
         return dict(params)
+
+    def _check_value(self, key: str, value: Any) -> None:
+        integer = key in self.integer_params
+        number = isinstance(value, numbers.Integral if integer else numbers.Real)
+        if isinstance(value, bool) or not number or not math.isfinite(value):
+            kind = "an integer" if integer else "a finite number"
+            raise PriorError(f"family {self.name!r}: parameter {key} must be {kind}, got {value!r}")
+        bounds = self.param_bounds.get(key)
+        if bounds is not None and not _within(value, bounds):
+            raise PriorError(
+                f"family {self.name!r}: parameter {key} must lie within "
+                f"{_describe(key, bounds)}, got {value!r}"
+            )
+
+
+def _within(value: float | None, bounds: Bounds) -> bool:
+    return value is None or bounds[0] < value < bounds[1]
+
+
+def _describe(key: str, bounds: Bounds) -> str:
+    low, high = bounds
+    if math.isinf(high):
+        return f"{key} > {low:g}"
+    return f"{low:g} < {key} < {high:g}"
 
 
 def _check_range(family: str, key: str, value: Any, integer: bool) -> tuple[float, float | None]:
@@ -105,6 +160,9 @@ def _check_range(family: str, key: str, value: Any, integer: bool) -> tuple[floa
         raise PriorError(
             f"prior for {family}.{key} must be a [low, high] pair, got {value!r}"
         ) from None
+    if not all(v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool))
+               for v in (low, high)) or low is None:
+        raise PriorError(f"prior for {family}.{key} must be a pair of numbers, got {value!r}")
     if integer:
         ints_ok = float(low).is_integer() and low >= 1 and (
             high is None or (float(high).is_integer() and low <= high))

@@ -9,17 +9,35 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from .base import Family, Prior, dense_matrix, lvm_correlation
+from ..errors import PriorError
+from .base import FLOAT_BYTES, WORKING_COPIES, Family, Prior, dense_matrix, lvm_correlation
 
 
 class Structure(Family):
     structure_prior: ClassVar[Prior] = {}
+
+    def memory_bytes(self, n: int, dim_x: int, dim_y: int) -> int:
+        """The sample's working copies plus the d x d dispersion matrix and its factors."""
+        d = dim_x + dim_y
+        return super().memory_bytes(n, dim_x, dim_y) + FLOAT_BYTES * WORKING_COPIES * d * d
+
+    def memory_use(self, n: int, dim_x: int, dim_y: int) -> str:
+        d = dim_x + dim_y
+        return f"{super().memory_use(n, dim_x, dim_y)} and of a {d} x {d} dispersion matrix"
 
     def draw_structure(self, rng, dim_x: int, dim_y: int, prior: Prior) -> dict[str, Any]:
         raise NotImplementedError
 
     def matrix(self, params: Mapping[str, Any], dim_x: int, dim_y: int) -> np.ndarray:
         raise NotImplementedError
+
+    def pairs(self, params: Mapping[str, Any], dim_x: int, dim_y: int) -> int:
+        """The number of interacting pairs k, which must fit both sides."""
+        k = params["k"]
+        if not 1 <= k <= min(dim_x, dim_y):
+            raise PriorError(f"family {self.name!r}: parameter k must be between 1 and "
+                             f"min(dim_x, dim_y) = {min(dim_x, dim_y)}, got {k!r}")
+        return k
 
 
 class IdentityStructure(Structure):
@@ -38,12 +56,33 @@ class DenseStructure(Structure):
     """All coordinates equicorrelated: ``(1 - c) I + c 11^T``."""
 
     structure_prior: ClassVar[Prior] = {"off_diag": (0.0, 0.5)}
+    param_bounds = {"off_diag": (-1.0, 1.0)}
 
     def draw_structure(self, rng, dim_x, dim_y, prior):
+        low = prior["off_diag"][0]
+        if low <= self.lowest_off_diag(dim_x, dim_y):
+            raise PriorError(
+                f"prior for {self.name}.off_diag {list(prior['off_diag'])} reaches values "
+                f"{self._bound_message(dim_x, dim_y)}"
+            )
         return {"off_diag": self.draw(rng, "off_diag", prior)}
 
     def matrix(self, params, dim_x, dim_y):
-        return dense_matrix(dim_x + dim_y, params["off_diag"])
+        c = params["off_diag"]
+        if c <= self.lowest_off_diag(dim_x, dim_y):
+            raise PriorError(f"family {self.name!r}: off_diag={c!r} is "
+                             f"{self._bound_message(dim_x, dim_y)}")
+        return dense_matrix(dim_x + dim_y, c)
+
+    @staticmethod
+    def lowest_off_diag(dim_x: int, dim_y: int) -> float:
+        """Equicorrelation is positive definite only above ``-1 / (d - 1)``."""
+        return -1.0 / (dim_x + dim_y - 1)
+
+    def _bound_message(self, dim_x: int, dim_y: int) -> str:
+        return (f"at or below -1/(dim_x + dim_y - 1) = {self.lowest_off_diag(dim_x, dim_y):.4g} "
+                f"for dim_x={dim_x}, dim_y={dim_y}, where the dispersion matrix is not positive "
+                f"definite")
 
 
 class LVMStructure(Structure):
@@ -69,8 +108,8 @@ class LVMStructure(Structure):
 
     def matrix(self, params, dim_x, dim_y):
         return lvm_correlation(
-            dim_x, dim_y, params["k"], params["alpha"], params["lambda"], params["beta"],
-            params["eta"],
+            dim_x, dim_y, self.pairs(params, dim_x, dim_y), params["alpha"], params["lambda"],
+            params["beta"], params["eta"],
         )
 
 
@@ -88,7 +127,7 @@ class SparseStructure(Structure):
 
     def matrix(self, params, dim_x, dim_y):
         s = params["strength"]
-        return lvm_correlation(dim_x, dim_y, params["k"], 0.0, s, 0.0, s)
+        return lvm_correlation(dim_x, dim_y, self.pairs(params, dim_x, dim_y), 0.0, s, 0.0, s)
 
 
 class TwoPairStructure(SparseStructure):

@@ -36,6 +36,8 @@ def student_mi_correction(nu: float, dim_x: int, dim_y: int) -> float:
 class StudentFamily(Structure):
     """Multivariate t: a correlated normal divided by one shared ``sqrt(chi2_nu / nu)`` per row."""
 
+    param_bounds = {"nu": (0.0, np.inf)}
+
     def draw_params(self, rng, dim_x, dim_y, prior):
         return {"nu": self.draw(rng, "nu", prior), **self.draw_structure(rng, dim_x, dim_y, prior)}
 
@@ -60,6 +62,7 @@ class StudentIdentity(IdentityStructure, StudentFamily):
 @FAMILIES.register
 class StudentDense(DenseStructure, StudentFamily):
     name = "student-dense"
+    param_bounds = {**StudentFamily.param_bounds, **DenseStructure.param_bounds}
     default_prior = {**NU_PRIOR, **DenseStructure.structure_prior}
 
 

@@ -1,0 +1,103 @@
+"""What a complete store must hold: the checks that tell damage from data.
+
+Every chunk of a store is written (see ``mistgen.store``), so a chunk file that is absent
+means damage; a chunk whose bytes changed fails its CRC-32C on reading. The group
+attributes and the index arrays must agree with each other: ``count``, ``shard_size`` and
+``num_shards``, the index arrays' shapes, and the ``offset`` column, which must lay each
+shard's datapoints end to end (``n * (dim_x + dim_y)`` values each).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import StoreError
+from .store import FORMAT, INDEX_FIELDS, shard_name
+
+REQUIRED = {"format": str, "complete": bool, "split": str, "specs": list, "count": int,
+            "shard_size": int, "num_shards": int}
+
+
+def chunk_file(path: Path, array: str, k: int) -> Path:
+    """The file of chunk ``k`` of a 1-D array (Zarr v3 default chunk keys, ``c/<k>``)."""
+    return path / array / "c" / str(k)
+
+
+def check_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """The ``mistgen`` group attributes: format, completeness, and consistent sizes."""
+    if meta.get("format") != FORMAT:
+        raise StoreError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}; "
+                         "rebuild it with this version of mistgen")
+    if meta.get("complete") is not True:
+        raise StoreError(f"{path} is incomplete (its build did not finish)")
+    for key, kind in REQUIRED.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise StoreError(f"{path}: attribute mistgen.{key} must be a {kind.__name__}, "
+                             f"got {value!r}")
+    count, size, shards = meta["count"], meta["shard_size"], meta["num_shards"]
+    if count < 1 or size < 1 or shards != -(-count // size):
+        raise StoreError(
+            f"{path}: attributes disagree: mistgen.count={count}, shard_size={size} make "
+            f"{-(-count // max(size, 1))} shards, but num_shards={shards}"
+        )
+    if not meta["specs"] or not all(isinstance(s, str) for s in meta["specs"]):
+        raise StoreError(f"{path}: attribute mistgen.specs must be a list of spec strings")
+
+
+def check_array_shapes(path: Path, root, meta: Mapping[str, Any]) -> None:
+    """Every index array exists, spans ``count`` datapoints and has one chunk per shard."""
+    for name in INDEX_FIELDS:
+        try:
+            arr = root[name]
+        except KeyError:
+            raise StoreError(f"{path}: index array {name!r} is missing") from None
+        if arr.shape != (meta["count"],) or arr.chunks != (meta["shard_size"],):
+            raise StoreError(
+                f"{path}: array {name!r} has shape {arr.shape} in chunks of {arr.chunks}; "
+                f"the attributes say {meta['count']} datapoints in shards of "
+                f"{meta['shard_size']}"
+            )
+
+
+def missing_chunks(path: Path, num_shards: int) -> set[tuple[str, int]]:
+    """(array, chunk) pairs whose chunk file is absent; shard arrays count as one chunk."""
+    missing = set()
+    for name in INDEX_FIELDS:
+        try:
+            present = set(os.listdir(path / name / "c"))
+        except OSError:
+            present = set()
+        missing.update((name, k) for k in range(num_shards) if str(k) not in present)
+    for k in range(num_shards):
+        if not chunk_file(path, shard_name(k), 0).is_file():
+            missing.add((shard_name(k), k))
+    return missing
+
+
+def location_problem(n, dim_x, dim_y, offset, shard_size: int) -> tuple[int, str] | None:
+    """The first datapoint whose n, dims or offset cannot locate it, and why."""
+    sizes = n.astype(np.int64) * (dim_x.astype(np.int64) + dim_y)
+    for name, column, low in (("n", n, 2), ("dim_x", dim_x, 1), ("dim_y", dim_y, 1)):
+        bad = np.flatnonzero(column < low)
+        if bad.size:
+            return int(bad[0]), f"array {name!r} holds {int(column[bad[0]])} (must be >= {low})"
+    expected = np.empty_like(sizes)
+    for lo in range(0, len(sizes), shard_size):
+        hi = min(lo + shard_size, len(sizes))
+        expected[lo] = 0
+        expected[lo + 1:hi] = np.cumsum(sizes[lo:hi - 1])
+    bad = np.flatnonzero(offset != expected)
+    if bad.size:
+        i = int(bad[0])
+        return i, (f"array 'offset' holds {int(offset[i])}, but the datapoints before it in "
+                   f"its shard end at {int(expected[i])}")
+    return None
+
+
+def shard_value_count(n, dim_x, dim_y, lo: int, hi: int) -> int:
+    """Number of values shard [lo, hi) holds according to the index."""
+    return int((n[lo:hi].astype(np.int64) * (dim_x[lo:hi].astype(np.int64) + dim_y[lo:hi])).sum())

@@ -1,0 +1,182 @@
+"""MIST checkpoints as data: weights in safetensors, everything else as a JSON card.
+
+A checkpoint is one ``.safetensors`` file.  Its tensors are the network's ``state_dict``;
+its header metadata holds the *card* under the key ``"mist_card"``: a JSON object with at
+least ``format`` (:data:`FORMAT`), ``variant`` and ``model_config``, plus whatever the
+trainer records (data ranges, validation figures, interval calibration, the recipe).
+Reading one parses a JSON header and copies tensors: nothing in the file is executed.
+
+    from mistmodel.checkpoint import save_checkpoint, load_checkpoint, read_card
+    save_checkpoint("model.safetensors", net.state_dict(), {"variant": ..., "model_config": ...})
+    state, card = load_checkpoint("model.safetensors")
+
+Pickle-based ``.pt`` files (what ``torch.save`` writes) are refused by
+:func:`load_checkpoint`, since unpickling can run arbitrary code.  Converting one of your
+own is an explicit step that unpickles with ``torch.load(weights_only=True)`` (tensors and
+plain containers only)::
+
+    python -m mistmodel.checkpoint convert old.pt new.safetensors
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_card",
+           "convert_legacy"]
+
+FORMAT = "mist-checkpoint/2"
+CARD_KEY = "mist_card"
+REQUIRED_CARD_KEYS = ("format", "variant", "model_config")
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")   # torch.save's zip archive; a raw pickle
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable MIST checkpoint (the message says why)."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
+                    card: Mapping[str, Any]) -> Path:
+    """Write ``state`` (name -> tensor) and ``card`` (JSON-ready) to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    card = {"format": FORMAT, **dict(card)}
+    _check_card(card, Path(path))
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card, sort_keys=True)})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """The card of a checkpoint, read from its header alone (no tensors loaded)."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(_not_safetensors(path, exc)) from None
+    return _parse_card(meta, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, card)`` of a checkpoint, tensors placed on ``device``."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            card = _parse_card(f.metadata() or {}, path)
+            state = {name: f.get_tensor(name) for name in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(_not_safetensors(path, exc)) from None
+    return state, card
+
+
+def convert_legacy(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Rewrite a pickle-based ``.pt`` checkpoint of this project as a safetensors one.
+
+    The source is read with ``torch.load(weights_only=True)``, which only rebuilds
+    tensors and plain containers; optimizer state is dropped.
+    """
+    src = _existing(src)
+    try:
+        old = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{src}: not a plain-data torch file ({exc})") from None
+    if not isinstance(old, dict) or "model_state" not in old or "model_config" not in old:
+        raise CheckpointError(f"{src}: no model_state / model_config inside")
+    card = {k: v for k, v in old.items()
+            if k not in ("model_state", "optimizer_state", "scheduler_state", "rng_state",
+                         "format")}
+    return save_checkpoint(dest, old["model_state"], _json_ready(card, src))
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no MIST checkpoint at {path}")
+    return path
+
+
+def _not_safetensors(path: Path, exc: Exception) -> str:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(_PICKLE_MAGIC):
+        return (f"{path} is a pickle-based torch file; MIST loads only safetensors "
+                "checkpoints, because unpickling a file can run code. Convert a file you "
+                f"trust with: python -m mistmodel.checkpoint convert {path} NEW.safetensors")
+    return f"{path} is not a safetensors MIST checkpoint ({exc})"
+
+
+def _parse_card(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
+    if CARD_KEY not in meta:
+        raise CheckpointError(f"{path} is a safetensors file without a MIST card "
+                              f"(header metadata key {CARD_KEY!r})")
+    try:
+        card = json.loads(meta[CARD_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: its MIST card is not valid JSON ({exc})") from None
+    _check_card(card, path)
+    return card
+
+
+def _check_card(card: Any, path: Path) -> None:
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path}: the MIST card must be a JSON object")
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise CheckpointError(f"{path}: the MIST card lacks {', '.join(missing)}")
+    if card["format"] != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {card['format']!r}, "
+                              f"this version reads {FORMAT!r}")
+    if not isinstance(card["model_config"], dict):
+        raise CheckpointError(f"{path}: the card's model_config must be a JSON object")
+
+
+def _json_ready(value: Any, src: Path) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, src) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v, src) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise CheckpointError(f"{src}: cannot store a {type(value).__name__} in a JSON card")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "convert":
+        print("usage: python -m mistmodel.checkpoint convert OLD.pt NEW.safetensors",
+              file=sys.stderr)
+        return 2
+    try:
+        out = convert_legacy(args[1], args[2])
+    except (CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,362 @@
+"""The ``mist`` command line's input: a data file's columns, the user's column selection,
+and the selected columns as float arrays.
+
+Everything here needs numpy only (pandas for csv bodies and parquet files), so a wrong
+file name, flag or column is reported before the estimators and torch are imported.
+
+A csv file's first row is its header when ``header`` says so; left to this module
+(``header=None``) it is a header when it holds a token that is not a number, and data when
+every token is a number.  Two kinds of first row could be either, and are refused with a
+message asking for ``--header`` or ``--no-header``: whole numbers only above rows holding
+decimals, and text only above columns that hold text below it (numbers elsewhere).  A first row reading ``0, 1, ..., k-1`` (or ``1, ..., k``) above whole
+numbers is read as data with a warning.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "open_table", "select"]
+
+SUFFIXES = {".npy": "npy", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+PEEK_ROWS = 200          # rows below the first one read to decide whether it is a header
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+class InputError(ValueError):
+    """A problem with the user's file or flags (reported without a traceback)."""
+
+
+class HeaderWarning(UserWarning):
+    """A csv file's first row was read as data although it looks like column numbers."""
+
+
+@dataclass
+class Table:
+    """A data file's shape and column names, read without loading its body."""
+
+    path: Path
+    kind: str                       # "npy", "csv" or "parquet"
+    ncols: int
+    names: list[str] | None         # header names; None when the file has none
+    _array: np.ndarray | None = None
+    _frame: object | None = None
+
+    def label(self, col: int) -> str:
+        """How messages name a column: ``column 'income'``, or ``column 3`` without a header."""
+        if self.names is not None and self.names[col]:
+            return f"column {self.names[col]!r}"
+        return f"column {col}"
+
+    def key(self, col: int) -> str:
+        """A column's name in the output: its header name, else its index."""
+        return self.names[col] if self.names is not None and self.names[col] else str(col)
+
+    def read(self, cols: list[int], flag: str) -> np.ndarray:
+        """The columns ``cols`` as a float64 array; a non-numeric column or a NaN/inf value
+        is an :class:`InputError` naming the column (by header name) and the row."""
+        if self.kind == "npy":
+            data = self._array[:, cols]
+            if data.dtype == object or not (np.issubdtype(data.dtype, np.number)
+                                            or data.dtype == np.bool_):
+                raise InputError(f"{flag}: {self.path} holds non-numeric values "
+                                 f"(dtype {data.dtype})")
+            if np.iscomplexobj(data):
+                raise InputError(f"{flag}: {self.path} holds complex values; MIST needs real ones")
+            out = np.asarray(data, dtype=np.float64)
+        else:
+            out = self._numeric_columns(self._body(cols), cols, flag)
+        _check_finite(out, [self.label(c) for c in cols], flag, self.names is not None)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _body(self, cols: list[int]):
+        if self._frame is None:
+            import pandas as pd
+            try:
+                with warnings.catch_warnings():
+                    # a row longer than the header: an error, not a silently cut row
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    self._frame = pd.read_csv(
+                        self.path, header=0 if self.names is not None else None,
+                        index_col=False, skipinitialspace=True, encoding="utf-8-sig")
+            except Exception as exc:
+                why = str(exc).strip()
+                raise InputError(f"could not read {self.path} as csv: {why}") from None
+        return self._frame.iloc[:, cols]
+
+    def _numeric_columns(self, frame, cols: list[int], flag: str) -> np.ndarray:
+        import pandas as pd
+        for pos, col in enumerate(cols):
+            series = frame.iloc[:, pos]
+            if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                continue
+            words = series.notna() & pd.to_numeric(series, errors="coerce").isna()
+            row = int(np.argmax(words.to_numpy())) if words.any() else 0
+            raise InputError(f"{flag}: non-numeric {self.label(col)} in {self.path} "
+                             f"(first non-number {series.iloc[row]!r} at data row {row}, "
+                             "counting from 0)")
+        return frame.to_numpy(dtype=np.float64)
+
+
+def _check_finite(data: np.ndarray, labels: list[str], flag: str, has_header: bool) -> None:
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return
+    cols = np.flatnonzero(bad.any(axis=0))
+    col = int(cols[0])
+    row = int(np.flatnonzero(bad[:, col])[0])
+    value = data[row, col]
+    if np.isnan(value):
+        kind = "NaN (or an empty or missing cell)"
+    else:
+        kind = "inf" if value > 0 else "-inf"
+    more = f"; {len(cols)} selected columns have such values" if len(cols) > 1 else ""
+    after = " below the header" if has_header else ""
+    raise InputError(f"{flag}: {labels[col]} contains {kind} (first at data row {row}, "
+                     f"counting from 0{after}){more}")
+
+
+# ---------------------------------------------------------------------- opening a file
+def existing_file(path: str | Path, flag: str = "") -> Path:
+    """``path`` if it is a regular file, else an :class:`InputError` saying what it is
+    (``flag``: the option that gave it, for the message)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    given = f"{flag} {path}" if flag else str(path)
+    if path.is_dir():
+        raise InputError(f"{given}: is a directory, not a file")
+    if path.exists():
+        raise InputError(f"{given}: not a regular file")
+    raise InputError(f"{given}: no such file" if flag else f"no such file: {path}")
+
+
+def open_table(path: str | Path, header: bool | None = None) -> Table:
+    """Read a file's column names and shape (a .npy file is memory-mapped).
+
+    ``header``: csv only - True, False or None (decide from the first rows).
+    """
+    path = existing_file(path)
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"unsupported file type {path.suffix!r} ({path}): "
+                         "use .npy, .csv or .parquet")
+    if header is not None and kind != "csv":
+        flag = "--header" if header else "--no-header"
+        raise InputError(f"{flag} applies to csv files only; {path} is a {kind} file")
+    if kind == "npy":
+        return _open_npy(path)
+    if kind == "csv":
+        return _open_csv(path, header)
+    return _open_parquet(path)
+
+
+def _open_npy(path: Path) -> Table:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"could not read {path} as a .npy array: {exc}") from None
+    if arr.ndim == 1:
+        raise InputError(f"{path} holds a 1-D array of shape {arr.shape}; "
+                         "MIST needs a 2-D array (rows = observations, columns = variables)")
+    if arr.ndim != 2:
+        raise InputError(f"{path} holds an array of shape {arr.shape}; expected 2-D")
+    return Table(path, "npy", arr.shape[1], None, _array=arr)
+
+
+def _open_parquet(path: Path) -> Table:
+    import pandas as pd
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as exc:
+        raise InputError(f"reading parquet needs pyarrow or fastparquet: {exc}") from None
+    except Exception as exc:
+        raise InputError(f"could not read {path} as parquet: {exc}") from None
+    return Table(path, "parquet", frame.shape[1], [str(c) for c in frame.columns], _frame=frame)
+
+
+def _open_csv(path: Path, header: bool | None) -> Table:
+    lines, rows = _first_rows(path)
+    if not rows:
+        raise InputError(f"{path} is empty")
+    first, body = rows[0], rows[1:]
+    for line, row in zip(lines[1:], body):
+        if len(row) != len(first):
+            raise InputError(f"{path}: line {line} has {len(row)} fields, the first line "
+                             f"{len(first)}")
+    if len(first) == 1 and any(sep in first[0] for sep in (";", "\t")):
+        raise InputError(f"{path} reads as a single column; mist reads comma-separated "
+                         "files only (its first line holds ';' or a tab)")
+    if header is None:
+        header = _first_row_is_header(path, first, body)
+    if header and not body:
+        raise InputError(f"{path} has a header row but no data rows")
+    names = [token.strip() for token in first] if header else None
+    return Table(path, "csv", len(first), names)
+
+
+def _first_rows(path: Path) -> tuple[list[int], list[list[str]]]:
+    """The first non-blank rows of a csv file, as strings, and their line numbers."""
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            for row in reader:
+                if row and any(token.strip() for token in row):
+                    lines.append(reader.line_num)
+                    rows.append(row)
+                    if len(rows) > PEEK_ROWS:
+                        break
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise InputError(f"could not read {path} as csv: {exc}") from None
+    return lines, rows
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_row_is_header(path: Path, first: list[str], body: list[list[str]]) -> bool:
+    tokens = [t.strip() for t in first]
+    shown = ", ".join(tokens[:6]) + (", ..." if len(tokens) > 6 else "")
+    ask = "Pass --header if it names the columns, --no-header if it is data"
+    words = {i for i, t in enumerate(tokens) if t and not _is_number(t)}
+    if words:
+        text_columns = {i for row in body for i, t in enumerate(row)
+                        if t.strip() and not _is_number(t.strip())}
+        if len(words) < sum(1 for t in tokens if t) and words <= text_columns:
+            raise InputError(
+                f"cannot tell whether the first row of {path} ({shown}) is a header: it holds "
+                "text only in columns that hold text below it, and numbers elsewhere. " + ask)
+        return True
+    filled = [t for t in tokens if t]
+    if not filled or not all(_INTEGER.fullmatch(t) for t in filled):
+        return False
+    body_tokens = [t.strip() for row in body for t in row if t.strip()]
+    if any(_is_number(t) and not _INTEGER.fullmatch(t) for t in body_tokens):
+        raise InputError(
+            f"cannot tell whether the first row of {path} ({shown}) is a header: it holds "
+            "whole numbers only, while the rows below hold decimals. " + ask)
+    values = [int(t) for t in tokens] if len(filled) == len(tokens) else []
+    if len(values) >= 2 and values in (list(range(len(values))), list(range(1, len(values) + 1))):
+        warnings.warn(
+            f"the first row of {path} ({shown}) reads like column numbers; it is read as "
+            "data. Pass --header if it names the columns (--no-header silences this)",
+            HeaderWarning, stacklevel=2)
+    return False
+
+
+# ---------------------------------------------------------------------- selections
+def select(table: Table, x_spec: str | None, y_spec: str | None, by: str | None = None
+           ) -> tuple[list[int], list[int]]:
+    """Resolve ``--x``/``--y`` to column indices; ``by``: "name", "index" or None (either,
+    refusing an item that is a name of one column and the index of another)."""
+    if by == "name" and table.names is None:
+        raise InputError(f"--by-name needs column names, but {table.path} has no header row")
+    if x_spec is None or y_spec is None:
+        if table.ncols == 2 and x_spec is None and y_spec is None:
+            return [0], [1]
+        raise InputError(f"{table.path} has {table.ncols} columns: choose them with --x and --y")
+    xc = _resolve(x_spec, table, "--x", by)
+    yc = _resolve(y_spec, table, "--y", by)
+    shared = [c for c in xc if c in yc]
+    if shared:
+        raise InputError(f"--x and --y share columns {_listed(table, shared)}; "
+                         "X and Y must be disjoint")
+    return xc, yc
+
+
+def _listed(table: Table, cols: Sequence[int]) -> str:
+    return ", ".join(table.label(c).removeprefix("column ") for c in cols)
+
+
+def _resolve(spec: str, table: Table, flag: str, by: str | None) -> list[int]:
+    cols: list[int] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            raise InputError(f"{flag}: empty item in {spec!r}")
+        for col in _resolve_item(item, table, flag, by):
+            if col in cols:
+                raise InputError(f"{flag} selects {table.label(col)} twice (in {spec!r}); "
+                                 "each column may be chosen once")
+            cols.append(col)
+    return cols
+
+
+def _resolve_item(item: str, table: Table, flag: str, by: str | None) -> list[int]:
+    named = _by_name(item, table, flag) if by != "index" else None
+    if by == "name":
+        if named is None:
+            raise InputError(f"{flag}: no column named {item!r}; columns: {_known(table)}")
+        return named
+    positional = _by_position(item, table.ncols, flag, strict=named is None)
+    if by == "index" and positional is None:
+        raise InputError(f"{flag}: {item!r} is not a column index or start:stop slice "
+                         "(--by-index)")
+    if named is not None and positional is not None and named != positional:
+        raise InputError(
+            f"{flag}: {item!r} is ambiguous: the header names column {named[0]} {item!r}, "
+            f"and as an index it selects {_listed(table, positional)}; say which with "
+            "--by-name or --by-index")
+    if named is not None:
+        return named
+    if positional is None:
+        raise InputError(f"{flag}: no column named {item!r}; columns: {_known(table)}")
+    return positional
+
+
+def _by_name(item: str, table: Table, flag: str) -> list[int] | None:
+    if table.names is None:
+        return None
+    hits = [i for i, name in enumerate(table.names) if name == item]
+    if len(hits) > 1:
+        raise InputError(f"{flag}: the header of {table.path} names {len(hits)} columns "
+                         f"{item!r} (indices {hits}); select them by index")
+    return hits or None
+
+
+def _by_position(item: str, ncols: int, flag: str, strict: bool) -> list[int] | None:
+    """Columns an index or ``start:stop`` slice selects; None if ``item`` is neither (or,
+    unless ``strict``, if it is out of range: then it may still be a name)."""
+    if ":" in item:
+        a, _, b = item.partition(":")
+        try:
+            start = int(a) if a.strip() else 0
+            stop = int(b) if b.strip() else ncols
+        except ValueError:
+            if strict:
+                raise InputError(f"{flag}: bad slice {item!r} (use start:stop)") from None
+            return None
+        picked = list(range(ncols))[slice(start, stop)]
+        if not picked:
+            if strict:
+                raise InputError(f"{flag}: slice {item!r} selects no columns of {ncols}")
+            return None
+        return picked
+    if not _INTEGER.fullmatch(item):
+        return None
+    k = int(item)
+    if not -ncols <= k < ncols:
+        if strict:
+            raise InputError(f"{flag}: column index {k} out of range for {ncols} columns")
+        return None
+    return [k % ncols]
+
+
+def _known(table: Table) -> str:
+    if table.names is None:
+        return f"(no header: use indices 0..{table.ncols - 1})"
+    shown = ", ".join(table.names[:20])
+    return shown + (f", ... ({table.ncols} in all)" if table.ncols > 20 else "")
