@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mistmodel.estimators import CCA, KSG, InfoNCE
+from mistmodel.estimators import CCA, KSG, BootstrapError, InfoNCE
 
 RHO = 0.5
 TRUTH = -0.5 * math.log(1 - RHO**2)
@@ -49,9 +49,10 @@ class _PlainPercentileCCA(CCA):
 
 
 def test_bias_corrected_interval_where_the_bias_is_large() -> None:
-    # CCA in 8 + 8 dimensions at n = 300 is biased upwards by about its
-    # standard error: the plain percentile interval (centred near truth plus
-    # twice the bias) almost never covers; the bias-corrected one does.
+    # The plug-in CCA (no shrinkage, no bias correction) in 8 + 8 dimensions
+    # at n = 300 is biased upwards by about its standard error: the plain
+    # percentile interval (centred near truth plus twice the bias) almost
+    # never covers; the bias-corrected one does.
     rng = np.random.default_rng(11)
     d, n, c = 8, 300, 0.5
     cov = (1 - c) * np.eye(2 * d) + c * np.ones((2 * d, 2 * d))
@@ -60,7 +61,7 @@ def test_bias_corrected_interval_where_the_bias_is_large() -> None:
     reps = 30
     for r in range(reps):
         z = rng.multivariate_normal(np.zeros(2 * d), cov, size=n)
-        for key, est in (("bc", CCA()), ("plain", _PlainPercentileCCA())):
+        for key, est in (("bc", CCA(shrinkage=0.0)), ("plain", _PlainPercentileCCA(shrinkage=0.0))):
             lo, hi = est.interval(z[:, :d], z[:, d:], level=0.9, n_boot=50, seed=r)
             hits[key] += lo <= truth <= hi
     assert hits["bc"] >= 0.75 * reps
@@ -96,11 +97,15 @@ def test_wider_level_gives_wider_interval() -> None:
     assert lo90 <= lo50 <= hi50 <= hi90
 
 
-def test_neural_interval_runs_at_small_n() -> None:
+def test_neural_interval_runs_at_its_smallest_n() -> None:
     rng = np.random.default_rng(4)
-    x, y = bivariate(rng, 10)
-    lo, hi = InfoNCE(max_steps=30).interval(x, y, n_boot=4)
-    assert np.isfinite(lo) and np.isfinite(hi) and lo <= hi
+    x, y = bivariate(rng, 16)
+    est = InfoNCE(max_steps=30)
+    assert est.min_bootstrap_rows == 16
+    lo, hi = est.interval(x, y, n_boot=4)
+    assert np.isfinite(lo) and np.isfinite(hi) and lo < hi
+    with pytest.raises(BootstrapError, match="n = 15 rows is too small.*needs n >= 16"):
+        est.interval(x[:15], y[:15], n_boot=4)
 
 
 def test_bad_interval_arguments() -> None:

@@ -102,11 +102,14 @@ def test_constant_columns_are_dropped(name: str) -> None:
     x_const = np.column_stack([x[:, :1], np.full(60, 3.0), x[:, 1:]])
     est = FAST[name]()
     with_const = est.estimate(x_const, y)
-    assert est.last_info["dropped_constant_columns"] == {"x": [1], "y": []}
+    assert (est.last_info["dropped_x"], est.last_info["dropped_y"]) == ([1], [])
     assert abs(with_const - FAST[name]().estimate(x, y)) < 1e-9
+    record = est.run(x_const, y)
+    assert (record.dropped_x, record.dropped_y) == ([1], [])
+    assert est.run(x, y).dropped_x == []
     # A side that is entirely constant carries no information.
     assert est.estimate(np.ones((60, 2)), y) == 0.0
-    assert est.last_info["dropped_constant_columns"]["x"] == [0, 1]
+    assert est.last_info["dropped_x"] == [0, 1]
 
 
 def test_estimate_record_is_complete_and_serialisable() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -105,3 +106,77 @@ def test_too_few_rows() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="at least 4 rows; got 3"):
         InfoNCE().estimate(rng.standard_normal((3, 1)), rng.standard_normal((3, 1)))
+
+
+class _RecordsThreads(InfoNCE):
+    """InfoNCE that notes torch's thread count at every training step."""
+
+    def _batch_loss(self, scores: torch.Tensor) -> torch.Tensor:
+        self.seen_threads.add(torch.get_num_threads())
+        return super()._batch_loss(scores)
+
+
+class _FailsInTraining(InfoNCE):
+    def _batch_loss(self, scores: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("failure inside training")
+
+
+def _other_count() -> int:
+    return 1 if torch.get_num_threads() != 1 else 2
+
+
+def test_threads_apply_during_the_call_and_are_restored() -> None:
+    x, y, _ = dense_gaussian(np.random.default_rng(5), 64, 1, 1, 0.5)
+    before = torch.get_num_threads()
+    want = _other_count()
+    est = _RecordsThreads(max_steps=3, device="cpu", threads=want)
+    est.seen_threads = set()
+    est.estimate(x, y)
+    assert est.seen_threads == {want}
+    assert torch.get_num_threads() == before
+    untouched = _RecordsThreads(max_steps=3, device="cpu")
+    untouched.seen_threads = set()
+    untouched.estimate(x, y)
+    assert untouched.seen_threads == {before}
+
+
+def test_threads_restored_when_the_call_raises() -> None:
+    x, y, _ = dense_gaussian(np.random.default_rng(6), 64, 1, 1, 0.5)
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="failure inside training"):
+        _FailsInTraining(max_steps=3, device="cpu", threads=_other_count()).estimate(x, y)
+    assert torch.get_num_threads() == before
+
+
+def test_a_second_thread_keeps_its_thread_count() -> None:
+    # The thread's first torch call is inside the estimator; afterwards the
+    # thread, and the caller, still run on the count they had.
+    x, y, _ = dense_gaussian(np.random.default_rng(7), 64, 1, 1, 0.5)
+    main_before = torch.get_num_threads()
+    seen: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            est = _RecordsThreads(max_steps=3, device="cpu", threads=_other_count())
+            est.seen_threads = set()
+            est.estimate(x, y)
+            seen["inside"] = est.seen_threads
+            seen["after"] = torch.get_num_threads()
+            _FailsInTraining(max_steps=3, device="cpu", threads=_other_count()).estimate(x, y)
+        except RuntimeError as exc:
+            seen["raised"] = str(exc)
+            seen["after_raise"] = torch.get_num_threads()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen["raised"] == "failure inside training"
+    assert seen["after"] == seen["after_raise"] == main_before
+    assert len(seen["inside"]) == 1 and seen["inside"] != {main_before}
+    assert torch.get_num_threads() == main_before
+
+
+def test_bad_threads() -> None:
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            InfoNCE(threads=bad)

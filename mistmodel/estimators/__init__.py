@@ -15,7 +15,14 @@ the input checks and the bootstrap schemes.
 
 from importlib import import_module
 
-from .base import Estimate, Estimator, check_xy, constant_columns
+from .base import (
+    BootstrapError,
+    Estimate,
+    Estimator,
+    check_xy,
+    constant_columns,
+    standardize_columns,
+)
 
 _HOME = {"CCA": "cca", "InfoNCE": "infonce", "KSG": "ksg", "MINE": "mine"}
 
@@ -28,6 +35,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BootstrapError",
     "CCA",
     "KSG",
     "MINE",
@@ -36,4 +44,5 @@ __all__ = [
     "InfoNCE",
     "check_xy",
     "constant_columns",
+    "standardize_columns",
 ]

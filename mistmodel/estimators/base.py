@@ -34,7 +34,22 @@ leaves ``I(X; Y)`` unchanged. :meth:`Estimator.estimate` therefore drops
 constant columns before calling ``_estimate``; when one side has no
 non-constant column left, the mutual information is exactly 0 and 0.0 is
 returned without calling ``_estimate``. Which columns were dropped is
-recorded in :attr:`Estimator.last_info`.
+recorded in :attr:`Estimator.last_info` (``dropped_x`` and ``dropped_y``,
+column indices of the input, empty when none) and in every
+:class:`Estimate` (``record.dropped_x``, ``record.dropped_y``).
+
+Scale
+-----
+Mutual information does not depend on the scale of a column, and no
+estimator's answer may either. :func:`standardize_columns` centres each
+column and divides it by its standard deviation at any magnitude: each
+column is first divided by a power of two close to its largest absolute
+value (exact in floating point), so that squares neither overflow (values
+from about 1e154) nor underflow (below about 1e-154). Data scaled by any
+factor from 1e-300 to 1e300, per side or per column, gives the same
+standardised columns to rounding. The estimators standardise with it (or
+with :func:`scale_to_unit`, which divides all columns by one common power
+of two, where the relative scale of the columns matters).
 
 Bootstrap intervals
 -------------------
@@ -64,7 +79,7 @@ schemes chosen by the class attribute ``bootstrap``:
     at the scale of the tie-breaking noise), which drives the estimate far
     upwards, and a neural estimator sees the same row in its training and its
     held-out half. Instead, each replicate is a subsample of
-    ``m = max(min_rows, n // 2)`` distinct rows drawn without replacement
+    ``m = n // 2`` distinct rows drawn without replacement
     (half-sampling, or the delete-d jackknife of Shao & Wu 1989 with
     ``d = n - m``). The deviations of the replicates from their mean are
     rescaled by ``sqrt(m (n - 1) / (n (n - m)))``, the ratio between the
@@ -78,6 +93,28 @@ schemes chosen by the class attribute ``bootstrap``:
 
 Neither scheme corrects an estimator's bias: an interval around a biased
 estimate covers the truth less often than its level says.
+
+Too small samples and degenerate bootstraps
+-------------------------------------------
+Replicates that are all (or nearly all) equal give an interval of zero
+width, which claims a certainty no sample has. That happens when the
+replicate samples are at the estimator's smallest size: a KSG replicate of
+``k + 1`` rows has every other row among its k nearest neighbours, so every
+replicate returns the same number. Every scheme therefore needs
+``n >= 4 * min_rows`` (:attr:`Estimator.min_bootstrap_rows`): subsamples of
+``n // 2 >= 2 * min_rows`` rows (24 rows for KSG with k = 5, where measured
+intervals reach their full width from subsamples of about ``2 (k + 1)``
+rows), and resamples with replacement holding about ``0.63 n >= 2.5 *
+min_rows`` distinct rows. Any bootstrap whose interval comes out with zero
+width is refused as well. Both raise :class:`BootstrapError` (a ``ValueError``)
+saying why. When a whole side is constant the mutual information is exactly
+0 and the interval is ``(0.0, 0.0)`` without resampling.
+
+An interval need not contain the point estimate (the bias-corrected one is
+shifted away from it on purpose, and any percentile interval of a skewed or
+biased replicate distribution can miss it). :class:`Estimate` says whether
+it does (``contains_value``) and, when it does not, why
+(``interval_note``).
 """
 
 from __future__ import annotations
@@ -92,7 +129,16 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["Estimate", "Estimator", "as_pair", "check_xy", "constant_columns"]
+__all__ = [
+    "BootstrapError",
+    "Estimate",
+    "Estimator",
+    "as_pair",
+    "check_xy",
+    "constant_columns",
+    "scale_to_unit",
+    "standardize_columns",
+]
 
 BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "subsample")
 
@@ -196,6 +242,63 @@ def constant_columns(a: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.all(a == a[:1], axis=0))
 
 
+def scale_to_unit(a: np.ndarray, axis: int | None = 0) -> np.ndarray:
+    """``a`` divided by a power of two per column (``axis=0``) or overall
+    (``axis=None``), so that the largest absolute value lies in ``[0.5, 1)``.
+
+    Multiplying by a power of two is exact in floating point (unless a value
+    falls below 2**-1022 relative to the largest one), so this changes no
+    ratio between values of the same column (or of the whole array), and
+    sums of squares of the result can neither overflow nor underflow.
+    All-zero columns are left as they are.
+    """
+    peak = np.max(np.abs(a), axis=axis, keepdims=axis is not None)
+    _, exponent = np.frexp(peak)
+    return np.ldexp(a, -exponent)
+
+
+def standardize_columns(a: np.ndarray, side: str = "input") -> np.ndarray:
+    """Each column of a 2-D array centred and divided by its standard deviation.
+
+    Works at any magnitude (see "Scale" in the module docs): the result for
+    ``c * a`` equals that for ``a`` to rounding, for any ``c`` from 1e-300 to
+    1e300, also when ``c`` differs from column to column. Columns must not be
+    constant (their standard deviation would be 0).
+
+    A column whose values span more than float64 can resolve around its mean
+    (one value of 1e300 among values near 1) loses its small differences when
+    centred. When standardising merges more than a tenth of a column's
+    distinct values, a ``ValueError`` names the column (``side`` column j)
+    instead of returning an estimate of data that is no longer there.
+    """
+    raw = np.asarray(a, dtype=np.float64)
+    a = scale_to_unit(raw, axis=0)
+    a = a - a.mean(axis=0)
+    a = a / a.std(axis=0)
+    before, after = _distinct_per_column(raw), _distinct_per_column(a)
+    merged = np.flatnonzero(after < 0.9 * before)
+    if merged.size:
+        j = int(merged[0])
+        col = raw[:, j]
+        raise ValueError(
+            f"{side} column {j} spans too wide a range for float64 arithmetic: "
+            f"centring and scaling it merges {before[j] - after[j]} of its {before[j]} "
+            f"distinct values (values from {col.min():.3g} to {col.max():.3g}, median "
+            f"{np.median(col):.3g}); transform the column first (e.g. log or ranks)"
+        )
+    return a
+
+
+def _distinct_per_column(a: np.ndarray) -> np.ndarray:
+    ordered = np.sort(a, axis=0)
+    return 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0)
+
+
+class BootstrapError(ValueError):
+    """A bootstrap interval that the sample cannot support (too few rows, or
+    replicates too alike to give an interval of positive width)."""
+
+
 def _json_ready(value: Any) -> Any:
     """Turn tuples and numpy scalars into plain JSON types (recursively)."""
     if isinstance(value, dict):
@@ -217,6 +320,8 @@ class Estimate:
     ``settings`` are the estimator's constructor settings, ``info`` what
     happened in this run (effective batch size, steps, device, dropped
     constant columns...), ``seconds`` the wall time of the whole call.
+    :attr:`dropped_x`, :attr:`dropped_y`, :attr:`contains_value` and
+    :attr:`interval_note` read the parts of it a user should see.
     """
 
     estimator: str
@@ -228,6 +333,32 @@ class Estimate:
     settings: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     seconds: float = float("nan")
+
+    @property
+    def dropped_x(self) -> list[int]:
+        """Indices of the constant columns of x that were left out."""
+        return list(self.info.get("dropped_x", []))
+
+    @property
+    def dropped_y(self) -> list[int]:
+        """Indices of the constant columns of y that were left out."""
+        return list(self.info.get("dropped_y", []))
+
+    @property
+    def contains_value(self) -> bool | None:
+        """Whether ``lower <= value <= upper`` (``None`` without an interval
+        or with a NaN bound)."""
+        if self.lower is None or self.upper is None:
+            return None
+        if math.isnan(self.lower) or math.isnan(self.upper):
+            return None
+        return self.lower <= self.value <= self.upper
+
+    @property
+    def interval_note(self) -> str | None:
+        """Why the interval is what it is, when that needs saying (e.g. why it
+        does not contain the estimate); ``None`` otherwise."""
+        return self.info.get("interval_note")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of all fields."""
@@ -256,6 +387,12 @@ class Estimator(ABC):
         return 2
 
     @property
+    def min_bootstrap_rows(self) -> int:
+        """Smallest number of rows :meth:`interval` accepts: ``4 * min_rows``
+        (see module docs)."""
+        return 4 * self.min_rows
+
+    @property
     def last_info(self) -> dict[str, Any]:
         """What happened in the most recent :meth:`estimate` call."""
         return dict(getattr(self, "_last_info", {}))
@@ -281,11 +418,20 @@ class Estimator(ABC):
         replicates, so the interval is reproducible. The cost is ``n_boot``
         estimates (plus one full-sample estimate, except for "replacement").
         Replicates that come out non-finite are left out, with a warning; if
-        fewer than two are finite the interval is ``(nan, nan)``.
+        fewer than two are finite the interval is ``(nan, nan)``. When a side
+        is constant the interval is ``(0.0, 0.0)``: the mutual information is
+        exactly 0.
+
+        Raises
+        ------
+        BootstrapError
+            ``n`` below :attr:`min_bootstrap_rows`, or replicates so alike
+            that the interval would have zero width.
         """
         _check_level(level)
-        values = self.bootstrap_distribution(x, y, n_boot=n_boot, seed=seed)
-        return _percentile_interval(values, level)
+        xa, ya = check_xy(x, y, self.min_rows, who=self._who())
+        lo, hi, _ = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=None)
+        return lo, hi
 
     def bootstrap_distribution(
         self, x: ArrayLike, y: ArrayLike, n_boot: int = 100, seed: int = 0
@@ -295,9 +441,12 @@ class Estimator(ABC):
         For the "replacement" scheme these are the replicate estimates; for
         "replacement-bc" the bias-corrected and for "subsample" the recentred,
         rescaled replicates (see module docs).
-        One call gives intervals at any number of levels.
+        One call gives intervals at any number of levels. All zeros when a
+        side is constant.
         """
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
+        if _a_side_is_constant(xa, ya):
+            return np.zeros(_check_n_boot(n_boot))
         return self._bootstrap_values(xa, ya, n_boot, seed, center=None)
 
     def estimate_with_interval(
@@ -308,15 +457,20 @@ class Estimator(ABC):
         n_boot: int = 100,
         seed: int = 0,
     ) -> Estimate:
-        """Estimate, bootstrap interval, settings and timing in one record."""
+        """Estimate, bootstrap interval, settings and timing in one record.
+
+        Raises :class:`BootstrapError` where :meth:`interval` does.
+        """
         _check_level(level)
         start = time.perf_counter()
-        value = self.estimate(x, y)
-        info = self.last_info
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
-        values = self._bootstrap_values(xa, ya, n_boot, seed, center=value)
-        lo, hi = _percentile_interval(values, level)
-        info["n_boot_finite"] = int(values.size)
+        value = self.estimate(xa, ya)
+        info = self.last_info
+        lo, hi, n_finite = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=value)
+        info["n_boot_finite"] = n_finite
+        note = self._interval_note(value, lo, hi)
+        if note:
+            info["interval_note"] = note
         return Estimate(
             estimator=self.name,
             value=value,
@@ -366,10 +520,15 @@ class Estimator(ABC):
         self, x: np.ndarray, y: np.ndarray, seed: int
     ) -> tuple[float, dict[str, Any]]:
         """Drop constant columns, then call ``_estimate`` (see module docs)."""
-        info: dict[str, Any] = {"n": int(x.shape[0]), "dx": int(x.shape[1]), "dy": int(y.shape[1])}
         const_x, const_y = constant_columns(x), constant_columns(y)
+        info: dict[str, Any] = {
+            "n": int(x.shape[0]),
+            "dx": int(x.shape[1]),
+            "dy": int(y.shape[1]),
+            "dropped_x": const_x.tolist(),
+            "dropped_y": const_y.tolist(),
+        }
         if const_x.size or const_y.size:
-            info["dropped_constant_columns"] = {"x": const_x.tolist(), "y": const_y.tolist()}
             x = np.delete(x, const_x, axis=1)
             y = np.delete(y, const_y, axis=1)
             if x.shape[1] == 0 or y.shape[1] == 0:
@@ -379,15 +538,68 @@ class Estimator(ABC):
         info.update(self._run_info())
         return value, info
 
-    def _subsample_size(self, n: int) -> int:
-        m = max(self.min_rows, n // 2)
-        if m >= n:
-            raise ValueError(
-                f"{self._describe()}: a subsample bootstrap needs subsamples of "
-                f"at least {self.min_rows} distinct rows out of n, with n larger "
-                f"than that; got n = {n}"
+    def _refuse_small_sample(self, n: int) -> None:
+        if self.bootstrap == "subsample":
+            why = (
+                f"the subsample bootstrap draws subsamples of n // 2 rows, and a "
+                f"subsample needs at least 2 * {self.min_rows} = {2 * self.min_rows} "
+                f"rows (twice the {self.min_rows} rows the estimator needs) for its "
+                "replicates to vary as the estimate does"
             )
-        return m
+        else:
+            why = (
+                f"a resample drawn with replacement holds about 0.63 n distinct rows, "
+                f"and needs well over the {self.min_rows} rows the estimator needs for "
+                "its replicates to vary as the estimate does"
+            )
+        raise BootstrapError(
+            f"{self._describe()}: n = {n} rows is too small for a bootstrap "
+            f"interval; it needs n >= {self.min_bootstrap_rows} ({why})"
+        )
+
+    def _bootstrap_interval(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        level: float,
+        n_boot: int,
+        seed: int,
+        center: float | None,
+    ) -> tuple[float, float, int]:
+        """Lower and upper bound and the number of finite replicates, after the
+        checks of the module docs."""
+        if _a_side_is_constant(x, y):
+            _check_n_boot(n_boot)
+            return 0.0, 0.0, 0
+        values = self._bootstrap_values(x, y, n_boot, seed, center)
+        lo, hi = _percentile_interval(values, level)
+        if values.size >= 2 and not hi - lo > 1e-12 * max(1.0, abs(lo), abs(hi)):
+            distinct = np.unique(values).size
+            raise BootstrapError(
+                f"{self._describe()}: the {values.size} bootstrap replicates at "
+                f"n = {x.shape[0]} give an interval of zero width at level {level} "
+                f"({distinct} distinct value{'s' if distinct > 1 else ''}); the "
+                "sample is too small or too coarse (e.g. few distinct values) for "
+                "a bootstrap interval of this estimator"
+            )
+        return lo, hi, int(values.size)
+
+    def _interval_note(self, value: float, lo: float, hi: float) -> str | None:
+        """Why an interval excludes its estimate (``None`` when it does not)."""
+        if math.isnan(lo) or math.isnan(hi) or lo <= value <= hi:
+            return None
+        side = "above" if lo > value else "below"
+        if self.bootstrap == "replacement-bc":
+            return (
+                f"the bias-corrected bootstrap interval lies {side} the estimate: the "
+                "replicates put the estimate's bias at more than the interval's "
+                "half-width, and the interval is centred on the bias-corrected value "
+                "2 * estimate - mean(replicates)"
+            )
+        return (
+            f"the bootstrap interval lies {side} the estimate: the replicates are "
+            "skewed or biased relative to the full-sample estimate"
+        )
 
     def _bootstrap_values(
         self,
@@ -397,16 +609,17 @@ class Estimator(ABC):
         seed: int,
         center: float | None,
     ) -> np.ndarray:
-        if int(n_boot) != n_boot or n_boot < 2:
-            raise ValueError(f"n_boot must be an integer >= 2; got {n_boot}")
+        n_boot = _check_n_boot(n_boot)
         if self.bootstrap not in BOOTSTRAP_SCHEMES:
             raise ValueError(f"unknown bootstrap scheme {self.bootstrap!r}")
         n = x.shape[0]
+        if n < self.min_bootstrap_rows:
+            self._refuse_small_sample(n)
         rng = np.random.default_rng(seed)
         subsample = self.bootstrap == "subsample"
-        m = self._subsample_size(n) if subsample else n
-        reps = np.empty(int(n_boot))
-        for b in range(int(n_boot)):
+        m = n // 2 if subsample else n
+        reps = np.empty(n_boot)
+        for b in range(n_boot):
             rows = rng.choice(n, size=m, replace=False) if subsample else rng.integers(0, n, size=n)
             rep_seed = int(rng.integers(0, 2**31 - 1))
             reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
@@ -429,9 +642,22 @@ class Estimator(ABC):
         return finite
 
 
+def _check_n_boot(n_boot: int) -> int:
+    if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
+    return int(n_boot)
+
+
+def _a_side_is_constant(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether every column of x, or every column of y, holds a single value."""
+    return constant_columns(x).size == x.shape[1] or constant_columns(y).size == y.shape[1]
+
+
 def _check_level(level: float) -> None:
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1; got {level}")
+    if isinstance(level, (bool, str)) or not isinstance(level, (int, float, np.number)) or not (
+        0.0 < float(level) < 1.0
+    ):
+        raise ValueError(f"level must be a number strictly between 0 and 1; got {level!r}")
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:

@@ -1,28 +1,55 @@
 """Gaussian mutual information from canonical correlations.
 
+What it assumes
+---------------
 If ``(X, Y)`` is jointly Gaussian, ``I(X; Y) = -1/2 sum_i log(1 - rho_i^2)``
 where ``rho_i`` are the canonical correlations, the singular values of
 ``R_XX^{-1/2} R_XY R_YY^{-1/2}``. For any other distribution this is the
-mutual information of the Gaussian with the same covariance (a lower bound
-on the true value when the marginals are Gaussian, and otherwise just the
-linear part of the dependence).
+mutual information of the Gaussian with the same correlation matrix: only the
+linear (Gaussian) part of the dependence is measured. It is a lower bound on
+the true value when the marginals are Gaussian; a non-linear dependence
+(``Y = X^2``) can be missed entirely. The estimate is invariant to shifting
+and rescaling each column (columns are standardised with
+:func:`~mistmodel.estimators.base.standardize_columns`, at any magnitude).
 
-The sample correlation matrix ``R`` of the standardised columns is shrunk
-towards the identity, ``R_s = (1 - lambda) R + lambda I``, before the
-canonical correlations are taken. Shrinking the joint matrix shrinks its
-blocks by the same amount, so ``R_s`` stays a valid correlation matrix and is
-positive definite for any ``lambda > 0``, also when ``n < dx + dy`` (where
-``R`` itself is singular and every unregularised canonical correlation is
-1). By default ``lambda`` is the Ledoit-Wolf estimate of the optimal
-shrinkage intensity (sklearn.covariance.ledoit_wolf_shrinkage), which is of
-order ``(dx + dy) / n`` and vanishes as ``n`` grows; it also tempers the
-upward bias of the plug-in estimate, which sees spurious correlations in
-small samples.
+Two forms
+---------
+*Unbiased* (no shrinkage). The plug-in value computed from the sample
+correlation matrix is biased upwards, by roughly ``dx dy / (2 n)`` nats and
+by far more when ``n`` is a small multiple of ``dx + dy``. For Gaussian data
+the bias is known exactly: with ``S`` the sample covariance of ``p`` columns
+from ``n`` rows, ``(n - 1) S`` is Wishart with ``n - 1`` degrees of freedom
+and ``E[log det S] = log det Sigma + sum_{i=1..p} psi((n - i) / 2) +
+p log(2 / (n - 1))``. The mutual information is ``1/2 (log det S_XX +
+log det S_YY - log det S)``, so subtracting
 
-The plug-in estimate is biased upwards by roughly ``dx dy / (2 n)`` nats
-(more when ``n`` is close to ``dx + dy``), which is comparable to its
-standard error already at moderate dimension. Intervals therefore use the
-bias-corrected percentile bootstrap ("replacement-bc", see :mod:`.base`).
+    1/2 [B(dx) + B(dy) - B(dx + dy)],    B(p) = sum_{i=1..p} psi((n - i) / 2),
+
+from the plug-in value gives an estimator that is exactly unbiased for
+Gaussian data at every ``n > dx + dy + 1`` (the ``log(2 / (n - 1))`` terms
+cancel). Being unbiased it can come out slightly negative when the
+dependence is weak; it is not clipped.
+
+*Shrunk* (Ledoit-Wolf). When ``n`` is close to or below ``dx + dy`` the
+sample correlation matrix is (nearly) singular and the unbiased form is
+undefined or very noisy. The correlation matrix is then shrunk towards the
+identity, ``R_s = (1 - lambda) R + lambda I``, with ``lambda`` the Ledoit-Wolf
+estimate of the optimal intensity (sklearn.covariance.ledoit_wolf_shrinkage).
+Shrinking the joint matrix shrinks its blocks by the same amount, so ``R_s``
+is a valid, positive definite correlation matrix for any ``lambda > 0``.
+Shrinkage pulls the estimate towards 0: it is accurate for weak dependence
+and underestimates strong dependence, badly so in high dimension.
+
+``shrinkage="auto"`` (the default) takes the unbiased form from
+``n >= 2 (dx + dy)`` and the shrunk one below. On dense and sparse Gaussians
+with ``dx = dy`` from 2 to 8, the unbiased form has the smaller root mean
+squared error from ``n = 2 (dx + dy)`` on whenever there is dependence (at
+``n = 1.25 (dx + dy)`` already from ``dx = 8``), while the shrunk one is
+better only for independent data. At ``n = 5000`` the unbiased form is within
+1% of the truth up to ``dx = dy = 100``.
+
+Intervals use the bias-corrected percentile bootstrap ("replacement-bc", see
+:mod:`.base`), which also handles the bias left by shrinkage.
 """
 
 from __future__ import annotations
@@ -30,16 +57,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import digamma
 
-from .base import Estimator
+from .base import Estimator, standardize_columns
 
-__all__ = ["CCA", "canonical_correlations"]
+__all__ = ["CCA", "canonical_correlations", "gaussian_bias"]
+
+MODES = ("auto", "unbiased", "ledoit-wolf")
+#: "auto" uses the unbiased form from n >= AUTO_UNBIASED_RATIO * (dx + dy).
+AUTO_UNBIASED_RATIO = 2
 
 
 def _shrunk_correlation(z: np.ndarray, shrinkage: float | str) -> tuple[np.ndarray, float]:
-    """Correlation matrix of the columns of ``z`` shrunk towards the identity."""
+    """Correlation matrix of the standardised columns ``z`` shrunk towards the identity."""
     n = z.shape[0]
-    z = (z - z.mean(axis=0)) / z.std(axis=0)
     corr = (z.T @ z) / n
     if shrinkage == "ledoit-wolf":
         from sklearn.covariance import ledoit_wolf_shrinkage   # ~2 s to import: only when used
@@ -57,10 +88,12 @@ def canonical_correlations(
     """Canonical correlations (descending) and the shrinkage intensity used.
 
     ``x`` and ``y`` must be validated 2-D float arrays without constant
-    columns (see :func:`mistmodel.estimators.base.check_xy`).
+    columns (see :func:`mistmodel.estimators.base.check_xy`); ``shrinkage``
+    is "ledoit-wolf" or a number in [0, 1].
     """
     dx = x.shape[1]
-    corr, lam = _shrunk_correlation(np.hstack([x, y]), shrinkage)
+    z = np.hstack([standardize_columns(x, "x"), standardize_columns(y, "y")])
+    corr, lam = _shrunk_correlation(z, shrinkage)
     rxx, ryy, rxy = corr[:dx, :dx], corr[dx:, dx:], corr[:dx, dx:]
     try:
         lx = np.linalg.cholesky(rxx)
@@ -78,17 +111,31 @@ def canonical_correlations(
     return np.clip(rho, 0.0, 1.0), lam
 
 
+def gaussian_bias(n: int, dx: int, dy: int) -> float:
+    """Expected excess of the unshrunk plug-in Gaussian MI over the truth, for
+    jointly Gaussian data of ``n`` rows (exact; needs ``n > dx + dy``)."""
+    def b(p: int) -> float:
+        return float(np.sum(digamma((n - np.arange(1, p + 1)) / 2.0)))
+
+    return 0.5 * (b(dx) + b(dy) - b(dx + dy))
+
+
 class CCA(Estimator):
     """Gaussian-assumption mutual information from canonical correlations.
+
+    Measures only the Gaussian (linear) part of the dependence; see the module
+    docs for what that means and for the two forms.
 
     Parameters
     ----------
     shrinkage
-        "ledoit-wolf" (default) or a number in [0, 1]: how far the sample
-        correlation matrix is pulled towards the identity. 0 gives the plain
-        plug-in estimate: infinite when a canonical correlation is 1 (for
-        instance when n <= dx + dy), and a clear error when the correlation
-        matrix of x or of y alone is singular.
+        "auto" (default): the unbiased form from ``n >= 2 (dx + dy)``, the
+        Ledoit-Wolf shrunk form below. "unbiased": always the unbiased form
+        (needs ``n > dx + dy + 1``). "ledoit-wolf": always the shrunk form.
+        A number in [0, 1]: that fixed shrinkage without bias correction (0
+        gives the plain plug-in estimate: infinite when a canonical
+        correlation is 1, and a clear error when the correlation matrix of x
+        or of y alone is singular).
     seed
         Unused (the estimate is deterministic); kept for a uniform interface.
     """
@@ -96,15 +143,16 @@ class CCA(Estimator):
     name = "CCA"
     bootstrap = "replacement-bc"
 
-    def __init__(self, shrinkage: float | str = "ledoit-wolf", seed: int = 0) -> None:
-        if shrinkage != "ledoit-wolf":
+    def __init__(self, shrinkage: float | str = "auto", seed: int = 0) -> None:
+        if shrinkage not in MODES:
             try:
                 value = float(shrinkage)
             except (TypeError, ValueError):
                 value = float("nan")
-            if not 0.0 <= value <= 1.0:
+            if isinstance(shrinkage, bool) or not 0.0 <= value <= 1.0:
                 raise ValueError(
-                    f"shrinkage must be 'ledoit-wolf' or a number in [0, 1]; got {shrinkage!r}"
+                    f"shrinkage must be one of {', '.join(map(repr, MODES))} or a number "
+                    f"in [0, 1]; got {shrinkage!r}"
                 )
             shrinkage = value
         self.shrinkage = shrinkage
@@ -118,14 +166,37 @@ class CCA(Estimator):
     def min_rows(self) -> int:
         return 3
 
+    def form(self, n: int, dx: int, dy: int) -> str:
+        """"unbiased" or "shrunk": the form used for ``n`` rows and ``dx + dy`` columns."""
+        if self.shrinkage == "unbiased":
+            return "unbiased"
+        if self.shrinkage == "auto" and n >= AUTO_UNBIASED_RATIO * (dx + dy):
+            return "unbiased"
+        return "shrunk"
+
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
-        rho, lam = canonical_correlations(x, y, self.shrinkage)
+        n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
+        form = self.form(n, dx, dy)
+        if form == "unbiased":
+            if n <= dx + dy + 1:
+                raise ValueError(
+                    f"CCA(shrinkage='unbiased') needs n > dx + dy + 1 rows; got n = {n} "
+                    f"with dx + dy = {dx + dy}; use shrinkage='auto' or 'ledoit-wolf'"
+                )
+            rho, lam = canonical_correlations(x, y, 0.0)
+            bias = gaussian_bias(n, dx, dy)
+        else:
+            shrink = "ledoit-wolf" if isinstance(self.shrinkage, str) else self.shrinkage
+            rho, lam = canonical_correlations(x, y, shrink)
+            bias = 0.0
         self._info = {
+            "form_used": form,
             "shrinkage_used": lam,
+            "bias_correction": bias,
             "canonical_correlations": [float(r) for r in rho],
         }
         with np.errstate(divide="ignore"):
-            value = -0.5 * np.sum(np.log1p(-(rho**2)))
+            value = -0.5 * np.sum(np.log1p(-(rho**2))) - bias
         return float(value)
 
     def _run_info(self) -> dict[str, Any]:

@@ -86,7 +86,7 @@ from scipy.spatial.distance import cdist
 from scipy.special import digamma
 from threadpoolctl import ThreadpoolController
 
-from .base import Estimator
+from .base import Estimator, scale_to_unit, standardize_columns
 
 __all__ = ["KSG", "ksg_counts"]
 
@@ -405,7 +405,10 @@ class KSG(Estimator):
         space always uses the maximum of the two.
     standardize
         Centre each column and divide it by its standard deviation first
-        (KSG is not invariant to rescaling a column).
+        (KSG is not invariant to rescaling a column). Without it the columns
+        keep their relative scale; both sides are divided by one common power
+        of two, which leaves the estimate unchanged and keeps distances finite
+        at any magnitude.
     jitter
         Standard deviation of the tie-breaking noise relative to each
         column's standard deviation; 0 turns it off (see module docs).
@@ -469,9 +472,16 @@ class KSG(Estimator):
                 return "tree" if n >= min_n else "brute"
         return "brute"
 
-    def _prepare(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _scaled(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised columns, or without ``standardize`` both sides divided by
+        one power of two (exact; KSG's counts do not change under a common scale)
+        so that no distance overflows or underflows (see :mod:`.base`, "Scale")."""
         if self.standardize:
-            a = (a - a.mean(axis=0)) / a.std(axis=0)
+            return standardize_columns(x, "x"), standardize_columns(y, "y")
+        both = scale_to_unit(np.hstack([x, y]), axis=None)
+        return both[:, : x.shape[1]], both[:, x.shape[1]:]
+
+    def _jittered(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.jitter > 0.0:
             a = a + rng.standard_normal(a.shape) * (self.jitter * a.std(axis=0))
         return a
@@ -479,8 +489,9 @@ class KSG(Estimator):
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         n = x.shape[0]
         rng = np.random.default_rng(seed)
-        x = self._prepare(x, rng)
-        y = self._prepare(y, rng)
+        x, y = self._scaled(x, y)
+        x = self._jittered(x, rng)
+        y = self._jittered(y, rng)
         algorithm = self.choose_algorithm(n, x.shape[1] + y.shape[1])
         _, nx, ny = ksg_counts(x, y, self.k, self.metric, algorithm)
         self._info = {"algorithm_used": algorithm}

@@ -66,7 +66,7 @@ class MINE(NeuralEstimator):
         standardize: bool = True,
         seed: int = 0,
         device: str = "auto",
-        threads: int | None = 1,
+        threads: int | None = None,
         ema_rate: float = 0.01,
     ) -> None:
         super().__init__(

@@ -24,31 +24,65 @@ Randomness (split, batches, initial weights) comes from ``seed`` alone:
 batches from a seeded ``torch.Generator``, initial weights from
 ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng``, so the caller's
 global random state is left untouched. Computation runs on ``device``:
-"auto" picks CUDA when it is available, else the CPU. On the CPU, training
-uses ``threads`` intra-op threads (default 1; the previous setting is
-restored afterwards, and ``None`` leaves it alone): the critics are small,
-intra-op parallelism buys little at these sizes, and on a busy machine, or
-with several estimates running side by side as in the benchmark, extra
-threads slow each step down many times over. ``torch.set_num_threads`` is
-process-wide, so do not change it from another thread during an estimate.
+"auto" picks CUDA when it is available, else the CPU.
+
+Threads: with ``threads=None`` (the default) the estimator uses torch's
+thread count as the caller left it. ``threads=T`` runs the CPU training on
+``T`` intra-op threads through :func:`torch_threads`, which restores the
+caller's exact setting when the call returns or raises. torch's thread count
+is process-wide: for the duration of the call it applies to every thread of
+the process, so do not pass ``threads`` while other threads run torch work
+that must keep its own count. The critics are small: on a busy machine, or
+with several estimates running side by side, ``threads=1`` is often many
+times faster than torch's default of one thread per core.
+
 Inputs are standardised column-wise (mutual information is invariant to
-that).
+that) at any magnitude (:func:`~mistmodel.estimators.base.standardize_columns`);
+with ``standardize=False`` the columns go to the critic as they are, in
+float32, and input that float32 cannot hold (beyond 1e30, or so small
+that a column's values collapse to one) is refused.
 """
 
 from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-from .base import Estimator
+from .base import Estimator, standardize_columns
 from .critics import ConcatCritic
 
-__all__ = ["NeuralEstimator", "resolve_device"]
+__all__ = ["NeuralEstimator", "resolve_device", "torch_threads"]
+
+# float32 holds magnitudes up to about 3.4e38; leave room for the critic's arithmetic.
+_FLOAT32_LIMIT = 1e30
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on ``threads`` torch intra-op threads, then restore the
+    calling thread's setting exactly, also when the block raises.
+
+    ``None`` leaves the setting alone. torch's thread count is process-wide:
+    while the block runs, other threads of the process see ``threads`` too.
+    """
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    if previous == threads:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -86,7 +120,9 @@ class NeuralEstimator(Estimator):
     device
         "auto", "cpu", "cuda", "cuda:1", ...
     threads
-        CPU threads used while training (``None``: torch's current setting).
+        CPU threads used while training; ``None`` (default) keeps torch's
+        current setting. The setting is process-wide while the call runs and
+        restored afterwards (see module docs).
     """
 
     bootstrap = "subsample"
@@ -104,7 +140,7 @@ class NeuralEstimator(Estimator):
         standardize: bool = True,
         seed: int = 0,
         device: str = "auto",
-        threads: int | None = 1,
+        threads: int | None = None,
     ) -> None:
         hidden = tuple(int(h) for h in hidden)
         if not hidden or min(hidden) < 1:
@@ -121,7 +157,9 @@ class NeuralEstimator(Estimator):
             raise ValueError(f"batch_size must be at least 2; got {batch_size}")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction}")
-        if threads is not None and (int(threads) != threads or threads < 1):
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
         if not lr > 0.0 or not grad_clip > 0.0:
             raise ValueError("lr and grad_clip must be positive")
@@ -179,21 +217,17 @@ class NeuralEstimator(Estimator):
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         device = resolve_device(self.device)
-        if device.type != "cpu" or self.threads is None:
+        if self.standardize:
+            x, y = standardize_columns(x, "x"), standardize_columns(y, "y")
+        else:
+            _check_float32(x, "x")
+            _check_float32(y, "y")
+        with torch_threads(self.threads if device.type == "cpu" else None):
             return self._train(x, y, seed, device)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return self._train(x, y, seed, device)
-        finally:
-            torch.set_num_threads(previous)
 
     def _train(self, x: np.ndarray, y: np.ndarray, seed: int, device: torch.device) -> float:
         """Split, train with early stopping, return the best held-out bound."""
         n = x.shape[0]
-        if self.standardize:
-            x = (x - x.mean(axis=0)) / x.std(axis=0)
-            y = (y - y.mean(axis=0)) / y.std(axis=0)
         xt = torch.as_tensor(x, dtype=torch.float32, device=device)
         yt = torch.as_tensor(y, dtype=torch.float32, device=device)
 
@@ -260,3 +294,24 @@ class NeuralEstimator(Estimator):
 
     def _run_info(self) -> dict[str, Any]:
         return dict(self._info)
+
+
+def _check_float32(a: np.ndarray, label: str) -> None:
+    """Refuse raw (unstandardised) input that the float32 critic cannot represent."""
+    peak = np.max(np.abs(a), axis=0)
+    big = np.flatnonzero(peak > _FLOAT32_LIMIT)
+    if big.size:
+        col = int(big[0])
+        raise ValueError(
+            f"{label} column {col} reaches {peak[col]:.3g}, beyond what the float32 "
+            "critic can work with; use standardize=True (the default), or rescale it"
+        )
+    single = a.astype(np.float32)
+    collapsed = np.flatnonzero(np.all(single == single[:1], axis=0))
+    if collapsed.size:
+        col = int(collapsed[0])
+        raise ValueError(
+            f"{label} column {col} takes a single value once converted to float32 "
+            f"(largest magnitude {peak[col]:.3g}); use standardize=True (the "
+            "default), or rescale it"
+        )
