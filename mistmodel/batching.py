@@ -16,26 +16,7 @@ import torch
 
 from .copula import row_score_index, score_table, standardize
 
-__all__ = ["Batch", "ScoreLookup", "collate", "bucket_batches", "shape_key", "plan_chunks"]
-
-
-@dataclass
-class ScoreLookup:
-    """Every cell value of a copula-normalised batch, as a position in one small table.
-
-    ``values == table[index].transpose(1, 2)`` exactly (padded cells included: ``table[0]``
-    is 0.0, the padding value).  The index is laid out column by column, as the network
-    holds its cells.  The table holds the normal scores possible at each sample size of
-    the batch (:func:`~mistmodel.copula.score_table`), ``2 n - 1`` entries per distinct
-    ``n``, so the network can run its per-cell input layers on the table and gather.
-    """
-
-    table: torch.Tensor       # (T,) float32, table[0] == 0.0
-    index: torch.Tensor       # (B, D, N) long, into table
-
-    def to(self, device: torch.device | str, non_blocking: bool = True) -> "ScoreLookup":
-        return ScoreLookup(self.table.to(device, non_blocking=non_blocking),
-                           self.index.to(device, non_blocking=non_blocking))
+__all__ = ["Batch", "collate", "bucket_batches", "shape_key", "plan_chunks"]
 
 
 @dataclass
@@ -46,12 +27,11 @@ class Batch:
     col_type: torch.Tensor    # (B, D) long: 0 = X column, 1 = Y column
     target: torch.Tensor | None = None   # (B,) float32 true MI, when known
     n: torch.Tensor | None = None        # (B,) long rows per sample
-    lookup: ScoreLookup | None = None    # cell values as table positions (copula only)
 
     def to(self, device: torch.device | str) -> "Batch":
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
         return Batch(move(self.values), move(self.row_mask), move(self.col_mask),
-                     move(self.col_type), move(self.target), move(self.n), move(self.lookup))
+                     move(self.col_type), move(self.target), move(self.n))
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -60,14 +40,13 @@ class Batch:
         return self.values, self.row_mask, self.col_mask, self.col_type
 
 
-def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[float] | None = None,
-            copula: bool = True, normalized: bool = False, with_lookup: bool = True) -> Batch:
+def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]],
+            targets: Sequence[float] | None = None, copula: bool = True,
+            normalized: bool = False) -> Batch:
     """Pad a list of ``(x, y)`` pairs into one :class:`Batch`.
 
     ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``; each sample is normalised per column
     (normal scores if ``copula``) before padding unless ``normalized`` says it already is.
-    Normalised here with the copula, the batch also carries its :class:`ScoreLookup`
-    unless ``with_lookup`` is False (training does not use it).
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
@@ -78,12 +57,8 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     row_mask = np.zeros((B, N), dtype=bool)
     col_mask = np.zeros((B, D), dtype=bool)
     col_type = np.zeros((B, D), dtype=np.int64)
-    lookup = None
     if copula and not normalized:
-        table, index = _score_lookup(samples, shapes, N, D)
-        values = np.ascontiguousarray(table[index].transpose(0, 2, 1))
-        if with_lookup:
-            lookup = ScoreLookup(torch.from_numpy(table), torch.from_numpy(index))
+        values = _normal_scores(samples, shapes, N, D)
     else:
         values = np.zeros((B, N, D), dtype=np.float32)
     for b, ((x, y), (n, dx, dy)) in enumerate(zip(samples, shapes)):
@@ -99,16 +74,16 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[
     target = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
     return Batch(torch.from_numpy(values), torch.from_numpy(row_mask), torch.from_numpy(col_mask),
                  torch.from_numpy(col_type), target,
-                 torch.as_tensor([s[0] for s in shapes], dtype=torch.long), lookup)
+                 torch.as_tensor([s[0] for s in shapes], dtype=torch.long))
 
 
-def _score_lookup(samples: Sequence[tuple[np.ndarray, np.ndarray]],
-                  shapes: Sequence[tuple[int, int, int]], N: int, D: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's score table ``(T,)`` (0.0 first, then one block per distinct ``n``)
-    and every cell's position in it ``(B, D, N)``; padded cells point at the 0.0.
+def _normal_scores(samples: Sequence[tuple[np.ndarray, np.ndarray]],
+                   shapes: Sequence[tuple[int, int, int]], N: int, D: int) -> np.ndarray:
+    """Normal scores of every column, padded: ``(B, N, D)`` float32, 0 where padded.
 
-    The columns of all samples with the same ``n`` (and dtype) are ranked in one call.
+    The columns of all samples with the same ``n`` (and dtype) are ranked in one call,
+    as positions in one table of the possible scores (:func:`~mistmodel.copula.score_table`
+    of each ``n``, after a 0.0 for the padding), which is then read at those positions.
     """
     offsets: dict[int, int] = {}
     blocks = [np.zeros(1, dtype=np.float32)]
@@ -130,7 +105,8 @@ def _score_lookup(samples: Sequence[tuple[np.ndarray, np.ndarray]],
             d = part.shape[1]
             index[b, start:start + d, :n] = ranked[row:row + d]
             row += d
-    return np.concatenate(blocks), index
+    table = np.concatenate(blocks)
+    return np.ascontiguousarray(table[index].transpose(0, 2, 1))
 
 
 def shape_key(n: int, dim_x: int, dim_y: int) -> tuple[int, int]:

@@ -82,8 +82,8 @@ def normal_score_index(a: np.ndarray) -> np.ndarray:
     ``normal_scores(a) == score_table(n)[normal_score_index(a)]`` exactly; the index is
     ``2 (rank - 1)`` for the average rank (an integer in ``[0, 2 n - 2]``, odd only for
     ties).  Shape ``(n, d)``, dtype ``intp``.  Every cell of a sample with ``n`` rows
-    therefore takes one of ``2 n - 1`` values, whatever the data: the network uses this
-    to compute its per-cell input layers once per table entry instead of once per cell.
+    therefore takes one of ``2 n - 1`` values, whatever the data: a batch is normalised
+    by ranking and then reading one table (:func:`~mistmodel.batching.collate`).
     """
     a = _as_columns(a)
     return row_score_index(np.ascontiguousarray(a.T)).T

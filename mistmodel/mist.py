@@ -12,7 +12,14 @@
 
 ``MIST.load(path)`` returns an estimator for whichever variant the checkpoint holds.  A
 point-estimate (``mist``) checkpoint refuses ``quantiles`` (and ``interval`` unless a
-bootstrap is asked for with ``n_boot``) with a clear error; a quantile (``mist_qr``) checkpoint answers ``estimate`` with its median.
+bootstrap is asked for with ``n_boot``) with a clear error; a quantile (``mist_qr``)
+checkpoint answers ``estimate`` with its median.  Checkpoints are safetensors files with
+a JSON card (:mod:`mistmodel.checkpoint`): loading one runs nothing from the file.
+
+``backend`` (at load) chooses the runtime of the forward pass once
+(:mod:`mistmodel.backends`; ``"torch"`` always works).  ``threads`` sets torch's CPU
+thread count for the duration of each call and restores it afterwards, also when the
+call raises; by default torch's setting is left as it is.
 
 Input rules (all shared with the other estimators through ``check_xy``):
 
@@ -22,14 +29,20 @@ Input rules (all shared with the other estimators through ``check_xy``):
   network was trained on ``n >= 10`` and such estimates are little better than a prior;
 * dims or ``n`` beyond the ranges seen in training work (the network takes any shape)
   but warn (:class:`OutOfRangeWarning`), naming the trained range;
-* constant columns are dropped (they carry no information); if one side is entirely
-  constant the estimate is exactly 0.
+* constant columns are dropped (they carry no information) and reported
+  (``last_info["dropped_x"]``, ``Estimate.dropped_x``); if one side is entirely constant
+  the estimate is exactly 0 and MIST-QR's interval is exactly ``(0.0, 0.0)``;
+* MIST-QR answers quantiles only at taus inside the grid it was trained on
+  (``[tau_min, tau_max]`` of its config, 0.01 .. 0.99 for the shipped one), hence central
+  intervals up to level ``1 - 2 tau_min`` (0.98); beyond that it refuses.  Its intervals
+  are conformally calibrated at the levels its checkpoint has factors for (0.5, 0.8, 0.9,
+  0.95 for the shipped one) and are the raw quantiles at other levels; ``last_info`` /
+  ``Estimate.info`` say which (``"interval_method"``).
 """
 from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,18 +50,20 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from . import kernels
+from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
 from .calibration import sample_factors, sample_rows, widen
-from .heap import retain_freed_memory
-from .estimators.base import Estimator, _check_level, as_pair, check_xy, constant_columns
+from .checkpoint import CheckpointError, load_checkpoint
+from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
+                              check_xy, constant_columns)
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "default_checkpoint",
            "load_network", "MIN_ROWS", "WARN_ROWS"]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.pt", "mist_qr": CHECKPOINT_DIR / "mist_qr.pt"}
+DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
+                       "mist_qr": CHECKPOINT_DIR / "mist_qr.safetensors"}
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
 
@@ -69,29 +84,61 @@ def default_checkpoint(variant: str = "mist") -> Path:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto" -> CUDA when available, else CPU."""
+    """``None``/"auto" -> CUDA when available, else CPU; a CUDA device must be available."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} asked for, but CUDA is not available "
+                           "here (torch.cuda.is_available() is False); use device='cpu'")
+    return dev
 
 
 def load_network(path: str | os.PathLike, device: str | torch.device = "cpu"
                  ) -> tuple[MISTNet, dict[str, Any]]:
-    """Build the network stored in a checkpoint (training or exported) and its metadata."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no MIST checkpoint at {path}")
+    """The network stored in a checkpoint, in eval mode on ``device``, and its card.
+
+    Raises :class:`~mistmodel.checkpoint.CheckpointError` (a ``ValueError``) when the
+    file is not a safetensors MIST checkpoint, its card's model config is invalid, or
+    its tensors do not match that config (the message names the keys).
+    """
+    state, card = load_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable MIST checkpoint: {exc}") from exc
-    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path} is not a MIST checkpoint (no model_state / model_config)")
-    net = MISTNet(ModelConfig.from_dict(ckpt["model_config"]))
-    net.load_state_dict(ckpt["model_state"])
-    net.to(device).eval()
-    meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state")}
-    return net, meta
+        config = ModelConfig.from_dict(card["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model_config in its card: {exc}") from None
+    if card["variant"] != config.variant:
+        raise CheckpointError(f"{path}: its card says variant {card['variant']!r} but its "
+                              f"model_config says {config.variant!r}")
+    net = MISTNet(config)
+    _check_tensors(net.state_dict(), state, path)
+    net.load_state_dict(state)
+    return net.to(device).eval(), card
+
+
+def _check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor],
+                   path: str | os.PathLike) -> None:
+    """Refuse a state dict whose names or shapes differ from the network's."""
+    def listing(keys: set[str]) -> str:
+        shown = sorted(keys)
+        return ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+
+    problems = []
+    missing, unexpected = set(expected) - set(found), set(found) - set(expected)
+    if missing:
+        problems.append(f"missing tensors {listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors {listing(unexpected)}")
+    for key in sorted(set(expected) & set(found)):
+        if tuple(found[key].shape) != tuple(expected[key].shape):
+            problems.append(f"tensor {key} has shape {tuple(found[key].shape)}, the model "
+                            f"config needs {tuple(expected[key].shape)}")
+    if problems:
+        raise CheckpointError(f"{path}: the tensors do not match the card's model_config: "
+                              + "; ".join(problems))
 
 
 class MIST(Estimator):
@@ -100,30 +147,36 @@ class MIST(Estimator):
     Parameters
     ----------
     network : the trained :class:`MISTNet`.
-    meta : checkpoint metadata (``data_ranges`` drives the out-of-range warnings).
+    meta : the checkpoint's card (``data_ranges`` drives the out-of-range warnings,
+        ``interval_calibration`` the MIST-QR interval factors).
     checkpoint : where it was loaded from (recorded in ``settings()``).
-    device : torch device for inference.
+    device : torch device for inference (``None``/"auto": CUDA when available).
     max_cells : padded cells (``batch x rows x columns``) per forward pass in
-        :meth:`estimate_batch`; larger lists are cut into shape-sorted chunks.  On CPU
-        with ``torch.get_num_threads() = T > 1`` the chunks run in T Python threads with
-        one torch thread each (torch's thread count is set to 1 for the duration of the
-        call and restored after); a single chunk runs on one torch thread with its
-        compiled kernels (:mod:`mistmodel.kernels`) split over T threads.
+        :meth:`estimate_batch`; larger lists are cut into shape-sorted chunks.
+    seed : seed of the subsample bootstrap of a point checkpoint's :meth:`interval`.
+    backend : runtime of the forward pass (:func:`mistmodel.backends.make_backend`).
+    threads : CPU threads of the backend during each call (for ``"torch"``, torch's
+        thread count, restored after the call, also when it raises); ``None`` leaves the
+        runtime's setting alone.
     """
 
     bootstrap = "subsample"
 
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
-                 max_cells: int = 65_536, seed: int = 0):
+                 max_cells: int = 65_536, seed: int = 0, backend: str = "torch",
+                 threads: int | None = None):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.meta = dict(meta or {})
         self.checkpoint = checkpoint
         self.max_cells = int(max_cells)
         self.seed = int(seed)
+        self.backend = backend
+        self.threads = check_threads(threads)
         self.variant = network.config.variant
         self.name = self.variant
+        self._run = make_backend(backend, self.network, threads=self.threads)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -132,21 +185,23 @@ class MIST(Estimator):
         """Load a checkpoint; ``path=None`` takes the one shipped for ``variant``.
 
         The shipped checkpoints live inside the package, so this works offline.  The
-        returned estimator has the variant the checkpoint holds.
+        returned estimator has the variant the checkpoint holds.  ``kwargs`` go to the
+        constructor (``backend``, ``threads``, ``max_cells``, ``seed``).
         """
         ckpt = default_checkpoint(variant) if path is None else Path(path)
         if path is None and not ckpt.is_file():
             raise FileNotFoundError(
                 f"the default {variant} checkpoint is missing from the package ({ckpt}); "
-                "train one with `python -m mistmodel.train` and pass its path")
+                "train one with the study workflow and pass its path")
         dev = resolve_device(device)
-        net, meta = load_network(ckpt, dev)
-        return cls(net, meta, checkpoint=str(ckpt), device=dev, **kwargs)
+        net, card = load_network(ckpt)
+        return cls(net, card, checkpoint=str(ckpt), device=dev, **kwargs)
 
     # ------------------------------------------------------------------ estimator API
     def settings(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "variant": self.variant,
-                "device": str(self.device)}
+                "device": str(self.device), "max_cells": self.max_cells, "seed": self.seed,
+                "backend": self.backend, "threads": self.threads}
 
     @property
     def is_quantile(self) -> bool:
@@ -157,6 +212,11 @@ class MIST(Estimator):
         """Ranges of n / dim_x / dim_y seen in training (empty if unknown)."""
         return dict(self.meta.get("data_ranges") or {})
 
+    @property
+    def tau_range(self) -> tuple[float, float]:
+        """The quantile levels ``[tau_min, tau_max]`` MIST-QR was trained on."""
+        return self.network.config.tau_min, self.network.config.tau_max
+
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         return float(np.ravel(self._forward([(x, y)], None))[0])
 
@@ -166,22 +226,19 @@ class MIST(Estimator):
         ``samples``: ``(x, y)`` pairs or objects with ``.x``/``.y`` (e.g. ``mistgen``
         samples), of any shapes.  Samples are validated like :meth:`estimate`, sorted by
         shape and padded; each chunk of at most ``max_cells`` padded cells is one forward
-        pass (a typical list is a single pass).  Returns a float64 array in input order.
+        pass.  Returns a float64 array in input order.
         """
-        out = self._predict(samples, None)
+        out = self._predict(self._prepare_many(samples), None)
         return out[:, 0] if out.ndim == 2 else out
 
     def quantiles(self, x: Any, y: Any, taus: Sequence[float]) -> np.ndarray:
-        """Quantiles of I(X;Y) at ``taus`` (in (0, 1)); non-decreasing in tau."""
+        """Quantiles of I(X;Y) at ``taus`` (inside :attr:`tau_range`); non-decreasing."""
         return self.quantiles_batch([(x, y)], taus)[0]
 
     def quantiles_batch(self, samples: Iterable[Any], taus: Sequence[float]) -> np.ndarray:
         """Quantiles for many samples: array ``(len(samples), len(taus))``."""
         self._require_quantiles("quantiles")
-        tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
-        if tau.ndim != 1 or tau.size == 0 or not np.all((tau > 0) & (tau < 1)):
-            raise ValueError(f"taus must be a non-empty list of numbers in (0, 1); got {taus!r}")
-        return self._predict(samples, tau)
+        return self._predict(self._prepare_many(samples), self._check_taus(taus))
 
     def interval(self, x: Any, y: Any, level: float = 0.9, n_boot: int | None = None,
                  seed: int = 0) -> tuple[float, float]:
@@ -189,35 +246,37 @@ class MIST(Estimator):
 
         A ``mist_qr`` checkpoint answers with its quantiles ``(1 - level) / 2`` and
         ``(1 + level) / 2``, widened (or narrowed) by the checkpoint's split-conformal
-        factor for ``level`` and the sample's size when it has one
-        (:mod:`mistmodel.calibration`; the shipped checkpoint has them for 0.5, 0.8, 0.9 and
-        0.95, per bin of n); ``n_boot``/``seed`` are ignored:
-        no resampling needed.  A point (``mist``) checkpoint has no interval of its own: it
-        raises a clear error, unless ``n_boot`` is given explicitly, in which case it
-        returns the base class's subsample-bootstrap interval (``n_boot`` forward passes)
-        like the baselines do.
+        factor for ``level`` and the sample's size where it has one
+        (:mod:`mistmodel.calibration`), the raw quantiles elsewhere; ``last_info`` says
+        which.  Levels whose quantiles lie beyond the trained tau grid are refused;
+        ``n_boot``/``seed`` are ignored.  A point (``mist``) checkpoint has no interval
+        of its own: it raises a clear error, unless ``n_boot`` is given explicitly, in
+        which case it returns the base class's subsample-bootstrap interval.
         """
         _check_level(level)
         if not self.is_quantile:
             if n_boot is None:
                 self._require_quantiles("interval")
             return super().interval(x, y, level=level, n_boot=n_boot, seed=seed)
-        lo, hi = self.interval_batch([(x, y)], level)[0]
+        xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
+        (lo, hi), = self.interval_batch([(xa, ya)], level)
+        self._last_info = {**_columns_info(xa, ya), **self._interval_info(level, len(xa))}
         return float(lo), float(hi)
 
     def interval_batch(self, samples: Iterable[Any], level: float = 0.9,
                        calibrated: bool = True) -> np.ndarray:
         """Intervals for many samples: array ``(len(samples), 2)``.  ``calibrated=False``
-        gives the raw quantile intervals even where a conformal factor exists."""
-        _check_level(level)
-        samples = list(samples)
-        q = self.quantiles_batch(samples, [(1 - level) / 2, (1 + level) / 2])
-        if not calibrated:
-            return q
-        factor = self.calibration_factors(level, sample_rows(samples))
-        if factor is None:
-            return q
-        return np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
+        gives the raw quantile intervals even where a conformal factor exists.  A sample
+        with an entirely constant side gets exactly ``[0, 0]``."""
+        self._require_quantiles("interval_batch")
+        taus = self._check_taus([(1 - level) / 2, (1 + level) / 2], level=level)
+        prepared = self._prepare_many(samples)
+        q = self._predict(prepared, taus)
+        factor = self.calibration_factors(level, sample_rows(prepared)) if calibrated else None
+        if factor is not None:
+            q = np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
+        q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
+        return q
 
     def calibration_factors(self, level: float, n: Sequence[int]) -> np.ndarray | None:
         """The checkpoint's split-conformal factor at ``level`` for samples of ``n`` rows
@@ -226,19 +285,26 @@ class MIST(Estimator):
         return sample_factors(self.meta.get("interval_calibration"), level, n)
 
     def estimate_with_interval(self, x: Any, y: Any, level: float = 0.9,
-                               n_boot: int = 100, seed: int = 0):
-        """Estimate and interval in one record.  A ``mist_qr`` checkpoint gives its
-        quantile interval; a ``mist`` checkpoint falls back to the base class's
-        subsample bootstrap (``n_boot`` forward passes)."""
+                               n_boot: int = 100, seed: int = 0) -> Estimate:
+        """Estimate and interval in one record.  A ``mist_qr`` checkpoint gives its median
+        and its quantile interval (``info["interval_method"]`` says whether calibrated);
+        a ``mist`` checkpoint falls back to the base class's subsample bootstrap
+        (``n_boot`` forward passes).  ``info["interval_note"]`` says why, if the interval
+        does not contain the estimate."""
         if not self.is_quantile:
             return super().estimate_with_interval(x, y, level, n_boot, seed)
-        from .estimators.base import Estimate, _json_ready
         start = time.perf_counter()
         value = self.estimate(x, y)
+        info = self.last_info
         lo, hi = self.interval(x, y, level)
+        info.update(self.last_info)
+        if not lo <= value <= hi:
+            info["interval_note"] = (
+                f"the median {value:.4g} lies outside the interval: the conformal factor "
+                "for this level narrows the raw quantile interval, here past the median")
         return Estimate(estimator=self.name, value=value, lower=lo, upper=hi, level=level,
                         n_boot=None, settings=_json_ready(self.settings()),
-                        info=_json_ready(self.last_info), seconds=time.perf_counter() - start)
+                        info=_json_ready(info), seconds=time.perf_counter() - start)
 
     # ------------------------------------------------------------------ internals
     def _require_quantiles(self, what: str) -> None:
@@ -248,41 +314,64 @@ class MIST(Estimator):
                 f"{self.checkpoint or 'this network'} is a point-estimate (mist) checkpoint; "
                 "load one with MIST.load(variant='mist_qr') or MIST.load(PATH_TO_QR_CHECKPOINT)")
 
+    def _check_taus(self, taus: Sequence[float], level: float | None = None) -> np.ndarray:
+        """``taus`` as an array, refused unless all lie in :attr:`tau_range` (``level``:
+        the interval level they come from, for the message)."""
+        if level is not None:
+            _check_level(level)
+        tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+        lo, hi = self.tau_range
+        if tau.ndim != 1 or tau.size == 0 or not np.all(np.isfinite(tau)):
+            raise ValueError(f"taus must be a non-empty list of numbers; got {taus!r}")
+        slack = 1e-9                      # (1 - level) / 2 in floating point
+        if np.all((tau >= lo - slack) & (tau <= hi + slack)):
+            return np.clip(tau, lo, hi)
+        if level is not None:
+            raise ValueError(
+                f"level {level:g} needs the quantiles at tau = {tau[0]:g} and {tau[1]:g}, "
+                f"but this MIST-QR was trained on tau in [{lo:g}, {hi:g}]: its central "
+                f"intervals go up to level {1 - 2 * lo:g}")
+        bad = tau[(tau < lo - slack) | (tau > hi + slack)]
+        raise ValueError(f"this MIST-QR was trained on quantiles at tau in [{lo:g}, {hi:g}]; "
+                         f"got tau = {', '.join(f'{t:g}' for t in bad)}, outside it")
+
+    def _interval_info(self, level: float, n: int) -> dict[str, Any]:
+        factor = self.calibration_factors(level, [n])
+        if factor is None:
+            known = sorted((self.meta.get("interval_calibration") or {}).get("factors") or {})
+            method = (f"raw quantiles: no conformal factor at level {level:g} (calibrated "
+                      f"levels: {', '.join(known) or 'none'})")
+        else:
+            method = f"split-conformal calibrated quantiles, factor {float(factor[0]):+.3f}"
+        return {"level": level, "interval_method": method}
+
     def _who(self) -> str:
         return "MIST"
 
-    def _prepare_many(self, samples: Iterable[Any]) -> tuple[list, set[int]]:
-        """Validate samples and drop constant columns; indices of all-constant sides."""
-        prepared: list[tuple[np.ndarray, np.ndarray]] = []
-        const: set[int] = set()
+    def _prepare_many(self, samples: Iterable[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Validated samples with their constant columns dropped (a side may be left
+        without columns)."""
+        prepared = []
         for i, item in enumerate(samples):
             x, y = as_pair(item)
             try:
                 xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
             except ValueError as exc:
                 raise ValueError(f"sample {i}: {exc}") from None
-            cx, cy = constant_columns(xa), constant_columns(ya)
-            if cx.size or cy.size:
-                xa, ya = np.delete(xa, cx, axis=1), np.delete(ya, cy, axis=1)
-                if xa.shape[1] == 0 or ya.shape[1] == 0:
-                    const.add(i)
-            prepared.append((xa, ya))
+            prepared.append((np.delete(xa, constant_columns(xa), axis=1),
+                             np.delete(ya, constant_columns(ya), axis=1)))
         if not prepared:
-            raise ValueError("estimate_batch needs at least one sample")
-        return prepared, const
+            raise ValueError("MIST needs at least one sample")
+        return prepared
 
-    def _predict(self, samples: Iterable[Any], tau: np.ndarray | None) -> np.ndarray:
-        """Validated, batched predictions in input order; 0 for samples whose X or Y is
-        all constant columns (no information)."""
-        prepared, const = self._prepare_many(samples)
-        live = [i for i in range(len(prepared)) if i not in const]
-        if not live:
-            shape = (len(prepared),) if not self.is_quantile else (
-                len(prepared), 1 if tau is None else len(tau))
-            return np.zeros(shape, dtype=np.float64)
-        pred = self._forward([prepared[i] for i in live], tau)
-        out = np.zeros((len(prepared),) + pred.shape[1:], dtype=np.float64)
-        out[live] = pred
+    def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
+                 tau: np.ndarray | None) -> np.ndarray:
+        """Predictions in input order; 0 for samples with an entirely constant side."""
+        width = 1 if tau is None else len(tau)
+        out = np.zeros((len(prepared), width) if self.is_quantile else len(prepared))
+        live = [i for i, (x, y) in enumerate(prepared) if not _has_constant_side(x, y)]
+        if live:
+            out[live] = self._forward([prepared[i] for i in live], tau)
         return out
 
     def _warn_shapes(self, shapes: list[tuple[int, int, int]]) -> None:
@@ -291,7 +380,7 @@ class MIST(Estimator):
             warnings.warn(
                 f"MIST was trained on samples of n >= {WARN_ROWS} rows; got n = {min(small)}. "
                 "The estimate is returned but is unreliable at this size.",
-                SmallSampleWarning, stacklevel=4)
+                SmallSampleWarning, stacklevel=5)
         r = self.data_ranges
         problems = []
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("n", 0)):
@@ -305,54 +394,37 @@ class MIST(Estimator):
             warnings.warn(
                 f"sample beyond the shapes MIST was trained on ({'; '.join(problems)}; "
                 f"trained: {trained}). The network accepts any shape, but expect lower "
-                "accuracy out of range.", OutOfRangeWarning, stacklevel=4)
+                "accuracy out of range.", OutOfRangeWarning, stacklevel=5)
 
     def _forward(self, pairs: list[tuple[np.ndarray, np.ndarray]],
                  tau: np.ndarray | None) -> np.ndarray:
-        """Batched inference on validated pairs, in input order."""
+        """Batched forward passes on validated pairs without constant columns, in input
+        order: ``(len(pairs),)`` point estimates or ``(len(pairs), T)`` quantiles."""
         shapes = [(x.shape[0], x.shape[1], y.shape[1]) for x, y in pairs]
-        self._warn_shapes(shapes)
-        copula = self.network.config.copula
-        is_q = self.is_quantile
-        width = 1 if (is_q and tau is None) else (len(tau) if is_q else 0)
-        out = np.zeros((len(pairs), width) if is_q else len(pairs), dtype=np.float64)
         t = None
-        if is_q:
-            t = torch.as_tensor(np.array([0.5]) if tau is None else tau, dtype=torch.float32,
+        if self.is_quantile:
+            t = torch.as_tensor([0.5] if tau is None else tau, dtype=torch.float32,
                                 device=self.device)
-        chunks = plan_chunks(shapes, max_cells=self.max_cells, max_batch=len(pairs))
-
-        def run(chunk: list[int]) -> np.ndarray:
-            with torch.inference_mode():
-                batch = collate([pairs[i] for i in chunk], copula=copula).to(self.device)
-                pred = self.network(*batch.inputs(), tau=t, lookup=batch.lookup)
-                return pred.double().cpu().numpy()
-
-        if self.device.type == "cpu":
-            retain_freed_memory()
-        threads = torch.get_num_threads()
-        single = len(chunks) == 1
-        if self.device.type != "cpu" or threads < 2 or (single and not kernels.enabled()):
-            for chunk in chunks:
-                out[chunk] = run(chunk)
-            return out
-        # On CPU the many small operations of a forward pass parallelise better across
-        # chunks than within one: chunks run side by side, one torch thread each.  A single
-        # chunk runs its small operations on one thread and splits the compiled kernels,
-        # where most of its time goes, over all of them.
-        kernel_threads = kernels.thread_count()         # torch's, or the caller's setting
-        torch.set_num_threads(1)
-        try:
-            if single:
-                with kernels.kernel_threads(kernel_threads):
-                    out[chunks[0]] = run(chunks[0])
-            else:
-                with ThreadPoolExecutor(min(threads, len(chunks))) as pool:
-                    for chunk, pred in zip(chunks, pool.map(run, chunks)):
-                        out[chunk] = pred
-        finally:
-            torch.set_num_threads(threads)
+        self._warn_shapes(shapes)
+        out = np.zeros((len(pairs), len(t)) if self.is_quantile else len(pairs))
+        for chunk in plan_chunks(shapes, max_cells=self.max_cells, max_batch=len(pairs)):
+            batch = collate([pairs[i] for i in chunk], copula=self.network.config.copula)
+            batch = batch.to(self.device)
+            out[chunk] = self._run(*batch.inputs(), t).double().cpu().numpy()
         return out
 
     def __repr__(self) -> str:
-        return f"MIST(variant={self.variant!r}, checkpoint={self.checkpoint!r})"
+        return (f"MIST(variant={self.variant!r}, checkpoint={self.checkpoint!r}, "
+                f"backend={self.backend!r})")
+
+
+def _has_constant_side(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether x or y has no column left after dropping the constant ones."""
+    return x.shape[1] == 0 or y.shape[1] == 0
+
+
+def _columns_info(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Sample shape and the constant columns left out (indices of the input)."""
+    return {"n": int(x.shape[0]), "dx": int(x.shape[1]), "dy": int(y.shape[1]),
+            "dropped_x": constant_columns(x).tolist(),
+            "dropped_y": constant_columns(y).tolist()}

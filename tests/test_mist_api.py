@@ -1,11 +1,14 @@
-"""The MIST estimator API: loading, batching, quantiles, intervals and bad input."""
+"""The MIST estimator API: loading, batching, quantiles, intervals, threads and bad input."""
+import threading
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from mistmodel import MIST
+from mistmodel import MIST, backends
+from mistmodel.batching import collate
+from mistmodel.checkpoint import CheckpointError
 from mistmodel.estimators.base import Estimator
 from mistmodel.mist import OutOfRangeWarning, SmallSampleWarning, default_checkpoint
 from mistmodel.model import MISTNet, ModelConfig
@@ -69,7 +72,7 @@ def test_quantiles_and_interval(qr):
     assert lo <= lo8 <= qr.estimate(x, y) <= hi8 <= hi
     rec = qr.estimate_with_interval(x, y, level=0.9)
     assert (rec.lower, rec.upper) == pytest.approx((lo, hi))
-    with pytest.raises(ValueError, match="taus"):
+    with pytest.raises(ValueError, match="tau = 0,"):
         qr.quantiles(x, y, [0.0, 0.5])
     with pytest.raises(ValueError, match="level"):
         qr.interval(x, y, level=1.5)
@@ -141,10 +144,24 @@ def test_constant_side_gives_zero(point):
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no MIST checkpoint"):
-        MIST.load(tmp_path / "nope.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable MIST checkpoint"):
-        MIST.load(tmp_path / "junk.pt")
+        MIST.load(tmp_path / "nope.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a safetensors MIST checkpoint"):
+        MIST.load(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_says_so():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        MIST.load(device="cuda")
+
+
+def test_unknown_backend_and_bad_threads_are_refused():
+    with pytest.raises(ValueError, match="backend 'nope'"):
+        MIST.load(backend="nope")
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            MIST.load(threads=bad)
 
 
 def test_shipped_checkpoints_load_offline_and_make_sense():
@@ -171,19 +188,133 @@ def test_shipped_checkpoint_invariant_to_increasing_transforms():
     assert a == pytest.approx(b, rel=1e-6, abs=1e-7)
 
 
-def test_parallel_chunks_match_one_by_one_and_restore_threads():
-    import torch
+@pytest.mark.parametrize("name", backends.BACKENDS)
+def test_every_backend_gives_the_network_estimates(name):
+    try:
+        mist = MIST.load(backend=name)
+    except ImportError as exc:
+        pytest.skip(f"backend {name!r} is not installed here: {exc}")
+    rng = np.random.default_rng(20)
+    samples = [gaussian(rng, n, 0.6, d) for n, d in [(40, 1), (300, 4), (120, 2), (15, 3)]]
+    got = mist.estimate_batch(samples)
+    with torch.inference_mode():
+        want = np.array([float(mist.network(*collate([s]).inputs())) for s in samples])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def other_thread_count() -> int:
+    return 1 if torch.get_num_threads() > 1 else 2
+
+
+def test_threads_apply_during_the_call_and_are_restored():
     rng = np.random.default_rng(21)
     samples = [(rng.standard_normal((n, 2)), rng.standard_normal((n, 3)))
                for n in (30, 45, 60, 80, 120, 150)]
-    mist = MIST.load(device="cpu", max_cells=600)          # about one sample per chunk
     before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        together = mist.estimate_batch(samples)
-        assert torch.get_num_threads() == 2
-        torch.set_num_threads(1)
-        one_by_one = np.array([mist.estimate(x, y) for x, y in samples])
-    finally:
-        torch.set_num_threads(before)
+    mist = MIST.load(device="cpu", max_cells=600, threads=other_thread_count())
+    together = mist.estimate_batch(samples)                  # about one sample per chunk
+    assert torch.get_num_threads() == before
+    one_by_one = np.array([mist.estimate(x, y) for x, y in samples])
+    assert torch.get_num_threads() == before
     np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+class FailingNetwork(MISTNet):
+    """A network whose forward pass raises, as one that runs out of memory would."""
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("forward pass failed")
+
+
+def test_threads_are_restored_when_the_call_raises(point):
+    before = torch.get_num_threads()
+    mist = MIST(FailingNetwork(point.network.config), point.meta, threads=other_thread_count())
+    rng = np.random.default_rng(22)
+    with pytest.raises(RuntimeError, match="forward pass failed"):
+        mist.estimate(*gaussian(rng, 40, 0.5, 2))
+    assert torch.get_num_threads() == before
+
+
+def thread_count_in_a_fresh_thread(first_call=None) -> int:
+    """torch's thread count seen by a new thread after ``first_call`` (its first torch
+    call), or without one."""
+    seen = []
+
+    def body():
+        if first_call is not None:
+            first_call()
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_a_thread_whose_first_torch_call_is_mist_keeps_its_thread_count(point, threads):
+    mist = MIST(point.network, point.meta, threads=threads)
+    rng = np.random.default_rng(23)
+    x, y = gaussian(rng, 60, 0.5, 2)
+    before = torch.get_num_threads()
+    fresh = thread_count_in_a_fresh_thread()
+    after_mist = thread_count_in_a_fresh_thread(lambda: mist.estimate_batch([(x, y)] * 3))
+    assert after_mist == fresh
+    assert torch.get_num_threads() == before
+
+
+def test_quantiles_beyond_the_trained_tau_grid_are_refused(qr):
+    rng = np.random.default_rng(24)
+    x, y = gaussian(rng, 80, 0.6, 2)
+    with pytest.raises(ValueError, match=r"tau in \[0.01, 0.99\]; got tau = 0.005"):
+        qr.quantiles(x, y, [0.005, 0.5])
+    with pytest.raises(ValueError, match="up to level 0.98"):
+        qr.interval(x, y, level=0.99)
+    with pytest.raises(ValueError, match="up to level 0.98"):
+        qr.interval_batch([(x, y)], level=0.999999)
+    lo, hi = qr.interval(x, y, level=0.98)                       # the widest it can give
+    assert qr.last_info["level"] == 0.98 and lo <= hi
+
+
+def test_interval_says_whether_it_is_calibrated():
+    rng = np.random.default_rng(25)
+    x, y = gaussian(rng, 80, 0.6, 2)
+    net = tiny("mist_qr").network
+    calibration = {"factors": {"0.9": 0.2}, "n_cuts": [20], "factors_by_n": {}}
+    qr = MIST(net, {"interval_calibration": calibration})
+    raw = qr.interval_batch([(x, y)], level=0.9, calibrated=False)[0]
+    lo, hi = qr.interval(x, y, level=0.9)
+    assert "calibrated" in qr.last_info["interval_method"]
+    assert lo < raw[0] and hi > raw[1]                           # widened by the factor
+    lo7, hi7 = qr.interval(x, y, level=0.7)
+    assert qr.last_info["interval_method"].startswith("raw quantiles")
+    np.testing.assert_allclose([lo7, hi7], qr.quantiles(x, y, [0.15, 0.85]))
+
+
+def test_constant_side_gives_a_zero_interval_and_reports_the_columns():
+    rng = np.random.default_rng(26)
+    calibration = {"factors": {"0.9": -0.05}, "n_cuts": [20], "factors_by_n": {}}
+    qr = MIST(tiny("mist_qr").network, {"interval_calibration": calibration})
+    x = np.column_stack([np.full(50, 3.0), np.full(50, -1.0)])
+    y = rng.standard_normal((50, 2))
+    assert qr.interval(x, y, level=0.9) == (0.0, 0.0)
+    rec = qr.estimate_with_interval(x, y, level=0.9)
+    assert (rec.value, rec.lower, rec.upper) == (0.0, 0.0, 0.0)
+    assert rec.dropped_x == [0, 1] and rec.dropped_y == [] and rec.contains_value
+
+
+def test_dropped_constant_columns_are_reported(point):
+    rng = np.random.default_rng(27)
+    x, y = gaussian(rng, 60, 0.7, 2)
+    with_constant = np.column_stack([y[:, 0], np.full(60, 5.0), y[:, 1]])
+    value = point.estimate(x, with_constant)
+    assert point.last_info["dropped_y"] == [1] and point.last_info["dropped_x"] == []
+    assert value == pytest.approx(point.estimate(x, y), rel=1e-6)
+
+
+def test_estimate_with_interval_contains_the_median_or_says_why(qr):
+    rng = np.random.default_rng(28)
+    for n, d in [(30, 1), (200, 3)]:
+        rec = qr.estimate_with_interval(*gaussian(rng, n, 0.5, d), level=0.9)
+        assert rec.contains_value or rec.interval_note
+        assert rec.info["level"] == 0.9

@@ -1,20 +1,16 @@
-"""Blocks of the network against direct implementations of their formulas, on the fast
-inference path (large inputs, autograd off) and the training path alike."""
+"""Blocks of the network against direct implementations of their formulas (loops over
+samples and heads, explicit einsums), with autograd on and off."""
 from __future__ import annotations
-
-import contextlib
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import mistmodel.fused as fused
-from mistmodel import MIST, kernels
-from mistmodel.model import LearnedQueryReader, MISTNet, TiedColumnAttention, fold_layer_norm
+from mistmodel import MIST
+from mistmodel.model import (ColumnSetAttention, LearnedQueryReader, MISTNet, PairReadout,
+                             TiedColumnAttention)
 
-B, D, N, C = 3, 5, 200, 16          # 3,000 cells: large enough for the fast path
-WIDE = 32                           # columns enough for the fast softmax (B * D * 16 keys)
+B, D, N, C = 3, 5, 200, 16
 
 
 def padded_cells(seed: int, d: int = D) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,17 +30,6 @@ def random_norm(seed: int) -> torch.nn.LayerNorm:
     return norm
 
 
-def test_fold_layer_norm_moves_the_affine_map_into_the_linear_map():
-    norm, lin = random_norm(1), torch.nn.Linear(C, 32)
-    x = torch.randn(400, C)
-    w, b = fold_layer_norm(norm, lin.weight, lin.bias)
-    torch.testing.assert_close(F.linear(F.layer_norm(x, (C,)), w, b), lin(norm(x)),
-                               rtol=1e-5, atol=1e-5)
-    w0, b0 = fold_layer_norm(norm, lin.weight, None)             # a map without bias
-    torch.testing.assert_close(F.linear(F.layer_norm(x, (C,)), w0, b0),
-                               F.linear(norm(x), lin.weight), rtol=1e-5, atol=1e-5)
-
-
 def multi_head_read(reader: LearnedQueryReader, items, mask, queries):
     """Textbook multi-head attention of the queries over each column's valid items."""
     H, e = reader.heads, C // reader.heads
@@ -57,20 +42,16 @@ def multi_head_read(reader: LearnedQueryReader, items, mask, queries):
     return reader.out(heads.flatten(-2))                                 # (B, D, Q, c)
 
 
-def test_reader_is_multi_head_attention_with_the_norm_and_scale_folded_in():
+@pytest.mark.parametrize("grad", [False, True])
+def test_reader_is_multi_head_attention(grad):
     torch.manual_seed(0)
     reader, norm = LearnedQueryReader(C, 2), random_norm(2)
     queries = torch.randn(3, C)
     cells, mask = padded_cells(3)
+    with torch.set_grad_enabled(grad):
+        got = reader(norm(cells), mask, queries)
     want = multi_head_read(reader, norm(cells), mask, queries)
-    torch.testing.assert_close(reader(norm(cells), mask, queries), want, rtol=1e-4, atol=1e-5)
-    centred = cells - cells.mean(-1, keepdim=True)
-    scale = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + norm.eps)
-    torch.testing.assert_close(reader(centred, mask, queries, norm=norm, scale=scale), want,
-                               rtol=1e-4, atol=1e-5)
-    bare = F.layer_norm(cells, (C,), eps=norm.eps)
-    torch.testing.assert_close(reader(bare, mask, queries, norm=norm), want,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_reader_ignores_padded_rows():
@@ -165,67 +146,64 @@ def row_attention(network):
     return network.row_att[0]
 
 
-def counting_exp2(monkeypatch) -> list:
-    calls: list = []
-    real_exp2 = torch.exp2
-    monkeypatch.setattr(torch, "exp2", lambda t: calls.append(1) or real_exp2(t))
-    return calls
-
-
-def on_torch_path(module, *args):
-    """The module with autograd on: every fast path in ``mistmodel.fused`` is off."""
-    with torch.enable_grad():
-        return module(*args).detach()
-
-
-def compiled(on: bool):
-    """The compiled kernels (:mod:`mistmodel.kernels`) on, or the torch fast path."""
-    assert not on or kernels.kernels_available()
-    return contextlib.nullcontext() if on else kernels.kernels_disabled()
-
-
 @pytest.mark.parametrize("trained", [True, False])
-@pytest.mark.parametrize("with_kernels", [True, False])
-def test_row_attention_and_pooling_are_their_formulas(network, trained, with_kernels):
+@pytest.mark.parametrize("grad", [False, True])
+def test_row_attention_and_pooling_are_their_formulas(network, trained, grad):
     torch.manual_seed(2)
     net = network if trained else MISTNet(network.config)
     att, pool = net.row_att[0], net.row_pool
-    cells, row_mask = padded_cells(8, WIDE)
+    cells, row_mask = padded_cells(8)
     real = row_mask[:, None, :, None].expand_as(cells)
     with torch.no_grad():
         want_att = reference_row_attention(att, cells, row_mask)
         want_pool = reference_pooling(pool, cells, row_mask)
-    with torch.inference_mode(), compiled(with_kernels):
-        fast_att, fast_pool = att(cells, row_mask), pool(cells, row_mask)
-    for got in (fast_att, on_torch_path(att, cells, row_mask)):
-        torch.testing.assert_close(got[real], want_att[real], rtol=1e-4, atol=1e-4)
-    for got in (fast_pool, on_torch_path(pool, cells, row_mask)):
-        torch.testing.assert_close(got, want_pool, rtol=1e-4, atol=1e-4)
+    with torch.set_grad_enabled(grad):
+        got_att, got_pool = att(cells, row_mask), pool(cells, row_mask)
+    torch.testing.assert_close(got_att[real], want_att[real], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got_pool, want_pool, rtol=1e-4, atol=1e-4)
 
 
-def test_row_attention_softmax_shortcut_changes_nothing(row_attention, monkeypatch):
-    cells, row_mask = padded_cells(6, WIDE)
-    reference = on_torch_path(row_attention, cells, row_mask)    # torch's softmax
-    calls = counting_exp2(monkeypatch)
-    with torch.inference_mode(), compiled(False):
-        shortcut = row_attention(cells, row_mask)                # shifted, maximum skipped
-        assert calls                                             # the shortcut was taken
-        monkeypatch.setattr(fused, "MAX_GAP", -1.0)
-        with_maximum = row_attention(cells, row_mask)            # maximum subtracted
-    torch.testing.assert_close(shortcut, with_maximum, rtol=1e-5, atol=1e-5)
-    real = row_mask[:, None, :, None].expand_as(cells)
-    torch.testing.assert_close(shortcut[real], reference[real], rtol=1e-4, atol=1e-4)
+def test_column_set_attention_is_its_formula():
+    torch.manual_seed(3)
+    s, H = 12, 3
+    layer = ColumnSetAttention(s, H, 2)
+    cols = torch.randn(B, D, s)
+    col_mask = torch.ones(B, D, dtype=torch.bool)
+    col_mask[0, 2:] = False
+    bias = torch.randn(B, H, D, D)
+    e = s // H
+    q, k, v = layer.qkv(layer.norm(cols)).split(s, dim=-1)
+    want = torch.empty(B, D, s)
+    for b in range(B):
+        heads = []
+        for h in range(H):
+            r = slice(h * e, (h + 1) * e)
+            logits = q[b, :, r] @ k[b, :, r].T / e ** 0.5 + bias[b, h]
+            logits = logits.masked_fill(~col_mask[b][None, :], float("-inf"))
+            heads.append(torch.softmax(logits, dim=-1) @ v[b, :, r])        # (D, e)
+        want[b] = feed_forward(layer.ffn, cols[b] + layer.out(torch.cat(heads, dim=-1)))
+    got = layer(cols, col_mask, bias)
+    valid = col_mask[:, :, None].expand_as(got)
+    torch.testing.assert_close(got[valid], want[valid].detach(), rtol=1e-4, atol=1e-5)
 
 
-def test_row_attention_with_large_keys_falls_back_to_the_maximum(row_attention, monkeypatch):
-    att = copy.deepcopy(row_attention)
-    with torch.no_grad():
-        att.kv.weight.mul_(40.0)                                 # bounds too loose
-    cells, row_mask = padded_cells(7, WIDE)
-    calls = counting_exp2(monkeypatch)
-    with torch.inference_mode(), compiled(False):
-        fast = att(cells, row_mask)
-    assert not calls                                             # the shortcut was refused
-    reference = on_torch_path(att, cells, row_mask)
-    assert torch.isfinite(fast).all()
-    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-3)
+def test_pair_readout_sums_its_mlp_over_distinct_valid_pairs():
+    torch.manual_seed(4)
+    P, w = 3, 6
+    readout = PairReadout(P, w)
+    moments = torch.randn(B, P, D, D)
+    col_mask = torch.ones(B, D, dtype=torch.bool)
+    col_mask[1, 3:] = False
+    col_type = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0], [0, 1, 1, 1, 1]])
+    got = readout(moments, col_mask, col_type)
+    for b in range(B):
+        total, pairs = torch.zeros(w), 0
+        for i in range(D):
+            for j in range(D):
+                if i == j or not (col_mask[b, i] and col_mask[b, j]):
+                    continue
+                kind = F.one_hot(2 * col_type[b, i] + col_type[b, j], 4).float()
+                feats = torch.cat([moments[b, :, i, j] * readout.scale, kind])
+                total, pairs = total + readout.net(feats), pairs + 1
+        torch.testing.assert_close(got[b], torch.cat([total / 64.0, total / pairs]).detach(),
+                                   rtol=1e-4, atol=1e-5)

@@ -1,0 +1,109 @@
+"""Loading MIST checkpoints: only safetensors with a valid card and the tensors its config
+needs; anything else is refused with a message naming the problem, and runs nothing."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from mistmodel import MIST
+from mistmodel.checkpoint import FORMAT, CheckpointError, save_checkpoint
+from mistmodel.model import MISTNet, ModelConfig
+
+CONFIG = ModelConfig(width=8, summary_width=16, pair_width=8, head_hidden=16)
+
+
+class CreatesAFile:
+    """Unpickling this object creates ``path``: the stand-in for code run by a pickle."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="module")
+def state():
+    torch.manual_seed(0)
+    return MISTNet(CONFIG).state_dict()
+
+
+def card(**changes):
+    return {"variant": CONFIG.variant, "model_config": CONFIG.to_dict(), **changes}
+
+
+def test_a_saved_checkpoint_loads_and_estimates(tmp_path, state):
+    path = save_checkpoint(tmp_path / "ok.safetensors", state,
+                           card(data_ranges={"n": [10, 500], "dim_x": [1, 8], "dim_y": [1, 8]}))
+    mist = MIST.load(path)
+    assert mist.data_ranges["n"] == [10, 500]
+    rng = np.random.default_rng(0)
+    assert np.isfinite(mist.estimate(rng.standard_normal((50, 2)), rng.standard_normal((50, 1))))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, state, suffix, writer):
+    marker = tmp_path / "marker"
+    payload = {"model_state": dict(state), "model_config": CONFIG.to_dict(),
+               "extra": CreatesAFile(marker)}
+    path = tmp_path / f"evil{suffix}"
+    if writer == "torch.save":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match="pickle-based torch file.*can run code"):
+        MIST.load(path)
+    assert not marker.exists()
+
+
+def test_safetensors_without_a_card_is_refused(tmp_path, state):
+    path = tmp_path / "bare.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    with pytest.raises(CheckpointError, match="without a MIST card"):
+        MIST.load(path)
+
+
+def raw_checkpoint(path, state, card_text):
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path),
+              metadata={"mist_card": card_text})
+    return path
+
+
+@pytest.mark.parametrize("card_text,message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    (json.dumps({"format": FORMAT, "variant": "mist"}), "lacks model_config"),
+    (json.dumps({"format": "mist-checkpoint/1", "variant": "mist", "model_config": {}}),
+     "format 'mist-checkpoint/1'"),
+    (json.dumps({"format": FORMAT, "variant": "mist", "model_config": {"widht": 8}}),
+     r"invalid model_config.*widht"),
+    (json.dumps({"format": FORMAT, "variant": "mist_qr", "model_config": CONFIG.to_dict()}),
+     "card says variant 'mist_qr' but its model_config says 'mist'"),
+])
+def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
+    path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)
+    with pytest.raises(CheckpointError, match=message):
+        MIST.load(path)
+
+
+def test_missing_unexpected_and_misshapen_tensors_are_named(tmp_path, state):
+    missing = {k: v for k, v in state.items() if k != "head.net.0.bias"}
+    with pytest.raises(CheckpointError, match=r"missing tensors head\.net\.0\.bias"):
+        MIST.load(save_checkpoint(tmp_path / "missing.safetensors", missing, card()))
+    extra = {**state, "spare.weight": torch.zeros(3)}
+    with pytest.raises(CheckpointError, match=r"unexpected tensors spare\.weight"):
+        MIST.load(save_checkpoint(tmp_path / "extra.safetensors", extra, card()))
+    wide = {**state, "embed.tag.weight": torch.zeros(2, 9)}
+    with pytest.raises(CheckpointError, match=r"embed\.tag\.weight has shape \(2, 9\).*\(2, 8\)"):
+        MIST.load(save_checkpoint(tmp_path / "wide.safetensors", wide, card()))
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("just some text")
+    with pytest.raises(CheckpointError, match="not a safetensors MIST checkpoint"):
+        MIST.load(path)
