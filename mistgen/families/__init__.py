@@ -2,7 +2,7 @@
 
 Importing this package registers every family; see ``mistgen.registry.FAMILIES``.
 """
-from . import additive, gaussian, student  # noqa: F401  (registration side effects)
+from . import additive, checks, gaussian, student  # noqa: F401  (registration side effects)
 from .additive import additive_noise_mi
 from .base import Family, gaussian_mi
 from .student import student_mi_correction

@@ -483,6 +483,17 @@ class Estimator(ABC):
             seconds=time.perf_counter() - start,
         )
 
+    def test_independence(self, x: ArrayLike, y: ArrayLike, n_permutations: int = 199,
+                          seed: int = 0) -> Any:
+        """Permutation test of independence with this estimator as the statistic.
+
+        Returns :class:`mistmodel.independence.IndependenceTest`; its ``p_value`` has an
+        exact level whatever the estimator's bias (see :mod:`mistmodel.independence`).
+        """
+        from ..independence import independence_test
+
+        return independence_test(self, x, y, n_permutations=n_permutations, seed=seed)
+
     def run(self, x: ArrayLike, y: ArrayLike) -> Estimate:
         """Estimate without an interval, returned as a record with timing."""
         start = time.perf_counter()

@@ -1,0 +1,172 @@
+"""Permutation tests of independence: exact level, power, argument checks, determinism."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from mistmodel.estimators import CCA, KSG
+from mistmodel.independence import (
+    distance_correlation,
+    distance_correlation_test,
+    independence_test,
+)
+
+
+class BatchedCCA:
+    """CCA with an ``estimate_batch`` that records how it was called."""
+
+    name = "batched-cca"
+
+    def __init__(self):
+        self.inner = CCA()
+        self.batch_sizes = []
+
+    def estimate(self, x, y):
+        raise AssertionError("the batched path must not call estimate")
+
+    def estimate_batch(self, pairs):
+        self.batch_sizes.append(len(pairs))
+        return np.array([self.inner.estimate(x, y) for x, y in pairs])
+
+
+def null_pvalues(test, count, n, perms, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.array([test(rng.standard_normal((n, 2)), rng.standard_normal((n, 3)), perms, i)
+                     for i in range(count)])
+
+
+def test_pvalues_are_uniform_under_the_null():
+    # With m permutations the p-value is uniform on {1/(m+1), ..., 1} under independence.
+    perms, count = 19, 400
+    p = null_pvalues(lambda x, y, m, s: independence_test(CCA(), x, y, m, seed=s).p_value,
+                     count, 40, perms)
+    observed = np.bincount(np.rint(p * (perms + 1)).astype(int) - 1, minlength=perms + 1)
+    assert observed.sum() == count
+    assert stats.chisquare(observed).pvalue > 1e-3
+    assert 0.02 <= np.mean(p <= 0.05) <= 0.09
+
+
+def test_distance_correlation_pvalues_are_uniform_under_the_null():
+    perms, count = 19, 300
+    p = null_pvalues(lambda x, y, m, s: distance_correlation_test(x, y, m, seed=s).p_value,
+                     count, 30, perms, seed=1)
+    observed = np.bincount(np.rint(p * (perms + 1)).astype(int) - 1, minlength=perms + 1)
+    assert stats.chisquare(observed).pvalue > 1e-3
+
+
+def test_power_on_a_dependent_sample():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((150, 2))
+    y = x[:, :1] ** 2 + 0.3 * rng.standard_normal((150, 1))  # dependent, uncorrelated
+    for result in (independence_test(KSG(k=5), x, y, 99), distance_correlation_test(x, y, 99)):
+        assert result.p_value == pytest.approx(1 / 100)
+        assert result.n_permutations == 99 and result.null.shape == (99,)
+    assert independence_test(KSG(k=5), x, y, 99).estimator == "KSG"
+
+
+def test_p_value_counts_ties_against_the_statistic():
+    class Constant:
+        name = "constant"
+
+        def estimate(self, x, y):
+            return 0.25
+
+    rng = np.random.default_rng(0)
+    result = independence_test(Constant(), rng.random((20, 1)), rng.random((20, 1)), 9)
+    assert result.p_value == 1.0 and result.statistic == 0.25
+
+
+def test_batched_path_matches_the_plain_one_and_is_used():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((60, 3)), rng.standard_normal((60, 2))
+    batched = BatchedCCA()
+    fast = independence_test(batched, x, y, 49, seed=7)
+    plain = independence_test(CCA(), x, y, 49, seed=7, batch=False)
+    assert batched.batch_sizes == [50]
+    np.testing.assert_allclose(fast.null, plain.null, rtol=1e-12)
+    assert fast.p_value == plain.p_value and fast.estimator == "batched-cca"
+
+
+def test_same_seed_same_result_other_seed_other_permutations():
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((80, 1)), rng.standard_normal((80, 1))
+    a = independence_test(KSG(k=3), x, y, 29, seed=4)
+    b = independence_test(KSG(k=3), x, y, 29, seed=4)
+    c = independence_test(KSG(k=3), x, y, 29, seed=5)
+    np.testing.assert_array_equal(a.null, b.null)
+    assert a.p_value == b.p_value
+    assert not np.array_equal(a.null, c.null)
+    d1 = distance_correlation_test(x, y, 29, seed=4)
+    np.testing.assert_array_equal(d1.null, distance_correlation_test(x, y, 29, seed=4).null)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, True, "199", None])
+def test_bad_permutation_count_is_refused(bad):
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 1))
+    with pytest.raises(ValueError, match="n_permutations must be an integer >= 1"):
+        independence_test(CCA(), x, x, bad)
+    with pytest.raises(ValueError, match="n_permutations must be an integer >= 1"):
+        distance_correlation_test(x, x, bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, False])
+def test_bad_seed_is_refused(bad):
+    x = np.random.default_rng(0).random((10, 1))
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        independence_test(CCA(), x, x, 9, seed=bad)
+
+
+def test_bad_estimator_and_bad_data_are_refused():
+    x = np.random.default_rng(0).random((10, 2))
+    with pytest.raises(TypeError, match="estimate\\(x, y\\) method; got str"):
+        independence_test("ksg", x, x)
+    with pytest.raises(ValueError, match="same number of rows"):
+        independence_test(CCA(), x, x[:9])
+    with pytest.raises(ValueError, match="1-D"):
+        independence_test(CCA(), x[:, 0], x)
+    with pytest.raises(ValueError, match="NaN"):
+        distance_correlation_test(np.where(x > 0.9, np.nan, x), x)
+
+
+def test_non_finite_statistic_is_an_error():
+    class Broken:
+        name = "broken"
+
+        def estimate(self, x, y):
+            return float("nan")
+
+    x = np.random.default_rng(0).random((10, 1))
+    with pytest.raises(ValueError, match="broken returned a non-finite statistic"):
+        independence_test(Broken(), x, x, 5)
+
+
+def test_distance_correlation_values():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2))
+    # a similarity transform of x has distance correlation 1
+    rot = np.array([[0.6, -0.8], [0.8, 0.6]])
+    assert distance_correlation(x, 3.0 * x @ rot + 1.0) == pytest.approx(1.0, abs=1e-12)
+    assert distance_correlation(x, rng.standard_normal((200, 1))) < 0.05
+    # against the definition, term by term, on a small sample
+    a_ = rng.standard_normal((7, 2))
+    b_ = rng.standard_normal((7, 1)) + a_[:, :1]
+
+    def centred(v):
+        d = np.array([[np.linalg.norm(p - q) for q in v] for p in v])
+        return np.array([[d[j, k] - d[j].mean() - d[:, k].mean() + d.mean()
+                          for k in range(7)] for j in range(7)])
+
+    a, b = centred(a_), centred(b_)
+    expected = (a * b).mean() / np.sqrt((a * a).mean() * (b * b).mean())
+    assert distance_correlation(a_, b_) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("make", [CCA, lambda: KSG(k=3)])
+def test_estimator_method_is_the_permutation_test(make):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((60, 2))
+    y = x[:, :1] + 0.3 * rng.standard_normal((60, 1))
+    via_method = make().test_independence(x, y, n_permutations=19, seed=3)
+    direct = independence_test(make(), x, y, 19, seed=3)
+    assert via_method.p_value == direct.p_value == pytest.approx(1 / 20)
+    np.testing.assert_array_equal(via_method.null, direct.null)
