@@ -58,7 +58,8 @@ from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as
                               check_xy, constant_columns)
 from .model import MISTNet, ModelConfig
 
-__all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "default_checkpoint",
+__all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
+           "default_checkpoint",
            "load_network", "MIN_ROWS", "WARN_ROWS"]
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -66,6 +67,7 @@ DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
                        "mist_qr": CHECKPOINT_DIR / "mist_qr.safetensors"}
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
+TIED_FRACTION = 0.1   # a column with more than this fraction of repeated values warns
 
 
 class SmallSampleWarning(UserWarning):
@@ -74,6 +76,22 @@ class SmallSampleWarning(UserWarning):
 
 class OutOfRangeWarning(UserWarning):
     """The sample's dims or n lie beyond what the network saw in training."""
+
+
+class TiedDataWarning(UserWarning):
+    """A column is discrete or heavily tied; MIST was trained on continuous data only."""
+
+
+def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
+    """``(column, fraction of rows repeating an earlier value)`` for every column of ``a``
+    whose fraction exceeds :data:`TIED_FRACTION`."""
+    n = len(a)
+    out = []
+    for j in range(a.shape[1]):
+        repeated = 1.0 - len(np.unique(a[:, j])) / n
+        if repeated > TIED_FRACTION:
+            out.append((j, repeated))
+    return out
 
 
 def default_checkpoint(variant: str = "mist") -> Path:
@@ -218,6 +236,7 @@ class MIST(Estimator):
         return self.network.config.tau_min, self.network.config.tau_max
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        self._warn_ties([(x, y)])
         return float(np.ravel(self._forward([(x, y)], None))[0])
 
     def estimate_batch(self, samples: Iterable[Any]) -> np.ndarray:
@@ -362,7 +381,26 @@ class MIST(Estimator):
                              np.delete(ya, constant_columns(ya), axis=1)))
         if not prepared:
             raise ValueError("MIST needs at least one sample")
+        self._warn_ties(prepared)
         return prepared
+
+    def _warn_ties(self, prepared: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """One :class:`TiedDataWarning` per call naming the first heavily tied column."""
+        for i, (x, y) in enumerate(prepared):
+            for side, a in (("x", x), ("y", y)):
+                tied = tied_columns(a)
+                if tied:
+                    j, fraction = tied[0]
+                    where = f"sample {i}, " if len(prepared) > 1 else ""
+                    more = f" (and {len(tied) - 1} more {side} columns)" if len(tied) > 1 else ""
+                    warnings.warn(
+                        f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
+                        f"rows{more}: MIST was "
+                        "trained on continuous data and is biased on discrete or heavily "
+                        "tied columns. Use KSG (mistmodel.estimators.KSG), which breaks "
+                        "ties with a little noise, for such data.",
+                        TiedDataWarning, stacklevel=4)
+                    return
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
                  tau: np.ndarray | None) -> np.ndarray:

@@ -318,3 +318,18 @@ def test_estimate_with_interval_contains_the_median_or_says_why(qr):
         rec = qr.estimate_with_interval(*gaussian(rng, n, 0.5, d), level=0.9)
         assert rec.contains_value or rec.interval_note
         assert rec.info["level"] == 0.9
+
+
+def test_discrete_columns_warn_and_point_to_ksg(point):
+    from mistmodel.mist import TiedDataWarning
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 4, (200, 1)).astype(float)
+    y = np.hstack([x, rng.standard_normal((200, 1))])
+    with pytest.warns(TiedDataWarning, match=r"y column 0 repeats values in 98% .*KSG"):
+        point.estimate(rng.standard_normal((200, 2)), y)
+    with pytest.warns(TiedDataWarning, match=r"sample 1, x column 0"):
+        point.estimate_batch([(rng.standard_normal((50, 1)), rng.standard_normal((50, 1))),
+                              (x, y)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # continuous data, and rounding that keeps 95% distinct
+        point.estimate(np.round(rng.standard_normal((200, 2)), 3), rng.standard_normal((200, 1)))
