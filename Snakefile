@@ -1,6 +1,8 @@
 # The MIST study: snakemake --cores all
 # Stages (workflow/rules/): generate -> flows/warp -> train -> benchmark -> report.
+# The release training of the shipped checkpoints: --configfile workflow/configs/release.yaml
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
@@ -9,7 +11,12 @@ min_version("8.0")
 if not workflow.overwrite_configfiles:  # --configfile replaces config.yaml instead of merging
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")  # and fills in the schema's defaults
+
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from common.checks import check_config
+
+check_config(config, base_dir=workflow.basedir)  # what the jobs would refuse, refused now
 
 
 include: "workflow/rules/common.smk"

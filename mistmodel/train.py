@@ -1,23 +1,23 @@
 """Command-line entry for training: ``python -m mistmodel.train``.
 
     python -m mistmodel.train --train data/meta/train.zarr --val data/meta/val.zarr \\
-        --out models/mist --variant mist --epochs 10 --time-budget-min 30
+        --out models/mist --variant mist --max-steps 600
 
-Several stores may follow ``--train`` / ``--val``; they are read as one.  Model
+Several stores may follow ``--train`` / ``--val``; they are read as one.  Options left
+out take ``mistmodel.training.TrainConfig``'s defaults.  Model
 hyperparameters are set with ``--model KEY=VALUE`` (repeatable), e.g. ``--model width=24``.
-Re-running with the same ``--out`` resumes from its ``checkpoint.pt`` (``--no-resume``
-starts over).  ``--export-to PATH`` copies the best model (without optimizer state) and
-``metrics.json`` to PATH and PATH with a ``.json`` suffix when training ends.
+The best model is written to ``OUT/checkpoint.safetensors`` (weights and a JSON card);
+re-running with the same ``--out`` resumes from ``OUT/training_state.pt`` (``--no-resume``
+starts over).  ``--init PATH`` starts from another run's ``checkpoint.safetensors``.
+Putting a checkpoint into the package is a separate step: ``python -m mistmodel.publish``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-from pathlib import Path
 
-from .training import TrainConfig, export_model, train
+from .training import TrainConfig, train
 
 
 def _parse_value(text: str):
@@ -34,30 +34,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", nargs="+", default=None, help="validation store(s)")
     p.add_argument("--out", required=True, help="output directory (checkpoints, metrics, curves)")
     p.add_argument("--variant", choices=("mist", "mist_qr"), default="mist")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--time-budget-min", type=float, default=None,
-                   help="stop and checkpoint after this many minutes")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--time-budget-min", type=float,
+                   help="stop and checkpoint after this many minutes (the end point then "
+                        "depends on the machine's speed)")
+    p.add_argument("--max-steps", type=int,
                    help="stop and checkpoint after this many optimizer steps "
                         "(the learning-rate schedule ends there)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-cells", type=int, default=300_000)
-    p.add_argument("--buffer-shards", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--taus-per-sample", type=int, default=8)
-    p.add_argument("--subsample-rows", type=float, default=0.0,
+    for name, kind in (("batch-size", int), ("max-cells", int), ("buffer-shards", int),
+                       ("lr", float), ("weight-decay", float), ("grad-clip", float),
+                       ("taus-per-sample", int), ("seed", int)):
+        p.add_argument(f"--{name}", type=kind)
+    p.add_argument("--subsample-rows", type=float,
                    help="probability of training a sample on a random subset of its rows")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads while training (default: torch's own choice)")
+    p.add_argument("--init",
+                   help="start from this checkpoint.safetensors (a further training stage)")
     p.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter override (repeatable)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--export-to", default=None,
-                   help="copy the best model and its metrics here when done")
     return p
 
 
@@ -69,23 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--model expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         model[k.strip()] = _parse_value(v.strip())
+    options = {k: v for k, v in vars(args).items()
+               if v is not None and k not in ("train", "val", "model", "no_resume", "no_progress")}
     cfg = TrainConfig(
         train=args.train if len(args.train) > 1 else args.train[0],
         val=None if args.val is None else (args.val if len(args.val) > 1 else args.val[0]),
-        out=args.out, variant=args.variant, model=model, epochs=args.epochs,
-        time_budget_min=args.time_budget_min, max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        max_cells=args.max_cells, buffer_shards=args.buffer_shards, lr=args.lr,
-        weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-        taus_per_sample=args.taus_per_sample, subsample_rows=args.subsample_rows, seed=args.seed, device=args.device,
-        threads=args.threads, resume=not args.no_resume, progress=not args.no_progress)
+        model=model, resume=not args.no_resume, progress=not args.no_progress, **options)
     path = train(cfg)
     print(f"checkpoint: {path}")
-    if args.export_to:
-        dest = Path(args.export_to)
-        export_model(Path(args.out) / "best.pt", dest)
-        shutil.copyfile(Path(args.out) / "metrics.json", dest.with_suffix(".json"))
-        print(f"exported: {dest}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     from mistmodel.training import TrainConfig, train
     path = train(TrainConfig(train="data/meta/train.zarr", val="data/meta/val.zarr",
-                             out="models/mist", variant="mist", epochs=10))
+                             out="models/mist", variant="mist", max_steps=600))
 
 What happens:
 
@@ -23,16 +23,25 @@ What happens:
   whichever runs out first of those, ``max_steps`` optimizer steps and the time budget.
 * **Validation** on a separate store after every epoch (streamed too): loss, MSE by n-bin,
   and for ``mist_qr`` the coverage of the central 90% interval.
-* **Checkpoints.**  ``checkpoint.pt`` after every epoch holds model, optimizer, scheduler,
-  epoch, RNG states, history and config; ``train`` resumes from it when it exists (unless
-  ``resume=False``); ``init`` starts a new run from another checkpoint's weights
-  (fine-tuning, e.g. on warped stores).  ``best.pt`` holds the model of the best validation epoch (model and
-  metadata only - the form shipped in the package).  ``metrics.json`` (config, per-epoch
-  curves, final validation metrics) and ``curves.png`` are written beside them.
+* **Files** in ``out``:
+
+  - ``checkpoint.safetensors``: the model of the best validation epoch with its card
+    (:mod:`mistmodel.checkpoint`: weights as data, metadata as JSON), the form
+    ``MIST.load`` reads and the package ships;
+  - ``training_state.pt``: the latest weights, optimizer, schedule, RNG state and
+    history, written after every epoch; ``train`` resumes from it (unless
+    ``resume=False``).  It holds tensors and plain containers only and is read with
+    ``torch.load(weights_only=True)``;
+  - ``metrics.json`` (config, per-epoch records, per-step loss and learning rate) and
+    ``curves.png`` (loss and learning-rate schedule by step).
+
+  ``init`` starts a new run from another run's ``checkpoint.safetensors`` (a further
+  training stage, or fine-tuning on warped stores); the card records every stage.
 * **Reproducibility.**  The data order of epoch ``e`` and the taus are functions of
-  ``(seed, e)``; on the same device and thread count a run and a run resumed from any
-  epoch checkpoint give the same weights.  A step budget (``max_steps``) keeps that; a
-  time budget makes the end point (and the schedule) depend on the machine's speed.
+  ``(seed, e)``; on the same machine, torch version and thread count, a run and a run
+  resumed from any epoch give the same weights.  A step budget (``max_steps``) keeps
+  that; a time budget makes the end point (and the schedule) depend on the machine's speed.
+* **Threads**: ``threads`` sets torch's CPU threads for the duration of the call only.
 * **Device**: CUDA when available, CPU otherwise (``device`` overrides).
 """
 from __future__ import annotations
@@ -40,7 +49,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,19 +58,25 @@ import numpy as np
 import torch
 
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
-from .heap import retain_freed_memory
-from .model import MISTNet, ModelConfig, config_from_dict, count_parameters, pinball_loss
+from .checkpoint import load_checkpoint, save_checkpoint
+from .estimators.neural import torch_threads
+from .losses import pinball_loss
+from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
 
-__all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "export_model",
-           "open_stores"]
+__all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "open_stores",
+           "read_training_state", "CHECKPOINT", "TRAINING_STATE"]
 
 N_BINS = {"[10,100)": (10, 100), "[100,300)": (100, 300), "[300,500]": (300, 501)}
 EVAL_TAUS = tuple(np.round(np.linspace(0.05, 0.95, 19), 4))
+CHECKPOINT = "checkpoint.safetensors"
+TRAINING_STATE = "training_state.pt"
+STATE_FORMAT = "mist-training-state/1"
+STORE_RECIPE_KEYS = ("split", "seed", "count", "specs", "design", "priors", "shard_size")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved in every checkpoint)."""
+    """Everything that defines a training run (saved with its state and in its card)."""
 
     train: Any = None                  # store path or list of store paths
     val: Any = None                    # store path / list, or None (no validation)
@@ -85,9 +99,9 @@ class TrainConfig:
     subsample_rows: float = 0.0        # probability of training on a random row subset
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None         # torch CPU threads (None: torch's default)
+    threads: int | None = None         # torch CPU threads during the call (None: unchanged)
     resume: bool = True
-    init: str | None = None            # start from this checkpoint's weights (fine-tuning)
+    init: str | None = None            # start from this checkpoint's weights
     progress: bool = True
     epochs_per_call: int | None = None  # end this call after so many epochs; call again to resume
 
@@ -96,9 +110,11 @@ class TrainConfig:
             raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
         if self.train is None:
             raise ValueError("TrainConfig.train: give the training store path(s)")
-        if self.max_steps is not None and (int(self.max_steps) != self.max_steps
-                                           or self.max_steps < 1):
-            raise ValueError(f"max_steps must be a positive integer or None, got {self.max_steps!r}")
+        for name in ("max_steps", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value
+                                      or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise ValueError(f"time_budget_min must be positive or None, got {self.time_budget_min!r}")
 
@@ -159,6 +175,13 @@ def open_stores(paths: Any):
     return mistgen.open_meta_dataset(str(paths))
 
 
+def store_recipes(ds) -> list[dict[str, Any]]:
+    """What each store of ``ds`` was built from (its path and mistgen's build record)."""
+    parts = getattr(ds, "parts", [ds])
+    return [{"path": str(p.path), **{k: p.meta[k] for k in STORE_RECIPE_KEYS if k in p.meta}}
+            for p in parts]
+
+
 def _shapes_of(ds) -> dict[str, np.ndarray]:
     idx = ds.index
     return {k: np.asarray(idx[k].values) for k in ("n", "dim_x", "dim_y", "mi")}
@@ -180,7 +203,7 @@ def _make_batch(samples: list, rng: np.random.Generator | None, copula: bool,
                 rows = np.sort(rng.choice(n, size=int(rng.integers(10, n + 1)), replace=False))
                 x, y = x[rows], y[rows]
         pairs.append((x, y))
-    return collate(pairs, [s.mi for s in samples], copula=copula, with_lookup=False)
+    return collate(pairs, [s.mi for s in samples], copula=copula)
 
 
 def iterate_batches(ds, epoch_seed: Sequence[int], cfg: TrainConfig, copula: bool,
@@ -225,12 +248,9 @@ def evaluate(net: MISTNet, ds, cfg: TrainConfig | None = None, device: str | tor
     for batch in iterate_batches(ds, [0], cfg, net.config.copula, shuffle=False):
         batch = batch.to(device)
         if net.is_quantile:
-            emb = net.embed_dataset(*batch.inputs())
-            q = net.head(emb, taus)                                    # (B, 19)
-            diff = batch.target[:, None] - q
-            pin = torch.maximum(taus * diff, (taus - 1) * diff).mean(1)
-            pinballs.append(pin.cpu().numpy())
-            iv = net.head(emb, lo_hi)                                  # (B, 3)
+            out = net(*batch.inputs(), tau=torch.cat([taus, lo_hi]))   # (B, 19 + 3)
+            q, iv = out[:, :len(EVAL_TAUS)], out[:, len(EVAL_TAUS):]
+            pinballs.append(float(pinball_loss(q, batch.target, taus.expand(len(batch), -1))))
             lows.append(iv[:, 0].cpu().numpy())
             preds.append(iv[:, 1].cpu().numpy())
             highs.append(iv[:, 2].cpu().numpy())
@@ -249,7 +269,7 @@ def evaluate(net: MISTNet, ds, cfg: TrainConfig | None = None, device: str | tor
     if net.is_quantile:
         low, high = np.concatenate(lows), np.concatenate(highs)
         inside = (target >= low) & (target <= high)
-        out["pinball"] = float(np.concatenate(pinballs).mean())
+        out["pinball"] = float(np.average(pinballs, weights=[len(p) for p in preds]))
         out["coverage"] = float(inside.mean())
         out["coverage_level"] = level
         out["mean_width"] = float((high - low).mean())
@@ -260,21 +280,35 @@ def evaluate(net: MISTNet, ds, cfg: TrainConfig | None = None, device: str | tor
     return out
 
 
-def export_model(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Write a model-only copy of a checkpoint (no optimizer state) to ``dest``."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    slim = {k: v for k, v in ckpt.items()
-            if k not in ("optimizer_state", "scheduler_state", "rng_state")}
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(slim, dest)
-    return dest
+def read_training_state(out: str | os.PathLike) -> dict[str, Any] | None:
+    """The resumable state a run left in ``out`` (``None`` when there is none).
+
+    Read with ``torch.load(weights_only=True)``: tensors and plain containers only."""
+    path = Path(out) / TRAINING_STATE
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a MIST training state ({STATE_FORMAT})")
+    return state
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial-save")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
@@ -282,31 +316,25 @@ def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
 
 
 def _plot_curves(history: dict[str, Any], path: Path, variant: str) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:   # plotting is a convenience; never fail a run over it
-        return
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    steps = history.get("steps", [])
-    if steps:
-        s = np.asarray(steps, dtype=float)
-        ax[0].plot(s[:, 1], s[:, 2], lw=0.8, alpha=0.8, label="train (running mean)")
-    ep = history.get("epochs", [])
-    if ep:
-        ax[0].plot([e["samples_seen"] for e in ep], [e["train_loss"] for e in ep], "o-",
-                   label="train (epoch mean)")
-        val = [(e["samples_seen"], e["val"]["loss"]) for e in ep if e.get("val")]
-        if val:
-            ax[0].plot(*zip(*val), "s-", label="validation")
-        ax[1].plot([e["samples_seen"] for e in ep], [e["lr"] for e in ep], "o-")
-    ax[0].set_xlabel("training samples seen")
+    """Training loss (running mean) and validation loss by step; the learning rate of
+    every step (the schedule) below."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    steps = np.asarray(history.get("steps", []), dtype=float).reshape(-1, 4)
+    if len(steps):
+        ax[0].plot(steps[:, 0], steps[:, 2], lw=0.8, alpha=0.8, label="train (running mean)")
+        ax[1].plot(steps[:, 0], steps[:, 3], lw=1.0)
+    val = [(e["step"], e["val"]["loss"]) for e in history.get("epochs", []) if e.get("val")]
+    if val:
+        ax[0].plot(*zip(*val), "s-", label="validation (end of epoch)")
     ax[0].set_ylabel("MSE (nats^2)" if variant == "mist" else "pinball loss")
     ax[0].set_yscale("log")
     ax[0].legend()
-    ax[1].set_xlabel("training samples seen")
-    ax[1].set_ylabel("learning rate (end of epoch)")
+    ax[1].set_xlabel("optimizer step")
+    ax[1].set_ylabel("learning rate")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -324,28 +352,52 @@ def _write_metrics(out: Path, cfg: TrainConfig, net: MISTNet, history: dict[str,
         "parameters": count_parameters(net),
         **extra,
         "epochs": ep,
+        "steps": {"columns": ["step", "samples_seen", "train_loss_running_mean", "lr"],
+                  "rows": history.get("steps", [])},
         "final_validation": with_val[-1]["val"] if with_val else None,
         "best_epoch": best["epoch"] if best else None,
         "best_validation": best["val"] if best else None,
     }
-    tmp = out / "metrics.json.partial-save"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    _atomic_write_text(json.dumps(metrics, indent=1), out / "metrics.json")
     if plot:
         _plot_curves(history, out / "curves.png", cfg.variant)
 
 
+def _progress_bar(cfg: TrainConfig, count: int, step: int, samples_seen: int):
+    """One bar for the whole run, in the unit of its budget: optimizer steps when
+    ``max_steps`` is set, else samples over all ``epochs``."""
+    from tqdm.auto import tqdm
+    if cfg.max_steps is not None:
+        return tqdm(total=cfg.max_steps, initial=step, unit="step", desc="training",
+                    dynamic_ncols=True)
+    return tqdm(total=cfg.epochs * count, initial=samples_seen, unit="sample",
+                desc="training", dynamic_ncols=True)
+
+
+def _start_card(init: str | None, net: MISTNet, device: torch.device) -> list[dict[str, Any]]:
+    """Load ``init``'s weights into ``net``; return the training stages its card records."""
+    if init is None:
+        return []
+    state, card = load_checkpoint(init, device=device)
+    if card["model_config"] != net.config.to_dict():
+        raise ValueError(f"init checkpoint {init} holds a different model configuration "
+                         f"({card['model_config']}) from this run's ({net.config.to_dict()})")
+    net.load_state_dict(state)
+    return list(card.get("stages", []))
+
+
 def train(config: TrainConfig | dict[str, Any]) -> Path:
-    """Train (or resume) and return the path of the latest ``checkpoint.pt``."""
+    """Train (or resume) and return the path of the run's ``checkpoint.safetensors``."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    with torch_threads(cfg.threads):
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
     device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
                           else ("cpu" if cfg.device == "auto" else cfg.device))
-    if device.type == "cpu":
-        retain_freed_memory()
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
     shapes = _shapes_of(train_ds)
@@ -362,28 +414,24 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
     scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
     history: dict[str, Any] = {"epochs": [], "steps": []}
     start_epoch, samples_seen, step, elapsed_before = 0, 0, 0, 0.0
-    ckpt_path = out / "checkpoint.pt"
-    if cfg.resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt.get("model_config") != net.config.to_dict():
-            raise ValueError(f"{ckpt_path} holds a different model configuration; "
+    saved = read_training_state(out) if cfg.resume else None
+    if saved is not None:
+        if saved["model_config"] != net.config.to_dict():
+            raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "
                              "use another --out directory or resume=False")
-        net.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        torch.set_rng_state(ckpt["rng_state"]["torch"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        samples_seen, step = int(ckpt["samples_seen"]), int(ckpt["step"])
-        elapsed_before = float(ckpt.get("elapsed_s", 0.0))
-        history = ckpt.get("history", history)
-        if ckpt.get("stopped_early"):
+        net.load_state_dict(saved["model_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])
+        scheduler.load_state_dict(saved["scheduler_state"])
+        torch.set_rng_state(saved["rng_state"]["torch"])
+        start_epoch = int(saved["epoch"]) + 1
+        samples_seen, step = int(saved["samples_seen"]), int(saved["step"])
+        elapsed_before = float(saved["elapsed_s"])
+        history = saved["history"]
+        earlier_stages = saved["earlier_stages"]
+        if saved["stopped_early"]:
             start_epoch = cfg.epochs          # a budget stop is final
-    elif cfg.init:
-        init = torch.load(cfg.init, map_location=device, weights_only=False)
-        if init.get("model_config") != net.config.to_dict():
-            raise ValueError(f"init checkpoint {cfg.init} holds a different model configuration "
-                             f"({init.get('model_config')}) from this run's ({net.config.to_dict()})")
-        net.load_state_dict(init["model_state"])
+    else:
+        earlier_stages = _start_card(cfg.init, net, device)
     planned = max(1, cfg.epochs * count)
     budget_s = None if cfg.time_budget_min is None else 60.0 * cfg.time_budget_min
     t0 = time.perf_counter()
@@ -391,22 +439,19 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
     extra = {"train_stores": cfg.to_dict()["train"], "val_stores": cfg.to_dict()["val"],
              "train_count": count, "data_ranges": _data_ranges(shapes),
              "device": str(device), "threads": torch.get_num_threads()}
+    stage = {"train_config": cfg.to_dict(), "train_recipes": store_recipes(train_ds),
+             "val_recipes": store_recipes(val_ds) if val_ds is not None else None}
     stop = start_epoch >= cfg.epochs
-    epoch = start_epoch - 1
     running = None
     last_plot = time.perf_counter()
     end_epoch = cfg.epochs if cfg.epochs_per_call is None else min(
         cfg.epochs, start_epoch + cfg.epochs_per_call)
+    bar = _progress_bar(cfg, count, step, samples_seen) if cfg.progress and not stop else None
     for epoch in range(start_epoch, end_epoch):
         net.train()
         gen = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, epoch, 1])
                                                 .integers(2**62)))
         losses, weights = [], []
-        bar = None
-        if cfg.progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=count, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="sample",
-                       leave=False, dynamic_ncols=True)
         for batch in iterate_batches(train_ds, [cfg.seed, epoch], cfg, copula):
             batch = batch.to(device)
             elapsed = elapsed_before + time.perf_counter() - t0
@@ -430,17 +475,14 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
             samples_seen += b
             step += 1
             running = value if running is None else 0.98 * running + 0.02 * value
-            if step % 10 == 0:
-                history["steps"].append([step, samples_seen, running])
+            history["steps"].append([step, samples_seen, running, lr])
             if bar is not None:
-                bar.update(b)
-                bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.2e}")
+                bar.update(1 if cfg.max_steps is not None else b)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{running:.3f}", lr=f"{lr:.2e}")
             if (budget_s and elapsed_before + time.perf_counter() - t0 > budget_s) or \
                     (cfg.max_steps is not None and step >= cfg.max_steps):
                 stop = True
                 break
-        if bar is not None:
-            bar.close()
         record = {"epoch": epoch, "train_loss": float(np.average(losses, weights=weights))
                   if losses else None, "samples_seen": samples_seen, "step": step,
                   "lr": optimizer.param_groups[0]["lr"],
@@ -449,28 +491,28 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
         if val_ds is not None:
             record["val"] = evaluate(net, val_ds, cfg, device)
         history["epochs"].append(record)
-        state = {
-            "format": "mist-checkpoint/1",
-            "variant": cfg.variant,
+        progress_record = {"epoch": epoch, "step": step, "samples_seen": samples_seen,
+                           "elapsed_s": record["seconds"], "stopped_early": stop}
+        _atomic_torch_save({
+            "format": STATE_FORMAT,
             "model_config": net.config.to_dict(),
             "model_state": net.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict(),
             "rng_state": {"torch": torch.get_rng_state()},
-            "epoch": epoch,
-            "step": step,
-            "samples_seen": samples_seen,
-            "elapsed_s": record["seconds"],
-            "stopped_early": stop,
+            **progress_record,
             "train_config": cfg.to_dict(),
-            "data_ranges": extra["data_ranges"],
             "history": history,
-            "validation": record.get("val"),
-        }
-        _atomic_save(state, ckpt_path)
+            "earlier_stages": earlier_stages,
+        }, out / TRAINING_STATE)
         vals = [e["val"]["loss"] for e in history["epochs"] if e.get("val")]
         if val_ds is None or record["val"]["loss"] <= min(vals):
-            export_model(ckpt_path, out / "best.pt")
+            save_checkpoint(out / CHECKPOINT, net.state_dict(), {
+                "variant": cfg.variant, "model_config": net.config.to_dict(),
+                "data_ranges": extra["data_ranges"], "validation": record.get("val"),
+                **progress_record, "train_config": cfg.to_dict(),
+                "stages": earlier_stages + [{**stage, **progress_record}],
+            })
         last_epoch = stop or epoch == cfg.epochs - 1
         plot = last_epoch or time.perf_counter() - last_plot > 60.0
         _write_metrics(out, cfg, net, history, extra, plot=plot)
@@ -480,21 +522,13 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
             msg = f"epoch {epoch + 1}: train {record['train_loss']:.4f}"
             if record.get("val"):
                 msg += f", val {record['val']['loss']:.4f}"
-            print(msg, flush=True)
+            (bar.write if bar is not None else print)(msg)
         if stop:
             break
-    if not ckpt_path.is_file():      # nothing to do and nothing saved yet
-        raise RuntimeError(f"no epochs were run and {ckpt_path} does not exist")
+    if bar is not None:
+        bar.close()
+    if not (out / CHECKPOINT).is_file():      # nothing to do and nothing saved yet
+        raise RuntimeError(f"no epochs were run and {out / CHECKPOINT} does not exist")
     if not (out / "metrics.json").is_file() or not (out / "curves.png").is_file():
         _write_metrics(out, cfg, net, history, extra)
-    return ckpt_path
-
-
-def copy_to_package(run_dir: str | os.PathLike, variant: str) -> Path:
-    """Export ``run_dir/best.pt`` as the shipped checkpoint of ``variant`` with its JSON."""
-    from .mist import default_checkpoint
-    run_dir = Path(run_dir)
-    dest = default_checkpoint(variant)
-    export_model(run_dir / "best.pt", dest)
-    shutil.copyfile(run_dir / "metrics.json", dest.with_suffix(".json"))
-    return dest
+    return out / CHECKPOINT

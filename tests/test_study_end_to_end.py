@@ -1,4 +1,5 @@
 """The tiny study config through the whole DAG (marked e2e: .ci/run runs it after the suite)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +43,14 @@ def test_tiny_study_end_to_end(tmp_path):
     assert set(summary.split.values) == set(run["splits"])
     for name in ("error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"):
         assert (tmp_path / f"results/main/figures/{name}.png").stat().st_size > 5000
-    headline = (tmp_path / "results/README.md").read_text()
+    headline = (tmp_path / "results/headline.md").read_text()
     assert all(f"| {est} |" in headline for est in run["estimators"])
-    assert (tmp_path / "models/mist_qr/metrics.json").is_file()
+    assert (tmp_path / "models/mist_qr/checkpoint.safetensors").is_file()
+    metrics = json.loads((tmp_path / "models/mist_qr/metrics.json").read_text())
+    assert metrics["epochs"][-1]["step"] == cfg["models"]["mist_qr"]["max_steps"]
+    # every job with a benchmark directive left its time
+    for rule in ("generate", "train", "benchmark", "fit_flows", "warp"):
+        assert list((tmp_path / "logs/times" / rule).rglob("*.tsv")), rule
     again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))

@@ -1,5 +1,6 @@
 """Checkpoints: save / load / resume round trip, reproducibility, files beside them."""
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -7,10 +8,13 @@ import torch
 
 import mistgen
 
-from mistmodel.batching import plan_chunks  # noqa: E402
-from mistmodel.mist import MIST  # noqa: E402
-from mistmodel.training import (TrainConfig, export_model, iterate_batches,  # noqa: E402
-                                open_stores, train)
+from mistmodel.batching import plan_chunks
+from mistmodel.checkpoint import CheckpointError, load_checkpoint, read_card
+from mistmodel.mist import MIST
+from mistmodel.model import MISTNet, ModelConfig
+from mistmodel.publish import publish
+from mistmodel.training import (TRAINING_STATE, TrainConfig, iterate_batches, open_stores,
+                                read_training_state, train)
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +31,31 @@ def stores(tmp_path_factory):
 
 
 def config(stores, out, epochs, variant="mist_qr", **kw):
+    kw = {"threads": 1, **kw}
     return TrainConfig(train=str(stores[0]), val=str(stores[1]), out=str(out), variant=variant,
                        epochs=epochs, batch_size=8, buffer_shards=2, lr=2e-3, progress=False,
-                       threads=1, seed=7, model={"width": 8, "summary_width": 16,
-                                                 "pair_width": 8, "head_hidden": 16}, **kw)
+                       seed=7, model={"width": 8, "summary_width": 16,
+                                      "pair_width": 8, "head_hidden": 16}, **kw)
 
 
 def states_equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def estimator(path):
+    state, card = load_checkpoint(path)
+    net = MISTNet(ModelConfig.from_dict(card["model_config"]))
+    net.load_state_dict(state)
+    return MIST(net, card, checkpoint=str(path))
+
+
 def test_resume_reproduces_an_uninterrupted_run(stores, tmp_path):
-    straight = train(config(stores, tmp_path / "straight", epochs=2))
+    train(config(stores, tmp_path / "straight", epochs=2))
     train(config(stores, tmp_path / "resumed", epochs=2, epochs_per_call=1))
-    first = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    first = read_training_state(tmp_path / "resumed")
     assert first["epoch"] == 0 and "optimizer_state" in first and "scheduler_state" in first
-    resumed = train(config(stores, tmp_path / "resumed", epochs=2))
-    a = torch.load(straight, weights_only=False)
-    b = torch.load(resumed, weights_only=False)
+    train(config(stores, tmp_path / "resumed", epochs=2))
+    a, b = (read_training_state(tmp_path / run) for run in ("straight", "resumed"))
     assert a["epoch"] == b["epoch"] == 1
     assert a["step"] == b["step"] and a["samples_seen"] == b["samples_seen"]
     assert states_equal(a["model_state"], b["model_state"])
@@ -55,35 +66,95 @@ def test_resume_reproduces_an_uninterrupted_run(stores, tmp_path):
 def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
     out = tmp_path / "run"
     path = train(config(stores, out, epochs=1, variant="mist"))
-    for name in ("checkpoint.pt", "best.pt", "metrics.json", "curves.png"):
+    assert path == out / "checkpoint.safetensors"
+    for name in ("checkpoint.safetensors", TRAINING_STATE, "metrics.json", "curves.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["variant"] == "mist"
     assert set(metrics["final_validation"]["mse_by_n"]) == {"[10,100)", "[100,300)", "[300,500]"}
     assert metrics["data_ranges"]["dim_y"][1] <= 2
-    # the estimator loads the training checkpoint and the exported one identically
-    slim = export_model(path, tmp_path / "slim.pt")
-    assert "optimizer_state" not in torch.load(slim, weights_only=False)
+    # the card records the run and the stores it read; the weights are the latest epoch's
+    card = read_card(path)
+    assert card["variant"] == "mist" and card["data_ranges"] == metrics["data_ranges"]
+    assert [r["split"] for r in card["stages"][0]["train_recipes"]] == ["train"]
+    state, _ = load_checkpoint(path)
+    saved = read_training_state(out)
+    assert states_equal(state, saved["model_state"])
     rng = np.random.default_rng(0)
     samples = [(rng.standard_normal((30, 2)), rng.standard_normal((30, 1))) for _ in range(3)]
-    full, small = MIST.load(path), MIST.load(slim)
-    np.testing.assert_array_equal(full.estimate_batch(samples), small.estimate_batch(samples))
-    assert full.variant == "mist" and full.data_ranges == metrics["data_ranges"]
+    mist = estimator(path)
+    assert mist.variant == "mist" and mist.data_ranges == metrics["data_ranges"]
+    assert np.isfinite(mist.estimate_batch(samples)).all()
+
+
+def test_training_state_holds_plain_data_only(stores, tmp_path):
+    train(config(stores, tmp_path / "run", epochs=1))
+    # weights_only=True refuses anything but tensors and plain containers
+    state = torch.load(tmp_path / "run" / TRAINING_STATE, weights_only=True)
+    assert {"model_state", "optimizer_state", "scheduler_state", "rng_state"} <= set(state)
+
+
+def test_init_chains_stages_in_the_card(stores, tmp_path):
+    first = train(config(stores, tmp_path / "s1", epochs=1, max_steps=2))
+    second = train(config(stores, tmp_path / "s2", epochs=1, max_steps=2, init=str(first)))
+    stages = read_card(second)["stages"]
+    assert [s["step"] for s in stages] == [2, 2]
+    assert stages[1]["train_config"]["init"] == str(first)
+    # the second stage started from the first stage's weights, not from a fresh network
+    fresh = train(config(stores, tmp_path / "fresh", epochs=1, max_steps=2))
+    a, b = load_checkpoint(second)[0], load_checkpoint(fresh)[0]
+    assert not states_equal(a, b)
+
+
+def test_init_refuses_a_pickle_file(stores, tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"model_state": {}}, evil)
+    with pytest.raises(CheckpointError, match="pickle"):
+        train(config(stores, tmp_path / "run", epochs=1, init=str(evil)))
+
+
+def test_threads_are_restored_after_training_also_on_error(stores, tmp_path):
+    before = torch.get_num_threads()
+    wanted = 2 if before != 2 else 3
+    train(config(stores, tmp_path / "run", epochs=1, max_steps=1, threads=wanted))
+    assert torch.get_num_threads() == before
+    with pytest.raises(FileNotFoundError):
+        train(config(stores, tmp_path / "bad", epochs=1, threads=wanted,
+                     init=str(tmp_path / "missing.safetensors")))
+    assert torch.get_num_threads() == before
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert seen == [before]
+
+
+def test_publish_copies_checkpoint_and_card(stores, tmp_path):
+    path = train(config(stores, tmp_path / "run", epochs=1, variant="mist_qr"))
+    weights, record = publish(path, "mist_qr", tmp_path / "pkg")
+    assert weights == tmp_path / "pkg" / "mist_qr.safetensors"
+    assert weights.read_bytes() == path.read_bytes()
+    assert json.loads(record.read_text()) == read_card(path)
+    with pytest.raises(CheckpointError, match="mist_qr"):
+        publish(path, "mist", tmp_path / "pkg")
+    assert not (tmp_path / "pkg" / "mist.safetensors").exists()
 
 
 def test_step_budget_ends_the_schedule_and_repeats_exactly(stores, tmp_path):
     cfg = dict(epochs=3, variant="mist", max_steps=5, warmup=0.0)
     for run in ("a", "b"):
         train(config(stores, tmp_path / run, **cfg))
-    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=False) for run in "ab")
+    a, b = (read_training_state(tmp_path / run) for run in "ab")
     assert a["step"] == b["step"] == 5 and a["stopped_early"] and a["epoch"] < 2
     assert states_equal(a["model_state"], b["model_state"])
-    # the schedule runs over the 5 steps: the last step used the cosine at progress 4/5
-    lr = 2e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 4 / 5)))
-    assert a["history"]["epochs"][-1]["lr"] == pytest.approx(lr, rel=1e-6)
+    # the schedule runs over the 5 steps: step k used the cosine at progress (k - 1) / 5
+    lrs = [row[3] for row in a["history"]["steps"]]
+    expected = [2e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * k / 5))) for k in range(5)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-6)
+    assert a["history"]["epochs"][-1]["lr"] == pytest.approx(expected[-1], rel=1e-6)
     # a step-budget stop is final: calling again trains no further
     train(config(stores, tmp_path / "a", **cfg))
-    again = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    again = read_training_state(tmp_path / "a")
     assert again["step"] == 5 and states_equal(again["model_state"], a["model_state"])
 
 
@@ -128,17 +199,14 @@ def test_plan_chunks_limits_padding():
         assert len(chunk) <= 4 and (len(chunk) == 1 or len(chunk) * n * d <= 10_000)
 
 
-def test_train_command_line_and_export(stores, tmp_path):
+def test_train_command_line(stores, tmp_path):
     from mistmodel.train import main
-    dest = tmp_path / "export" / "m.pt"
-    code = main(["--train", str(stores[0]), "--val", str(stores[1]), "--out", str(tmp_path / "cli"),
+    out = tmp_path / "cli"
+    code = main(["--train", str(stores[0]), "--val", str(stores[1]), "--out", str(out),
                  "--variant", "mist_qr", "--epochs", "1", "--batch-size", "8", "--threads", "1",
-                 "--no-progress", "--model", "width=8", "--model", "summary_width=16",
-                 "--export-to", str(dest)])
+                 "--no-progress", "--model", "width=8", "--model", "summary_width=16"])
     assert code == 0
-    assert dest.is_file() and dest.with_suffix(".json").is_file()
-    meta = json.loads(dest.with_suffix(".json").read_text())
+    meta = json.loads((out / "metrics.json").read_text())
     assert meta["variant"] == "mist_qr" and meta["model_config"]["width"] == 8
     assert 0.0 <= meta["final_validation"]["coverage"] <= 1.0
-    qr = MIST.load(dest)
-    assert qr.is_quantile
+    assert estimator(out / "checkpoint.safetensors").is_quantile

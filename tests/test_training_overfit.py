@@ -6,8 +6,9 @@ import pytest
 
 import mistgen
 
-from mistmodel.training import TrainConfig, evaluate, open_stores, train  # noqa: E402
-from mistmodel.mist import load_network  # noqa: E402
+from mistmodel.checkpoint import load_checkpoint
+from mistmodel.model import MISTNet, ModelConfig
+from mistmodel.training import TrainConfig, evaluate, open_stores, train
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,12 @@ def test_small_model_overfits_small_store(tiny_store, tmp_path):
     cfg = TrainConfig(train=str(tiny_store), val=None, out=str(tmp_path / "run"),
                       variant="mist", epochs=30, batch_size=12, lr=3e-3, warmup=0.05,
                       swap_xy=False, progress=False, threads=1, seed=0)
-    train(cfg)
+    state, card = load_checkpoint(train(cfg))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     losses = [e["train_loss"] for e in metrics["epochs"]]
     assert len(losses) == 30
-    net, _ = load_network(tmp_path / "run" / "checkpoint.pt")
+    net = MISTNet(ModelConfig.from_dict(card["model_config"]))
+    net.load_state_dict(state)
     final = evaluate(net, ds, cfg)["mse"]
     print("variance", variance, "first epoch", losses[0], "last epoch", losses[-1], "final", final)
     assert final < 0.4 * variance, (final, variance)

@@ -105,9 +105,43 @@ def test_shipped_checkpoints_are_inputs_of_their_benchmark_jobs(tmp_path):
     text = result.stdout + result.stderr
     jobs = [block for block in text.split("rule benchmark:")[1:]
             if "wildcards: run=main, estimator=MIST-" in block]
-    shipped = {"MIST-shipped": "mist.pt", "MIST-QR-shipped": "mist_qr.pt"}
+    shipped = {"MIST-shipped": "mist.safetensors", "MIST-QR-shipped": "mist_qr.safetensors"}
     for name, ckpt in shipped.items():
         mine = [b for b in jobs if f"estimator={name}," in b]
         assert mine, f"no benchmark job for {name} in the dry-run"
         inputs = [b.split("input:")[1].splitlines()[0] for b in mine]
         assert all(str(ROOT / "mistmodel" / "checkpoints" / ckpt) in line for line in inputs)
+
+
+def test_what_the_study_writes_is_ignored_by_git(tmp_path):
+    # every output of the default study's jobs, its logs and times, and the report
+    result = snakemake("-n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    outputs = {p.strip() for line in re.findall(r"^\s+(?:output|log|benchmark): (.+)$", text,
+                                                   flags=re.MULTILINE) for p in line.split(",")}
+    outputs |= {"report.html", ".snakemake/log/x.log"}
+    assert len(outputs) > 300
+    check = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching",
+                            "--stdin"], input="\n".join(sorted(outputs)), capture_output=True,
+                           text=True, cwd=ROOT)
+    # each line: "<source>:<line>:<pattern>\t<path>"; "::" matches nothing, "!" re-includes
+    tracked = [line.split("\t")[1] for line in check.stdout.splitlines()
+               if line.split("\t")[0].split(":", 2)[2].startswith("!") or line.startswith("::")]
+    assert not tracked, tracked[:10]
+
+
+def test_release_config_is_a_chain_of_stages(tmp_path):
+    result = snakemake("-n", "--configfile", str(ROOT / "workflow/configs/release.yaml"),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    assert (counts["train"], counts["calibrate"]) == (11, 1)
+    assert "benchmark" not in counts
+    jobs = (result.stdout + result.stderr).split("rule train:")[1:]
+    inputs = {block.split("wildcards: model=")[1].split()[0]: block.split("input:")[1].splitlines()[0]
+              for block in jobs}
+    # each stage's job reads the checkpoint of the stage before it; the first reads none
+    assert "models/mist_s5/checkpoint.safetensors" in inputs["mist_s6"]
+    assert "models/mist_qr_s4/checkpoint.safetensors" in inputs["mist_qr_s5"]
+    assert "checkpoint" not in inputs["mist_s1"]

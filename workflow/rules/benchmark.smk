@@ -8,11 +8,15 @@ rule benchmark:
         "results/{run}/parts/{estimator}/{split}/{family}.nc",
     params:
         estimator=lambda w: ESTIMATORS[w.estimator],
-        level=config.get("interval_level", 0.9),
+        level=config["interval_level"],
         seed=config["seed"],
     threads: 1
     log:
         "logs/benchmark/{run}/{estimator}/{split}/{family}.log",
+    benchmark:
+        "logs/times/benchmark/{run}/{estimator}/{split}/{family}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/benchmark.py"
 
@@ -24,5 +28,7 @@ rule combine:
         "results/{run}/estimates.nc",
     log:
         "logs/combine/{run}.log",
+    conda:
+        ENV
     script:
         "../scripts/combine.py"

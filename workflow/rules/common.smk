@@ -1,6 +1,10 @@
 # Helpers shared by the rules: where things live, and which jobs the config asks for.
+# The logic is in the study layer (workflow/scripts/common/); these are thin wrappers.
 import importlib.util
 from pathlib import Path
+
+from common.stores import COMBINED, families_of, split_stores, store_path, store_recipe
+from common.study import derived_study
 
 
 wildcard_constraints:
@@ -12,60 +16,37 @@ wildcard_constraints:
     modality=r"[A-Za-z0-9_]+",
 
 
-def derived_study(config):
-    """Models, estimators and runs: the config's own, plus for every modality M a MIST
-    fine-tuned on the warped training split (model <base>_M, estimator MIST-M) and a run M
-    on the warped test splits (settings in ``modality_study``)."""
-    models = dict(config.get("models", {}))
-    estimators = dict(config["estimators"])
-    runs = dict(config["runs"])
-    study = config.get("modality_study")
-    for m in config.get("modalities", {}) if study else []:
-        base = study["base_model"]
-        models[f"{base}_{m}"] = {
-            "variant": models[base]["variant"], "init": base,
-            "train": [f"{study['train_split']}@{m}"], "val": [f"{study['val_split']}@{m}"],
-            **{k: v for k, v in models[base].items() if k not in ("variant", "train", "val", "init")},
-            **study.get("finetune", {}),
-        }
-        estimators[f"MIST-{m}"] = {"class": "MIST", "model": f"{base}_{m}"}
-        runs[m] = {"splits": [f"{s}@{m}" for s in study["test_splits"]],
-                   "estimators": list(study["estimators"]) + [f"MIST-{m}"]}
-    return models, estimators, runs
-
-
 MODELS, ESTIMATORS, RUNS = derived_study(config)
+ENV = "../envs/mist.yaml"
+FIGURES = ["error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"]
 
 
-def families_of(split):
-    """The family specs of a split (a warped split 'name@modality' has its base's)."""
-    entry = config["splits"][split.split("@")[0]]["families"]
-    return config["families"][entry] if isinstance(entry, str) else entry
+def stores_of(splits):
+    return [s for split in splits for s in split_stores(config, split)]
 
 
-def store(split, family):
-    return f"data/meta/{split}/{family}.zarr"
-
-
-def split_stores(split):
-    return [store(split, f) for f in families_of(split)]
+def trained_checkpoint(name):
+    return f"models/{name}/checkpoint.safetensors"
 
 
 def model_checkpoint(name):
-    return f"models/{name}/best.pt"
+    """What a model entry hands on: its trained checkpoint, calibrated when it asks."""
+    if "calibrate" in MODELS[name]:
+        return f"models/{name}/calibrated.safetensors"
+    return trained_checkpoint(name)
 
 
 def shipped_checkpoint(variant):
     """Path of the checkpoint shipped inside the mistmodel package (found without importing it)."""
     package = importlib.util.find_spec("mistmodel").submodule_search_locations[0]
-    return str(Path(package) / "checkpoints" / f"{variant}.pt")
+    return str(Path(package) / "checkpoints" / f"{variant}.safetensors")
 
 
 def estimator_inputs(wildcards):
     spec = ESTIMATORS[wildcards.estimator]
-    inputs = {"store": store(wildcards.split, wildcards.family)}
+    inputs = {"store": store_path(wildcards.split, wildcards.family)}
     if spec["class"] == "MIST":
-        if spec.get("model", "default") != "default":
+        if spec["model"] != "default":
             inputs["checkpoint"] = model_checkpoint(spec["model"])
         else:   # the checkpoint shipped in the package: a new one reruns these jobs
             variant = spec.get("settings", {}).get("variant", "mist")
@@ -76,21 +57,34 @@ def estimator_inputs(wildcards):
 def run_parts(run):
     entry = RUNS[run]
     return [
-        f"results/{run}/parts/{est}/{split}/{family}.nc"
+        f"results/{run}/parts/{est}/{split}/{Path(store).stem}.nc"
         for est in entry["estimators"]
         for split in entry["splits"]
-        for family in families_of(split)
+        for store in split_stores(config, split)
     ]
 
 
-FIGURES = ["error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"]
+def modality_entry(name):
+    """The modality's settings for mistgen (without the study's own keys)."""
+    return {k: v for k, v in config["modalities"][name].items() if k != "figure_split"}
+
+
+def modality_file(name):
+    path = Path(modality_entry(name)["path"])
+    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+
+
+def figure_store(modality, root):
+    split = config["modalities"][modality]["figure_split"]
+    return f"{root}/{Path(split_stores(config, split)[0]).stem}.zarr"
 
 
 def all_outputs():
-    outputs = []
+    outputs = [model_checkpoint(name) for name in MODELS]
     for run in RUNS:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]
-    outputs += [f"results/modalities/{m}.png" for m in config.get("modalities", {})]
-    outputs.append("results/README.md")
+    outputs += [f"results/modalities/{m}.png" for m in config["modalities"]]
+    if RUNS:
+        outputs.append("results/headline.md")
     return outputs

@@ -2,21 +2,6 @@
 # modality's dims into data/meta/<split>@<modality>/<family>.zarr (labels unchanged).
 
 
-def modality_entry(name):
-    """The modality's settings for mistgen (without the study's own keys)."""
-    return {k: v for k, v in config["modalities"][name].items() if k != "figure_split"}
-
-
-def figure_store(modality, root):
-    split = config["modalities"][modality].get("figure_split", "train")
-    return f"{root}/{families_of(split)[0]}.zarr"
-
-
-def modality_file(name):
-    path = Path(modality_entry(name)["path"])
-    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
-
-
 rule fit_flows:
     input:
         lambda w: modality_file(w.modality),
@@ -29,6 +14,10 @@ rule fit_flows:
     threads: 1
     log:
         "logs/flows/{modality}.log",
+    benchmark:
+        "logs/times/fit_flows/{modality}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/fit_flows.py"
 
@@ -41,14 +30,15 @@ rule modality_base:
     params:
         entry=lambda w: modality_entry(w.modality),
         base_dir=workflow.basedir,
-        split_config=lambda w: config["splits"][w.split],
-        priors=config.get("priors", {}),
-        seed=config["seed"],
-        shard_size=config.get("shard_size", 500),
+        recipe=lambda w: store_recipe(config, w.split, w.family),
     priority: 30
     threads: 1
     log:
         "logs/modality_base/{modality}/{split}/{family}.log",
+    benchmark:
+        "logs/times/modality_base/{modality}/{split}/{family}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/modality_base.py"
 
@@ -65,6 +55,10 @@ rule warp:
     threads: 1
     log:
         "logs/warp/{modality}/{split}/{family}.log",
+    benchmark:
+        "logs/times/warp/{modality}/{split}/{family}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/warp.py"
 
@@ -72,9 +66,9 @@ rule warp:
 rule modality_figure:
     input:
         warped=lambda w: figure_store(
-            w.modality, f"data/meta/{config['modalities'][w.modality].get('figure_split', 'train')}@{w.modality}"),
+            w.modality, f"data/meta/{config['modalities'][w.modality]['figure_split']}@{w.modality}"),
         base=lambda w: figure_store(
-            w.modality, f"data/modality_base/{w.modality}/{config['modalities'][w.modality].get('figure_split', 'train')}"),
+            w.modality, f"data/modality_base/{w.modality}/{config['modalities'][w.modality]['figure_split']}"),
     output:
         report("results/modalities/{modality}.png", caption="../report/modality.rst",
                category="Modalities"),
@@ -83,5 +77,7 @@ rule modality_figure:
         base_dir=workflow.basedir,
     log:
         "logs/modality_figure/{modality}.log",
+    conda:
+        ENV
     script:
         "../scripts/modality_figure.py"

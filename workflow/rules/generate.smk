@@ -1,4 +1,4 @@
-# Stage 1: meta-datasets. One store per (split, family), so adding a family adds jobs.
+# Stage 1: meta-datasets. One store per (split, family), or one per combined split.
 
 
 rule generate:
@@ -7,14 +7,17 @@ rule generate:
     wildcard_constraints:
         split=r"[A-Za-z0-9_]+",
     params:
+        recipe=lambda w: store_recipe(config, w.split, w.family),
         split_config=lambda w: config["splits"][w.split],
-        priors=config.get("priors", {}),
-        seed=config["seed"],
-        shard_size=config.get("shard_size", 500),
-        scheduler=config.get("dask_scheduler"),
+        priors=config["priors"],
+        scheduler=config["dask_scheduler"],
     priority: 50
     threads: 1
     log:
         "logs/generate/{split}/{family}.log",
+    benchmark:
+        "logs/times/generate/{split}/{family}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/generate.py"

@@ -1,4 +1,4 @@
-# Stage 5: summaries, figures (with report captions) and the headline table.
+# Stage 5: summaries, figures (with report captions) and the headline tables.
 
 
 rule summarize:
@@ -8,6 +8,8 @@ rule summarize:
         "results/{run}/summary.nc",
     log:
         "logs/summarize/{run}.log",
+    conda:
+        ENV
     script:
         "../scripts/summarize.py"
 
@@ -33,6 +35,8 @@ rule figures:
                       caption="../report/timing.rst", category="{run}", subcategory="Speed"),
     log:
         "logs/figures/{run}.log",
+    conda:
+        ENV
     script:
         "../scripts/figures.py"
 
@@ -41,10 +45,12 @@ rule headline:
     input:
         expand("results/{run}/summary.nc", run=list(RUNS)),
     output:
-        report("results/README.md", caption="../report/headline.rst", category="Tables"),
+        report("results/headline.md", caption="../report/headline.rst", category="Tables"),
     params:
         runs=list(RUNS),
     log:
         "logs/headline.log",
+    conda:
+        ENV
     script:
         "../scripts/headline.py"

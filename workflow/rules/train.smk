@@ -1,14 +1,15 @@
-# Stage 3: MIST training.
+# Stage 3: MIST training. A model entry may start from another (`init`): staged training
+# is a chain of entries. A mist_qr entry with `calibrate` gets its interval factors fitted.
 
 
 rule train:
     input:
-        train=lambda w: [s for split in MODELS[w.model]["train"] for s in split_stores(split)],
-        val=lambda w: [s for split in MODELS[w.model]["val"] for s in split_stores(split)],
+        train=lambda w: stores_of(MODELS[w.model]["train"]),
+        val=lambda w: stores_of(MODELS[w.model]["val"]),
         init=lambda w: ([model_checkpoint(MODELS[w.model]["init"])]
-                        if MODELS[w.model].get("init") else []),
+                        if "init" in MODELS[w.model] else []),
     output:
-        checkpoint="models/{model}/best.pt",
+        checkpoint="models/{model}/checkpoint.safetensors",
         metrics="models/{model}/metrics.json",
         curves=report("models/{model}/curves.png", caption="../report/curves.rst",
                       category="Training"),
@@ -16,8 +17,30 @@ rule train:
         model=lambda w: MODELS[w.model],
         seed=config["seed"],
     priority: 100
-    threads: lambda w: MODELS[w.model].get("threads", 1024)  # default: all cores (scaled down)
+    # an entry without `threads` takes all the cores the run has
+    threads: lambda w: MODELS[w.model].get("threads", workflow.cores)
     log:
         "logs/train/{model}.log",
+    benchmark:
+        "logs/times/train/{model}.tsv"
+    conda:
+        ENV
     script:
         "../scripts/train.py"
+
+
+rule calibrate:
+    input:
+        checkpoint="models/{model}/checkpoint.safetensors",
+        stores=lambda w: stores_of(MODELS[w.model]["calibrate"]),
+    output:
+        "models/{model}/calibrated.safetensors",
+    threads: 1
+    log:
+        "logs/calibrate/{model}.log",
+    benchmark:
+        "logs/times/calibrate/{model}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/calibrate.py"

@@ -1,8 +1,8 @@
 """Rule combine: all parts of a run into one Dataset (estimator x datapoint)."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 import xarray as xr
 
-from mistmodel.study import combine_estimates
+from common.benchmark import combine_estimates
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     parts = [xr.load_dataset(p, engine="h5netcdf") for p in snakemake.input]  # noqa: F821

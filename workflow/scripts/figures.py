@@ -1,10 +1,10 @@
 """Rule figures: PNG figures of a run."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 from pathlib import Path
 
 import xarray as xr
 
-from mistmodel.study.figures import draw_all
+from common.figures import draw_all
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821

@@ -1,5 +1,5 @@
 """Rule fit_flows: nflows flows for the X and Y columns of a modality's data."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 
 from mistgen.flows import fit_modality_from_config
 

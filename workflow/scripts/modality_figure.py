@@ -1,5 +1,5 @@
 """Rule modality_figure: a few warped samples beside the modality's real data."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 
 from mistgen import open_meta_dataset
 from mistgen.modality import modality_from_config

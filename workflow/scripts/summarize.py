@@ -1,8 +1,8 @@
 """Rule summarize: MSE / bias / variance by n-bin, dim and family; coverage; time."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 import xarray as xr
 
-from mistmodel.study import summarize
+from common.summary import summarize
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     ds = xr.load_dataset(snakemake.input[0], engine="h5netcdf")  # noqa: F821

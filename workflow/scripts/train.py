@@ -1,6 +1,6 @@
 """Rule train: one MIST variant on the study's stores (a thin call into mistmodel)."""
-from mistmodel.study.logs import log_to
-from mistmodel.study.training import train_model
+from common.logs import log_to
+from common.training import train_model
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821

@@ -1,5 +1,5 @@
 """Rule warp: push a base store through a modality's flows (labels unchanged)."""
-from mistmodel.study.logs import log_to
+from common.logs import log_to
 
 from mistgen.warp import warp_store, warp_summary
 

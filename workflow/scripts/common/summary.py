@@ -1,7 +1,7 @@
 """Summaries of a benchmark run: error by n-bin, dim and family; coverage; time."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -102,3 +102,15 @@ def headline_markdown(summary: xr.Dataset, title: str = "Headline results") -> s
                          + (f"{cov:.2f}" if np.isfinite(cov) else "-") + f" | {sec:.4f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def headline_document(summaries: Mapping[str, xr.Dataset]) -> str:
+    """The headline tables of every run (run name -> its summary) as one markdown page."""
+    parts = ["# Results", "",
+             "Written by the study's rule `headline` from each run's `summary.nc`. MSE in "
+             "nats^2 by sample-size bin; coverage of the intervals at the configured level; "
+             "median seconds per point estimate.", ""]
+    for run, summary in summaries.items():
+        parts.append(headline_markdown(summary, title=f"Run `{run}`").replace("# ", "## ", 1)
+                     .replace("\n## ", "\n### "))
+    return "\n".join(parts) + "\n"

@@ -17,11 +17,11 @@ def make_estimator(spec: Mapping[str, Any], checkpoint: str | Path | None = None
     cls = spec.get("class")
     settings = dict(spec.get("settings") or {})
     if cls in BASELINES:
-        from .. import estimators
+        from mistmodel import estimators
 
         return getattr(estimators, cls)(**settings)
     if cls == "MIST":
-        from ..mist import MIST
+        from mistmodel.mist import MIST
 
         return MIST.load(None if checkpoint in (None, "default") else checkpoint, **settings)
     raise ValueError(f"unknown estimator class {cls!r}; known: {', '.join(BASELINES + ('MIST',))}")

@@ -3,7 +3,9 @@
 Variables: ``estimate``, ``lower``, ``upper`` (NaN without an interval), ``seconds`` (one
 point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n``,
 ``dim_x``, ``dim_y``, ``true_mi``, ``seed`` and a string ``datapoint`` id
-``"<split>/<family>/<i>"`` that aligns results of different estimators.
+``"<split>/<family>/<i>"`` that aligns results of different estimators.  A bootstrap
+interval that the sample cannot support (too few rows) is recorded as NaN (no interval),
+as for an estimator without one; coverage is computed over the intervals given.
 """
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import mistgen
+from mistmodel.estimators.base import BootstrapError
 
 
 TEXT = ("datapoint", "split", "family", "estimator")  # object dtype: no fixed-width truncation
+REFUSED = (float("nan"), float("nan"))
 
 
 def _as_text(ds: xr.Dataset) -> xr.Dataset:
@@ -33,7 +37,10 @@ def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, f
         return est.interval(x, y, level=level)
     if n_boot <= 0:
         return float("nan"), float("nan")
-    return est.interval(x, y, level=level, n_boot=n_boot, seed=seed)
+    try:
+        return est.interval(x, y, level=level, n_boot=n_boot, seed=seed)
+    except BootstrapError:
+        return REFUSED
 
 
 def benchmark_stores(

@@ -1,0 +1,158 @@
+"""Bad study configs stop the dry run: every kind is refused when the Snakefile is parsed,
+with a message naming the key and the value (or the file and the row)."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+from common.checks import ConfigError, check_config  # noqa: E402
+
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+BREAST_CANCER = ROOT / "mistgen" / "modalities" / "breast_cancer.npy"
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def modality_file(tmp_path, edit):
+    """A copy of the shipped modality data with ``edit`` applied to it."""
+    table = np.load(BREAST_CANCER)
+    edit(table)
+    path = tmp_path / "data.npy"
+    np.save(path, table)
+    return str(path)
+
+
+def set_nan(t):
+    t[17, 1] = np.nan
+
+
+def set_constant(t):
+    t[:, 3] = 2.5
+
+
+def edit_modality(**changes):
+    def edit(c, tmp_path):
+        entry = c["modalities"]["breast_cancer"]
+        for key, value in changes.items():
+            entry[key] = value(tmp_path) if callable(value) else value
+    return edit
+
+
+BAD = {
+    "modality file with NaN": (
+        edit_modality(path=lambda p: modality_file(p, set_nan)), ["data.npy", "17"]),
+    "modality file with a constant column": (
+        edit_modality(path=lambda p: modality_file(p, set_constant)), ["data.npy", "3"]),
+    "modality file missing": (edit_modality(path="no/such/file.npy"), ["no/such/file.npy"]),
+    "x column out of range": (edit_modality(x_columns=[0, 9]), ["9"]),
+    "y column out of range": (edit_modality(y_columns=[2, 40]), ["40"]),
+    "X/Y overlap": (edit_modality(y_columns=[1, 3]), ["1"]),
+    "unknown flow key": (edit_modality(flow={"layers": 3}), ["layers"]),
+    "bad flow value": (edit_modality(flow={"max_steps": "many"}), ["max_steps", "many"]),
+    "a family the modality's dims cannot take": (
+        edit_modality(x_columns=[0]), ["modalities.breast_cancer", "warped to its dims", "dim_x=1"]),
+    "unknown family spec": (
+        lambda c, p: c["families"]["test_id"].append("gaussian-dense-base"), ["gaussian-dense-base"]),
+    "unknown transform in a spec": (
+        lambda c, p: c["families"]["test_ood"].append("normal-dense-wobbly"), ["wobbly"]),
+    "2pair at d = 1": (
+        lambda c, p: c["splits"]["train"].update(dim_range=[1, 32]), ["splits.train", "2pair"]),
+    "reversed n_range": (
+        lambda c, p: c["splits"]["val"].update(n_range=[500, 10]), ["splits.val", "[500, 10]"]),
+    "reversed dim_range": (
+        lambda c, p: c["splits"]["test_id"].update(dim_range=[32, 2]), ["splits.test_id", "[32, 2]"]),
+    "unknown prior parameter": (
+        lambda c, p: c.update(priors={"normal-dense": {"off_diagonal": [0, 0.3]}}), ["off_diagonal"]),
+    "unknown family list of a split": (
+        lambda c, p: c["splits"]["val"].update(families="trian"), ["splits.val", "trian"]),
+    "bad estimator setting (unknown argument)": (
+        lambda c, p: c["estimators"]["KSG"]["settings"].update(neighbours=5),
+        ["estimators.KSG", "neighbours"]),
+    "bad estimator setting (bad value)": (
+        lambda c, p: c["estimators"]["MINE"]["settings"].update(max_steps=0),
+        ["estimators.MINE", "max_steps", "0"]),
+    "bad MIST setting": (
+        lambda c, p: c["estimators"]["MIST-QR-shipped"]["settings"].update(variant="mist_q"),
+        ["estimators.MIST-QR-shipped", "mist_q"]),
+    "unknown estimator in a run": (
+        lambda c, p: c["runs"]["main"]["estimators"].append("KNN"), ["runs.main", "KNN"]),
+    "unknown split in a run": (
+        lambda c, p: c["runs"]["main"]["splits"].append("test_iid"), ["runs.main", "test_iid"]),
+    "unknown modality in a split name": (
+        lambda c, p: c["runs"]["main"]["splits"].append("test_id@mnist"), ["mnist"]),
+    "unknown model of a MIST estimator": (
+        lambda c, p: c["estimators"]["MIST"].update(model="mist3"), ["estimators.MIST", "mist3"]),
+    "unknown split of a model": (
+        lambda c, p: c["models"]["mist"].update(val=["vall"]), ["models.mist.val", "vall"]),
+    "unknown init model": (
+        lambda c, p: c["models"]["mist_qr"].update(init="mist_q"), ["models.mist_qr.init", "mist_q"]),
+    "init chain that loops": (
+        lambda c, p: (c["models"]["mist"].update(init="mist_qr"),
+                      c["models"]["mist_qr"].update(init="mist", variant="mist")),
+        ["loops"]),
+    "unknown training setting": (
+        lambda c, p: c["models"]["mist"].update(settings={"batch_sise": 8}),
+        ["models.mist", "batch_sise"]),
+    "bad model hyperparameter": (
+        lambda c, p: c["models"]["mist"].update(settings={"model": {"width": 15, "heads": 2}}),
+        ["models.mist", "15"]),
+    "calibration of a point model": (
+        lambda c, p: c["models"]["mist"].update(calibrate=["val"]), ["models.mist.calibrate"]),
+    "unknown base model of the modality study": (
+        lambda c, p: c["modality_study"].update(base_model="mist2"), ["base_model", "mist2"]),
+    "unknown figure split": (edit_modality(figure_split="trainn"), ["figure_split", "trainn"]),
+}
+
+
+def validated(config):
+    validate(config, SCHEMA)
+    return config
+
+
+def test_the_shipped_configs_pass():
+    for path in ["config.yaml", "workflow/configs/test.yaml", "workflow/configs/paper.yaml",
+                 "workflow/configs/release.yaml"]:
+        check_config(validated(yaml.safe_load((ROOT / path).read_text())), str(ROOT))
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_bad_config_is_refused_naming_the_problem(kind, base_config, tmp_path):
+    edit, words = BAD[kind]
+    config = copy.deepcopy(base_config)
+    edit(config, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        check_config(validated(config), str(ROOT))
+    message = str(err.value)
+    assert all(w in message for w in words), message
+
+
+def snakemake_dry_run(workdir, config):
+    path = workdir / "bad.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "-n", "--configfile", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("kind", ["modality file with NaN", "unknown estimator in a run"])
+def test_snakemake_dry_run_stops(kind, base_config, tmp_path):
+    edit, words = BAD[kind]
+    config = copy.deepcopy(base_config)
+    edit(config, tmp_path)
+    result = snakemake_dry_run(tmp_path, config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "the study config cannot run" in output and all(w in output for w in words), output
+    assert "Traceback" not in output
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,199 @@
+"""Everything the jobs would find wrong with a study config, found before any job runs.
+
+The Snakefile calls :func:`check_config` right after the schema validation, so a bad
+config stops ``snakemake -n`` with one line per problem, each naming the key and the value
+(or the file and the row): unknown names between sections (families, splits, models,
+estimators, modalities), every store's design and priors (through ``mistgen``'s own
+checks: family specs, shapes such as ``2pair`` at d = 1, ranges), the modality files
+(NaN, constant columns, columns out of range, X/Y overlap) and their flow settings, the
+estimators' settings (each estimator is constructed once) and the training settings.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from .stores import base_split, families_of, n_grid, store_names, store_recipe
+from .study import derived_study
+
+
+class ConfigError(ValueError):
+    """The study config asks for something its jobs cannot do."""
+
+
+def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
+    """Raise :class:`ConfigError` listing every problem of ``config`` (validated against
+    the schema first, so keys and types are already right)."""
+    problems: list[str] = []
+
+    def check(where: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+            problems.append(f"{where}: {exc}")
+
+    _check_names(config, problems)
+    if not problems:   # the checks below follow the names
+        models, estimators, runs = derived_study(config)
+        for split in config["splits"]:
+            for name in store_names(config, split):
+                check(f"splits.{split} (store {name})",
+                      lambda s=split, n=name: _check_store(config, s, n))
+        for name, entry in config["modalities"].items():
+            check(f"modalities.{name}", lambda n=name, e=entry: _check_modality(config, n, e,
+                                                                               base_dir))
+        for name, spec in config["estimators"].items():
+            check(f"estimators.{name}", lambda s=spec: _check_estimator(s))
+        for name, entry in models.items():
+            check(f"models.{name}", lambda n=name, e=entry: _check_model(config, n, e, models))
+    if problems:
+        raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
+
+
+def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
+    """Every name one section uses must exist in the section it points to."""
+    splits, models = config["splits"], config["models"]
+    modalities = config["modalities"]
+
+    def split_known(where: str, split: str) -> None:
+        base, _, modality = split.partition("@")
+        if base not in splits:
+            problems.append(f"{where}: unknown split {split!r}; splits: {sorted(splits)}")
+        elif modality and modality not in modalities:
+            problems.append(f"{where}: unknown modality {modality!r} in {split!r}; "
+                            f"modalities: {sorted(modalities)}")
+
+    for name, entry in splits.items():
+        families = entry["families"]
+        if isinstance(families, str) and families not in config["families"]:
+            problems.append(f"splits.{name}.families: unknown family list {families!r}; "
+                            f"families: {sorted(config['families'])}")
+    for name, entry in models.items():
+        for key in ("train", "val"):
+            for split in entry[key]:
+                split_known(f"models.{name}.{key}", split)
+        if "init" in entry and entry["init"] not in models:
+            problems.append(f"models.{name}.init: unknown model {entry['init']!r}; "
+                            f"models: {sorted(models)}")
+        for split in entry.get("calibrate", []):
+            split_known(f"models.{name}.calibrate", split)
+        if "calibrate" in entry:
+            if entry["variant"] != "mist_qr":
+                problems.append(f"models.{name}.calibrate: only a mist_qr model has intervals "
+                                f"to calibrate, this one is {entry['variant']!r}")
+    for name, spec in config["estimators"].items():
+        if spec["class"] != "MIST" and ("model" in spec):
+            problems.append(f"estimators.{name}.model: only a MIST estimator takes a model")
+        if spec["class"] == "MIST" and spec["model"] != "default" and spec["model"] not in models:
+            problems.append(f"estimators.{name}.model: unknown model {spec['model']!r}; "
+                            f"models: {sorted(models)} or 'default' (shipped)")
+    study = config.get("modality_study")
+    if study:
+        if study["base_model"] not in models:
+            problems.append(f"modality_study.base_model: unknown model "
+                            f"{study['base_model']!r}; models: {sorted(models)}")
+        for key in ("train_split", "val_split"):
+            split_known(f"modality_study.{key}", study[key])
+        for split in study["test_splits"]:
+            split_known("modality_study.test_splits", split)
+        for est in study["estimators"]:
+            if est not in config["estimators"]:
+                problems.append(f"modality_study.estimators: unknown estimator {est!r}; "
+                                f"estimators: {sorted(config['estimators'])}")
+    for name, entry in modalities.items():
+        split_known(f"modalities.{name}.figure_split", entry["figure_split"])
+    for name, run in config["runs"].items():
+        for split in run["splits"]:
+            split_known(f"runs.{name}.splits", split)
+        for est in run["estimators"]:
+            if est not in config["estimators"]:
+                problems.append(f"runs.{name}.estimators: unknown estimator {est!r}; "
+                                f"estimators: {sorted(config['estimators'])}")
+    if not problems:
+        _check_init_chains(models, problems)
+
+
+def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
+    for name in models:
+        seen = [name]
+        while "init" in models[seen[-1]]:
+            nxt = models[seen[-1]]["init"]
+            if nxt in seen:
+                problems.append(f"models.{name}.init: the chain {' -> '.join(seen + [nxt])} "
+                                "loops")
+                break
+            seen.append(nxt)
+
+
+def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
+    """mistgen's own checks of a store's design, priors and address (no data made)."""
+    from mistgen.design import make_design, make_plan
+
+    recipe = store_recipe(config, split, name)
+    design_args = {k: v for k, v in recipe.items()
+                   if k not in ("specs", "seed", "split", "shard_size", "priors")}
+    design = make_design(recipe["specs"], **design_args)
+    make_plan(design, recipe["seed"], recipe["split"], recipe["priors"], recipe["shard_size"])
+
+
+def _check_modality(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],
+                    base_dir: str) -> None:
+    """The data file (NaN, constant columns, column range, X/Y overlap), the flow
+    settings, and every split warped with it at the modality's dims."""
+    from mistgen.design import make_design
+    from mistgen.flows import FlowSettings
+    from mistgen.modality import modality_from_config
+
+    modality = modality_from_config(name, {k: v for k, v in entry.items()
+                                           if k != "figure_split"}, base_dir)
+    FlowSettings.from_mapping(entry.get("flow"))
+    dims = {"dim_range": (modality.dim_x, modality.dim_x),
+            "dim_y_range": (modality.dim_y, modality.dim_y)}
+    for split in _warped_splits(config, name):
+        entry = config["splits"][split]
+        size = {"n_grid": n_grid(entry["n_grid"])} if "n_grid" in entry else {"count": entry["count"], **({"n_range": entry["n_range"]}
+                                               if "n_range" in entry else {})}
+        try:
+            make_design(families_of(config, split), **size, **dims,
+                        repeats=entry.get("repeats"))
+        except ValueError as exc:
+            raise ValueError(f"split {split!r} warped to its dims "
+                             f"(dim_x={modality.dim_x}, dim_y={modality.dim_y}): {exc}") from None
+
+
+def _warped_splits(config: Mapping[str, Any], modality: str) -> list[str]:
+    """The base splits the study warps with ``modality``."""
+    used = {config["modalities"][modality]["figure_split"]}
+    models, _, runs = derived_study(config)
+    for entry in models.values():
+        used.update(s for key in ("train", "val") for s in entry[key])
+    for run in runs.values():
+        used.update(run["splits"])
+    return sorted({base_split(s) for s in used
+                   if s == config["modalities"][modality]["figure_split"]
+                   or s.endswith(f"@{modality}")})
+
+
+def _check_estimator(spec: Mapping[str, Any]) -> None:
+    """Construct the estimator once; a MIST with settings is constructed with the shipped
+    checkpoint (its settings do not depend on the weights)."""
+    from .estimators import make_estimator
+
+    if spec["class"] != "MIST" or spec.get("settings"):
+        make_estimator(spec, checkpoint=None)
+
+
+def _check_model(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],
+                 models: Mapping[str, Any]) -> None:
+    """The training settings, as the train job will build them (no stores needed)."""
+    from .training import train_config
+
+    cfg = train_config(entry, train=["-"], val=["-"], out=f"models/{name}",
+                       seed=config["seed"], threads=entry.get("threads"))
+    cfg.model_config()
+    if "init" in entry:
+        base = models[entry["init"]]
+        mine = train_config(base, train=["-"], val=["-"], out="-", seed=0, threads=None)
+        if mine.model_config() != cfg.model_config():
+            raise ValueError(f"init {entry['init']!r} has another model configuration "
+                             f"({mine.model_config().to_dict()}) than this entry's "
+                             f"({cfg.model_config().to_dict()})")

@@ -1,0 +1,72 @@
+"""Where the study's stores live and what ``mistgen`` builds each of them from.
+
+A split of the config is one store per family (``data/meta/<split>/<family>.zarr``), or,
+with ``combined: true``, one store holding all its families in turn
+(``data/meta/<split>/all.zarr``; ``count`` is then the store's total).  Datapoint ``i`` of
+a store is a pure function of (``seed``, ``address``, ``i``): the split's ``seed`` (else
+the config's), and its ``address`` (else ``<split>.<family>``, or ``<split>`` for a
+combined store).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+COMBINED = "all"   # the store name of a combined split
+DESIGN_KEYS = ("n_range", "dim_range", "dim_y_range", "dim_grid", "repeats")
+DIM_KEYS = ("dim_range", "dim_y_range", "dim_grid")
+
+
+def base_split(split: str) -> str:
+    """The config split behind a store split (``train@bc`` is ``train`` warped)."""
+    return split.split("@")[0]
+
+
+def families_of(config: Mapping[str, Any], split: str) -> list[str]:
+    """The family specs of a split (a warped split ``name@modality`` has its base's)."""
+    entry = config["splits"][base_split(split)]["families"]
+    return list(config["families"][entry] if isinstance(entry, str) else entry)
+
+
+def store_names(config: Mapping[str, Any], split: str) -> list[str]:
+    """The stores of a split: its families, or the one combined store."""
+    if config["splits"][base_split(split)]["combined"]:
+        return [COMBINED]
+    return families_of(config, split)
+
+
+def store_path(split: str, name: str) -> str:
+    return f"data/meta/{split}/{name}.zarr"
+
+
+def split_stores(config: Mapping[str, Any], split: str) -> list[str]:
+    return [store_path(split, name) for name in store_names(config, split)]
+
+
+def n_grid(value: Any) -> list[int]:
+    """A list of sample sizes, or ``{start, stop, num}`` for evenly spaced integers."""
+    if isinstance(value, Mapping):
+        grid = np.linspace(value["start"], value["stop"], value["num"])
+        return [int(round(v)) for v in grid]
+    return [int(v) for v in value]
+
+
+def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, Any]:
+    """Keyword arguments of ``mistgen.build_meta_dataset`` for store ``name`` of ``split``
+    (a base split; warping is a separate step)."""
+    entry = config["splits"][split]
+    specs = families_of(config, split) if name == COMBINED else [name]
+    recipe: dict[str, Any] = {
+        "specs": specs,
+        "seed": entry.get("seed", config["seed"]),
+        "split": entry.get("address", split if name == COMBINED else f"{split}.{name}"),
+        "shard_size": entry.get("shard_size", config["shard_size"]),
+        "priors": config["priors"] or None,
+    }
+    recipe.update({k: entry[k] for k in DESIGN_KEYS if k in entry})
+    if "n_grid" in entry:
+        recipe["n_grid"] = n_grid(entry["n_grid"])
+    else:
+        recipe["count"] = entry["count"]
+    return recipe

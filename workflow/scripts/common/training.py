@@ -1,0 +1,39 @@
+"""Train one MIST model entry of the study config (what rule ``train`` calls)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mistmodel import training
+from mistmodel.training import TRAINING_STATE, TrainConfig, read_training_state
+
+BUDGET_KEYS = ("epochs", "max_steps", "time_budget_min")
+
+
+def train_config(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence[str],
+                 out: str | Path, seed: int, threads: int | None,
+                 init: str | None = None) -> TrainConfig:
+    """A ``TrainConfig`` from a ``models`` entry of the (validated) study config.
+
+    ``settings`` holds further ``TrainConfig`` fields, with model hyperparameters
+    under ``settings.model`` (see ``mistmodel.model.ModelConfig``); the entry's own
+    ``seed`` (if any) replaces the config's."""
+    args = dict(model.get("settings") or {}, train=list(train), val=list(val), out=str(out),
+                variant=model["variant"], seed=model.get("seed", seed), threads=threads)
+    args.update({key: model[key] for key in BUDGET_KEYS if key in model})
+    if init is not None:
+        args["init"] = str(init)
+    return TrainConfig.from_dict(args)
+
+
+def train_model(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence[str],
+                checkpoint: str | Path, seed: int = 0, threads: int | None = None,
+                init: str | None = None) -> Path:
+    """Train into the folder of ``checkpoint``; resume only a run with the same config."""
+    out = Path(checkpoint).parent
+    cfg = train_config(model, train=train, val=val, out=out, seed=seed, threads=threads,
+                       init=init)
+    saved = read_training_state(out)
+    if saved is not None and saved["train_config"] != cfg.to_dict():
+        (out / TRAINING_STATE).unlink()   # the config changed: start afresh rather than resume
+    return training.train(cfg)
