@@ -210,7 +210,7 @@ def check_values(values: np.ndarray, names: Sequence[str], where: str, *, min_ro
         distinct = np.unique(values[:, j]).size
         if distinct == 1:
             raise ModalityError(
-                f"{where}: column {name} is constant ({values[0, j]!r}); a constant column "
+                f"{where}: column {name} is constant ({float(values[0, j])!r}); a constant column "
                 "has no distribution to fit - drop it"
             )
         if distinct < min_unique:

@@ -59,7 +59,7 @@ import torch
 
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
-from .estimators.neural import torch_threads
+from .threads import torch_threads
 from .losses import pinball_loss
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
 

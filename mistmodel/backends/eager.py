@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..estimators.neural import torch_threads
+from ..threads import torch_threads
 from . import check_threads
 
 __all__ = ["TorchBackend"]

@@ -28,7 +28,7 @@ global random state is left untouched. Computation runs on ``device``:
 
 Threads: with ``threads=None`` (the default) the estimator uses torch's
 thread count as the caller left it. ``threads=T`` runs the CPU training on
-``T`` intra-op threads through :func:`torch_threads`, which restores the
+``T`` intra-op threads through :func:`mistmodel.threads.torch_threads`, which restores the
 caller's exact setting when the call returns or raises. torch's thread count
 is process-wide: for the duration of the call it applies to every thread of
 the process, so do not pass ``threads`` while other threads run torch work
@@ -47,42 +47,20 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..threads import torch_threads
 from .base import Estimator, standardize_columns
 from .critics import ConcatCritic
 
-__all__ = ["NeuralEstimator", "resolve_device", "torch_threads"]
+__all__ = ["NeuralEstimator", "resolve_device"]
 
 # float32 holds magnitudes up to about 3.4e38; leave room for the critic's arithmetic.
 _FLOAT32_LIMIT = 1e30
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block on ``threads`` torch intra-op threads, then restore the
-    calling thread's setting exactly, also when the block raises.
-
-    ``None`` leaves the setting alone. torch's thread count is process-wide:
-    while the block runs, other threads of the process see ``threads`` too.
-    """
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    if previous == threads:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
