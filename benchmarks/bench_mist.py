@@ -47,7 +47,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 N = 500
-CONTENDERS = ("torch", "onnx", "release", "MINE")
+CONTENDERS = ("torch", "onnx", "simd", "release", "MINE")
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)}
 
 

@@ -17,7 +17,9 @@ checkpoint answers ``estimate`` with its median.  Checkpoints are safetensors fi
 a JSON card (:mod:`mistmodel.checkpoint`): loading one runs nothing from the file.
 
 ``backend`` (at load) chooses the runtime of the forward pass once
-(:mod:`mistmodel.backends`; ``"torch"`` always works).  ``threads`` sets torch's CPU
+(:mod:`mistmodel.backends`): the default ``"auto"`` runs the compiled ``"simd"`` kernels
+where they can run the network here and the plain ``"torch"`` forward pass elsewhere;
+``"torch"`` always works.  ``threads`` sets torch's CPU
 thread count for the duration of each call and restores it afterwards, also when the
 call raises; by default torch's setting is left as it is.
 
@@ -182,7 +184,7 @@ class MIST(Estimator):
 
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
-                 max_cells: int = 65_536, seed: int = 0, backend: str = "torch",
+                 max_cells: int = 65_536, seed: int = 0, backend: str = "auto",
                  threads: int | None = None):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()

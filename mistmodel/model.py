@@ -565,12 +565,19 @@ class MISTNet(nn.Module):
             cells, mom = col_att(cells, row_mask, col_mask, bias(corr_or_none, col_type), n)
             moments.append(mom)                                               # (B, H, D, D)
             cells = row_att(cells, row_mask)
-        if use_stats:
-            moments += [corr[:, None], corr[:, None] ** 2]
-        pair_emb = self.pairs(torch.cat(moments, dim=1), col_mask, col_type)   # (B, 2 w)
         cols = self.row_pool(cells, row_mask)                                 # (B, D, s)
-        cols = self.col_set(cols, col_mask, self.col_bias[-1](corr_or_none, col_type))
-        cols = self.final_norm(cols)
+        return self.summarize_columns(cols, moments, col_mask, col_type, corr, feats)
+
+    def summarize_columns(self, cols: Tensor, moments: list[Tensor], col_mask: Tensor,
+                          col_type: Tensor, corr: Tensor, feats: Tensor) -> Tensor:
+        """Pooled columns ``(B, D, s)`` and the column attentions' moments
+        ``[(B, H, D, D), ...]`` -> dataset embeddings ``(B, 5 s + 2 w + 7)``."""
+        use_stats = self.config.stats_features
+        if use_stats:
+            moments = moments + [corr[:, None], corr[:, None] ** 2]
+        pair_emb = self.pairs(torch.cat(moments, dim=1), col_mask, col_type)   # (B, 2 w)
+        bias = self.col_bias[-1](corr if use_stats else None, col_type)
+        cols = self.final_norm(self.col_set(cols, col_mask, bias))
         cm = col_mask.to(cols.dtype)
         wx = cm * (col_type == X_COLUMN).to(cols.dtype)                       # (B, D)
         wy = cm * (col_type == Y_COLUMN).to(cols.dtype)

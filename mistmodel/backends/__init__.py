@@ -10,7 +10,12 @@ and its weights stay the single source: a backend only decides how the same math
 * ``"torch"`` (:mod:`.eager`): the network itself under ``torch.inference_mode``; always
   available, on any device;
 * ``"onnx"`` (:mod:`.onnx`): the network's cell-level work as an exported graph run by
-  ONNX Runtime on CPU; needs ``pip install onnxruntime onnx``.
+  ONNX Runtime on CPU; needs ``pip install onnxruntime onnx``;
+* ``"simd"`` (:mod:`.simd`): the per-cell layers as compiled AVX2 kernels (built by
+  ``pip install`` where a C compiler is present); where they cannot run the network it
+  warns and runs ``"torch"``;
+* ``"auto"``: ``"simd"`` where its kernels can run the network here, else ``"torch"``,
+  without a warning.
 
 ``threads`` (every backend): CPU threads of the computation, scoped to the backend (a
 torch backend sets torch's thread count for the duration of each call and restores it;
@@ -31,6 +36,7 @@ Backend = Callable[..., torch.Tensor]
 _REGISTRY = {
     "torch": (".eager", "TorchBackend", ()),
     "onnx": (".onnx", "OnnxBackend", ("onnxruntime", "onnx")),
+    "simd": (".simd", "SimdBackend", ()),
 }
 BACKENDS = tuple(_REGISTRY)
 
@@ -57,8 +63,12 @@ def make_backend(name: str, network: torch.nn.Module, **options: Any) -> Backend
     Raises ``ValueError`` for an unknown name (listing the known ones) and ``ImportError``
     (saying what to install) when the backend's optional package is missing.
     """
+    if name == "auto":
+        from .simd import unsupported_reason
+
+        name = "simd" if unsupported_reason(network) is None else "torch"
     if name not in _REGISTRY:
-        known = ", ".join(map(repr, BACKENDS))
+        known = ", ".join(map(repr, BACKENDS + ("auto",)))
         installed = ", ".join(map(repr, available_backends()))
         raise ValueError(f"unknown backend {name!r}; choose one of {known} "
                          f"(installed here: {installed})")

@@ -16,9 +16,13 @@
  * base 2: callers multiply them by log2(e).
  *
  * The kernels are compiled for AVX2 + FMA and refuse to run on a CPU without them (the
- * Python side then uses its torch path).  Arguments from Python are data pointers of
- * contiguous CPU tensors and their sizes; mistmodel/kernels.py checks device, dtype,
- * shapes and table indices before passing them, this file the sizes its buffers hold.
+ * backend, mistmodel/backends/simd.py, then runs the torch backend).  Arguments from
+ * Python are arrays through the buffer protocol (a contiguous CPU tensor's .numpy()):
+ * the bindings at the end of this file check each one's element type, dimensions, shape
+ * and contiguity, the table indices and the sizes the kernels' buffers hold, and name
+ * the argument that fails.  Each call computes a range of columns (or rows, or samples)
+ * of its output, so that callers can split the work over threads; the GIL is released
+ * while it runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -446,7 +450,7 @@ static int column_moments(const int64_t *index, const uint8_t *mask, const float
 
 #pragma GCC pop_options
 
-/* ---- Python bindings: arguments are data pointers (int) and sizes --------------- */
+/* ---- Python bindings: arrays through the buffer protocol, checked ---------------- */
 
 static int use_avx2(void)
 {
@@ -458,107 +462,293 @@ static int use_avx2(void)
     return answer;
 }
 
+#define MAX_ARGS 12
+enum kind { F32, I64, MASK };
+static const char *const KIND_NAMES[] = {"float32", "int64", "bool or uint8"};
+
+/* The buffers one call holds, released together. */
+typedef struct {
+    const char *fn;
+    Py_buffer views[MAX_ARGS];
+    int held;
+} Args;
+
+static void release(Args *a)
+{
+    for (int i = 0; i < a->held; i++) PyBuffer_Release(&a->views[i]);
+    a->held = 0;
+}
+
+static int has_kind(const Py_buffer *v, enum kind kind)
+{
+    const char *f = v->format ? v->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    if (f[0] == '\0' || f[1] != '\0') return 0;
+    switch (kind) {
+    case F32: return v->itemsize == 4 && f[0] == 'f';
+    case I64: return v->itemsize == 8 && (f[0] == 'l' || f[0] == 'q');
+    default: return v->itemsize == 1 && (f[0] == '?' || f[0] == 'B');
+    }
+}
+
+static void shape_text(char *buf, size_t size, int ndim, const Py_ssize_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %zd" : "%zd", shape[i]);
+    if (used < size) snprintf(buf + used, size - used, ndim == 1 ? ",)" : ")");
+}
+
+/* obj's memory as a C-contiguous array of `kind` with `ndim` dimensions, `shape[i]`
+ * long where shape[i] >= 0 (where it is -1, the array's length is written into it).
+ * NULL with a ValueError naming the argument if obj is anything else. */
+static void *take(Args *a, PyObject *obj, const char *name, enum kind kind, int ndim,
+                  Py_ssize_t *shape, int writable)
+{
+    Py_buffer *v = &a->views[a->held];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) != 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a C-contiguous%s %s array (a "
+                     "contiguous CPU tensor's .numpy()), got %R", a->fn, name,
+                     writable ? " writable" : "", KIND_NAMES[kind], (PyObject *)Py_TYPE(obj));
+        return NULL;
+    }
+    a->held++;
+    if (!has_kind(v, kind)) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must hold %s, got format '%s' with %zd "
+                     "bytes per item", a->fn, name, KIND_NAMES[kind],
+                     v->format ? v->format : "B", v->itemsize);
+        return NULL;
+    }
+    if (v->ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must have %d dimensions, got %d", a->fn, name,
+                     ndim, v->ndim);
+        return NULL;
+    }
+    int same = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) shape[i] = v->shape[i];
+        same &= shape[i] == v->shape[i];
+    }
+    if (!same) {
+        char want[160], got[160];
+        shape_text(want, sizeof want, ndim, shape);
+        shape_text(got, sizeof got, ndim, v->shape);
+        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %s, got %s", a->fn, name, want,
+                     got);
+        return NULL;
+    }
+    return v->buf;
+}
+
 /* Whether the kernels can run here with these sizes; sets a Python error if not. */
-static int usable(const char *what, int c, int J, int H, int F)
+static int usable(const Args *a, Py_ssize_t c, Py_ssize_t J, int H, Py_ssize_t F)
 {
     if (!use_avx2()) {
-        PyErr_Format(PyExc_RuntimeError, "%s: this CPU lacks AVX2 and FMA", what);
+        PyErr_Format(PyExc_RuntimeError, "%s: this CPU lacks AVX2 and FMA", a->fn);
         return 0;
     }
     if (c < 8 || c > MAX_C || c % 8 || J < 1 || J > MAX_J || H < 1 || J % H || F < 1
         || F > MAX_F) {
-        PyErr_Format(PyExc_ValueError, "%s: unsupported sizes c=%d J=%d H=%d F=%d", what, c, J,
-                     H, F);
+        PyErr_Format(PyExc_ValueError, "%s: unsupported sizes c=%zd J=%zd H=%d F=%zd (c a "
+                     "multiple of 8 up to %d, J up to %d and a multiple of H, F up to %d)",
+                     a->fn, c, J, H, F, MAX_C, MAX_J, MAX_F);
         return 0;
     }
     return 1;
 }
 
+static int in_range(const Args *a, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t total,
+                    const char *what)
+{
+    if (0 <= lo && lo <= hi && hi <= total) return 1;
+    PyErr_Format(PyExc_ValueError, "%s: the range [%zd, %zd) of %s is not within [0, %zd)",
+                 a->fn, lo, hi, what, total);
+    return 0;
+}
+
+/* Every entry of index[0 .. count) is a row of a table of `entries` rows. */
+static int valid_index(const Args *a, const int64_t *index, Py_ssize_t count,
+                       Py_ssize_t entries)
+{
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (index[i] < 0 || index[i] >= entries) {
+            PyErr_Format(PyExc_ValueError, "%s: index holds %lld, outside the table's "
+                         "entries [0, %zd)", a->fn, (long long)index[i], entries);
+            return 0;
+        }
+    return 1;
+}
+
 static PyObject *py_read_columns(PyObject *self, PyObject *args)
 {
-    unsigned long long x, mask, q, shift, out;
-    long long col0, cols, D;
-    int N, c, J;
+    PyObject *ox, *omask, *oq, *oshift, *oout;
     float eps;
-    if (!PyArg_ParseTuple(args, "KKLLLiiKKifK", &x, &mask, &col0, &cols, &D, &N, &c, &q,
-                          &shift, &J, &eps, &out))
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOfOnn", &ox, &omask, &oq, &oshift, &eps, &oout, &lo, &hi))
         return NULL;
-    if (!usable("read_columns", c, J, 1, 1) || N < 1 || cols < 0 || col0 < 0 || D < 1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "read_columns: sizes out of range");
-        return NULL;
+    Args a = {.fn = "read_columns"};
+    Py_ssize_t xs[4] = {-1, -1, -1, -1}, ms[2] = {-1, -1}, qs[2] = {-1, -1}, ss[1], os_[4];
+    const float *x = take(&a, ox, "cells", F32, 4, xs, 0);
+    PyObject *result = NULL;
+    if (x == NULL) goto done;
+    const Py_ssize_t B = xs[0], D = xs[1], N = xs[2], c = xs[3];
+    ms[0] = B, ms[1] = N, qs[1] = c;
+    const uint8_t *mask = take(&a, omask, "row_mask", MASK, 2, ms, 0);
+    const float *q = mask ? take(&a, oq, "queries", F32, 2, qs, 0) : NULL;
+    if (q == NULL) goto done;
+    const Py_ssize_t J = qs[0];
+    ss[0] = J, os_[0] = B, os_[1] = D, os_[2] = J, os_[3] = c;
+    const float *shift = take(&a, oshift, "shift", F32, 1, ss, 0);
+    float *out = shift ? take(&a, oout, "out", F32, 4, os_, 1) : NULL;
+    if (out == NULL || !usable(&a, c, J, 1, 1) || !in_range(&a, lo, hi, B * D, "columns"))
+        goto done;
+    if (N < 1) {
+        PyErr_SetString(PyExc_ValueError, "read_columns: cells must have at least one row");
+        goto done;
     }
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = read_columns((const float *)x, (const uint8_t *)mask, col0, cols, D, N, c,
-                          (const float *)q, (const float *)shift, J, eps, (float *)out);
+    status = read_columns(x + lo * N * c, mask, lo, hi - lo, D, (int)N, (int)c, q, shift,
+                          (int)J, eps, out + lo * J * c);
     Py_END_ALLOW_THREADS
-    if (status != 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    if (status != 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    release(&a);
+    return result;
 }
 
 static PyObject *py_update_cells(PyObject *self, PyObject *args)
 {
-    unsigned long long x, keys, kb, vals, w1, b1, w2, b2, out;
-    long long cols;
-    int N, c, J, H, F;
+    PyObject *ox, *okeys, *okb, *ovals, *ow1, *ob1, *ow2, *ob2, *oout;
+    int H;
     float eps, eps2;
-    if (!PyArg_ParseTuple(args, "KLiiKKKiifKKiKKfK", &x, &cols, &N, &c, &keys, &kb, &vals, &J,
-                          &H, &eps, &w1, &b1, &F, &w2, &b2, &eps2, &out))
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOifOOOOfOnn", &ox, &okeys, &okb, &ovals, &H, &eps, &ow1,
+                          &ob1, &ow2, &ob2, &eps2, &oout, &lo, &hi))
         return NULL;
-    if (!usable("update_cells", c, J, H, F) || N < 1 || cols < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "update_cells: sizes out of range");
-        return NULL;
-    }
+    Args a = {.fn = "update_cells"};
+    Py_ssize_t xs[4] = {-1, -1, -1, -1};
+    PyObject *result = NULL;
+    const float *x = take(&a, ox, "cells", F32, 4, xs, 0);
+    if (x == NULL) goto done;
+    const Py_ssize_t B = xs[0], D = xs[1], N = xs[2], c = xs[3];
+    Py_ssize_t ks[4] = {B, D, -1, c}, w1s[2] = {-1, c};
+    const float *keys = take(&a, okeys, "keys", F32, 4, ks, 0);
+    const float *w1 = keys ? take(&a, ow1, "w1", F32, 2, w1s, 0) : NULL;
+    if (w1 == NULL) goto done;
+    const Py_ssize_t J = ks[2], F = w1s[0];
+    Py_ssize_t kbs[3] = {B, D, J}, vs[4] = {B, D, c, J}, b1s[1] = {F}, w2s[2] = {c, F},
+               b2s[1] = {c}, os_[4] = {B, D, N, c};
+    const float *kb = take(&a, okb, "key_bias", F32, 3, kbs, 0);
+    const float *vals = kb ? take(&a, ovals, "values", F32, 4, vs, 0) : NULL;
+    const float *b1 = vals ? take(&a, ob1, "b1", F32, 1, b1s, 0) : NULL;
+    const float *w2 = b1 ? take(&a, ow2, "w2", F32, 2, w2s, 0) : NULL;
+    const float *b2 = w2 ? take(&a, ob2, "b2", F32, 1, b2s, 0) : NULL;
+    float *out = b2 ? take(&a, oout, "out", F32, 4, os_, 1) : NULL;
+    if (out == NULL || !usable(&a, c, J, H, F) || !in_range(&a, lo, hi, B * D, "columns"))
+        goto done;
     Py_BEGIN_ALLOW_THREADS
-    update_cells((const float *)x, cols, N, c, (const float *)keys, (const float *)kb,
-                 (const float *)vals, J, H, eps, (const float *)w1, (const float *)b1, F,
-                 (const float *)w2, (const float *)b2, eps2, (float *)out);
+    update_cells(x + lo * N * c, hi - lo, (int)N, (int)c, keys + lo * J * c, kb + lo * J,
+                 vals + lo * J * c, (int)J, H, eps, w1, b1, (int)F, w2, b2, eps2,
+                 out + lo * N * c);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_column_mix(PyObject *self, PyObject *args)
-{
-    unsigned long long index, mix, vals, gate1, base, out;
-    int D, N, H, c, r0, r1;
-    if (!PyArg_ParseTuple(args, "KKKKKiiiiiiK", &index, &mix, &vals, &gate1, &base, &D, &N, &H,
-                          &c, &r0, &r1, &out))
-        return NULL;
-    if (!usable("column_mix", c, 1, 1, 1) || D < 1 || H < 1 || (int64_t)H * D > MAX_HD
-        || N < 1 || r0 < 0 || r1 > N || r0 > r1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "column_mix: sizes out of range");
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    column_mix((const int64_t *)index, (const float *)mix, (const float *)vals,
-               (const float *)gate1, (const float *)base, D, N, H, c, r0, r1, (float *)out);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    result = Py_NewRef(Py_None);
+done:
+    release(&a);
+    return result;
 }
 
 static PyObject *py_column_moments(PyObject *self, PyObject *args)
 {
-    unsigned long long index, mask, q, k, out;
-    int D, N, H, r0, r1;
-    if (!PyArg_ParseTuple(args, "KKKKiiiiiK", &index, &mask, &q, &k, &D, &N, &H, &r0, &r1,
-                          &out))
+    PyObject *oindex, *omask, *oq, *ok, *oout;
+    Py_ssize_t b0, b1, r0, r1;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnn", &oindex, &omask, &oq, &ok, &oout, &b0, &b1, &r0,
+                          &r1))
         return NULL;
-    if (!usable("column_moments", 8, 1, 1, 1) || D < 1 || N < 1 || H < 1 || r0 < 0
-        || r1 > N || r0 > r1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "column_moments: sizes out of range");
-        return NULL;
+    Args a = {.fn = "column_moments"};
+    Py_ssize_t is[3] = {-1, -1, -1}, qs[3] = {-1, -1, 8};
+    PyObject *result = NULL;
+    const int64_t *index = take(&a, oindex, "index", I64, 3, is, 0);
+    const float *q = index ? take(&a, oq, "queries", F32, 3, qs, 0) : NULL;
+    if (q == NULL) goto done;
+    const Py_ssize_t B = is[0], D = is[1], N = is[2], T = qs[0], H = qs[1];
+    Py_ssize_t ms[2] = {B, N}, ks[3] = {T, H, 8}, os_[4] = {B, H, D, D};
+    const uint8_t *mask = take(&a, omask, "row_mask", MASK, 2, ms, 0);
+    const float *k = mask ? take(&a, ok, "keys", F32, 3, ks, 0) : NULL;
+    float *out = k ? take(&a, oout, "out", F32, 4, os_, 1) : NULL;
+    if (out == NULL || !usable(&a, 8, 1, 1, 1) || !in_range(&a, b0, b1, B, "samples")
+        || !in_range(&a, r0, r1, N, "rows")
+        || !valid_index(&a, index + b0 * D * N, (b1 - b0) * D * N, T))
+        goto done;
+    if (H < 1 || D < 1) {
+        PyErr_SetString(PyExc_ValueError, "column_moments: no heads or no columns");
+        goto done;
     }
-    int status;
+    int status = 0;
     Py_BEGIN_ALLOW_THREADS
-    status = column_moments((const int64_t *)index, (const uint8_t *)mask, (const float *)q,
-                            (const float *)k, D, N, H, r0, r1, (float *)out);
+    for (Py_ssize_t b = b0; b < b1 && status == 0; b++)
+        status = column_moments(index + b * D * N, mask + b * N, q, k, (int)D, (int)N, (int)H,
+                                (int)r0, (int)r1, out + b * H * D * D);
     Py_END_ALLOW_THREADS
-    if (status != 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    if (status != 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    release(&a);
+    return result;
+}
+
+static PyObject *py_column_mix(PyObject *self, PyObject *args)
+{
+    PyObject *oindex, *omix, *ovals, *ogate, *obase, *oout;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOOOnn", &oindex, &omix, &ovals, &ogate, &obase, &oout, &lo,
+                          &hi))
+        return NULL;
+    Args a = {.fn = "column_mix"};
+    Py_ssize_t is[3] = {-1, -1, -1}, vs[3] = {-1, -1, -1};
+    PyObject *result = NULL;
+    const int64_t *index = take(&a, oindex, "index", I64, 3, is, 0);
+    const float *vals = index ? take(&a, ovals, "values", F32, 3, vs, 0) : NULL;
+    if (vals == NULL) goto done;
+    const Py_ssize_t B = is[0], D = is[1], N = is[2], T = vs[0], H = vs[1], c = vs[2];
+    Py_ssize_t xs[3] = {B, D, H * D}, gs[2] = {T, c}, bs[2] = {T, c}, os_[4] = {B, D, N, c};
+    const float *mix = take(&a, omix, "side_by_side", F32, 3, xs, 0);
+    const float *gate1 = mix ? take(&a, ogate, "one_plus_gate", F32, 2, gs, 0) : NULL;
+    const float *base = gate1 ? take(&a, obase, "base", F32, 2, bs, 0) : NULL;
+    float *out = base ? take(&a, oout, "out", F32, 4, os_, 1) : NULL;
+    if (out == NULL || !usable(&a, c, 1, 1, 1) || !in_range(&a, lo, hi, B * N, "rows"))
+        goto done;
+    if (H < 1 || D < 1 || H * D > MAX_HD) {
+        PyErr_Format(PyExc_ValueError, "column_mix: heads x columns must be in [1, %d], got "
+                     "%zd x %zd", MAX_HD, H, D);
+        goto done;
+    }
+    if (lo == hi) {                                   /* no rows (N may be 0) */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    const Py_ssize_t s0 = lo / N, s1 = (hi - 1) / N + 1;
+    if (!valid_index(&a, index + s0 * D * N, (s1 - s0) * D * N, T)) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = s0; s < s1; s++) {
+        Py_ssize_t first = lo - s * N > 0 ? lo - s * N : 0, last = hi - s * N < N ? hi - s * N : N;
+        column_mix(index + s * D * N, mix + s * D * H * D, vals, gate1, base, (int)D, (int)N,
+                   (int)H, (int)c, (int)first, (int)last, out + s * D * N * c);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&a);
+    return result;
 }
 
 static PyObject *py_limits(PyObject *self, PyObject *args)
@@ -568,21 +758,26 @@ static PyObject *py_limits(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"read_columns", py_read_columns, METH_VARARGS, "Pool LN(cells) of each column by J "
-     "base-2 softmax queries over its masked rows (see the C source)."},
-    {"update_cells", py_update_cells, METH_VARARGS, "Cells read J = H * m per-column keys, "
-     "then a pre-norm feed-forward layer (see the C source)."},
-    {"column_mix", py_column_mix, METH_VARARGS, "Column attention's mixing of one sample's "
-     "rows from per-entry tables (see the C source)."},
-    {"column_moments", py_column_moments, METH_VARARGS, "Column attention's row sums of "
-     "query-key products for one sample, from per-entry tables (see the C source)."},
+    {"read_columns", py_read_columns, METH_VARARGS,
+     "read_columns(cells, row_mask, queries, shift, eps, out, lo, hi): pool LN(cells) of "
+     "the columns lo .. hi-1 by J base-2 softmax queries over their masked rows."},
+    {"update_cells", py_update_cells, METH_VARARGS,
+     "update_cells(cells, keys, key_bias, values, heads, eps, w1, b1, w2, b2, eps2, out, lo, "
+     "hi): the cells of columns lo .. hi-1 read their column's keys, then a pre-norm "
+     "feed-forward layer."},
+    {"column_moments", py_column_moments, METH_VARARGS,
+     "column_moments(index, row_mask, queries, keys, out, b0, b1, r0, r1): the column "
+     "attention's row sums over rows r0 .. r1-1 of samples b0 .. b1-1, from per-entry tables."},
+    {"column_mix", py_column_mix, METH_VARARGS,
+     "column_mix(index, side_by_side, values, one_plus_gate, base, out, lo, hi): the column "
+     "attention's update of the batch's rows lo .. hi-1 (of B x N), from per-entry tables."},
     {"limits", py_limits, METH_NOARGS,
      "Size limits, and whether this CPU has AVX2 and FMA (cpu_ok)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_kernels", "Compiled CPU kernels for the network's per-cell layers.",
+    PyModuleDef_HEAD_INIT, "_simd", "SIMD CPU kernels of the MIST network's per-cell layers.",
     -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__simd(void) { return PyModule_Create(&module); }
