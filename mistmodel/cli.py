@@ -3,11 +3,25 @@
     mist estimate data.csv --x a,b --y c          # columns by name (csv / parquet)
     mist estimate data.npy --x 0:3 --y 3,4        # columns by index or slice
     mist estimate data.csv --x 0 --y 1 --level 0.8 --json
+    mist estimate data.csv --x a --y b --z c,d --estimator ksg   # I(X;Y|Z)
+    mist matrix data.csv --out mi.nc --png mi.png          # MI of every pair of columns
 
 Prints MIST's estimate of I(X;Y) in nats and MIST-QR's central interval at ``--level``
 (labelled with the level actually computed; a level beyond the quantiles MIST-QR was
 trained on is refused).  ``--checkpoint`` / ``--qr-checkpoint`` replace the checkpoints
-shipped in the package; a path given must exist.
+shipped in the package; a path given must exist.  ``--estimator ksg`` or ``cca`` prints
+that estimator's estimate instead (no interval).
+
+``--z`` conditions on more columns: the estimate is I(X;Y|Z), from KSG (Frenzel-Pompe) or
+CCA (Gaussian partial form); MIST has no conditional checkpoint, so ``--z`` needs
+``--estimator ksg`` or ``cca``.
+
+``mist matrix FILE`` estimates I(X_i;X_j) for every pair of the columns chosen with
+``--columns`` (default: all) and writes the table (:func:`mistmodel.matrix.mi_matrix`) as a
+netCDF file ``--out`` and, with ``--png``, its heatmap; ``--permutations P`` adds
+permutation p-values.  An existing output file is replaced only with ``--force``; each
+file is written to a temporary name beside it and then renamed, so a reader never sees a
+half-written file.  A constant column is refused (name given): it has no MI with anything.
 
 Column selections (``--x``, ``--y``): comma-separated items, each a column index
 (``3``; negative counts from the end), a slice ``start:stop`` (stop excluded, like
@@ -31,30 +45,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli_columns import InputError, existing_file, open_table, select
+from .cli_columns import (InputError, existing_file, new_file, open_table, select,
+                          select_columns, select_conditioning)
 from .estimators.base import constant_columns
 
 __all__ = ["main", "build_parser"]
 
 
+ESTIMATORS = ("mist", "ksg", "cca")
+
+
 def _check_flags(args: argparse.Namespace) -> None:
     if not 0.0 < args.level < 1.0:
         raise InputError(f"--level must lie strictly between 0 and 1; got {args.level}")
-    for flag, path in (("--checkpoint", args.checkpoint), ("--qr-checkpoint", args.qr_checkpoint)):
-        if path is not None:
-            existing_file(path, flag)
+    _check_checkpoints(args, ("--checkpoint", args.checkpoint),
+                       ("--qr-checkpoint", args.qr_checkpoint))
+    if args.z is not None and args.estimator == "mist":
+        raise InputError("MIST has no conditional checkpoint, so it cannot estimate "
+                         "I(X;Y|Z): pass --estimator ksg or --estimator cca with --z")
+
+
+def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None]) -> None:
+    for flag, path in given:
+        if path is None:
+            continue
+        if args.estimator != "mist":
+            raise InputError(f"{flag} applies to --estimator mist only; got --estimator "
+                             f"{args.estimator}")
+        existing_file(path, flag)
+
+
+def _plain_estimator(name: str):
+    """KSG or CCA with their default settings."""
+    from .estimators import CCA, KSG
+    return {"ksg": KSG, "cca": CCA}[name]()
 
 
 def _estimate(args: argparse.Namespace) -> int:
     _check_flags(args)
     table = open_table(args.file, header=args.header)
     xc, yc = select(table, args.x, args.y, by=args.by)
+    zc = select_conditioning(table, args.z, xc, yc, by=args.by) if args.z is not None else None
     x, y = table.read(xc, "--x"), table.read(yc, "--y")
+    if zc is not None:
+        return _estimate_plain(args, table, xc, yc, zc, x, y, table.read(zc, "--z"))
+    if args.estimator != "mist":
+        return _estimate_plain(args, table, xc, yc, None, x, y, None)
     dropped = {"x": [table.key(xc[i]) for i in constant_columns(x)],
                "y": [table.key(yc[i]) for i in constant_columns(y)]}
     result: dict[str, Any] = {
@@ -87,6 +130,97 @@ def _estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
+    """KSG's or CCA's I(X;Y), or I(X;Y|Z) when ``zc`` is given; no interval."""
+    sides = [("x", xc, x), ("y", yc, y)] + ([("z", zc, z)] if zc is not None else [])
+    dropped = {side: [table.key(cols[i]) for i in constant_columns(a)] for side, cols, a in sides}
+    estimator = _plain_estimator(args.estimator)
+    if zc is None:
+        value = estimator.estimate(x, y)
+    elif getattr(estimator, "estimates_conditional", False):
+        value = estimator.estimate_conditional(x, y, z)
+    else:
+        raise InputError(f"{estimator.name} in this installation has no conditional "
+                         "estimator (estimate_conditional); I(X;Y|Z) is not available")
+    result: dict[str, Any] = {
+        "file": str(args.file), "n": int(x.shape[0]), "estimator": estimator.name,
+        "x_columns": [table.key(c) for c in xc], "y_columns": [table.key(c) for c in yc],
+        "estimate": value, "units": "nats", "level": None, "lower": None, "upper": None,
+        "interval_method": None, "dropped_constant_columns": dropped,
+        "notes": ["no interval: intervals come from MIST-QR (--estimator mist)"]}
+    if zc is not None:
+        result["z_columns"] = [table.key(c) for c in zc]
+        result["conditional"] = True
+    _print(result, x.shape[1], y.shape[1], args.json)
+    return 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    if args.permutations < 0:
+        raise InputError(f"--permutations must be >= 0; got {args.permutations}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0; got {args.seed}")
+    _check_checkpoints(args, ("--checkpoint", args.checkpoint))
+    out = new_file(args.out, "--out", ".nc", args.force)
+    png = new_file(args.png, "--png", ".png", args.force) if args.png else None
+    if png is not None and png.resolve() == out.resolve():
+        raise InputError("--out and --png name the same file")
+    table = open_table(args.file, header=args.header)
+    cols = select_columns(table, args.columns, by=args.by)
+    values = table.read(cols, "--columns")
+    constant = constant_columns(values)
+    if constant.size:
+        raise InputError(f"{table.label(cols[constant[0]])} is constant: it carries no "
+                         "information about any other column; leave it out with --columns")
+
+    import pandas as pd   # heavy imports: only once the input is known good
+    from .matrix import mi_matrix
+    if args.estimator == "mist":
+        from .mist import MIST
+        estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+    else:
+        estimator = _plain_estimator(args.estimator)
+    frame = pd.DataFrame(values, columns=[table.key(c) for c in cols])
+    result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
+                       seed=args.seed)
+    result.attrs["source_file"] = str(args.file)
+    _replace_atomically(out, args.force, lambda tmp: result.to_netcdf(tmp))
+    if png is not None:
+        _replace_atomically(png, args.force, lambda tmp: _heatmap(result, tmp))
+    mi = result["mi"] if args.permutations else result
+    print(f"wrote {out}: I(X_i;X_j) of {len(cols)} columns ({len(cols) * (len(cols) - 1) // 2}"
+          f" pairs, n = {values.shape[0]}, {mi.attrs['estimator']}, nats)"
+          + (f" with p-values from {args.permutations} permutations" if args.permutations
+             else ""))
+    if png is not None:
+        print(f"wrote {png}: heatmap")
+    return 0
+
+
+def _heatmap(result, path: str) -> None:
+    from matplotlib.figure import Figure
+
+    from .matrix import figure_size, plot_mi_matrix
+    mi = result["mi"] if "mi" in getattr(result, "data_vars", {}) else result
+    fig = Figure(figsize=figure_size(mi.shape[0]), layout="constrained")
+    plot_mi_matrix(result, ax=fig.add_subplot())
+    fig.savefig(path, format="png", dpi=120)
+
+
+def _replace_atomically(path: Path, force: bool, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``."""
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        if path.exists() and not force:
+            raise InputError(f"{path}: the file appeared while it was being written; "
+                             "pass --force to replace it")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def _quantile_model(MIST, point, qr_path: str | None, default: Path):
     """The MIST-QR model giving the interval, or None when there is none."""
     if qr_path is None and point.is_quantile:
@@ -112,14 +246,16 @@ def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> Non
     if as_json:
         print(json.dumps(result))
         return
-    print(f"I(X;Y) = {result['estimate']:.4f} nats   (n = {result['n']}, dim_x = {dim_x}, "
-          f"dim_y = {dim_y})")
+    what = "I(X;Y|Z)" if result.get("conditional") else "I(X;Y)"
+    by = f", {result['estimator']}" if "estimator" in result else ""
+    print(f"{what} = {result['estimate']:.4f} nats   (n = {result['n']}, dim_x = {dim_x}, "
+          f"dim_y = {dim_y}{by})")
     if result["lower"] is not None:
         print(f"{100 * result['level']:g}% interval: [{result['lower']:.4f}, "
               f"{result['upper']:.4f}] nats (MIST-QR)")
         if result["interval_method"]:
             print(f"interval method: {result['interval_method']}")
-    for side in ("x", "y"):
+    for side in result["dropped_constant_columns"]:
         if result["dropped_constant_columns"][side]:
             names = ", ".join(map(repr, result["dropped_constant_columns"][side]))
             print(f"constant {side.upper()} columns left out (they carry no information): "
@@ -147,34 +283,60 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file", help="data file: rows are observations")
     e.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or names")
     e.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or names")
-    by = e.add_mutually_exclusive_group()
-    by.add_argument("--by-name", dest="by", action="store_const", const="name",
-                    help="read every --x/--y item as a column name")
-    by.add_argument("--by-index", dest="by", action="store_const", const="index",
-                    help="read every --x/--y item as a column index or slice")
-    head = e.add_mutually_exclusive_group()
-    head.add_argument("--header", dest="header", action="store_const", const=True,
-                      help="csv: the first row names the columns")
-    head.add_argument("--no-header", dest="header", action="store_const", const=False,
-                      help="csv: the first row is data")
+    e.add_argument("--z", action=_Once, help="condition on these columns: I(X;Y|Z) "
+                   "(needs --estimator ksg or cca)")
+    _table_flags(e, "--x/--y/--z")
+    e.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
+                   help="mist (default, with MIST-QR interval), ksg or cca")
     e.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
     e.add_argument("--qr-checkpoint", action=_Once,
                    help="MIST-QR checkpoint for the interval (default: shipped)")
     e.add_argument("--level", action=_Once, type=float, default=0.9,
                    help="interval level (default 0.9)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    m = sub.add_parser("matrix", help="MI of every pair of columns of a .npy, .csv or "
+                       ".parquet file, written as netCDF (and a PNG heatmap)")
+    m.add_argument("file", help="data file: rows are observations")
+    m.add_argument("--columns", action=_Once,
+                   help="columns to use: indices, start:stop slices or names (default: all)")
+    _table_flags(m, "--columns")
+    m.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
+                   help="mist (default), ksg or cca")
+    m.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
+    m.add_argument("--permutations", action=_Once, type=int, default=0,
+                   help="permutations for independence p-values (default 0: none)")
+    m.add_argument("--seed", action=_Once, type=int, default=0,
+                   help="seed of the permutations (default 0)")
+    m.add_argument("--out", action=_Once, required=True, help="netCDF file to write (.nc)")
+    m.add_argument("--png", action=_Once, help="heatmap to write (.png)")
+    m.add_argument("--force", action="store_true", help="replace existing output files")
     return p
+
+
+def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:
+    """--by-name / --by-index and --header / --no-header."""
+    by = parser.add_mutually_exclusive_group()
+    by.add_argument("--by-name", dest="by", action="store_const", const="name",
+                    help=f"read every {items} item as a column name")
+    by.add_argument("--by-index", dest="by", action="store_const", const="index",
+                    help=f"read every {items} item as a column index or slice")
+    head = parser.add_mutually_exclusive_group()
+    head.add_argument("--header", dest="header", action="store_const", const=True,
+                      help="csv: the first row names the columns")
+    head.add_argument("--no-header", dest="header", action="store_const", const=False,
+                      help="csv: the first row is data")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "estimate":
-        return 2
+    command = {"estimate": _estimate, "matrix": _matrix}[args.command]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            code = _estimate(args)
-        except (InputError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            code = command(args)
+        except (InputError, ValueError, FileNotFoundError, RuntimeError,
+                NotImplementedError) as exc:
             print(f"mist: error: {exc}", file=sys.stderr)
             code = 2
     seen: set[tuple[type, str]] = set()

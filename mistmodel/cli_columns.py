@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "open_table", "select"]
+__all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "new_file", "open_table",
+           "select", "select_conditioning", "select_columns"]
 
 SUFFIXES = {".npy": "npy", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 PEEK_ROWS = 200          # rows below the first one read to decide whether it is a header
@@ -136,6 +137,21 @@ def existing_file(path: str | Path, flag: str = "") -> Path:
     if path.exists():
         raise InputError(f"{given}: not a regular file")
     raise InputError(f"{given}: no such file" if flag else f"no such file: {path}")
+
+
+def new_file(path: str | Path, flag: str, suffix: str, force: bool) -> Path:
+    """``path`` as an output file: named ``*suffix``, in a directory that exists, and not
+    an existing file unless ``force``."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{flag} {path}: the file name must end in {suffix}")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a directory")
+    if path.exists() and not force:
+        raise InputError(f"{flag} {path}: the file exists; pass --force to replace it")
+    return path
 
 
 def open_table(path: str | Path, header: bool | None = None) -> Table:
@@ -276,6 +292,29 @@ def select(table: Table, x_spec: str | None, y_spec: str | None, by: str | None 
         raise InputError(f"--x and --y share columns {_listed(table, shared)}; "
                          "X and Y must be disjoint")
     return xc, yc
+
+
+def select_conditioning(table: Table, z_spec: str, xc: list[int], yc: list[int],
+                        by: str | None = None) -> list[int]:
+    """Resolve ``--z`` to column indices, disjoint from the X and Y columns."""
+    zc = _resolve(z_spec, table, "--z", by)
+    for flag, cols in (("--x", xc), ("--y", yc)):
+        shared = [c for c in zc if c in cols]
+        if shared:
+            raise InputError(f"--z and {flag} share columns {_listed(table, shared)}; "
+                             "Z must be disjoint from X and Y")
+    return zc
+
+
+def select_columns(table: Table, spec: str | None, by: str | None = None) -> list[int]:
+    """Resolve ``--columns`` (every column when None); at least two are needed."""
+    if by == "name" and table.names is None:
+        raise InputError(f"--by-name needs column names, but {table.path} has no header row")
+    cols = list(range(table.ncols)) if spec is None else _resolve(spec, table, "--columns", by)
+    if len(cols) < 2:
+        raise InputError(f"an MI matrix needs at least two columns; {table.path} "
+                         f"{'has' if spec is None else 'selects'} {len(cols)}")
+    return cols
 
 
 def _listed(table: Table, cols: Sequence[int]) -> str:

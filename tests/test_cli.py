@@ -177,3 +177,128 @@ def test_point_checkpoint_as_qr_checkpoint_is_refused(tmp_path, capsys, checkpoi
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
                                   "--qr-checkpoint", str(checkpoints["mist"])])
     assert code == 2 and "is not a quantile (mist_qr) checkpoint" in err
+
+
+# ------------------------------------------------------------------ conditional MI: --z
+@pytest.fixture(scope="module")
+def chain_csv(tmp_path_factory):
+    """a <- z -> b: a and b dependent, independent given z."""
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(600)
+    frame = pd.DataFrame({"a": z + 0.5 * rng.standard_normal(600),
+                          "b": z + 0.5 * rng.standard_normal(600),
+                          "z": z, "c": rng.standard_normal(600)})
+    path = tmp_path_factory.mktemp("chain") / "chain.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+@pytest.mark.parametrize("estimator", ["cca", "ksg"])
+def test_z_gives_the_estimators_conditional_mi(capsys, chain_csv, estimator):
+    from mistmodel.estimators import CCA, KSG
+    path, frame = chain_csv
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "z",
+                                  "--estimator", estimator, "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    est = {"cca": CCA, "ksg": KSG}[estimator]()
+    cols = [frame[[c]].to_numpy() for c in "abz"]
+    assert res["estimate"] == pytest.approx(est.estimate_conditional(*cols))
+    assert res["z_columns"] == ["z"] and res["estimator"] == est.name
+    assert abs(res["estimate"]) < 0.05 < est.estimate(*cols[:2])
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "z",
+                                  "--estimator", estimator])
+    assert code == 0 and out.startswith("I(X;Y|Z) = "), err
+
+
+def test_estimator_flag_without_z_gives_that_estimate(capsys, chain_csv):
+    from mistmodel.estimators import CCA
+    path, frame = chain_csv
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b,c",
+                                  "--estimator", "cca", "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["estimate"] == pytest.approx(CCA().estimate(frame[["a"]], frame[["b", "c"]]))
+    assert res["lower"] is None and "z_columns" not in res
+
+
+@pytest.mark.parametrize("argv_tail, match", [
+    (["--z", "z"], "MIST has no conditional checkpoint"),
+    (["--z", "a", "--estimator", "ksg"], "--z and --x share columns 'a'"),
+    (["--z", "zz", "--estimator", "ksg"], "--z: no column named 'zz'"),
+    (["--estimator", "ksg", "--checkpoint", "x.safetensors"], "--checkpoint applies to "
+     "--estimator mist only"),
+])
+def test_bad_conditioning_is_named(capsys, chain_csv, argv_tail, match):
+    path, _ = chain_csv
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", *argv_tail])
+    assert code == 2 and match in err, err
+
+
+# ------------------------------------------------------------------ mist matrix
+def test_matrix_writes_netcdf_and_png(tmp_path, capsys, checkpoints, chain_csv):
+    import xarray as xr
+    path, _ = chain_csv
+    out, png = tmp_path / "mi.nc", tmp_path / "mi.png"
+    code, text, err = run(capsys, ["matrix", str(path), "--columns", "a,b,z", "--out", str(out),
+                                   "--png", str(png), "--checkpoint", str(checkpoints["mist"])])
+    assert code == 0, err
+    assert "3 columns (3 pairs" in text
+    mi = xr.load_dataarray(out)
+    assert list(mi.coords["variable_1"].values) == ["a", "b", "z"]
+    assert mi.attrs["estimator"] == "mist" and mi.attrs["source_file"] == str(path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mi.nc", "mi.png"]   # no temp files
+
+
+def test_matrix_never_overwrites_without_force(tmp_path, capsys, chain_csv):
+    import xarray as xr
+    path, _ = chain_csv
+    out = tmp_path / "mi.nc"
+    out.write_text("keep me")
+    argv = ["matrix", str(path), "--estimator", "cca", "--permutations", "4", "--out", str(out)]
+    code, _, err = run(capsys, argv)
+    assert code == 2 and "the file exists; pass --force" in err
+    assert out.read_text() == "keep me"
+    code, _, err = run(capsys, [*argv, "--force"])
+    assert code == 0, err
+    res = xr.load_dataset(out)
+    assert set(res.data_vars) == {"mi", "p_value"} and res.attrs["permutations"] == 4
+    assert res["mi"].sel(variable_1="a", variable_2="b") > res["mi"].sel(variable_1="a",
+                                                                          variable_2="c")
+
+
+@pytest.mark.parametrize("argv_tail, match", [
+    (["--out", "{dir}/mi.csv"], "--out {dir}/mi.csv: the file name must end in .nc"),
+    (["--out", "{dir}/missing/mi.nc"], "directory {dir}/missing does not exist"),
+    (["--out", "{dir}/mi.nc", "--png", "{dir}/mi.jpg"], "must end in .png"),
+    (["--out", "{dir}/mi.nc", "--columns", "a"], "needs at least two columns"),
+    (["--out", "{dir}/mi.nc", "--columns", "a,k"], "column 'k' is constant"),
+    (["--out", "{dir}/mi.nc", "--columns", "a,zz"], "--columns: no column named 'zz'"),
+    (["--out", "{dir}/mi.nc", "--permutations", "-1"], "--permutations must be >= 0"),
+])
+def test_matrix_bad_input_is_named(tmp_path, capsys, chain_csv, argv_tail, match):
+    _, frame = chain_csv
+    path = tmp_path / "k.csv"
+    frame.assign(k=3.0).to_csv(path, index=False)
+    argv = [a.format(dir=tmp_path) for a in argv_tail]
+    code, _, err = run(capsys, ["matrix", str(path), "--estimator", "cca", *argv])
+    assert code == 2 and match.format(dir=tmp_path) in err, err
+
+
+def test_matrix_typo_is_answered_without_importing_torch(tmp_path, chain_csv):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    path, _ = chain_csv
+    root = str(Path(__file__).resolve().parents[1])      # this tree, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        root, os.environ.get("PYTHONPATH")]))}
+    check = ("import sys\nfrom mistmodel.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(code, [m for m in ('torch', 'xarray') if m in sys.modules])\n")
+    argv = ["matrix", str(path), "--columns", "a,zz", "--out", str(tmp_path / "mi.nc")]
+    proc = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.stdout.strip() == "2 []", (proc.stdout, proc.stderr)
+    assert "--columns: no column named 'zz'" in proc.stderr

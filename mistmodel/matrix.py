@@ -1,0 +1,223 @@
+"""Mutual information between every pair of columns (or column groups) of a table.
+
+    from mistmodel.matrix import mi_matrix, plot_mi_matrix
+    mi = mi_matrix(df)                                   # MIST, every pair of columns
+    mi = mi_matrix(df, groups={"pos": ["x", "y"], "speed": ["v"]}, estimator=KSG())
+    res = mi_matrix(df, permutations=199)                # Dataset: res.mi, res.p_value
+    plot_mi_matrix(mi)
+
+The table is a 2-D numpy array, a pandas DataFrame or an xarray Dataset
+(:mod:`mistmodel.tabular`).  The result is an ``xarray.DataArray`` with dims
+``("variable_1", "variable_2")``, both indexed by the column (or group) names, symmetric,
+in nats.  The diagonal is NaN: I(X;X) is the entropy of X, infinite for a continuous
+variable, and no estimator here estimates it.  ``attrs`` hold the estimator's name, its
+settings as a JSON string (netCDF attributes cannot hold dicts), the groups as JSON, the
+units, ``permutations`` and ``seed``.
+
+``permutations=P > 0`` also tests each pair for independence by permuting the rows of the
+second variable (the test of :mod:`mistmodel.independence`, with its exact level); the
+result is then an ``xarray.Dataset`` with ``mi`` and ``p_value``
+(``(1 + #{null >= observed}) / (1 + P)``, NaN on the diagonal).  All pairs share the same
+``P`` row permutations, drawn from ``seed``.
+
+An estimator with ``estimate_batch`` (MIST) gets all pairs, and their permuted copies, in
+batched calls; any other estimator is called pair by pair.  A progress bar (tqdm, on
+stderr) is shown for more than ``AUTO_PROGRESS_PAIRS`` pairs unless ``progress=False``.
+
+Refused, each with one ``ValueError`` naming the culprit: a column in two groups, an
+empty group, an unknown column, a constant column (it carries no information: leave it
+out), NaN or an infinite value, fewer than two variables, fewer rows than the estimator
+needs.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .estimators.base import _json_ready
+from .independence import _permutations, _result
+from .tabular import column_groups, constant_column_names, table_columns
+
+__all__ = ["mi_matrix", "plot_mi_matrix", "figure_size", "AUTO_PROGRESS_PAIRS"]
+
+#: More pairs than this show a progress bar when ``progress=None``.
+AUTO_PROGRESS_PAIRS = 100
+#: Samples handed to one ``estimate_batch`` call (the estimator cuts them further).
+BATCH_SAMPLES = 256
+DIMS = ("variable_1", "variable_2")
+
+
+def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[Any]] | None = None,
+              permutations: int = 0, seed: int = 0, progress: bool | None = None):
+    """The MI of every pair of variables of ``data`` (see the module docs).
+
+    Parameters
+    ----------
+    data : numpy array ``(n, p)``, pandas DataFrame or xarray Dataset.
+    estimator : object with ``estimate(x, y)`` (and optionally ``estimate_batch``);
+        ``None`` loads the shipped MIST checkpoint.
+    groups : ``{name: [column, ...]}``: each group is one (multivariate) variable;
+        columns in no group are left out.  ``None``: every column is a variable.
+    permutations : number of row permutations for the independence p-values (0: none).
+    seed : seed of the permutations.
+    progress : show a progress bar; ``None``: when there are more than
+        ``AUTO_PROGRESS_PAIRS`` pairs.
+    """
+    import xarray as xr
+
+    count = _check_count(permutations)
+    seed = _check_seed(seed)
+    names, values = table_columns(data)
+    variables = column_groups(names, groups)
+    if len(variables) < 2:
+        raise ValueError(f"an MI matrix needs at least two variables; got {len(variables)}")
+    used = [j for _, cols in variables for j in cols]
+    constant = constant_column_names(names, values, used)
+    if constant:
+        raise ValueError(f"column {constant[0]!r} is constant: it carries no information "
+                         "about any other column; leave it out"
+                         + (f" ({len(constant)} constant columns)" if len(constant) > 1 else ""))
+    if estimator is None:
+        from .mist import MIST
+        estimator = MIST.load()
+    if not callable(getattr(estimator, "estimate", None)):
+        raise TypeError(f"estimator must have an estimate(x, y) method; got "
+                        f"{type(estimator).__name__}")
+    min_rows = int(getattr(estimator, "min_rows", 2))
+    if values.shape[0] < min_rows:
+        raise ValueError(f"{_name(estimator)} needs at least {min_rows} rows; the table has "
+                         f"{values.shape[0]}")
+
+    blocks = [np.ascontiguousarray(values[:, cols]) for _, cols in variables]
+    pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
+    perms = _permutations(values.shape[0], count, seed) if count else []
+    show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
+    stats = _pair_statistics(estimator, blocks, pairs, perms, show)
+
+    labels = [name for name, _ in variables]
+    mi = np.full((len(blocks), len(blocks)), np.nan)
+    pv = np.full_like(mi, np.nan)
+    for (i, j), row in zip(pairs, stats):
+        mi[i, j] = mi[j, i] = row[0]
+        if count:
+            pv[i, j] = pv[j, i] = _result(row[0], row[1:], _name(estimator)).p_value
+    attrs = {"estimator": _name(estimator),
+             "estimator_settings": json.dumps(_json_ready(_settings(estimator))),
+             "groups": json.dumps({name: [names[j] for j in cols] for name, cols in variables}),
+             "units": "nats", "permutations": count, "seed": seed,
+             "diagonal": "NaN: I(X;X) is the entropy of X, not estimated"}
+    coords = {DIMS[0]: labels, DIMS[1]: labels}
+    mi_da = xr.DataArray(mi, dims=DIMS, coords=coords, name="mi", attrs=attrs)
+    if not count:
+        return mi_da
+    p_da = xr.DataArray(pv, dims=DIMS, coords=coords, name="p_value",
+                        attrs={"test": "permutation test of independence, rows of the "
+                                       "second variable permuted",
+                               "formula": "(1 + #{null >= observed}) / (1 + permutations)"})
+    return xr.Dataset({"mi": mi_da, "p_value": p_da}, attrs=attrs)
+
+
+def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple[int, int]],
+                     perms: list[np.ndarray], show: bool) -> np.ndarray:
+    """Per pair: the observed estimate, then one per permutation: ``(pairs, 1 + P)``."""
+    from tqdm.auto import tqdm
+
+    orders: list[np.ndarray | None] = [None, *perms]
+    jobs = ((i, j, order) for i, j in pairs for order in orders)
+    out = np.empty(len(pairs) * len(orders))
+    batched = callable(getattr(estimator, "estimate_batch", None))
+    step = BATCH_SAMPLES if batched else 1
+    done = 0
+    with tqdm(total=len(pairs), disable=not show, desc="MI pairs", unit="pair") as bar:
+        for chunk in _chunks(jobs, step):
+            samples = [(blocks[i], blocks[j] if order is None else blocks[j][order])
+                       for i, j, order in chunk]
+            if batched:
+                got = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
+            else:
+                got = np.array([estimator.estimate(x, y) for x, y in samples])
+            out[done:done + len(got)] = got
+            bar.update((done + len(got)) // len(orders) - done // len(orders))
+            done += len(got)
+    return out.reshape(len(pairs), len(orders))
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _name(estimator: Any) -> str:
+    return str(getattr(estimator, "name", type(estimator).__name__))
+
+
+def _settings(estimator: Any) -> dict[str, Any]:
+    settings = getattr(estimator, "settings", None)
+    return dict(settings()) if callable(settings) else {}
+
+
+def _check_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"permutations must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
+def _check_seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
+def plot_mi_matrix(mi: Any, ax: Any = None, annotate: bool | None = None,
+                   alpha: float = 0.05):
+    """A heatmap of an :func:`mi_matrix` result; returns the matplotlib Axes.
+
+    ``mi``: the DataArray, or the Dataset with ``mi`` and ``p_value`` (then pairs with
+    ``p_value > alpha`` are hatched as not significant).  ``annotate``: print the values
+    in the cells; ``None``: when there are at most 12 variables.
+    """
+    from matplotlib.patches import Rectangle
+
+    p_value = None
+    if hasattr(mi, "data_vars"):
+        p_value = mi["p_value"].values if "p_value" in mi else None
+        mi = mi["mi"]
+    values = np.asarray(mi.values, dtype=np.float64)
+    labels = [str(v) for v in mi.coords[mi.dims[0]].values]
+    k = len(labels)
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=figure_size(k))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0)
+    ax.figure.colorbar(image, ax=ax, label=f"I(X;Y) [{mi.attrs.get('units', 'nats')}]")
+    ax.set_xticks(range(k), labels, rotation=90)
+    ax.set_yticks(range(k), labels)
+    ax.set_title(f"mutual information ({mi.attrs.get('estimator', '')})")
+    if annotate if annotate is not None else k <= 12:
+        top = np.nanmax(values) if np.isfinite(values).any() else 0.0
+        for i in range(k):
+            for j in range(k):
+                if np.isfinite(values[i, j]):
+                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            color="black" if values[i, j] > 0.6 * top else "white")
+    if p_value is not None:
+        weak = np.argwhere(p_value > alpha)
+        for i, j in weak:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//",
+                                       edgecolor="grey", linewidth=0))
+    return ax
+
+
+def figure_size(variables: int) -> tuple[float, float]:
+    """Width and height in inches of a heatmap of ``variables`` rows and columns."""
+    side = min(12.0, 2.0 + 0.35 * variables)
+    return side + 1.5, side

@@ -1,0 +1,99 @@
+"""Feature scores for scikit-learn's feature selection: I(X_j; y) for every feature j.
+
+    from functools import partial
+    from sklearn.feature_selection import SelectKBest
+    from mistmodel.selection import mutual_info_scores
+    SelectKBest(score_func=mutual_info_scores, k=5).fit(X, y)
+    SelectKBest(score_func=partial(mutual_info_scores, estimator=KSG()), k=5)
+
+:func:`mutual_info_scores` has the call shape of scikit-learn's
+``mutual_info_regression(X, y)``: ``X`` ``(n_samples, n_features)`` (array or DataFrame),
+``y`` ``(n_samples,)``, and it returns an array ``(n_features,)`` of MI estimates in nats.
+The default estimator is the shipped MIST checkpoint, loaded once per process, which
+scores all features in one batched call; any other estimator with ``estimate(x, y)`` is
+called feature by feature (with ``estimate_batch`` when it has one).
+
+A constant feature, or a constant ``y``, scores 0 (no information), as in scikit-learn.  NaN or an
+infinite value is refused with an error naming the feature (or ``y``).
+
+``discrete_target=True`` reads ``y`` as class labels (any values: strings, integers).
+The classes are coded ``0 .. K-1`` and each label is dithered by independent uniform
+noise on ``[0, 1)`` (seeded by ``random_state``): the dithered target ``y + U`` determines
+the class (its floor) and adds only noise independent of ``X``, so
+``I(X_j; y + U) = I(X_j; class)`` exactly, and a continuous estimator sees no ties.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .tabular import table_columns
+
+__all__ = ["mutual_info_scores"]
+
+
+def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: bool = False,
+                       random_state: int | None = None) -> np.ndarray:
+    """``I(X_j; y)`` in nats for each column ``j`` of ``X``: an array ``(n_features,)``.
+
+    Parameters
+    ----------
+    X : ``(n_samples, n_features)`` numpy array or pandas DataFrame.
+    y : ``(n_samples,)`` target.
+    estimator : object with ``estimate(x, y)``; ``None``: the shipped MIST checkpoint.
+    discrete_target : ``y`` holds class labels (see the module docs).
+    random_state : seed of the dither of a discrete target (``None``: 0, so that
+        repeated calls give the same scores).
+    """
+    names, features = table_columns(X)
+    target = _target(y, features.shape[0], discrete_target, random_state)
+    if estimator is None:
+        estimator = _shipped_mist()
+    if not callable(getattr(estimator, "estimate", None)):
+        raise TypeError(f"estimator must have an estimate(x, y) method; got "
+                        f"{type(estimator).__name__}")
+    live = [j for j in range(features.shape[1])
+            if not np.all(features[:, j] == features[0, j])]
+    scores = np.zeros(features.shape[1])
+    if not live:
+        return scores
+    samples = [(features[:, [j]], target) for j in live]
+    if callable(getattr(estimator, "estimate_batch", None)):
+        values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
+    else:
+        values = np.array([estimator.estimate(x, t) for x, t in samples], dtype=np.float64)
+    scores[live] = values
+    return scores
+
+
+def _target(y: Any, n: int, discrete: bool, random_state: int | None) -> np.ndarray:
+    """The target as an ``(n, 1)`` float column (dithered class codes when discrete)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D with one value per sample; got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"X has {n} samples but y has {y.shape[0]}")
+    if discrete:
+        _, codes = np.unique(y, return_inverse=True)
+        rng = np.random.default_rng(0 if random_state is None else random_state)
+        return (codes + rng.random(n)).reshape(-1, 1)
+    try:
+        values = y.astype(np.float64).reshape(-1, 1)
+    except (TypeError, ValueError):
+        raise ValueError(f"y is not numeric (dtype {y.dtype}); for class labels pass "
+                         "discrete_target=True") from None
+    bad = np.flatnonzero(~np.isfinite(values[:, 0]))
+    if bad.size:
+        raise ValueError(f"y contains {values[bad[0], 0]} (first at row {bad[0]}; "
+                         f"{bad.size} such rows)")
+    return values
+
+
+@lru_cache(maxsize=1)
+def _shipped_mist():
+    from .mist import MIST
+    return MIST.load()

@@ -1,0 +1,123 @@
+"""Tables as named float columns: numpy arrays, pandas DataFrames and xarray Datasets.
+
+    names, values = table_columns(data)         # names: list[str]; values: (n, p) float64
+    groups = column_groups(names, {"a": ["x1", "x2"], "b": ["y"]})
+
+* a 2-D numpy array: columns named ``"0"``, ``"1"``, ... (its column indices);
+* a pandas DataFrame: its column labels (as strings; two columns with the same label are
+  refused);
+* an xarray Dataset: its data variables, each 1-D along one shared dimension.
+
+Every check raises a ``ValueError`` naming the column: a non-numeric column, NaN or an
+infinite value (with its first row).  Only numpy is imported here; pandas and xarray are
+recognised without importing them.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["table_columns", "column_groups", "constant_column_names"]
+
+
+def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
+    """The names and float64 values ``(n, p)`` of a table's columns."""
+    kind = type(data).__module__.split(".")[0]
+    if kind == "pandas" and hasattr(data, "columns"):
+        names = [str(c) for c in data.columns]
+        columns = [data.iloc[:, j].to_numpy() for j in range(data.shape[1])]
+    elif kind == "xarray" and hasattr(data, "data_vars"):
+        names, columns = _dataset_columns(data)
+    elif kind == "xarray":
+        raise TypeError("an xarray DataArray is not a table: pass a Dataset (one variable "
+                        "per column) or DataArray.to_dataset(dim=...)")
+    else:
+        array = np.asarray(data)
+        if array.ndim != 2:
+            raise ValueError(f"a numpy table must be 2-D (rows x columns); got shape "
+                             f"{array.shape}")
+        names = [str(j) for j in range(array.shape[1])]
+        columns = [array[:, j] for j in range(array.shape[1])]
+    if not names:
+        raise ValueError("the table has no columns")
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        raise ValueError(f"the table names more than one column {doubled[0]!r}; column "
+                         "names must be unique")
+    values = np.empty((len(columns[0]), len(columns)), dtype=np.float64)
+    for j, (name, column) in enumerate(zip(names, columns)):
+        values[:, j] = _numeric(column, name)
+    return names, values
+
+
+def _dataset_columns(ds: Any) -> tuple[list[str], list[np.ndarray]]:
+    names, columns, dims = [], [], set()
+    for name, var in ds.data_vars.items():
+        if var.ndim != 1:
+            raise ValueError(f"variable {name!r} has dimensions {var.dims}; every variable "
+                             "of a Dataset table must be 1-D along the same dimension")
+        dims.add(var.dims[0])
+        names.append(str(name))
+        columns.append(var.values)
+    if len(dims) > 1:
+        raise ValueError(f"the Dataset's variables lie along different dimensions "
+                         f"{sorted(map(str, dims))}; a table needs one row dimension")
+    return names, columns
+
+
+def _numeric(column: np.ndarray, name: str) -> np.ndarray:
+    column = np.asarray(column)
+    if column.dtype == object or not (np.issubdtype(column.dtype, np.number)
+                                      or column.dtype == np.bool_):
+        raise ValueError(f"column {name!r} is not numeric (dtype {column.dtype})")
+    if np.iscomplexobj(column):
+        raise ValueError(f"column {name!r} holds complex values; MI needs real ones")
+    values = column.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        value = values[bad[0]]
+        kind = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+        raise ValueError(f"column {name!r} contains {kind} (first at row {bad[0]}; "
+                         f"{bad.size} such rows)")
+    return values
+
+
+def column_groups(names: Sequence[str], groups: Mapping[str, Sequence[Any]] | None
+                  ) -> list[tuple[str, list[int]]]:
+    """``(group name, column indices)`` for each group; every column its own group when
+    ``groups`` is None.  Group members are column names (or, for unnamed numpy columns,
+    indices); an unknown column, an empty group or a column in two groups is refused."""
+    if groups is None:
+        return [(name, [j]) for j, name in enumerate(names)]
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError("groups must be a non-empty dict: group name -> list of columns")
+    position = {name: j for j, name in enumerate(names)}
+    owner: dict[int, str] = {}
+    out = []
+    for group, members in groups.items():
+        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
+            raise ValueError(f"group {group!r} must be a list of columns; got {members!r}")
+        if len(members) == 0:
+            raise ValueError(f"group {group!r} is empty")
+        cols = []
+        for member in members:
+            key = str(member)
+            if key not in position:
+                shown = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
+                raise ValueError(f"group {group!r}: no column {member!r}; columns: {shown}")
+            j = position[key]
+            if j in owner:
+                where = "twice" if owner[j] == str(group) else f"and in group {owner[j]!r}"
+                raise ValueError(f"column {key!r} is in group {group!r} {where}; each column "
+                                 "may belong to one group")
+            owner[j] = str(group)
+            cols.append(j)
+        out.append((str(group), cols))
+    return out
+
+
+def constant_column_names(names: Sequence[str], values: np.ndarray,
+                          used: Sequence[int]) -> list[str]:
+    """Names of the columns among ``used`` that hold a single value."""
+    return [names[j] for j in used if values.shape[0] and np.all(values[:, j] == values[0, j])]

@@ -1,0 +1,183 @@
+"""mi_matrix: shapes, names, closed-form values, groups, p-values, errors, the heatmap."""
+import json
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mistmodel.estimators import CCA, KSG
+from mistmodel.independence import independence_test
+from mistmodel.matrix import mi_matrix, plot_mi_matrix
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """a-b correlated (rho = 0.8), c independent of both, d = a + noise."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    a = rng.standard_normal(n)
+    b = 0.8 * a + 0.6 * rng.standard_normal(n)
+    c = rng.standard_normal(n)
+    d = a + rng.standard_normal(n)
+    return pd.DataFrame({"a": a, "b": b, "c": c, "d": d})
+
+
+class LoopOnly:
+    """An estimator without estimate_batch that counts its calls."""
+
+    name = "loop"
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def estimate(self, x, y):
+        self.calls += 1
+        return self.inner.estimate(x, y)
+
+
+class Batched(LoopOnly):
+    """The same estimator with estimate_batch; records each batch's size."""
+
+    name = "batched"
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.batches = []
+
+    def estimate_batch(self, samples):
+        samples = list(samples)
+        self.batches.append(len(samples))
+        return np.array([self.inner.estimate(x, y) for x, y in samples])
+
+
+def test_dataframe_matrix_matches_gaussian_closed_form(frame):
+    mi = mi_matrix(frame, estimator=CCA())
+    assert isinstance(mi, xr.DataArray)
+    assert mi.dims == ("variable_1", "variable_2")
+    assert list(mi.coords["variable_1"].values) == ["a", "b", "c", "d"]
+    values = mi.values
+    assert np.all(np.isnan(np.diag(values)))
+    off = ~np.eye(4, dtype=bool)
+    assert np.allclose(values[off], values.T[off])
+    exact_ab = -0.5 * np.log(1 - 0.64)
+    assert mi.sel(variable_1="a", variable_2="b") == pytest.approx(exact_ab, abs=0.03)
+    assert mi.sel(variable_1="a", variable_2="d") == pytest.approx(-0.5 * np.log(1 - 0.5), abs=0.03)
+    assert abs(float(mi.sel(variable_1="a", variable_2="c"))) < 0.01
+    assert mi.attrs["estimator"] == "CCA"
+    assert json.loads(mi.attrs["estimator_settings"]) == CCA().settings()
+    assert mi.attrs["units"] == "nats"
+
+
+def test_numpy_and_dataset_inputs_name_their_columns(frame):
+    from_numpy = mi_matrix(frame.to_numpy(), estimator=CCA())
+    assert list(from_numpy.coords["variable_2"].values) == ["0", "1", "2", "3"]
+    ds = xr.Dataset({name: ("row", frame[name].to_numpy()) for name in frame.columns})
+    from_ds = mi_matrix(ds, estimator=CCA())
+    assert list(from_ds.coords["variable_1"].values) == list(frame.columns)
+    np.testing.assert_allclose(from_ds.values, from_numpy.values)
+
+
+def test_groups_are_multivariate_variables(frame):
+    groups = {"ab": ["a", "b"], "cd": ["c", "d"]}
+    mi = mi_matrix(frame, estimator=CCA(), groups=groups)
+    assert list(mi.coords["variable_1"].values) == ["ab", "cd"]
+    expected = CCA().estimate(frame[["a", "b"]].to_numpy(), frame[["c", "d"]].to_numpy())
+    assert float(mi.sel(variable_1="ab", variable_2="cd")) == pytest.approx(expected)
+    assert json.loads(mi.attrs["groups"]) == groups
+
+
+def test_batched_and_looped_estimators_agree(frame):
+    loop, batch = LoopOnly(CCA()), Batched(CCA())
+    a = mi_matrix(frame, estimator=loop, permutations=5)
+    b = mi_matrix(frame, estimator=batch, permutations=5)
+    xr.testing.assert_allclose(a["mi"], b["mi"])
+    xr.testing.assert_allclose(a["p_value"], b["p_value"])
+    assert loop.calls == 6 * 6                  # 6 pairs x (observed + 5 permutations)
+    assert batch.calls == 0 and sum(batch.batches) == 36
+
+
+def test_p_values_are_those_of_the_independence_test(frame):
+    res = mi_matrix(frame, estimator=KSG(), permutations=19, seed=3)
+    assert isinstance(res, xr.Dataset) and set(res.data_vars) == {"mi", "p_value"}
+    x, c = frame[["a"]].to_numpy(), frame[["c"]].to_numpy()
+    test = independence_test(KSG(), x, c, n_permutations=19, seed=3)
+    assert float(res.p_value.sel(variable_1="a", variable_2="c")) == pytest.approx(test.p_value)
+    assert float(res.p_value.sel(variable_1="a", variable_2="b")) == pytest.approx(1 / 20)
+    assert np.all(np.isnan(np.diag(res.p_value.values)))
+
+
+def test_result_round_trips_through_netcdf(frame, tmp_path):
+    res = mi_matrix(frame, estimator=CCA(), permutations=3)
+    path = tmp_path / "mi.nc"
+    res.to_netcdf(path, engine="h5netcdf")
+    back = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_allclose(back["mi"], res["mi"])
+    assert back.attrs["estimator"] == "CCA"
+
+
+def test_mist_default_is_batched_and_matches_single_estimates(frame):
+    from mistmodel import MIST
+    mist = MIST.load()
+    small = frame.iloc[:300]
+    mi = mi_matrix(small, progress=False)
+    assert mi.attrs["estimator"] == mist.name
+    one = mist.estimate(small[["a"]].to_numpy(), small[["b"]].to_numpy())
+    assert float(mi.sel(variable_1="a", variable_2="b")) == pytest.approx(one, rel=1e-4, abs=1e-5)
+    pair = mi.sel(variable_1="a")
+    assert float(pair.sel(variable_2="b")) > float(pair.sel(variable_2="c"))
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"g": ["a", "b"], "h": ["b", "c"]}, "column 'b' is in group 'h' and in group 'g'"),
+    ({"g": ["a"], "h": []}, "group 'h' is empty"),
+    ({"g": ["a"], "h": ["zz"]}, "group 'h': no column 'zz'"),
+    ({"g": ["a", "a"], "h": ["c"]}, "column 'a' is in group 'g' twice"),
+])
+def test_bad_groups_are_named(frame, groups, message):
+    with pytest.raises(ValueError, match=message):
+        mi_matrix(frame, estimator=CCA(), groups=groups)
+
+
+def test_constant_and_nan_columns_are_named(frame):
+    const = frame.assign(flat=1.0)
+    with pytest.raises(ValueError, match="column 'flat' is constant"):
+        mi_matrix(const, estimator=CCA())
+    # a constant column outside every group is not used, so it is no error
+    mi_matrix(const, estimator=CCA(), groups={"g": ["a"], "h": ["b"]})
+    holed = frame.copy()
+    holed.loc[7, "c"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'c' contains NaN \(first at row 7"):
+        mi_matrix(holed, estimator=CCA())
+
+
+def test_other_bad_input(frame):
+    with pytest.raises(ValueError, match="at least two variables"):
+        mi_matrix(frame[["a"]], estimator=CCA())
+    with pytest.raises(ValueError, match="permutations must be an integer >= 0"):
+        mi_matrix(frame, estimator=CCA(), permutations=-1)
+    with pytest.raises(ValueError, match="column 'b' is not numeric"):
+        mi_matrix(frame.assign(b="x"), estimator=CCA())
+    with pytest.raises(TypeError, match="estimate"):
+        mi_matrix(frame, estimator=object())
+
+
+def test_heatmap_draws_every_cell(frame):
+    res = mi_matrix(frame, estimator=CCA(), permutations=3)
+    ax = plot_mi_matrix(res)
+    assert len(ax.texts) == 12                 # 4 x 4 cells less the NaN diagonal
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+    assert len(ax.patches) > 0                 # the independent pairs are hatched
+
+
+def test_progress_bar_shows_when_asked_or_long(frame, capsys, monkeypatch):
+    mi_matrix(frame, estimator=CCA())                      # 6 pairs: no bar by default
+    assert "MI pairs" not in capsys.readouterr().err
+    mi_matrix(frame, estimator=CCA(), progress=True)
+    assert "MI pairs" in capsys.readouterr().err
+    monkeypatch.setattr("mistmodel.matrix.AUTO_PROGRESS_PAIRS", 5)
+    mi_matrix(frame, estimator=CCA())
+    assert "MI pairs" in capsys.readouterr().err

@@ -1,0 +1,100 @@
+"""mutual_info_scores as a scikit-learn score function."""
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+from sklearn.feature_selection import SelectKBest
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+
+from mistmodel.estimators import KSG
+from mistmodel.selection import mutual_info_scores
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """y depends on features 0 (nonlinearly) and 3; the other six are noise."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 8))
+    y = np.sin(2 * X[:, 0]) + X[:, 3] + 0.3 * rng.standard_normal(400)
+    return X, y
+
+
+class Batched:
+    name = "batched"
+
+    def __init__(self):
+        self.batches = []
+
+    def estimate(self, x, y):
+        raise AssertionError("estimate_batch should have been used")
+
+    def estimate_batch(self, samples):
+        samples = list(samples)
+        self.batches.append(len(samples))
+        return np.array([KSG().estimate(x, y) for x, y in samples])
+
+
+def test_default_mist_scores_rank_relevant_features_first(problem):
+    X, y = problem
+    scores = mutual_info_scores(X, y)
+    assert scores.shape == (8,)
+    assert set(np.argsort(scores)[-2:]) == {0, 3}
+
+
+@pytest.mark.parametrize("score_func", [mutual_info_scores,
+                                        partial(mutual_info_scores, estimator=KSG())])
+def test_select_k_best_in_a_pipeline(problem, score_func):
+    X, y = problem
+    pipe = make_pipeline(SelectKBest(score_func=score_func, k=2), LinearRegression()).fit(X, y)
+    assert sorted(np.flatnonzero(pipe[0].get_support())) == [0, 3]
+    assert pipe.predict(X).shape == (400,)
+
+
+def test_all_features_go_in_one_batch(problem):
+    X, y = problem
+    est = Batched()
+    scores = mutual_info_scores(X, y, estimator=est)
+    assert est.batches == [8]
+    np.testing.assert_allclose(scores, [KSG().estimate(X[:, [j]], y[:, None]) for j in range(8)])
+
+
+def test_constant_feature_scores_zero_and_dataframes_work(problem):
+    X, y = problem
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(8)]).assign(flat=2.0)
+    scores = mutual_info_scores(frame, y, estimator=KSG())
+    assert scores.shape == (9,) and scores[-1] == 0.0
+
+
+def test_bad_input_is_named(problem):
+    X, y = problem
+    holed = X.copy()
+    holed[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"column '2' contains NaN \(first at row 5"):
+        mutual_info_scores(holed, y, estimator=KSG())
+    bad_y = y.copy()
+    bad_y[9] = np.inf
+    with pytest.raises(ValueError, match="y contains inf .first at row 9"):
+        mutual_info_scores(X, bad_y, estimator=KSG())
+    with pytest.raises(ValueError, match="X has 400 samples but y has 399"):
+        mutual_info_scores(X, y[:-1], estimator=KSG())
+    with pytest.raises(ValueError, match="discrete_target=True"):
+        mutual_info_scores(X, np.array(["a", "b"] * 200), estimator=KSG())
+
+
+def test_discrete_target_dither_keeps_the_exact_mi():
+    """Y in {0, 1} equiprobable, X | Y ~ N(2Y, 1): I(X;Y) = H(X) - H(X|Y) by quadrature."""
+    def mixture(t):
+        return 0.5 * (stats.norm.pdf(t) + stats.norm.pdf(t, loc=2.0))
+    h_x = integrate.quad(lambda t: -mixture(t) * np.log(mixture(t)), -12, 14)[0]
+    exact = h_x - stats.norm.entropy()
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 16000)
+    x = (2.0 * labels + rng.standard_normal(16000)).reshape(-1, 1)
+    named = np.where(labels == 1, "yes", "no")
+    score = mutual_info_scores(x, named, estimator=KSG(), discrete_target=True, random_state=0)
+    assert score[0] == pytest.approx(exact, abs=0.03)
+    same = mutual_info_scores(x, labels, estimator=KSG(), discrete_target=True, random_state=0)
+    assert same[0] == score[0]
