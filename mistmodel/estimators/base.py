@@ -23,6 +23,14 @@ Subclass :class:`Estimator`, set the class attribute ``name``, store a
   about the run (effective batch size, steps, device...) goes into the dict
   returned by ``_run_info()``, which is read right after ``_estimate``.
 
+An estimator of conditional mutual information ``I(X; Y | Z)`` also
+implements ``_estimate_conditional(x, y, z, seed)`` on validated input
+without constant columns; :meth:`Estimator.estimate_conditional` checks the
+three sides with :func:`check_xyz`, drops constant columns (a constant ``z``
+leaves ``I(X; Y | Z) = I(X; Y)``, and :meth:`Estimator.estimate` answers) and
+refuses estimators without it. Each estimator standardises ``z`` as it does
+``x`` and ``y``.
+
 Optionally override ``min_rows`` (default 2), the class attribute
 ``bootstrap`` (see below) or :meth:`Estimator.interval` itself (an estimator
 with its own notion of uncertainty, such as a quantile network, does that).
@@ -135,6 +143,7 @@ __all__ = [
     "Estimator",
     "as_pair",
     "check_xy",
+    "check_xyz",
     "constant_columns",
     "scale_to_unit",
     "standardize_columns",
@@ -233,6 +242,26 @@ def check_xy(
     if n < min_rows:
         raise ValueError(f"{who} needs at least {min_rows} rows; got {n}")
     return xa, ya
+
+
+def check_xyz(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, min_rows: int = 2, *, who: str = "this estimator"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a conditional sample ``(x, y, z)`` as :func:`check_xy` does a pair.
+
+    ``z`` is the conditioning side: a 2-D array ``(n, dz)`` with at least one
+    column, finite, with as many rows as ``x`` and ``y``. Errors name the side
+    (``"z column 2 contains NaN (first at row 5)"``).
+    """
+    xa, ya = check_xy(x, y, min_rows, who=who)
+    za = _as_2d_float(z, "z")
+    if za.shape[0] != xa.shape[0]:
+        raise ValueError(
+            f"z must have as many rows as x and y (one per observation); "
+            f"x and y have {xa.shape[0]} rows, z has {za.shape[0]}"
+        )
+    _check_finite(za, "z")
+    return xa, ya, za
 
 
 def constant_columns(a: np.ndarray) -> np.ndarray:
@@ -401,6 +430,61 @@ class Estimator(ABC):
         """Estimate ``I(X; Y)`` in nats from ``x`` (n, dx) and ``y`` (n, dy)."""
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
         value, info = self._estimate_checked(xa, ya, int(self.seed))
+        self._last_info = info
+        return value
+
+    @property
+    def estimates_conditional(self) -> bool:
+        """Whether :meth:`estimate_conditional` is available."""
+        return hasattr(self, "_estimate_conditional")
+
+    def estimate_conditional(self, x: ArrayLike, y: ArrayLike, z: ArrayLike) -> float:
+        """Estimate ``I(X; Y | Z)`` in nats from ``x`` (n, dx), ``y`` (n, dy), ``z`` (n, dz).
+
+        Constant columns are dropped as in :meth:`estimate` (recorded as
+        ``dropped_x``, ``dropped_y`` and ``dropped_z`` in :attr:`last_info`).
+        A constant ``x`` or ``y`` gives exactly 0; a constant ``z`` gives
+        ``I(X; Y)``, estimated by :meth:`estimate`'s path.
+
+        Raises
+        ------
+        NotImplementedError
+            The estimator has no conditional form.
+        ValueError
+            Bad input, as :func:`check_xyz` describes.
+        """
+        if not self.estimates_conditional:
+            raise NotImplementedError(
+                f"{self.name} does not estimate conditional mutual information I(X; Y | Z); "
+                "KSG (Frenzel-Pompe) and CCA (Gaussian partial form) do"
+            )
+        xa, ya, za = check_xyz(x, y, z, self.min_rows, who=self._who())
+        const_z = constant_columns(za)
+        if const_z.size == za.shape[1]:
+            value, info = self._estimate_checked(xa, ya, int(self.seed))
+            info.update(dz=int(za.shape[1]), dropped_z=const_z.tolist(),
+                        note_z="z is constant, so I(X; Y | Z) = I(X; Y)")
+            self._last_info = info
+            return value
+        za = np.delete(za, const_z, axis=1)
+        const_x, const_y = constant_columns(xa), constant_columns(ya)
+        info: dict[str, Any] = {
+            "n": int(xa.shape[0]),
+            "dx": int(xa.shape[1]),
+            "dy": int(ya.shape[1]),
+            "dz": int(za.shape[1] + const_z.size),
+            "dropped_x": const_x.tolist(),
+            "dropped_y": const_y.tolist(),
+            "dropped_z": const_z.tolist(),
+        }
+        xa = np.delete(xa, const_x, axis=1)
+        ya = np.delete(ya, const_y, axis=1)
+        if xa.shape[1] == 0 or ya.shape[1] == 0:
+            info["note"] = "a side is constant, so the conditional mutual information is 0"
+            self._last_info = info
+            return 0.0
+        value = float(self._estimate_conditional(xa, ya, za, int(self.seed)))
+        info.update(self._run_info())
         self._last_info = info
         return value
 

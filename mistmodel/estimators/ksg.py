@@ -30,6 +30,27 @@ the formula says: the strict inequality excludes every point at exactly
 ``eps(i)``, and a point with ``eps(i) = 0`` (k or more exact duplicates) gets
 ``n_x(i) = n_y(i) = 0``.
 
+Discrete and mixed data
+-----------------------
+With ``discrete=True`` (every column) or ``discrete="auto"`` (the columns that
+:func:`discrete_columns` finds: fewer than ``max(20, n / 20)`` distinct values),
+any discrete column switches :meth:`KSG.estimate` to the mixed-KSG estimator
+of Gao, Kannan, Oh & Viswanath, "Estimating mutual information for
+discrete-continuous mixtures" (NeurIPS 2017), and the discrete columns get no
+tie-breaking noise. For each point, ``rho(i)`` is the k-th neighbour distance
+in the joint space. Where ``rho(i) > 0`` the point contributes as in algorithm
+1. Where ``rho(i) = 0`` (point i coincides with k or more others) it
+contributes ``psi(k_i) - psi(n_x(i) + 1) - psi(n_y(i) + 1)`` with ``k_i`` the
+number of coincident points (i included) and ``n_x(i)``, ``n_y(i)`` the other
+points at distance 0 in each space; the estimate adds ``psi(N)`` to the mean
+(see :func:`mixed_counts`). This is the digamma form of the authors' released
+implementation; on continuous data it equals algorithm 1, and on discrete data
+it is the plug-in estimate up to terms of order 1 / (cell count). The
+log form stated in the paper, ``psi(k_i) + log N - log(n_x + 1) - log(n_y +
+1)`` with counts inclusive of ``rho(i)``, is consistent only as ``k`` grows:
+at ``k = 5`` it measured 0.18 to 0.26 nats below the truth on a discrete X
+with a Gaussian Y | X (n = 2,000).
+
 Computation
 -----------
 Two exact strategies, chosen by ``algorithm``:
@@ -86,9 +107,9 @@ from scipy.spatial.distance import cdist
 from scipy.special import digamma
 from threadpoolctl import ThreadpoolController
 
-from .base import Estimator, scale_to_unit, standardize_columns
+from .base import Estimator, _distinct_per_column, scale_to_unit, standardize_columns
 
-__all__ = ["KSG", "ksg_counts"]
+__all__ = ["KSG", "conditional_counts", "discrete_columns", "ksg_counts", "mixed_counts"]
 
 METRICS = ("chebyshev", "euclidean")
 ALGORITHMS = ("auto", "tree", "brute")
@@ -340,13 +361,31 @@ def _joint_radius_tree_euclidean(x: np.ndarray, y: np.ndarray, k: int) -> np.nda
     return eps
 
 
+def _ball_counts(spaces: tuple[np.ndarray, ...], radius: np.ndarray, p: float,
+                 zero: np.ndarray) -> list[np.ndarray]:
+    """For each space, the number of other points within ``radius`` (inclusive) of each
+    point; 0 where ``zero`` is set."""
+    counts = []
+    for side in spaces:
+        c = cKDTree(side).query_ball_point(side, r=radius, p=p, return_length=True)
+        c = np.asarray(c, dtype=np.int64) - 1  # the point itself
+        c[zero] = 0
+        counts.append(c)
+    return counts
+
+
+def _kth_max_norm_tree(joint: np.ndarray, k: int) -> np.ndarray:
+    """Max-norm distance of each point to its k-th nearest neighbour, from a k-d tree."""
+    dist, _ = cKDTree(joint).query(joint, k=k + 1, p=np.inf)
+    return np.asarray(dist).reshape(joint.shape[0], k + 1)[:, k]
+
+
 def _counts_tree(
     x: np.ndarray, y: np.ndarray, k: int, metric: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if metric == "chebyshev":
         p = np.inf
-        dist, _ = cKDTree(np.hstack([x, y])).query(np.hstack([x, y]), k=k + 1, p=p)
-        eps = np.asarray(dist).reshape(x.shape[0], k + 1)[:, k]
+        eps = _kth_max_norm_tree(np.hstack([x, y]), k)
         radius = np.nextafter(eps, 0.0)
     else:
         p = 2.0
@@ -354,13 +393,8 @@ def _counts_tree(
         radius = eps * _EUCLIDEAN_SHRINK
     zero = eps <= 0.0
     radius = np.where(zero, 0.0, radius)
-    counts = []
-    for side in (x, y):
-        c = cKDTree(side).query_ball_point(side, r=radius, p=p, return_length=True)
-        c = np.asarray(c, dtype=np.int64) - 1  # the point itself
-        c[zero] = 0
-        counts.append(c)
-    return eps, counts[0], counts[1]
+    nx, ny = _ball_counts((x, y), radius, p, zero)
+    return eps, nx, ny
 
 
 def ksg_counts(
@@ -383,6 +417,137 @@ def ksg_counts(
     if algorithm == "brute":
         return _counts_brute(x, y, k, metric, block_rows)
     raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
+
+
+def _brute_blocks(n: int, block_rows: int | None) -> tuple[range, int]:
+    """Start rows of the blocks of the brute-force strategies, and the block height."""
+    if block_rows is None:
+        block_rows = max(1, min(n, _BLOCK_ENTRIES // max(n, 1)))
+    return range(0, n, block_rows), block_rows
+
+
+def _space_distances(spaces: tuple[np.ndarray, ...], metric: str, start: int,
+                     stop: int) -> list[np.ndarray]:
+    """Rows ``start:stop`` of each space's distance matrix (squared for the Euclidean
+    metric), with each point's distance to itself set to infinity."""
+    local = np.arange(stop - start)
+    shape = (stop - start, spaces[0].shape[0])
+    blocks = []
+    for number, a in enumerate(spaces):
+        d = _distances(a[start:stop], a, metric, _scratch.get(f"space{number}", shape))
+        d[local, local + start] = np.inf
+        blocks.append(d)
+    return blocks
+
+
+def conditional_counts(
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    k: int,
+    metric: str = "chebyshev",
+    algorithm: str = "brute",
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point ``eps(i)``, ``n_xz(i)``, ``n_yz(i)`` and ``n_z(i)`` of the Frenzel-Pompe
+    estimator of ``I(X; Y | Z)``.
+
+    ``eps(i)`` is the distance to the k-th neighbour under ``max(|dx|, |dy|, |dz|)``, the
+    counts are the other points strictly closer than ``eps(i)`` under ``max(|dx|, |dz|)``,
+    ``max(|dy|, |dz|)`` and ``|dz|``. "tree" needs the Chebyshev metric (every distance is
+    then the maximum norm of the concatenated coordinates); "brute" takes either.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    if algorithm == "tree":
+        if metric != "chebyshev":
+            raise ValueError("the conditional counts take algorithm='tree' only with the "
+                             "Chebyshev metric; use algorithm='brute'")
+        eps = _kth_max_norm_tree(np.hstack([x, y, z]), k)
+        zero = eps <= 0.0
+        radius = np.where(zero, 0.0, np.nextafter(eps, 0.0))
+        nxz, nyz, nz = _ball_counts((np.hstack([x, z]), np.hstack([y, z]), z), radius,
+                                    np.inf, zero)
+        return eps, nxz, nyz, nz
+    if algorithm != "brute":
+        raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
+    n = x.shape[0]
+    eps = np.empty(n)
+    nxz, nyz, nz = (np.empty(n, dtype=np.int64) for _ in range(3))
+    starts, rows = _brute_blocks(n, block_rows)
+    for start in starts:
+        stop = min(n, start + rows)
+        dx, dy, dz = _space_distances((x, y, z), metric, start, stop)
+        dxz = np.maximum(dx, dz, out=dx)
+        dyz = np.maximum(dy, dz, out=dy)
+        joint = np.maximum(dxz, dyz, out=_scratch.get("joint", dx.shape))
+        e = _kth_smallest_rows(joint, k)[:, None]
+        eps[start:stop] = e[:, 0]
+        nxz[start:stop] = np.count_nonzero(dxz < e, axis=1)
+        nyz[start:stop] = np.count_nonzero(dyz < e, axis=1)
+        nz[start:stop] = np.count_nonzero(dz < e, axis=1)
+    if metric == "euclidean":
+        eps = np.sqrt(eps)
+    return eps, nxz, nyz, nz
+
+
+def mixed_counts(
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    metric: str = "chebyshev",
+    algorithm: str = "brute",
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point ``rho(i)``, ``k_i``, ``n_x(i)`` and ``n_y(i)`` of the mixed-KSG estimator.
+
+    ``rho(i)`` is the k-th neighbour distance in the joint space. Where ``rho(i) > 0``,
+    ``k_i = k`` and ``n_x(i)`` (``n_y(i)``) counts the other points strictly closer than
+    ``rho(i)`` in the X (Y) space, as in :func:`ksg_counts`. Where ``rho(i) = 0`` (more
+    than k points coincide with point i), ``k_i`` is the number of points at joint
+    distance 0, point i included, and the counts are of the other points at distance 0.
+    "tree" needs the Chebyshev metric; "brute" takes either.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    no_zero = np.zeros(x.shape[0], dtype=bool)
+    if algorithm == "tree":
+        if metric != "chebyshev":
+            raise ValueError("the mixed-KSG counts take algorithm='tree' only with the "
+                             "Chebyshev metric; use algorithm='brute'")
+        joint = np.hstack([x, y])
+        rho = _kth_max_norm_tree(joint, k)
+        radius = np.nextafter(rho, 0.0)       # strictly inside rho; 0 where rho = 0
+        nx, ny = _ball_counts((x, y), radius, np.inf, no_zero)
+        (coincident,) = _ball_counts((joint,), np.zeros_like(rho), np.inf, no_zero)
+        return rho, np.where(rho > 0.0, k, coincident + 1), nx, ny
+    if algorithm != "brute":
+        raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
+    n = x.shape[0]
+    rho = np.empty(n)
+    k_i, nx, ny = (np.empty(n, dtype=np.int64) for _ in range(3))
+    starts, rows = _brute_blocks(n, block_rows)
+    for start in starts:
+        stop = min(n, start + rows)
+        dx, dy = _space_distances((x, y), metric, start, stop)
+        joint = np.maximum(dx, dy, out=_scratch.get("joint", dx.shape))
+        coincident = np.count_nonzero(joint <= 0.0, axis=1)
+        r = _kth_smallest_rows(joint, k)
+        k_i[start:stop] = np.where(r > 0.0, k, coincident + 1)
+        radius = np.nextafter(r, 0.0)[:, None]
+        rho[start:stop] = r
+        nx[start:stop] = np.count_nonzero(dx <= radius, axis=1)
+        ny[start:stop] = np.count_nonzero(dy <= radius, axis=1)
+    if metric == "euclidean":
+        rho = np.sqrt(rho)
+    return rho, k_i, nx, ny
+
+
+def discrete_columns(a: np.ndarray) -> np.ndarray:
+    """Which columns of ``a`` (n, d) look discrete: fewer than ``max(20, n / 20)`` distinct
+    values, and at most ``n / 2`` (each value seen twice on average)."""
+    n = a.shape[0]
+    return _distinct_per_column(a) < min(max(20.0, n / 20.0), n / 2.0 + 1.0)
 
 
 class KSG(Estimator):
@@ -416,6 +581,29 @@ class KSG(Estimator):
         Seed of the tie-breaking noise.
     algorithm
         "auto", "tree" or "brute"; all give the same counts.
+    discrete
+        False (default): every column is continuous (algorithm 1, ties broken by the
+        noise). True: every column is discrete; "auto": the columns that
+        :func:`discrete_columns` finds discrete (few distinct values) are. When any
+        column is discrete, :meth:`estimate` uses the mixed-KSG estimator of Gao,
+        Kannan, Oh & Viswanath (2017) with no noise on the discrete columns;
+        ``last_info`` records ``estimator_used`` and the discrete columns
+        (``discrete_x``, ``discrete_y``: indices among the non-constant columns).
+
+    Conditional mutual information
+    ------------------------------
+    :meth:`estimate_conditional` uses the Frenzel-Pompe estimator (Frenzel & Pompe,
+    Phys. Rev. Lett. 99, 204101, 2007)::
+
+        I(X; Y | Z) = psi(k) - < psi(n_xz(i) + 1) + psi(n_yz(i) + 1) - psi(n_z(i) + 1) >_i
+
+    with ``eps(i)`` the k-th neighbour distance under ``max(|dx|, |dy|, |dz|)`` and the
+    counts strictly inside ``eps(i)`` in the XZ, YZ and Z spaces (see
+    :func:`conditional_counts`); z gets the same standardisation and noise as x and y
+    (noise drawn for x, then y, then z). "auto" chooses the strategy from
+    ``dx + dy + dz``; with the Euclidean metric it is always "brute". Discrete
+    columns are not supported there: with ``discrete`` set and a discrete column
+    found it raises ``NotImplementedError``.
     """
 
     name = "KSG"
@@ -429,6 +617,7 @@ class KSG(Estimator):
         jitter: float = 1e-10,
         seed: int = 0,
         algorithm: str = "auto",
+        discrete: bool | str = False,
     ) -> None:
         if int(k) != k or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}")
@@ -443,7 +632,10 @@ class KSG(Estimator):
         self.standardize = bool(standardize)
         self.jitter = float(jitter)
         self.seed = int(seed)
+        if not (isinstance(discrete, bool) or discrete == "auto"):
+            raise ValueError(f"discrete must be False, True or 'auto'; got {discrete!r}")
         self.algorithm = algorithm
+        self.discrete = discrete
         self._info: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:
@@ -454,6 +646,7 @@ class KSG(Estimator):
             "jitter": self.jitter,
             "seed": self.seed,
             "algorithm": self.algorithm,
+            "discrete": self.discrete,
         }
 
     @property
@@ -472,30 +665,77 @@ class KSG(Estimator):
                 return "tree" if n >= min_n else "brute"
         return "brute"
 
-    def _scaled(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised columns, or without ``standardize`` both sides divided by
-        one power of two (exact; KSG's counts do not change under a common scale)
-        so that no distance overflows or underflows (see :mod:`.base`, "Scale")."""
+    def _scaled(self, *sides: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Standardised columns, or without ``standardize`` all sides divided by one
+        power of two (exact; KSG's counts do not change under a common scale) so that
+        no distance overflows or underflows (see :mod:`.base`, "Scale")."""
         if self.standardize:
-            return standardize_columns(x, "x"), standardize_columns(y, "y")
-        both = scale_to_unit(np.hstack([x, y]), axis=None)
-        return both[:, : x.shape[1]], both[:, x.shape[1]:]
+            return tuple(standardize_columns(a, name) for a, name in zip(sides, "xyz"))
+        together = scale_to_unit(np.hstack(sides), axis=None)
+        edges = np.cumsum([a.shape[1] for a in sides])[:-1]
+        return tuple(np.split(together, edges, axis=1))
 
-    def _jittered(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _jittered(self, a: np.ndarray, rng: np.random.Generator,
+                  exact: np.ndarray | None = None) -> np.ndarray:
+        """``a`` with the tie-breaking noise, none on the columns flagged in ``exact``."""
         if self.jitter > 0.0:
-            a = a + rng.standard_normal(a.shape) * (self.jitter * a.std(axis=0))
+            noise = rng.standard_normal(a.shape) * (self.jitter * a.std(axis=0))
+            if exact is not None:
+                noise[:, exact] = 0.0
+            a = a + noise
         return a
+
+    def _discrete_flags(self, a: np.ndarray) -> np.ndarray:
+        if self.discrete == "auto":
+            return discrete_columns(a)
+        return np.full(a.shape[1], bool(self.discrete))
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         n = x.shape[0]
         rng = np.random.default_rng(seed)
+        flags_x, flags_y = self._discrete_flags(x), self._discrete_flags(y)
         x, y = self._scaled(x, y)
-        x = self._jittered(x, rng)
-        y = self._jittered(y, rng)
+        x = self._jittered(x, rng, flags_x)
+        y = self._jittered(y, rng, flags_y)
         algorithm = self.choose_algorithm(n, x.shape[1] + y.shape[1])
-        _, nx, ny = ksg_counts(x, y, self.k, self.metric, algorithm)
-        self._info = {"algorithm_used": algorithm}
-        value = digamma(self.k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1))
+        if not (flags_x.any() or flags_y.any()):
+            _, nx, ny = ksg_counts(x, y, self.k, self.metric, algorithm)
+            self._info = {"algorithm_used": algorithm, "estimator_used": "KSG-1"}
+            value = digamma(self.k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1))
+            return float(value)
+        if self.metric != "chebyshev":
+            algorithm = "brute"
+        rho, k_i, nx, ny = mixed_counts(x, y, self.k, self.metric, algorithm)
+        self._info = {
+            "algorithm_used": algorithm,
+            "estimator_used": "mixed-KSG",
+            "discrete_x": np.flatnonzero(flags_x).tolist(),
+            "discrete_y": np.flatnonzero(flags_y).tolist(),
+            "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
+        }
+        value = digamma(n) + np.mean(digamma(k_i) - digamma(nx + 1) - digamma(ny + 1))
+        return float(value)
+
+    def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                              seed: int) -> float:
+        found = [name for name, a in zip("xyz", (x, y, z)) if self._discrete_flags(a).any()]
+        if found:
+            raise NotImplementedError(
+                f"KSG(discrete={self.discrete!r}) finds discrete columns in "
+                f"{', '.join(found)}; conditional mutual information of discrete or mixed "
+                "data is not implemented (discrete=False treats every column as "
+                "continuous, with ties broken by noise)"
+            )
+        n = x.shape[0]
+        rng = np.random.default_rng(seed)
+        x, y, z = (self._jittered(a, rng) for a in self._scaled(x, y, z))
+        algorithm = self.choose_algorithm(n, x.shape[1] + y.shape[1] + z.shape[1])
+        if self.metric != "chebyshev":
+            algorithm = "brute"
+        _, nxz, nyz, nz = conditional_counts(x, y, z, self.k, self.metric, algorithm)
+        self._info = {"algorithm_used": algorithm, "estimator_used": "Frenzel-Pompe"}
+        value = digamma(self.k) - np.mean(digamma(nxz + 1) + digamma(nyz + 1)
+                                          - digamma(nz + 1))
         return float(value)
 
     def _run_info(self) -> dict[str, Any]:
