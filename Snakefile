@@ -15,7 +15,9 @@ validate(config, "workflow/schemas/config.schema.yaml")  # and fills in the sche
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from common.checks import check_config
+from common.families import use_family_files
 
+use_family_files(config, base_dir=workflow.basedir)  # user families: here and in every job
 check_config(config, base_dir=workflow.basedir)  # what the jobs would refuse, refused now
 
 

@@ -5,12 +5,16 @@ Every estimator takes ``x`` of shape ``(n, dx)`` and ``y`` of shape ``(n, dy)``
 ``estimate(x, y) -> float`` (nats), ``interval(x, y, level)`` (percentile
 bootstrap), ``estimate_with_interval`` / ``run`` (a record with settings,
 run facts and timing) and ``settings()``. See :mod:`.base` for the contract,
-the input checks and the bootstrap schemes.
+the input checks and the bootstrap schemes. KSG and CCA also estimate conditional
+mutual information, ``estimate_conditional(x, y, z)`` (``estimates_conditional`` says
+whether an estimator does), and every estimator offers ``test_independence(x, y)``.
 
-- :class:`KSG` - Kraskov et al. (2004) k-nearest-neighbour estimator.
+- :class:`KSG` - Kraskov et al. (2004) k-nearest-neighbour estimator; Frenzel & Pompe
+  (2007) for I(X;Y|Z); the mixed estimator of Gao et al. (2017) with ``discrete=``.
 - :class:`MINE` - Belghazi et al. (2018) Donsker-Varadhan critic.
 - :class:`InfoNCE` - van den Oord et al. (2018) contrastive bound.
-- :class:`CCA` - Gaussian mutual information from canonical correlations.
+- :class:`CCA` - Gaussian mutual information from canonical correlations; the Gaussian
+  partial form for I(X;Y|Z).
 """
 
 from importlib import import_module
@@ -20,6 +24,7 @@ from .base import (
     Estimate,
     Estimator,
     check_xy,
+    check_xyz,
     constant_columns,
     standardize_columns,
 )
@@ -43,6 +48,7 @@ __all__ = [
     "Estimator",
     "InfoNCE",
     "check_xy",
+    "check_xyz",
     "constant_columns",
     "standardize_columns",
 ]

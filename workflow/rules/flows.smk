@@ -23,6 +23,8 @@ rule fit_flows:
 
 
 rule modality_base:
+    input:
+        family_files=lambda w: store_family_files(config, w.split, w.family),
     output:
         directory("data/modality_base/{modality}/{split}/{family}.zarr"),
     wildcard_constraints:

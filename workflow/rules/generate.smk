@@ -2,6 +2,8 @@
 
 
 rule generate:
+    input:
+        family_files=lambda w: store_family_files(config, w.split, w.family),
     output:
         directory("data/meta/{split}/{family}.zarr"),
     wildcard_constraints:
