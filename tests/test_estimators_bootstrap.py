@@ -123,3 +123,20 @@ def test_constant_input_interval_is_zero() -> None:
     rng = np.random.default_rng(6)
     y = rng.standard_normal((40, 2))
     assert KSG().interval(np.zeros((40, 1)), y, n_boot=10) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.5])
+def test_unbiased_cca_interval_covers_in_many_dimensions(c) -> None:
+    # The default CCA removes its Gaussian bias itself, so its interval is the
+    # bootstrap spread re-centred on the estimate; shifting it by the bootstrap's
+    # bias estimate as well would centre it a whole bias below the truth.
+    d, n, reps = 8, 300, 30
+    cov = (1 - c) * np.eye(2 * d) + c * np.ones((2 * d, 2 * d))
+    truth = 0.5 * (np.linalg.slogdet(cov[:d, :d])[1] * 2 - np.linalg.slogdet(cov)[1])
+    chol = np.linalg.cholesky(cov)
+    hits = 0
+    for r in range(reps):
+        z = np.random.default_rng(100 + r).standard_normal((n, 2 * d)) @ chol.T
+        lo, hi = CCA().interval(z[:, :d], z[:, d:], level=0.9, n_boot=60, seed=r)
+        hits += lo <= truth <= hi
+    assert hits >= 0.8 * reps

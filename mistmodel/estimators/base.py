@@ -80,6 +80,12 @@ schemes chosen by the class attribute ``bootstrap``:
     collapses, while the corrected one stays near nominal. The point estimate
     itself is not corrected, so it can lie outside its own interval.
 
+``"replacement-centred"``
+    The same replicates, moved so that their mean is the estimate: the interval
+    is that of ``theta* + (theta_hat - mean(theta*))``. For an estimator that is
+    unbiased on its own (CCA's bias-corrected form) the bootstrap's shift would
+    correct a bias that is no longer there; only the spread is taken from it.
+
 ``"subsample"``
     For estimators that a duplicated row breaks. A bootstrap sample drawn with
     replacement contains on average 37% repeated rows; for a nearest-neighbour
@@ -149,7 +155,7 @@ __all__ = [
     "standardize_columns",
 ]
 
-BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "subsample")
+BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "replacement-centred", "subsample")
 
 
 def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
@@ -633,6 +639,12 @@ class Estimator(ABC):
         info.update(self._run_info())
         return value, info
 
+    def bootstrap_scheme(self, x: np.ndarray, y: np.ndarray) -> str:
+        """The bootstrap scheme of :meth:`interval` for this sample (by default the
+        class attribute ``bootstrap``; an estimator whose form depends on the
+        sample's shape may choose per sample)."""
+        return self.bootstrap
+
     def _refuse_small_sample(self, n: int) -> None:
         if self.bootstrap == "subsample":
             why = (
@@ -705,13 +717,14 @@ class Estimator(ABC):
         center: float | None,
     ) -> np.ndarray:
         n_boot = _check_n_boot(n_boot)
-        if self.bootstrap not in BOOTSTRAP_SCHEMES:
-            raise ValueError(f"unknown bootstrap scheme {self.bootstrap!r}")
+        scheme = self.bootstrap_scheme(x, y)
+        if scheme not in BOOTSTRAP_SCHEMES:
+            raise ValueError(f"unknown bootstrap scheme {scheme!r}")
         n = x.shape[0]
         if n < self.min_bootstrap_rows:
             self._refuse_small_sample(n)
         rng = np.random.default_rng(seed)
-        subsample = self.bootstrap == "subsample"
+        subsample = scheme == "subsample"
         m = n // 2 if subsample else n
         reps = np.empty(n_boot)
         for b in range(n_boot):
@@ -726,12 +739,14 @@ class Estimator(ABC):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        if self.bootstrap != "replacement" and finite.size:
+        if scheme != "replacement" and finite.size:
             if center is None:
                 center, _ = self._estimate_checked(x, y, int(self.seed))
             if subsample:
                 scale = math.sqrt(m * (n - 1) / (n * (n - m)))
                 finite = center + scale * (finite - finite.mean())
+            elif scheme == "replacement-centred":
+                finite = finite + (center - finite.mean())
             else:  # replacement-bc: shift by twice the bootstrap bias estimate
                 finite = finite + 2.0 * (center - finite.mean())
         return finite

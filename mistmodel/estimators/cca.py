@@ -64,8 +64,10 @@ subtracts ``1/2 [B(dx + dz) + B(dy + dz) - B(dz) - B(dx + dy + dz)]``.
 ``dx + dy + dz`` columns; the shrunk form shrinks the joint correlation
 matrix of all three sides.
 
-Intervals use the bias-corrected percentile bootstrap ("replacement-bc", see
-:mod:`.base`), which also handles the bias left by shrinkage.
+Intervals use the percentile bootstrap re-centred on the estimate
+("replacement-centred", see :mod:`.base`) for the unbiased form, and the
+bias-corrected one ("replacement-bc"), which also handles the bias left by
+shrinkage, for the shrunk and plug-in forms.
 """
 
 from __future__ import annotations
@@ -241,6 +243,15 @@ class CCA(Estimator):
         if self.shrinkage == "auto" and n >= AUTO_UNBIASED_RATIO * (dx + dy):
             return "unbiased"
         return "shrunk"
+
+    def bootstrap_scheme(self, x: np.ndarray, y: np.ndarray) -> str:
+        """The class's scheme ("replacement-bc"), except "replacement-centred" for the
+        unbiased form: its bias is already removed, so the bootstrap's estimate of it
+        must not be subtracted a second time."""
+        if (self.bootstrap == "replacement-bc"
+                and self.form(x.shape[0], x.shape[1], y.shape[1]) == "unbiased"):
+            return "replacement-centred"
+        return self.bootstrap
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
