@@ -15,7 +15,9 @@ import torch
 
 __all__ = ["torch_threads"]
 
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()
+_depth = 0          # blocks running now, in all threads
+_saved = 0          # the count found by the first of them
 
 
 @contextmanager
@@ -23,19 +25,27 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block on ``threads`` torch intra-op threads, then restore the setting
     exactly, also when the block raises.
 
-    ``None`` leaves the setting alone.  The count is process-wide, so blocks that set it
-    are serialised by a lock: two threads asking for different counts cannot restore
-    each other's values in the wrong order.
+    ``None`` leaves the setting alone.  The count is process-wide: while blocks overlap
+    (in several threads) the latest one's count applies to all, a nested block hands
+    back the count it found, and the last block to finish restores the count found by
+    the first.  Only the changes are serialised, never the work inside the blocks.
     """
+    global _depth, _saved
     if threads is None:
         yield
         return
     with _LOCK:
         previous = torch.get_num_threads()
+        if _depth == 0:
+            _saved = previous
+        _depth += 1
         if previous != threads:
             torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            if torch.get_num_threads() != previous:
-                torch.set_num_threads(previous)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _depth -= 1
+            target = _saved if _depth == 0 else previous
+            if torch.get_num_threads() != target:
+                torch.set_num_threads(target)

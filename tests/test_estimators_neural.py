@@ -180,3 +180,41 @@ def test_bad_threads() -> None:
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
             InfoNCE(threads=bad)
+
+
+def test_thread_blocks_overlapping_in_two_threads_restore_the_first_count():
+    import threading
+
+    import torch
+
+    from mistmodel.threads import torch_threads
+
+    before = torch.get_num_threads()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with torch_threads(1):
+            a_in.set()
+            seen["overlap"] = b_in.wait(10)   # the second block starts while this one runs
+        a_out.set()
+
+    def second():
+        a_in.wait(10)
+        with torch_threads(3):
+            b_in.set()
+            a_out.wait(10)          # and ends after it: neither waits for the other
+            seen["inside"] = True
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"inside": True, "overlap": True}
+    assert torch.get_num_threads() == before
+    with torch_threads(2):
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
