@@ -87,8 +87,12 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
             report.problems.extend(_address_problems(ds, plan, lo, samples, regenerate))
         report.shards_checked += 1
         report.datapoints_checked += hi - lo
-    extra = sorted(set(os.listdir(ds.path / SHARD_GROUP)) - {"zarr.json"}
-                   - {f"{k:05d}" for k in range(ds.num_shards)})
+    try:
+        entries = set(os.listdir(ds.path / SHARD_GROUP))
+    except OSError as exc:   # the missing shards themselves are reported above
+        report.problems.append(f"{ds.path / SHARD_GROUP}: cannot be listed ({exc.strerror})")
+        entries = set()
+    extra = sorted(entries - {"zarr.json"} - {f"{k:05d}" for k in range(ds.num_shards)})
     if extra:
         report.problems.append(f"{ds.path / SHARD_GROUP}: unexpected entries {extra[:5]}")
     return report

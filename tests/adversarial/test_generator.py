@@ -7,6 +7,7 @@ that names the store, the array and the datapoints, or the family, parameter and
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,6 +112,13 @@ def test_verify_lists_every_problem_and_the_command_fails(store):
                          capture_output=True, text=True)
     assert run.returncode == 1 and "DAMAGED (2 problem(s))" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_verify_reports_a_deleted_shard_folder_instead_of_crashing(store):
+    shutil.rmtree(Path(store) / "shards")
+    report = mistgen.verify_store(store)
+    assert not report.ok and report.problems
+    assert any("shards" in p for p in report.problems)
 
 
 def swap_files(a, b):
