@@ -2,7 +2,7 @@
 
     python -m mistmodel.publish models/mist_s6/checkpoint.safetensors --variant mist
 
-copies the checkpoint to ``mistmodel/checkpoints/<variant>.safetensors`` and writes its
+writes the checkpoint's network to ``mistmodel/checkpoints/<variant>.safetensors`` and writes its
 card, readable, to ``mistmodel/checkpoints/<variant>.json``.  This is the only step that
 writes into the package; the release workflow (``workflow/configs/release.yaml``) only
 writes under ``models/``.  ``--dest DIR`` publishes into another folder.
@@ -12,38 +12,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .mist import CHECKPOINT_DIR
+from .checkpoint import CheckpointError, save_checkpoint
+from .mist import CHECKPOINT_DIR, load_network
 
 __all__ = ["publish"]
 
 
 def publish(checkpoint: str | os.PathLike, variant: str,
             dest: str | os.PathLike = CHECKPOINT_DIR) -> tuple[Path, Path]:
-    """Copy ``checkpoint`` to ``dest/<variant>.safetensors`` and its card to
-    ``dest/<variant>.json``; returns both paths.
+    """Write the network of ``checkpoint`` to ``dest/<variant>.safetensors`` and its card
+    to ``dest/<variant>.json``; returns both paths.
 
-    The checkpoint is read in full first (a damaged file or a card of another variant is
-    refused before anything is written)."""
-    _, card = load_checkpoint(checkpoint)
+    The network is built from the checkpoint first, exactly as :meth:`MIST.load` builds it
+    (a damaged file, tensors that do not fit the card's model config, or a card of another
+    variant are refused before anything is written), and the weights written are the ones
+    so verified."""
+    network, card = load_network(checkpoint)
     if card["variant"] != variant:
         raise CheckpointError(f"{checkpoint} holds a {card['variant']!r} model, "
                               f"not {variant!r}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     weights, record = dest / f"{variant}.safetensors", dest / f"{variant}.json"
-    for target, write in ((weights, lambda tmp: shutil.copyfile(checkpoint, tmp)),
-                          (record, lambda tmp: tmp.write_text(json.dumps(card, indent=1) + "\n"))):
-        tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        try:
-            write(tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+    save_checkpoint(weights, network.state_dict(), card)
+    tmp = record.with_name(f".{record.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(card, indent=1) + "\n")
+        os.replace(tmp, record)
+    finally:
+        tmp.unlink(missing_ok=True)
     return weights, record
 
 

@@ -9,7 +9,7 @@ import torch
 import mistgen
 
 from mistmodel.batching import plan_chunks
-from mistmodel.checkpoint import CheckpointError, load_checkpoint, read_card
+from mistmodel.checkpoint import CheckpointError, load_checkpoint, read_card, save_checkpoint
 from mistmodel.mist import MIST
 from mistmodel.model import MISTNet, ModelConfig
 from mistmodel.publish import publish
@@ -138,6 +138,12 @@ def test_publish_copies_checkpoint_and_card(stores, tmp_path):
     with pytest.raises(CheckpointError, match="mist_qr"):
         publish(path, "mist", tmp_path / "pkg")
     assert not (tmp_path / "pkg" / "mist.safetensors").exists()
+    state, card = load_checkpoint(path)
+    state.pop(next(iter(state)))             # weights that no longer fit the card's config
+    save_checkpoint(tmp_path / "broken.safetensors", state, card)
+    with pytest.raises(CheckpointError, match="missing"):
+        publish(tmp_path / "broken.safetensors", "mist_qr", tmp_path / "pkg2")
+    assert not (tmp_path / "pkg2" / "mist_qr.safetensors").exists()
 
 
 def test_step_budget_ends_the_schedule_and_repeats_exactly(stores, tmp_path):
