@@ -56,8 +56,8 @@ from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
 from .calibration import sample_factors, sample_rows, widen
 from .checkpoint import CheckpointError, load_checkpoint
-from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
-                              check_xy, constant_columns)
+from .estimators.base import (Estimate, Estimator, _check_level, _distinct_per_column,
+                              _json_ready, as_pair, check_xy, constant_columns)
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
@@ -87,13 +87,8 @@ class TiedDataWarning(UserWarning):
 def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
     """``(column, fraction of rows repeating an earlier value)`` for every column of ``a``
     whose fraction exceeds :data:`TIED_FRACTION`."""
-    n = len(a)
-    out = []
-    for j in range(a.shape[1]):
-        repeated = 1.0 - len(np.unique(a[:, j])) / n
-        if repeated > TIED_FRACTION:
-            out.append((j, repeated))
-    return out
+    repeated = 1.0 - _distinct_per_column(a) / max(len(a), 1)
+    return [(int(j), float(repeated[j])) for j in np.flatnonzero(repeated > TIED_FRACTION)]
 
 
 def default_checkpoint(variant: str = "mist") -> Path:
