@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .estimators.base import constant_columns
 from .tabular import table_columns
 
 __all__ = ["mutual_info_scores"]
@@ -54,10 +55,9 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     if not callable(getattr(estimator, "estimate", None)):
         raise TypeError(f"estimator must have an estimate(x, y) method; got "
                         f"{type(estimator).__name__}")
-    live = [j for j in range(features.shape[1])
-            if not np.all(features[:, j] == features[0, j])]
+    live = np.setdiff1d(np.arange(features.shape[1]), constant_columns(features))
     scores = np.zeros(features.shape[1])
-    if not live:
+    if not live.size:
         return scores
     samples = [(features[:, [j]], target) for j in live]
     if callable(getattr(estimator, "estimate_batch", None)):

@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .estimators.base import constant_columns
+
 __all__ = ["table_columns", "column_groups", "constant_column_names"]
 
 
@@ -120,4 +122,7 @@ def column_groups(names: Sequence[str], groups: Mapping[str, Sequence[Any]] | No
 def constant_column_names(names: Sequence[str], values: np.ndarray,
                           used: Sequence[int]) -> list[str]:
     """Names of the columns among ``used`` that hold a single value."""
-    return [names[j] for j in used if values.shape[0] and np.all(values[:, j] == values[0, j])]
+    if not values.shape[0]:
+        return []
+    constant = set(constant_columns(values[:, list(used)]).tolist())
+    return [names[j] for i, j in enumerate(used) if i in constant]
