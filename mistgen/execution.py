@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -81,7 +82,7 @@ def check_main_guard() -> None:
         return
     line = frame.f_lineno
     try:
-        tree = ast.parse(open(script, encoding="utf-8").read())
+        tree = ast.parse(Path(script).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return
     if not any(_is_main_guard(node) and node.lineno <= line <= node.end_lineno

@@ -387,9 +387,12 @@ def _start_card(init: str | None, net: MISTNet, device: torch.device) -> list[di
 
 
 def train(config: TrainConfig | dict[str, Any]) -> Path:
-    """Train (or resume) and return the path of the run's ``checkpoint.safetensors``."""
+    """Train (or resume) and return the path of the run's ``checkpoint.safetensors``.
+
+    The caller's torch thread count and random state are as they were afterwards."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
-    with torch_threads(cfg.threads):
+    cuda = range(torch.cuda.device_count()) if torch.cuda.is_available() else []
+    with torch_threads(cfg.threads), torch.random.fork_rng(devices=cuda):
         return _train(cfg)
 
 

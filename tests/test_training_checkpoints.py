@@ -216,3 +216,11 @@ def test_train_command_line(stores, tmp_path):
     assert meta["variant"] == "mist_qr" and meta["model_config"]["width"] == 8
     assert 0.0 <= meta["final_validation"]["coverage"] <= 1.0
     assert estimator(out / "checkpoint.safetensors").is_quantile
+
+
+def test_training_leaves_the_callers_random_state_alone(stores, tmp_path):
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    train(config(stores, tmp_path / "run", epochs=1, variant="mist"))
+    assert torch.equal(torch.rand(3), expected)
