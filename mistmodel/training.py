@@ -50,6 +50,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -418,6 +419,11 @@ def _train(cfg: TrainConfig) -> Path:
     history: dict[str, Any] = {"epochs": [], "steps": []}
     start_epoch, samples_seen, step, elapsed_before = 0, 0, 0, 0.0
     saved = read_training_state(out) if cfg.resume else None
+    if saved is not None and not (out / CHECKPOINT).is_file():
+        # the run's result was removed (e.g. a forced rerun): its state is not to resume
+        warnings.warn(f"{out / TRAINING_STATE} belongs to a run whose {CHECKPOINT} is gone; "
+                      "training starts afresh", RuntimeWarning, stacklevel=3)
+        saved = None
     if saved is not None:
         if saved["model_config"] != net.config.to_dict():
             raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "

@@ -224,3 +224,13 @@ def test_training_leaves_the_callers_random_state_alone(stores, tmp_path):
     torch.manual_seed(1234)
     train(config(stores, tmp_path / "run", epochs=1, variant="mist"))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_removed_checkpoint_retrains_from_scratch_to_the_same_weights(stores, tmp_path):
+    cfg = config(stores, tmp_path / "run", epochs=1, variant="mist")
+    path = train(cfg)
+    first, _ = load_checkpoint(path)
+    path.unlink()                              # what a forced rerun of the rule does
+    with pytest.warns(RuntimeWarning, match="starts afresh"):
+        again, _ = load_checkpoint(train(cfg))
+    assert states_equal(again, first)
