@@ -38,7 +38,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .estimators.base import _json_ready
-from .independence import _permutations, _result
+from .independence import _check_seed, _estimator_name, _permutations, _result
 from .tabular import column_groups, constant_column_names, table_columns
 
 __all__ = ["mi_matrix", "plot_mi_matrix", "figure_size", "AUTO_PROGRESS_PAIRS"]
@@ -88,7 +88,7 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
                         f"{type(estimator).__name__}")
     min_rows = int(getattr(estimator, "min_rows", 2))
     if values.shape[0] < min_rows:
-        raise ValueError(f"{_name(estimator)} needs at least {min_rows} rows; the table has "
+        raise ValueError(f"{_estimator_name(estimator)} needs at least {min_rows} rows; the table has "
                          f"{values.shape[0]}")
 
     blocks = [np.ascontiguousarray(values[:, cols]) for _, cols in variables]
@@ -103,8 +103,8 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     for (i, j), row in zip(pairs, stats):
         mi[i, j] = mi[j, i] = row[0]
         if count:
-            pv[i, j] = pv[j, i] = _result(row[0], row[1:], _name(estimator)).p_value
-    attrs = {"estimator": _name(estimator),
+            pv[i, j] = pv[j, i] = _result(row[0], row[1:], _estimator_name(estimator)).p_value
+    attrs = {"estimator": _estimator_name(estimator),
              "estimator_settings": json.dumps(_json_ready(_settings(estimator))),
              "groups": json.dumps({name: [names[j] for j in cols] for name, cols in variables}),
              "units": "nats", "permutations": count, "seed": seed,
@@ -156,10 +156,6 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _name(estimator: Any) -> str:
-    return str(getattr(estimator, "name", type(estimator).__name__))
-
-
 def _settings(estimator: Any) -> dict[str, Any]:
     settings = getattr(estimator, "settings", None)
     return dict(settings()) if callable(settings) else {}
@@ -168,12 +164,6 @@ def _settings(estimator: Any) -> dict[str, Any]:
 def _check_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"permutations must be an integer >= 0; got {value!r}")
-    return int(value)
-
-
-def _check_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {value!r}")
     return int(value)
 
 
