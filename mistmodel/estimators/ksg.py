@@ -440,6 +440,17 @@ def _space_distances(spaces: tuple[np.ndarray, ...], metric: str, start: int,
     return blocks
 
 
+def _check_search(metric: str, algorithm: str, what: str) -> None:
+    """Refuse a metric or neighbour search that the ``what`` counts do not take."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    if algorithm not in ("tree", "brute"):
+        raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
+    if algorithm == "tree" and metric != "chebyshev":
+        raise ValueError(f"the {what} counts take algorithm='tree' only with the "
+                         "Chebyshev metric; use algorithm='brute'")
+
+
 def conditional_counts(
     x: np.ndarray,
     y: np.ndarray,
@@ -457,20 +468,14 @@ def conditional_counts(
     ``max(|dy|, |dz|)`` and ``|dz|``. "tree" needs the Chebyshev metric (every distance is
     then the maximum norm of the concatenated coordinates); "brute" takes either.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    _check_search(metric, algorithm, "conditional")
     if algorithm == "tree":
-        if metric != "chebyshev":
-            raise ValueError("the conditional counts take algorithm='tree' only with the "
-                             "Chebyshev metric; use algorithm='brute'")
         eps = _kth_max_norm_tree(np.hstack([x, y, z]), k)
         zero = eps <= 0.0
         radius = np.where(zero, 0.0, np.nextafter(eps, 0.0))
         nxz, nyz, nz = _ball_counts((np.hstack([x, z]), np.hstack([y, z]), z), radius,
                                     np.inf, zero)
         return eps, nxz, nyz, nz
-    if algorithm != "brute":
-        raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
     n = x.shape[0]
     eps = np.empty(n)
     nxz, nyz, nz = (np.empty(n, dtype=np.int64) for _ in range(3))
@@ -508,21 +513,15 @@ def mixed_counts(
     distance 0, point i included, and the counts are of the other points at distance 0.
     "tree" needs the Chebyshev metric; "brute" takes either.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    _check_search(metric, algorithm, "mixed-KSG")
     no_zero = np.zeros(x.shape[0], dtype=bool)
     if algorithm == "tree":
-        if metric != "chebyshev":
-            raise ValueError("the mixed-KSG counts take algorithm='tree' only with the "
-                             "Chebyshev metric; use algorithm='brute'")
         joint = np.hstack([x, y])
         rho = _kth_max_norm_tree(joint, k)
         radius = np.nextafter(rho, 0.0)       # strictly inside rho; 0 where rho = 0
         nx, ny = _ball_counts((x, y), radius, np.inf, no_zero)
         (coincident,) = _ball_counts((joint,), np.zeros_like(rho), np.inf, no_zero)
         return rho, np.where(rho > 0.0, k, coincident + 1), nx, ny
-    if algorithm != "brute":
-        raise ValueError(f"algorithm must be 'tree' or 'brute' here; got {algorithm!r}")
     n = x.shape[0]
     rho = np.empty(n)
     k_i, nx, ny = (np.empty(n, dtype=np.int64) for _ in range(3))
