@@ -17,7 +17,8 @@ What happens:
   optionally (``subsample_rows``) a random subset of its rows is used instead (same MI).
 * **Objective.**  ``mist``: squared error on MI in nats.  ``mist_qr``: pinball loss, with
   ``taus_per_sample`` values of tau drawn uniformly from the knot range per datapoint at
-  every step (independent draws, averaged).
+  every step (independent draws, averaged).  ``log_weight > 0`` adds the same loss on the
+  scale ``log(MI + log_eps)``, where errors near MI = 0 count (:mod:`mistmodel.losses`).
 * **Optimisation.**  AdamW, gradient-norm clipping, linear warm-up then cosine decay of the
   learning rate over the run: over the planned samples (``epochs`` passes), or over
   whichever runs out first of those, ``max_steps`` optimizer steps and the time budget.
@@ -61,7 +62,7 @@ import torch
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
 from .threads import torch_threads
-from .losses import pinball_loss
+from .losses import pinball_loss, point_loss, quantile_loss
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
 
 __all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "open_stores",
@@ -96,6 +97,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.05         # final lr / peak lr
     grad_clip: float = 1.0
     taus_per_sample: int = 8           # mist_qr: taus drawn per datapoint per step
+    log_weight: float = 0.0            # weight of the log-scale term of the loss (losses.py)
+    log_eps: float = 0.02              # eps of the log scale, log(MI + eps)
     swap_xy: bool = True               # randomly swap X and Y (MI is symmetric)
     subsample_rows: float = 0.0        # probability of training on a random row subset
     seed: int = 0
@@ -118,6 +121,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise ValueError(f"time_budget_min must be positive or None, got {self.time_budget_min!r}")
+        if not self.log_weight >= 0:
+            raise ValueError(f"log_weight must be >= 0, got {self.log_weight!r}")
+        if not self.log_eps > 0:
+            raise ValueError(f"log_eps must be positive, got {self.log_eps!r}")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict({**self.model, "variant": self.variant})
@@ -223,17 +230,15 @@ def iterate_batches(ds, epoch_seed: Sequence[int], cfg: TrainConfig, copula: boo
                 yield _make_batch(group, None, copula, False)
 
 
-def _loss(net: MISTNet, batch: Batch, gen: torch.Generator | None, taus_per_sample: int
+def _loss(net: MISTNet, batch: Batch, gen: torch.Generator | None, cfg: TrainConfig
           ) -> torch.Tensor:
     if net.is_quantile:
-        cfg = net.config
-        B = len(batch)
-        u = torch.rand(B, taus_per_sample, generator=gen).to(batch.values.device)
-        tau = cfg.tau_min + (cfg.tau_max - cfg.tau_min) * u
+        model = net.config
+        u = torch.rand(len(batch), cfg.taus_per_sample, generator=gen).to(batch.values.device)
+        tau = model.tau_min + (model.tau_max - model.tau_min) * u
         pred = net(*batch.inputs(), tau=tau)
-        return pinball_loss(pred, batch.target, tau)
-    pred = net(*batch.inputs())
-    return torch.mean((pred - batch.target) ** 2)
+        return quantile_loss(pred, batch.target, tau, cfg.log_weight, cfg.log_eps)
+    return point_loss(net(*batch.inputs()), batch.target, cfg.log_weight, cfg.log_eps)
 
 
 @torch.no_grad()
@@ -470,7 +475,7 @@ def _train(cfg: TrainConfig) -> Path:
             if budget_s:
                 progress = max(progress, elapsed / budget_s)
             lr = scheduler.step(progress)
-            loss = _loss(net, batch, gen, cfg.taus_per_sample)
+            loss = _loss(net, batch, gen, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

@@ -333,3 +333,52 @@ def test_discrete_columns_warn_and_point_to_ksg(point):
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # continuous data, and rounding that keeps 95% distinct
         point.estimate(np.round(rng.standard_normal((200, 2)), 3), rng.standard_normal((200, 1)))
+
+
+# -- samples larger than the network reads at once ----------------------------------------
+
+def test_max_rows_defaults_to_the_trained_n(point):
+    assert point.max_rows == 500
+    assert point.row_groups(500) == 1 and point.row_groups(501) == 2
+    assert point.row_groups(100_000) == 200
+    assert tiny("mist", {"dim_x": [1, 8]}).max_rows is None      # no trained n: whole sample
+
+
+def test_a_large_sample_is_the_mean_over_disjoint_row_groups(qr):
+    rng = np.random.default_rng(3)
+    x, y = gaussian(rng, 230, 0.6, 2)
+    split = MIST(qr.network, qr.meta, device="cpu", max_rows=50)
+    whole = MIST(qr.network, qr.meta, device="cpu", max_rows=None)
+    pieces, owner = split._split_rows([(x, y)])
+    assert len(pieces) == 5 and (owner == 0).all()
+    rows = np.sort(np.concatenate([p[0] for p in pieces]), axis=0)
+    np.testing.assert_array_equal(rows, np.sort(x, axis=0))          # a partition of the rows
+    assert max(len(p[0]) for p in pieces) - min(len(p[0]) for p in pieces) <= 1
+    taus = [0.05, 0.5, 0.95]
+    np.testing.assert_allclose(split.quantiles(x, y, taus),
+                               whole.quantiles_batch(pieces, taus).mean(0), rtol=1e-6)
+    assert split.estimate(x, y) == pytest.approx(whole.estimate_batch(pieces).mean(), rel=1e-6)
+    assert split.last_info["row_groups"] == 5
+    # the partition is random (row order does not matter) and seeded (repeatable)
+    assert split.estimate(x, y) == split.estimate(x, y)
+    assert not np.array_equal(pieces[0][0], x[:46])
+
+
+def test_row_groups_keep_batches_and_warnings_in_range(point):
+    rng = np.random.default_rng(4)
+    big, small = gaussian(rng, 1200, 0.5), gaussian(rng, 40, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # n = 1200 > 500 reads in range
+        batch = point.estimate_batch([big, small])
+        single = point.estimate(*big)
+    assert batch[0] == pytest.approx(single, rel=1e-5)
+    assert batch[1] == pytest.approx(point.estimate(*small), rel=1e-5)
+    whole = MIST(point.network, point.meta, device="cpu", max_rows=None)
+    with pytest.warns(OutOfRangeWarning, match="n = 1200 > 500"):
+        whole.estimate(*big)
+
+
+@pytest.mark.parametrize("bad", [0, 5, 19, 2.5, True, "all"])
+def test_bad_max_rows_is_refused(point, bad):
+    with pytest.raises(ValueError, match="max_rows"):
+        MIST(point.network, point.meta, device="cpu", max_rows=bad)
