@@ -168,7 +168,8 @@ def make_runners(names: list[str], checkpoint: str | None,
         elif name in ("mist", "mist_qr"):
             from mistmodel import MIST
             path = checkpoint if name == "mist" else qr_checkpoint
-            est = MIST.load(path, variant=name, device="cpu")
+            # measure beyond the trained dims too (d = 64 in the full run), with the warning
+            est = MIST.load(path, variant=name, device="cpu", out_of_range="warn")
         else:
             raise SystemExit(f"unknown estimator {name!r}; choose from mist, mist_qr, ksg")
         runners.append(Runner(name, est))

@@ -29,8 +29,12 @@ Input rules (all shared with the other estimators through ``check_xy``):
   NaN/inf, mismatched rows, 1-D or empty input raise ``ValueError`` naming the problem;
 * ``n < 2`` raises; ``2 <= n < 10`` works but warns (:class:`SmallSampleWarning`): the
   network was trained on ``n >= 10`` and such estimates are little better than a prior;
-* dims or ``n`` beyond the ranges seen in training work (the network takes any shape)
-  but warn (:class:`OutOfRangeWarning`), naming the trained range;
+* a sample of more rows than the network was trained on is read in row groups
+  (``max_rows``, below); dims beyond the range seen in training are refused with a
+  ``ValueError`` naming the trained range (the network takes any shape, but its
+  estimates there can be off by orders of magnitude: hundreds of nats for independent
+  data at 64 + 64 dims); ``out_of_range="warn"`` answers anyway, with an
+  :class:`OutOfRangeWarning`;
 * constant columns are dropped (they carry no information) and reported
   (``last_info["dropped_x"]``, ``Estimate.dropped_x``); if one side is entirely constant
   the estimate is exactly 0 and MIST-QR's interval is exactly ``(0.0, 0.0)``;
@@ -173,6 +177,8 @@ class MIST(Estimator):
     threads : CPU threads of the backend during each call (for ``"torch"``, torch's
         thread count, restored after the call, also when it raises); ``None`` leaves the
         runtime's setting alone.
+    out_of_range : ``"refuse"`` (default): dims beyond the checkpoint's ``data_ranges``
+        raise a ``ValueError``; ``"warn"``: answer with an :class:`OutOfRangeWarning`.
     max_rows : largest sample the network reads at once.  A sample of ``n > max_rows``
         rows is split into ``ceil(n / max_rows)`` disjoint groups of rows of near-equal
         size (a seeded random partition, so the order of the rows does not matter) and
@@ -189,7 +195,8 @@ class MIST(Estimator):
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
                  max_cells: int = 65_536, seed: int = 0, backend: str = "auto",
-                 threads: int | None = None, max_rows: int | str | None = "trained"):
+                 threads: int | None = None, max_rows: int | str | None = "trained",
+                 out_of_range: str = "refuse"):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.meta = dict(meta or {})
@@ -202,6 +209,9 @@ class MIST(Estimator):
         self.name = self.variant
         self._run = make_backend(backend, self.network, threads=self.threads)
         self.max_rows = self._check_max_rows(max_rows)
+        if out_of_range not in ("refuse", "warn"):
+            raise ValueError(f"out_of_range must be 'refuse' or 'warn', got {out_of_range!r}")
+        self.out_of_range = out_of_range
         self._row_groups = 1
 
     # ------------------------------------------------------------------ construction
@@ -212,7 +222,8 @@ class MIST(Estimator):
 
         The shipped checkpoints live inside the package, so this works offline.  The
         returned estimator has the variant the checkpoint holds.  ``kwargs`` go to the
-        constructor (``backend``, ``threads``, ``max_cells``, ``seed``, ``max_rows``).
+        constructor (``backend``, ``threads``, ``max_cells``, ``seed``, ``max_rows``,
+        ``out_of_range``).
         """
         ckpt = default_checkpoint(variant) if path is None else Path(path)
         if path is None and not ckpt.is_file():
@@ -227,7 +238,8 @@ class MIST(Estimator):
     def settings(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "variant": self.variant,
                 "device": str(self.device), "max_cells": self.max_cells, "seed": self.seed,
-                "backend": self.backend, "threads": self.threads, "max_rows": self.max_rows}
+                "backend": self.backend, "threads": self.threads, "max_rows": self.max_rows,
+                "out_of_range": self.out_of_range}
 
     def row_groups(self, n: int) -> int:
         """Into how many disjoint groups of rows a sample of ``n`` rows is split."""
@@ -441,7 +453,7 @@ class MIST(Estimator):
             out[live] = self._forward([prepared[i] for i in live], tau)
         return out
 
-    def _warn_shapes(self, shapes: list[tuple[int, int, int]]) -> None:
+    def _check_shapes(self, shapes: list[tuple[int, int, int]]) -> None:
         small = [s[0] for s in shapes if s[0] < WARN_ROWS]
         if small:
             warnings.warn(
@@ -456,12 +468,19 @@ class MIST(Estimator):
                 big = max(s[pos] for s in shapes)
                 if big > hi:
                     problems.append(f"{key} = {big} > {hi}")
-        if problems:
-            trained = ", ".join(f"{k} in [{v[0]}, {v[1]}]" for k, v in r.items())
-            warnings.warn(
-                f"sample beyond the shapes MIST was trained on ({'; '.join(problems)}; "
-                f"trained: {trained}). The network accepts any shape, but expect lower "
-                "accuracy out of range.", OutOfRangeWarning, stacklevel=5)
+        if not problems:
+            return
+        trained = ", ".join(f"{k} in [{v[0]}, {v[1]}]" for k, v in r.items())
+        beyond = f"sample beyond the shapes MIST was trained on ({'; '.join(problems)}; trained: {trained})"
+        dims_beyond = any(not p.startswith("n ") for p in problems)
+        if dims_beyond and self.out_of_range == "refuse":
+            raise ValueError(
+                f"{beyond}. Beyond its trained dims the network's estimates can be off by "
+                "orders of magnitude. Reduce the dims (e.g. principal components per side), "
+                "use CCA or KSG (mistmodel.estimators), or load MIST with "
+                "out_of_range='warn' to get the estimate anyway.")
+        warnings.warn(f"{beyond}. The network accepts any shape, but expect lower accuracy "
+                      "out of range.", OutOfRangeWarning, stacklevel=5)
 
     def _forward(self, pairs: list[tuple[np.ndarray, np.ndarray]],
                  tau: np.ndarray | None) -> np.ndarray:
@@ -473,7 +492,7 @@ class MIST(Estimator):
         if self.is_quantile:
             t = torch.as_tensor([0.5] if tau is None else tau, dtype=torch.float32,
                                 device=self.device)
-        self._warn_shapes(shapes)
+        self._check_shapes(shapes)
         out = np.zeros((len(pieces), len(t)) if self.is_quantile else len(pieces))
         for chunk in plan_chunks(shapes, max_cells=self.max_cells, max_batch=len(pieces)):
             batch = collate([pieces[i] for i in chunk], copula=self.network.config.copula)

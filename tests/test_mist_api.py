@@ -122,12 +122,19 @@ def test_small_n_warns_but_answers(point):
     assert np.isfinite(value)
 
 
-def test_dims_beyond_training_warn_but_answer(point):
+def test_dims_beyond_training_are_refused_unless_asked(point):
     rng = np.random.default_rng(6)
     x, y = gaussian(rng, 40, 0.5, 12)
+    with pytest.raises(ValueError, match=r"dim_x = 12 > 8.*out_of_range='warn'"):
+        point.estimate(x, y)
+    with pytest.raises(ValueError, match="dim_y = 12 > 8"):
+        point.estimate_batch([gaussian(rng, 40, 0.5, 2), (x[:, :2], y)])
+    lenient = MIST(point.network, point.meta, device="cpu", out_of_range="warn")
     with pytest.warns(OutOfRangeWarning, match="dim_x = 12 > 8"):
-        value = point.estimate(x, y)
+        value = lenient.estimate(x, y)
     assert np.isfinite(value)
+    with pytest.raises(ValueError, match="out_of_range"):
+        MIST(point.network, point.meta, device="cpu", out_of_range="ignore")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         point.estimate(*gaussian(rng, 40, 0.5, 8))   # inside the range: silent
