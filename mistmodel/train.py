@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("lr", float), ("weight-decay", float), ("grad-clip", float),
                        ("taus-per-sample", int), ("seed", int)):
         p.add_argument(f"--{name}", type=kind)
+    p.add_argument("--log-weight", type=float,
+                   help="weight of the loss term on the scale log(MI + log-eps) (default 0: none)")
+    p.add_argument("--log-eps", type=float, help="eps of that scale (default 0.02)")
     p.add_argument("--subsample-rows", type=float,
                    help="probability of training a sample on a random subset of its rows")
     p.add_argument("--device")

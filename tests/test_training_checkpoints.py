@@ -210,10 +210,12 @@ def test_train_command_line(stores, tmp_path):
     out = tmp_path / "cli"
     code = main(["--train", str(stores[0]), "--val", str(stores[1]), "--out", str(out),
                  "--variant", "mist_qr", "--epochs", "1", "--batch-size", "8", "--threads", "1",
-                 "--no-progress", "--model", "width=8", "--model", "summary_width=16"])
+                 "--no-progress", "--model", "width=8", "--model", "summary_width=16",
+                 "--log-weight", "0.2", "--log-eps", "0.05"])
     assert code == 0
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["variant"] == "mist_qr" and meta["model_config"]["width"] == 8
+    assert (meta["config"]["log_weight"], meta["config"]["log_eps"]) == (0.2, 0.05)
     assert 0.0 <= meta["final_validation"]["coverage"] <= 1.0
     assert estimator(out / "checkpoint.safetensors").is_quantile
 
