@@ -461,19 +461,18 @@ class MIST(Estimator):
                 "The estimate is returned but is unreliable at this size.",
                 SmallSampleWarning, stacklevel=5)
         r = self.data_ranges
-        problems = []
+        problems = {}                                   # key -> "key = big > hi"
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("n", 0)):
             if key in r:
-                lo, hi = r[key]
                 big = max(s[pos] for s in shapes)
-                if big > hi:
-                    problems.append(f"{key} = {big} > {hi}")
+                if big > r[key][1]:
+                    problems[key] = f"{key} = {big} > {r[key][1]}"
         if not problems:
             return
         trained = ", ".join(f"{k} in [{v[0]}, {v[1]}]" for k, v in r.items())
-        beyond = f"sample beyond the shapes MIST was trained on ({'; '.join(problems)}; trained: {trained})"
-        dims_beyond = any(not p.startswith("n ") for p in problems)
-        if dims_beyond and self.out_of_range == "refuse":
+        beyond = (f"sample beyond the shapes MIST was trained on "
+                  f"({'; '.join(problems.values())}; trained: {trained})")
+        if set(problems) - {"n"} and self.out_of_range == "refuse":
             raise ValueError(
                 f"{beyond}. Beyond its trained dims the network's estimates can be off by "
                 "orders of magnitude. Reduce the dims (e.g. principal components per side), "
