@@ -84,7 +84,7 @@ def evaluate_store(path: Path, mist: MIST, qr: MIST, ksg: KSG | None, level: flo
     truth, n, spec = np.array(truth), np.array(n), np.array(spec)
     point, med, low, high = (np.concatenate(a) for a in (point, med, low, high))
     raw_inside = (truth >= low) & (truth <= high)
-    factor = qr.calibration_factors(level, n)
+    factor = qr.calibration_factors(level, n, med)
     if factor is not None:                     # the interval MIST-QR.interval returns
         low, high = widen(low, high, factor)
     inside = (truth >= low) & (truth <= high)

@@ -141,7 +141,7 @@ class Runner:
         with self.recording():
             q = self.estimator.quantiles_batch([(s.x, s.y) for s in samples],
                                                [(1 - LEVEL) / 2, 0.5, (1 + LEVEL) / 2])
-        factor = self.estimator.calibration_factors(LEVEL, [s.n for s in samples])
+        factor = self.estimator.calibration_factors(LEVEL, [s.n for s in samples], q[:, 1])
         lo, hi = (q[:, 0], q[:, 2]) if factor is None else widen(q[:, 0], q[:, 2], factor)
         return q[:, 1], np.stack([lo, hi], axis=1)
 

@@ -22,8 +22,19 @@ fitted factor use the raw quantiles.
 A pooled factor can leave some sample sizes under-covered and others over-covered (raw
 quantiles tend to be too narrow at small ``n``), so the factors are also fitted per bin of
 ``n`` (Mondrian conformal prediction, cut points :data:`N_CUTS`): within a bin the same
-guarantee holds for samples exchangeable with that bin's calibration datapoints.  A bin
-with too few datapoints for a level uses the pooled factor.
+guarantee holds for samples exchangeable with that bin's calibration datapoints.
+
+A Mondrian taxonomy may use anything computed from the sample, the network's own answer
+included, so each n-bin is split again by the raw median (cut points :data:`MI_CUTS`).
+This matters at independence: there the true MI is exactly 0 while the raw lower end is a
+little above it (1e-4 to 1e-2 nats), so such a sample scores just outside its interval; in
+an n-bin where most samples are dependent and their intervals too wide, the factor is
+negative and narrows those near-zero intervals further away from 0.  With their own cell,
+samples whose median says "little or no dependence" get the factor that covers *them*.
+A cell's factor is never below its n-bin's: cells widen where their samples need it and
+otherwise leave the n-bin's intervals as they are (narrowing the dependent cells too cost
+coverage out of distribution).  A cell (or bin) with too few datapoints for a level falls back to its n-bin's factor, then
+to the pooled one.
 """
 from __future__ import annotations
 
@@ -35,11 +46,13 @@ import numpy as np
 from .estimators.base import as_pair
 
 __all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "enough_points",
-           "fit_interval_calibration", "n_bins", "sample_factors", "sample_rows", "widen"]
+           "MI_CUTS", "cell_bins", "fit_interval_calibration", "n_bins", "sample_factors",
+           "sample_rows", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 N_CUTS = (20, 50, 100, 300)   # rows: bins n < 20, [20, 50), [50, 100), [100, 300), >= 300
+MI_CUTS = (0.05, 0.3)          # nats of the raw median: cells < 0.05, [0.05, 0.3), >= 0.3
 
 
 def _width(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -88,44 +101,75 @@ def n_bins(n: Any, cuts: Any = N_CUTS) -> np.ndarray:
     return np.searchsorted(np.asarray(cuts), np.asarray(n), side="right")
 
 
+def cell_bins(median: Any, cuts: Any = MI_CUTS) -> np.ndarray:
+    """Median-cell index of each raw median: 0 below ``cuts[0]``, ... (like :func:`n_bins`)."""
+    return np.searchsorted(np.asarray(cuts), np.asarray(median), side="right")
+
+
+def _factor_or_none(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, level: float,
+                    sel: np.ndarray) -> float | None:
+    if not enough_points(int(sel.sum()), level):
+        return None
+    return conformal_factor(lower[sel], upper[sel], truth[sel], level)
+
+
+def _at_least(cell: float | None, n_bin: float | None) -> float | None:
+    """A cell's factor, never narrower than its n-bin's (a wider interval keeps the
+    guarantee): cells only widen where their own samples need it."""
+    if cell is None or n_bin is None:
+        return cell
+    return max(cell, n_bin)
+
+
 def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
                              levels: tuple[float, ...] = LEVELS,
-                             n_cuts: tuple[int, ...] = N_CUTS) -> dict[str, Any]:
+                             n_cuts: tuple[int, ...] = N_CUTS,
+                             mi_cuts: tuple[float, ...] = MI_CUTS) -> dict[str, Any]:
     """Factors for ``levels`` from a MIST-QR estimator's raw intervals on ``samples``.
 
     Returns ``{"method": ..., "count": m, "factors": {"0.9": s*, ...}, "n_cuts": [...],
     "factors_by_n": {"0.9": [s* of each n-bin, or None], ...}, "count_by_n": [...],
-    "raw_coverage": {...}, "raw_coverage_by_n": {...}}``, ready to be stored in a
-    checkpoint as ``interval_calibration``.
+    "mi_cuts": [...], "factors_by_cell": {"0.9": [[s* of each median cell of an n-bin, or
+    None], ...]}, "count_by_cell": [[...], ...], "raw_coverage": {...},
+    "raw_coverage_by_n": {...}}``, ready to be stored in a checkpoint as
+    ``interval_calibration``.
     """
     truth = np.asarray(truth, dtype=np.float64)
-    taus = [t for level in levels for t in ((1 - level) / 2, (1 + level) / 2)]
+    taus = [t for level in levels for t in ((1 - level) / 2, (1 + level) / 2)] + [0.5]
     q = mist.quantiles_batch(samples, taus)            # one pass for every level
     bins = n_bins(sample_rows(samples), n_cuts)
-    factors, by_n, raw, raw_by_n = {}, {}, {}, {}
+    cells = cell_bins(q[:, -1], mi_cuts)
+    n_range, cell_range = range(len(n_cuts) + 1), range(len(mi_cuts) + 1)
+    factors, by_n, by_cell, raw, raw_by_n = {}, {}, {}, {}, {}
     for i, level in enumerate(levels):
         key = f"{level:g}"
         lower, upper = q[:, 2 * i], q[:, 2 * i + 1]
         factors[key] = conformal_factor(lower, upper, truth, level)
         covered = (truth >= lower) & (truth <= upper)
         raw[key] = float(np.mean(covered))
-        by_n[key], raw_by_n[key] = [], []
-        for b in range(len(n_cuts) + 1):
-            sel = bins == b
-            by_n[key].append(conformal_factor(lower[sel], upper[sel], truth[sel], level)
-                             if enough_points(int(sel.sum()), level) else None)
-            raw_by_n[key].append(float(np.mean(covered[sel])) if sel.any() else None)
-    return {"method": "split-conformal CQR, width-scaled score, pooled and per n-bin",
+        by_n[key] = [_factor_or_none(lower, upper, truth, level, bins == b) for b in n_range]
+        by_cell[key] = [[_at_least(_factor_or_none(lower, upper, truth, level,
+                                                   (bins == b) & (cells == c)), by_n[key][b])
+                         for c in cell_range] for b in n_range]
+        raw_by_n[key] = [float(np.mean(covered[bins == b])) if np.any(bins == b) else None
+                         for b in n_range]
+    return {"method": "split-conformal CQR, width-scaled score, pooled, per n-bin and per "
+                      "(n-bin, raw-median cell)",
             "count": int(truth.size), "factors": factors, "n_cuts": [int(c) for c in n_cuts],
             "factors_by_n": by_n,
-            "count_by_n": [int((bins == b).sum()) for b in range(len(n_cuts) + 1)],
+            "count_by_n": [int((bins == b).sum()) for b in n_range],
+            "mi_cuts": [float(c) for c in mi_cuts], "factors_by_cell": by_cell,
+            "count_by_cell": [[int(((bins == b) & (cells == c)).sum()) for c in cell_range]
+                              for b in n_range],
             "raw_coverage": raw, "raw_coverage_by_n": raw_by_n}
 
 
 def sample_factors(calibration: dict[str, Any] | None, level: float,
-                   n: Any) -> np.ndarray | None:
-    """The factor for each sample size in ``n`` at ``level``: its n-bin's factor where the
-    calibration has one, else the pooled factor; None when ``level`` has no factor."""
+                   n: Any, median: Any = None) -> np.ndarray | None:
+    """The factor for each sample at ``level``, from its size ``n`` and (where the
+    calibration has median cells and ``median`` is given) its raw median: the factor of its
+    (n-bin, median cell) where fitted, else its n-bin's, else the pooled one; None when
+    ``level`` has no factor."""
     calibration = calibration or {}
     key = f"{level:g}"
     pooled = (calibration.get("factors") or {}).get(key)
@@ -138,5 +182,13 @@ def sample_factors(calibration: dict[str, Any] | None, level: float,
         for b, value in enumerate(per_bin):
             if value is not None:
                 out[bins == b] = float(value)
+    per_cell = (calibration.get("factors_by_cell") or {}).get(key)
+    if per_cell is not None and median is not None:
+        bins = n_bins(n, calibration["n_cuts"])
+        cells = cell_bins(median, calibration["mi_cuts"])
+        for b, row in enumerate(per_cell):
+            for c, value in enumerate(row):
+                if value is not None:
+                    out[(bins == b) & (cells == c)] = float(value)
     return out
 

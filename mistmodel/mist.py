@@ -306,7 +306,7 @@ class MIST(Estimator):
 
         A ``mist_qr`` checkpoint answers with its quantiles ``(1 - level) / 2`` and
         ``(1 + level) / 2``, widened (or narrowed) by the checkpoint's split-conformal
-        factor for ``level`` and the sample's size where it has one
+        factor for ``level``, the sample's size and its raw median where it has one
         (:mod:`mistmodel.calibration`), the raw quantiles elsewhere; ``last_info`` says
         which.  Levels whose quantiles lie beyond the trained tau grid are refused;
         ``n_boot``/``seed`` are ignored.  A point (``mist``) checkpoint has no interval
@@ -319,30 +319,24 @@ class MIST(Estimator):
                 self._require_quantiles("interval")
             return super().interval(x, y, level=level, n_boot=n_boot, seed=seed)
         xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
-        (lo, hi), = self.interval_batch([(xa, ya)], level)
-        self._last_info = {**_columns_info(xa, ya), **self._interval_info(level, len(xa))}
-        return float(lo), float(hi)
+        q, factor = self._intervals(self._prepare_many([(xa, ya)]), level, calibrated=True)
+        self._last_info = {**_columns_info(xa, ya), **self._interval_info(level, factor)}
+        return float(q[0, 0]), float(q[0, 1])
 
     def interval_batch(self, samples: Iterable[Any], level: float = 0.9,
                        calibrated: bool = True) -> np.ndarray:
         """Intervals for many samples: array ``(len(samples), 2)``.  ``calibrated=False``
         gives the raw quantile intervals even where a conformal factor exists.  A sample
         with an entirely constant side gets exactly ``[0, 0]``."""
-        self._require_quantiles("interval_batch")
-        taus = self._check_taus([(1 - level) / 2, (1 + level) / 2], level=level)
-        prepared = self._prepare_many(samples)
-        q = self._predict(prepared, taus)
-        factor = self.calibration_factors(level, sample_rows(prepared)) if calibrated else None
-        if factor is not None:
-            q = np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
-        q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
-        return q
+        return self._intervals(self._prepare_many(samples), level, calibrated)[0]
 
-    def calibration_factors(self, level: float, n: Sequence[int]) -> np.ndarray | None:
+    def calibration_factors(self, level: float, n: Sequence[int],
+                            median: Sequence[float] | None = None) -> np.ndarray | None:
         """The checkpoint's split-conformal factor at ``level`` for samples of ``n`` rows
-        (the factor of each one's n-bin where fitted, else the pooled one), or None if the
-        checkpoint has no factor for ``level``."""
-        return sample_factors(self.meta.get("interval_calibration"), level, n)
+        whose raw median is ``median`` (the factor of each one's (n-bin, median cell), else
+        its n-bin's, else the pooled one: :func:`mistmodel.calibration.sample_factors`), or
+        None if the checkpoint has no factor for ``level``."""
+        return sample_factors(self.meta.get("interval_calibration"), level, n, median)
 
     def estimate_with_interval(self, x: Any, y: Any, level: float = 0.9,
                                n_boot: int = 100, seed: int = 0) -> Estimate:
@@ -388,15 +382,29 @@ class MIST(Estimator):
             return np.clip(tau, lo, hi)
         if level is not None:
             raise ValueError(
-                f"level {level:g} needs the quantiles at tau = {tau[0]:g} and {tau[1]:g}, "
+                f"level {level:g} needs the quantiles at tau = {tau[0]:g} and {tau[-1]:g}, "
                 f"but this MIST-QR was trained on tau in [{lo:g}, {hi:g}]: its central "
                 f"intervals go up to level {1 - 2 * lo:g}")
         bad = tau[(tau < lo - slack) | (tau > hi + slack)]
         raise ValueError(f"this MIST-QR was trained on quantiles at tau in [{lo:g}, {hi:g}]; "
                          f"got tau = {', '.join(f'{t:g}' for t in bad)}, outside it")
 
-    def _interval_info(self, level: float, n: int) -> dict[str, Any]:
-        factor = self.calibration_factors(level, [n])
+    def _intervals(self, prepared: list[tuple[np.ndarray, np.ndarray]], level: float,
+                   calibrated: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Central ``level`` intervals ``(len(prepared), 2)`` and the factor applied to each
+        (None: raw quantiles); one forward pass for both ends and the median."""
+        self._require_quantiles("interval_batch")
+        taus = self._check_taus([(1 - level) / 2, 0.5, (1 + level) / 2], level=level)
+        q = self._predict(prepared, taus)
+        factor = (self.calibration_factors(level, sample_rows(prepared), q[:, 1])
+                  if calibrated else None)
+        q = q[:, [0, 2]]
+        if factor is not None:
+            q = np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
+        q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
+        return q, factor
+
+    def _interval_info(self, level: float, factor: np.ndarray | None) -> dict[str, Any]:
         if factor is None:
             known = sorted((self.meta.get("interval_calibration") or {}).get("factors") or {})
             method = (f"raw quantiles: no conformal factor at level {level:g} (calibrated "

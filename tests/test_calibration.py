@@ -133,3 +133,75 @@ def test_mist_interval_applies_the_factor_of_the_samples_n_bin():
         w = hi - lo
         np.testing.assert_allclose([a, b], [max(lo - s * w, 0.0), hi + s * w])
     assert qr.interval(*samples[0], 0.9) == pytest.approx(tuple(got[0]))
+
+
+class ZeroAwareStub(QuantileStub):
+    """Quantiles of a non-negative quantity: a stub whose quantiles are clipped just above 0
+    (like MIST-QR's, whose lowest knot is a softplus)."""
+
+    def quantiles_batch(self, samples, taus):
+        return np.maximum(super().quantiles_batch(samples, taus), 1e-3)
+
+
+def mostly_dependent_with_zeros(rng, m):
+    """One n-bin; 7% of the truths are exactly 0 (guessed near 0, lower end 1e-3 above
+    it), the rest dependent with too-wide quantiles (a negative factor narrows them)."""
+    zero = rng.random(m) < 0.07
+    truth = np.where(zero, 0.0, rng.uniform(1.5, 5.0, m))
+    centre = np.where(zero, 0.01, truth + 0.3 * rng.standard_normal(m))
+    scale = np.where(zero, 0.01, 1.0)
+    samples = [(np.zeros((200, 1)), np.zeros((200, 1)))] * m
+    return samples, truth, zero, ZeroAwareStub(centre, scale)
+
+
+def test_median_cells_keep_zero_inside_the_intervals_of_independent_samples():
+    from mistmodel.calibration import fit_interval_calibration, sample_factors
+    rng = np.random.default_rng(5)
+    samples, truth, zero, stub = mostly_dependent_with_zeros(rng, 3000)
+    calib = fit_interval_calibration(stub, samples, truth, levels=(0.9,), n_cuts=(100,),
+                                     mi_cuts=(0.1,))
+    assert calib["count_by_cell"][1] == [int(zero.sum()), int((~zero).sum())]
+    assert calib["factors_by_n"]["0.9"][1] < 0          # dependent majority: narrowed
+    zero_cell, dependent_cell = calib["factors_by_cell"]["0.9"][1]
+    assert zero_cell > 0 and dependent_cell == calib["factors_by_n"]["0.9"][1]   # never below
+    samples2, truth2, zero2, stub2 = mostly_dependent_with_zeros(rng, 20000)
+    q = stub2.quantiles_batch(samples2, [0.05, 0.5, 0.95])
+    n2 = np.full(truth2.size, 200)
+    by_n = widen(q[:, 0], q[:, 2], sample_factors(calib, 0.9, n2))
+    by_cell = widen(q[:, 0], q[:, 2], sample_factors(calib, 0.9, n2, q[:, 1]))
+    for (lo, hi), check in ((by_cell, True), (by_n, False)):
+        inside = (truth2 >= lo) & (truth2 <= hi)
+        if check:
+            assert inside[zero2].mean() > 0.88 and inside[~zero2].mean() > 0.875
+        else:                                  # zero truths just outside their narrowed intervals
+            assert inside[zero2].mean() < 0.5
+
+
+def test_cells_without_enough_datapoints_fall_back_to_the_n_bin_then_the_pool():
+    from mistmodel.calibration import sample_factors
+    calib = {"factors": {"0.9": 0.1}, "n_cuts": [100], "factors_by_n": {"0.9": [None, 0.2]},
+             "mi_cuts": [0.05], "factors_by_cell": {"0.9": [[0.3, None], [None, 0.4]]}}
+    n = np.array([50, 50, 200, 200])
+    median = np.array([0.01, 1.0, 0.01, 1.0])
+    np.testing.assert_allclose(sample_factors(calib, 0.9, n, median), [0.3, 0.1, 0.2, 0.4])
+    np.testing.assert_allclose(sample_factors(calib, 0.9, n), [0.1, 0.1, 0.2, 0.2])
+
+
+def test_mist_interval_applies_the_factor_of_the_samples_median_cell():
+    qr = MIST.load(variant="mist_qr", device="cpu")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 2))
+    samples = [(x, rng.standard_normal((300, 2))), (x, x + 0.3 * rng.standard_normal((300, 2)))]
+    raw = qr.interval_batch(samples, 0.9, calibrated=False)
+    median = qr.quantiles_batch(samples, [0.5])[:, 0]
+    assert median[0] < 0.2 < median[1]
+    qr.meta["interval_calibration"] = {"factors": {"0.9": 0.0}, "n_cuts": [100],
+                                       "factors_by_n": {"0.9": [0.0, 0.0]}, "mi_cuts": [0.2],
+                                       "factors_by_cell": {"0.9": [[None, None], [2.0, -0.1]]}}
+    got = qr.interval_batch(samples, 0.9)
+    for (lo, hi), (a, b), s in zip(raw, got, (2.0, -0.1)):
+        w = hi - lo
+        np.testing.assert_allclose([a, b], [max(lo - s * w, 0.0), hi + s * w])
+    assert got[0][0] == 0.0
+    assert qr.interval(*samples[1], 0.9) == pytest.approx(tuple(got[1]))
+    assert "-0.100" in qr.last_info["interval_method"]
