@@ -23,6 +23,9 @@ from mistmodel.model import MISTNet, ModelConfig
 # far outside the trained range (estimates of ~30 nats at 1 + 63 dims) the torch path itself
 # is ~7e-6 away from the same network run in float64
 ABS_TOL, REL_TOL = 1e-5, 1e-6
+# ONNX Runtime orders its float32 reductions differently: up to 1.4e-5 nats measured at 1 + 63
+# columns (torch against itself across thread counts: 2e-6)
+ABS_TOL_BY_BACKEND = {"onnx": 3e-5}
 TAUS = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
 # (n, dim_x, dim_y) per sample; each list is one padded batch
 MIXED_ROWS = [(10, 1, 1), (2000, 2, 3), (57, 1, 4), (500, 3, 2)]
@@ -71,7 +74,8 @@ def assert_same_forward(network: MISTNet, name: str, shapes, tau=None):
     assert isinstance(got, torch.Tensor)
     assert got.shape == expected.shape
     assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, expected, atol=ABS_TOL, rtol=REL_TOL,
+    torch.testing.assert_close(got, expected, atol=ABS_TOL_BY_BACKEND.get(name, ABS_TOL),
+                               rtol=REL_TOL,
                                msg=lambda m: f"backend {name!r} differs from the network: {m}")
 
 
