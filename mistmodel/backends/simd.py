@@ -8,7 +8,7 @@ each chain is one pass over memory in C (:mod:`._simd_ops`):
 * **score lookup.**  After the copula a sample of ``n`` rows holds at most ``2 n - 1``
   distinct cell values.  The embedding and everything the first column attention
   computes from a cell alone (layer norm, queries, keys, values, gate) run once per
-  distinct value of the batch (``torch.unique`` of the bit patterns) and are read by
+  distinct value of the batch (``numpy.unique`` of the bit patterns) and are read by
   index; later column attentions index their cells one to one;
 * **column attention**: the row sums of query-key products (:func:`column_moments`; in
   torch where the head width is not 8) and every cell's mixed, gated update
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -187,10 +188,12 @@ class SimdBackend:
     def _embed_table(self, masked: Tensor, col_type: Tensor) -> tuple[Tensor, Tensor]:
         """The embedded distinct cell values ``(2 T, c)`` (as X cells, then as Y cells) and
         each cell's row in it ``(B, D, N)``: ``embed(masked)[b, d, r] == table[index[b, d, r]]``."""
-        # distinct bit patterns: an integer sort is several times faster than a float one
+        # distinct bit patterns: an integer sort is several times faster than a float one,
+        # and numpy's unique about 2.5x faster than torch's on CPU
         bits = masked.transpose(1, 2).contiguous().view(torch.int32)          # (B, D, N)
-        table, index = torch.unique(bits, return_inverse=True)               # (T,), (B, D, N)
-        table = table.view(torch.float32)
+        table_bits, inverse = np.unique(bits.numpy(), return_inverse=True)
+        table = torch.from_numpy(table_bits).view(torch.float32)              # (T,)
+        index = torch.from_numpy(inverse.reshape(bits.shape))                # (B, D, N)
         T = table.shape[0]
         as_x_and_y = table[:, None].expand(T, 2)[None]                        # (1, T, 2)
         tags = torch.tensor([[X_COLUMN, Y_COLUMN]])
