@@ -33,8 +33,8 @@ negative and narrows those near-zero intervals further away from 0.  With their 
 samples whose median says "little or no dependence" get the factor that covers *them*.
 A cell's factor is never below its n-bin's: cells widen where their samples need it and
 otherwise leave the n-bin's intervals as they are (narrowing the dependent cells too cost
-coverage out of distribution).  A cell (or bin) with too few datapoints for a level falls back to its n-bin's factor, then
-to the pooled one.
+coverage out of distribution).  A cell (or bin) with too few datapoints for a level falls
+back to its n-bin's factor, then to the pooled one.
 """
 from __future__ import annotations
 
@@ -177,14 +177,14 @@ def sample_factors(calibration: dict[str, Any] | None, level: float,
         return None
     out = np.full(np.shape(n), float(pooled))
     per_bin = (calibration.get("factors_by_n") or {}).get(key)
-    if per_bin is not None:
-        bins = n_bins(n, calibration["n_cuts"])
-        for b, value in enumerate(per_bin):
-            if value is not None:
-                out[bins == b] = float(value)
-    per_cell = (calibration.get("factors_by_cell") or {}).get(key)
-    if per_cell is not None and median is not None:
-        bins = n_bins(n, calibration["n_cuts"])
+    per_cell = (calibration.get("factors_by_cell") or {}).get(key) if median is not None else None
+    if per_bin is None and per_cell is None:
+        return out
+    bins = n_bins(n, calibration["n_cuts"])
+    for b, value in enumerate(per_bin or []):
+        if value is not None:
+            out[bins == b] = float(value)
+    if per_cell is not None:
         cells = cell_bins(median, calibration["mi_cuts"])
         for b, row in enumerate(per_cell):
             for c, value in enumerate(row):
