@@ -1,6 +1,6 @@
 """Publish a trained checkpoint as the one the package ships for its variant.
 
-    python -m mistmodel.publish models/mist_s9/checkpoint.safetensors --variant mist
+    python -m mistmodel.publish models/mist_s12/checkpoint.safetensors --variant mist
 
 writes the checkpoint's network to ``mistmodel/checkpoints/<variant>.safetensors`` and writes its
 card, readable, to ``mistmodel/checkpoints/<variant>.json``.  This is the only step that
