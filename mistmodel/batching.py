@@ -1,9 +1,10 @@
 """From samples to padded tensors, and from a stream of samples to shape-bucketed batches.
 
 A batch holds samples of different ``n``, ``dim_x`` and ``dim_y``.  Each sample's columns
-are laid out as its X columns followed by its Y columns, then padded with zero columns up
-to the widest sample of the batch; rows are padded with zero rows.  Masks mark what is
-real, and ``col_type`` tags each column as X (0) or Y (1).  Sorting samples by shape before
+are laid out as its X columns followed by its Y columns (and, for conditional MI, its Z
+columns), then padded with zero columns up to the widest sample of the batch; rows are
+padded with zero rows.  Masks mark what is real, and ``col_type`` tags each column as
+X (0), Y (1) or Z (2).  Sorting samples by shape before
 cutting batches (bucketing) keeps the padding small.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Batch:
     values: torch.Tensor      # (B, N, D) float32, normalised, zero where padded
     row_mask: torch.Tensor    # (B, N) bool
     col_mask: torch.Tensor    # (B, D) bool
-    col_type: torch.Tensor    # (B, D) long: 0 = X column, 1 = Y column
+    col_type: torch.Tensor    # (B, D) long: 0 = X column, 1 = Y column, 2 = Z column
     target: torch.Tensor | None = None   # (B,) float32 true MI, when known
     n: torch.Tensor | None = None        # (B,) long rows per sample
 
@@ -40,19 +41,20 @@ class Batch:
         return self.values, self.row_mask, self.col_mask, self.col_type
 
 
-def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]],
+def collate(samples: Sequence[tuple[np.ndarray, ...]],
             targets: Sequence[float] | None = None, copula: bool = True,
             normalized: bool = False) -> Batch:
-    """Pad a list of ``(x, y)`` pairs into one :class:`Batch`.
+    """Pad a list of ``(x, y)`` pairs (or ``(x, y, z)`` triples) into one :class:`Batch`.
 
-    ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``; each sample is normalised per column
-    (normal scores if ``copula``) before padding unless ``normalized`` says it already is.
+    ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``, ``z``: ``(n, dim_z)``; each sample is
+    normalised per column (normal scores if ``copula``) before padding unless
+    ``normalized`` says it already is.  Group ``g`` of a sample is tagged ``g``.
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
-    shapes = [(x.shape[0], x.shape[1], y.shape[1]) for x, y in samples]
+    shapes = [(parts[0].shape[0],) + tuple(a.shape[1] for a in parts) for parts in samples]
     N = max(s[0] for s in shapes)
-    D = max(s[1] + s[2] for s in shapes)
+    D = max(sum(s[1:]) for s in shapes)
     B = len(samples)
     row_mask = np.zeros((B, N), dtype=bool)
     col_mask = np.zeros((B, D), dtype=bool)
@@ -61,24 +63,25 @@ def collate(samples: Sequence[tuple[np.ndarray, np.ndarray]],
         values = _normal_scores(samples, shapes, N, D)
     else:
         values = np.zeros((B, N, D), dtype=np.float32)
-    for b, ((x, y), (n, dx, dy)) in enumerate(zip(samples, shapes)):
-        if normalized:
-            values[b, :n, :dx] = x
-            values[b, :n, dx:dx + dy] = y
-        elif not copula:
-            values[b, :n, :dx] = standardize(x)
-            values[b, :n, dx:dx + dy] = standardize(y)
+    for b, (parts, (n, *dims)) in enumerate(zip(samples, shapes)):
+        start = 0
+        for tag, (part, d) in enumerate(zip(parts, dims)):
+            if normalized:
+                values[b, :n, start:start + d] = part
+            elif not copula:
+                values[b, :n, start:start + d] = standardize(part)
+            col_type[b, start:start + d] = tag
+            start += d
         row_mask[b, :n] = True
-        col_mask[b, :dx + dy] = True
-        col_type[b, dx:dx + dy] = 1
+        col_mask[b, :start] = True
     target = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
     return Batch(torch.from_numpy(values), torch.from_numpy(row_mask), torch.from_numpy(col_mask),
                  torch.from_numpy(col_type), target,
                  torch.as_tensor([s[0] for s in shapes], dtype=torch.long))
 
 
-def _normal_scores(samples: Sequence[tuple[np.ndarray, np.ndarray]],
-                   shapes: Sequence[tuple[int, int, int]], N: int, D: int) -> np.ndarray:
+def _normal_scores(samples: Sequence[tuple[np.ndarray, ...]],
+                   shapes: Sequence[tuple[int, ...]], N: int, D: int) -> np.ndarray:
     """Normal scores of every column, padded: ``(B, N, D)`` float32, 0 where padded.
 
     The columns of all samples with the same ``n`` (and dtype) are ranked in one call,
@@ -93,9 +96,11 @@ def _normal_scores(samples: Sequence[tuple[np.ndarray, np.ndarray]],
         blocks.append(score_table(n))
         size += 2 * n - 1
     groups: dict[tuple[int, np.dtype], list[tuple[int, int, np.ndarray]]] = {}
-    for b, ((x, y), (n, dx, _)) in enumerate(zip(samples, shapes)):
-        for start, part in ((0, np.asarray(x)), (dx, np.asarray(y))):
-            groups.setdefault((n, part.dtype), []).append((b, start, part))
+    for b, (parts, (n, *dims)) in enumerate(zip(samples, shapes)):
+        starts = np.concatenate([[0], np.cumsum(dims)[:-1]])
+        for start, part in zip(starts, parts):
+            part = np.asarray(part)
+            groups.setdefault((n, part.dtype), []).append((b, int(start), part))
     index = np.zeros((len(samples), D, N), dtype=np.int64)
     for (n, _), parts in groups.items():
         ranked = row_score_index(np.concatenate([part.T for _, _, part in parts]))  # (d, n)

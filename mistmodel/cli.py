@@ -12,9 +12,9 @@ trained on is refused).  ``--checkpoint`` / ``--qr-checkpoint`` replace the chec
 shipped in the package; a path given must exist.  ``--estimator ksg`` or ``cca`` prints
 that estimator's estimate instead (no interval).
 
-``--z`` conditions on more columns: the estimate is I(X;Y|Z), from KSG (Frenzel-Pompe) or
-CCA (Gaussian partial form); MIST has no conditional checkpoint, so ``--z`` needs
-``--estimator ksg`` or ``cca``.
+``--z`` conditions on more columns: the estimate is I(X;Y|Z), from MIST's conditional
+network (the shipped ``mist_cmi``, or ``--checkpoint`` naming a conditional one), KSG
+(Frenzel-Pompe) or CCA (Gaussian partial form); none of them gives an interval.
 
 ``mist matrix FILE`` estimates I(X_i;X_j) for every pair of the columns chosen with
 ``--columns`` (default: all) and writes the table (:func:`mistmodel.matrix.mi_matrix`) as a
@@ -65,11 +65,11 @@ ESTIMATORS = ("mist", "ksg", "cca")
 def _check_flags(args: argparse.Namespace) -> None:
     if not 0.0 < args.level < 1.0:
         raise InputError(f"--level must lie strictly between 0 and 1; got {args.level}")
+    if args.z is not None and args.qr_checkpoint is not None:
+        raise InputError("--qr-checkpoint has no use with --z: I(X;Y|Z) comes from the "
+                         "conditional network (--checkpoint), without an interval")
     _check_checkpoints(args, ("--checkpoint", args.checkpoint),
                        ("--qr-checkpoint", args.qr_checkpoint))
-    if args.z is not None and args.estimator == "mist":
-        raise InputError("MIST has no conditional checkpoint, so it cannot estimate "
-                         "I(X;Y|Z): pass --estimator ksg or --estimator cca with --z")
 
 
 def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None]) -> None:
@@ -82,8 +82,16 @@ def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None])
         existing_file(path, flag)
 
 
-def _plain_estimator(name: str):
-    """KSG or CCA with their default settings."""
+def _plain_estimator(name: str, checkpoint: str | None = None):
+    """KSG or CCA with their default settings; for ``mist``, the conditional network
+    (``checkpoint``, or the shipped ``mist_cmi``)."""
+    if name == "mist":
+        from .mist import MIST
+        cmi = MIST.load(checkpoint) if checkpoint else MIST.load(variant="mist_cmi")
+        if not cmi.is_conditional:
+            raise InputError(f"--checkpoint {checkpoint} is not a conditional (mist_cmi) "
+                             "checkpoint, so it cannot estimate I(X;Y|Z)")
+        return cmi
     from .estimators import CCA, KSG
     return {"ksg": KSG, "cca": CCA}[name]()
 
@@ -131,10 +139,11 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
-    """KSG's or CCA's I(X;Y), or I(X;Y|Z) when ``zc`` is given; no interval."""
+    """KSG's or CCA's I(X;Y), or I(X;Y|Z) when ``zc`` is given (also MIST's conditional
+    network); no interval."""
     sides = [("x", xc, x), ("y", yc, y)] + ([("z", zc, z)] if zc is not None else [])
     dropped = {side: [table.key(cols[i]) for i in constant_columns(a)] for side, cols, a in sides}
-    estimator = _plain_estimator(args.estimator)
+    estimator = _plain_estimator(args.estimator, args.checkpoint)
     if zc is None:
         value = estimator.estimate(x, y)
     elif getattr(estimator, "estimates_conditional", False):
@@ -147,7 +156,7 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
         "x_columns": [table.key(c) for c in xc], "y_columns": [table.key(c) for c in yc],
         "estimate": value, "units": "nats", "level": None, "lower": None, "upper": None,
         "interval_method": None, "dropped_constant_columns": dropped,
-        "notes": ["no interval: intervals come from MIST-QR (--estimator mist)"]}
+        "notes": ["no interval: intervals come from MIST-QR (--estimator mist without --z)"]}
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
         result["conditional"] = True
@@ -284,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or names")
     e.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or names")
     e.add_argument("--z", action=_Once, help="condition on these columns: I(X;Y|Z) "
-                   "(needs --estimator ksg or cca)")
+                   "(MIST's conditional network, KSG or CCA; no interval)")
     _table_flags(e, "--x/--y/--z")
     e.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
                    help="mist (default, with MIST-QR interval), ksg or cca")

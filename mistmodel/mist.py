@@ -10,10 +10,15 @@
     qr.interval(x, y, level=0.9)             # (lower, upper)
     mist.interval(x, y, n_boot=100)          # point checkpoint: explicit bootstrap only
 
+    cmi = MIST.load(variant="mist_cmi")      # shipped conditional checkpoint
+    cmi.estimate_conditional(x, y, z)        # I(X;Y|Z) in nats
+
 ``MIST.load(path)`` returns an estimator for whichever variant the checkpoint holds.  A
 point-estimate (``mist``) checkpoint refuses ``quantiles`` (and ``interval`` unless a
 bootstrap is asked for with ``n_boot``) with a clear error; a quantile (``mist_qr``)
-checkpoint answers ``estimate`` with its median.  Checkpoints are safetensors files with
+checkpoint answers ``estimate`` with its median.  A conditional (``mist_cmi``) checkpoint
+tags columns X, Y or Z and answers only ``estimate_conditional`` (and
+``estimate_conditional_batch``); the others refuse ``estimate_conditional``.  Checkpoints are safetensors files with
 a JSON card (:mod:`mistmodel.checkpoint`): loading one runs nothing from the file.
 
 ``backend`` (at load) chooses the runtime of the forward pass once
@@ -61,7 +66,7 @@ from .batching import collate, plan_chunks
 from .calibration import sample_factors, sample_rows, widen
 from .checkpoint import CheckpointError, load_checkpoint
 from .estimators.base import (Estimate, Estimator, _check_level, _distinct_per_column,
-                              _json_ready, as_pair, check_xy, constant_columns)
+                              _json_ready, as_pair, check_xy, check_xyz, constant_columns)
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
@@ -70,7 +75,8 @@ __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
-                       "mist_qr": CHECKPOINT_DIR / "mist_qr.safetensors"}
+                       "mist_qr": CHECKPOINT_DIR / "mist_qr.safetensors",
+                       "mist_cmi": CHECKPOINT_DIR / "mist_cmi.safetensors"}
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
 TIED_FRACTION = 0.1   # a column with more than this fraction of repeated values warns
@@ -98,7 +104,8 @@ def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
 def default_checkpoint(variant: str = "mist") -> Path:
     """Path of the checkpoint shipped inside the package for ``variant``."""
     if variant not in DEFAULT_CHECKPOINTS:
-        raise ValueError(f"variant must be 'mist' or 'mist_qr', got {variant!r}")
+        raise ValueError(f"variant must be one of {', '.join(map(repr, DEFAULT_CHECKPOINTS))}, "
+                         f"got {variant!r}")
     return DEFAULT_CHECKPOINTS[variant]
 
 
@@ -206,7 +213,7 @@ class MIST(Estimator):
         self.backend = backend
         self.threads = check_threads(threads)
         self.variant = network.config.variant
-        self.name = self.variant
+        self.name = "mist_cmi" if network.config.conditional else self.variant
         self._run = make_backend(backend, self.network, threads=self.threads)
         self.max_rows = self._check_max_rows(max_rows)
         if out_of_range not in ("refuse", "warn"):
@@ -267,6 +274,15 @@ class MIST(Estimator):
         return self.variant == "mist_qr"
 
     @property
+    def is_conditional(self) -> bool:
+        """Whether the network reads (X, Y, Z) and estimates I(X;Y|Z)."""
+        return bool(self.network.config.conditional)
+
+    @property
+    def estimates_conditional(self) -> bool:
+        return self.is_conditional
+
+    @property
     def data_ranges(self) -> dict[str, Any]:
         """Ranges of n / dim_x / dim_y seen in training (empty if unknown)."""
         return dict(self.meta.get("data_ranges") or {})
@@ -277,8 +293,50 @@ class MIST(Estimator):
         return self.network.config.tau_min, self.network.config.tau_max
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        self._refuse_conditional("estimate")
         self._warn_ties([(x, y)])
         return float(np.ravel(self._forward([(x, y)], None))[0])
+
+    def estimate_conditional(self, x: Any, y: Any, z: Any) -> float:
+        """I(X;Y|Z) in nats, from a conditional (``mist_cmi``) checkpoint; input rules as
+        :meth:`estimate`, with ``z`` ``(n, dim_z)`` as a third group (see
+        :meth:`Estimator.estimate_conditional`).  An entirely constant ``z`` is refused
+        (then I(X;Y|Z) = I(X;Y): ask the ``mist`` checkpoint)."""
+        self._require_conditional()
+        return super().estimate_conditional(x, y, z)
+
+    def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                              seed: int) -> float:
+        self._warn_ties([(x, y, z)])
+        return float(np.ravel(self._forward([(x, y, z)], None))[0])
+
+    def estimate_conditional_batch(self, samples: Iterable[Any]) -> np.ndarray:
+        """I(X;Y|Z) for many ``(x, y, z)`` triples (or objects with ``.x``, ``.y``,
+        ``.z``) in batched forward passes, in input order.  Constant columns are dropped;
+        a sample whose x or y is entirely constant gets exactly 0; one whose z is
+        entirely constant is refused."""
+        self._require_conditional()
+        prepared, live = [], []
+        for i, item in enumerate(samples):
+            parts = item if isinstance(item, (tuple, list)) else (item.x, item.y, item.z)
+            try:
+                xa, ya, za = check_xyz(*parts, MIN_ROWS, who="MIST")
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"sample {i}: {exc}") from None
+            xa, ya, za = (np.delete(a, constant_columns(a), axis=1) for a in (xa, ya, za))
+            if za.shape[1] == 0:
+                raise ValueError(f"sample {i}: every z column is constant, so I(X;Y|Z) = "
+                                 "I(X;Y): estimate it with the mist checkpoint")
+            prepared.append((xa, ya, za))
+            if xa.shape[1] and ya.shape[1]:
+                live.append(i)
+        if not prepared:
+            raise ValueError("MIST needs at least one sample")
+        self._warn_ties(prepared)
+        out = np.zeros(len(prepared))
+        if live:
+            out[live] = self._forward([prepared[i] for i in live], None)
+        return out
 
     def estimate_batch(self, samples: Iterable[Any]) -> np.ndarray:
         """Estimates for many samples in batched forward passes.
@@ -288,6 +346,7 @@ class MIST(Estimator):
         shape and padded; each chunk of at most ``max_cells`` padded cells is one forward
         pass.  Returns a float64 array in input order.
         """
+        self._refuse_conditional("estimate_batch")
         out = self._predict(self._prepare_many(samples), None)
         return out[:, 0] if out.ndim == 2 else out
 
@@ -361,6 +420,20 @@ class MIST(Estimator):
                         info=_json_ready(info), seconds=time.perf_counter() - start)
 
     # ------------------------------------------------------------------ internals
+    def _require_conditional(self) -> None:
+        if not self.is_conditional:
+            raise NotImplementedError(
+                f"{self.checkpoint or 'this network'} is a {self.variant} checkpoint: it "
+                "estimates I(X; Y) only. For I(X; Y | Z) load the conditional checkpoint, "
+                "MIST.load(variant='mist_cmi'), or use KSG (Frenzel-Pompe) or CCA")
+
+    def _refuse_conditional(self, what: str) -> None:
+        if self.is_conditional:
+            raise RuntimeError(
+                f"MIST.{what} estimates I(X; Y), but {self.checkpoint or 'this network'} is "
+                "a conditional (mist_cmi) checkpoint: call estimate_conditional(x, y, z) "
+                "for I(X; Y | Z), or load MIST.load() for I(X; Y)")
+
     def _require_quantiles(self, what: str) -> None:
         if not self.is_quantile:
             raise RuntimeError(
@@ -433,10 +506,10 @@ class MIST(Estimator):
         self._warn_ties(prepared)
         return prepared
 
-    def _warn_ties(self, prepared: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> None:
         """One :class:`TiedDataWarning` per call naming the first heavily tied column."""
-        for i, (x, y) in enumerate(prepared):
-            for side, a in (("x", x), ("y", y)):
+        for i, parts in enumerate(prepared):
+            for side, a in zip("xyz", parts):
                 tied = tied_columns(a)
                 if tied:
                     j, fraction = tied[0]
@@ -461,7 +534,7 @@ class MIST(Estimator):
             out[live] = self._forward([prepared[i] for i in live], tau)
         return out
 
-    def _check_shapes(self, shapes: list[tuple[int, int, int]]) -> None:
+    def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
         small = [s[0] for s in shapes if s[0] < WARN_ROWS]
         if small:
             warnings.warn(
@@ -470,8 +543,8 @@ class MIST(Estimator):
                 SmallSampleWarning, stacklevel=5)
         r = self.data_ranges
         problems = {}                                   # key -> "key = big > hi"
-        for key, pos in (("dim_x", 1), ("dim_y", 2), ("n", 0)):
-            if key in r:
+        for key, pos in (("dim_x", 1), ("dim_y", 2), ("dim_z", 3), ("n", 0)):
+            if key in r and len(shapes[0]) > pos:
                 big = max(s[pos] for s in shapes)
                 if big > r[key][1]:
                     problems[key] = f"{key} = {big} > {r[key][1]}"
@@ -489,19 +562,21 @@ class MIST(Estimator):
         warnings.warn(f"{beyond}. The network accepts any shape, but expect lower accuracy "
                       "out of range.", OutOfRangeWarning, stacklevel=5)
 
-    def _forward(self, pairs: list[tuple[np.ndarray, np.ndarray]],
+    def _forward(self, pairs: list[tuple[np.ndarray, ...]],
                  tau: np.ndarray | None) -> np.ndarray:
-        """Batched forward passes on validated pairs without constant columns, in input
-        order: ``(len(pairs),)`` point estimates or ``(len(pairs), T)`` quantiles."""
+        """Batched forward passes on validated pairs (triples, for a conditional network)
+        without constant columns, in input order: ``(len(pairs),)`` point estimates or
+        ``(len(pairs), T)`` quantiles."""
         pieces, owner = self._split_rows(pairs)
-        shapes = [(x.shape[0], x.shape[1], y.shape[1]) for x, y in pieces]
+        shapes = [(p[0].shape[0],) + tuple(a.shape[1] for a in p) for p in pieces]
         t = None
         if self.is_quantile:
             t = torch.as_tensor([0.5] if tau is None else tau, dtype=torch.float32,
                                 device=self.device)
         self._check_shapes(shapes)
         out = np.zeros((len(pieces), len(t)) if self.is_quantile else len(pieces))
-        for chunk in plan_chunks(shapes, max_cells=self.max_cells, max_batch=len(pieces)):
+        flat = [(s[0], s[1], sum(s[2:])) for s in shapes]
+        for chunk in plan_chunks(flat, max_cells=self.max_cells, max_batch=len(pieces)):
             batch = collate([pieces[i] for i in chunk], copula=self.network.config.copula)
             batch = batch.to(self.device)
             out[chunk] = self._run(*batch.inputs(), t).double().cpu().numpy()
@@ -512,21 +587,22 @@ class MIST(Estimator):
         counts = np.bincount(owner, minlength=len(pairs))
         return mean / counts.reshape((-1,) + (1,) * (out.ndim - 1))
 
-    def _split_rows(self, pairs: list[tuple[np.ndarray, np.ndarray]]
-                    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    def _split_rows(self, pairs: list[tuple[np.ndarray, ...]]
+                    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
         """The pieces the network reads (:meth:`row_groups` per sample) and the sample
         each piece belongs to."""
         pieces, owner = [], []
-        for i, (x, y) in enumerate(pairs):
-            groups = self.row_groups(len(x))
+        for i, parts in enumerate(pairs):
+            n = len(parts[0])
+            groups = self.row_groups(n)
             if groups == 1:
-                pieces.append((x, y))
+                pieces.append(parts)
                 owner.append(i)
                 continue
-            order = np.random.default_rng([self.seed, len(x)]).permutation(len(x))
+            order = np.random.default_rng([self.seed, n]).permutation(n)
             for rows in np.array_split(order, groups):
                 rows = np.sort(rows)
-                pieces.append((x[rows], y[rows]))
+                pieces.append(tuple(a[rows] for a in parts))
                 owner.append(i)
         self._row_groups = self.row_groups(len(pairs[0][0])) if len(pairs) == 1 else None
         return pieces, np.asarray(owner)

@@ -28,7 +28,10 @@ marginal, so these pair terms carry the signal from the first training step on. 
 head maps the dataset embedding to the output:
 
 * ``variant="mist"``: one number, ``softplus`` so that the estimate is >= 0 (nats)
-  (:class:`PointHead`);
+  (:class:`PointHead`); with ``anchor=True`` the head's output is a correction added
+  before the ``softplus`` to the inverse ``softplus`` of a Gaussian-copula statistic (the
+  bias-corrected one with ``corrected_stat=True``, else the MI - or conditional MI - at
+  the lower shrinkage), so a head that outputs 0 returns that statistic;
 * ``variant="mist_qr"``: quantiles of I(X;Y) at any ``tau`` (:class:`QuantileHead`).  The
   head predicts a knot value at the lowest point of a fixed tau grid plus ``softplus``
   increments between consecutive knots; a quantile at ``tau`` is the linear interpolation
@@ -84,7 +87,7 @@ __all__ = [
     "count_parameters",
 ]
 
-X_COLUMN, Y_COLUMN = 0, 1
+X_COLUMN, Y_COLUMN, Z_COLUMN = 0, 1, 2
 
 
 def config_from_dict(cls: Any, d: dict[str, Any], what: str) -> Any:
@@ -113,10 +116,20 @@ class ModelConfig:
     tau_max: float = 0.99           # highest knot
     copula: bool = True             # normal-scores normalisation of the input columns
     stats_features: bool = True     # correlation bias + Gaussian-copula MI features
+    conditional: bool = False       # a third column tag, Z: the network reads I(X;Y|Z)
+    anchor: bool = False            # point head: a correction to the Gaussian-copula statistic
+    corrected_stat: bool = False    # + the Gaussian-copula statistic less its Wishart bias
 
     def __post_init__(self) -> None:
         if self.variant not in ("mist", "mist_qr"):
             raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
+        if self.conditional and self.variant != "mist":
+            raise ValueError("a conditional network is a point estimator: variant 'mist'")
+        if self.anchor and (self.variant != "mist" or not self.stats_features):
+            raise ValueError("anchor needs the point head (variant 'mist') and "
+                             "stats_features=True")
+        if self.corrected_stat and not self.stats_features:
+            raise ValueError("corrected_stat needs stats_features=True")
         if self.width % self.heads or self.summary_width % self.heads:
             raise ValueError(f"width {self.width} and summary_width {self.summary_width} "
                              f"must be divisible by heads {self.heads}")
@@ -127,6 +140,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         return config_from_dict(cls, d, "model")
+
+    @property
+    def tags(self) -> int:
+        """Column tags: X and Y, and Z for a conditional network."""
+        return 3 if self.conditional else 2
 
 
 # --------------------------------------------------------------------------------------
@@ -179,15 +197,15 @@ class FeedForward(nn.Module):
 # --------------------------------------------------------------------------------------
 
 class ColumnEmbedding(nn.Module):
-    """Cell value -> vector of width c, plus a learned tag: X column or Y column.
+    """Cell value -> vector of width c, plus a learned tag: X, Y (or Z) column.
 
     values ``(B, N, D)``, col_type ``(B, D)`` -> cells ``(B, D, N, c)`` (column-major).
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, tags: int = 2):
         super().__init__()
         self.value = nn.Sequential(nn.Linear(1, width), nn.SiLU(), nn.Linear(width, width))
-        self.tag = nn.Embedding(2, width)
+        self.tag = nn.Embedding(tags, width)
         nn.init.normal_(self.tag.weight, std=0.1)    # the value, not the tag, dominates a cell
 
     def forward(self, values: Tensor, col_type: Tensor) -> Tensor:
@@ -201,11 +219,11 @@ class CorrelationBias(nn.Module):
     ``bias[b, h, i, j] = a_h C_ij + q_h C_ij^2 + t_h[type_i, type_j]`` -> ``(B, H, D, D)``.
     """
 
-    def __init__(self, heads: int):
+    def __init__(self, heads: int, tags: int = 2):
         super().__init__()
         self.lin = nn.Parameter(torch.zeros(heads))
         self.quad = nn.Parameter(torch.zeros(heads))
-        self.pair = nn.Parameter(torch.zeros(heads, 2, 2))
+        self.pair = nn.Parameter(torch.zeros(heads, tags, tags))
 
     def forward(self, corr: Tensor | None, col_type: Tensor) -> Tensor:
         pair = self.pair[:, col_type[:, :, None], col_type[:, None, :]]  # (H, B, D, D)
@@ -365,7 +383,8 @@ class PairReadout(nn.Module):
     For every ordered pair of distinct valid columns ``(i, j)`` the features are the
     cross-moments that the column-attention layers computed (``(blocks x H)`` numbers,
     scaled by a learned factor), the correlation terms ``C_ij, C_ij^2`` (when statistics
-    are on) and a one-hot of the pair's type (X-X, X-Y, Y-X, Y-Y).  An MLP maps each pair
+    are on) and a one-hot of the pair's type (X-X, X-Y, Y-X, Y-Y; with a Z tag, all nine
+    ordered pairs of X, Y, Z).  An MLP maps each pair
     to ``width`` numbers, which are summed (scaled by 1/64) and averaged over pairs.  Sums
     over pairs are invariant to column permutations within X and within Y and blind to
     padded columns.
@@ -373,17 +392,19 @@ class PairReadout(nn.Module):
     moments ``(B, P, D, D)``; col_mask, col_type ``(B, D)`` -> ``(B, 2 * width)``.
     """
 
-    def __init__(self, n_moments: int, width: int):
+    def __init__(self, n_moments: int, width: int, tags: int = 2):
         super().__init__()
+        self.tags = tags
         self.scale = nn.Parameter(torch.full((n_moments,), 10.0))   # moments are ~0.1 at init
-        self.net = nn.Sequential(nn.Linear(n_moments + 4, width), nn.SiLU(),
+        self.net = nn.Sequential(nn.Linear(n_moments + tags * tags, width), nn.SiLU(),
                                  nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, moments: Tensor, col_mask: Tensor, col_type: Tensor) -> Tensor:
         D = moments.shape[-1]
         moments = moments * self.scale[:, None, None]
-        t = col_type.clamp(0, 1)
-        pair_type = F.one_hot(2 * t[:, :, None] + t[:, None, :], 4).to(moments.dtype)
+        T = self.tags
+        t = col_type.clamp(0, T - 1)
+        pair_type = F.one_hot(T * t[:, :, None] + t[:, None, :], T * T).to(moments.dtype)
         feats = torch.cat([moments.permute(0, 2, 3, 1), pair_type], dim=-1)  # (B, D, D, P+4)
         column = torch.arange(D, device=moments.device)
         distinct = column[:, None] != column[None, :]                        # (D, D)
@@ -398,10 +419,24 @@ class SampleStatistics(nn.Module):
 
     Returns the column correlation matrix ``(B, D, D)`` (zero outside the valid block) and
     a feature vector ``(B, 7)``: log n, log dim_x, log dim_y and the Gaussian-copula MI at
-    two shrinkage levels (as value / 10 and log1p).  Computed in float64.
+    two shrinkage levels (as value / 10 and log1p).  A conditional network gets ``(B, 8)``:
+    log dim_z too, and the Gaussian-copula conditional MI
+    ``0.5 (logdet C_XZ + logdet C_YZ - logdet C_Z - logdet C)`` in place of the MI.
+    ``corrected=True`` adds two (value / 10 and log1p of its positive part): the statistic
+    without shrinkage less its expectation under independence-free Gaussian sampling, the
+    Wishart bias ``0.5 (B(dx + dz) + B(dy + dz) - B(dz) - B(D))`` with
+    ``B(d) = sum_{i <= d} digamma((n - i) / 2)`` (valid for ``n > D + 2``; below, the
+    statistic at the second shrinkage).  Computed in float64.
     """
 
-    n_features = 7
+    def __init__(self, conditional: bool = False, corrected: bool = False):
+        super().__init__()
+        self.conditional = conditional
+        self.corrected = corrected
+
+    @property
+    def n_features(self) -> int:
+        return (8 if self.conditional else 7) + (2 if self.corrected else 0)
 
     def forward(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
                 col_type: Tensor, with_mi: bool) -> tuple[Tensor, Tensor]:
@@ -411,7 +446,8 @@ class SampleStatistics(nn.Module):
         cm = col_mask.double()
         is_x = (col_type == X_COLUMN).double() * cm                      # (B, D)
         is_y = (col_type == Y_COLUMN).double() * cm
-        dx, dy = is_x.sum(1), is_y.sum(1)
+        is_z = (col_type == Z_COLUMN).double() * cm
+        dx, dy, dz = is_x.sum(1), is_y.sum(1), is_z.sum(1)
         mean = v.sum(1) / n[:, None]                                     # (B, D)
         centred = (v - mean[:, None, :]) * rm[:, :, None]
         cov = centred.transpose(1, 2) @ centred / n[:, None, None]       # (B, D, D)
@@ -419,21 +455,55 @@ class SampleStatistics(nn.Module):
         corr = cov / (sd[:, :, None] * sd[:, None, :])
         corr = (corr * cm[:, :, None] * cm[:, None, :]).clamp(-1.0, 1.0)
         feats = [n.log() / 6.0, dx.log() / 3.0, dy.log() / 3.0]
+        if self.conditional:
+            feats.append(dz.clamp_min(1.0).log() / 3.0)
         if with_mi:
             eye = torch.eye(values.shape[2], dtype=corr.dtype, device=corr.device)
-            shrink = torch.stack([torch.full_like(n, 0.02), (dx + dy) / (n + dx + dy)])
-            s = shrink[:, :, None, None]                                 # (2, B, 1, 1)
-            reg = (1 - s) * corr + s * eye                               # (2, B, D, D), diag 1
-            # logdets of the X block, the Y block and the whole, at both shrinkages, in one call
-            logdet = _masked_logdet(reg[:, None].expand(-1, 3, -1, -1, -1).flatten(0, 2),
-                                    torch.stack([is_x, is_y, cm]).repeat(2, 1, 1).flatten(0, 1))
-            ld_x, ld_y, ld_all = logdet.view(2, 3, -1).unbind(1)         # (2, B) each
-            mi = (0.5 * (ld_x + ld_y - ld_all)).clamp_min(0.0)
+            d = dx + dy + dz
+            levels = [torch.full_like(n, 0.02), d / (n + d)]
+            if self.corrected:
+                levels.append(torch.zeros_like(n))
+            L = len(levels)
+            s = torch.stack(levels)[:, :, None, None]                    # (L, B, 1, 1)
+            reg = (1 - s) * corr + s * eye                               # (L, B, D, D), diag 1
+            # I(X;Y) = 0.5 (ld_X + ld_Y - ld_all); I(X;Y|Z) = 0.5 (ld_XZ + ld_YZ - ld_Z - ld_all)
+            blocks = [is_x + is_z, is_y + is_z, is_z, cm] if self.conditional else [is_x, is_y, cm]
+            k = len(blocks)
+            # the blocks' logdets at every shrinkage, in one call
+            logdet = _masked_logdet(reg[:, None].expand(-1, k, -1, -1, -1).flatten(0, 2),
+                                    torch.stack(blocks).repeat(L, 1, 1).flatten(0, 1))
+            parts = logdet.view(L, k, -1).unbind(1)                      # (L, B) each
+            if self.conditional:
+                raw = 0.5 * (parts[0] + parts[1] - parts[2] - parts[3])
+            else:
+                raw = 0.5 * (parts[0] + parts[1] - parts[2])
+            mi = raw[:2].clamp_min(0.0)
             for level in mi:
                 feats += [level / 10.0, torch.log1p(level)]
+            if self.corrected:
+                bias = _wishart_bias(n, dx, dy, dz, values.shape[2])
+                valid = (n > d + 2) & torch.isfinite(raw[2])
+                fixed = torch.where(valid, raw[2] - torch.where(valid, bias, 0.0), mi[1])
+                feats += [fixed / 10.0, torch.log1p(fixed.clamp_min(0.0))]
         else:
-            feats += [torch.zeros_like(n)] * 4
+            feats += [torch.zeros_like(n)] * (6 if self.corrected else 4)
         return corr.to(values.dtype), torch.stack(feats, dim=1).to(values.dtype)
+
+
+def _wishart_bias(n: Tensor, dx: Tensor, dy: Tensor, dz: Tensor, width: int) -> Tensor:
+    """Expected excess of the sample Gaussian (conditional) MI over the truth, for ``n``
+    rows with an estimated mean: ``0.5 (B(dx + dz) + B(dy + dz) - B(dz) - B(D))`` with
+    ``B(d) = sum_{i <= d} digamma((n - i) / 2)`` (terms with ``n - i <= 0`` are left out;
+    the caller uses the result only where ``n > D + 2``)."""
+    i = torch.arange(1, width + 1, dtype=n.dtype, device=n.device)
+    half = (n[:, None] - i) / 2.0                                        # (B, width)
+    terms = torch.where(half > 0, torch.digamma(half.clamp_min(1e-3)), 0.0)
+    cum = torch.cat([torch.zeros_like(n)[:, None], terms.cumsum(1)], dim=1)  # B(0..width)
+
+    def B(d: Tensor) -> Tensor:
+        return cum.gather(1, d.long()[:, None])[:, 0]
+
+    return 0.5 * (B(dx + dz) + B(dy + dz) - B(dz) - B(dx + dy + dz))
 
 
 def _masked_logdet(mat: Tensor, keep: Tensor) -> Tensor:
@@ -446,7 +516,11 @@ def _masked_logdet(mat: Tensor, keep: Tensor) -> Tensor:
 
 
 class PointHead(nn.Module):
-    """Dataset embedding -> I(X;Y) >= 0 via softplus.  ``(B, d_in)`` -> ``(B,)``."""
+    """Dataset embedding -> I(X;Y) >= 0 via softplus.  ``(B, d_in)`` -> ``(B,)``.
+
+    With ``anchor`` ``(B,)`` (a statistic >= 0, nats) the output is
+    ``softplus(net(emb) + softplus^-1(max(anchor, 1e-3)))``: a correction to the anchor.
+    """
 
     def __init__(self, d_in: int, hidden: int):
         super().__init__()
@@ -454,8 +528,12 @@ class PointHead(nn.Module):
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
         nn.init.constant_(self.net[-1].bias, 1.0)         # softplus(1) ~ 1.3 nats to start
 
-    def forward(self, emb: Tensor) -> Tensor:
-        return F.softplus(self.net(emb).squeeze(-1))
+    def forward(self, emb: Tensor, anchor: Tensor | None = None) -> Tensor:
+        out = self.net(emb).squeeze(-1)
+        if anchor is not None:
+            a = anchor.clamp_min(1e-3)
+            out = out + a + torch.log(-torch.expm1(-a))   # + softplus^-1(a)
+        return F.softplus(out)
 
 
 class QuantileHead(nn.Module):
@@ -509,7 +587,7 @@ class MISTNet(nn.Module):
 
     ``forward(values, row_mask, col_mask, col_type, tau=None)``: values ``(B, N, D)``
     normalised cells (zero where padded), row_mask ``(B, N)`` bool, col_mask ``(B, D)``
-    bool, col_type ``(B, D)`` (0 = X, 1 = Y); returns ``(B,)`` point estimates, or for
+    bool, col_type ``(B, D)`` (0 = X, 1 = Y, 2 = Z); returns ``(B,)`` point estimates, or for
     ``mist_qr`` the quantiles ``(B, T)`` at ``tau`` (default: the median).
 
     It runs in three steps: :meth:`statistics` (float64), :meth:`embed_dataset` (all
@@ -520,10 +598,10 @@ class MISTNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config = config or ModelConfig()
-        c, H, s = config.width, config.heads, config.summary_width
-        self.embed = ColumnEmbedding(c)
-        self.stats = SampleStatistics()
-        self.col_bias = nn.ModuleList(CorrelationBias(H) for _ in range(config.blocks + 1))
+        c, H, s, T = config.width, config.heads, config.summary_width, config.tags
+        self.embed = ColumnEmbedding(c, T)
+        self.stats = SampleStatistics(config.conditional, config.corrected_stat)
+        self.col_bias = nn.ModuleList(CorrelationBias(H, T) for _ in range(config.blocks + 1))
         self.col_att = nn.ModuleList(TiedColumnAttention(c, H) for _ in range(config.blocks))
         self.row_att = nn.ModuleList(InducedRowAttention(c, H, config.inducing, config.ffn_mult)
                                      for _ in range(config.blocks))
@@ -531,8 +609,9 @@ class MISTNet(nn.Module):
         self.col_set = ColumnSetAttention(s, H, config.ffn_mult)
         self.final_norm = nn.LayerNorm(s)
         n_moments = config.blocks * H + (2 if config.stats_features else 0)
-        self.pairs = PairReadout(n_moments, config.pair_width)
-        d_emb = 5 * s + 2 * config.pair_width + SampleStatistics.n_features
+        self.pairs = PairReadout(n_moments, config.pair_width, T)
+        d_emb = (7 if config.conditional else 5) * s + 2 * config.pair_width \
+            + self.stats.n_features
         if config.variant == "mist":
             self.head: nn.Module = PointHead(d_emb, config.head_hidden)
         else:
@@ -553,7 +632,7 @@ class MISTNet(nn.Module):
     def embed_dataset(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
                       col_type: Tensor, corr: Tensor, feats: Tensor) -> Tensor:
         """Padded normalised samples and their :meth:`statistics` -> dataset embeddings
-        ``(B, 5 s + 2 w + 7)``."""
+        ``(B, 5 s + 2 w + 7)`` (conditional: ``7 s + 2 w + 8``)."""
         row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
         use_stats = self.config.stats_features
         corr_or_none = corr if use_stats else None
@@ -571,7 +650,7 @@ class MISTNet(nn.Module):
     def summarize_columns(self, cols: Tensor, moments: list[Tensor], col_mask: Tensor,
                           col_type: Tensor, corr: Tensor, feats: Tensor) -> Tensor:
         """Pooled columns ``(B, D, s)`` and the column attentions' moments
-        ``[(B, H, D, D), ...]`` -> dataset embeddings ``(B, 5 s + 2 w + 7)``."""
+        ``[(B, H, D, D), ...]`` -> dataset embeddings ``(B, 5 s + 2 w + 7)`` (conditional: ``7 s + 2 w + 8``)."""
         use_stats = self.config.stats_features
         if use_stats:
             moments = moments + [corr[:, None], corr[:, None] ** 2]
@@ -585,14 +664,23 @@ class MISTNet(nn.Module):
         sum_y = torch.einsum("bd,bds->bs", wy, cols)
         mean_x = sum_x / wx.sum(1, keepdim=True)
         mean_y = sum_y / wy.sum(1, keepdim=True)
-        return torch.cat([mean_x, mean_y, (sum_x + sum_y) / 16.0, sum_x / 8.0, sum_y / 8.0,
-                          pair_emb, feats], dim=1)
+        pooled = [mean_x, mean_y, (sum_x + sum_y) / 16.0, sum_x / 8.0, sum_y / 8.0]
+        if self.config.conditional:
+            wz = cm * (col_type == Z_COLUMN).to(cols.dtype)
+            sum_z = torch.einsum("bd,bds->bs", wz, cols)
+            pooled += [sum_z / wz.sum(1, keepdim=True).clamp_min(1.0), sum_z / 8.0]
+        return torch.cat(pooled + [pair_emb, feats], dim=1)
 
     def predict(self, emb: Tensor, tau: Tensor | None = None) -> Tensor:
         """The head: embeddings -> estimates ``(B,)``, or quantiles ``(B, T)`` at ``tau``
         (default: the median) for ``mist_qr``."""
         if not self.is_quantile:
-            return self.head(emb)                                             # (B,)
+            # the statistics sit at the end of the embedding, / 10: [-2] the bias-corrected
+            # Gaussian-copula (conditional) MI, else [-4] the one at the lower shrinkage
+            anchor = None
+            if self.config.anchor:
+                anchor = emb[:, -2 if self.config.corrected_stat else -4] * 10.0
+            return self.head(emb, anchor)                                     # (B,)
         if tau is None:
             tau = torch.full((1,), 0.5, dtype=emb.dtype, device=emb.device)
         return self.head(emb, tau)                                            # (B, T)

@@ -2,7 +2,8 @@
 
     python -m mistmodel.publish models/mist_s12/checkpoint.safetensors --variant mist
 
-writes the checkpoint's network to ``mistmodel/checkpoints/<variant>.safetensors`` and writes its
+writes the checkpoint's network to ``mistmodel/checkpoints/<variant>.safetensors`` (variant
+``mist``, ``mist_qr``, or ``mist_cmi`` for a conditional network) and writes its
 card, readable, to ``mistmodel/checkpoints/<variant>.json``.  This is the only step that
 writes into the package; the release workflow (``workflow/configs/release.yaml``) only
 writes under ``models/``.  ``--dest DIR`` publishes into another folder.
@@ -31,9 +32,9 @@ def publish(checkpoint: str | os.PathLike, variant: str,
     variant are refused before anything is written), and the weights written are the ones
     so verified."""
     network, card = load_network(checkpoint)
-    if card["variant"] != variant:
-        raise CheckpointError(f"{checkpoint} holds a {card['variant']!r} model, "
-                              f"not {variant!r}")
+    kind = "mist_cmi" if network.config.conditional else card["variant"]
+    if kind != variant:
+        raise CheckpointError(f"{checkpoint} holds a {kind!r} model, not {variant!r}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     weights, record = dest / f"{variant}.safetensors", dest / f"{variant}.json"
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mistmodel.publish", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="a checkpoint.safetensors written by training")
-    ap.add_argument("--variant", required=True, choices=("mist", "mist_qr"))
+    ap.add_argument("--variant", required=True, choices=("mist", "mist_qr", "mist_cmi"))
     ap.add_argument("--dest", default=str(CHECKPOINT_DIR),
                     help="folder to publish into (default: the package's checkpoints)")
     args = ap.parse_args(argv)

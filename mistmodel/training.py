@@ -392,6 +392,30 @@ def _start_card(init: str | None, net: MISTNet, device: torch.device) -> list[di
     return list(card.get("stages", []))
 
 
+def make_optimizer(net: MISTNet, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices, none on biases, norms, inducing points
+    and seeds."""
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (decay if p.dim() >= 2 and "inducing" not in name and "seed" not in name
+         else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def optimizer_step(net: MISTNet, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float, step: int) -> float:
+    """Backward, clip the gradient norm, step; the loss as a float (non-finite raises)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    optimizer.step()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training loss became {value} at step {step}")
+    return value
+
+
 def train(config: TrainConfig | dict[str, Any]) -> Path:
     """Train (or resume) and return the path of the run's ``checkpoint.safetensors``.
 
@@ -414,12 +438,7 @@ def _train(cfg: TrainConfig) -> Path:
 
     torch.manual_seed(cfg.seed)
     net = MISTNet(cfg.model_config()).to(device)
-    decay, no_decay = [], []
-    for name, p in net.named_parameters():
-        (decay if p.dim() >= 2 and "inducing" not in name and "seed" not in name
-         else no_decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    optimizer = make_optimizer(net, cfg.lr, cfg.weight_decay)
     scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
     history: dict[str, Any] = {"epochs": [], "steps": []}
     start_epoch, samples_seen, step, elapsed_before = 0, 0, 0, 0.0
@@ -475,14 +494,8 @@ def _train(cfg: TrainConfig) -> Path:
             if budget_s:
                 progress = max(progress, elapsed / budget_s)
             lr = scheduler.step(progress)
-            loss = _loss(net, batch, gen, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            optimizer.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss became {value} at step {step}")
+            value = optimizer_step(net, optimizer, _loss(net, batch, gen, cfg), cfg.grad_clip,
+                                   step)
             b = len(batch)
             losses.append(value)
             weights.append(b)

@@ -211,6 +211,24 @@ def test_z_gives_the_estimators_conditional_mi(capsys, chain_csv, estimator):
     assert code == 0 and out.startswith("I(X;Y|Z) = "), err
 
 
+def test_z_with_mist_uses_the_conditional_network(capsys, chain_csv, checkpoints):
+    from mistmodel import MIST
+    path, frame = chain_csv
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "z",
+                                  "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    cols = [frame[[c]].to_numpy() for c in "abz"]
+    assert res["estimate"] == pytest.approx(
+        MIST.load(variant="mist_cmi").estimate_conditional(*cols), abs=1e-6)
+    assert res["estimator"] == "mist_cmi" and res["lower"] is None
+    assert abs(res["estimate"]) < 0.1
+    # an I(X;Y) checkpoint cannot answer I(X;Y|Z)
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "z",
+                                "--checkpoint", str(checkpoints["mist"])])
+    assert code == 2 and "not a conditional (mist_cmi) checkpoint" in err, err
+
+
 def test_estimator_flag_without_z_gives_that_estimate(capsys, chain_csv):
     from mistmodel.estimators import CCA
     path, frame = chain_csv
@@ -223,7 +241,7 @@ def test_estimator_flag_without_z_gives_that_estimate(capsys, chain_csv):
 
 
 @pytest.mark.parametrize("argv_tail, match", [
-    (["--z", "z"], "MIST has no conditional checkpoint"),
+    (["--z", "z", "--qr-checkpoint", "x.safetensors"], "--qr-checkpoint has no use with --z"),
     (["--z", "a", "--estimator", "ksg"], "--z and --x share columns 'a'"),
     (["--z", "zz", "--estimator", "ksg"], "--z: no column named 'zz'"),
     (["--estimator", "ksg", "--checkpoint", "x.safetensors"], "--checkpoint applies to "

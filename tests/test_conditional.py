@@ -266,10 +266,16 @@ def test_ksg_conditional_separates_chains_from_colliders(d: int) -> None:
     assert 0.1 < got < truth
 
 
-def test_ksg_conditional_refuses_discrete_columns() -> None:
+def test_ksg_conditional_takes_the_mixed_path_on_discrete_columns() -> None:
+    """X discrete, independent of Y given Z (all independent): about 0; without
+    ``discrete`` the columns are treated as continuous (ties broken by noise)."""
     rng = np.random.default_rng(13)
     x = rng.integers(0, 3, size=(300, 1)).astype(float)
     y, z = rng.standard_normal((300, 1)), rng.standard_normal((300, 1))
-    with pytest.raises(NotImplementedError, match="discrete columns in x"):
-        KSG(discrete="auto").estimate_conditional(x, y, z)
-    assert np.isfinite(KSG().estimate_conditional(x, y, z))
+    ksg = KSG(discrete="auto")
+    assert abs(ksg.estimate_conditional(x, y, z)) < 0.05
+    assert ksg.last_info["estimator_used"] == "mixed-KSG (conditional)"
+    assert ksg.last_info["discrete_x"] == [0] and ksg.last_info["discrete_z"] == []
+    plain = KSG()
+    assert np.isfinite(plain.estimate_conditional(x, y, z))
+    assert plain.last_info["estimator_used"] == "Frenzel-Pompe"

@@ -173,3 +173,91 @@ def test_discrete_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="discrete must be False, True or 'auto'"):
         KSG(discrete="yes")
     assert KSG(discrete="auto").settings()["discrete"] == "auto"
+
+
+# -- conditional MI of discrete and mixed data ----------------------------------------------
+
+def reference_mixed_cmi(x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int) -> float:
+    """One point at a time (Chebyshev): the mixed rule in the XZ, YZ and Z spaces."""
+    def norm(a: np.ndarray, i: int) -> np.ndarray:
+        return np.abs(a - a[i]).max(axis=1)
+
+    n = x.shape[0]
+    total = 0.0
+    for i in range(n):
+        dx, dy, dz = norm(x, i), norm(y, i), norm(z, i)
+        dxz, dyz = np.maximum(dx, dz), np.maximum(dy, dz)
+        joint = np.maximum(dxz, dyz)
+        dxz[i] = dyz[i] = dz[i] = joint[i] = np.inf
+        rho = np.sort(joint)[k - 1]
+        if rho == 0.0:
+            k_i = np.sum(joint == 0) + 1
+            counts = [np.sum(d == 0) for d in (dxz, dyz, dz)]
+        else:
+            k_i = k
+            counts = [np.sum(d < rho) for d in (dxz, dyz, dz)]
+        total += (digamma(k_i) - digamma(counts[0] + 1) - digamma(counts[1] + 1)
+                  + digamma(counts[2] + 1))
+    return total / n
+
+
+def categorical_cmi(p: np.ndarray) -> float:
+    """Exact I(X;Y|Z) of a joint probability table p[x, y, z]."""
+    pz = p.sum((0, 1))
+    pxz, pyz = p.sum(1), p.sum(0)
+    mask = p > 0
+    ratio = p * pz[None, None, :] / (pxz[:, None, :] * pyz[None, :, :])
+    return float(np.sum(p[mask] * np.log(ratio[mask])))
+
+
+def draw_table(rng: np.random.Generator, p: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    cells = rng.choice(p.size, size=n, p=p.ravel())
+    return tuple(a[:, None].astype(float) for a in np.unravel_index(cells, p.shape))
+
+
+def test_mixed_conditional_counts_match_the_reference() -> None:
+    from mistmodel.estimators.ksg import mixed_conditional_counts
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 3, (150, 1)).astype(float)
+    x = np.hstack([z + rng.integers(0, 2, (150, 1)), rng.standard_normal((150, 1))])
+    y = z + rng.standard_normal((150, 1))
+    for algorithm in ("brute", "tree"):
+        _, k_i, nxz, nyz, nz = mixed_conditional_counts(x, y, z, 3, "chebyshev", algorithm)
+        value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
+        assert value == pytest.approx(reference_mixed_cmi(x, y, z, 3), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_discrete_conditional_mi_of_a_random_table(seed) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(3 * 3 * 2)).reshape(3, 3, 2)
+    truth = categorical_cmi(p)
+    values = [KSG(discrete="auto").estimate_conditional(*draw_table(rng, p, 4000))
+              for _ in range(3)]
+    assert np.mean(values) == pytest.approx(truth, abs=0.02)
+
+
+def test_discrete_xor_and_chain() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 2, (2, 3000))
+    xor = KSG(discrete="auto")
+    value = xor.estimate_conditional(x[:, None] * 1.0, y[:, None] * 1.0, (x ^ y)[:, None] * 1.0)
+    assert value == pytest.approx(np.log(2), abs=0.01)
+    assert xor.last_info["estimator_used"] == "mixed-KSG (conditional)"
+    assert xor.last_info["discrete_z"] == [0]
+    z = rng.integers(0, 3, 3000)
+    noisy = [np.where(rng.random(3000) < 0.3, rng.integers(0, 3, 3000), z) for _ in range(2)]
+    chain = KSG(discrete="auto").estimate_conditional(*(a[:, None] * 1.0 for a in (*noisy, z)))
+    assert abs(chain) < 0.01
+
+
+def test_continuous_given_discrete_z() -> None:
+    """Z uniform on {0, 1}; X | Z ~ N(Z, 1); Y = X + N(0, 1): I(X;Y|Z) = 0.5 log 2."""
+    rng = np.random.default_rng(4)
+    values = []
+    for _ in range(3):
+        z = rng.integers(0, 2, (3000, 1)).astype(float)
+        x = z + rng.standard_normal((3000, 1))
+        y = x + rng.standard_normal((3000, 1))
+        values.append(KSG(discrete="auto").estimate_conditional(x, y, z))
+    assert np.mean(values) == pytest.approx(0.5 * np.log(2), abs=0.03)

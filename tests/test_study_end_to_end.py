@@ -48,8 +48,10 @@ def test_tiny_study_end_to_end(tmp_path):
     assert (tmp_path / "models/mist_qr/checkpoint.safetensors").is_file()
     metrics = json.loads((tmp_path / "models/mist_qr/metrics.json").read_text())
     assert metrics["epochs"][-1]["step"] == cfg["models"]["mist_qr"]["max_steps"]
+    cmi = json.loads((tmp_path / "models/conditional/mist_cmi/metrics.json").read_text())
+    assert cmi["val"][-1]["step"] == cfg["conditional_models"]["mist_cmi"]["steps"]
     # every job with a benchmark directive left its time
-    for rule in ("generate", "train", "benchmark", "fit_flows", "warp"):
+    for rule in ("generate", "train", "train_conditional", "benchmark", "fit_flows", "warp"):
         assert list((tmp_path / "logs/times" / rule).rglob("*.tsv")), rule
     again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

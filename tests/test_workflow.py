@@ -136,7 +136,7 @@ def test_release_config_is_a_chain_of_stages(tmp_path):
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout + result.stderr)
-    assert (counts["train"], counts["calibrate"]) == (21, 4)
+    assert (counts["train"], counts["calibrate"], counts["train_conditional"]) == (21, 4, 1)
     assert "benchmark" not in counts
     jobs = (result.stdout + result.stderr).split("rule train:")[1:]
     inputs = {block.split("wildcards: model=")[1].split()[0]: block.split("input:")[1].splitlines()[0]
@@ -146,6 +146,8 @@ def test_release_config_is_a_chain_of_stages(tmp_path):
     assert "models/mist_qr_s4/checkpoint.safetensors" in inputs["mist_qr_s5"]
     assert "models/mist_s8/checkpoint.safetensors" in inputs["mist_s9"]
     assert "models/mist_s11/checkpoint.safetensors" in inputs["mist_s12"]
+    conditional = (result.stdout + result.stderr).split("rule train_conditional:")[1]
+    assert "models/mist_s12/checkpoint.safetensors" in conditional.split("input:")[1].splitlines()[0]
     # a calibrated stage hands on its calibrated checkpoint
     assert "models/mist_qr_s6/calibrated.safetensors" in inputs["mist_qr_s7"]
     assert "models/mist_qr_s7/calibrated.safetensors" in inputs["mist_qr_s8"]

@@ -74,6 +74,8 @@ def unsupported_reason(network: nn.Module) -> str | None:
     if any(p.dtype != torch.float32 for p in params):
         return "the network's parameters are not float32"
     config = network.config
+    if config.conditional:
+        return "the kernels compute the X/Y network only, not a conditional (X/Y/Z) one"
     c, H, limits = config.width, config.heads, ops.LIMITS
     if c % 8 or c > limits["max_c"]:
         return f"cell width {c} is not a multiple of 8 up to {limits['max_c']}"

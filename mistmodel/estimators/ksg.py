@@ -496,6 +496,73 @@ def conditional_counts(
     return eps, nxz, nyz, nz
 
 
+def _mixed_rule(
+    parts: tuple[np.ndarray, ...],
+    groups: tuple[tuple[int, ...], ...],
+    k: int,
+    metric: str,
+    algorithm: str,
+    block_rows: int | None,
+    what: str,
+) -> tuple[np.ndarray, ...]:
+    """``rho(i)``, ``k_i`` and one count per space of the mixed rule (see
+    :func:`mixed_counts`): the joint space is all of ``parts``; each counted space is the
+    parts of one entry of ``groups``, under the maximum of their distances."""
+    _check_search(metric, algorithm, what)
+    n = parts[0].shape[0]
+    no_zero = np.zeros(n, dtype=bool)
+    if algorithm == "tree":
+        joint = np.hstack(parts)
+        rho = _kth_max_norm_tree(joint, k)
+        radius = np.nextafter(rho, 0.0)       # strictly inside rho; 0 where rho = 0
+        spaces = tuple(np.hstack([parts[i] for i in g]) for g in groups)
+        counts = _ball_counts(spaces, radius, np.inf, no_zero)
+        (coincident,) = _ball_counts((joint,), np.zeros_like(rho), np.inf, no_zero)
+        return (rho, np.where(rho > 0.0, k, coincident + 1), *counts)
+    rho = np.empty(n)
+    k_i = np.empty(n, dtype=np.int64)
+    counts = [np.empty(n, dtype=np.int64) for _ in groups]
+    starts, rows = _brute_blocks(n, block_rows)
+    for start in starts:
+        stop = min(n, start + rows)
+        dists = _space_distances(parts, metric, start, stop)
+        joint = np.maximum.reduce(dists)
+        coincident = np.count_nonzero(joint <= 0.0, axis=1)
+        r = _kth_smallest_rows(joint, k)
+        k_i[start:stop] = np.where(r > 0.0, k, coincident + 1)
+        radius = np.nextafter(r, 0.0)[:, None]
+        rho[start:stop] = r
+        for count, g in zip(counts, groups):
+            space = np.maximum.reduce([dists[i] for i in g])
+            count[start:stop] = np.count_nonzero(space <= radius, axis=1)
+    if metric == "euclidean":
+        rho = np.sqrt(rho)
+    return (rho, k_i, *counts)
+
+
+def mixed_conditional_counts(
+    x: np.ndarray,
+    y: np.ndarray,
+    z: np.ndarray,
+    k: int,
+    metric: str = "chebyshev",
+    algorithm: str = "brute",
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point ``rho(i)``, ``k_i``, ``n_xz(i)``, ``n_yz(i)`` and ``n_z(i)`` of the mixed
+    conditional estimator: :func:`mixed_counts`'s rule in the spaces of
+    :func:`conditional_counts`.
+
+    ``rho(i)`` is the k-th neighbour distance under ``max(|dx|, |dy|, |dz|)``. Where
+    ``rho(i) > 0``, ``k_i = k`` and the counts are of the other points strictly closer than
+    ``rho(i)`` in the XZ, YZ and Z spaces; where ``rho(i) = 0``, ``k_i`` is the number of
+    points at joint distance 0 (point i included) and the counts are of the other points
+    at distance 0.
+    """
+    return _mixed_rule((x, y, z), ((0, 2), (1, 2), (2,)), k, metric, algorithm, block_rows,
+                       "mixed conditional")
+
+
 def mixed_counts(
     x: np.ndarray,
     y: np.ndarray,
@@ -513,33 +580,7 @@ def mixed_counts(
     distance 0, point i included, and the counts are of the other points at distance 0.
     "tree" needs the Chebyshev metric; "brute" takes either.
     """
-    _check_search(metric, algorithm, "mixed-KSG")
-    no_zero = np.zeros(x.shape[0], dtype=bool)
-    if algorithm == "tree":
-        joint = np.hstack([x, y])
-        rho = _kth_max_norm_tree(joint, k)
-        radius = np.nextafter(rho, 0.0)       # strictly inside rho; 0 where rho = 0
-        nx, ny = _ball_counts((x, y), radius, np.inf, no_zero)
-        (coincident,) = _ball_counts((joint,), np.zeros_like(rho), np.inf, no_zero)
-        return rho, np.where(rho > 0.0, k, coincident + 1), nx, ny
-    n = x.shape[0]
-    rho = np.empty(n)
-    k_i, nx, ny = (np.empty(n, dtype=np.int64) for _ in range(3))
-    starts, rows = _brute_blocks(n, block_rows)
-    for start in starts:
-        stop = min(n, start + rows)
-        dx, dy = _space_distances((x, y), metric, start, stop)
-        joint = np.maximum(dx, dy, out=_scratch.get("joint", dx.shape))
-        coincident = np.count_nonzero(joint <= 0.0, axis=1)
-        r = _kth_smallest_rows(joint, k)
-        k_i[start:stop] = np.where(r > 0.0, k, coincident + 1)
-        radius = np.nextafter(r, 0.0)[:, None]
-        rho[start:stop] = r
-        nx[start:stop] = np.count_nonzero(dx <= radius, axis=1)
-        ny[start:stop] = np.count_nonzero(dy <= radius, axis=1)
-    if metric == "euclidean":
-        rho = np.sqrt(rho)
-    return rho, k_i, nx, ny
+    return _mixed_rule((x, y), ((0,), (1,)), k, metric, algorithm, block_rows, "mixed-KSG")
 
 
 def discrete_columns(a: np.ndarray) -> np.ndarray:
@@ -717,14 +758,9 @@ class KSG(Estimator):
 
     def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                               seed: int) -> float:
-        found = [name for name, a in zip("xyz", (x, y, z)) if self._discrete_flags(a).any()]
-        if found:
-            raise NotImplementedError(
-                f"KSG(discrete={self.discrete!r}) finds discrete columns in "
-                f"{', '.join(found)}; conditional mutual information of discrete or mixed "
-                "data is not implemented (discrete=False treats every column as "
-                "continuous, with ties broken by noise)"
-            )
+        flags = [self._discrete_flags(a) for a in (x, y, z)]
+        if any(f.any() for f in flags):
+            return self._mixed_conditional(x, y, z, flags, seed)
         n = x.shape[0]
         rng = np.random.default_rng(seed)
         x, y, z = (self._jittered(a, rng) for a in self._scaled(x, y, z))
@@ -735,6 +771,26 @@ class KSG(Estimator):
         self._info = {"algorithm_used": algorithm, "estimator_used": "Frenzel-Pompe"}
         value = digamma(self.k) - np.mean(digamma(nxz + 1) + digamma(nyz + 1)
                                           - digamma(nz + 1))
+        return float(value)
+
+    def _mixed_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                           flags: list[np.ndarray], seed: int) -> float:
+        """The mixed conditional estimator: continuous columns jittered, discrete ones kept
+        exact, coincident points counted (:func:`mixed_conditional_counts`)."""
+        rng = np.random.default_rng(seed)
+        parts = [self._jittered(a, rng, flag) for a, flag in zip(self._scaled(x, y, z), flags)]
+        algorithm = self.choose_algorithm(x.shape[0], sum(a.shape[1] for a in parts))
+        if self.metric != "chebyshev":
+            algorithm = "brute"
+        rho, k_i, nxz, nyz, nz = mixed_conditional_counts(*parts, self.k, self.metric,
+                                                          algorithm)
+        self._info = {
+            "algorithm_used": algorithm,
+            "estimator_used": "mixed-KSG (conditional)",
+            **{f"discrete_{side}": np.flatnonzero(f).tolist() for side, f in zip("xyz", flags)},
+            "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
+        }
+        value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value)
 
     def _run_info(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ wildcard_constraints:
 
 
 MODELS, ESTIMATORS, RUNS = derived_study(config)
+CONDITIONAL = config["conditional_models"]
 ENV = "../envs/mist.yaml"
 FIGURES = ["error_vs_n", "error_vs_dim", "predicted_vs_true", "coverage", "timing"]
 
@@ -35,6 +36,15 @@ def model_checkpoint(name):
     if "calibrate" in MODELS[name]:
         return f"models/{name}/calibrated.safetensors"
     return trained_checkpoint(name)
+
+
+def conditional_checkpoint(name):
+    return f"models/conditional/{name}/checkpoint.safetensors"
+
+
+def conditional_init(name):
+    """A conditional entry's start: a further stage's predecessor, or a mist model."""
+    return conditional_checkpoint(name) if name in CONDITIONAL else model_checkpoint(name)
 
 
 def shipped_checkpoint(variant):
@@ -82,6 +92,7 @@ def figure_store(modality, root):
 
 def all_outputs():
     outputs = [model_checkpoint(name) for name in MODELS]
+    outputs += [conditional_checkpoint(name) for name in CONDITIONAL]
     for run in RUNS:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]

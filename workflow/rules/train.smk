@@ -1,5 +1,6 @@
 # Stage 3: MIST training. A model entry may start from another (`init`): staged training
 # is a chain of entries. A mist_qr entry with `calibrate` gets its interval factors fitted.
+# A `conditional_models` entry trains the conditional (I(X;Y|Z)) network from a mist model.
 
 
 rule train:
@@ -44,3 +45,23 @@ rule calibrate:
         ENV
     script:
         "../scripts/calibrate.py"
+
+
+rule train_conditional:
+    input:
+        init=lambda w: conditional_init(CONDITIONAL[w.model]["init"]),
+    output:
+        checkpoint="models/conditional/{model}/checkpoint.safetensors",
+        metrics="models/conditional/{model}/metrics.json",
+    params:
+        model=lambda w: CONDITIONAL[w.model],
+        seed=config["seed"],
+    threads: lambda w: CONDITIONAL[w.model].get("threads", workflow.cores)
+    log:
+        "logs/train_conditional/{model}.log",
+    benchmark:
+        "logs/times/train_conditional/{model}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/train_conditional.py"

@@ -80,6 +80,17 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
             if entry["variant"] != "mist_qr":
                 problems.append(f"models.{name}.calibrate: only a mist_qr model has intervals "
                                 f"to calibrate, this one is {entry['variant']!r}")
+    conditional = config["conditional_models"]
+    for name, entry in conditional.items():
+        init = entry["init"]
+        if init in models and models[init]["variant"] != "mist":
+            problems.append(f"conditional_models.{name}.init: {init!r} is a "
+                            f"{models[init]['variant']} model; the conditional network starts "
+                            "from a point-estimate (mist) one")
+        elif init not in models and (init not in conditional or init == name):
+            problems.append(f"conditional_models.{name}.init: unknown model {init!r}; "
+                            f"models: {sorted(models)}, conditional_models: "
+                            f"{sorted(set(conditional) - {name})}")
     for name, spec in config["estimators"].items():
         if spec["class"] != "MIST" and ("model" in spec):
             problems.append(f"estimators.{name}.model: only a MIST estimator takes a model")

@@ -37,3 +37,19 @@ def train_model(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence
     if saved is not None and saved["train_config"] != cfg.to_dict():
         (out / TRAINING_STATE).unlink()   # the config changed: start afresh rather than resume
     return training.train(cfg)
+
+
+def train_conditional_model(entry: Mapping[str, Any], *, init: str | Path,
+                            checkpoint: str | Path, seed: int = 0,
+                            threads: int | None = None) -> Path:
+    """Train a ``conditional_models`` entry into the folder of ``checkpoint``."""
+    from mistmodel.conditional_training import ConditionalTrainConfig, train_conditional
+
+    settings = dict(entry.get("settings") or {})
+    for key in ("n_range", "dim_range"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    cfg = ConditionalTrainConfig(**settings, out=str(Path(checkpoint).parent), init=str(init),
+                                 steps=entry["steps"], seed=entry.get("seed", seed),
+                                 threads=threads)
+    return train_conditional(cfg)

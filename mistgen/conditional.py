@@ -1,0 +1,164 @@
+"""Conditional families: samples (X, Y, Z) whose conditional MI I(X;Y|Z) is known exactly.
+
+Every family is a linear structure over the three groups with Gaussian or Student-t noise.
+Its dispersion matrix ``S`` over the columns ``(x, y, z)`` gives
+
+* Gaussian: ``I(X;Y|Z) = 0.5 (logdet S_XZ + logdet S_YZ - logdet S_Z - logdet S)``;
+* Student-t with ``nu`` degrees of freedom (a Gaussian row divided by one shared
+  ``sqrt(chi2_nu / nu)``): by the chain rule ``I(X;Y|Z) = I(X;YZ) - I(X;Z)``, and every
+  marginal of a multivariate t is a t with the same ``nu``, so the Gaussian value above
+  plus ``c(nu, dx, dy + dz) - c(nu, dx, dz)`` (``c``:
+  :func:`mistgen.families.student.student_mi_correction`).  A Student-t chain has
+  ``I(X;Y|Z) > 0``: the shared scale couples X and Y even given Z.
+
+Structures (``s`` strengths drawn from the prior; ``R`` standard normal matrices scaled by
+``1 / sqrt(columns)``; unit noise):
+
+* ``chain``     X <- Z -> Y: ``X = s_x R Z + e``, ``Y = s_y R' Z + e'``; Gaussian I(X;Y|Z) = 0
+  although I(X;Y) > 0;
+* ``collider``  X -> Z <- Y: X, Y independent, ``Z = s_x R X + s_y R' Y + e``; I(X;Y) = 0
+  (Gaussian) but I(X;Y|Z) > 0;
+* ``confounded`` Z -> X, Z -> Y and X -> Y: the chain plus a direct link ``s_d R'' X`` in Y;
+* ``factor``    a dense mix: ``S = W W^T + I`` with ``W`` of ``r`` random factors over all
+  columns (strength ``s``), so every group depends on every other.
+
+Specs are ``<noise>-<structure>``: ``normal-chain``, ``student-collider``, ...  A sample is
+a pure function of ``(spec, n, dims, seed)``; :func:`conditional_sample` draws one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ShapeError, SpecError
+from .families.student import student_mi_correction
+
+__all__ = ["STRUCTURES", "NOISES", "CONDITIONAL_SPECS", "ConditionalSample",
+           "conditional_mi", "dispersion", "conditional_sample", "check_conditional_spec"]
+
+STRUCTURES = ("chain", "collider", "confounded", "factor")
+NOISES = ("normal", "student")
+CONDITIONAL_SPECS = tuple(f"{noise}-{s}" for noise in NOISES for s in STRUCTURES)
+#: Prior ranges (uniform) of the strengths and of Student-t's degrees of freedom.
+STRENGTH = (0.0, 2.0)
+NU = (2.0, 10.0)
+
+
+@dataclass
+class ConditionalSample:
+    """``n`` rows of (X, Y, Z) with the exact I(X;Y|Z) (and I(X;Y)) in nats."""
+
+    x: np.ndarray            #: (n, dim_x)
+    y: np.ndarray            #: (n, dim_y)
+    z: np.ndarray            #: (n, dim_z)
+    cmi: float               #: I(X;Y|Z)
+    mi: float                #: I(X;Y)
+    spec: str = ""
+    seed: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+
+def check_conditional_spec(spec: str) -> tuple[str, str]:
+    """``(noise, structure)`` of ``spec``, or a ``SpecError`` listing the known specs."""
+    if spec not in CONDITIONAL_SPECS:
+        raise SpecError(f"unknown conditional spec {spec!r}; known: "
+                        f"{', '.join(CONDITIONAL_SPECS)}")
+    noise, structure = spec.split("-")
+    return noise, structure
+
+
+def _logdet(a: np.ndarray) -> float:
+    sign, value = np.linalg.slogdet(a)
+    if sign <= 0:
+        raise np.linalg.LinAlgError("dispersion block is not positive definite")
+    return float(value)
+
+
+def _gaussian_mi(s: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """I(A;B) of a normal with covariance ``s`` between the column sets ``a`` and ``b``."""
+    ab = np.concatenate([a, b])
+    return 0.5 * (_logdet(s[np.ix_(a, a)]) + _logdet(s[np.ix_(b, b)])
+                  - _logdet(s[np.ix_(ab, ab)]))
+
+
+def conditional_mi(s: np.ndarray, dims: tuple[int, int, int], nu: float | None = None
+                   ) -> tuple[float, float]:
+    """``(I(X;Y|Z), I(X;Y))`` of a normal (``nu=None``) or Student-t with dispersion ``s``
+    over the columns ``(x, y, z)`` of ``dims = (dim_x, dim_y, dim_z)``; float64."""
+    dx, dy, dz = dims
+    xs, ys = np.arange(dx), np.arange(dx, dx + dy)
+    zs = np.arange(dx + dy, dx + dy + dz)
+    cmi = _gaussian_mi(s, xs, np.concatenate([ys, zs])) - _gaussian_mi(s, xs, zs)
+    mi = _gaussian_mi(s, xs, ys)
+    if nu is not None:
+        cmi += student_mi_correction(nu, dx, dy + dz) - student_mi_correction(nu, dx, dz)
+        mi += student_mi_correction(nu, dx, dy)
+    return max(cmi, 0.0), max(mi, 0.0)
+
+
+def _loadings(rng: np.random.Generator, rows: int, cols: int, strength: float) -> np.ndarray:
+    return strength * rng.standard_normal((rows, cols)) / np.sqrt(cols)
+
+
+def dispersion(structure: str, rng: np.random.Generator, dims: tuple[int, int, int]
+               ) -> tuple[np.ndarray, dict[str, float]]:
+    """A structure's dispersion matrix over ``(x, y, z)`` and the strengths drawn for it.
+
+    Each structure is a linear map ``W`` of independent unit-variance sources; ``S = W W^T``.
+    """
+    dx, dy, dz = dims
+    p = dx + dy + dz
+    sx, sy, sd = (float(rng.uniform(*STRENGTH)) for _ in range(3))
+    if structure == "factor":
+        r = int(rng.integers(1, p + 1))
+        w = _loadings(rng, p, r, sx)
+        return w @ w.T + np.eye(p), {"strength": sx, "factors": r}
+    # sources: the exogenous group's own columns, then one unit noise per other column
+    w = np.zeros((p, p))
+    X, Y, Z = slice(0, dx), slice(dx, dx + dy), slice(dx + dy, p)
+    w[np.arange(p), np.arange(p)] = 1.0            # every column's own source
+    if structure == "collider":                    # Z = A X + B Y + e
+        w[Z, X] = _loadings(rng, dz, dx, sx)
+        w[Z, Y] = _loadings(rng, dz, dy, sy)
+        return w @ w.T, {"strength_x": sx, "strength_y": sy}
+    w[X, Z] = _loadings(rng, dx, dz, sx)           # X = A Z + e
+    w[Y, Z] = _loadings(rng, dy, dz, sy)           # Y = B Z + e'
+    params = {"strength_x": sx, "strength_y": sy}
+    if structure == "confounded":                  # Y = B Z + G X + e'
+        g = _loadings(rng, dy, dx, sd)
+        w[Y] = w[Y] + g @ w[X]
+        params["strength_direct"] = sd
+    return w @ w.T, params
+
+
+def conditional_sample(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,
+                       seed: int | np.random.SeedSequence | list[int]) -> ConditionalSample:
+    """Draw a structure (strengths, loadings, ``nu``) and ``n`` rows of (X, Y, Z).
+
+    A pure function of its arguments (``seed`` may be an int or a list of ints, e.g.
+    ``[master, split, index]``)."""
+    noise, structure = check_conditional_spec(spec)
+    for name, value, low in (("n", n, 2), ("dim_x", dim_x, 1), ("dim_y", dim_y, 1),
+                             ("dim_z", dim_z, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ShapeError(f"{name} must be an integer >= {low}, got {value!r}")
+    rng = np.random.default_rng(seed)
+    dims = (int(dim_x), int(dim_y), int(dim_z))
+    s, params = dispersion(structure, rng, dims)
+    nu = float(rng.uniform(*NU)) if noise == "student" else None
+    if nu is not None:
+        params["nu"] = nu
+    cmi, mi = conditional_mi(s, dims, nu)
+    rows = rng.standard_normal((int(n), s.shape[0])) @ np.linalg.cholesky(s).T
+    if nu is not None:
+        rows *= np.sqrt(nu / rng.chisquare(nu, size=int(n)))[:, None]
+    dx, dy = dims[0], dims[1]
+    return ConditionalSample(rows[:, :dx], rows[:, dx:dx + dy], rows[:, dx + dy:], cmi, mi,
+                             spec=spec, seed=None if not isinstance(seed, (int, np.integer))
+                             else int(seed), params=params)

@@ -1,0 +1,310 @@
+"""Training the conditional network (I(X;Y|Z)) on samples drawn from ``mistgen.conditional``.
+
+    python -m mistmodel.conditional_training --out models/mist_cmi \\
+        --init mistmodel/checkpoints/mist.safetensors --steps 1500
+
+* **Data.**  A batch is drawn from ``numpy.random.default_rng(key)``: one
+  ``n`` (log-uniform in ``n_range``), then per datapoint a spec, ``dim_x``, ``dim_y``,
+  ``dim_z`` (uniform in ``dim_range``) and a seed for
+  :func:`mistgen.conditional.conditional_sample`, so a batch is a pure function of the
+  recipe and its key.  Datapoints are added while the padded batch stays within
+  ``max_cells`` (at most ``batch_size``).  X and Y are swapped with probability 1/2
+  (I(X;Y|Z) is symmetric).  Training batches come from ``[seed, 0, step]``; the
+  validation set is ``val_count`` datapoints drawn the same way from ``[seed, 1, k]``, fixed
+  for the run.
+* **Start.**  ``init`` is a checkpoint: a conditional one continues; an unconditional
+  (I(X;Y)) one is widened to the conditional network by :func:`widen_unconditional`
+  (the X and Y parts are kept, what reads Z starts at zero or at the init's values).
+  With ``anchor`` (the default) the widened network's head corrects a Gaussian-copula
+  statistic (:class:`mistmodel.model.PointHead`; with ``corrected_stat``, also the
+  default, the conditional MI less its Wishart bias) and its last layer starts at zero,
+  so training starts from that statistic.
+* **Objective.**  Squared error in nats plus ``log_weight`` times squared error on the
+  log scale (:func:`mistmodel.losses.point_loss`); AdamW with warm-up and cosine decay
+  over ``steps``; gradient clipping.
+* **Files** in ``out``: ``checkpoint.safetensors`` (the weights at the best validation
+  loss, checked every ``eval_every`` steps, with a card recording every stage's recipe)
+  and ``metrics.json``.  The caller's torch threads and random state are restored.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from mistgen.conditional import CONDITIONAL_SPECS, ConditionalSample, conditional_sample
+
+from .batching import collate
+from .checkpoint import load_checkpoint, save_checkpoint
+from .losses import point_loss
+from .model import MISTNet, ModelConfig
+from .threads import torch_threads
+from .training import WarmupCosine, make_optimizer, optimizer_step
+
+__all__ = ["ConditionalTrainConfig", "draw_step", "widen_unconditional", "train_conditional"]
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class ConditionalTrainConfig:
+    out: str
+    init: str
+    specs: list[str] = field(default_factory=lambda: list(CONDITIONAL_SPECS))
+    n_range: tuple[int, int] = (50, 1000)
+    dim_range: tuple[int, int] = (1, 16)
+    steps: int = 1000
+    batch_size: int = 32
+    max_cells: int = 120_000
+    lr: float = 3e-4
+    warmup: float = 0.05
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    log_weight: float = 0.5
+    log_eps: float = 0.02
+    anchor: bool = True
+    corrected_stat: bool = True
+    val_count: int = 256
+    eval_every: int = 250
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.specs if s not in CONDITIONAL_SPECS]
+        if unknown or not self.specs:
+            raise ValueError(f"specs must be a non-empty list of {', '.join(CONDITIONAL_SPECS)}; "
+                             f"unknown: {unknown}")
+        lo, hi = self.n_range
+        if not 10 <= lo <= hi:
+            raise ValueError(f"n_range must satisfy 10 <= low <= high, got {self.n_range}")
+        dlo, dhi = self.dim_range
+        if not 1 <= dlo <= dhi:
+            raise ValueError(f"dim_range must satisfy 1 <= low <= high, got {self.dim_range}")
+        for name in ("steps", "batch_size", "max_cells", "val_count", "eval_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["n_range"], d["dim_range"] = list(self.n_range), list(self.dim_range)
+        return d
+
+
+def draw_step(cfg: ConditionalTrainConfig, key: Sequence[int]) -> list[ConditionalSample]:
+    """The datapoints of one batch, a pure function of ``cfg``'s data recipe and ``key``."""
+    rng = np.random.default_rng(list(key))
+    lo, hi = cfg.n_range
+    n = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+    dlo, dhi = cfg.dim_range
+    samples: list[ConditionalSample] = []
+    widest = 0
+    while len(samples) < cfg.batch_size:
+        spec = cfg.specs[int(rng.integers(len(cfg.specs)))]
+        dims = [int(d) for d in rng.integers(dlo, dhi + 1, size=3)]
+        widest = max(widest, sum(dims))
+        if samples and (len(samples) + 1) * n * widest > cfg.max_cells:
+            break
+        s = conditional_sample(spec, n, *dims, seed=[*key, len(samples)])
+        if rng.random() < 0.5:
+            s = ConditionalSample(s.y, s.x, s.z, s.cmi, s.mi, s.spec, s.seed, s.params)
+        samples.append(s)
+    return samples
+
+
+def _batch(samples: list[ConditionalSample], copula: bool):
+    return collate([(s.x, s.y, s.z) for s in samples], [s.cmi for s in samples], copula=copula)
+
+
+def widen_unconditional(net: MISTNet, state: dict[str, torch.Tensor]) -> None:
+    """Load an unconditional network's weights into the conditional ``net``.
+
+    Tensors of equal shape are copied.  The X and Y tag embeddings and pair biases keep
+    their values (Z's start at the X ones); the pair readout keeps its moment inputs and
+    moves the four X/Y pair types to their places among the nine; the head keeps its
+    inputs from the X and Y pools, the pairs, log n and the dims, reads the Gaussian-copula
+    conditional MI where it read the MI, and starts at zero on the Z pools, log dim_z and
+    the bias-corrected statistic.
+    """
+    own = net.state_dict()
+    c = net.config
+    s, w = c.summary_width, c.pair_width
+    with torch.no_grad():
+        for key, target in own.items():
+            src = state[key]
+            if src.shape == target.shape:
+                target.copy_(src)
+            elif key == "embed.tag.weight":
+                target[:2] = src
+                target[2] = src[0]
+            elif key.endswith(".pair") and key.startswith("col_bias"):
+                target.zero_()
+                target[:, :2, :2] = src
+            elif key == "pairs.net.0.weight":
+                moments = src.shape[1] - 4
+                target.zero_()
+                target[:, :moments] = src[:, :moments]
+                for old, new in enumerate((0, 1, 3, 4)):      # XX, XY, YX, YY of 3 x 3
+                    target[:, moments + new] = src[:, moments + old]
+            elif key == "head.net.0.weight":
+                target.zero_()
+                target[:, :5 * s] = src[:, :5 * s]
+                target[:, 7 * s:7 * s + 2 * w] = src[:, 5 * s:5 * s + 2 * w]
+                feats = src[:, 5 * s + 2 * w:]                  # n, dx, dy, 4 MI features
+                base = 7 * s + 2 * w
+                target[:, base:base + 3] = feats[:, :3]
+                target[:, base + 4:base + 8] = feats[:, 3:7]    # (bias-corrected: zero)
+            else:
+                raise ValueError(f"cannot widen tensor {key} from {tuple(src.shape)} "
+                                 f"to {tuple(target.shape)}")
+
+
+def _start(cfg: ConditionalTrainConfig) -> tuple[MISTNet, list[dict[str, Any]]]:
+    state, card = load_checkpoint(cfg.init)
+    config = ModelConfig.from_dict(card["model_config"])
+    if config.variant != "mist":
+        raise ValueError(f"init {cfg.init} is a {config.variant} checkpoint; the conditional "
+                         "network starts from a point-estimate (mist) one")
+    stages = list(card.get("stages", []))
+    if config.conditional:
+        net = MISTNet(config)
+        net.load_state_dict(state)
+    else:
+        net = MISTNet(ModelConfig.from_dict({**config.to_dict(), "conditional": True,
+                                             "anchor": cfg.anchor,
+                                             "corrected_stat": cfg.corrected_stat}))
+        widen_unconditional(net, state)
+        if cfg.anchor:
+            with torch.no_grad():
+                net.head.net[-1].weight.zero_()
+                net.head.net[-1].bias.zero_()
+    return net, stages
+
+
+def _validate(net: MISTNet, val: list[list[ConditionalSample]], cfg: ConditionalTrainConfig
+              ) -> dict[str, float]:
+    net.eval()
+    preds, truths = [], []
+    with torch.no_grad():
+        for samples in val:
+            batch = _batch(samples, net.config.copula)
+            preds.append(net(*batch.inputs()).double().numpy())
+            truths.append(batch.target.double().numpy())
+    net.train()
+    p, t = np.concatenate(preds), np.concatenate(truths)
+    loss = float(point_loss(torch.as_tensor(p), torch.as_tensor(t), cfg.log_weight, cfg.log_eps))
+    return {"loss": loss, "mse": float(np.mean((p - t) ** 2)),
+            "mae": float(np.mean(np.abs(p - t))),
+            "mae_below_0.1": float(np.mean(np.abs(p - t)[t < 0.1])) if (t < 0.1).any() else None}
+
+
+def train_conditional(cfg: ConditionalTrainConfig) -> Path:
+    """Train and return the path of ``out/checkpoint.safetensors``."""
+    with torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _train(cfg)
+
+
+def _train(cfg: ConditionalTrainConfig) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net, stages = _start(cfg)
+    net.train()
+    optimizer = make_optimizer(net, cfg.lr, cfg.weight_decay)
+    scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
+    val_cfg = ConditionalTrainConfig(**{**asdict(cfg), "batch_size": 16})
+    val, seen = [], 0
+    while seen < cfg.val_count:
+        val.append(draw_step(val_cfg, [cfg.seed, 1, len(val)]))
+        seen += len(val[-1])
+    history: dict[str, Any] = {"steps": [], "val": []}
+    best = math.inf
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.steps, unit="step", desc="training (conditional)",
+                   dynamic_ncols=True)
+    t0 = time.perf_counter()
+    running = None
+    for step in range(cfg.steps):
+        lr = scheduler.step(step / cfg.steps)
+        batch = _batch(draw_step(cfg, [cfg.seed, 0, step]), net.config.copula)
+        loss = point_loss(net(*batch.inputs()), batch.target, cfg.log_weight, cfg.log_eps)
+        value = optimizer_step(net, optimizer, loss, cfg.grad_clip, step)
+        running = value if running is None else 0.98 * running + 0.02 * value
+        history["steps"].append([step + 1, len(batch), value, lr])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.1e}")
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            record = {"step": step + 1, "seconds": time.perf_counter() - t0,
+                      **_validate(net, val, cfg)}
+            history["val"].append(record)
+            if bar is not None:
+                bar.write(f"step {step + 1}: val loss {record['loss']:.4f}, "
+                          f"mae {record['mae']:.4f}")
+            if record["loss"] <= best:
+                best = record["loss"]
+                lo, hi = cfg.n_range
+                dlo, dhi = cfg.dim_range
+                save_checkpoint(out / CHECKPOINT, net.state_dict(), {
+                    "variant": "mist", "model_config": net.config.to_dict(),
+                    "data_ranges": {"n": [lo, hi], "dim_x": [dlo, dhi], "dim_y": [dlo, dhi],
+                                    "dim_z": [dlo, dhi]},
+                    "validation": record, "step": step + 1,
+                    "train_config": cfg.to_dict(),
+                    "stages": stages + [{"conditional_train_config": cfg.to_dict(),
+                                         "step": step + 1}],
+                })
+    if bar is not None:
+        bar.close()
+    (out / "metrics.json").write_text(json.dumps({"config": cfg.to_dict(), **history},
+                                                 indent=1))
+    return out / CHECKPOINT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mistmodel.conditional_training",
+                                description="Train the conditional MIST network (I(X;Y|Z)).")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--init", required=True,
+                   help="checkpoint to start from (an I(X;Y) one is widened)")
+    p.add_argument("--specs", default=",".join(CONDITIONAL_SPECS),
+                   help="comma-separated conditional specs (default: all)")
+    p.add_argument("--n-range", type=int, nargs=2, default=(50, 1000))
+    p.add_argument("--dim-range", type=int, nargs=2, default=(1, 16))
+    for name, kind, default in (("steps", int, 1000), ("batch-size", int, 32),
+                                ("max-cells", int, 120_000), ("lr", float, 3e-4),
+                                ("log-weight", float, 0.5), ("val-count", int, 256),
+                                ("eval-every", int, 250), ("seed", int, 0)):
+        p.add_argument(f"--{name}", type=kind, default=default)
+    p.add_argument("--no-anchor", dest="anchor", action="store_false",
+                   help="a widened network's head predicts I(X;Y|Z) itself, not a correction")
+    p.add_argument("--no-corrected-stat", dest="corrected_stat", action="store_false",
+                   help="no bias-corrected Gaussian-copula statistic (feature and anchor)")
+    p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    cfg = ConditionalTrainConfig(
+        out=a.out, init=a.init, specs=a.specs.split(","), n_range=tuple(a.n_range),
+        dim_range=tuple(a.dim_range), steps=a.steps, batch_size=a.batch_size,
+        max_cells=a.max_cells, lr=a.lr, log_weight=a.log_weight, val_count=a.val_count,
+        eval_every=a.eval_every, seed=a.seed, threads=a.threads, anchor=a.anchor,
+        corrected_stat=a.corrected_stat)
+    print(train_conditional(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
