@@ -37,8 +37,8 @@ from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mistgen.conditional import CONDITIONAL_SPECS, conditional_sample  # noqa: E402
-from mistgen.registry import TRANSFORMS  # noqa: E402
+from mistgen.conditional import (CONDITIONAL_SPECS, conditional_sample,  # noqa: E402
+                                 transform_groups)
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import CCA, KSG  # noqa: E402
 
@@ -83,26 +83,15 @@ def make_estimators(names: list[str], checkpoint: str | None) -> dict:
     return made
 
 
-def transformed(sample, names: list[str]):
-    """``sample`` with each group passed through the transforms (that fit its width)."""
-    groups = [sample.x, sample.y, sample.z]
-    for name in names:
-        t = TRANSFORMS.get(name)
-        groups = [t.forward(g, side) if g.shape[1] >= t.min_dim else g
-                  for g, side in zip(groups, ("x", "y", "y"))]
-    sample.x, sample.y, sample.z = groups
-    return sample
-
-
 def run(a: argparse.Namespace) -> list[dict]:
-    names = [t for t in a.transform.split("-") if t != "base"]
     estimators = make_estimators(a.estimators.split(","), a.checkpoint)
     cells = [(k, spec, d, n) for k, spec in enumerate(CONDITIONAL_SPECS) for d in a.dims
              for n in a.ns]
     rows = []
     for k, spec, d, n in tqdm(cells, desc="cells", file=sys.stderr):
-        samples = [transformed(conditional_sample(spec, n, d, d, d, seed=[a.seed, 2, k, d, r]),
-                               names) for r in range(a.reps)]
+        samples = [transform_groups(conditional_sample(spec, n, d, d, d,
+                                                       seed=[a.seed, 2, k, d, r]), a.transform)
+                   for r in range(a.reps)]
         for name, est in estimators.items():
             t0 = time.perf_counter()
             with warnings.catch_warnings():

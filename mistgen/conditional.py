@@ -24,6 +24,8 @@ Structures (``s`` strengths drawn from the prior; ``R`` standard normal matrices
 
 Specs are ``<noise>-<structure>``: ``normal-chain``, ``student-collider``, ...  A sample is
 a pure function of ``(spec, n, dims, seed)``; :func:`conditional_sample` draws one.
+:func:`transform_groups` passes each group through ``mistgen`` transforms (invertible maps
+of a group, so I(X;Y|Z) is unchanged), e.g. ``"halfcube-spiral"``.
 """
 from __future__ import annotations
 
@@ -34,9 +36,11 @@ import numpy as np
 
 from .errors import ShapeError, SpecError
 from .families.student import student_mi_correction
+from .registry import TRANSFORMS
 
 __all__ = ["STRUCTURES", "NOISES", "CONDITIONAL_SPECS", "ConditionalSample",
-           "conditional_mi", "dispersion", "conditional_sample", "check_conditional_spec"]
+           "conditional_mi", "dispersion", "conditional_sample", "check_conditional_spec",
+           "transform_groups"]
 
 STRUCTURES = ("chain", "collider", "confounded", "factor")
 NOISES = ("normal", "student")
@@ -162,3 +166,24 @@ def conditional_sample(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,
     return ConditionalSample(rows[:, :dx], rows[:, dx:dx + dy], rows[:, dx + dy:], cmi, mi,
                              spec=spec, seed=None if not isinstance(seed, (int, np.integer))
                              else int(seed), params=params)
+
+
+def transform_groups(sample: ConditionalSample, chain: str) -> ConditionalSample:
+    """``sample`` with X, Y and Z each passed through the transforms of ``chain`` (names
+    joined by '-', as in spec strings; ``"base"`` is none).  A transform that needs more
+    columns than a group has (``spiral``: 2) leaves that group alone.  The truth is kept:
+    I(X;Y|Z) is invariant to invertible maps of each group."""
+    from . import transforms as _transforms  # noqa: F401  (registers the transforms)
+
+    groups = [sample.x, sample.y, sample.z]
+    for name in chain.split("-"):
+        if name == "base":
+            continue
+        if name not in TRANSFORMS:
+            raise SpecError(f"unknown transform {name!r} in {chain!r}; known transforms: "
+                            f"{', '.join(TRANSFORMS.names())}")
+        t = TRANSFORMS.get(name)
+        groups = [t.forward(g, side) if g.shape[1] >= t.min_dim else g
+                  for g, side in zip(groups, ("x", "y", "y"))]
+    return ConditionalSample(*groups, sample.cmi, sample.mi, spec=sample.spec,
+                             seed=sample.seed, params={**sample.params, "transforms": chain})

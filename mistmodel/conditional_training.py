@@ -4,7 +4,9 @@
         --init mistmodel/checkpoints/mist.safetensors --steps 1500
 
 * **Data.**  A batch is drawn from ``numpy.random.default_rng(key)``: one
-  ``n`` (log-uniform in ``n_range``), then per datapoint a spec, ``dim_x``, ``dim_y``,
+  ``n`` (log-uniform in ``n_range``), then per datapoint a spec, a transform chain of
+  ``transforms`` (applied to each group, :func:`mistgen.conditional.transform_groups`),
+  ``dim_x``, ``dim_y``,
   ``dim_z`` (uniform in ``dim_range``) and a seed for
   :func:`mistgen.conditional.conditional_sample`, so a batch is a pure function of the
   recipe and its key.  Datapoints are added while the padded batch stays within
@@ -39,7 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mistgen.conditional import CONDITIONAL_SPECS, ConditionalSample, conditional_sample
+from mistgen.conditional import (CONDITIONAL_SPECS, ConditionalSample, conditional_sample,
+                                 transform_groups)
 
 from .batching import collate
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -58,6 +61,7 @@ class ConditionalTrainConfig:
     out: str
     init: str
     specs: list[str] = field(default_factory=lambda: list(CONDITIONAL_SPECS))
+    transforms: list[str] = field(default_factory=lambda: ["base"])
     n_range: tuple[int, int] = (50, 1000)
     dim_range: tuple[int, int] = (1, 16)
     steps: int = 1000
@@ -83,6 +87,12 @@ class ConditionalTrainConfig:
         if unknown or not self.specs:
             raise ValueError(f"specs must be a non-empty list of {', '.join(CONDITIONAL_SPECS)}; "
                              f"unknown: {unknown}")
+        from mistgen.registry import TRANSFORMS
+        bad = [c for c in self.transforms
+               if not c or any(t not in TRANSFORMS for t in c.split("-"))]
+        if bad or not self.transforms:
+            raise ValueError(f"transforms must be a non-empty list of chains of "
+                             f"{', '.join(TRANSFORMS.names())} joined by '-'; bad: {bad}")
         lo, hi = self.n_range
         if not 10 <= lo <= hi:
             raise ValueError(f"n_range must satisfy 10 <= low <= high, got {self.n_range}")
@@ -109,11 +119,13 @@ def draw_step(cfg: ConditionalTrainConfig, key: Sequence[int]) -> list[Condition
     widest = 0
     while len(samples) < cfg.batch_size:
         spec = cfg.specs[int(rng.integers(len(cfg.specs)))]
+        chain = cfg.transforms[int(rng.integers(len(cfg.transforms)))]
         dims = [int(d) for d in rng.integers(dlo, dhi + 1, size=3)]
         widest = max(widest, sum(dims))
         if samples and (len(samples) + 1) * n * widest > cfg.max_cells:
             break
-        s = conditional_sample(spec, n, *dims, seed=[*key, len(samples)])
+        s = transform_groups(conditional_sample(spec, n, *dims, seed=[*key, len(samples)]),
+                             chain)
         if rng.random() < 0.5:
             s = ConditionalSample(s.y, s.x, s.z, s.cmi, s.mi, s.spec, s.seed, s.params)
         samples.append(s)
@@ -279,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint to start from (an I(X;Y) one is widened)")
     p.add_argument("--specs", default=",".join(CONDITIONAL_SPECS),
                    help="comma-separated conditional specs (default: all)")
+    p.add_argument("--transforms", default="base",
+                   help="comma-separated transform chains drawn per datapoint, e.g. "
+                   "base,halfcube,wiggly-spiral (default: none)")
     p.add_argument("--n-range", type=int, nargs=2, default=(50, 1000))
     p.add_argument("--dim-range", type=int, nargs=2, default=(1, 16))
     for name, kind, default in (("steps", int, 1000), ("batch-size", int, 32),
@@ -297,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = ConditionalTrainConfig(
-        out=a.out, init=a.init, specs=a.specs.split(","), n_range=tuple(a.n_range),
+        out=a.out, init=a.init, specs=a.specs.split(","), transforms=a.transforms.split(","),
+        n_range=tuple(a.n_range),
         dim_range=tuple(a.dim_range), steps=a.steps, batch_size=a.batch_size,
         max_cells=a.max_cells, lr=a.lr, log_weight=a.log_weight, val_count=a.val_count,
         eval_every=a.eval_every, seed=a.seed, threads=a.threads, anchor=a.anchor,

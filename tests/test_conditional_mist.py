@@ -76,6 +76,20 @@ def test_samples_are_a_pure_function_of_their_address() -> None:
     assert (a.x.shape, a.y.shape, a.z.shape) == ((50, 2), (50, 3), (50, 1))
 
 
+def test_transformed_groups_keep_the_truth_and_change_the_data() -> None:
+    from mistgen.conditional import transform_groups
+    s = conditional_sample("normal-factor", 100, 1, 3, 2, seed=5)
+    t = transform_groups(s, "halfcube-spiral")
+    assert t.cmi == s.cmi and t.params["transforms"] == "halfcube-spiral"
+    assert not np.allclose(t.y, s.y) and not np.allclose(t.z, s.z)
+    # spiral needs two columns: the one-column X gets the halfcube only
+    from mistgen.registry import TRANSFORMS
+    np.testing.assert_array_equal(t.x, TRANSFORMS.get("halfcube").forward(s.x, "x"))
+    assert transform_groups(s, "base").x is s.x
+    with pytest.raises(SpecError, match="unknown transform 'swirl'"):
+        transform_groups(s, "swirl")
+
+
 def test_bad_requests_are_named() -> None:
     with pytest.raises(SpecError, match="unknown conditional spec 'normal-dense'"):
         conditional_sample("normal-dense", 10, 1, 1, 1, seed=0)
