@@ -63,11 +63,16 @@ ESTIMATORS = ("mist", "ksg", "cca")
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    if not 0.0 < args.level < 1.0:
-        raise InputError(f"--level must lie strictly between 0 and 1; got {args.level}")
     if args.z is not None and args.qr_checkpoint is not None:
         raise InputError("--qr-checkpoint has no use with --z: I(X;Y|Z) comes from the "
                          "conditional network (--checkpoint), without an interval")
+    if args.z is not None and args.level is not None:
+        raise InputError("--level has no use with --z: no estimator gives an interval "
+                         "for I(X;Y|Z)")
+    if args.level is None:
+        args.level = 0.9
+    if not 0.0 < args.level < 1.0:
+        raise InputError(f"--level must lie strictly between 0 and 1; got {args.level}")
     _check_checkpoints(args, ("--checkpoint", args.checkpoint),
                        ("--qr-checkpoint", args.qr_checkpoint))
 
@@ -80,6 +85,12 @@ def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None])
             raise InputError(f"{flag} applies to --estimator mist only; got --estimator "
                              f"{args.estimator}")
         existing_file(path, flag)
+
+
+def _refuse_conditional_checkpoint(mist, checkpoint: str | None) -> None:
+    if mist.is_conditional:
+        raise InputError(f"--checkpoint {checkpoint} is a conditional (mist_cmi) checkpoint: "
+                         "it estimates I(X;Y|Z); pass --z, or give an I(X;Y) checkpoint")
 
 
 def _plain_estimator(name: str, checkpoint: str | None = None):
@@ -116,6 +127,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from .mist import MIST, default_checkpoint   # torch: only once the input is known good
     point = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+    _refuse_conditional_checkpoint(point, args.checkpoint)
     result["estimate"] = point.estimate(x, y)
     constant_side = [side for side, cols in (("X", xc), ("Y", yc))
                      if len(dropped[side.lower()]) == len(cols)]
@@ -187,6 +199,7 @@ def _matrix(args: argparse.Namespace) -> int:
     if args.estimator == "mist":
         from .mist import MIST
         estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+        _refuse_conditional_checkpoint(estimator, args.checkpoint)
     else:
         estimator = _plain_estimator(args.estimator)
     frame = pd.DataFrame(values, columns=[table.key(c) for c in cols])
@@ -300,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
     e.add_argument("--qr-checkpoint", action=_Once,
                    help="MIST-QR checkpoint for the interval (default: shipped)")
-    e.add_argument("--level", action=_Once, type=float, default=0.9,
-                   help="interval level (default 0.9)")
+    e.add_argument("--level", action=_Once, type=float, default=None,
+                   help="interval level (default 0.9; not with --z)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     m = sub.add_parser("matrix", help="MI of every pair of columns of a .npy, .csv or "

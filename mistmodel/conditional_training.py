@@ -140,11 +140,11 @@ def widen_unconditional(net: MISTNet, state: dict[str, torch.Tensor]) -> None:
     """Load an unconditional network's weights into the conditional ``net``.
 
     Tensors of equal shape are copied.  The X and Y tag embeddings and pair biases keep
-    their values (Z's start at the X ones); the pair readout keeps its moment inputs and
-    moves the four X/Y pair types to their places among the nine; the head keeps its
-    inputs from the X and Y pools, the pairs, log n and the dims, reads the Gaussian-copula
-    conditional MI where it read the MI, and starts at zero on the Z pools, log dim_z and
-    the bias-corrected statistic.
+    their values (Z's tag starts at X's, Z's pair biases at zero); the pair readout keeps
+    its moment inputs and moves the four X/Y pair types to their places among the nine;
+    the head keeps its inputs from the X and Y pools, the pairs, log n and the dims, reads
+    the Gaussian-copula conditional MI where it read the MI, and starts at zero on the Z
+    pools, log dim_z and the bias-corrected statistic.
     """
     own = net.state_dict()
     c = net.config

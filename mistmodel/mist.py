@@ -243,7 +243,7 @@ class MIST(Estimator):
 
     # ------------------------------------------------------------------ estimator API
     def settings(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "variant": self.variant,
+        return {"checkpoint": self.checkpoint, "variant": self.name,
                 "device": str(self.device), "max_cells": self.max_cells, "seed": self.seed,
                 "backend": self.backend, "threads": self.threads, "max_rows": self.max_rows,
                 "out_of_range": self.out_of_range}
@@ -292,6 +292,15 @@ class MIST(Estimator):
         """The quantile levels ``[tau_min, tau_max]`` MIST-QR was trained on."""
         return self.network.config.tau_min, self.network.config.tau_max
 
+    def estimate(self, x: Any, y: Any) -> float:
+        self._refuse_conditional("estimate")
+        return super().estimate(x, y)
+
+    def bootstrap_distribution(self, x: Any, y: Any, n_boot: int = 100,
+                               seed: int = 0) -> np.ndarray:
+        self._refuse_conditional("bootstrap_distribution")
+        return super().bootstrap_distribution(x, y, n_boot, seed)
+
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         self._refuse_conditional("estimate")
         self._warn_ties([(x, y)])
@@ -303,6 +312,10 @@ class MIST(Estimator):
         :meth:`Estimator.estimate_conditional`).  An entirely constant ``z`` is refused
         (then I(X;Y|Z) = I(X;Y): ask the ``mist`` checkpoint)."""
         self._require_conditional()
+        _, _, za = check_xyz(x, y, z, MIN_ROWS, who="MIST")
+        if constant_columns(za).size == za.shape[1]:
+            raise ValueError("every z column is constant, so I(X;Y|Z) = I(X;Y): estimate "
+                             "it with the mist checkpoint, MIST.load()")
         return super().estimate_conditional(x, y, z)
 
     def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
@@ -318,9 +331,18 @@ class MIST(Estimator):
         self._require_conditional()
         prepared, live = [], []
         for i, item in enumerate(samples):
-            parts = item if isinstance(item, (tuple, list)) else (item.x, item.y, item.z)
+            if isinstance(item, (tuple, list)):
+                parts = tuple(item)
+            else:
+                parts = tuple(getattr(item, side, None) for side in "xyz")
+                if parts[2] is None:
+                    raise ValueError(f"sample {i}: a {type(item).__name__} without .x, .y "
+                                     "and .z; give (x, y, z) triples")
+            if len(parts) != 3:
+                raise ValueError(f"sample {i}: expected an (x, y, z) triple, got "
+                                 f"{len(parts)} arrays")
             try:
-                xa, ya, za = check_xyz(*parts, MIN_ROWS, who="MIST")
+                xa, ya, za = check_xyz(*parts, min_rows=MIN_ROWS, who="MIST")
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"sample {i}: {exc}") from None
             xa, ya, za = (np.delete(a, constant_columns(a), axis=1) for a in (xa, ya, za))
@@ -373,6 +395,7 @@ class MIST(Estimator):
         which case it returns the base class's subsample-bootstrap interval.
         """
         _check_level(level)
+        self._refuse_conditional("interval")
         if not self.is_quantile:
             if n_boot is None:
                 self._require_quantiles("interval")
@@ -404,6 +427,7 @@ class MIST(Estimator):
         a ``mist`` checkpoint falls back to the base class's subsample bootstrap
         (``n_boot`` forward passes).  ``info["interval_note"]`` says why, if the interval
         does not contain the estimate."""
+        self._refuse_conditional("estimate_with_interval")
         if not self.is_quantile:
             return super().estimate_with_interval(x, y, level, n_boot, seed)
         start = time.perf_counter()
@@ -535,13 +559,19 @@ class MIST(Estimator):
         return out
 
     def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
-        small = [s[0] for s in shapes if s[0] < WARN_ROWS]
-        if small:
+        r = self.data_ranges
+        lowest = max(WARN_ROWS, int(r["n"][0])) if "n" in r else WARN_ROWS
+        smallest = min(s[0] for s in shapes)
+        if smallest < WARN_ROWS:
             warnings.warn(
-                f"MIST was trained on samples of n >= {WARN_ROWS} rows; got n = {min(small)}. "
+                f"MIST was trained on samples of n >= {lowest} rows; got n = {smallest}. "
                 "The estimate is returned but is unreliable at this size.",
                 SmallSampleWarning, stacklevel=5)
-        r = self.data_ranges
+        elif smallest < lowest:
+            warnings.warn(
+                f"this network was trained on samples of n >= {lowest} rows; got "
+                f"n = {smallest}. Expect lower accuracy below its trained range.",
+                OutOfRangeWarning, stacklevel=5)
         problems = {}                                   # key -> "key = big > hi"
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("dim_z", 3), ("n", 0)):
             if key in r and len(shapes[0]) > pos:

@@ -624,7 +624,8 @@ class MISTNet(nn.Module):
 
     def statistics(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor
                    ) -> tuple[Tensor, Tensor]:
-        """The sample's correlation matrix ``(B, D, D)`` and statistics ``(B, 7)``
+        """The sample's correlation matrix ``(B, D, D)`` and statistics ``(B, F)``
+        (``F = stats.n_features``: 7, 8 when conditional, + 2 with ``corrected_stat``)
         (:class:`SampleStatistics`, in float64)."""
         return self.stats(values, row_mask.bool(), col_mask.bool(), col_type.long(),
                           with_mi=self.config.stats_features)
@@ -632,7 +633,8 @@ class MISTNet(nn.Module):
     def embed_dataset(self, values: Tensor, row_mask: Tensor, col_mask: Tensor,
                       col_type: Tensor, corr: Tensor, feats: Tensor) -> Tensor:
         """Padded normalised samples and their :meth:`statistics` -> dataset embeddings
-        ``(B, 5 s + 2 w + 7)`` (conditional: ``7 s + 2 w + 8``)."""
+        ``(B, 5 s + 2 w + F)`` (conditional: ``7 s + 2 w + F``; ``F`` as in
+        :meth:`statistics`)."""
         row_mask, col_mask, col_type = row_mask.bool(), col_mask.bool(), col_type.long()
         use_stats = self.config.stats_features
         corr_or_none = corr if use_stats else None
@@ -650,7 +652,8 @@ class MISTNet(nn.Module):
     def summarize_columns(self, cols: Tensor, moments: list[Tensor], col_mask: Tensor,
                           col_type: Tensor, corr: Tensor, feats: Tensor) -> Tensor:
         """Pooled columns ``(B, D, s)`` and the column attentions' moments
-        ``[(B, H, D, D), ...]`` -> dataset embeddings ``(B, 5 s + 2 w + 7)`` (conditional: ``7 s + 2 w + 8``)."""
+        ``[(B, H, D, D), ...]`` -> dataset embeddings ``(B, 5 s + 2 w + F)`` (conditional:
+        ``7 s + 2 w + F``)."""
         use_stats = self.config.stats_features
         if use_stats:
             moments = moments + [corr[:, None], corr[:, None] ** 2]

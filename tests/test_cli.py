@@ -227,6 +227,11 @@ def test_z_with_mist_uses_the_conditional_network(capsys, chain_csv, checkpoints
     code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "z",
                                 "--checkpoint", str(checkpoints["mist"])])
     assert code == 2 and "not a conditional (mist_cmi) checkpoint" in err, err
+    # and the conditional checkpoint cannot answer I(X;Y)
+    from mistmodel.mist import default_checkpoint
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b",
+                                "--checkpoint", str(default_checkpoint("mist_cmi"))])
+    assert code == 2 and "pass --z, or give an I(X;Y) checkpoint" in err, err
 
 
 def test_estimator_flag_without_z_gives_that_estimate(capsys, chain_csv):
@@ -242,6 +247,7 @@ def test_estimator_flag_without_z_gives_that_estimate(capsys, chain_csv):
 
 @pytest.mark.parametrize("argv_tail, match", [
     (["--z", "z", "--qr-checkpoint", "x.safetensors"], "--qr-checkpoint has no use with --z"),
+    (["--z", "z", "--level", "0.8"], "--level has no use with --z"),
     (["--z", "a", "--estimator", "ksg"], "--z and --x share columns 'a'"),
     (["--z", "zz", "--estimator", "ksg"], "--z: no column named 'zz'"),
     (["--estimator", "ksg", "--checkpoint", "x.safetensors"], "--checkpoint applies to "

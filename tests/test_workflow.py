@@ -88,6 +88,11 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
     (lambda c: c["splits"]["train"].update(cuont=5), "cuont"),
     (lambda c: c["splits"]["train"].update(count=-5), "-5"),
     (lambda c: c["estimators"]["KSG"].update({"class": "KNN"}), "KNN"),
+    (lambda c: c.update(conditional_models={"cmi": {"init": "nope", "steps": 2}}),
+     "conditional_models.cmi.init: unknown model 'nope'"),
+    (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,
+                                                     "settings": {"seed": 3}}}),
+     "conditional_models.cmi.settings: seed belong to the entry itself"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)

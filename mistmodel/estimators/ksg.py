@@ -496,6 +496,14 @@ def conditional_counts(
     return eps, nxz, nyz, nz
 
 
+def _fold_maximum(blocks: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """The elementwise maximum of two or more equal-shape blocks, written into ``out``."""
+    np.maximum(blocks[0], blocks[1], out=out)
+    for block in blocks[2:]:
+        np.maximum(out, block, out=out)
+    return out
+
+
 def _mixed_rule(
     parts: tuple[np.ndarray, ...],
     groups: tuple[tuple[int, ...], ...],
@@ -526,14 +534,15 @@ def _mixed_rule(
     for start in starts:
         stop = min(n, start + rows)
         dists = _space_distances(parts, metric, start, stop)
-        joint = np.maximum.reduce(dists)
+        joint = _fold_maximum(dists, _scratch.get("joint", dists[0].shape))
         coincident = np.count_nonzero(joint <= 0.0, axis=1)
         r = _kth_smallest_rows(joint, k)
         k_i[start:stop] = np.where(r > 0.0, k, coincident + 1)
         radius = np.nextafter(r, 0.0)[:, None]
         rho[start:stop] = r
-        for count, g in zip(counts, groups):
-            space = np.maximum.reduce([dists[i] for i in g])
+        for number, (count, g) in enumerate(zip(counts, groups)):
+            space = dists[g[0]] if len(g) == 1 else _fold_maximum(
+                [dists[i] for i in g], _scratch.get(f"group{number}", dists[0].shape))
             count[start:stop] = np.count_nonzero(space <= radius, axis=1)
     if metric == "euclidean":
         rho = np.sqrt(rho)

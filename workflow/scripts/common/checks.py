@@ -82,6 +82,11 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
                                 f"to calibrate, this one is {entry['variant']!r}")
     conditional = config["conditional_models"]
     for name, entry in conditional.items():
+        own = sorted(set(entry.get("settings") or {}) & {"out", "init", "steps", "seed",
+                                                          "threads"})
+        if own:
+            problems.append(f"conditional_models.{name}.settings: {', '.join(own)} "
+                            "belong to the entry itself (or to the rule), not to settings")
         init = entry["init"]
         if init in models and models[init]["variant"] != "mist":
             problems.append(f"conditional_models.{name}.init: {init!r} is a "
