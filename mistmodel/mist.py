@@ -312,11 +312,11 @@ class MIST(Estimator):
         :meth:`Estimator.estimate_conditional`).  An entirely constant ``z`` is refused
         (then I(X;Y|Z) = I(X;Y): ask the ``mist`` checkpoint)."""
         self._require_conditional()
-        _, _, za = check_xyz(x, y, z, MIN_ROWS, who="MIST")
-        if constant_columns(za).size == za.shape[1]:
-            raise ValueError("every z column is constant, so I(X;Y|Z) = I(X;Y): estimate "
-                             "it with the mist checkpoint, MIST.load()")
         return super().estimate_conditional(x, y, z)
+
+    def _estimate_given_constant_z(self, x: np.ndarray, y: np.ndarray
+                                   ) -> tuple[float, dict[str, Any]]:
+        raise ValueError(_CONSTANT_Z)
 
     def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                               seed: int) -> float:
@@ -347,8 +347,7 @@ class MIST(Estimator):
                 raise ValueError(f"sample {i}: {exc}") from None
             xa, ya, za = (np.delete(a, constant_columns(a), axis=1) for a in (xa, ya, za))
             if za.shape[1] == 0:
-                raise ValueError(f"sample {i}: every z column is constant, so I(X;Y|Z) = "
-                                 "I(X;Y): estimate it with the mist checkpoint")
+                raise ValueError(f"sample {i}: {_CONSTANT_Z}")
             prepared.append((xa, ya, za))
             if xa.shape[1] and ya.shape[1]:
                 live.append(i)
@@ -640,6 +639,10 @@ class MIST(Estimator):
     def __repr__(self) -> str:
         return (f"MIST(variant={self.variant!r}, checkpoint={self.checkpoint!r}, "
                 f"backend={self.backend!r})")
+
+
+_CONSTANT_Z = ("every z column is constant, so I(X;Y|Z) = I(X;Y): estimate it with the "
+               "mist checkpoint, MIST.load()")
 
 
 def _has_constant_side(x: np.ndarray, y: np.ndarray) -> bool:
