@@ -4,6 +4,7 @@
     python benchmarks/conditional_accuracy.py --reps 10 --out cmi.json --figure cmi.png
     python benchmarks/conditional_accuracy.py --quick          # a few minutes on 2 cores
     python benchmarks/conditional_accuracy.py --transform halfcube   # non-Gaussian marginals
+    python benchmarks/conditional_accuracy.py --store data/conditional/cmi_test.zarr
 
 Sample ``r`` of a cell (spec, d, n) is ``conditional_sample(spec, n, d, d, d, seed)`` with
 ``seed = [--seed, 2, spec index, d, r]`` (training draws from ``[seed, 0, step]`` and
@@ -14,6 +15,11 @@ other parameters.  ``--transform`` applies ``mistgen`` transforms (invertible, n
 spec strings, e.g. ``halfcube`` or ``wiggly-spiral``) to each of X, Y and Z: the truth is
 unchanged (I(X;Y|Z) is invariant to invertible maps of each group) but the data are no
 longer Gaussian; ``spiral`` needs 2 columns per group, so d = 1 keeps the others only.
+``--store`` reads the suite from a conditional store instead
+(``mistgen.build_conditional_dataset``, e.g. the release config's ``cmi_test`` split, built
+by ``snakemake --configfile workflow/configs/release.yaml data/conditional/cmi_test.zarr``):
+its datapoints are grouped by (spec, d = dim_x, n), and a spec's transform chain counts
+with its base spec.
 
 Tables (markdown, stdout): mean absolute error by (d, n) and estimator over all specs;
 the same split into trained and held-out specs; the mean estimate on Gaussian chains
@@ -38,7 +44,7 @@ from tqdm import tqdm  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mistgen.conditional import (CONDITIONAL_SPECS, conditional_sample,  # noqa: E402
-                                 transform_groups)
+                                 split_conditional_spec, transform_groups)
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import CCA, KSG  # noqa: E402
 
@@ -56,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--estimators", default="mist_cmi,ksg,cca")
     p.add_argument("--transform", default="base",
                    help="mistgen transforms applied to X, Y and Z, joined by '-'")
+    p.add_argument("--store", default=None,
+                   help="read the suite from this conditional store (ignores --dims, --ns, "
+                   "--reps, --seed, --transform)")
     p.add_argument("--quick", action="store_true",
                    help="3 samples per cell, n up to 1,000")
     p.add_argument("--out", default=None, help="write every estimate as JSON")
@@ -83,15 +92,39 @@ def make_estimators(names: list[str], checkpoint: str | None) -> dict:
     return made
 
 
-def run(a: argparse.Namespace) -> list[dict]:
-    estimators = make_estimators(a.estimators.split(","), a.checkpoint)
+def drawn_cells(a: argparse.Namespace):
+    """(spec, d, n, samples) of every cell, drawn by address."""
     cells = [(k, spec, d, n) for k, spec in enumerate(CONDITIONAL_SPECS) for d in a.dims
              for n in a.ns]
-    rows = []
     for k, spec, d, n in tqdm(cells, desc="cells", file=sys.stderr):
-        samples = [transform_groups(conditional_sample(spec, n, d, d, d,
-                                                       seed=[a.seed, 2, k, d, r]), a.transform)
-                   for r in range(a.reps)]
+        yield spec, d, n, [transform_groups(conditional_sample(spec, n, d, d, d,
+                                                               seed=[a.seed, 2, k, d, r]),
+                                            a.transform) for r in range(a.reps)]
+
+
+def store_cells(a: argparse.Namespace):
+    """(base spec, d, n, samples) of every cell of a conditional store, shard by shard."""
+    import mistgen
+
+    ds = mistgen.open_meta_dataset(a.store)
+    if not ds.conditional:
+        raise SystemExit(f"{a.store} holds (X, Y) samples, not a conditional suite")
+    index = ds.index
+    a.dims = sorted(set(index.dim_x.values.tolist()))
+    a.ns = sorted(set(index.n.values.tolist()))
+    for shard in tqdm(ds.iter_shards(), total=ds.num_shards, desc="shards", file=sys.stderr):
+        cells: dict[tuple, list] = {}
+        for s in shard:
+            key = (split_conditional_spec(s.spec)[0], s.dim_x, s.n)
+            cells.setdefault(key, []).append(s)
+        for (spec, d, n), samples in cells.items():
+            yield spec, d, n, samples
+
+
+def run(a: argparse.Namespace) -> list[dict]:
+    estimators = make_estimators(a.estimators.split(","), a.checkpoint)
+    rows = []
+    for spec, d, n, samples in (store_cells(a) if a.store else drawn_cells(a)):
         for name, est in estimators.items():
             t0 = time.perf_counter()
             with warnings.catch_warnings():
@@ -101,8 +134,8 @@ def run(a: argparse.Namespace) -> list[dict]:
                 else:
                     values = [est.estimate_conditional(s.x, s.y, s.z) for s in samples]
             seconds = (time.perf_counter() - t0) / len(samples)
-            for r, (s, v) in enumerate(zip(samples, values)):
-                rows.append({"estimator": name, "spec": spec, "d": d, "n": n, "rep": r,
+            for s, v in zip(samples, values):
+                rows.append({"estimator": name, "spec": spec, "d": d, "n": n,
                              "truth": s.cmi, "mi": s.mi, "estimate": float(v),
                              "seconds": seconds})
     return rows

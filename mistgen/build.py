@@ -11,7 +11,8 @@ from .design import Plan, make_design, make_plan
 from .destination import check_destination, clean_stale_builds, finalize, partial_path
 from .errors import MistgenError
 from .execution import run_tasks
-from .store import DTYPES, FORMAT, create_skeleton, write_shard
+from .conditional_design import make_conditional_design, make_conditional_plan
+from .store import CONDITIONAL_FORMAT, DTYPES, FORMAT, create_skeleton, write_shard
 
 
 def build_meta_dataset(
@@ -72,13 +73,59 @@ def build_meta_dataset(
                        progress=progress, desc=f"build {plan.split}")
 
 
-def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None) -> dict:
+def build_conditional_dataset(
+    path: str | os.PathLike,
+    specs: Sequence[str],
+    count: int | None = None,
+    *,
+    n_range: Sequence[int] = (50, 1000),
+    dim_range: Sequence[int] = (1, 16),
+    dim_y_range: Sequence[int] | None = None,
+    dim_z_range: Sequence[int] | None = None,
+    n_grid: Sequence[int] | None = None,
+    dim_grid: Sequence[Any] | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+    split: str = "train",
+    shard_size: int = 1000,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    workers: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    config: Mapping[str, Any] | None = None,
+):
+    """Write a split of (X, Y, Z) samples labelled with I(X;Y|Z) and I(X;Y) to ``path``
+    and return it opened (a conditional ``MetaDataset``).
+
+    ``specs`` are conditional specs (``mistgen.conditional``), optionally with a transform
+    chain: ``["normal-chain", "student-factor-halfcube-spiral"]``. The design arguments
+    are those of :func:`build_meta_dataset`, with three groups: each group's columns are
+    drawn from ``dim_range`` unless ``dim_y_range`` / ``dim_z_range`` are given, and
+    ``dim_grid`` entries are ints (every group) or ``[dim_x, dim_y, dim_z]`` triples. The
+    store, its atomic build, determinism by address and its checks are those of
+    :func:`build_meta_dataset`.
+    """
+    design = make_conditional_design(
+        specs, count, n_range=n_range, dim_range=dim_range, dim_y_range=dim_y_range,
+        dim_z_range=dim_z_range, n_grid=n_grid, dim_grid=dim_grid, repeats=repeats,
+    )
+    plan = make_conditional_plan(design, seed, split, shard_size)
+    if dtype not in DTYPES:
+        raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return write_store(path, plan, store_attrs(plan, dtype, config, CONDITIONAL_FORMAT),
+                       dtype=dtype, overwrite=overwrite, workers=workers,
+                       scheduler=scheduler, progress=progress, desc=f"build {plan.split}")
+
+
+def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
+                store_format: str = FORMAT) -> dict:
     """The group attributes of a store built from ``plan`` (``complete`` until finalized)."""
     from . import __version__
 
     return {
         "mistgen": {
-            "format": FORMAT,
+            "format": store_format,
             "version": __version__,
             "split": plan.split,
             "seed": plan.seed,

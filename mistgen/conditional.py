@@ -25,7 +25,9 @@ Structures (``s`` strengths drawn from the prior; ``R`` standard normal matrices
 Specs are ``<noise>-<structure>``: ``normal-chain``, ``student-collider``, ...  A sample is
 a pure function of ``(spec, n, dims, seed)``; :func:`conditional_sample` draws one.
 :func:`transform_groups` passes each group through ``mistgen`` transforms (invertible maps
-of a group, so I(X;Y|Z) is unchanged), e.g. ``"halfcube-spiral"``.
+of a group, so I(X;Y|Z) is unchanged), e.g. ``"halfcube-spiral"``.  A spec may name such a
+chain after its structure (``normal-chain-halfcube-spiral``): :func:`draw_conditional` draws
+that, and is what conditional stores (:func:`mistgen.build_conditional_dataset`) hold.
 """
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ from .families.student import student_mi_correction
 from .registry import TRANSFORMS
 
 __all__ = ["STRUCTURES", "NOISES", "CONDITIONAL_SPECS", "ConditionalSample",
-           "conditional_mi", "dispersion", "conditional_sample", "check_conditional_spec",
-           "transform_groups"]
+           "conditional_mi", "dispersion", "conditional_truth", "conditional_sample",
+           "check_conditional_spec", "split_conditional_spec", "transform_groups",
+           "draw_conditional"]
 
 STRUCTURES = ("chain", "collider", "confounded", "factor")
 NOISES = ("normal", "student")
@@ -67,6 +70,18 @@ class ConditionalSample:
     def n(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def dim_x(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def dim_y(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def dim_z(self) -> int:
+        return self.z.shape[1]
+
 
 def check_conditional_spec(spec: str) -> tuple[str, str]:
     """``(noise, structure)`` of ``spec``, or a ``SpecError`` listing the known specs."""
@@ -75,6 +90,30 @@ def check_conditional_spec(spec: str) -> tuple[str, str]:
                         f"{', '.join(CONDITIONAL_SPECS)}")
     noise, structure = spec.split("-")
     return noise, structure
+
+
+def split_conditional_spec(spec: str) -> tuple[str, str]:
+    """``(base spec, transform chain)`` of ``normal-chain[-<transforms>]``; the chain is
+    ``"base"`` when none is named.  Unknown names raise a ``SpecError``."""
+    if not isinstance(spec, str):
+        raise SpecError(f"a conditional spec must be a string, got {spec!r}")
+    parts = spec.split("-")
+    base = "-".join(parts[:2])
+    check_conditional_spec(base)
+    chain = "-".join(parts[2:]) or "base"
+    _check_chain(chain, spec)
+    return base, chain
+
+
+def _check_chain(chain: str, context: str):
+    from . import transforms as _transforms  # noqa: F401  (registers the transforms)
+
+    names = [t for t in chain.split("-") if t != "base"]
+    for name in names:
+        if name not in TRANSFORMS:
+            raise SpecError(f"unknown transform {name!r} in {context!r}; known transforms: "
+                            f"{', '.join(TRANSFORMS.names())}")
+    return [TRANSFORMS.get(name) for name in names]
 
 
 def _logdet(a: np.ndarray) -> float:
@@ -141,6 +180,33 @@ def dispersion(structure: str, rng: np.random.Generator, dims: tuple[int, int, i
     return w @ w.T, params
 
 
+def _check_dims(n: int, dim_x: int, dim_y: int, dim_z: int) -> None:
+    for name, value, low in (("n", n, 2), ("dim_x", dim_x, 1), ("dim_y", dim_y, 1),
+                             ("dim_z", dim_z, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ShapeError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _draw_structure(noise: str, structure: str, rng: np.random.Generator,
+                    dims: tuple[int, int, int]):
+    s, params = dispersion(structure, rng, dims)
+    nu = float(rng.uniform(*NU)) if noise == "student" else None
+    if nu is not None:
+        params["nu"] = nu
+    return s, params, nu
+
+
+def conditional_truth(spec: str, dim_x: int, dim_y: int, dim_z: int,
+                      seed: int | list[int]) -> tuple[float, float, dict[str, Any]]:
+    """``(I(X;Y|Z), I(X;Y), params)`` of the datapoint ``conditional_sample`` (or
+    :func:`draw_conditional`) draws from these arguments, without drawing its rows."""
+    noise, structure = check_conditional_spec(split_conditional_spec(spec)[0])
+    _check_dims(2, dim_x, dim_y, dim_z)
+    dims = (int(dim_x), int(dim_y), int(dim_z))
+    s, params, nu = _draw_structure(noise, structure, np.random.default_rng(seed), dims)
+    return (*conditional_mi(s, dims, nu), params)
+
+
 def conditional_sample(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,
                        seed: int | np.random.SeedSequence | list[int]) -> ConditionalSample:
     """Draw a structure (strengths, loadings, ``nu``) and ``n`` rows of (X, Y, Z).
@@ -148,16 +214,10 @@ def conditional_sample(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,
     A pure function of its arguments (``seed`` may be an int or a list of ints, e.g.
     ``[master, split, index]``)."""
     noise, structure = check_conditional_spec(spec)
-    for name, value, low in (("n", n, 2), ("dim_x", dim_x, 1), ("dim_y", dim_y, 1),
-                             ("dim_z", dim_z, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ShapeError(f"{name} must be an integer >= {low}, got {value!r}")
+    _check_dims(n, dim_x, dim_y, dim_z)
     rng = np.random.default_rng(seed)
     dims = (int(dim_x), int(dim_y), int(dim_z))
-    s, params = dispersion(structure, rng, dims)
-    nu = float(rng.uniform(*NU)) if noise == "student" else None
-    if nu is not None:
-        params["nu"] = nu
+    s, params, nu = _draw_structure(noise, structure, rng, dims)
     cmi, mi = conditional_mi(s, dims, nu)
     rows = rng.standard_normal((int(n), s.shape[0])) @ np.linalg.cholesky(s).T
     if nu is not None:
@@ -173,17 +233,22 @@ def transform_groups(sample: ConditionalSample, chain: str) -> ConditionalSample
     joined by '-', as in spec strings; ``"base"`` is none).  A transform that needs more
     columns than a group has (``spiral``: 2) leaves that group alone.  The truth is kept:
     I(X;Y|Z) is invariant to invertible maps of each group."""
-    from . import transforms as _transforms  # noqa: F401  (registers the transforms)
-
     groups = [sample.x, sample.y, sample.z]
-    for name in chain.split("-"):
-        if name == "base":
-            continue
-        if name not in TRANSFORMS:
-            raise SpecError(f"unknown transform {name!r} in {chain!r}; known transforms: "
-                            f"{', '.join(TRANSFORMS.names())}")
-        t = TRANSFORMS.get(name)
+    for t in _check_chain(chain, chain):
         groups = [t.forward(g, side) if g.shape[1] >= t.min_dim else g
                   for g, side in zip(groups, ("x", "y", "y"))]
     return ConditionalSample(*groups, sample.cmi, sample.mi, spec=sample.spec,
                              seed=sample.seed, params={**sample.params, "transforms": chain})
+
+
+def draw_conditional(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,
+                     seed: int | list[int]) -> ConditionalSample:
+    """The datapoint of a spec that may name a transform chain after its structure
+    (``normal-chain-halfcube``): :func:`conditional_sample` of the base spec, then
+    :func:`transform_groups`; ``spec`` is recorded whole."""
+    base, chain = split_conditional_spec(spec)
+    s = conditional_sample(base, n, dim_x, dim_y, dim_z, seed)
+    if chain != "base":
+        s = transform_groups(s, chain)
+    s.spec = spec
+    return s

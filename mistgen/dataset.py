@@ -1,5 +1,9 @@
 """Reading a meta-dataset store: ``open_meta_dataset(path)``.
 
+A store of (X, Y) samples yields :class:`mistgen.Sample`; a conditional store (built by
+``build_conditional_dataset``) yields :class:`mistgen.conditional.ConditionalSample`
+(``conditional`` is then true).
+
 The store is streamed: indexing reads the one shard that holds the datapoint (the last
 shard read is cached), and ``iter_shards`` yields one shard's samples at a time, so
 memory stays flat however large the store is. Every read is checked (``MetaDataset``).
@@ -15,12 +19,14 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .conditional import ConditionalSample
 from .errors import StoreError
 from .integrity import (
-    check_array_shapes, check_meta, chunk_file, location_problem, missing_chunks, shard_value_count,
+    block_width, check_array_shapes, check_meta, chunk_file, dim_columns, location_problem,
+    missing_chunks, shard_value_count,
 )
 from .sampling import Sample
-from .store import INDEX_FIELDS, shard_name
+from .store import CONDITIONAL_FORMAT, FORMAT_FIELDS, shard_name
 
 
 class MetaDataset:
@@ -45,13 +51,15 @@ class MetaDataset:
         self.meta = meta
         self.config = dict(self._root.attrs.get("config", {}))
         check_array_shapes(self.path, self._root, meta)
-        self.missing = missing_chunks(self.path, self.num_shards)
+        self.fields = FORMAT_FIELDS[meta["format"]]
+        self.missing = missing_chunks(self.path, self.num_shards, self.fields)
         # Small integer columns, needed to locate any datapoint, are read once.
         count = len(self)
-        self._n, self._dim_x, self._dim_y, self._offset = (
-            self.read_column(name, 0, count) for name in ("n", "dim_x", "dim_y", "offset"))
-        problem = location_problem(self._n, self._dim_x, self._dim_y, self._offset,
-                                   self.shard_size)
+        self._n, self._offset = (self.read_column(name, 0, count) for name in ("n", "offset"))
+        self._dims = {name: self.read_column(name, 0, count)
+                      for name in dim_columns(meta["format"])}
+        self._width = block_width(self._dims)
+        problem = location_problem(self._n, self._dims, self._offset, self.shard_size)
         if problem is not None:
             i, why = problem
             raise self._damage(f"datapoint {i}", why)
@@ -59,6 +67,11 @@ class MetaDataset:
         self._cache: tuple[int, np.ndarray] | None = None
 
     # -- metadata ---------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        """Whether the store holds (X, Y, Z) samples labelled with I(X;Y|Z)."""
+        return self.meta["format"] == CONDITIONAL_FORMAT
+
     @property
     def split(self) -> str:
         return self.meta["split"]
@@ -77,14 +90,15 @@ class MetaDataset:
 
     @property
     def index(self) -> xr.Dataset:
-        """Per-datapoint metadata (spec, n, dim_x, dim_y, mi, seed, params, shard, offset)."""
-        for name in INDEX_VARIABLES:
+        """Per-datapoint metadata (spec, n, dim_x, dim_y, mi, seed, params, shard, offset;
+        dim_z and cmi in a conditional store)."""
+        for name in self.fields:
             self._check_chunks(name, 0, len(self))
         try:
             index = xr.open_zarr(str(self.path), consolidated=True)
         except Exception as exc:
             raise self._damage("zarr.json", f"consolidated metadata unreadable ({exc})") from exc
-        for name in INDEX_VARIABLES:
+        for name in self.fields:
             try:
                 index[name].load()
             except Exception:
@@ -150,24 +164,25 @@ class MetaDataset:
                 values = self._root[name][:]
             except Exception as exc:
                 raise self._damage(where, f"cannot be read ({exc})") from exc
-            expected = shard_value_count(self._n, self._dim_x, self._dim_y, lo, hi)
+            expected = shard_value_count(self._n, self._width, lo, hi)
             if values.shape != (expected,):
                 raise self._damage(where, f"holds {values.size} values, but the index "
                                           f"locates {expected}")
             self._cache = (k, values)
         return self._cache[1]
 
-    def _build(self, i: int, values: np.ndarray, spec, mi, seed, params) -> Sample:
-        n, dx, dy = int(self._n[i]), int(self._dim_x[i]), int(self._dim_y[i])
-        off = int(self._offset[i])
-        block = values[off: off + n * (dx + dy)].reshape(n, dx + dy)
-        parsed = self._check_labels(i, spec, mi, seed, params)
-        return Sample(
-            x=np.ascontiguousarray(block[:, :dx]), y=np.ascontiguousarray(block[:, dx:]),
-            mi=float(mi), params=parsed, spec=str(spec), seed=int(seed),
-        )
+    def _build(self, i: int, values: np.ndarray, spec, mi, seed, params, cmi=None):
+        n, off = int(self._n[i]), int(self._offset[i])
+        block = values[off: off + n * int(self._width[i])].reshape(n, -1)
+        parsed = self._check_labels(i, spec, mi, seed, params, cmi)
+        bounds = np.cumsum([0] + [int(column[i]) for column in self._dims.values()])
+        x, y, *z = (np.ascontiguousarray(block[:, a:b]) for a, b in zip(bounds, bounds[1:]))
+        if self.conditional:
+            return ConditionalSample(x, y, z[0], cmi=float(cmi), mi=float(mi), spec=str(spec),
+                                     seed=int(seed), params=parsed)
+        return Sample(x=x, y=y, mi=float(mi), params=parsed, spec=str(spec), seed=int(seed))
 
-    def _check_labels(self, i: int, spec, mi, seed, params) -> dict:
+    def _check_labels(self, i: int, spec, mi, seed, params, cmi=None) -> dict:
         """Datapoint ``i``'s labels must be ones a build writes; returns the parsed params."""
         try:
             parsed = json.loads(params)
@@ -179,13 +194,16 @@ class MetaDataset:
             ("seed", seed >= 0, f"holds {seed!r} (must be >= 0)"),
             ("params", isinstance(parsed, dict), f"holds {str(params)[:80]!r}, not a JSON object"),
         )
+        if self.conditional:
+            problems += (("cmi", bool(np.isfinite(cmi)), f"holds {cmi!r}, not a finite CMI"),)
         for name, ok, why in problems:
             if not ok:
                 raise self._damage(f"array {name!r}, datapoint {i}", why)
         return parsed
 
     def _labels(self, lo: int, hi: int, reading: int | None = None) -> list[np.ndarray]:
-        return [self.read_column(name, lo, hi, reading) for name in LABELS]
+        names = LABELS + (("cmi",) if self.conditional else ())
+        return [self.read_column(name, lo, hi, reading) for name in names]
 
     def __getitem__(self, i: int) -> Sample:
         if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
@@ -231,6 +249,12 @@ class ConcatMetaDataset:
         if len(paths) == 0:
             raise StoreError("no meta-dataset stores given")
         self.parts = [MetaDataset(p) for p in paths]
+        kinds = {p.conditional for p in self.parts}
+        if len(kinds) > 1:
+            conditional = [str(p.path) for p in self.parts if p.conditional]
+            raise StoreError("cannot read conditional (X, Y, Z) stores and (X, Y) stores as "
+                             f"one; the conditional ones: {', '.join(conditional)}")
+        self.conditional = kinds.pop()
         self._starts = np.cumsum([0] + [len(p) for p in self.parts])
         self._shard_starts = np.cumsum([0] + [p.num_shards for p in self.parts])
         self.path = [p.path for p in self.parts]
@@ -245,7 +269,7 @@ class ConcatMetaDataset:
 
     @property
     def index(self) -> xr.Dataset:
-        keep = list(INDEX_VARIABLES)
+        keep = list(self.parts[0].fields)
         return xr.concat([p.index[keep] for p in self.parts], dim="datapoint",
                          data_vars="all", coords="minimal", compat="override",
                          combine_attrs="drop")
@@ -281,14 +305,14 @@ class ConcatMetaDataset:
     __iter__ = MetaDataset.__iter__
 
 
-INDEX_VARIABLES = tuple(INDEX_FIELDS)
 LABELS = ("spec", "mi", "seed", "params")
 
 
 def open_meta_dataset(
     path: str | os.PathLike | Sequence[str | os.PathLike],
 ) -> MetaDataset | ConcatMetaDataset:
-    """Open a complete store written by ``build_meta_dataset``, or several as one."""
+    """Open a complete store written by ``build_meta_dataset`` (or
+    ``build_conditional_dataset``), or several of one kind as one."""
     if isinstance(path, (str, os.PathLike)):
         return MetaDataset(path)
     return ConcatMetaDataset(list(path))

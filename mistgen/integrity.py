@@ -4,7 +4,8 @@ Every chunk of a store is written (see ``mistgen.store``), so a chunk file that 
 means damage; a chunk whose bytes changed fails its CRC-32C on reading. The group
 attributes and the index arrays must agree with each other: ``count``, ``shard_size`` and
 ``num_shards``, the index arrays' shapes, and the ``offset`` column, which must lay each
-shard's datapoints end to end (``n * (dim_x + dim_y)`` values each).
+shard's datapoints end to end (``n * (dim_x + dim_y)`` values each; ``n * (dim_x + dim_y +
+dim_z)`` in a conditional store).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import StoreError
-from .store import FORMAT, INDEX_FIELDS, shard_name
+from .store import FORMAT_FIELDS, FORMAT_GROUPS, INDEX_FIELDS, shard_name
 
 REQUIRED = {"format": str, "complete": bool, "split": str, "specs": list, "count": int,
             "shard_size": int, "num_shards": int}
@@ -28,9 +29,10 @@ def chunk_file(path: Path, array: str, k: int) -> Path:
 
 def check_meta(path: Path, meta: Mapping[str, Any]) -> None:
     """The ``mistgen`` group attributes: format, completeness, and consistent sizes."""
-    if meta.get("format") != FORMAT:
-        raise StoreError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}; "
-                         "rebuild it with this version of mistgen")
+    if meta.get("format") not in FORMAT_FIELDS:
+        raise StoreError(f"{path} has format {meta.get('format')!r}, expected "
+                         f"{' or '.join(map(repr, FORMAT_FIELDS))}; rebuild it with this "
+                         "version of mistgen")
     if meta.get("complete") is not True:
         raise StoreError(f"{path} is incomplete (its build did not finish)")
     for key, kind in REQUIRED.items():
@@ -50,7 +52,7 @@ def check_meta(path: Path, meta: Mapping[str, Any]) -> None:
 
 def check_array_shapes(path: Path, root, meta: Mapping[str, Any]) -> None:
     """Every index array exists, spans ``count`` datapoints and has one chunk per shard."""
-    for name in INDEX_FIELDS:
+    for name in FORMAT_FIELDS[meta["format"]]:
         try:
             arr = root[name]
         except KeyError:
@@ -63,10 +65,10 @@ def check_array_shapes(path: Path, root, meta: Mapping[str, Any]) -> None:
             )
 
 
-def missing_chunks(path: Path, num_shards: int) -> set[tuple[str, int]]:
+def missing_chunks(path: Path, num_shards: int, fields=INDEX_FIELDS) -> set[tuple[str, int]]:
     """(array, chunk) pairs whose chunk file is absent; shard arrays count as one chunk."""
     missing = set()
-    for name in INDEX_FIELDS:
+    for name in fields:
         try:
             present = set(os.listdir(path / name / "c"))
         except OSError:
@@ -78,13 +80,20 @@ def missing_chunks(path: Path, num_shards: int) -> set[tuple[str, int]]:
     return missing
 
 
-def location_problem(n, dim_x, dim_y, offset, shard_size: int) -> tuple[int, str] | None:
-    """The first datapoint whose n, dims or offset cannot locate it, and why."""
-    sizes = n.astype(np.int64) * (dim_x.astype(np.int64) + dim_y)
-    for name, column, low in (("n", n, 2), ("dim_x", dim_x, 1), ("dim_y", dim_y, 1)):
+def dim_columns(store_format: str) -> tuple[str, ...]:
+    """The index arrays holding a datapoint's column counts, group by group."""
+    return tuple(f"dim_{g}" for g in FORMAT_GROUPS[store_format])
+
+
+def location_problem(n, dims: Mapping[str, np.ndarray], offset, shard_size: int
+                     ) -> tuple[int, str] | None:
+    """The first datapoint whose n, dims (``{"dim_x": ..., ...}``) or offset cannot locate
+    it, and why."""
+    for name, column, low in (("n", n, 2), *((k, v, 1) for k, v in dims.items())):
         bad = np.flatnonzero(column < low)
         if bad.size:
             return int(bad[0]), f"array {name!r} holds {int(column[bad[0]])} (must be >= {low})"
+    sizes = n.astype(np.int64) * block_width(dims)
     expected = np.empty_like(sizes)
     for lo in range(0, len(sizes), shard_size):
         hi = min(lo + shard_size, len(sizes))
@@ -98,6 +107,12 @@ def location_problem(n, dim_x, dim_y, offset, shard_size: int) -> tuple[int, str
     return None
 
 
-def shard_value_count(n, dim_x, dim_y, lo: int, hi: int) -> int:
-    """Number of values shard [lo, hi) holds according to the index."""
-    return int((n[lo:hi].astype(np.int64) * (dim_x[lo:hi].astype(np.int64) + dim_y[lo:hi])).sum())
+def block_width(dims: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Columns per datapoint: the sum of its groups' column counts."""
+    return sum(column.astype(np.int64) for column in dims.values())
+
+
+def shard_value_count(n, width, lo: int, hi: int) -> int:
+    """Number of values shard [lo, hi) holds according to the index (``width``: columns
+    per datapoint)."""
+    return int((n[lo:hi].astype(np.int64) * width[lo:hi]).sum())

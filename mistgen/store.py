@@ -12,6 +12,10 @@
       shards/00000 ...     one compressed 1-D array (one file) per shard: the datapoints'
                            row-major [x | y] blocks, concatenated; ``offset`` locates them
 
+A conditional store (format "mistgen-conditional-meta-dataset/1", built by
+``mistgen.build_conditional_dataset``) holds (X, Y, Z) samples: two more index arrays,
+``dim_z`` and ``cmi`` (I(X;Y|Z); ``mi`` holds I(X;Y)), and [x | y | z] blocks.
+
 Ragged samples are stored without padding. Each shard writes its own array and its own
 chunk of every index array, so shards can be written by any worker in any order. Every
 chunk ends in a CRC-32C checksum (Zarr v3 ``crc32c`` codec) and every chunk is written,
@@ -50,9 +54,17 @@ INDEX_FIELDS: dict[str, Any] = {
     "shard": "int32",
     "offset": "int64",
 }
+CONDITIONAL_FORMAT = "mistgen-conditional-meta-dataset/1"
+CONDITIONAL_INDEX_FIELDS: dict[str, Any] = {**INDEX_FIELDS, "dim_z": "int32", "cmi": "float64"}
+#: The index arrays of each store format.
+FORMAT_FIELDS: dict[str, dict[str, Any]] = {FORMAT: INDEX_FIELDS,
+                                            CONDITIONAL_FORMAT: CONDITIONAL_INDEX_FIELDS}
+#: The groups of columns a datapoint's block holds, by format.
+FORMAT_GROUPS: dict[str, tuple[str, ...]] = {FORMAT: ("x", "y"),
+                                             CONDITIONAL_FORMAT: ("x", "y", "z")}
 DTYPES = ("float32", "float64")
 #: The entries of a store's top directory; anything else there is not ours.
-STORE_ENTRIES = frozenset({"zarr.json", SHARD_GROUP, *INDEX_FIELDS})
+STORE_ENTRIES = frozenset({"zarr.json", SHARD_GROUP, *CONDITIONAL_INDEX_FIELDS})
 #: Every chunk is written (a chunk equal to the fill value included), so that a missing
 #: chunk file always means damage.
 ARRAY_CONFIG = {"write_empty_chunks": True}
@@ -89,7 +101,7 @@ def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:
     root = zarr.open_group(str(path), mode="w-", zarr_format=3)
     root.attrs.update(attrs)
     root.create_group(SHARD_GROUP)
-    for name, dtype in INDEX_FIELDS.items():
+    for name, dtype in FORMAT_FIELDS[attrs["mistgen"]["format"]].items():
         root.create_array(
             name, shape=(plan.count,), chunks=(plan.shard_size,), dtype=dtype,
             dimension_names=["datapoint"], fill_value=None if dtype is str else 0,
@@ -103,40 +115,46 @@ def write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
         return _write_shard(path, k, plan, dtype)
 
 
+def _record(i: int, s, groups: tuple[str, ...]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Datapoint ``i``'s block (its groups side by side) and its index entries."""
+    parts = [getattr(s, g) for g in groups]
+    labels = {"spec": s.spec, "n": s.n, "mi": s.mi, "seed": s.seed,
+              "params": json.dumps(s.params, sort_keys=True)}
+    for g, part in zip(groups, parts):
+        labels[f"dim_{g}"] = part.shape[1]
+    if "z" in groups:
+        labels["cmi"] = s.cmi
+    return np.concatenate(parts, axis=1), labels
+
+
 def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> int:
     lo, hi = plan.shard_bounds(k)
-    blocks, specs, params, seeds, mis, ns, dxs, dys = [], [], [], [], [], [], [], []
+    root = zarr.open_group(path, mode="r+")
+    store_format = root.attrs["mistgen"]["format"]
+    fields, groups = FORMAT_FIELDS[store_format], FORMAT_GROUPS[store_format]
+    blocks, columns = [], {name: [] for name in fields if name not in ("shard", "offset")}
     for i in range(lo, hi):
         s = plan.datapoint(i)
-        block = np.concatenate([s.x, s.y], axis=1).astype(dtype, copy=False)
+        block, labels = _record(i, s, groups)
+        block = block.astype(dtype, copy=False)
         if not np.isfinite(block).all():
             raise MistgenError(
                 f"datapoint {i} ({s.spec}, seed {s.seed}) has non-finite values in {dtype}"
             )
         blocks.append(block.ravel())
-        specs.append(s.spec)
-        params.append(json.dumps(s.params, sort_keys=True))
-        seeds.append(s.seed)
-        mis.append(s.mi)
-        ns.append(s.n)
-        dxs.append(s.dim_x)
-        dys.append(s.dim_y)
+        for name, column in columns.items():
+            column.append(labels[name])
     sizes = np.array([b.size for b in blocks], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    columns["shard"] = np.full(hi - lo, k)
+    columns["offset"] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     values = np.concatenate(blocks)
-    root = zarr.open_group(path, mode="r+")
     arr = root.create_array(
         shard_name(k), shape=values.shape, chunks=values.shape, dtype=dtype,
         compressors=shard_compressors(dtype), dimension_names=["value"], config=ARRAY_CONFIG,
     )
     arr[:] = values
-    columns = {
-        "spec": np.array(specs, dtype=object), "n": ns, "dim_x": dxs, "dim_y": dys, "mi": mis,
-        "seed": seeds, "params": np.array(params, dtype=object),
-        "shard": np.full(hi - lo, k), "offset": offsets,
-    }
     for name, column in columns.items():
-        dtype_of = object if INDEX_FIELDS[name] is str else INDEX_FIELDS[name]
+        dtype_of = object if fields[name] is str else fields[name]
         root[name].with_config(ARRAY_CONFIG)[lo:hi] = np.asarray(column, dtype=dtype_of)
     return hi - lo
 

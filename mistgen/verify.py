@@ -5,7 +5,9 @@ matches the consolidated copy readers use; every chunk file exists; every chunk 
 checksum and decodes; the index locates every datapoint; every shard holds the values the
 index locates; every datapoint's labels are ones a build writes, and its MI label equals
 the closed form recomputed from its spec, parameters and dims (which catches labels moved
-between datapoints, whose checksums still hold). One shard is read at a time, so memory
+between datapoints, whose checksums still hold); in a conditional store, whose loadings are
+not recorded, both labels (I(X;Y|Z) and I(X;Y)) and the parameters are recomputed from its
+spec, dims and seed. One shard is read at a time, so memory
 stays flat. For a store built by ``build_meta_dataset``, the attributes' seed, split and
 design must give every datapoint its recorded spec, n, dims and seed; with
 ``regenerate=True`` every datapoint is also drawn again and compared value by value.
@@ -19,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .conditional import conditional_truth
+from .conditional_design import design_from_attrs, make_conditional_plan
 from .dataset import MetaDataset
 from .design import make_design, make_plan
 from .errors import MistgenError, StoreError
 from .integrity import missing_chunks
 from .spec import parse_spec
-from .store import SHARD_GROUP, shard_name
+from .store import FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, shard_name
 
 #: Relative tolerance between a stored MI label and its recomputed closed form.
 MI_TOLERANCE = 1e-9
@@ -124,6 +128,8 @@ def _metadata_problems(ds: MetaDataset) -> list[str]:
 
 def _label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
     """Datapoints whose MI label is not the closed form of their own parameters."""
+    if ds.conditional:
+        return _conditional_label_problems(ds, lo, samples)
     problems = []
     for i, s in enumerate(samples, start=lo):
         try:
@@ -132,9 +138,35 @@ def _label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
             problems.append(f"{ds.path}: array 'params', datapoint {i}: parameters "
                             f"{s.params} do not define an MI ({exc})")
             continue
-        if abs(mi - s.mi) > MI_TOLERANCE * max(1.0, abs(mi)):
-            problems.append(f"{ds.path}: array 'mi', datapoint {i}: label {s.mi!r} differs "
-                            f"from {float(mi)!r}, the MI of its spec and parameters")
+        problems.extend(_label_differs(ds, i, "mi", s.mi, mi, "the MI of its spec and "
+                                                               "parameters"))
+    return problems
+
+
+def _label_differs(ds: MetaDataset, i: int, name: str, label: float, truth: float,
+                   what: str) -> list[str]:
+    if abs(truth - label) > MI_TOLERANCE * max(1.0, abs(truth)):
+        return [f"{ds.path}: array {name!r}, datapoint {i}: label {label!r} differs from "
+                f"{float(truth)!r}, {what}"]
+    return []
+
+
+def _conditional_label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
+    problems = []
+    what = "recomputed from its spec, dims and seed"
+    for i, s in enumerate(samples, start=lo):
+        try:
+            cmi, mi, params = conditional_truth(s.spec, s.dim_x, s.dim_y, s.dim_z, s.seed)
+        except (MistgenError, ValueError, np.linalg.LinAlgError) as exc:
+            problems.append(f"{ds.path}: array 'spec', datapoint {i}: {s.spec!r} with dims "
+                            f"{(s.dim_x, s.dim_y, s.dim_z)} does not define a CMI ({exc})")
+            continue
+        problems.extend(_label_differs(ds, i, "cmi", s.cmi, cmi, f"the CMI {what}"))
+        problems.extend(_label_differs(ds, i, "mi", s.mi, mi, f"the MI {what}"))
+        stored = {k: v for k, v in s.params.items() if k != "transforms"}
+        if stored != params:
+            problems.append(f"{ds.path}: array 'params', datapoint {i}: {s.params} differ "
+                            f"from {params}, {what}")
     return problems
 
 
@@ -145,13 +177,17 @@ def _plan_of(ds: MetaDataset):
         return None, None
     d = meta["design"]
     try:
-        args = {key: d[key] for key in ("dim_range", "dim_y_range")}
-        if d.get("kind") == "grid":
-            args.update(n_grid=d["n_grid"], dim_grid=d["dim_grid"], repeats=d["repeats"])
+        if ds.conditional:
+            plan = make_conditional_plan(design_from_attrs(meta["specs"], d), meta.get("seed"),
+                                         meta["split"], ds.shard_size)
         else:
-            args.update(count=d["count"], n_range=d["n_range"])
-        plan = make_plan(make_design(meta["specs"], **args), meta.get("seed"), meta["split"],
-                         meta.get("priors") or None, ds.shard_size)
+            args = {key: d[key] for key in ("dim_range", "dim_y_range")}
+            if d.get("kind") == "grid":
+                args.update(n_grid=d["n_grid"], dim_grid=d["dim_grid"], repeats=d["repeats"])
+            else:
+                args.update(count=d["count"], n_range=d["n_range"])
+            plan = make_plan(make_design(meta["specs"], **args), meta.get("seed"),
+                             meta["split"], meta.get("priors") or None, ds.shard_size)
     except (MistgenError, KeyError, TypeError) as exc:
         return None, (f"{ds.path}: attributes mistgen.design/seed/split do not define a plan "
                       f"({exc})")
@@ -165,13 +201,15 @@ def _address_problems(ds: MetaDataset, plan, lo: int, samples, regenerate: bool)
     """Datapoints that the recorded seed, split and design do not give (or, when
     ``regenerate``, whose values differ from a fresh draw)."""
     problems = []
+    groups = ("x", "y", "z") if ds.conditional else ("x", "y")
+    names = ("spec", "n", *(f"dim_{g}" for g in groups), "seed")
     for i, s in enumerate(samples, start=lo):
         expected = plan.address(i)
-        if (s.spec, s.n, s.dim_x, s.dim_y, s.seed) != expected:
+        found = tuple(getattr(s, name) for name in names)
+        if found != expected:
             problems.append(
-                f"{ds.path}: datapoint {i}: index holds (spec, n, dim_x, dim_y, seed) = "
-                f"{(s.spec, s.n, s.dim_x, s.dim_y, s.seed)}, but attributes seed/split/design "
-                f"give {expected}")
+                f"{ds.path}: datapoint {i}: index holds ({', '.join(names)}) = {found}, but "
+                f"attributes seed/split/design give {expected}")
             continue
         if regenerate:
             fresh = plan.datapoint(i)
@@ -179,8 +217,8 @@ def _address_problems(ds: MetaDataset, plan, lo: int, samples, regenerate: bool)
             if fresh.params != s.params:
                 problems.append(f"{ds.path}: array 'params', datapoint {i}: {s.params} differ "
                                 f"from {fresh.params}, drawn again from its seed and priors")
-            elif not (np.array_equal(fresh.x.astype(dtype), s.x)
-                      and np.array_equal(fresh.y.astype(dtype), s.y)):
+            elif not all(np.array_equal(getattr(fresh, g).astype(dtype), getattr(s, g))
+                         for g in groups):
                 problems.append(f"{ds.path}: array {shard_name(i // ds.shard_size)!r}, "
                                 f"datapoint {i}: values differ from the datapoint drawn again "
                                 "from its seed")
@@ -190,11 +228,12 @@ def _address_problems(ds: MetaDataset, plan, lo: int, samples, regenerate: bool)
 def _missing_without_opening(path: Path) -> list[str]:
     """Missing chunk files of a store that does not open, when its shard count is readable."""
     try:
-        num_shards = json.loads((path / "zarr.json").read_text())["attributes"]["mistgen"][
-            "num_shards"]
+        meta = json.loads((path / "zarr.json").read_text())["attributes"]["mistgen"]
+        num_shards = meta["num_shards"]
     except (OSError, ValueError, KeyError, TypeError):
         return []
     if not isinstance(num_shards, int) or isinstance(num_shards, bool):
         return []
+    fields = FORMAT_FIELDS.get(meta.get("format"), INDEX_FIELDS)
     return [f"{path}: array {name!r}, chunk {k}: chunk file missing"
-            for name, k in sorted(missing_chunks(path, num_shards))]
+            for name, k in sorted(missing_chunks(path, num_shards, fields))]

@@ -428,6 +428,9 @@ def warp_store(
     from .store import DTYPES
 
     ds = base if isinstance(base, MetaDataset) else MetaDataset(base)
+    if ds.conditional:
+        raise MistgenError(f"{ds.path} is a conditional (X, Y, Z) store; modality flows warp "
+                           "(X, Y) stores")
     if isinstance(flows, ModalityFlows):
         blob, flows_path = flows.to_bytes(), None
     else:

@@ -151,12 +151,14 @@ def bucket_batches(samples: Sequence, rng: np.random.Generator, batch_size: int,
                    max_cells: int) -> Iterator[list]:
     """Yield lists of samples: shuffled, sorted by shape, cut into batches, batches shuffled.
 
-    ``samples`` are objects with ``.x`` and ``.y``.  Batches hold at most ``batch_size``
-    samples and at most ``max_cells`` padded cells.
+    ``samples`` are objects with ``.x`` and ``.y`` (and ``.z``, counted with ``y``, in
+    conditional samples).  Batches hold at most ``batch_size`` samples and at most
+    ``max_cells`` padded cells.
     """
     idx = rng.permutation(len(samples))
     items = [samples[i] for i in idx]
-    shapes = [(s.x.shape[0], s.x.shape[1], s.y.shape[1]) for s in items]
+    shapes = [(s.x.shape[0], s.x.shape[1],
+               s.y.shape[1] + (s.z.shape[1] if hasattr(s, "z") else 0)) for s in items]
     chunks = plan_chunks(shapes, max_cells=max_cells, max_batch=batch_size)
     for k in rng.permutation(len(chunks)):
         yield [items[i] for i in chunks[k]]

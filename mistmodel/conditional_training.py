@@ -13,7 +13,11 @@
   ``max_cells`` (at most ``batch_size``).  X and Y are swapped with probability 1/2
   (I(X;Y|Z) is symmetric).  Training batches come from ``[seed, 0, step]``; the
   validation set is ``val_count`` datapoints drawn the same way from ``[seed, 1, k]``, fixed
-  for the run.
+  for the run.  Either may come from conditional stores instead
+  (:func:`mistgen.build_conditional_dataset`): with ``train_store`` the batches stream from
+  its shards (shard order and batches shuffled per epoch from ``[seed, 0, epoch]``,
+  datapoints of like shape batched together within ``max_cells``, X and Y swapped with
+  probability 1/2), and with ``val_store`` the validation set is that whole store.
 * **Start.**  ``init`` is a checkpoint: a conditional one continues; an unconditional
   (I(X;Y)) one is widened to the conditional network by :func:`widen_unconditional`
   (the X and Y parts are kept, what reads Z starts at zero or at the init's values).
@@ -36,7 +40,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,12 +48,12 @@ import torch
 from mistgen.conditional import (CONDITIONAL_SPECS, ConditionalSample, conditional_sample,
                                  transform_groups)
 
-from .batching import collate
+from .batching import bucket_batches, collate, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import point_loss
 from .model import MISTNet, ModelConfig
 from .threads import torch_threads
-from .training import WarmupCosine, make_optimizer, optimizer_step
+from .training import WarmupCosine, make_optimizer, optimizer_step, store_recipes
 
 __all__ = ["ConditionalTrainConfig", "draw_step", "widen_unconditional", "train_conditional"]
 
@@ -77,6 +81,8 @@ class ConditionalTrainConfig:
     anchor: bool = True
     corrected_stat: bool = True
     val_count: int = 256
+    train_store: str | list[str] | None = None
+    val_store: str | list[str] | None = None
     eval_every: int = 250
     seed: int = 0
     threads: int | None = None
@@ -99,6 +105,15 @@ class ConditionalTrainConfig:
         dlo, dhi = self.dim_range
         if not 1 <= dlo <= dhi:
             raise ValueError(f"dim_range must satisfy 1 <= low <= high, got {self.dim_range}")
+        for name in ("train_store", "val_store"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                value = list(value)
+                setattr(self, name, value)
+            if value is not None and not (isinstance(value, str) and value or isinstance(
+                    value, list) and value and all(isinstance(v, str) and v for v in value)):
+                raise ValueError(f"{name} must be a store path or a non-empty list of them, "
+                                 f"got {value!r}")
         for name in ("steps", "batch_size", "max_cells", "val_count", "eval_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -127,9 +142,50 @@ def draw_step(cfg: ConditionalTrainConfig, key: Sequence[int]) -> list[Condition
         s = transform_groups(conditional_sample(spec, n, *dims, seed=[*key, len(samples)]),
                              chain)
         if rng.random() < 0.5:
-            s = ConditionalSample(s.y, s.x, s.z, s.cmi, s.mi, s.spec, s.seed, s.params)
+            s = _swapped(s)
         samples.append(s)
     return samples
+
+
+def open_conditional_stores(paths: str | list[str]):
+    """One conditional store, or several read as one; an (X, Y) store is refused."""
+    import mistgen
+
+    ds = mistgen.open_meta_dataset(paths if isinstance(paths, str) else list(paths))
+    if not ds.conditional:
+        raise ValueError(f"{paths} holds (X, Y) samples; the conditional network trains on "
+                         "stores built by mistgen.build_conditional_dataset")
+    return ds
+
+
+def store_batches(ds, cfg: ConditionalTrainConfig) -> Iterator[list[ConditionalSample]]:
+    """Endless shuffled batches from a conditional store, epoch after epoch (a pure
+    function of the store and ``cfg.seed``)."""
+    epoch = 0
+    while True:
+        rng = np.random.default_rng([cfg.seed, 0, epoch])
+        for k in rng.permutation(ds.num_shards):
+            for group in bucket_batches(ds.shard(int(k)), rng, cfg.batch_size, cfg.max_cells):
+                yield [_swapped(s) if rng.random() < 0.5 else s for s in group]
+        epoch += 1
+
+
+def _swapped(s: ConditionalSample) -> ConditionalSample:
+    return ConditionalSample(s.y, s.x, s.z, s.cmi, s.mi, s.spec, s.seed, s.params)
+
+
+class StoreValidation:
+    """A conditional store's datapoints as validation batches, read shard by shard at each
+    pass (memory stays that of one shard)."""
+
+    def __init__(self, ds, batch_size: int = 16, max_cells: int = 120_000):
+        self.ds, self.batch_size, self.max_cells = ds, batch_size, max_cells
+
+    def __iter__(self) -> Iterator[list[ConditionalSample]]:
+        for shard in self.ds.iter_shards():
+            shapes = [(s.n, s.dim_x, s.dim_y + s.dim_z) for s in shard]
+            for chunk in plan_chunks(shapes, self.max_cells, self.batch_size):
+                yield [shard[i] for i in chunk]
 
 
 def _batch(samples: list[ConditionalSample], copula: bool):
@@ -201,7 +257,7 @@ def _start(cfg: ConditionalTrainConfig) -> tuple[MISTNet, list[dict[str, Any]]]:
     return net, stages
 
 
-def _validate(net: MISTNet, val: list[list[ConditionalSample]], cfg: ConditionalTrainConfig
+def _validate(net: MISTNet, val: Iterable[list[ConditionalSample]], cfg: ConditionalTrainConfig
               ) -> dict[str, float]:
     net.eval()
     preds, truths = [], []
@@ -218,6 +274,17 @@ def _validate(net: MISTNet, val: list[list[ConditionalSample]], cfg: Conditional
             "mae_below_0.1": float(np.mean(np.abs(p - t)[t < 0.1])) if (t < 0.1).any() else None}
 
 
+def _validation_set(cfg: ConditionalTrainConfig) -> Iterable[list[ConditionalSample]]:
+    if cfg.val_store is not None:
+        return StoreValidation(open_conditional_stores(cfg.val_store), 16, cfg.max_cells)
+    val_cfg = ConditionalTrainConfig(**{**asdict(cfg), "batch_size": 16})
+    val, seen = [], 0
+    while seen < cfg.val_count:
+        val.append(draw_step(val_cfg, [cfg.seed, 1, len(val)]))
+        seen += len(val[-1])
+    return val
+
+
 def train_conditional(cfg: ConditionalTrainConfig) -> Path:
     """Train and return the path of ``out/checkpoint.safetensors``."""
     with torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
@@ -232,11 +299,22 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
     net.train()
     optimizer = make_optimizer(net, cfg.lr, cfg.weight_decay)
     scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
-    val_cfg = ConditionalTrainConfig(**{**asdict(cfg), "batch_size": 16})
-    val, seen = [], 0
-    while seen < cfg.val_count:
-        val.append(draw_step(val_cfg, [cfg.seed, 1, len(val)]))
-        seen += len(val[-1])
+    val = _validation_set(cfg)
+    stores = None
+    if cfg.train_store is None:
+        batches = (draw_step(cfg, [cfg.seed, 0, step]) for step in range(cfg.steps))
+        lo, hi = cfg.n_range
+        dlo, dhi = cfg.dim_range
+        ranges = {"n": [lo, hi], "dim_x": [dlo, dhi], "dim_y": [dlo, dhi], "dim_z": [dlo, dhi]}
+    else:
+        train_ds = open_conditional_stores(cfg.train_store)
+        batches = store_batches(train_ds, cfg)
+        stores = store_recipes(train_ds)
+        index = train_ds.index
+        ranges = {k: [int(index[k].min()), int(index[k].max())]
+                  for k in ("n", "dim_x", "dim_y", "dim_z")}
+        ranges["dim_x"] = ranges["dim_y"] = [min(ranges["dim_x"][0], ranges["dim_y"][0]),
+                                             max(ranges["dim_x"][1], ranges["dim_y"][1])]
     history: dict[str, Any] = {"steps": [], "val": []}
     best = math.inf
     bar = None
@@ -246,9 +324,9 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
                    dynamic_ncols=True)
     t0 = time.perf_counter()
     running = None
-    for step in range(cfg.steps):
+    for step, samples in zip(range(cfg.steps), batches):
         lr = scheduler.step(step / cfg.steps)
-        batch = _batch(draw_step(cfg, [cfg.seed, 0, step]), net.config.copula)
+        batch = _batch(samples, net.config.copula)
         loss = point_loss(net(*batch.inputs()), batch.target, cfg.log_weight, cfg.log_eps)
         value = optimizer_step(net, optimizer, loss, cfg.grad_clip, step)
         running = value if running is None else 0.98 * running + 0.02 * value
@@ -265,16 +343,14 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
                           f"mae {record['mae']:.4f}")
             if record["loss"] <= best:
                 best = record["loss"]
-                lo, hi = cfg.n_range
-                dlo, dhi = cfg.dim_range
                 save_checkpoint(out / CHECKPOINT, net.state_dict(), {
                     "variant": "mist", "model_config": net.config.to_dict(),
-                    "data_ranges": {"n": [lo, hi], "dim_x": [dlo, dhi], "dim_y": [dlo, dhi],
-                                    "dim_z": [dlo, dhi]},
+                    "data_ranges": ranges,
                     "validation": record, "step": step + 1,
                     "train_config": cfg.to_dict(),
                     "stages": stages + [{"conditional_train_config": cfg.to_dict(),
-                                         "step": step + 1}],
+                                         "step": step + 1,
+                                         **({"stores": stores} if stores else {})}],
                 })
     if bar is not None:
         bar.close()
@@ -294,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transforms", default="base",
                    help="comma-separated transform chains drawn per datapoint, e.g. "
                    "base,halfcube,wiggly-spiral (default: none)")
+    p.add_argument("--train-store", nargs="+", default=None,
+                   help="conditional store(s) to train on (mistgen.build_conditional_dataset) "
+                   "instead of drawing batches")
+    p.add_argument("--val-store", nargs="+", default=None,
+                   help="conditional store(s) to validate on instead of drawn datapoints")
     p.add_argument("--n-range", type=int, nargs=2, default=(50, 1000))
     p.add_argument("--dim-range", type=int, nargs=2, default=(1, 16))
     for name, kind, default in (("steps", int, 1000), ("batch-size", int, 32),
@@ -317,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         dim_range=tuple(a.dim_range), steps=a.steps, batch_size=a.batch_size,
         max_cells=a.max_cells, lr=a.lr, log_weight=a.log_weight, val_count=a.val_count,
         eval_every=a.eval_every, seed=a.seed, threads=a.threads, anchor=a.anchor,
-        corrected_stat=a.corrected_stat)
+        corrected_stat=a.corrected_stat, train_store=a.train_store, val_store=a.val_store)
     print(train_conditional(cfg))
     return 0
 

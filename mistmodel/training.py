@@ -175,12 +175,18 @@ class WarmupCosine:
 
 
 def open_stores(paths: Any):
-    """Open one store or several as one (through ``mistgen.open_meta_dataset``)."""
+    """Open one store or several as one (through ``mistgen.open_meta_dataset``); a
+    conditional (X, Y, Z) store is refused."""
     import mistgen
     if isinstance(paths, (list, tuple)):
-        return mistgen.open_meta_dataset([str(p) for p in paths]) if len(paths) > 1 \
+        ds = mistgen.open_meta_dataset([str(p) for p in paths]) if len(paths) > 1 \
             else mistgen.open_meta_dataset(str(paths[0]))
-    return mistgen.open_meta_dataset(str(paths))
+    else:
+        ds = mistgen.open_meta_dataset(str(paths))
+    if ds.conditional:
+        raise ValueError(f"{paths} holds conditional (X, Y, Z) samples; I(X;Y) training "
+                         "reads (X, Y) stores (mistmodel.conditional_training trains on these)")
+    return ds
 
 
 def store_recipes(ds) -> list[dict[str, Any]]:

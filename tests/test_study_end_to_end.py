@@ -50,8 +50,19 @@ def test_tiny_study_end_to_end(tmp_path):
     assert metrics["epochs"][-1]["step"] == cfg["models"]["mist_qr"]["max_steps"]
     cmi = json.loads((tmp_path / "models/conditional/mist_cmi/metrics.json").read_text())
     assert cmi["val"][-1]["step"] == cfg["conditional_models"]["mist_cmi"]["steps"]
+    # the conditional network trained and validated on the conditional stores it names
+    for name, entry in cfg["conditional_splits"].items():
+        store = tmp_path / f"data/conditional/{name}.zarr"
+        assert mistgen.verify_store(store, regenerate=True).ok
+        assert set(mistgen.open_meta_dataset(store).index.spec.values) == set(entry["specs"])
+    from mistmodel.checkpoint import load_checkpoint
+    _, card = load_checkpoint(tmp_path / "models/conditional/mist_cmi/checkpoint.safetensors")
+    stores = [Path(s["path"]) for s in card["stages"][-1]["stores"]]
+    assert stores == [Path("data/conditional/cmi_train.zarr")] or stores == [
+        tmp_path / "data/conditional/cmi_train.zarr"]
     # every job with a benchmark directive left its time
-    for rule in ("generate", "train", "train_conditional", "benchmark", "fit_flows", "warp"):
+    for rule in ("generate", "generate_conditional", "train", "train_conditional", "benchmark",
+                 "fit_flows", "warp"):
         assert list((tmp_path / "logs/times" / rule).rglob("*.tsv")), rule
     again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

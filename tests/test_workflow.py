@@ -93,6 +93,20 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
     (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,
                                                      "settings": {"seed": 3}}}),
      "conditional_models.cmi.settings: seed belong to the entry itself"),
+    (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,
+                                                     "train": "nowhere"}}),
+     "conditional_models.cmi.train: unknown conditional split 'nowhere'"),
+    (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,
+                                                     "settings": {"n_rnage": [5, 9]}}}),
+     "n_rnage"),
+    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-fork"], "count": 4}}),
+     "conditional_splits.cs: unknown conditional spec 'normal-fork'"),
+    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain-swirl"],
+                                                   "count": 4}}),
+     "unknown transform 'swirl'"),
+    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain"], "count": 4,
+                                                   "n_grid": [50]}}),
+     "conditional_splits"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)
@@ -101,6 +115,24 @@ def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "data").exists()
+
+
+def test_a_conditional_split_is_built_and_read_by_its_training_job(tmp_path, default_config):
+    default_config["conditional_splits"] = {
+        "cmi_train": {"specs": ["normal-chain", "student-collider-halfcube"], "count": 40},
+        "cmi_val": {"specs": ["normal-factor"], "n_grid": [100], "dim_grid": [[1, 2, 3]]}}
+    default_config["conditional_models"] = {"cmi": {"init": "mist", "steps": 2,
+                                                    "train": "cmi_train", "val": "cmi_val"}}
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "d.yaml", default_config)),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert job_counts(text)["generate_conditional"] == 2
+    job = text.split("rule train_conditional:")[1].split("rule ")[0]
+    inputs = job.split("input:")[1].splitlines()[0]
+    for path in ("models/mist/checkpoint.safetensors", "data/conditional/cmi_train.zarr",
+                 "data/conditional/cmi_val.zarr"):
+        assert path in inputs
 
 
 def test_shipped_checkpoints_are_inputs_of_their_benchmark_jobs(tmp_path):
@@ -141,7 +173,8 @@ def test_release_config_is_a_chain_of_stages(tmp_path):
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout + result.stderr)
-    assert (counts["train"], counts["calibrate"], counts["train_conditional"]) == (21, 4, 1)
+    assert (counts["train"], counts["calibrate"], counts["train_conditional"],
+            counts["generate_conditional"]) == (21, 4, 1, 1)
     assert "benchmark" not in counts
     jobs = (result.stdout + result.stderr).split("rule train:")[1:]
     inputs = {block.split("wildcards: model=")[1].split()[0]: block.split("input:")[1].splitlines()[0]

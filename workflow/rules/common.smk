@@ -4,7 +4,8 @@ import importlib.util
 from pathlib import Path
 
 from common.families import store_family_files
-from common.stores import COMBINED, families_of, split_stores, store_path, store_recipe
+from common.stores import (COMBINED, conditional_store_path, conditional_store_recipe,
+                           families_of, split_stores, store_path, store_recipe)
 from common.study import derived_study
 
 
@@ -45,6 +46,15 @@ def conditional_checkpoint(name):
 def conditional_init(name):
     """A conditional entry's start: a further stage's predecessor, or a mist model."""
     return conditional_checkpoint(name) if name in CONDITIONAL else model_checkpoint(name)
+
+
+def conditional_inputs(wildcards):
+    """A conditional entry's start and, when it names them, its train / val stores."""
+    entry = CONDITIONAL[wildcards.model]
+    inputs = {"init": conditional_init(entry["init"])}
+    inputs.update({key: conditional_store_path(entry[key]) for key in ("train", "val")
+                   if key in entry})
+    return inputs
 
 
 def shipped_checkpoint(variant):
@@ -93,6 +103,7 @@ def figure_store(modality, root):
 def all_outputs():
     outputs = [model_checkpoint(name) for name in MODELS]
     outputs += [conditional_checkpoint(name) for name in CONDITIONAL]
+    outputs += [conditional_store_path(name) for name in config["conditional_splits"]]
     for run in RUNS:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]

@@ -23,3 +23,25 @@ rule generate:
         ENV
     script:
         "../scripts/generate.py"
+
+
+# Stores of (X, Y, Z) samples for the conditional network: one per conditional_splits entry.
+rule generate_conditional:
+    output:
+        directory("data/conditional/{split}.zarr"),
+    wildcard_constraints:
+        split=r"[A-Za-z0-9_]+",
+    params:
+        recipe=lambda w: conditional_store_recipe(config, w.split),
+        split_config=lambda w: config["conditional_splits"][w.split],
+        scheduler=config["dask_scheduler"],
+    priority: 50
+    threads: 1
+    log:
+        "logs/generate_conditional/{split}.log",
+    benchmark:
+        "logs/times/generate_conditional/{split}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/generate_conditional.py"

@@ -49,7 +49,7 @@ rule calibrate:
 
 rule train_conditional:
     input:
-        init=lambda w: conditional_init(CONDITIONAL[w.model]["init"]),
+        unpack(conditional_inputs),
     output:
         checkpoint="models/conditional/{model}/checkpoint.safetensors",
         metrics="models/conditional/{model}/metrics.json",

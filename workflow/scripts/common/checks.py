@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from .stores import base_split, families_of, n_grid, store_names, store_recipe
+from .stores import (base_split, conditional_store_recipe, families_of, n_grid, store_names,
+                     store_recipe)
 from .study import derived_study
 
 
@@ -45,6 +46,11 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
             check(f"estimators.{name}", lambda s=spec: _check_estimator(s))
         for name, entry in models.items():
             check(f"models.{name}", lambda n=name, e=entry: _check_model(config, n, e, models))
+        for name in config["conditional_splits"]:
+            check(f"conditional_splits.{name}", lambda n=name: _check_conditional_store(config, n))
+        for name, entry in config["conditional_models"].items():
+            check(f"conditional_models.{name}.settings",
+                  lambda e=entry: _check_conditional_settings(e))
     if problems:
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
 
@@ -87,6 +93,15 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
         if own:
             problems.append(f"conditional_models.{name}.settings: {', '.join(own)} "
                             "belong to the entry itself (or to the rule), not to settings")
+        own = sorted(set(entry.get("settings") or {}) & {"train_store", "val_store"})
+        if own:
+            problems.append(f"conditional_models.{name}.settings: {', '.join(own)} are "
+                            "named by the entry's train/val keys (conditional_splits names)")
+        for key in ("train", "val"):
+            if key in entry and entry[key] not in config["conditional_splits"]:
+                problems.append(f"conditional_models.{name}.{key}: unknown conditional split "
+                                f"{entry[key]!r}; conditional_splits: "
+                                f"{sorted(config['conditional_splits'])}")
         init = entry["init"]
         if init in models and models[init]["variant"] != "mist":
             problems.append(f"conditional_models.{name}.init: {init!r} is a "
@@ -149,6 +164,25 @@ def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
                    if k not in ("specs", "seed", "split", "shard_size", "priors")}
     design = make_design(recipe["specs"], **design_args)
     make_plan(design, recipe["seed"], recipe["split"], recipe["priors"], recipe["shard_size"])
+
+
+def _check_conditional_store(config: Mapping[str, Any], name: str) -> None:
+    """mistgen's checks of a conditional store's specs, design and address (no data made)."""
+    from mistgen.conditional_design import make_conditional_design, make_conditional_plan
+
+    recipe = conditional_store_recipe(config, name)
+    design_args = {k: v for k, v in recipe.items()
+                   if k not in ("specs", "seed", "split", "shard_size")}
+    design = make_conditional_design(recipe["specs"], **design_args)
+    make_conditional_plan(design, recipe["seed"], recipe["split"], recipe["shard_size"])
+
+
+def _check_conditional_settings(entry: Mapping[str, Any]) -> None:
+    """The settings make a valid ``ConditionalTrainConfig`` (unknown keys, bad ranges)."""
+    from .training import conditional_train_config
+
+    conditional_train_config(entry, init="init", checkpoint="models/conditional/x/c",
+                             seed=0, threads=None)
 
 
 def _check_modality(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],

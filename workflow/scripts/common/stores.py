@@ -70,3 +70,21 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
     else:
         recipe["count"] = entry["count"]
     return recipe
+
+
+CONDITIONAL_DESIGN_KEYS = ("count", "n_range", "n_grid", "repeats", "dim_range", "dim_y_range",
+                           "dim_z_range", "dim_grid")
+
+
+def conditional_store_path(name: str) -> str:
+    return f"data/conditional/{name}.zarr"
+
+
+def conditional_store_recipe(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Keyword arguments of ``mistgen.build_conditional_dataset`` for the
+    ``conditional_splits`` entry ``name`` (its address is ``conditional.<name>``)."""
+    entry = config["conditional_splits"][name]
+    return {"specs": list(entry["specs"]), "seed": entry.get("seed", config["seed"]),
+            "split": f"conditional.{name}",
+            "shard_size": entry.get("shard_size", config["shard_size"]),
+            **{k: entry[k] for k in CONDITIONAL_DESIGN_KEYS if k in entry}}

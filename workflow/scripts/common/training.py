@@ -39,17 +39,34 @@ def train_model(model: Mapping[str, Any], *, train: Sequence[str], val: Sequence
     return training.train(cfg)
 
 
-def train_conditional_model(entry: Mapping[str, Any], *, init: str | Path,
-                            checkpoint: str | Path, seed: int = 0,
-                            threads: int | None = None) -> Path:
-    """Train a ``conditional_models`` entry into the folder of ``checkpoint``."""
-    from mistmodel.conditional_training import ConditionalTrainConfig, train_conditional
+def conditional_train_config(entry: Mapping[str, Any], *, init: str | Path,
+                             checkpoint: str | Path, seed: int = 0,
+                             threads: int | None = None, train_store: str | None = None,
+                             val_store: str | None = None):
+    """The ``ConditionalTrainConfig`` of a ``conditional_models`` entry."""
+    from mistmodel.conditional_training import ConditionalTrainConfig
 
     settings = dict(entry.get("settings") or {})
     for key in ("n_range", "dim_range"):
         if key in settings:
             settings[key] = tuple(settings[key])
-    cfg = ConditionalTrainConfig(**settings, out=str(Path(checkpoint).parent), init=str(init),
-                                 steps=entry["steps"], seed=entry.get("seed", seed),
-                                 threads=threads)
-    return train_conditional(cfg)
+    try:
+        return ConditionalTrainConfig(**settings, out=str(Path(checkpoint).parent),
+                                      init=str(init), steps=entry["steps"],
+                                      seed=entry.get("seed", seed), threads=threads,
+                                      train_store=train_store, val_store=val_store)
+    except TypeError as exc:   # an unknown settings key
+        raise ValueError(f"{exc} (settings are ConditionalTrainConfig fields)") from None
+
+
+def train_conditional_model(entry: Mapping[str, Any], *, init: str | Path,
+                            checkpoint: str | Path, seed: int = 0,
+                            threads: int | None = None, train_store: str | None = None,
+                            val_store: str | None = None) -> Path:
+    """Train a ``conditional_models`` entry into the folder of ``checkpoint`` (on the
+    conditional stores given, when its entry names ``train`` / ``val`` splits)."""
+    from mistmodel.conditional_training import train_conditional
+
+    return train_conditional(conditional_train_config(
+        entry, init=init, checkpoint=checkpoint, seed=seed, threads=threads,
+        train_store=train_store, val_store=val_store))

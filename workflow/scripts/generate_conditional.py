@@ -1,0 +1,12 @@
+"""Rule generate_conditional: one store of (X, Y, Z) samples (a thin call into mistgen)."""
+from common.logs import log_to
+import mistgen
+
+with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
+    sm = snakemake  # noqa: F821
+    mistgen.build_conditional_dataset(
+        sm.output[0], **sm.params.recipe, overwrite=True, workers=sm.threads,
+        scheduler=sm.params.scheduler,
+        config={"conditional_split": sm.wildcards.split,
+                "split_config": dict(sm.params.split_config)},
+    )
