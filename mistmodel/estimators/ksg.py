@@ -96,7 +96,6 @@ squares may round differently; only a distance within a relative 1e-12 of
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from typing import Any
@@ -105,7 +104,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma
-from threadpoolctl import ThreadpoolController
 
 from .base import Estimator, _distinct_per_column, scale_to_unit, standardize_columns
 
@@ -120,8 +118,6 @@ _TREE_FROM = ((2, 300), (4, 1000), (6, 5000))
 _BLOCK_ENTRIES = 1 << 20
 # The Euclidean brute force uses matrix products from dx + dy >= this (measured).
 _GRAM_FROM_DIM = 20
-# Matrix products with fewer multiply-adds than this run on one BLAS thread.
-_ONE_THREAD_BELOW = 1 << 24
 
 
 class _Scratch(threading.local):
@@ -197,18 +193,9 @@ class _GramFactors:
         self.right = np.hstack([-2.0 * a, ones, self.sq[:, None]])
 
     def distances(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``start:stop`` of the squared distance matrix.  A small product runs on
-        one BLAS thread: threads cost more than they save there."""
-        block = self.left[start:stop]
-        if block.shape[0] * self.right.shape[0] * block.shape[1] < _ONE_THREAD_BELOW:
-            with _blas_controller().limit(limits=1, user_api="blas"):
-                return np.matmul(block, self.right.T, out=out)
-        return np.matmul(block, self.right.T, out=out)
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
+        """Rows ``start:stop`` of the squared distance matrix (BLAS thread counts are left
+        as the caller set them)."""
+        return np.matmul(self.left[start:stop], self.right.T, out=out)
 
 
 def _gram_bound(dim: int) -> float:
