@@ -15,6 +15,15 @@ batched calls.
 :func:`distance_correlation_test` is the same test with the squared sample distance
 correlation of Szekely, Rizzo & Bakirov (2007) as the statistic: a reference for power.
 It holds two ``n x n`` matrices, so it is meant for ``n`` up to a few thousand.
+
+:func:`conditional_independence_test` tests ``X`` independent of ``Y`` given ``Z`` with a
+conditional MI estimator (KSG, CCA, MIST's ``mist_cmi``) as the statistic and the local
+permutation scheme of Runge (2018): each permuted sample takes row ``i``'s ``x`` from one
+of the ``neighbours`` rows nearest to row ``i`` in ``Z`` (itself included), drawn without
+repeats where the neighbourhoods allow, so the permuted ``x`` keeps its dependence on
+``Z`` and loses any on ``Y`` beyond it. Its level is approximate, not exact: it holds as
+well as ``X`` given ``Z`` varies little within a neighbourhood (small ``neighbours``,
+enough rows per value of ``Z``).
 """
 from __future__ import annotations
 
@@ -24,12 +33,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .estimators.base import check_xy
+from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
 
-__all__ = ["IndependenceTest", "independence_test", "distance_correlation",
-           "distance_correlation_test"]
+__all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
+           "local_permutations", "distance_correlation", "distance_correlation_test"]
 
 #: Rows x columns of the permuted copies handed to one ``estimate_batch`` call.
 BATCH_CELLS = 1 << 24
@@ -115,6 +125,88 @@ def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarra
         pairs = [(x, y if p is None else y[p]) for p in orders[start:start + per_chunk]]
         values.append(np.asarray(estimator.estimate_batch(pairs), dtype=np.float64).ravel())
     return np.concatenate(values)
+
+
+# -- conditional independence -----------------------------------------------------------------
+
+def local_permutations(z: ArrayLike, count: int, neighbours: int = 5, seed: int = 0
+                       ) -> list[np.ndarray]:
+    """``count`` row maps ``perm`` (``x[perm]`` is the permuted x) in which ``perm[i]`` is
+    one of the ``neighbours`` rows nearest to row ``i`` in ``z`` (max-norm on standardised
+    columns, itself included; ties broken at random), taken without repeats where possible:
+    rows are visited in random order, each taking a neighbour not yet taken, else any of
+    its neighbours."""
+    za = np.asarray(z, dtype=np.float64)
+    za = np.delete(za, constant_columns(za), axis=1)
+    if za.shape[1] == 0:
+        raise ValueError("z is entirely constant: X and Y given Z is X and Y; use "
+                         "independence_test")
+    n = za.shape[0]
+    if isinstance(neighbours, bool) or not isinstance(neighbours, numbers.Integral) \
+            or not 1 <= neighbours <= n:
+        raise ValueError(f"neighbours must be an integer from 1 to n = {n}; got {neighbours!r}")
+    rng = np.random.default_rng(seed)
+    zs = standardize_columns(za, "z")
+    zs = zs + rng.uniform(-1e-10, 1e-10, size=zs.shape)      # random order among ties
+    _, nbrs = cKDTree(zs).query(zs, k=int(neighbours), p=np.inf)
+    nbrs = np.asarray(nbrs).reshape(n, int(neighbours))
+    perms = []
+    for _ in range(count):
+        used = np.zeros(n, dtype=bool)
+        perm = np.empty(n, dtype=np.int64)
+        candidates = np.take_along_axis(nbrs, rng.random(nbrs.shape).argsort(axis=1), axis=1)
+        for i in rng.permutation(n):
+            row = candidates[i]
+            free = row[~used[row]]
+            j = free[0] if free.size else row[0]
+            perm[i] = j
+            used[j] = True
+        perms.append(perm)
+    return perms
+
+
+def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z: ArrayLike,
+                                  n_permutations: int = 199, seed: int = 0,
+                                  neighbours: int = 5, batch: bool = True) -> IndependenceTest:
+    """Local permutation test of ``X`` independent of ``Y`` given ``Z``.
+
+    Parameters
+    ----------
+    estimator : an estimator with ``estimate_conditional(x, y, z)`` (KSG, CCA, or MIST
+        loaded with ``variant="mist_cmi"``); the statistic is its I(X;Y|Z) estimate.
+    x, y, z : ``(n, dx)``, ``(n, dy)``, ``(n, dz)`` arrays, checked like every estimator's
+        conditional input; an entirely constant ``z`` is refused.
+    n_permutations : number of locally permuted copies (>= 1).
+    seed : seed of the permutations.
+    neighbours : size of the ``Z``-neighbourhood each row's ``x`` is drawn from (Runge
+        2018 suggests 5 to 10): smaller keeps the level closer, larger gives more distinct
+        permutations.
+    batch : use ``estimate_conditional_batch`` when the estimator has one (MIST).
+
+    ``p_value`` is ``(1 + #{null >= statistic}) / (1 + n_permutations)``; see the module
+    notes for why its level is approximate.
+    """
+    if not callable(getattr(estimator, "estimate_conditional", None)) or \
+            not getattr(estimator, "estimates_conditional", True):
+        raise TypeError(f"{_estimator_name(estimator)} does not estimate I(X;Y|Z); use KSG, "
+                        "CCA or MIST.load(variant='mist_cmi')")
+    count = _check_count(n_permutations)
+    seed = _check_seed(seed)
+    name = _estimator_name(estimator)
+    xa, ya, za = check_xyz(x, y, z, int(getattr(estimator, "min_rows", 2)), who=name)
+    perms = local_permutations(za, count, neighbours, seed)
+    if batch and callable(getattr(estimator, "estimate_conditional_batch", None)):
+        triples = [(xa, ya, za)] + [(xa[p], ya, za) for p in perms]
+        per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
+                                                           + za.shape[1])))
+        values = np.concatenate([
+            np.asarray(estimator.estimate_conditional_batch(triples[i:i + per_chunk]),
+                       dtype=np.float64).ravel()
+            for i in range(0, len(triples), per_chunk)])
+    else:
+        values = np.array([estimator.estimate_conditional(xa, ya, za)]
+                          + [estimator.estimate_conditional(xa[p], ya, za) for p in perms])
+    return _result(float(values[0]), values[1:], name)
 
 
 # -- distance correlation ---------------------------------------------------------------------

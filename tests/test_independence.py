@@ -170,3 +170,92 @@ def test_estimator_method_is_the_permutation_test(make):
     direct = independence_test(make(), x, y, 19, seed=3)
     assert via_method.p_value == direct.p_value == pytest.approx(1 / 20)
     np.testing.assert_array_equal(via_method.null, direct.null)
+
+
+# -- conditional independence (local permutations) ------------------------------------------
+
+def test_local_permutations_stay_in_z_neighbourhoods_and_mostly_permute():
+    from scipy.spatial import cKDTree
+
+    from mistmodel.independence import local_permutations
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200, 2)) * [1.0, 1000.0]          # scales differ by 1,000
+    perms = local_permutations(z, 5, neighbours=4, seed=1)
+    zs = (z - z.mean(0)) / z.std(0)
+    _, nbrs = cKDTree(zs).query(zs, k=4, p=np.inf)
+    for perm in perms:
+        assert all(perm[i] in nbrs[i] for i in range(200))
+        assert len(set(perm.tolist())) > 150                    # drawn without repeats mostly
+        assert (perm != np.arange(200)).mean() > 0.5
+    assert [p.tolist() for p in perms] == [
+        p.tolist() for p in local_permutations(z, 5, neighbours=4, seed=1)]
+    # a discrete z: rows are only exchanged within their own value
+    zd = np.repeat([[0.0], [1.0], [2.0]], 30, axis=0)
+    for perm in local_permutations(zd, 3, neighbours=10, seed=2):
+        assert np.array_equal(zd[perm], zd)
+
+
+def test_conditional_test_level_and_power_with_cca():
+    from mistgen.conditional import conditional_sample
+    from mistmodel.independence import conditional_independence_test
+
+    # X <- Z -> Y with Gaussian noise: X and Y are independent given Z (but not marginally)
+    p_null = np.array([conditional_independence_test(
+        CCA(), *(lambda s: (s.x, s.y, s.z))(conditional_sample("normal-chain", 120, 1, 1, 1,
+                                                                [5, r])), 19, seed=r).p_value
+        for r in range(300)])
+    assert 0.02 <= np.mean(p_null <= 0.05) <= 0.09
+    # a marginal test rejects there; the conditional one does not, colliders the reverse
+    p_alt = [conditional_independence_test(CCA(), s.x, s.y, s.z, 19, seed=r).p_value
+             for r, s in enumerate(conditional_sample("normal-collider", 300, 1, 1, 1, [6, r])
+                                   for r in range(20))
+             if s.cmi > 0.1]
+    assert len(p_alt) >= 5 and np.mean(np.array(p_alt) <= 0.05) >= 0.9
+
+
+def test_conditional_test_batched_path_matches_the_plain_one():
+    from mistmodel.independence import conditional_independence_test
+
+    class BatchedConditionalCCA:
+        name = "batched"
+
+        def __init__(self):
+            self.inner, self.calls = CCA(), 0
+
+        def estimate_conditional(self, x, y, z):
+            raise AssertionError("the batched path must not call estimate_conditional")
+
+        def estimate_conditional_batch(self, triples):
+            self.calls += 1
+            return [self.inner.estimate_conditional(*t) for t in triples]
+
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((80, 2))
+    x, y = z[:, :1] + rng.standard_normal((80, 1)), z[:, 1:] + rng.standard_normal((80, 1))
+    batched = BatchedConditionalCCA()
+    a = conditional_independence_test(batched, x, y, z, 30, seed=3)
+    b = conditional_independence_test(CCA(), x, y, z, 30, seed=3)
+    assert batched.calls >= 1 and a.p_value == b.p_value
+    np.testing.assert_allclose(a.null, b.null)
+    c = CCA().test_conditional_independence(x, y, z, 30, seed=3)
+    assert c.p_value == b.p_value
+
+
+def test_conditional_test_refuses_what_it_cannot_test():
+    from mistmodel.estimators import MINE
+    from mistmodel.independence import conditional_independence_test
+
+    rng = np.random.default_rng(5)
+    x, y, z = (rng.standard_normal((50, 1)) for _ in range(3))
+    with pytest.raises(TypeError, match="does not estimate I\\(X;Y\\|Z\\)"):
+        conditional_independence_test(MINE(), x, y, z, 5)
+    with pytest.raises(ValueError, match="z is entirely constant"):
+        conditional_independence_test(CCA(), x, y, np.ones((50, 2)), 5)
+    for bad in (0, 51, 2.5, True):
+        with pytest.raises(ValueError, match="neighbours must be an integer"):
+            conditional_independence_test(CCA(), x, y, z, 5, neighbours=bad)
+    with pytest.raises(ValueError, match="n_permutations"):
+        conditional_independence_test(CCA(), x, y, z, 0)
+    with pytest.raises(ValueError, match="rows"):
+        conditional_independence_test(CCA(), x, y, z[:40], 5)

@@ -590,6 +590,17 @@ class Estimator(ABC):
 
         return independence_test(self, x, y, n_permutations=n_permutations, seed=seed)
 
+    def test_conditional_independence(self, x: ArrayLike, y: ArrayLike, z: ArrayLike,
+                                      n_permutations: int = 199, seed: int = 0,
+                                      neighbours: int = 5) -> Any:
+        """Local permutation test of X independent of Y given Z with this estimator's
+        I(X;Y|Z) as the statistic (:func:`mistmodel.independence.conditional_independence_test`;
+        its level is approximate)."""
+        from ..independence import conditional_independence_test
+
+        return conditional_independence_test(self, x, y, z, n_permutations=n_permutations,
+                                             seed=seed, neighbours=neighbours)
+
     def run(self, x: ArrayLike, y: ArrayLike) -> Estimate:
         """Estimate without an interval, returned as a record with timing."""
         start = time.perf_counter()
