@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .conditional import ConditionalSample, draw_conditional, split_conditional_spec
-from .design import Plan, _int_range, address_rng, make_plan
+from .design import Plan, _int_range, address_rng, grid_sizes, make_plan, random_count
 from .errors import MistgenError, ShapeError, SpecError
 from .sampling import MAX_SAMPLE_BYTES, check_int
 
@@ -122,19 +122,11 @@ def make_conditional_design(
               x_range if dim_y_range is None else _int_range("dim_y_range", dim_y_range, 1),
               x_range if dim_z_range is None else _int_range("dim_z_range", dim_z_range, 1))
     if n_grid is None:
-        if dim_grid is not None or repeats is not None:
-            raise MistgenError("dim_grid and repeats are only used together with n_grid")
-        if count is None:
-            raise MistgenError("count is required unless n_grid describes a grid")
         design = ConditionalDesign(tuple(specs), ranges,
                                    n_range=_int_range("n_range", n_range, 2),
-                                   n_datapoints=check_int("count", count, 1))
+                                   n_datapoints=random_count(count, dim_grid, repeats))
     else:
-        if isinstance(n_grid, (str, bytes)) or len(n_grid) == 0:
-            raise MistgenError(f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}")
-        grid_n = tuple(check_int("n_grid entry", n, 2) for n in n_grid)
-        if dim_grid is not None and len(dim_grid) == 0:
-            raise MistgenError("dim_grid must be non-empty when given")
+        grid_n = grid_sizes(n_grid, dim_grid)
         dims = None if dim_grid is None else tuple(_dim_triple(d) for d in dim_grid)
         design = ConditionalDesign(tuple(specs), ranges, n_grid=grid_n, dim_grid=dims,
                                    repeats=check_int("repeats", 1 if repeats is None

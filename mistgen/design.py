@@ -160,6 +160,24 @@ class GridDesign(Design):
         }
 
 
+def random_count(count: Any, dim_grid: Any, repeats: Any) -> int:
+    """The datapoint count of a random design (no ``n_grid``), checked."""
+    if dim_grid is not None or repeats is not None:
+        raise MistgenError("dim_grid and repeats are only used together with n_grid")
+    if count is None:
+        raise MistgenError("count is required unless n_grid describes a grid")
+    return check_int("count", count, 1)
+
+
+def grid_sizes(n_grid: Any, dim_grid: Any) -> tuple[int, ...]:
+    """A grid design's sample sizes, checked (and that ``dim_grid`` is not empty)."""
+    if isinstance(n_grid, (str, bytes)) or len(n_grid) == 0:
+        raise MistgenError(f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}")
+    if dim_grid is not None and len(dim_grid) == 0:
+        raise MistgenError("dim_grid must be non-empty when given")
+    return tuple(check_int("n_grid entry", n, 2) for n in n_grid)
+
+
 def make_design(
     specs: Sequence[str],
     count: int | None = None,
@@ -182,11 +200,7 @@ def make_design(
     dim_range = _int_range("dim_range", dim_range, 1)
     dim_y = None if dim_y_range is None else _int_range("dim_y_range", dim_y_range, 1)
     if n_grid is None:
-        if dim_grid is not None or repeats is not None:
-            raise MistgenError("dim_grid and repeats are only used together with n_grid")
-        if count is None:
-            raise MistgenError("count is required unless n_grid describes a grid")
-        count = check_int("count", count, 1)
+        count = random_count(count, dim_grid, repeats)
         design: Design = RandomDesign(
             specs, dim_range, dim_y, n_range=_int_range("n_range", n_range, 2), n_datapoints=count
         )
@@ -194,13 +208,9 @@ def make_design(
         dims = design._reachable_dims()
         design.check_shapes({s: dims for s in specs})
         return design
-    if isinstance(n_grid, (str, bytes)) or len(n_grid) == 0:
-        raise MistgenError(f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}")
-    grid_n = tuple(check_int("n_grid entry", n, 2) for n in n_grid)
+    grid_n = grid_sizes(n_grid, dim_grid)
     grid_dims = None
     if dim_grid is not None:
-        if len(dim_grid) == 0:
-            raise MistgenError("dim_grid must be non-empty when given")
         pairs = []
         for d in dim_grid:
             if isinstance(d, (int, np.integer)):
