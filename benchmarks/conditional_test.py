@@ -2,7 +2,7 @@
 its false-positive rate where X and Y are independent given Z, and its power where not,
 with KSG, CCA and MIST's conditional checkpoint as the statistic.
 
-    python benchmarks/conditional_test.py                      # about 10 min on 2 cores
+    python benchmarks/conditional_test.py                      # about 6 min on 2 cores
     python benchmarks/conditional_test.py --nulls 50 --power 10 --estimators cca,ksg
 
 Samples come from ``mistgen.conditional`` (``draw_conditional``) with seeds

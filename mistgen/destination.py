@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 from .errors import StoreError, StoreWarning
-from .store import STORE_ENTRIES, is_store, mark_complete
+from .store import is_store, mark_complete, store_entries
 
 TAG = re.compile(r"^(?P<pid>\d+)@(?P<host>.+)-(?P<token>[0-9a-f]{8})$")
 KINDS = ("partial", "old")
@@ -56,7 +56,8 @@ def _foreign(path: Path) -> str | None:
         return None
     if not is_store(path):
         return "exists and is not a mistgen meta-dataset"
-    others = [e for e in entries if e not in STORE_ENTRIES]
+    allowed = store_entries(path)
+    others = [e for e in entries if e not in allowed]
     if others:
         return f"holds entries that are not part of a meta-dataset ({', '.join(others[:5])})"
     return None

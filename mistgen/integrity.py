@@ -29,7 +29,7 @@ def chunk_file(path: Path, array: str, k: int) -> Path:
 
 def check_meta(path: Path, meta: Mapping[str, Any]) -> None:
     """The ``mistgen`` group attributes: format, completeness, and consistent sizes."""
-    if meta.get("format") not in FORMAT_FIELDS:
+    if not isinstance(meta.get("format"), str) or meta["format"] not in FORMAT_FIELDS:
         raise StoreError(f"{path} has format {meta.get('format')!r}, expected "
                          f"{' or '.join(map(repr, FORMAT_FIELDS))}; rebuild it with this "
                          "version of mistgen")

@@ -63,8 +63,10 @@ FORMAT_FIELDS: dict[str, dict[str, Any]] = {FORMAT: INDEX_FIELDS,
 FORMAT_GROUPS: dict[str, tuple[str, ...]] = {FORMAT: ("x", "y"),
                                              CONDITIONAL_FORMAT: ("x", "y", "z")}
 DTYPES = ("float32", "float64")
-#: The entries of a store's top directory; anything else there is not ours.
-STORE_ENTRIES = frozenset({"zarr.json", SHARD_GROUP, *CONDITIONAL_INDEX_FIELDS})
+#: The entries of a store's top directory, by format; anything else there is not ours.
+FORMAT_ENTRIES: dict[str, frozenset] = {
+    name: frozenset({"zarr.json", SHARD_GROUP, *fields}) for name, fields in FORMAT_FIELDS.items()}
+STORE_ENTRIES = FORMAT_ENTRIES[FORMAT]
 #: Every chunk is written (a chunk equal to the fill value included), so that a missing
 #: chunk file always means damage.
 ARRAY_CONFIG = {"write_empty_chunks": True}
@@ -95,6 +97,18 @@ def is_store(path: Path) -> bool:
         return "mistgen" in json.loads(meta.read_text()).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def store_entries(path: Path) -> frozenset:
+    """The top-level entries a mistgen store at ``path`` may hold, by its recorded format
+    (an (X, Y) store's when the format is unreadable or unknown)."""
+    try:
+        store_format = json.loads((Path(path) / "zarr.json").read_text())["attributes"][
+            "mistgen"]["format"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return STORE_ENTRIES
+    return FORMAT_ENTRIES.get(store_format, STORE_ENTRIES) if isinstance(store_format, str) \
+        else STORE_ENTRIES
 
 
 def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conditional import conditional_truth
+from .conditional import conditional_truth, split_conditional_spec
 from .conditional_design import design_from_attrs, make_conditional_plan
 from .dataset import MetaDataset
 from .design import make_design, make_plan
@@ -163,8 +163,10 @@ def _conditional_label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
             continue
         problems.extend(_label_differs(ds, i, "cmi", s.cmi, cmi, f"the CMI {what}"))
         problems.extend(_label_differs(ds, i, "mi", s.mi, mi, f"the MI {what}"))
-        stored = {k: v for k, v in s.params.items() if k != "transforms"}
-        if stored != params:
+        chain = split_conditional_spec(s.spec)[1]
+        if chain != "base":
+            params["transforms"] = chain
+        if s.params != params:
             problems.append(f"{ds.path}: array 'params', datapoint {i}: {s.params} differ "
                             f"from {params}, {what}")
     return problems
@@ -188,7 +190,7 @@ def _plan_of(ds: MetaDataset):
                 args.update(count=d["count"], n_range=d["n_range"])
             plan = make_plan(make_design(meta["specs"], **args), meta.get("seed"),
                              meta["split"], meta.get("priors") or None, ds.shard_size)
-    except (MistgenError, KeyError, TypeError) as exc:
+    except (MistgenError, KeyError, TypeError, ValueError) as exc:
         return None, (f"{ds.path}: attributes mistgen.design/seed/split do not define a plan "
                       f"({exc})")
     if plan.count != len(ds):
@@ -230,10 +232,12 @@ def _missing_without_opening(path: Path) -> list[str]:
     try:
         meta = json.loads((path / "zarr.json").read_text())["attributes"]["mistgen"]
         num_shards = meta["num_shards"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return []
     if not isinstance(num_shards, int) or isinstance(num_shards, bool):
         return []
-    fields = FORMAT_FIELDS.get(meta.get("format"), INDEX_FIELDS)
+    store_format = meta.get("format") if isinstance(meta, dict) else None
+    fields = FORMAT_FIELDS.get(store_format, INDEX_FIELDS) if isinstance(store_format, str) \
+        else INDEX_FIELDS
     return [f"{path}: array {name!r}, chunk {k}: chunk file missing"
             for name, k in sorted(missing_chunks(path, num_shards, fields))]

@@ -301,6 +301,7 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
     scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
     val = _validation_set(cfg)
     stores = None
+    val_stores = store_recipes(val.ds) if isinstance(val, StoreValidation) else None
     if cfg.train_store is None:
         batches = (draw_step(cfg, [cfg.seed, 0, step]) for step in range(cfg.steps))
         lo, hi = cfg.n_range
@@ -350,7 +351,9 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
                     "train_config": cfg.to_dict(),
                     "stages": stages + [{"conditional_train_config": cfg.to_dict(),
                                          "step": step + 1,
-                                         **({"stores": stores} if stores else {})}],
+                                         **({"stores": stores} if stores else {}),
+                                         **({"val_stores": val_stores} if val_stores
+                                            else {})}],
                 })
     if bar is not None:
         bar.close()

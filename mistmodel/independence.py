@@ -20,14 +20,16 @@ It holds two ``n x n`` matrices, so it is meant for ``n`` up to a few thousand.
 conditional MI estimator (KSG, CCA, MIST's ``mist_cmi``) as the statistic and the local
 permutation scheme of Runge (2018): each permuted sample takes row ``i``'s ``x`` from one
 of the ``neighbours`` rows nearest to row ``i`` in ``Z`` (itself included), drawn without
-repeats where the neighbourhoods allow, so the permuted ``x`` keeps its dependence on
-``Z`` and loses any on ``Y`` beyond it. Its level is approximate, not exact: it holds as
+repeats where the neighbourhoods allow (some rows repeat, about a tenth with 5
+neighbours; warnings about repeated values are not raised for the copies), so the
+permuted ``x`` keeps its dependence on ``Z`` and loses any on ``Y`` beyond it. Its level is approximate, not exact: it holds as
 well as ``X`` given ``Z`` varies little within a neighbourhood (small ``neighbours``,
 enough rows per value of ``Z``).
 """
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,8 +145,9 @@ def local_permutations(z: ArrayLike, count: int, neighbours: int = 5, seed: int 
                          "independence_test")
     n = za.shape[0]
     if isinstance(neighbours, bool) or not isinstance(neighbours, numbers.Integral) \
-            or not 1 <= neighbours <= n:
-        raise ValueError(f"neighbours must be an integer from 1 to n = {n}; got {neighbours!r}")
+            or not 2 <= neighbours <= n:
+        raise ValueError(f"neighbours must be an integer from 2 to n = {n} (1 would leave "
+                         f"every row in place); got {neighbours!r}")
     rng = np.random.default_rng(seed)
     zs = standardize_columns(za, "z")
     zs = zs + rng.uniform(-1e-10, 1e-10, size=zs.shape)      # random order among ties
@@ -195,18 +198,24 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     name = _estimator_name(estimator)
     xa, ya, za = check_xyz(x, y, z, int(getattr(estimator, "min_rows", 2)), who=name)
     perms = local_permutations(za, count, neighbours, seed)
-    if batch and callable(getattr(estimator, "estimate_conditional_batch", None)):
-        triples = [(xa, ya, za)] + [(xa[p], ya, za) for p in perms]
-        per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
-                                                           + za.shape[1])))
-        values = np.concatenate([
-            np.asarray(estimator.estimate_conditional_batch(triples[i:i + per_chunk]),
-                       dtype=np.float64).ravel()
-            for i in range(0, len(triples), per_chunk)])
-    else:
-        values = np.array([estimator.estimate_conditional(xa, ya, za)]
-                          + [estimator.estimate_conditional(xa[p], ya, za) for p in perms])
-    return _result(float(values[0]), values[1:], name)
+    batched = batch and callable(getattr(estimator, "estimate_conditional_batch", None))
+    statistic = (float(np.ravel(estimator.estimate_conditional_batch([(xa, ya, za)]))[0])
+                 if batched else float(estimator.estimate_conditional(xa, ya, za)))
+    # The permuted x repeats some rows (where neighbourhoods run out): warnings about
+    # repeated values would be about the copies, not the user's data.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*repeats values.*")
+        if batched:
+            per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
+                                                               + za.shape[1])))
+            null = np.concatenate([
+                np.asarray(estimator.estimate_conditional_batch(
+                    [(xa[p], ya, za) for p in perms[i:i + per_chunk]]),
+                    dtype=np.float64).ravel()
+                for i in range(0, len(perms), per_chunk)])
+        else:
+            null = np.array([estimator.estimate_conditional(xa[p], ya, za) for p in perms])
+    return _result(statistic, null, name)
 
 
 # -- distance correlation ---------------------------------------------------------------------

@@ -61,8 +61,7 @@ def test_same_bytes_for_one_and_two_workers_and_another_build(tmp_path):
     a = build(tmp_path / "one.zarr", workers=1)
     b = build(tmp_path / "two.zarr", workers=2)
     da, db = digest(a.path), digest(b.path)
-    assert len(da) > 40 and {k: v for k, v in da.items() if k != "zarr.json"} == \
-        {k: v for k, v in db.items() if k != "zarr.json"}
+    assert len(da) > 40 and da == db
     other = build(tmp_path / "other.zarr", seed=6)
     assert not np.array_equal(other[0].x, a[0].x)
 
@@ -196,3 +195,52 @@ def test_conditional_training_reads_stores(tmp_path):
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert [v["step"] for v in metrics["val"]] == [2, 4]
     assert np.isfinite(metrics["val"][-1]["mae"])
+
+
+def test_damaged_attributes_are_reported_not_raised(tmp_path):
+    import shutil
+
+    ds = build(tmp_path / "c.zarr")
+    meta_file = ds.path / "zarr.json"
+    original = json.loads(meta_file.read_text())
+    # a design attribute that no longer describes a plan
+    bad = json.loads(json.dumps(original))
+    bad["attributes"]["mistgen"]["design"]["dim_ranges"] = [[1, 3], [1, 3]]
+    bad["consolidated_metadata"] = original["consolidated_metadata"]
+    meta_file.write_text(json.dumps(bad))
+    report = mistgen.verify_store(ds.path)
+    assert any("do not define a plan" in p for p in report.problems), report.problems
+    # a format that is not a string
+    bad["attributes"]["mistgen"]["format"] = ["mistgen-conditional-meta-dataset/1"]
+    meta_file.write_text(json.dumps(bad))
+    with pytest.raises(StoreError, match="has format"):
+        mistgen.open_meta_dataset(ds.path)
+    assert not mistgen.verify_store(ds.path).ok
+    shutil.rmtree(ds.path)
+
+
+def test_a_folder_of_the_user_inside_an_xy_store_is_never_replaced(tmp_path):
+    plain = mistgen.build_meta_dataset(tmp_path / "p.zarr", ["normal-dense-base"], 4,
+                                       dim_range=(2, 2), progress=False)
+    (plain.path / "cmi").mkdir()                     # not an entry of an (X, Y) store
+    (plain.path / "cmi" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not part of a meta-dataset"):
+        mistgen.build_meta_dataset(plain.path, ["normal-dense-base"], 4, dim_range=(2, 2),
+                                   progress=False, overwrite=True)
+    assert (plain.path / "cmi" / "notes.txt").read_text() == "mine"
+    # a conditional store's own cmi array is its own, and is replaced
+    cond = build(tmp_path / "c.zarr")
+    again = build(cond.path, count=8, overwrite=True)
+    assert len(again) == 8
+
+
+def test_verify_finds_a_changed_transform_chain(tmp_path):
+    ds = build(tmp_path / "c.zarr", specs=["normal-chain-halfcube"], count=7)
+    params = zarr.open_array(str(ds.path / "params"), mode="r+")
+    values = params[:]
+    record = json.loads(values[0])
+    record["transforms"] = "wiggly"
+    values[0] = json.dumps(record, sort_keys=True)
+    params[:] = values
+    report = mistgen.verify_store(ds.path)
+    assert any("array 'params', datapoint 0" in p for p in report.problems), report.problems

@@ -214,7 +214,7 @@ def test_conditional_test_level_and_power_with_cca():
     assert len(p_alt) >= 5 and np.mean(np.array(p_alt) <= 0.05) >= 0.9
 
 
-def test_conditional_test_batched_path_matches_the_plain_one():
+def test_conditional_test_batched_path_matches_the_plain_one(monkeypatch):
     from mistmodel.independence import conditional_independence_test
 
     class BatchedConditionalCCA:
@@ -234,9 +234,11 @@ def test_conditional_test_batched_path_matches_the_plain_one():
     z = rng.standard_normal((80, 2))
     x, y = z[:, :1] + rng.standard_normal((80, 1)), z[:, 1:] + rng.standard_normal((80, 1))
     batched = BatchedConditionalCCA()
+    # copies in chunks of 7 (80 rows x 4 columns each): the observed sample, then 5 calls
+    monkeypatch.setattr("mistmodel.independence.BATCH_CELLS", 80 * 4 * 7)
     a = conditional_independence_test(batched, x, y, z, 30, seed=3)
     b = conditional_independence_test(CCA(), x, y, z, 30, seed=3)
-    assert batched.calls >= 1 and a.p_value == b.p_value
+    assert batched.calls == 1 + 5 and a.p_value == b.p_value
     np.testing.assert_allclose(a.null, b.null)
     c = CCA().test_conditional_independence(x, y, z, 30, seed=3)
     assert c.p_value == b.p_value
@@ -252,10 +254,28 @@ def test_conditional_test_refuses_what_it_cannot_test():
         conditional_independence_test(MINE(), x, y, z, 5)
     with pytest.raises(ValueError, match="z is entirely constant"):
         conditional_independence_test(CCA(), x, y, np.ones((50, 2)), 5)
-    for bad in (0, 51, 2.5, True):
+    for bad in (0, 1, 51, 2.5, True):
         with pytest.raises(ValueError, match="neighbours must be an integer"):
             conditional_independence_test(CCA(), x, y, z, 5, neighbours=bad)
     with pytest.raises(ValueError, match="n_permutations"):
         conditional_independence_test(CCA(), x, y, z, 0)
     with pytest.raises(ValueError, match="rows"):
         conditional_independence_test(CCA(), x, y, z[:40], 5)
+
+
+def test_mist_conditional_test_raises_no_warning_about_the_copies():
+    import warnings
+
+    from mistmodel import MIST
+
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal((150, 1))
+    x, y = z + rng.standard_normal((150, 1)), z + rng.standard_normal((150, 1))
+    mist = MIST.load(variant="mist_cmi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # continuous data: nothing to warn
+        result = mist.test_conditional_independence(x, y, z, 19, seed=0)
+    assert 0 < result.p_value <= 1 and result.null.size == 19
+    x_tied = np.round(x)                               # the user's own ties still warn
+    with pytest.warns(UserWarning, match="repeats values"):
+        mist.test_conditional_independence(x_tied, y, z, 5, seed=0)

@@ -106,7 +106,11 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
      "unknown transform 'swirl'"),
     (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain"], "count": 4,
                                                    "n_grid": [50]}}),
-     "conditional_splits"),
+     "conditional_splits.cs: count=4 disagrees with the grid"),
+    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain"], "count": 4}},
+                        conditional_models={"cmi": {"init": "mist", "steps": 2, "train": "cs",
+                                                    "settings": {"n_range": [50, 90]}}}),
+     "conditional_models.cmi.settings: n_range would be ignored: the train store 'cs'"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)

@@ -3,7 +3,7 @@
 import importlib.util
 from pathlib import Path
 
-from common.families import store_family_files
+from common.families import conditional_family_files, store_family_files
 from common.stores import (COMBINED, conditional_store_path, conditional_store_recipe,
                            families_of, split_stores, store_path, store_recipe)
 from common.study import derived_study

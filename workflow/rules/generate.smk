@@ -27,6 +27,8 @@ rule generate:
 
 # Stores of (X, Y, Z) samples for the conditional network: one per conditional_splits entry.
 rule generate_conditional:
+    input:
+        family_files=lambda w: conditional_family_files(config, w.split),
     output:
         directory("data/conditional/{split}.zarr"),
     wildcard_constraints:

@@ -97,11 +97,19 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
         if own:
             problems.append(f"conditional_models.{name}.settings: {', '.join(own)} are "
                             "named by the entry's train/val keys (conditional_splits names)")
-        for key in ("train", "val"):
-            if key in entry and entry[key] not in config["conditional_splits"]:
+        for key, unused in (("train", ("specs", "transforms", "n_range", "dim_range")),
+                            ("val", ("val_count",))):
+            if key not in entry:
+                continue
+            if entry[key] not in config["conditional_splits"]:
                 problems.append(f"conditional_models.{name}.{key}: unknown conditional split "
                                 f"{entry[key]!r}; conditional_splits: "
                                 f"{sorted(config['conditional_splits'])}")
+            ignored = sorted(set(entry.get("settings") or {}) & set(unused))
+            if ignored:
+                problems.append(f"conditional_models.{name}.settings: {', '.join(ignored)} "
+                                f"would be ignored: the {key} store "
+                                f"{entry[key]!r} decides them (set them in conditional_splits)")
         init = entry["init"]
         if init in models and models[init]["variant"] != "mist":
             problems.append(f"conditional_models.{name}.init: {init!r} is a "

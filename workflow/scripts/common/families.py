@@ -17,7 +17,7 @@ from mistgen.registry import FAMILY_FILES_ENV, family_files_from_env
 from mistgen.user_families import FamilyFileError, defining_file, load_family_files
 
 from .checks import ConfigError
-from .stores import store_recipe
+from .stores import conditional_store_recipe, store_recipe
 
 
 def family_file_paths(config: Mapping[str, Any], base_dir: str | Path) -> list[str]:
@@ -51,6 +51,18 @@ def store_family_files(config: Mapping[str, Any], split: str, name: str) -> list
         parsed = parse_spec(spec)
         files += [defining_file("family", parsed.family.name)]
         files += [defining_file("transform", t.name) for t in parsed.transforms]
+    return sorted({f for f in files if f})
+
+
+def conditional_family_files(config: Mapping[str, Any], name: str) -> list[str]:
+    """The family files that define the transforms named in the specs of the
+    ``conditional_splits`` entry ``name`` (its inputs, as for :func:`store_family_files`)."""
+    from mistgen.conditional import split_conditional_spec
+
+    files = []
+    for spec in conditional_store_recipe(config, name)["specs"]:
+        chain = split_conditional_spec(spec)[1]
+        files += [defining_file("transform", t) for t in chain.split("-") if t != "base"]
     return sorted({f for f in files if f})
 
 
