@@ -125,3 +125,42 @@ def test_jobs_without_a_network_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=SCRIPTS)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_conditional_run_tables_and_figure(tmp_path):
+    from common.conditional_runs import (benchmark_conditional_store, conditional_summary,
+                                         plot_conditional)
+    from mistmodel import MIST
+    from mistmodel.estimators import CCA, KSG
+
+    store = mistgen.build_conditional_dataset(
+        tmp_path / "c.zarr", ["normal-chain", "normal-collider"], n_grid=[60, 400],
+        dim_grid=[1, 4], repeats=2, shard_size=5, progress=False)
+    parts = [benchmark_conditional_store(name, est, "cmi", store.path, progress=False)
+             for name, est in (("KSG", KSG()), ("CCA", CCA()),
+                               ("MIST-CMI", MIST.load(variant="mist_cmi")))]
+    # the batched (MIST) and plain paths give the estimates the estimators give one by one
+    first = store[3]
+    for part, est in zip(parts, (KSG(), CCA())):
+        assert part.estimate.values[0, 3] == est.estimate_conditional(first.x, first.y, first.z)
+    np.testing.assert_allclose(
+        parts[2].estimate.values[0, 3],
+        MIST.load(variant="mist_cmi").estimate_conditional(first.x, first.y, first.z),
+        rtol=1e-5, atol=1e-6)
+    ds = combine_estimates(parts)
+    assert ds.sizes == {"estimator": 3, "datapoint": 16}
+    assert [float(ds.true_cmi.sel(datapoint=f"cmi/{i}")) for i in range(16)] == \
+        [s.cmi for s in store]
+    assert set(ds.family.values) == {"normal-chain", "normal-collider"}
+    summary = conditional_summary(ds)
+    truth, est = ds.true_cmi.values, ds.estimate.sel(estimator="CCA").values
+    chains = ds.family.values == "normal-chain"
+    assert summary.mae_by_family.sel(estimator="CCA", family="normal-chain") == pytest.approx(
+        np.mean(np.abs(est[chains] - truth[chains])))
+    assert int(summary.count_by_n.sum()) == 3 * 16
+    plot_conditional(summary, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 5000
+    with pytest.raises(ValueError, match=r"\(X, Y\) samples"):
+        plain = mistgen.build_meta_dataset(tmp_path / "p.zarr", ["normal-dense-base"], 3,
+                                           dim_range=(1, 1), progress=False)
+        benchmark_conditional_store("KSG", KSG(), "p", plain.path, progress=False)

@@ -60,9 +60,19 @@ def test_tiny_study_end_to_end(tmp_path):
     stores = [Path(s["path"]) for s in card["stages"][-1]["stores"]]
     assert stores == [Path("data/conditional/cmi_train.zarr")] or stores == [
         tmp_path / "data/conditional/cmi_train.zarr"]
+    # the conditional run: every estimator on every datapoint, a summary and a figure
+    cond = cfg["conditional_runs"]["cmi"]
+    est = xr.load_dataset(tmp_path / "results/conditional/cmi/estimates.nc", engine="h5netcdf")
+    assert sorted(est.estimator.values) == sorted(cond["estimators"])
+    assert est.sizes["datapoint"] == sum(len(mistgen.open_meta_dataset(
+        tmp_path / f"data/conditional/{s}.zarr")) for s in cond["splits"])
+    assert np.isfinite(est.estimate).all() and (est.true_cmi >= 0).all()
+    summary = xr.load_dataset(tmp_path / "results/conditional/cmi/summary.nc", engine="h5netcdf")
+    assert np.isfinite(summary.mae_by_family).all()
+    assert (tmp_path / "results/conditional/cmi/error_vs_n.png").stat().st_size > 5000
     # every job with a benchmark directive left its time
     for rule in ("generate", "generate_conditional", "train", "train_conditional", "benchmark",
-                 "fit_flows", "warp"):
+                 "benchmark_conditional", "fit_flows", "warp"):
         assert list((tmp_path / "logs/times" / rule).rglob("*.tsv")), rule
     again = snakemake(tmp_path, "-n")  # a rerun with nothing changed has nothing to do
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

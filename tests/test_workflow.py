@@ -99,18 +99,26 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
     (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,
                                                      "settings": {"n_rnage": [5, 9]}}}),
      "n_rnage"),
-    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-fork"], "count": 4}}),
+    (lambda c: c["conditional_splits"].update(cs={"specs": ["normal-fork"], "count": 4}),
      "conditional_splits.cs: unknown conditional spec 'normal-fork'"),
-    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain-swirl"],
-                                                   "count": 4}}),
+    (lambda c: c["conditional_splits"].update(cs={"specs": ["normal-chain-swirl"],
+                                                  "count": 4}),
      "unknown transform 'swirl'"),
-    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain"], "count": 4,
-                                                   "n_grid": [50]}}),
+    (lambda c: c["conditional_splits"].update(cs={"specs": ["normal-chain"], "count": 4,
+                                                  "n_grid": [50]}),
      "conditional_splits.cs: count=4 disagrees with the grid"),
-    (lambda c: c.update(conditional_splits={"cs": {"specs": ["normal-chain"], "count": 4}},
-                        conditional_models={"cmi": {"init": "mist", "steps": 2, "train": "cs",
+    (lambda c: c["conditional_splits"].update(cs={"specs": ["normal-chain"], "count": 4})
+     or c.update(conditional_models={"cmi": {"init": "mist", "steps": 2, "train": "cs",
                                                     "settings": {"n_range": [50, 90]}}}),
      "conditional_models.cmi.settings: n_range would be ignored: the train store 'cs'"),
+    (lambda c: c["conditional_runs"]["cmi"].update(splits=["nowhere"]),
+     "conditional_runs.cmi.splits: unknown conditional split 'nowhere'"),
+    (lambda c: c["conditional_runs"]["cmi"].update(estimators=["MINE"]),
+     "conditional_runs.cmi.estimators: 'MINE' is MINE, which does not estimate I(X;Y|Z)"),
+    (lambda c: c["conditional_runs"]["cmi"].update(estimators=["MIST-shipped"]),
+     "conditional_runs.cmi.estimators: 'MIST-shipped' is an I(X;Y) MIST"),
+    (lambda c: c["runs"]["main"]["estimators"].append("MIST-CMI-shipped"),
+     "runs.main.estimators: 'MIST-CMI-shipped' estimates I(X;Y|Z) only"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)
@@ -122,21 +130,35 @@ def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit
 
 
 def test_a_conditional_split_is_built_and_read_by_its_training_job(tmp_path, default_config):
-    default_config["conditional_splits"] = {
+    default_config["conditional_splits"].update({
         "cmi_train": {"specs": ["normal-chain", "student-collider-halfcube"], "count": 40},
-        "cmi_val": {"specs": ["normal-factor"], "n_grid": [100], "dim_grid": [[1, 2, 3]]}}
+        "cmi_val": {"specs": ["normal-factor"], "n_grid": [100], "dim_grid": [[1, 2, 3]]}})
     default_config["conditional_models"] = {"cmi": {"init": "mist", "steps": 2,
                                                     "train": "cmi_train", "val": "cmi_val"}}
     result = snakemake("-n", "--configfile", str(write_config(tmp_path / "d.yaml", default_config)),
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
-    assert job_counts(text)["generate_conditional"] == 2
+    assert job_counts(text)["generate_conditional"] == 3   # with the default cmi_small
     job = text.split("rule train_conditional:")[1].split("rule ")[0]
     inputs = job.split("input:")[1].splitlines()[0]
     for path in ("models/mist/checkpoint.safetensors", "data/conditional/cmi_train.zarr",
                  "data/conditional/cmi_val.zarr"):
         assert path in inputs
+
+
+def test_the_default_study_benchmarks_conditional_mi_with_the_shipped_network(tmp_path):
+    result = snakemake("-n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    counts = job_counts(text)
+    assert (counts["generate_conditional"], counts["benchmark_conditional"],
+            counts["report_conditional"]) == (1, 3, 1)
+    jobs = [b for b in text.split("rule benchmark_conditional:")[1:]
+            if "estimator=MIST-CMI-shipped" in b]
+    inputs = jobs[0].split("input:")[1].splitlines()[0]
+    assert str(ROOT / "mistmodel/checkpoints/mist_cmi.safetensors") in inputs
+    assert "data/conditional/cmi_small.zarr" in inputs
 
 
 def test_shipped_checkpoints_are_inputs_of_their_benchmark_jobs(tmp_path):

@@ -32,3 +32,24 @@ rule combine:
         ENV
     script:
         "../scripts/combine.py"
+
+
+# Conditional runs: estimators of I(X;Y|Z) on conditional stores, one job per (estimator, split).
+rule benchmark_conditional:
+    input:
+        unpack(conditional_estimator_inputs),
+    output:
+        "results/conditional/{run}/parts/{estimator}/{split}.nc",
+    wildcard_constraints:
+        split=r"[A-Za-z0-9_]+",
+    params:
+        estimator=lambda w: ESTIMATORS[w.estimator],
+    threads: 1
+    log:
+        "logs/benchmark_conditional/{run}/{estimator}/{split}.log",
+    benchmark:
+        "logs/times/benchmark_conditional/{run}/{estimator}/{split}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/benchmark_conditional.py"

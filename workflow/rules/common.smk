@@ -57,6 +57,26 @@ def conditional_inputs(wildcards):
     return inputs
 
 
+def conditional_estimator_inputs(wildcards):
+    """A conditional run's job reads its store and, for MIST, the conditional checkpoint:
+    a conditional_models entry's, or the shipped one (a new one reruns these jobs)."""
+    spec = ESTIMATORS[wildcards.estimator]
+    inputs = {"store": conditional_store_path(wildcards.split)}
+    if spec["class"] == "MIST":
+        if spec["model"] != "default":
+            inputs["checkpoint"] = conditional_checkpoint(spec["model"])
+        else:
+            inputs["checkpoint"] = shipped_checkpoint(
+                spec.get("settings", {}).get("variant", "mist_cmi"))
+    return inputs
+
+
+def conditional_run_parts(run):
+    entry = config["conditional_runs"][run]
+    return [f"results/conditional/{run}/parts/{est}/{split}.nc"
+            for est in entry["estimators"] for split in entry["splits"]]
+
+
 def shipped_checkpoint(variant):
     """Path of the checkpoint shipped inside the mistmodel package (found without importing it)."""
     package = importlib.util.find_spec("mistmodel").submodule_search_locations[0]
@@ -104,6 +124,9 @@ def all_outputs():
     outputs = [model_checkpoint(name) for name in MODELS]
     outputs += [conditional_checkpoint(name) for name in CONDITIONAL]
     outputs += [conditional_store_path(name) for name in config["conditional_splits"]]
+    for run in config["conditional_runs"]:
+        outputs += [f"results/conditional/{run}/{name}"
+                    for name in ("estimates.nc", "summary.nc", "error_vs_n.png")]
     for run in RUNS:
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]

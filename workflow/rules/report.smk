@@ -54,3 +54,20 @@ rule headline:
         ENV
     script:
         "../scripts/headline.py"
+
+
+rule report_conditional:
+    input:
+        lambda w: conditional_run_parts(w.run),
+    output:
+        estimates="results/conditional/{run}/estimates.nc",
+        summary="results/conditional/{run}/summary.nc",
+        figure=report("results/conditional/{run}/error_vs_n.png",
+                      caption="../report/conditional_error_vs_n.rst",
+                      category="conditional {run}", subcategory="Accuracy"),
+    log:
+        "logs/report_conditional/{run}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/report_conditional.py"

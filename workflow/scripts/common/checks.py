@@ -122,9 +122,11 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
     for name, spec in config["estimators"].items():
         if spec["class"] != "MIST" and ("model" in spec):
             problems.append(f"estimators.{name}.model: only a MIST estimator takes a model")
-        if spec["class"] == "MIST" and spec["model"] != "default" and spec["model"] not in models:
+        if spec["class"] == "MIST" and spec["model"] != "default" and \
+                spec["model"] not in models and spec["model"] not in conditional:
             problems.append(f"estimators.{name}.model: unknown model {spec['model']!r}; "
-                            f"models: {sorted(models)} or 'default' (shipped)")
+                            f"models: {sorted(models)}, conditional_models: "
+                            f"{sorted(conditional)} or 'default' (shipped)")
     study = config.get("modality_study")
     if study:
         if study["base_model"] not in models:
@@ -147,8 +149,39 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
             if est not in config["estimators"]:
                 problems.append(f"runs.{name}.estimators: unknown estimator {est!r}; "
                                 f"estimators: {sorted(config['estimators'])}")
+            elif _conditional_only(config["estimators"][est], conditional):
+                problems.append(f"runs.{name}.estimators: {est!r} estimates I(X;Y|Z) only; "
+                                "use it in conditional_runs")
+    for name, run in config["conditional_runs"].items():
+        for split in run["splits"]:
+            if split not in config["conditional_splits"]:
+                problems.append(f"conditional_runs.{name}.splits: unknown conditional split "
+                                f"{split!r}; conditional_splits: "
+                                f"{sorted(config['conditional_splits'])}")
+        for est in run["estimators"]:
+            spec = config["estimators"].get(est)
+            if spec is None:
+                problems.append(f"conditional_runs.{name}.estimators: unknown estimator "
+                                f"{est!r}; estimators: {sorted(config['estimators'])}")
+            elif spec["class"] not in ("KSG", "CCA", "MIST"):
+                problems.append(f"conditional_runs.{name}.estimators: {est!r} is "
+                                f"{spec['class']}, which does not estimate I(X;Y|Z) (KSG, "
+                                "CCA and MIST do)")
+            elif spec["class"] == "MIST" and not _conditional_only(spec, conditional):
+                problems.append(f"conditional_runs.{name}.estimators: {est!r} is an I(X;Y) "
+                                "MIST; give it a conditional_models model or settings: "
+                                "{variant: mist_cmi}")
     if not problems:
         _check_init_chains(models, problems)
+
+
+def _conditional_only(spec: Mapping[str, Any], conditional: Mapping[str, Any]) -> bool:
+    """Whether an estimators entry is MIST's conditional network (I(X;Y|Z) only)."""
+    if spec["class"] != "MIST":
+        return False
+    if spec.get("model", "default") == "default":
+        return (spec.get("settings") or {}).get("variant") == "mist_cmi"
+    return spec["model"] in conditional
 
 
 def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
