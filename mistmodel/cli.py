@@ -5,6 +5,8 @@
     mist estimate data.csv --x 0 --y 1 --level 0.8 --json
     mist estimate data.csv --x a --y b --z c,d --estimator ksg   # I(X;Y|Z)
     mist matrix data.csv --out mi.nc --png mi.png          # MI of every pair of columns
+    mist test data.csv --x a --y b                         # permutation test of independence
+    mist test data.csv --x a --y b --z c --estimator ksg   # ... of independence given Z
 
 Prints MIST's estimate of I(X;Y) in nats and MIST-QR's central interval at ``--level``
 (labelled with the level actually computed; a level beyond the quantiles MIST-QR was
@@ -22,6 +24,12 @@ netCDF file ``--out`` and, with ``--png``, its heatmap; ``--permutations P`` add
 permutation p-values.  An existing output file is replaced only with ``--force``; each
 file is written to a temporary name beside it and then renamed, so a reader never sees a
 half-written file.  A constant column is refused (name given): it has no MI with anything.
+
+``mist test FILE`` tests whether X and Y are independent (or, with ``--z``, independent
+given Z) with the estimator's MI as the statistic: a permutation test with an exact level
+(:func:`mistmodel.independence.independence_test`), or given Z the local permutation test
+with an approximate one (:func:`mistmodel.independence.conditional_independence_test`,
+``--neighbours``). It prints the p-value, the statistic and the number of permutations.
 
 Column selections (``--x``, ``--y``): comma-separated items, each a column index
 (``3``; negative counts from the end), a slice ``start:stop`` (stop excluded, like
@@ -176,6 +184,67 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    if args.permutations < 1:
+        raise InputError(f"--permutations must be >= 1; got {args.permutations}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0; got {args.seed}")
+    if args.neighbours is not None and args.z is None:
+        raise InputError("--neighbours has no use without --z: the test of independence "
+                         "permutes all rows")
+    _check_checkpoints(args, ("--checkpoint", args.checkpoint))
+    table = open_table(args.file, header=args.header)
+    xc, yc = select(table, args.x, args.y, by=args.by)
+    zc = select_conditioning(table, args.z, xc, yc, by=args.by) if args.z is not None else None
+    sides = [("X", "--x", xc), ("Y", "--y", yc)] + ([("Z", "--z", zc)] if zc else [])
+    data = {}
+    for side, flag, cols in sides:
+        data[side] = table.read(cols, flag)
+        if constant_columns(data[side]).size == len(cols):
+            raise InputError(f"every {side} column ({flag}) is constant: "
+                             + ("it carries no information, so there is nothing to test"
+                                if side != "Z" else "then X and Y given Z is X and Y; "
+                                "leave out --z"))
+    from .independence import conditional_independence_test, independence_test
+    if zc is None:
+        if args.estimator == "mist":
+            from .mist import MIST
+            estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+            _refuse_conditional_checkpoint(estimator, args.checkpoint)
+        else:
+            estimator = _plain_estimator(args.estimator)
+        test = independence_test(estimator, data["X"], data["Y"], args.permutations,
+                                 seed=args.seed)
+        note = "exact level: under independence P(p <= alpha) <= alpha"
+    else:
+        estimator = _plain_estimator(args.estimator, args.checkpoint)
+        neighbours = 5 if args.neighbours is None else args.neighbours
+        test = conditional_independence_test(estimator, data["X"], data["Y"], data["Z"],
+                                             args.permutations, seed=args.seed,
+                                             neighbours=neighbours)
+        note = (f"local permutations within {neighbours} Z-neighbours: the level is "
+                "approximate")
+    result: dict[str, Any] = {
+        "file": str(args.file), "n": int(data["X"].shape[0]),
+        "test": "independence" if zc is None else "conditional independence",
+        "estimator": test.estimator, "x_columns": [table.key(c) for c in xc],
+        "y_columns": [table.key(c) for c in yc], "statistic": test.statistic,
+        "units": "nats", "p_value": test.p_value, "n_permutations": test.n_permutations,
+        "seed": args.seed, "notes": [note]}
+    if zc is not None:
+        result["z_columns"] = [table.key(c) for c in zc]
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    given = " given Z" if zc is not None else ""
+    what = "I(X;Y|Z)" if zc is not None else "I(X;Y)"
+    print(f"X independent of Y{given}: p = {test.p_value:.4g}   ({test.n_permutations} "
+          f"permutations; statistic {what} = {test.statistic:.4f} nats, {test.estimator}; "
+          f"n = {result['n']})")
+    print(f"note: {note}")
+    return 0
+
+
 def _matrix(args: argparse.Namespace) -> int:
     if args.permutations < 0:
         raise InputError(f"--permutations must be >= 0; got {args.permutations}")
@@ -317,6 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interval level (default 0.9; not with --z)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
+    t = sub.add_parser("test", help="permutation test of X independent of Y (given Z with "
+                       "--z) on a .npy, .csv or .parquet file")
+    t.add_argument("file", help="data file: rows are observations")
+    t.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or names")
+    t.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or names")
+    t.add_argument("--z", action=_Once, help="test independence given these columns "
+                   "(local permutations; approximate level)")
+    _table_flags(t, "--x/--y/--z")
+    t.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
+                   help="the statistic: mist (default; given Z its conditional network), "
+                   "ksg or cca")
+    t.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
+    t.add_argument("--permutations", action=_Once, type=int, default=199,
+                   help="permutations (default 199; the smallest p-value is 1 / (1 + P))")
+    t.add_argument("--neighbours", action=_Once, type=int, default=None,
+                   help="with --z: Z-neighbours each row's x is drawn from (default 5)")
+    t.add_argument("--seed", action=_Once, type=int, default=0,
+                   help="seed of the permutations (default 0)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+
     m = sub.add_parser("matrix", help="MI of every pair of columns of a .npy, .csv or "
                        ".parquet file, written as netCDF (and a PNG heatmap)")
     m.add_argument("file", help="data file: rows are observations")
@@ -352,7 +441,7 @@ def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"estimate": _estimate, "matrix": _matrix}[args.command]
+    command = {"estimate": _estimate, "matrix": _matrix, "test": _test}[args.command]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

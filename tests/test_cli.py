@@ -326,3 +326,60 @@ def test_matrix_typo_is_answered_without_importing_torch(tmp_path, chain_csv):
                           cwd=tmp_path, env=env, timeout=120)
     assert proc.stdout.strip() == "2 []", (proc.stdout, proc.stderr)
     assert "--columns: no column named 'zz'" in proc.stderr
+
+
+# -- mist test ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cit_csv(tmp_path_factory):
+    """x <- z -> y (dependent, independent given z), w independent of all, c constant."""
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(300)
+    frame = pd.DataFrame({"x": z + rng.standard_normal(300), "y": z + rng.standard_normal(300),
+                          "z": z, "w": rng.standard_normal(300), "c": np.ones(300)})
+    path = tmp_path_factory.mktemp("test") / "chain.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_json(capsys, *argv):
+    assert main([*map(str, argv), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
+    from mistmodel.estimators import KSG
+    from mistmodel.independence import conditional_independence_test, independence_test
+
+    frame = pd.read_csv(cit_csv)
+    x, y, z = (frame[[c]].to_numpy() for c in "xyz")
+    marginal = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "y", "--estimator", "ksg",
+                        "--permutations", 99)
+    assert marginal["test"] == "independence" and marginal["p_value"] == 0.01
+    assert marginal["p_value"] == independence_test(KSG(), x, y, 99, seed=0).p_value
+    given = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "y", "--z", "z",
+                     "--estimator", "ksg", "--permutations", 99, "--neighbours", 7)
+    assert given["test"] == "conditional independence" and given["z_columns"] == ["z"]
+    assert given["p_value"] == conditional_independence_test(KSG(), x, y, z, 99, seed=0,
+                                                             neighbours=7).p_value
+    shipped = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "w", "--permutations", 19)
+    assert shipped["estimator"] == "mist" and shipped["n_permutations"] == 19
+    assert main(["test", str(cit_csv), "--x", "x", "--y", "y", "--z", "z",
+                 "--permutations", "9"]) == 0
+    out = capsys.readouterr().out
+    assert "X independent of Y given Z: p = " in out and "mist_cmi" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--x", "x", "--y", "c"], "every Y column (--y) is constant"),
+    (["--x", "x", "--y", "y", "--z", "c"], "every Z column (--z) is constant"),
+    (["--x", "x", "--y", "y", "--permutations", "0"], "--permutations must be >= 1"),
+    (["--x", "x", "--y", "y", "--seed", "-1"], "--seed must be >= 0"),
+    (["--x", "x", "--y", "y", "--neighbours", "3"], "--neighbours has no use without --z"),
+    (["--x", "x", "--y", "y", "--z", "z", "--neighbours", "1"], "neighbours must be"),
+    (["--x", "x", "--y", "y", "--estimator", "ksg", "--checkpoint", "a.safetensors"],
+     "--checkpoint applies to --estimator mist only"),
+])
+def test_mist_test_refuses_what_it_cannot_test(cit_csv, capsys, argv, message):
+    assert main(["test", str(cit_csv), *argv]) == 2
+    assert message in capsys.readouterr().err
