@@ -391,7 +391,8 @@ def _start_card(init: str | None, net: MISTNet, device: torch.device) -> list[di
     if init is None:
         return []
     state, card = load_checkpoint(init, device=device)
-    if card["model_config"] != net.config.to_dict():
+    # a card written before a ModelConfig field existed holds that field's default
+    if ModelConfig.from_dict(card["model_config"]).to_dict() != net.config.to_dict():
         raise ValueError(f"init checkpoint {init} holds a different model configuration "
                          f"({card['model_config']}) from this run's ({net.config.to_dict()})")
     net.load_state_dict(state)

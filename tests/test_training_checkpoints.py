@@ -106,6 +106,22 @@ def test_init_chains_stages_in_the_card(stores, tmp_path):
     assert not states_equal(a, b)
 
 
+def test_init_from_a_card_older_than_the_model_options(stores, tmp_path):
+    # cards written before conditional/anchor/corrected_stat existed (the shipped mist and
+    # mist_qr) hold those options at their defaults; a different config is still refused
+    first = train(config(stores, tmp_path / "s1", epochs=1, max_steps=1))
+    state, card = load_checkpoint(first)
+    for key in ("conditional", "anchor", "corrected_stat"):
+        del card["model_config"][key]
+    old = save_checkpoint(tmp_path / "old.safetensors", state, card)
+    second = train(config(stores, tmp_path / "s2", epochs=1, max_steps=1, init=str(old)))
+    assert read_card(second)["stages"][0]["step"] == 1
+    card["model_config"]["width"] = 12
+    wider = save_checkpoint(tmp_path / "wider.safetensors", state, card)
+    with pytest.raises(ValueError, match="different model configuration"):
+        train(config(stores, tmp_path / "s3", epochs=1, max_steps=1, init=str(wider)))
+
+
 def test_init_refuses_a_pickle_file(stores, tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"model_state": {}}, evil)
