@@ -456,7 +456,7 @@ def _train(cfg: TrainConfig) -> Path:
                       "training starts afresh", RuntimeWarning, stacklevel=3)
         saved = None
     if saved is not None:
-        if saved["model_config"] != net.config.to_dict():
+        if ModelConfig.from_dict(saved["model_config"]).to_dict() != net.config.to_dict():
             raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "
                              "use another --out directory or resume=False")
         net.load_state_dict(saved["model_state"])
