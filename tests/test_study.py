@@ -128,8 +128,8 @@ def test_jobs_without_a_network_do_not_import_torch():
 
 
 def test_conditional_run_tables_and_figure(tmp_path):
-    from common.conditional_runs import (benchmark_conditional_store, conditional_summary,
-                                         plot_conditional)
+    from common.conditional_runs import (benchmark_conditional_store, conditional_markdown,
+                                         conditional_summary, plot_conditional)
     from mistmodel import MIST
     from mistmodel.estimators import CCA, KSG
 
@@ -158,6 +158,12 @@ def test_conditional_run_tables_and_figure(tmp_path):
     assert summary.mae_by_family.sel(estimator="CCA", family="normal-chain") == pytest.approx(
         np.mean(np.abs(est[chains] - truth[chains])))
     assert int(summary.count_by_n.sum()) == 3 * 16
+    page = conditional_markdown(summary, "Conditional run `cmi`")
+    assert page.startswith("## Conditional run `cmi`")
+    assert page.count("| KSG |") == 2 == page.count("| MIST-CMI |")   # two columns-bins
+    value = float(summary.mae_by_n.sel(estimator="CCA").dropna("n_bin", how="all")
+                  .isel(n_bin=0).dropna("columns_bin").values[0])
+    assert f"| CCA | {value:.3f} |" in page
     plot_conditional(summary, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 5000
     with pytest.raises(ValueError, match=r"\(X, Y\) samples"):

@@ -70,6 +70,9 @@ def test_tiny_study_end_to_end(tmp_path):
     summary = xr.load_dataset(tmp_path / "results/conditional/cmi/summary.nc", engine="h5netcdf")
     assert np.isfinite(summary.mae_by_family).all()
     assert (tmp_path / "results/conditional/cmi/error_vs_n.png").stat().st_size > 5000
+    assert "## Conditional run `cmi`" in headline
+    assert all(f"| {name} |" in headline.split("Conditional run")[1]
+               for name in cond["estimators"])
     # every job with a benchmark directive left its time
     for rule in ("generate", "generate_conditional", "train", "train_conditional", "benchmark",
                  "benchmark_conditional", "fit_flows", "warp"):

@@ -131,6 +131,6 @@ def all_outputs():
         outputs += [f"results/{run}/estimates.nc", f"results/{run}/summary.nc"]
         outputs += [f"results/{run}/figures/{name}.png" for name in FIGURES]
     outputs += [f"results/modalities/{m}.png" for m in config["modalities"]]
-    if RUNS:
+    if RUNS or config["conditional_runs"]:
         outputs.append("results/headline.md")
     return outputs

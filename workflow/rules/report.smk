@@ -43,11 +43,14 @@ rule figures:
 
 rule headline:
     input:
-        expand("results/{run}/summary.nc", run=list(RUNS)),
+        runs=expand("results/{run}/summary.nc", run=list(RUNS)),
+        conditional=expand("results/conditional/{run}/summary.nc",
+                           run=list(config["conditional_runs"])),
     output:
         report("results/headline.md", caption="../report/headline.rst", category="Tables"),
     params:
         runs=list(RUNS),
+        conditional_runs=list(config["conditional_runs"]),
     log:
         "logs/headline.log",
     conda:

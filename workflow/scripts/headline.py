@@ -1,12 +1,18 @@
-"""Rule headline: results/headline.md, the headline tables of every run."""
+"""Rule headline: results/headline.md, the headline tables of every run (conditional runs
+included)."""
 from common.logs import log_to
 import xarray as xr
 
+from common.conditional_runs import conditional_markdown
 from common.summary import headline_document
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
     summaries = {run: xr.load_dataset(path, engine="h5netcdf")
-                 for run, path in zip(sm.params.runs, sm.input)}
+                 for run, path in zip(sm.params.runs, sm.input.runs)}
+    page = headline_document(summaries) if summaries else "# Results\n"
+    for run, path in zip(sm.params.conditional_runs, sm.input.conditional):
+        page += "\n" + conditional_markdown(xr.load_dataset(path, engine="h5netcdf"),
+                                            f"Conditional run `{run}`")
     with open(sm.output[0], "w") as f:
-        f.write(headline_document(summaries))
+        f.write(page)

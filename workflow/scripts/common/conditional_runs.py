@@ -6,7 +6,8 @@ datapoint)`` with the variables ``estimate`` and ``seconds`` and the coordinates
 ``true_mi`` and ``seed``; they are merged like the I(X;Y) runs'
 (:func:`common.benchmark.combine_estimates`). The summary gives the mean absolute error,
 bias and count by (estimator, n-bin, columns-bin) and by (estimator, family); the figure
-draws the mean absolute error against n, one panel per columns-bin.
+draws the mean absolute error against n, one panel per columns-bin, and
+:func:`conditional_markdown` gives the tables the headline page shows.
 """
 from __future__ import annotations
 
@@ -137,3 +138,25 @@ def plot_conditional(summary: xr.Dataset, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def conditional_markdown(summary: xr.Dataset, title: str = "Conditional run") -> str:
+    """Markdown: the mean absolute error of I(X;Y|Z) by n-bin (columns), one table per
+    columns-bin with a row per estimator, and the median seconds per estimate."""
+    lines = [f"## {title}", "",
+             "Mean absolute error of I(X;Y|Z) (nats) by sample-size bin; dx + dy + dz "
+             "columns in the bin given.", ""]
+    bins = [str(b) for b in summary.n_bin.values]
+    for c in summary.columns_bin.values:
+        table = summary.mae_by_n.sel(columns_bin=c)
+        if not np.isfinite(table).any():
+            continue
+        lines += [f"### dx + dy + dz in {c}", "",
+                  "| estimator | " + " | ".join(f"n {b}" for b in bins) + " |",
+                  "|---|" + "---|" * len(bins)]
+        for est in summary.estimator.values:
+            row = table.sel(estimator=est).values
+            lines.append(f"| {est} | " + " | ".join(
+                f"{v:.3f}" if np.isfinite(v) else "-" for v in row) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
