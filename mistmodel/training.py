@@ -386,13 +386,22 @@ def _progress_bar(cfg: TrainConfig, count: int, step: int, samples_seen: int):
                 desc="training", dynamic_ncols=True)
 
 
+def _filled(model_config: dict[str, Any], source: Any) -> dict[str, Any]:
+    """A recorded model configuration with the defaults of options it predates."""
+    try:
+        return ModelConfig.from_dict(model_config).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source} holds a model configuration this version cannot read "
+                         f"({exc})") from None
+
+
 def _start_card(init: str | None, net: MISTNet, device: torch.device) -> list[dict[str, Any]]:
     """Load ``init``'s weights into ``net``; return the training stages its card records."""
     if init is None:
         return []
     state, card = load_checkpoint(init, device=device)
     # a card written before a ModelConfig field existed holds that field's default
-    if ModelConfig.from_dict(card["model_config"]).to_dict() != net.config.to_dict():
+    if _filled(card["model_config"], init) != net.config.to_dict():
         raise ValueError(f"init checkpoint {init} holds a different model configuration "
                          f"({card['model_config']}) from this run's ({net.config.to_dict()})")
     net.load_state_dict(state)
@@ -456,7 +465,7 @@ def _train(cfg: TrainConfig) -> Path:
                       "training starts afresh", RuntimeWarning, stacklevel=3)
         saved = None
     if saved is not None:
-        if ModelConfig.from_dict(saved["model_config"]).to_dict() != net.config.to_dict():
+        if _filled(saved["model_config"], out / TRAINING_STATE) != net.config.to_dict():
             raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "
                              "use another --out directory or resume=False")
         net.load_state_dict(saved["model_state"])

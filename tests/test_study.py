@@ -166,6 +166,19 @@ def test_conditional_run_tables_and_figure(tmp_path):
     assert f"| CCA | {value:.3f} |" in page
     plot_conditional(summary, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 5000
+    assert summary.count_by_n.dtype == np.int64
+
+    class Batched:                         # records the shapes of each batched call
+        name, calls = "fake", []
+
+        def estimate_conditional_batch(self, samples):
+            self.calls.append({(s.n, s.dim_x, s.dim_y, s.dim_z) for s in samples})
+            return [0.0] * len(samples)
+
+    fake = Batched()
+    part = benchmark_conditional_store("fake", fake, "cmi", store.path, progress=False)
+    assert all(len(shapes) == 1 for shapes in fake.calls)     # one shape per call
+    assert len(fake.calls) < 16 and np.isfinite(part.seconds).all()
     with pytest.raises(ValueError, match=r"\(X, Y\) samples"):
         plain = mistgen.build_meta_dataset(tmp_path / "p.zarr", ["normal-dense-base"], 3,
                                            dim_range=(1, 1), progress=False)

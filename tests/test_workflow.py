@@ -119,6 +119,15 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
      "conditional_runs.cmi.estimators: 'MIST-shipped' is an I(X;Y) MIST"),
     (lambda c: c["runs"]["main"]["estimators"].append("MIST-CMI-shipped"),
      "runs.main.estimators: 'MIST-CMI-shipped' estimates I(X;Y|Z) only"),
+    (lambda c: c["modality_study"]["estimators"].append("MIST-CMI-shipped"),
+     "modality_study.estimators: 'MIST-CMI-shipped' estimates I(X;Y|Z) only"),
+    (lambda c: c["conditional_splits"]["cmi_small"].update(dim_grid=[1, [2, 2, 20]]),
+     "conditional_runs.cmi: split 'cmi_small' reaches 20 columns in a group, but "
+     "MIST-CMI-shipped (the shipped mist_cmi) was trained on at most 16"),
+    (lambda c: c["runs"].update(conditional=c["runs"]["main"]),
+     "runs.conditional: the name is taken by results/conditional/"),
+    (lambda c: c.update(conditional_models={"mist": {"init": "mist_qr", "steps": 2}}),
+     "conditional_models.mist: the name is also a models entry"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)

@@ -51,6 +51,8 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
         for name, entry in config["conditional_models"].items():
             check(f"conditional_models.{name}.settings",
                   lambda e=entry: _check_conditional_settings(e))
+        for name, run in config["conditional_runs"].items():
+            check(f"conditional_runs.{name}", lambda r=run: _check_conditional_run(config, r))
     if problems:
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
 
@@ -87,6 +89,12 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
                 problems.append(f"models.{name}.calibrate: only a mist_qr model has intervals "
                                 f"to calibrate, this one is {entry['variant']!r}")
     conditional = config["conditional_models"]
+    for name in sorted(set(models) & set(conditional)):
+        problems.append(f"conditional_models.{name}: the name is also a models entry; give "
+                        "the conditional network another name")
+    if "conditional" in config["runs"]:
+        problems.append("runs.conditional: the name is taken by results/conditional/ (the "
+                        "conditional runs); give the run another name")
     for name, entry in conditional.items():
         own = sorted(set(entry.get("settings") or {}) & {"out", "init", "steps", "seed",
                                                           "threads"})
@@ -149,7 +157,16 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
             if est not in config["estimators"]:
                 problems.append(f"runs.{name}.estimators: unknown estimator {est!r}; "
                                 f"estimators: {sorted(config['estimators'])}")
-            elif _conditional_only(config["estimators"][est], conditional):
+    study = config.get("modality_study") or {}
+    for est in study.get("estimators", []) if config["modalities"] else []:
+        if est in config["estimators"] and _conditional_only(config["estimators"][est],
+                                                               conditional):
+            problems.append(f"modality_study.estimators: {est!r} estimates I(X;Y|Z) only; "
+                            "use it in conditional_runs")
+    for name, run in config["runs"].items():
+        for est in run["estimators"]:
+            if est in config["estimators"] and _conditional_only(config["estimators"][est],
+                                                                   conditional):
                 problems.append(f"runs.{name}.estimators: {est!r} estimates I(X;Y|Z) only; "
                                 "use it in conditional_runs")
     for name, run in config["conditional_runs"].items():
@@ -216,6 +233,48 @@ def _check_conditional_store(config: Mapping[str, Any], name: str) -> None:
                    if k not in ("specs", "seed", "split", "shard_size")}
     design = make_conditional_design(recipe["specs"], **design_args)
     make_conditional_plan(design, recipe["seed"], recipe["split"], recipe["shard_size"])
+
+
+def _largest_dims(config: Mapping[str, Any], split: str) -> tuple[int, int, int]:
+    """The most columns of X, of Y and of Z a datapoint of a conditional split can have."""
+    from mistgen.conditional_design import make_conditional_design
+
+    recipe = conditional_store_recipe(config, split)
+    design = make_conditional_design(recipe["specs"], **{
+        k: v for k, v in recipe.items() if k not in ("specs", "seed", "split", "shard_size")})
+    if design.dim_grid is not None:
+        return tuple(max(d[g] for d in design.dim_grid) for g in range(3))
+    return tuple(hi for _, hi in design.dim_ranges)
+
+
+def _check_conditional_run(config: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """MIST's conditional network refuses more columns per group than it was trained on:
+    every split of the run must stay within them (the shipped network's card, or a
+    conditional_models entry's training dims)."""
+    for est in run["estimators"]:
+        spec = config["estimators"][est]
+        if spec["class"] != "MIST":
+            continue
+        if spec.get("model", "default") == "default":
+            from mistmodel.checkpoint import read_card
+            from mistmodel.mist import default_checkpoint
+
+            variant = (spec.get("settings") or {}).get("variant", "mist_cmi")
+            ranges = read_card(default_checkpoint(variant)).get("data_ranges") or {}
+            limit = max((ranges.get(k, [0, 0])[1] for k in ("dim_x", "dim_y", "dim_z")),
+                        default=0)
+            whose = f"the shipped {variant}"
+        else:
+            entry = config["conditional_models"][spec["model"]]
+            limit = (max(_largest_dims(config, entry["train"])) if "train" in entry
+                     else (entry.get("settings") or {}).get("dim_range", (1, 16))[1])
+            whose = f"conditional_models.{spec['model']}"
+        for split in run["splits"]:
+            widest = max(_largest_dims(config, split))
+            if limit and widest > limit:
+                raise ValueError(f"split {split!r} reaches {widest} columns in a group, but "
+                                 f"{est} ({whose}) was trained on at most {limit} per group "
+                                 "and refuses more")
 
 
 def _check_conditional_settings(entry: Mapping[str, Any]) -> None:
