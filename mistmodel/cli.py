@@ -115,6 +115,17 @@ def _plain_estimator(name: str, checkpoint: str | None = None):
     return {"ksg": KSG, "cca": CCA}[name]()
 
 
+def _pair_estimator(args: argparse.Namespace):
+    """The estimator of I(X;Y) that ``--estimator`` / ``--checkpoint`` name (MIST refuses a
+    conditional checkpoint)."""
+    if args.estimator != "mist":
+        return _plain_estimator(args.estimator)
+    from .mist import MIST
+    estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+    _refuse_conditional_checkpoint(estimator, args.checkpoint)
+    return estimator
+
+
 def _estimate(args: argparse.Namespace) -> int:
     _check_flags(args)
     table = open_table(args.file, header=args.header)
@@ -207,12 +218,7 @@ def _test(args: argparse.Namespace) -> int:
                                 "leave out --z"))
     from .independence import conditional_independence_test, independence_test
     if zc is None:
-        if args.estimator == "mist":
-            from .mist import MIST
-            estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
-            _refuse_conditional_checkpoint(estimator, args.checkpoint)
-        else:
-            estimator = _plain_estimator(args.estimator)
+        estimator = _pair_estimator(args)
         test = independence_test(estimator, data["X"], data["Y"], args.permutations,
                                  seed=args.seed)
         note = "exact level: under independence P(p <= alpha) <= alpha"
@@ -265,12 +271,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
     import pandas as pd   # heavy imports: only once the input is known good
     from .matrix import mi_matrix
-    if args.estimator == "mist":
-        from .mist import MIST
-        estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
-        _refuse_conditional_checkpoint(estimator, args.checkpoint)
-    else:
-        estimator = _plain_estimator(args.estimator)
+    estimator = _pair_estimator(args)
     frame = pd.DataFrame(values, columns=[table.key(c) for c in cols])
     result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
                        seed=args.seed)
@@ -371,15 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "from a network trained on samples with known MI.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("estimate", help="estimate I(X;Y) from a .npy, .csv or .parquet file")
-    e.add_argument("file", help="data file: rows are observations")
-    e.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or names")
-    e.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or names")
-    e.add_argument("--z", action=_Once, help="condition on these columns: I(X;Y|Z) "
-                   "(MIST's conditional network, KSG or CCA; no interval)")
-    _table_flags(e, "--x/--y/--z")
-    e.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
-                   help="mist (default, with MIST-QR interval), ksg or cca")
-    e.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
+    _sample_flags(e, z_help="condition on these columns: I(X;Y|Z) (MIST's conditional "
+                  "network, KSG or CCA; no interval)",
+                  estimator_help="mist (default, with MIST-QR interval), ksg or cca")
     e.add_argument("--qr-checkpoint", action=_Once,
                    help="MIST-QR checkpoint for the interval (default: shipped)")
     e.add_argument("--level", action=_Once, type=float, default=None,
@@ -388,16 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("test", help="permutation test of X independent of Y (given Z with "
                        "--z) on a .npy, .csv or .parquet file")
-    t.add_argument("file", help="data file: rows are observations")
-    t.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or names")
-    t.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or names")
-    t.add_argument("--z", action=_Once, help="test independence given these columns "
-                   "(local permutations; approximate level)")
-    _table_flags(t, "--x/--y/--z")
-    t.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
-                   help="the statistic: mist (default; given Z its conditional network), "
-                   "ksg or cca")
-    t.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
+    _sample_flags(t, z_help="test independence given these columns (local permutations; "
+                  "approximate level)",
+                  estimator_help="the statistic: mist (default; given Z its conditional "
+                  "network), ksg or cca")
     t.add_argument("--permutations", action=_Once, type=int, default=199,
                    help="permutations (default 199; the smallest p-value is 1 / (1 + P))")
     t.add_argument("--neighbours", action=_Once, type=int, default=None,
@@ -423,6 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--png", action=_Once, help="heatmap to write (.png)")
     m.add_argument("--force", action="store_true", help="replace existing output files")
     return p
+
+
+def _sample_flags(parser: argparse.ArgumentParser, z_help: str, estimator_help: str) -> None:
+    """FILE, --x/--y/--z, the table flags, --estimator and --checkpoint."""
+    parser.add_argument("file", help="data file: rows are observations")
+    parser.add_argument("--x", action=_Once, help="X columns: indices, start:stop slices or "
+                        "names")
+    parser.add_argument("--y", action=_Once, help="Y columns: indices, start:stop slices or "
+                        "names")
+    parser.add_argument("--z", action=_Once, help=z_help)
+    _table_flags(parser, "--x/--y/--z")
+    parser.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
+                        help=estimator_help)
+    parser.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: "
+                        "shipped)")
 
 
 def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:
