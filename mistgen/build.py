@@ -66,8 +66,6 @@ def build_meta_dataset(
         n_grid=n_grid, dim_grid=dim_grid, repeats=repeats,
     )
     plan = make_plan(design, seed, split, priors, shard_size)
-    if dtype not in DTYPES:
-        raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     return write_store(path, plan, store_attrs(plan, dtype, config), dtype=dtype,
                        overwrite=overwrite, workers=workers, scheduler=scheduler,
                        progress=progress, desc=f"build {plan.split}")
@@ -111,8 +109,6 @@ def build_conditional_dataset(
         dim_z_range=dim_z_range, n_grid=n_grid, dim_grid=dim_grid, repeats=repeats,
     )
     plan = make_conditional_plan(design, seed, split, shard_size)
-    if dtype not in DTYPES:
-        raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     return write_store(path, plan, store_attrs(plan, dtype, config, CONDITIONAL_FORMAT),
                        dtype=dtype, overwrite=overwrite, workers=workers,
                        scheduler=scheduler, progress=progress, desc=f"build {plan.split}")
@@ -120,9 +116,12 @@ def build_conditional_dataset(
 
 def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
                 store_format: str = FORMAT) -> dict:
-    """The group attributes of a store built from ``plan`` (``complete`` until finalized)."""
+    """The group attributes of a store built from ``plan`` (``complete`` until finalized);
+    an unknown ``dtype`` is refused here."""
     from . import __version__
 
+    if dtype not in DTYPES:
+        raise MistgenError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     return {
         "mistgen": {
             "format": store_format,

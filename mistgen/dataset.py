@@ -22,7 +22,7 @@ import zarr
 from .conditional import ConditionalSample
 from .errors import StoreError
 from .integrity import (
-    block_width, check_array_shapes, check_meta, chunk_file, dim_columns, location_problem,
+    check_array_shapes, check_meta, chunk_file, dim_columns, location_problem,
     missing_chunks, shard_value_count,
 )
 from .sampling import Sample
@@ -56,13 +56,16 @@ class MetaDataset:
         # Small integer columns, needed to locate any datapoint, are read once.
         count = len(self)
         self._n, self._offset = (self.read_column(name, 0, count) for name in ("n", "offset"))
-        self._dims = {name: self.read_column(name, 0, count)
-                      for name in dim_columns(meta["format"])}
-        self._width = block_width(self._dims)
-        problem = location_problem(self._n, self._dims, self._offset, self.shard_size)
+        dims = {name: self.read_column(name, 0, count) for name in dim_columns(meta["format"])}
+        problem = location_problem(self._n, dims, self._offset, self.shard_size)
         if problem is not None:
             i, why = problem
             raise self._damage(f"datapoint {i}", why)
+        # where each group's columns start and end in a datapoint's block: (count, groups + 1)
+        self._bounds = np.zeros((count, len(dims) + 1), dtype=np.int64)
+        np.cumsum(np.stack([d.astype(np.int64) for d in dims.values()], axis=1), axis=1,
+                  out=self._bounds[:, 1:])
+        self._width = self._bounds[:, -1]
         self._specs = frozenset(self.specs)
         self._cache: tuple[int, np.ndarray] | None = None
 
@@ -175,7 +178,7 @@ class MetaDataset:
         n, off = int(self._n[i]), int(self._offset[i])
         block = values[off: off + n * int(self._width[i])].reshape(n, -1)
         parsed = self._check_labels(i, spec, mi, seed, params, cmi)
-        bounds = np.cumsum([0] + [int(column[i]) for column in self._dims.values()])
+        bounds = self._bounds[i]
         x, y, *z = (np.ascontiguousarray(block[:, a:b]) for a, b in zip(bounds, bounds[1:]))
         if self.conditional:
             return ConditionalSample(x, y, z[0], cmi=float(cmi), mi=float(mi), spec=str(spec),
