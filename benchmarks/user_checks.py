@@ -165,13 +165,16 @@ def make_runners(names: list[str], checkpoint: str | None,
     for name in names:
         if name == "ksg":
             est: Any = KSG(k=5)
-        elif name in ("mist", "mist_qr"):
+        elif name in ("mist", "mist_gc", "mist_qr"):
             from mistmodel import MIST
-            path = checkpoint if name == "mist" else qr_checkpoint
+            variant = "mist_qr" if name == "mist_qr" else "mist"
+            path = qr_checkpoint if name == "mist_qr" else checkpoint
             # measure beyond the trained dims too (d = 64 in the full run), with the warning
-            est = MIST.load(path, variant=name, device="cpu", out_of_range="warn")
+            est = MIST.load(path, variant=variant, device="cpu", out_of_range="warn",
+                            gaussian_control=name == "mist_gc")
         else:
-            raise SystemExit(f"unknown estimator {name!r}; choose from mist, mist_qr, ksg")
+            raise SystemExit(f"unknown estimator {name!r}; choose from mist, mist_gc "
+                             "(MIST with its Gaussian control), mist_qr, ksg")
         runners.append(Runner(name, est))
     return runners
 
@@ -477,8 +480,9 @@ TIMING_SCRIPT = """
 import json, resource, sys, time, warnings
 import numpy as np
 from mistmodel import MIST
-variant, path = sys.argv[1], (sys.argv[2] or None)
-est = MIST.load(path, variant=variant, device="cpu")
+name, path = sys.argv[1], (sys.argv[2] or None)
+est = MIST.load(path, variant="mist_qr" if name == "mist_qr" else "mist", device="cpu",
+                gaussian_control=name == "mist_gc")
 rng = np.random.default_rng(0)
 x, y = rng.standard_normal((100_000, 32)), rng.standard_normal((100_000, 32))
 with warnings.catch_warnings(record=True) as caught:
@@ -496,7 +500,7 @@ print(json.dumps({"seconds": seconds, "estimate": value, "maxrss_before_mib": be
 
 
 def section_timing(runners, cfg, seed, checkpoints) -> tuple[dict, str]:
-    mist_runners = [r for r in runners if r.name in ("mist", "mist_qr")]
+    mist_runners = [r for r in runners if r.name in ("mist", "mist_gc", "mist_qr")]
     timed = mist_runners[:1] if cfg["time_one_variant"] else mist_runners
     results = {}
     text = ["### 6. One estimate at n = 100,000, 32 + 32 dims (fresh process, independent "
@@ -546,7 +550,7 @@ def section_paper(runners, cfg, seed) -> tuple[dict, str]:
                      for name, row in mse.items()]
             cov = record[split].get("coverage_by_n", {})
             text.append(f"- {r.name} record, {split}: MSE by n-bin: " + "; ".join(parts)
-                        + (f"; QR coverage by n-bin " + " / ".join(f"{v:.2f}" for v in cov.values())
+                        + ("; QR coverage by n-bin " + " / ".join(f"{v:.2f}" for v in cov.values())
                            if cov else ""))
         break  # both checkpoints hold the same record
     return results, "\n".join(text) + "\n"
@@ -560,7 +564,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--estimators", default="mist,mist_qr,ksg",
-                    help="comma-separated: mist, mist_qr, ksg (KSG with k = 5)")
+                    help="comma-separated: mist, mist_gc (MIST with its Gaussian control), "
+                         "mist_qr, ksg (KSG with k = 5)")
     ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
     ap.add_argument("--qr-checkpoint", default=None, help="MIST-QR checkpoint (default: shipped)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, no d = 64")
@@ -587,7 +592,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     runners = make_runners([s.strip() for s in args.estimators.split(",") if s.strip()],
                            args.checkpoint, args.qr_checkpoint)
-    checkpoints = {"mist": args.checkpoint, "mist_qr": args.qr_checkpoint}
+    checkpoints = {"mist": args.checkpoint, "mist_gc": args.checkpoint,
+                   "mist_qr": args.qr_checkpoint}
     import torch
     command_args = argv if argv is not None else sys.argv[1:]
     header = (f"# User checks: {', '.join(r.name for r in runners)}\n\n"
