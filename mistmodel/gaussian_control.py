@@ -56,10 +56,10 @@ def plugin_bias(n: int, dim_x: int, dim_y: int) -> float:
 
 def gaussian_mi(corr: np.ndarray, dim_x: int) -> float:
     """I(X;Y) of a Gaussian with correlation (or covariance) matrix ``corr``, X being its
-    first ``dim_x`` coordinates."""
+    first ``dim_x`` coordinates (never below 0: rounding can put it a hair under)."""
     logdet = lambda a: np.linalg.slogdet(a)[1]   # noqa: E731
-    return 0.5 * float(logdet(corr[:dim_x, :dim_x]) + logdet(corr[dim_x:, dim_x:])
-                       - logdet(corr))
+    return max(0.0, 0.5 * float(logdet(corr[:dim_x, :dim_x]) + logdet(corr[dim_x:, dim_x:])
+                                - logdet(corr)))
 
 
 def _scaled_cross(corr: np.ndarray, dim_x: int, c: float) -> np.ndarray:
