@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qr-checkpoint", default=None)
     ap.add_argument("--level", type=float, default=0.9)
     ap.add_argument("--no-ksg", action="store_true")
-    ap.add_argument("--gaussian-control", action="store_true",
-                    help="MIST with its Gaussian control (mistmodel.gaussian_control)")
+    ap.add_argument("--neighbour-correction", action="store_true",
+                    help="MIST with its neighbour correction (mistmodel.neighbour_correction)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default="mist_eval.json")
     ap.add_argument("--record", action="store_true",
@@ -141,14 +141,14 @@ def main(argv=None) -> int:
               "ood": (root / "test_ood.zarr", OOD_SPECS, args.seed + 1)}
     for path, specs, seed in stores.values():
         build(path, specs, seed)
-    if args.gaussian_control and args.record:
-        ap.error("--record stores the shipped configuration's figures; drop --gaussian-control")
-    mist = MIST.load(args.checkpoint, device="cpu", gaussian_control=args.gaussian_control)
+    if args.neighbour_correction and args.record:
+        ap.error("--record stores the shipped configuration's figures; drop --neighbour-correction")
+    mist = MIST.load(args.checkpoint, device="cpu", neighbour_correction=args.neighbour_correction)
     qr = MIST.load(args.qr_checkpoint, variant="mist_qr", device="cpu")
     ksg = None if args.no_ksg else KSG(k=5)
     results = {"n_grid": N_GRID, "repeats": 9, "dim_range": [2, 32],
                "checkpoints": {"mist": mist.checkpoint, "mist_qr": qr.checkpoint},
-               "gaussian_control": args.gaussian_control,
+               "neighbour_correction": args.neighbour_correction,
                "reference_mist_mse_by_n": REFERENCE}
     for split, (path, _, _) in stores.items():
         res = evaluate_store(path, mist, qr, ksg, args.level)

@@ -165,16 +165,16 @@ def make_runners(names: list[str], checkpoint: str | None,
     for name in names:
         if name == "ksg":
             est: Any = KSG(k=5)
-        elif name in ("mist", "mist_gc", "mist_qr"):
+        elif name in ("mist", "mist_nc", "mist_qr"):
             from mistmodel import MIST
             variant = "mist_qr" if name == "mist_qr" else "mist"
             path = qr_checkpoint if name == "mist_qr" else checkpoint
             # measure beyond the trained dims too (d = 64 in the full run), with the warning
             est = MIST.load(path, variant=variant, device="cpu", out_of_range="warn",
-                            gaussian_control=name == "mist_gc")
+                            neighbour_correction=name == "mist_nc")
         else:
-            raise SystemExit(f"unknown estimator {name!r}; choose from mist, mist_gc "
-                             "(MIST with its Gaussian control), mist_qr, ksg")
+            raise SystemExit(f"unknown estimator {name!r}; choose from mist, mist_nc "
+                             "(MIST with its neighbour correction), mist_qr, ksg")
         runners.append(Runner(name, est))
     return runners
 
@@ -482,7 +482,7 @@ import numpy as np
 from mistmodel import MIST
 name, path = sys.argv[1], (sys.argv[2] or None)
 est = MIST.load(path, variant="mist_qr" if name == "mist_qr" else "mist", device="cpu",
-                gaussian_control=name == "mist_gc")
+                neighbour_correction=name == "mist_nc")
 rng = np.random.default_rng(0)
 x, y = rng.standard_normal((100_000, 32)), rng.standard_normal((100_000, 32))
 with warnings.catch_warnings(record=True) as caught:
@@ -500,7 +500,7 @@ print(json.dumps({"seconds": seconds, "estimate": value, "maxrss_before_mib": be
 
 
 def section_timing(runners, cfg, seed, checkpoints) -> tuple[dict, str]:
-    mist_runners = [r for r in runners if r.name in ("mist", "mist_gc", "mist_qr")]
+    mist_runners = [r for r in runners if r.name in ("mist", "mist_nc", "mist_qr")]
     timed = mist_runners[:1] if cfg["time_one_variant"] else mist_runners
     results = {}
     text = ["### 6. One estimate at n = 100,000, 32 + 32 dims (fresh process, independent "
@@ -564,7 +564,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--estimators", default="mist,mist_qr,ksg",
-                    help="comma-separated: mist, mist_gc (MIST with its Gaussian control), "
+                    help="comma-separated: mist, mist_nc (MIST with its neighbour correction), "
                          "mist_qr, ksg (KSG with k = 5)")
     ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
     ap.add_argument("--qr-checkpoint", default=None, help="MIST-QR checkpoint (default: shipped)")
@@ -592,7 +592,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     runners = make_runners([s.strip() for s in args.estimators.split(",") if s.strip()],
                            args.checkpoint, args.qr_checkpoint)
-    checkpoints = {"mist": args.checkpoint, "mist_gc": args.checkpoint,
+    checkpoints = {"mist": args.checkpoint, "mist_nc": args.checkpoint,
                    "mist_qr": args.qr_checkpoint}
     import torch
     command_args = argv if argv is not None else sys.argv[1:]

@@ -77,9 +77,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.z is not None and args.level is not None:
         raise InputError("--level has no use with --z: no estimator gives an interval "
                          "for I(X;Y|Z)")
-    if args.gaussian_control and (args.estimator != "mist" or args.z is not None):
-        raise InputError("--gaussian-control corrects MIST's I(X;Y) estimate; it has no use "
-                         "with --z or with --estimator ksg/cca")
+    if args.neighbour_correction and (args.estimator != "mist" or args.z is not None):
+        raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
+                         "use with --z or with --estimator ksg/cca")
     if args.level is None:
         args.level = 0.9
     if not 0.0 < args.level < 1.0:
@@ -150,14 +150,14 @@ def _estimate(args: argparse.Namespace) -> int:
     from .mist import MIST, default_checkpoint   # torch: only once the input is known good
     point = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
     _refuse_conditional_checkpoint(point, args.checkpoint)
-    if args.gaussian_control:
+    if args.neighbour_correction:
         if point.is_quantile:
-            raise InputError(f"--gaussian-control corrects a point (mist) checkpoint; "
+            raise InputError(f"--neighbour-correction corrects a point (mist) checkpoint; "
                              f"--checkpoint {args.checkpoint} is a mist_qr checkpoint")
-        point = MIST.load(point.checkpoint, gaussian_control=True)
+        point = MIST.load(point.checkpoint, neighbour_correction=True)
     result["estimate"] = point.estimate(x, y)
-    if args.gaussian_control:
-        result["gaussian_control"] = point.last_info["gaussian_control"]
+    if args.neighbour_correction:
+        result["neighbour_correction"] = point.last_info["neighbour_correction"]
     constant_side = [side for side, cols in (("X", xc), ("Y", yc))
                      if len(dropped[side.lower()]) == len(cols)]
     if constant_side:
@@ -352,13 +352,15 @@ def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> Non
     by = f", {result['estimator']}" if "estimator" in result else ""
     print(f"{what} = {result['estimate']:.4f} nats   (n = {result['n']}, dim_x = {dim_x}, "
           f"dim_y = {dim_y}{by})")
-    control = result.get("gaussian_control")
-    if control is not None:
-        print("Gaussian control: " + (
+    fix = result.get("neighbour_correction")
+    if fix is not None:
+        copula = ("Gaussian" if fix["neighbour_nu"] is None
+                  else f"Student-t, nu = {fix['neighbour_nu']:g}")
+        print("neighbour correction: " + (
             "not applied (fewer than 20 rows per column, or MI above 1 nat)"
-            if not control["weight"] else
-            f"weight {control['weight']:.2f}; the neighbour's MI {control['neighbour_mi']:.4f}, "
-            f"MIST on its draw {control['neighbour_estimate']:.4f}"))
+            if not fix["weight"] else
+            f"weight {fix['weight']:.2f}; the neighbour ({copula} copula) has MI "
+            f"{fix['neighbour_mi']:.4f}, MIST on its draw {fix['neighbour_estimate']:.4f}"))
     if result["lower"] is not None:
         print(f"{100 * result['level']:g}% interval: [{result['lower']:.4f}, "
               f"{result['upper']:.4f}] nats (MIST-QR)")
@@ -396,9 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MIST-QR checkpoint for the interval (default: shipped)")
     e.add_argument("--level", action=_Once, type=float, default=None,
                    help="interval level (default 0.9; not with --z)")
-    e.add_argument("--gaussian-control", action="store_true",
-                   help="correct MIST's estimate by its error on the sample's Gaussian "
-                   "neighbour (docs/mist.md#the-gaussian-control)")
+    e.add_argument("--neighbour-correction", action="store_true",
+                   help="correct MIST's estimate by its error on a Gaussian or Student-t "
+                   "copula fitted to the sample (docs/mist.md#the-neighbour-correction)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     t = sub.add_parser("test", help="permutation test of X independent of Y (given Z with "

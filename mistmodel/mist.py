@@ -64,7 +64,7 @@ import torch
 from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
 from .calibration import sample_factors, sample_rows, widen
-from . import gaussian_control as gc
+from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, load_checkpoint
 from .estimators.base import (Estimate, Estimator, _check_level, _distinct_per_column,
                               _json_ready, as_pair, check_xy, check_xyz, constant_columns)
@@ -196,15 +196,16 @@ class MIST(Estimator):
         checkpoint's ``data_ranges``; ``None`` always reads the whole sample.  The
         average has the bias of an estimate at ``n / groups`` rows and less variance;
         MIST-QR's interval is the average of the groups' intervals, hence conservative.
-    gaussian_control : point checkpoints only.  ``True`` corrects each estimate by the
-        network's error on a sample of the same shape drawn from the sample's Gaussian
-        neighbour, whose MI is exact (:mod:`mistmodel.gaussian_control`), with full
-        weight below 0.5 nats, none above 1 nat and none with fewer than 20 rows per
-        column.  It costs one more forward pass where it applies, and the estimate then
-        stays unchanged under strictly increasing maps of the columns and under row
-        order, but not exactly under permutations of the columns (the neighbour's draw
-        differs).  ``last_info["gaussian_control"]`` records the weight, the neighbour's
-        MI and the network's estimate on its draw.
+    neighbour_correction : point checkpoints only.  ``True`` corrects each estimate by
+        the network's error on a sample of the same shape drawn from the sample's
+        neighbour, a Gaussian or Student-t copula fitted to it whose MI is exact
+        (:mod:`mistmodel.neighbour_correction`), with full weight below 0.5 nats, none
+        above 1 nat and none with fewer than 20 rows per column.  It costs one more
+        forward pass where it applies, and the estimate then stays unchanged under
+        strictly increasing maps of the columns and under row order, but not exactly
+        under permutations of the columns (the neighbour's draw differs).
+        ``last_info["neighbour_correction"]`` records the weight, the neighbour's MI and
+        degrees of freedom and the network's estimate on its draw.
     """
 
     bootstrap = "subsample"
@@ -213,7 +214,7 @@ class MIST(Estimator):
                  checkpoint: str | None = None, device: str | torch.device | None = None,
                  max_cells: int = 65_536, seed: int = 0, backend: str = "auto",
                  threads: int | None = None, max_rows: int | str | None = "trained",
-                 out_of_range: str = "refuse", gaussian_control: bool = False):
+                 out_of_range: str = "refuse", neighbour_correction: bool = False):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.meta = dict(meta or {})
@@ -229,15 +230,16 @@ class MIST(Estimator):
         if out_of_range not in ("refuse", "warn"):
             raise ValueError(f"out_of_range must be 'refuse' or 'warn', got {out_of_range!r}")
         self.out_of_range = out_of_range
-        if not isinstance(gaussian_control, (bool, np.bool_)):
-            raise ValueError(f"gaussian_control must be True or False, got {gaussian_control!r}")
-        if gaussian_control and (self.is_quantile or self.is_conditional):
+        if not isinstance(neighbour_correction, (bool, np.bool_)):
+            raise ValueError("neighbour_correction must be True or False, got "
+                             f"{neighbour_correction!r}")
+        if neighbour_correction and (self.is_quantile or self.is_conditional):
             raise ValueError(
-                f"gaussian_control corrects the point estimate of a 'mist' checkpoint; this "
-                f"checkpoint is {self.name!r}")
-        self.gaussian_control = bool(gaussian_control)
+                "neighbour_correction corrects the point estimate of a 'mist' checkpoint; "
+                f"this checkpoint is {self.name!r}")
+        self.neighbour_correction = bool(neighbour_correction)
         self._row_groups = 1
-        self._control_info: dict[str, float] | None = None
+        self._correction_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -248,7 +250,7 @@ class MIST(Estimator):
         The shipped checkpoints live inside the package, so this works offline.  The
         returned estimator has the variant the checkpoint holds.  ``kwargs`` go to the
         constructor (``backend``, ``threads``, ``max_cells``, ``seed``, ``max_rows``,
-        ``out_of_range``, ``gaussian_control``).
+        ``out_of_range``, ``neighbour_correction``).
         """
         ckpt = default_checkpoint(variant) if path is None else Path(path)
         if path is None and not ckpt.is_file():
@@ -264,7 +266,8 @@ class MIST(Estimator):
         return {"checkpoint": self.checkpoint, "variant": self.name,
                 "device": str(self.device), "max_cells": self.max_cells, "seed": self.seed,
                 "backend": self.backend, "threads": self.threads, "max_rows": self.max_rows,
-                "out_of_range": self.out_of_range, "gaussian_control": self.gaussian_control}
+                "out_of_range": self.out_of_range,
+                "neighbour_correction": self.neighbour_correction}
 
     def row_groups(self, n: int) -> int:
         """Into how many disjoint groups of rows a sample of ``n`` rows is split."""
@@ -286,8 +289,8 @@ class MIST(Estimator):
 
     def _run_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"row_groups": self._row_groups}
-        if self.gaussian_control:
-            info["gaussian_control"] = self._control_info
+        if self.neighbour_correction:
+            info["neighbour_correction"] = self._correction_info
         return info
 
     @property
@@ -326,8 +329,8 @@ class MIST(Estimator):
         self._refuse_conditional("estimate")
         self._warn_ties([(x, y)])
         out = np.ravel(self._forward([(x, y)], None))
-        if self.gaussian_control:
-            out = self._controlled([(x, y)], out)
+        if self.neighbour_correction:
+            out = self._corrected([(x, y)], out)
         return float(out[0])
 
     def estimate_conditional(self, x: Any, y: Any, z: Any) -> float:
@@ -395,17 +398,19 @@ class MIST(Estimator):
         prepared = self._prepare_many(samples)
         out = self._predict(prepared, None)
         out = out[:, 0] if out.ndim == 2 else out
-        return self._controlled(prepared, out) if self.gaussian_control else out
+        return self._corrected(prepared, out) if self.neighbour_correction else out
 
-    def _controlled(self, prepared: list[tuple[np.ndarray, np.ndarray]],
-                    estimates: np.ndarray) -> np.ndarray:
-        """``estimates`` with the Gaussian control applied (:mod:`mistmodel.gaussian_control`);
-        one batched pass over the neighbours' draws of the samples it applies to."""
+    def _corrected(self, prepared: list[tuple[np.ndarray, np.ndarray]],
+                   estimates: np.ndarray) -> np.ndarray:
+        """``estimates`` with the neighbour correction applied
+        (:mod:`mistmodel.neighbour_correction`); one batched pass over the neighbours'
+        draws of the samples it applies to."""
         out = np.array(estimates, dtype=np.float64)
-        self._control_info = {"weight": 0.0, "neighbour_mi": None, "neighbour_estimate": None}
-        hoods = {i: gc.neighbour(x, y) for i, (x, y) in enumerate(prepared)
-                 if gc.applies(len(x), x.shape[1], y.shape[1])}
-        live = [i for i, h in hoods.items() if gc.control_weight(out[i], h.mi) > 0]
+        self._correction_info = {"weight": 0.0, "neighbour_mi": None, "neighbour_nu": None,
+                                 "neighbour_estimate": None}
+        hoods = {i: nc.neighbour(x, y) for i, (x, y) in enumerate(prepared)
+                 if nc.applies(len(x), x.shape[1], y.shape[1])}
+        live = [i for i, h in hoods.items() if nc.correction_weight(out[i], h.mi) > 0]
         if not live:
             return out
         draws = [hoods[i].draw(len(prepared[i][0]), [self.seed, *prepared[i][0].shape,
@@ -414,11 +419,12 @@ class MIST(Estimator):
         on_draws = np.ravel(self._predict(draws, None))
         self._row_groups = row_groups
         mi = np.array([hoods[i].mi for i in live])
-        weight = gc.control_weight(out[live], mi)
+        weight = nc.correction_weight(out[live], mi)
         out[live] -= weight * (on_draws - mi)
         if len(prepared) == 1:
-            self._control_info = {"weight": float(weight[0]), "neighbour_mi": float(mi[0]),
-                                  "neighbour_estimate": float(on_draws[0])}
+            self._correction_info = {"weight": float(weight[0]), "neighbour_mi": float(mi[0]),
+                                     "neighbour_nu": hoods[0].nu if np.isfinite(hoods[0].nu) else None,
+                                     "neighbour_estimate": float(on_draws[0])}
         return out
 
     def quantiles(self, x: Any, y: Any, taus: Sequence[float]) -> np.ndarray:

@@ -385,7 +385,7 @@ def test_mist_test_refuses_what_it_cannot_test(cit_csv, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_gaussian_control_flag_matches_python_api(tmp_path, capsys):
+def test_neighbour_correction_flag_matches_python_api(tmp_path, capsys):
     from mistmodel import MIST
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1000, 1))
@@ -393,34 +393,34 @@ def test_gaussian_control_flag_matches_python_api(tmp_path, capsys):
     path = tmp_path / "g.npy"
     np.save(path, np.hstack([x, y]))
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
-                                  "--gaussian-control", "--json"])
+                                  "--neighbour-correction", "--json"])
     assert code == 0, err
     res = json.loads(out)
-    controlled = MIST.load(gaussian_control=True)
+    controlled = MIST.load(neighbour_correction=True)
     assert res["estimate"] == pytest.approx(controlled.estimate(x, y), abs=1e-9)
     assert res["estimate"] != pytest.approx(MIST.load().estimate(x, y), abs=1e-6)
-    assert res["gaussian_control"]["weight"] == 1.0
+    assert res["neighbour_correction"]["weight"] == 1.0
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
-                                  "--gaussian-control"])
-    assert code == 0 and "Gaussian control: weight 1.00" in out, err
+                                  "--neighbour-correction"])
+    assert code == 0 and "neighbour correction: weight 1.00" in out, err
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--estimator", "ksg"], "--gaussian-control corrects MIST"),
-    (["--z", "2"], "--gaussian-control corrects MIST"),
+    (["--estimator", "ksg"], "--neighbour-correction corrects MIST"),
+    (["--z", "2"], "--neighbour-correction corrects MIST"),
 ])
-def test_gaussian_control_flag_refused_where_it_has_no_use(tmp_path, capsys, data, extra, match):
+def test_neighbour_correction_flag_refused_where_it_has_no_use(tmp_path, capsys, data, extra, match):
     path = tmp_path / "d.npy"
     np.save(path, data)
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
-                                  "--gaussian-control", *extra])
+                                  "--neighbour-correction", *extra])
     assert code == 2 and match in err, err
 
 
-def test_gaussian_control_flag_refuses_a_quantile_checkpoint(tmp_path, capsys, checkpoints, data):
+def test_neighbour_correction_flag_refuses_a_quantile_checkpoint(tmp_path, capsys, checkpoints, data):
     path = tmp_path / "d.npy"
     np.save(path, data)
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
-                                  "--gaussian-control", "--checkpoint",
+                                  "--neighbour-correction", "--checkpoint",
                                   str(checkpoints["mist_qr"])])
     assert code == 2 and "mist_qr checkpoint" in err, err

@@ -1,10 +1,11 @@
-"""The Gaussian control of MIST's point estimate (mistmodel.gaussian_control)."""
+"""The neighbour correction of MIST's point estimate (mistmodel.neighbour_correction)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mistmodel import gaussian_control as gc
+import mistgen
+from mistmodel import neighbour_correction as nc
 from mistmodel.mist import MIST
 
 
@@ -29,7 +30,7 @@ def plain():
 
 @pytest.fixture(scope="module")
 def controlled():
-    return MIST.load(device="cpu", backend="torch", gaussian_control=True)
+    return MIST.load(device="cpu", backend="torch", neighbour_correction=True)
 
 
 # -- the pieces ----------------------------------------------------------------------------
@@ -38,33 +39,33 @@ def test_plugin_bias_matches_simulation():
     """The Wishart formula is the mean excess of the plug-in Gaussian MI (600 draws)."""
     n, dx, dy = 40, 2, 3
     corr = _correlation(dx, dy, 0)
-    truth = gc.gaussian_mi(corr, dx)
+    truth = nc.gaussian_mi(corr, dx)
     rng = np.random.default_rng(1)
     chol = np.linalg.cholesky(corr)
-    excess = [gc.gaussian_mi(np.corrcoef(rng.standard_normal((n, dx + dy)) @ chol.T,
+    excess = [nc.gaussian_mi(np.corrcoef(rng.standard_normal((n, dx + dy)) @ chol.T,
                                          rowvar=False), dx) - truth for _ in range(600)]
     se = np.std(excess) / np.sqrt(len(excess))
-    bias = gc.plugin_bias(n, dx, dy)
+    bias = nc.plugin_bias(n, dx, dy)
     assert bias > 0.05
     assert abs(np.mean(excess) - bias) < 3 * se
 
 
 def test_plugin_bias_needs_more_rows_than_columns():
     with pytest.raises(ValueError, match="n > dim_x \\+ dim_y"):
-        gc.plugin_bias(5, 2, 3)
+        nc.plugin_bias(5, 2, 3)
 
 
 def test_gaussian_mi_of_one_pair():
     corr = np.array([[1.0, 0.5], [0.5, 1.0]])
-    assert gc.gaussian_mi(corr, 1) == pytest.approx(-0.5 * np.log(0.75), abs=1e-12)
+    assert nc.gaussian_mi(corr, 1) == pytest.approx(-0.5 * np.log(0.75), abs=1e-12)
 
 
 @pytest.mark.parametrize("target", [0.0, 0.05, 0.4])
 def test_shrink_cross_reaches_its_target(target):
     corr = _correlation(3, 2, 4)
-    assert gc.gaussian_mi(corr, 3) > 0.4
-    shrunk = gc.shrink_cross(corr, 3, target)
-    assert gc.gaussian_mi(shrunk, 3) == pytest.approx(target, abs=1e-9)
+    assert nc.gaussian_mi(corr, 3) > 0.4
+    shrunk = nc.shrink_cross(corr, 3, target)
+    assert nc.gaussian_mi(shrunk, 3) == pytest.approx(target, abs=1e-9)
     assert np.linalg.eigvalsh(shrunk).min() > 0
     np.testing.assert_array_equal(shrunk[:3, :3], corr[:3, :3])
     np.testing.assert_array_equal(shrunk[3:, 3:], corr[3:, 3:])
@@ -74,26 +75,26 @@ def test_shrink_cross_reaches_its_target(target):
 
 def test_shrink_cross_keeps_a_matrix_below_its_target():
     corr = _correlation(2, 2, 5)
-    np.testing.assert_array_equal(gc.shrink_cross(corr, 2, gc.gaussian_mi(corr, 2) + 1), corr)
+    np.testing.assert_array_equal(nc.shrink_cross(corr, 2, nc.gaussian_mi(corr, 2) + 1), corr)
 
 
 def test_neighbour_of_a_large_gaussian_sample_has_its_mi():
     x, y, truth = _gaussian_pair(20_000, 0.5, 0)
-    hood = gc.neighbour(x, y)
+    hood = nc.neighbour(x, y)
     assert hood.mi == pytest.approx(truth, abs=0.01)
     # monotone maps of the columns leave the neighbour unchanged (it reads normal scores)
-    again = gc.neighbour(np.exp(x), y ** 3)
+    again = nc.neighbour(np.exp(x), y ** 3)
     np.testing.assert_allclose(again.corr, hood.corr, atol=1e-12)
 
 
 def test_neighbour_of_independent_data_is_near_zero():
     rng = np.random.default_rng(2)
-    hood = gc.neighbour(rng.standard_normal((2000, 4)), rng.standard_normal((2000, 4)))
+    hood = nc.neighbour(rng.standard_normal((2000, 4)), rng.standard_normal((2000, 4)))
     assert 0.0 <= hood.mi < 0.01
 
 
 def test_draw_is_seeded_and_has_the_neighbours_correlation():
-    hood = gc.GaussianNeighbour(_correlation(2, 3, 6), 2, 0.0)
+    hood = nc.Neighbour(_correlation(2, 3, 6), 2, np.inf, 0.0)
     x, y = hood.draw(50_000, [0, 1])
     assert x.shape == (50_000, 2) and y.shape == (50_000, 3)
     np.testing.assert_allclose(np.corrcoef(np.hstack([x, y]), rowvar=False), hood.corr,
@@ -104,30 +105,31 @@ def test_draw_is_seeded_and_has_the_neighbours_correlation():
 
 
 def test_weight_and_where_it_applies():
-    w = gc.control_weight(np.array([0.1, 0.2, 0.75, 0.3, 2.0]),
+    w = nc.correction_weight(np.array([0.1, 0.2, 0.75, 0.3, 2.0]),
                           np.array([0.3, 0.49, 0.1, 0.9, 0.0]))
     np.testing.assert_allclose(w, [1.0, 1.0, 0.5, 0.2, 0.0])
-    assert gc.applies(80, 2, 2) and not gc.applies(79, 2, 2)
-    assert not gc.applies(10_000, 0, 3)
+    assert nc.applies(80, 2, 2) and not nc.applies(79, 2, 2)
+    assert not nc.applies(10_000, 0, 3)
 
 
 # -- inside MIST ---------------------------------------------------------------------------
 
 def test_it_is_the_documented_correction(plain, controlled):
     x, y, _ = _gaussian_pair(1500, 0.3, 3, dim=2)
-    hood = gc.neighbour(x, y)
+    hood = nc.neighbour(x, y)
     draw = hood.draw(len(x), [controlled.seed, len(x), 2, 2])
     raw, on_draw = plain.estimate(x, y), plain.estimate(*draw)
-    weight = float(gc.control_weight(raw, hood.mi))
+    weight = float(nc.correction_weight(raw, hood.mi))
     assert weight > 0
     value = controlled.estimate(x, y)
     assert value == pytest.approx(raw - weight * (on_draw - hood.mi), abs=1e-9)
-    info = controlled.last_info["gaussian_control"]
+    info = controlled.last_info["neighbour_correction"]
     assert info["weight"] == pytest.approx(weight)
     assert info["neighbour_mi"] == pytest.approx(hood.mi)
     assert info["neighbour_estimate"] == pytest.approx(on_draw, abs=1e-9)
     assert controlled.estimate_batch([(x, y)])[0] == pytest.approx(value, abs=1e-9)
-    assert controlled.settings()["gaussian_control"] is True
+    assert controlled.settings()["neighbour_correction"] is True
+    assert info["neighbour_nu"] is None                 # Gaussian data: a Gaussian neighbour
 
 
 def test_bivariate_gaussian_is_right_as_n_grows(plain, controlled):
@@ -149,7 +151,7 @@ def test_left_alone_where_it_does_not_apply(plain, controlled):
     out = controlled.estimate_batch([few_rows, (x, y)])
     np.testing.assert_allclose(out, plain.estimate_batch([few_rows, (x, y)]), atol=1e-12)
     assert controlled.estimate(*few_rows) == pytest.approx(plain.estimate(*few_rows), abs=1e-12)
-    assert controlled.last_info["gaussian_control"]["weight"] == 0.0
+    assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
 
 
 def test_row_order_and_monotone_maps_leave_it_unchanged(controlled):
@@ -161,9 +163,65 @@ def test_row_order_and_monotone_maps_leave_it_unchanged(controlled):
 
 
 def test_refused_for_quantile_and_conditional_checkpoints():
-    with pytest.raises(ValueError, match="gaussian_control.*'mist_qr'"):
-        MIST.load(variant="mist_qr", device="cpu", gaussian_control=True)
-    with pytest.raises(ValueError, match="gaussian_control.*'mist_cmi'"):
-        MIST.load(variant="mist_cmi", device="cpu", gaussian_control=True)
-    with pytest.raises(ValueError, match="gaussian_control must be True or False"):
-        MIST.load(device="cpu", gaussian_control="yes")
+    with pytest.raises(ValueError, match="neighbour_correction.*'mist_qr'"):
+        MIST.load(variant="mist_qr", device="cpu", neighbour_correction=True)
+    with pytest.raises(ValueError, match="neighbour_correction.*'mist_cmi'"):
+        MIST.load(variant="mist_cmi", device="cpu", neighbour_correction=True)
+    with pytest.raises(ValueError, match="neighbour_correction must be True or False"):
+        MIST.load(device="cpu", neighbour_correction="yes")
+
+
+# -- the Student-t neighbour ---------------------------------------------------------------
+
+def _pseudo(x, y):
+    from mistmodel.copula import average_ranks
+    both = np.hstack([x, y])
+    return (average_ranks(both) - 0.5) / len(both)
+
+
+@pytest.mark.parametrize("spec, params, shared", [
+    ("student-identity", {"nu": 3.0}, True),   # one chi-square scale per row: dependent via it
+    ("student-dense", {"nu": 3.0, "off_diag": 0.3}, True),
+    # heavy tails in X and in Y, but each side with its own scale
+    ("independent-student", {"nu_x": 3.0, "within_x": 0.5, "nu_y": 3.0, "within_y": 0.5}, False),
+    ("normal-dense", None, False),
+    ("independent-normal", None, False),
+])
+def test_shared_tails_are_found_only_where_they_are(spec, params, shared):
+    s = mistgen.sample(spec, 2000, 3, 3, 11, params=params)
+    nu = nc.shared_tail_nu(_pseudo(s.x, s.y), 3)
+    assert np.isfinite(nu) == shared, nu
+    if shared:
+        assert 2.0 <= nu <= 6.0
+
+
+def test_copula_loglik_of_one_column_and_of_gaussian_data():
+    x, y, _ = _gaussian_pair(3000, 0.6, 1)
+    u = _pseudo(x, y)
+    assert nc.copula_loglik(u[:, :1], 3.0) == 0.0
+    assert nc.copula_loglik(u, np.inf) > nc.copula_loglik(u, 3.0) > nc.copula_loglik(u, 1.0)
+    assert nc.copula_loglik(u, np.inf) > 100          # rho = 0.6 over 3,000 rows
+
+
+def test_student_neighbour_has_the_familys_mi():
+    s = mistgen.sample("student-dense", 20_000, 2, 2, 12,
+                       params={"nu": 4.0, "off_diag": 0.3})
+    hood = nc.neighbour(s.x, s.y)
+    assert np.isfinite(hood.nu)
+    assert hood.mi == pytest.approx(s.mi, abs=0.04)
+
+
+def test_student_draw_shares_one_scale_per_row():
+    hood = nc.Neighbour(np.eye(4), 2, 3.0, 0.0)
+    x, y = hood.draw(20_000, 0)
+    assert abs(np.corrcoef(x[:, 0], y[:, 0])[0, 1]) < 0.05
+    assert np.corrcoef(np.log(x[:, 0] ** 2), np.log(y[:, 0] ** 2))[0, 1] > 0.1
+
+
+def test_neighbour_does_not_depend_on_row_order():
+    s = mistgen.sample("student-dense", 5000, 2, 3, 13, params={"nu": 3.0, "off_diag": 0.3})
+    order = np.random.default_rng(1).permutation(5000)
+    a, b = nc.neighbour(s.x, s.y), nc.neighbour(s.x[order], s.y[order])
+    assert a.nu == b.nu and np.isfinite(a.nu)
+    np.testing.assert_allclose(a.corr, b.corr, atol=1e-12)
+    assert a.mi == pytest.approx(b.mi, abs=1e-12)
