@@ -200,7 +200,8 @@ class MIST(Estimator):
         the network's error on a sample of the same shape drawn from the sample's
         neighbour, a Gaussian or Student-t copula fitted to it whose MI is exact
         (:mod:`mistmodel.neighbour_correction`), with full weight below 0.5 nats, none
-        above 1 nat and none with fewer than 20 rows per column.  It costs one more
+        above 1 nat, and none with fewer than 20 rows per column or with a heavily tied
+        column (a continuous copula is no neighbour of discrete data).  It costs one more
         forward pass where it applies, and the estimate then stays unchanged under
         strictly increasing maps of the columns and under row order, but not exactly
         under permutations of the columns (the neighbour's draw differs).
@@ -409,7 +410,8 @@ class MIST(Estimator):
         self._correction_info = {"weight": 0.0, "neighbour_mi": None, "neighbour_nu": None,
                                  "neighbour_estimate": None}
         hoods = {i: nc.neighbour(x, y) for i, (x, y) in enumerate(prepared)
-                 if nc.applies(len(x), x.shape[1], y.shape[1])}
+                 if nc.applies(len(x), x.shape[1], y.shape[1])
+                 and not tied_columns(x) and not tied_columns(y)}
         live = [i for i, h in hoods.items() if nc.correction_weight(out[i], h.mi) > 0]
         if not live:
             return out

@@ -24,7 +24,9 @@ other shapes (additive noise at several nats) its error on the neighbour has ano
 sign and size.  The weight ``w`` is therefore 1 only where both MIST's estimate and the
 neighbour's MI are below :data:`FULL_BELOW` nats, falls linearly to 0 at
 :data:`NONE_ABOVE`, and is 0 below :data:`ROWS_PER_COLUMN` rows per column (there the
-sample correlation of many columns is mostly noise).
+sample correlation of many columns is mostly noise).  :class:`mistmodel.MIST` also leaves
+samples with a heavily tied column alone: a continuous copula is no neighbour of
+discrete data.
 """
 from __future__ import annotations
 
@@ -100,14 +102,22 @@ def shrink_cross(corr: np.ndarray, dim_x: int, target: float) -> np.ndarray:
 def copula_loglik(u: np.ndarray, nu: float) -> float:
     """Log-likelihood of pseudo-observations ``u`` ``(n, d)`` in (0, 1) under the Student-t
     copula with ``nu`` degrees of freedom (``inf``: the Gaussian copula) whose correlation
-    is that of the scores.  A single column (d = 1) has log-likelihood 0."""
+    is that of the scores.  A single column (d = 1) has log-likelihood 0; a singular
+    correlation (a column repeating another, as in tied or discrete data) gives ``-inf``."""
     n, d = u.shape
     if d == 1:
         return 0.0
     t = ndtri(u) if np.isinf(nu) else stdtrit(nu, u)
     corr = np.corrcoef(t, rowvar=False)
-    logdet = np.linalg.slogdet(corr)[1]
-    q = np.einsum("ij,ij->i", t @ np.linalg.inv(corr), t)
+    try:
+        chol = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        return -np.inf
+    logdet = 2.0 * np.log(np.diag(chol)).sum()
+    if not np.isfinite(logdet) or logdet < -700.0:
+        return -np.inf
+    half = np.linalg.solve(chol, t.T)                 # chol^-1 t', so q = |half|^2 per row
+    q = np.einsum("ij,ij->j", half, half)
     if np.isinf(nu):
         return float(-0.5 * n * logdet - 0.5 * q.sum() + 0.5 * (t ** 2).sum())
     joint = (n * (gammaln((nu + d) / 2) - gammaln(nu / 2) - 0.5 * logdet)
@@ -121,6 +131,8 @@ def _tail_gain(u: np.ndarray) -> tuple[float, float]:
     """The best degrees of freedom of :data:`NU_GRID` for ``u`` and its log-likelihood
     gain over the Gaussian copula (``inf`` and 0 when no t copula does better)."""
     gauss = copula_loglik(u, np.inf)
+    if not np.isfinite(gauss):
+        return np.inf, 0.0
     best_nu, best = np.inf, gauss
     for nu in NU_GRID:
         ll = copula_loglik(u, nu)

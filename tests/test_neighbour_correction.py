@@ -225,3 +225,29 @@ def test_neighbour_does_not_depend_on_row_order():
     assert a.nu == b.nu and np.isfinite(a.nu)
     np.testing.assert_allclose(a.corr, b.corr, atol=1e-12)
     assert a.mi == pytest.approx(b.mi, abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::mistmodel.mist.TiedDataWarning")
+@pytest.mark.parametrize("kind", ["copy", "discrete"])
+def test_repeated_or_discrete_columns_leave_the_estimate_alone(plain, controlled, kind):
+    """A column repeating another makes the correlation singular (the neighbour's MI is
+    infinite, so the weight would be 0), and heavily tied columns are left alone: the
+    estimate is MIST's own."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1000, 2)) if kind == "copy" else rng.integers(0, 4, (1000, 2)) * 1.0
+    y = x[:, :1].copy()
+    value = controlled.estimate(x, y)
+    assert value == pytest.approx(plain.estimate(x, y), abs=1e-12)
+    assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
+    assert nc.copula_loglik(_pseudo(x, y), np.inf) == -np.inf
+
+
+@pytest.mark.filterwarnings("ignore::mistmodel.mist.TiedDataWarning")
+def test_tied_columns_are_not_corrected(plain, controlled):
+    """A binary symmetric channel: MIST is biased, and a continuous neighbour cannot tell
+    by how much, so the estimate stays MIST's own."""
+    rng = np.random.default_rng(15)
+    x = rng.integers(0, 2, (1000, 1)) * 1.0
+    y = np.where(rng.random((1000, 1)) < 0.1, 1 - x, x)
+    assert controlled.estimate(x, y) == pytest.approx(plain.estimate(x, y), abs=1e-12)
+    assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
