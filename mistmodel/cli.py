@@ -157,7 +157,8 @@ def _estimate(args: argparse.Namespace) -> int:
         point = MIST.load(point.checkpoint, neighbour_correction=True)
     result["estimate"] = point.estimate(x, y)
     if args.neighbour_correction:
-        result["neighbour_correction"] = point.last_info["neighbour_correction"]
+        result["neighbour_correction"] = point.last_info.get(
+            "neighbour_correction", {"weight": 0.0, "reason": "a side is constant"})
     constant_side = [side for side, cols in (("X", xc), ("Y", yc))
                      if len(dropped[side.lower()]) == len(cols)]
     if constant_side:
@@ -174,7 +175,9 @@ def _estimate(args: argparse.Namespace) -> int:
             result.update(lower=lower, upper=upper, level=info.get("level", args.level),
                           interval_method=info.get("interval_method"))
             if not lower <= result["estimate"] <= upper:
-                result["notes"].append(_outside_note(same_network=qr is point))
+                corrected = (result.get("neighbour_correction") or {}).get("reason") == "applied"
+                result["notes"].append(_outside_note(same_network=qr is point,
+                                                     corrected=corrected))
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
 
@@ -335,8 +338,11 @@ def _quantile_model(MIST, point, qr_path: str | None, default: Path):
     return qr
 
 
-def _outside_note(same_network: bool) -> str:
+def _outside_note(same_network: bool, corrected: bool = False) -> str:
     """Why the interval does not contain the estimate."""
+    if corrected:
+        return ("the estimate lies outside the interval: the estimate is MIST's with the "
+                "neighbour correction, the interval MIST-QR's, which is not corrected")
     if same_network:
         return ("the estimate lies outside the interval: MIST-QR's conformal factor for this "
                 "level narrows its quantile interval past its median")
@@ -354,13 +360,12 @@ def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> Non
           f"dim_y = {dim_y}{by})")
     fix = result.get("neighbour_correction")
     if fix is not None:
-        copula = ("Gaussian" if fix["neighbour_nu"] is None
+        copula = ("Gaussian" if fix.get("neighbour_nu") is None
                   else f"Student-t, nu = {fix['neighbour_nu']:g}")
         print("neighbour correction: " + (
-            "not applied (fewer than 20 rows per column, or MI above 1 nat)"
-            if not fix["weight"] else
+            f"not applied: {fix['reason']}" if fix["reason"] != "applied" else
             f"weight {fix['weight']:.2f}; the neighbour ({copula} copula) has MI "
-            f"{fix['neighbour_mi']:.4f}, MIST on its draw {fix['neighbour_estimate']:.4f}"))
+            f"{fix['neighbour_mi']:.4f}, MIST on its draws {fix['neighbour_estimate']:.4f}"))
     if result["lower"] is not None:
         print(f"{100 * result['level']:g}% interval: [{result['lower']:.4f}, "
               f"{result['upper']:.4f}] nats (MIST-QR)")

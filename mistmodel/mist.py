@@ -197,16 +197,19 @@ class MIST(Estimator):
         average has the bias of an estimate at ``n / groups`` rows and less variance;
         MIST-QR's interval is the average of the groups' intervals, hence conservative.
     neighbour_correction : point checkpoints only.  ``True`` corrects each estimate by
-        the network's error on a sample of the same shape drawn from the sample's
-        neighbour, a Gaussian or Student-t copula fitted to it whose MI is exact
+        the network's mean error on two samples of the same shape drawn from the
+        sample's neighbour, a Gaussian or Student-t copula fitted to it whose MI is exact
         (:mod:`mistmodel.neighbour_correction`), with full weight below 0.5 nats, none
-        above 1 nat, and none with fewer than 20 rows per column or with a heavily tied
-        column (a continuous copula is no neighbour of discrete data).  It costs one more
-        forward pass where it applies, and the estimate then stays unchanged under
-        strictly increasing maps of the columns and under row order, but not exactly
-        under permutations of the columns (the neighbour's draw differs).
-        ``last_info["neighbour_correction"]`` records the weight, the neighbour's MI and
-        degrees of freedom and the network's estimate on its draw.
+        above 1 nat, and none with fewer than 20 rows per column, a heavily tied column
+        or a column repeating another (a continuous copula is no neighbour there).  It
+        costs the neighbour's fit and two more forward passes where it applies.  The
+        estimate is not clipped at 0 (at independence it is as often below 0 as above),
+        stays unchanged under strictly increasing maps of the columns and under row
+        order (up to ``max_rows`` rows, as the plain estimate), but not exactly under
+        permutations of the columns (the draws change).
+        ``last_info["neighbour_correction"]`` records the weight, the reason when it
+        does not apply, the neighbour's MI and degrees of freedom and the network's mean
+        estimate on its draws.
     """
 
     bootstrap = "subsample"
@@ -331,7 +334,7 @@ class MIST(Estimator):
         self._warn_ties([(x, y)])
         out = np.ravel(self._forward([(x, y)], None))
         if self.neighbour_correction:
-            out = self._corrected([(x, y)], out)
+            out = self._corrected([(x, y)], out, seed)
         return float(out[0])
 
     def estimate_conditional(self, x: Any, y: Any, z: Any) -> float:
@@ -399,35 +402,62 @@ class MIST(Estimator):
         prepared = self._prepare_many(samples)
         out = self._predict(prepared, None)
         out = out[:, 0] if out.ndim == 2 else out
-        return self._corrected(prepared, out) if self.neighbour_correction else out
+        return self._corrected(prepared, out, self.seed) if self.neighbour_correction else out
 
     def _corrected(self, prepared: list[tuple[np.ndarray, np.ndarray]],
-                   estimates: np.ndarray) -> np.ndarray:
+                   estimates: np.ndarray, seed: int) -> np.ndarray:
         """``estimates`` with the neighbour correction applied
-        (:mod:`mistmodel.neighbour_correction`); one batched pass over the neighbours'
-        draws of the samples it applies to."""
+        (:mod:`mistmodel.neighbour_correction`): one batched pass over
+        :data:`~mistmodel.neighbour_correction.DRAWS` draws from the neighbour of each
+        sample it applies to.  The draws are seeded by ``seed`` and the sample's copula
+        (:func:`~mistmodel.neighbour_correction.copula_digest`), so samples of one shape
+        do not share them."""
         out = np.array(estimates, dtype=np.float64)
-        self._correction_info = {"weight": 0.0, "neighbour_mi": None, "neighbour_nu": None,
-                                 "neighbour_estimate": None}
-        hoods = {i: nc.neighbour(x, y) for i, (x, y) in enumerate(prepared)
-                 if nc.applies(len(x), x.shape[1], y.shape[1])
-                 and not tied_columns(x) and not tied_columns(y)}
-        live = [i for i, h in hoods.items() if nc.correction_weight(out[i], h.mi) > 0]
-        if not live:
-            return out
-        draws = [hoods[i].draw(len(prepared[i][0]), [self.seed, *prepared[i][0].shape,
-                                                     prepared[i][1].shape[1]]) for i in live]
-        row_groups = self._row_groups
-        on_draws = np.ravel(self._predict(draws, None))
-        self._row_groups = row_groups
-        mi = np.array([hoods[i].mi for i in live])
-        weight = nc.correction_weight(out[live], mi)
-        out[live] -= weight * (on_draws - mi)
+        reasons, hoods = {}, {}
+        for i, (x, y) in enumerate(prepared):
+            reasons[i] = self._correction_blocked(x, y, out[i])
+            if reasons[i] is None:
+                hoods[i] = nc.neighbour(x, y)
+                if hoods[i] is None:
+                    reasons[i] = "singular correlation (a column repeats another)"
+                elif nc.correction_weight(out[i], hoods[i].mi) == 0.0:
+                    reasons[i] = "the neighbour's MI is above 1 nat"
+        live = [i for i in hoods if reasons[i] is None]
+        on_draws = np.zeros(len(live))
+        if live:
+            draws = [d for i in live for d in hoods[i].draws(len(prepared[i][0]), seed)]
+            row_groups = self._row_groups
+            on_draws = np.ravel(self._predict(draws, None, check_shapes=False))
+            on_draws = on_draws.reshape(len(live), nc.DRAWS).mean(axis=1)
+            self._row_groups = row_groups
+            mi = np.array([hoods[i].mi for i in live])
+            weight = nc.correction_weight(out[live], mi)
+            out[live] -= weight * (on_draws - mi)
         if len(prepared) == 1:
-            self._correction_info = {"weight": float(weight[0]), "neighbour_mi": float(mi[0]),
-                                     "neighbour_nu": hoods[0].nu if np.isfinite(hoods[0].nu) else None,
-                                     "neighbour_estimate": float(on_draws[0])}
+            info: dict[str, Any] = {"weight": 0.0, "reason": reasons[0], "neighbour_mi": None,
+                                    "neighbour_nu": None, "neighbour_estimate": None}
+            if 0 in hoods and hoods[0] is not None:
+                info.update(neighbour_mi=hoods[0].mi,
+                            neighbour_nu=hoods[0].nu if np.isfinite(hoods[0].nu) else None)
+            if live:
+                info.update(weight=float(nc.correction_weight(estimates[0], hoods[0].mi)),
+                            reason="applied", neighbour_estimate=float(on_draws[0]),
+                            draws=nc.DRAWS)
+            self._correction_info = info
         return out
+
+    @staticmethod
+    def _correction_blocked(x: np.ndarray, y: np.ndarray, estimate: float) -> str | None:
+        """Why the neighbour correction does not apply to this sample (None: it may)."""
+        if x.shape[1] == 0 or y.shape[1] == 0:
+            return "a side is constant"
+        if not nc.applies(len(x), x.shape[1], y.shape[1]):
+            return f"fewer than {nc.ROWS_PER_COLUMN} rows per column"
+        if tied_columns(x) or tied_columns(y):
+            return "a heavily tied column (a continuous copula is no neighbour of it)"
+        if nc.correction_weight(estimate, 0.0) == 0.0:
+            return "MIST's estimate is above 1 nat"
+        return None
 
     def quantiles(self, x: Any, y: Any, taus: Sequence[float]) -> np.ndarray:
         """Quantiles of I(X;Y) at ``taus`` (inside :attr:`tau_range`); non-decreasing."""
@@ -606,13 +636,15 @@ class MIST(Estimator):
                     return
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
-                 tau: np.ndarray | None) -> np.ndarray:
-        """Predictions in input order; 0 for samples with an entirely constant side."""
+                 tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:
+        """Predictions in input order; 0 for samples with an entirely constant side.
+        ``check_shapes=False`` skips the range warnings (for samples of shapes already
+        checked)."""
         width = 1 if tau is None else len(tau)
         out = np.zeros((len(prepared), width) if self.is_quantile else len(prepared))
         live = [i for i, (x, y) in enumerate(prepared) if not _has_constant_side(x, y)]
         if live:
-            out[live] = self._forward([prepared[i] for i in live], tau)
+            out[live] = self._forward([prepared[i] for i in live], tau, check_shapes)
         return out
 
     def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
@@ -650,7 +682,7 @@ class MIST(Estimator):
                       "out of range.", OutOfRangeWarning, stacklevel=5)
 
     def _forward(self, pairs: list[tuple[np.ndarray, ...]],
-                 tau: np.ndarray | None) -> np.ndarray:
+                 tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:
         """Batched forward passes on validated pairs (triples, for a conditional network)
         without constant columns, in input order: ``(len(pairs),)`` point estimates or
         ``(len(pairs), T)`` quantiles."""
@@ -660,7 +692,8 @@ class MIST(Estimator):
         if self.is_quantile:
             t = torch.as_tensor([0.5] if tau is None else tau, dtype=torch.float32,
                                 device=self.device)
-        self._check_shapes(shapes)
+        if check_shapes:
+            self._check_shapes(shapes)
         out = np.zeros((len(pieces), len(t)) if self.is_quantile else len(pieces))
         flat = [(s[0], s[1], sum(s[2:])) for s in shapes]
         for chunk in plan_chunks(flat, max_cells=self.max_cells, max_batch=len(pieces)):

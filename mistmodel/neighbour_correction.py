@@ -12,10 +12,10 @@ MI is known exactly:
   likelihood over the Gaussian copula than t copulas fitted to X and to Y separately
   (:func:`shared_tail_nu`); otherwise it is the Gaussian copula.
 
-Drawing one sample of the same shape from it and running MIST on the draw measures MIST's
-error there.  The corrected estimate is
+Drawing samples of the same shape from it (:data:`DRAWS` of them) and running MIST on
+the draws measures MIST's error there.  The corrected estimate is
 
-    MIST(x, y) - w * (MIST(draw) - I(neighbour)),
+    MIST(x, y) - w * (mean MIST(draw) - I(neighbour)),
 
 a parametric-bootstrap bias correction: where the network errs about as much on (X, Y)
 as on its neighbour, the error cancels and the estimate inherits the neighbour's
@@ -30,6 +30,7 @@ discrete data.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +39,9 @@ from scipy.special import digamma, gammaln, ndtri, stdtrit
 from .copula import average_ranks
 
 __all__ = ["plugin_bias", "gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
-           "Neighbour", "neighbour", "applies", "correction_weight", "FULL_BELOW",
-           "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE", "FIT_ROWS"]
+           "Neighbour", "neighbour", "applies", "correction_weight", "copula_digest",
+           "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE",
+           "FIT_ROWS", "DRAWS", "SINGULAR"]
 
 FULL_BELOW = 0.5       # nats: full correction below this (estimate and neighbour's MI)
 NONE_ABOVE = 1.0       # nats: no correction above this
@@ -47,6 +49,8 @@ ROWS_PER_COLUMN = 20   # no correction with fewer rows per column (dim_x + dim_y
 NU_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0)   # degrees of freedom tried
 TAIL_EVIDENCE = 13.8   # twice the log-likelihood gain a shared t scale must show
 FIT_ROWS = 2000        # rows the degrees of freedom are fitted on
+DRAWS = 2              # draws from the neighbour, averaged
+SINGULAR = 1e-10       # smallest eigenvalue of a usable correlation matrix
 
 
 def _expected_log_det_shift(n: int, d: int) -> float:
@@ -68,10 +72,16 @@ def plugin_bias(n: int, dim_x: int, dim_y: int) -> float:
 
 def gaussian_mi(corr: np.ndarray, dim_x: int) -> float:
     """I(X;Y) of a Gaussian with correlation (or covariance) matrix ``corr``, X being its
-    first ``dim_x`` coordinates (never below 0: rounding can put it a hair under)."""
-    logdet = lambda a: np.linalg.slogdet(a)[1]   # noqa: E731
-    return max(0.0, 0.5 * float(logdet(corr[:dim_x, :dim_x]) + logdet(corr[dim_x:, dim_x:])
-                                - logdet(corr)))
+    first ``dim_x`` coordinates: ``inf`` when only the whole matrix is singular, NaN when
+    a side's block is; rounding a hair below 0 gives 0."""
+    (sx, lx), (sy, ly), (s, lxy) = (np.linalg.slogdet(corr[:dim_x, :dim_x]),
+                                    np.linalg.slogdet(corr[dim_x:, dim_x:]),
+                                    np.linalg.slogdet(corr))
+    if sx <= 0 or sy <= 0:
+        return float("nan")
+    if s <= 0:
+        return float("inf")
+    return max(0.0, 0.5 * float(lx + ly - lxy))
 
 
 def _scaled_cross(corr: np.ndarray, dim_x: int, c: float) -> np.ndarray:
@@ -162,6 +172,13 @@ class Neighbour:
     dim_x: int
     nu: float
     mi: float
+    digest: int = 0     # of the sample it was fitted to (copula_digest)
+
+    def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:data:`DRAWS` independent draws of ``n`` rows (:meth:`draw`), seeded by
+        ``seed`` and :attr:`digest`."""
+        base = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+        return [self.draw(n, base + [self.digest, k]) for k in range(DRAWS)]
 
     def draw(self, n: int, seed: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """``n`` rows from the neighbour, split into X and Y: standard normal draws times
@@ -177,31 +194,47 @@ class Neighbour:
 
 
 def _fit_rows(ranks: np.ndarray) -> np.ndarray:
-    """At most :data:`FIT_ROWS` rows, evenly spaced in the order of the first column, so
-    the choice does not depend on the order of the rows."""
+    """At most :data:`FIT_ROWS` rows, evenly spaced in the lexicographic order of the
+    rows' ranks (first column first, ties broken by the next), so the choice does not
+    depend on the order of the rows."""
     n = len(ranks)
     if n <= FIT_ROWS:
         return np.arange(n)
-    order = np.argsort(ranks[:, 0], kind="stable")
+    order = np.lexsort(ranks.T[::-1])
     return order[np.linspace(0, n - 1, FIT_ROWS).round().astype(int)]
 
 
-def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour:
+def copula_digest(ranks: np.ndarray) -> int:
+    """A 63-bit digest of a sample's ranks ``(n, d)`` with its rows in lexicographic
+    order: the same for any order of the rows and any strictly increasing maps of the
+    columns, different for different copulas.  It seeds the neighbour's draws, so
+    samples of one shape do not share them."""
+    order = np.lexsort(ranks.T[::-1])
+    digest = hashlib.blake2b(np.ascontiguousarray(ranks[order]).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
+def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
     """The neighbour of the sample ``(x, y)`` (2-D, no constant columns,
-    ``n > dim_x + dim_y``), as the module describes it."""
+    ``n > dim_x + dim_y``), as the module describes it; ``None`` when the correlation of
+    the normal scores is singular (a column repeating another, within a side or across),
+    where no copula of this form is a neighbour."""
     n, dim_x = x.shape
     dim_y = y.shape[1]
     ranks = average_ranks(np.hstack([np.asarray(x, np.float64), np.asarray(y, np.float64)]))
     u = (ranks - 0.5) / n
-    nu = shared_tail_nu(u[_fit_rows(ranks)], dim_x)
     corr = np.atleast_2d(np.corrcoef(ndtri(u), rowvar=False))
+    if np.linalg.eigvalsh(corr)[0] < SINGULAR:
+        return None
+    nu = shared_tail_nu(u[_fit_rows(ranks)], dim_x)
     target = gaussian_mi(corr, dim_x) - plugin_bias(n, dim_x, dim_y)
     corr = shrink_cross(corr, dim_x, max(0.0, target))
     tails = 0.0
     if np.isfinite(nu):
         from mistgen.families.student import student_mi_correction   # its exact MI term
         tails = student_mi_correction(nu, dim_x, dim_y)
-    return Neighbour(corr, dim_x, float(nu), gaussian_mi(corr, dim_x) + tails)
+    return Neighbour(corr, dim_x, float(nu), gaussian_mi(corr, dim_x) + tails,
+                     copula_digest(ranks))
 
 
 def applies(n: int, dim_x: int, dim_y: int) -> bool:

@@ -424,3 +424,18 @@ def test_neighbour_correction_flag_refuses_a_quantile_checkpoint(tmp_path, capsy
                                   "--neighbour-correction", "--checkpoint",
                                   str(checkpoints["mist_qr"])])
     assert code == 2 and "mist_qr checkpoint" in err, err
+
+
+def test_neighbour_correction_flag_with_a_constant_side(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "c.npy"
+    np.save(path, np.hstack([rng.standard_normal((500, 1)), np.ones((500, 1))]))
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
+                                  "--neighbour-correction", "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["estimate"] == 0.0
+    assert res["neighbour_correction"]["reason"] == "a side is constant"
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
+                                  "--neighbour-correction"])
+    assert code == 0 and "neighbour correction: not applied: a side is constant" in out, err

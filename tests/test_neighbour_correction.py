@@ -117,19 +117,48 @@ def test_weight_and_where_it_applies():
 def test_it_is_the_documented_correction(plain, controlled):
     x, y, _ = _gaussian_pair(1500, 0.3, 3, dim=2)
     hood = nc.neighbour(x, y)
-    draw = hood.draw(len(x), [controlled.seed, len(x), 2, 2])
-    raw, on_draw = plain.estimate(x, y), plain.estimate(*draw)
+    draws = hood.draws(len(x), controlled.seed)
+    assert len(draws) == nc.DRAWS >= 2 and not np.array_equal(draws[0][0], draws[1][0])
+    raw, on_draws = plain.estimate(x, y), float(np.mean(plain.estimate_batch(draws)))
     weight = float(nc.correction_weight(raw, hood.mi))
     assert weight > 0
     value = controlled.estimate(x, y)
-    assert value == pytest.approx(raw - weight * (on_draw - hood.mi), abs=1e-9)
+    assert value == pytest.approx(raw - weight * (on_draws - hood.mi), abs=1e-9)
     info = controlled.last_info["neighbour_correction"]
+    assert info["reason"] == "applied" and info["draws"] == nc.DRAWS
     assert info["weight"] == pytest.approx(weight)
     assert info["neighbour_mi"] == pytest.approx(hood.mi)
-    assert info["neighbour_estimate"] == pytest.approx(on_draw, abs=1e-9)
+    assert info["neighbour_estimate"] == pytest.approx(on_draws, abs=1e-9)
     assert controlled.estimate_batch([(x, y)])[0] == pytest.approx(value, abs=1e-9)
     assert controlled.settings()["neighbour_correction"] is True
     assert info["neighbour_nu"] is None                 # Gaussian data: a Gaussian neighbour
+
+
+def test_the_draws_follow_the_seed_and_the_data_not_the_shape(controlled):
+    """A bootstrap replicate's seed reaches the draws; two samples of one shape get
+    different draws."""
+    x, y, _ = _gaussian_pair(1000, 0.3, 16)
+    assert controlled._estimate(x, y, controlled.seed) == pytest.approx(
+        controlled.estimate(x, y), abs=1e-12)
+    assert controlled._estimate(x, y, 1) != controlled._estimate(x, y, 2)
+    x2, y2, _ = _gaussian_pair(1000, 0.3, 17)
+    digest = nc.neighbour(x, y).digest
+    assert nc.neighbour(x2, y2).digest != digest
+    order = np.random.default_rng(0).permutation(1000)
+    assert nc.neighbour(x[order], y[order]).digest == digest
+    assert nc.neighbour(np.exp(x), y ** 3).digest == digest
+
+
+def test_one_range_warning_per_call():
+    """The draws have the sample's shape: their pass repeats no warning."""
+    from mistmodel.mist import OutOfRangeWarning
+    est = MIST.load(device="cpu", backend="torch", neighbour_correction=True,
+                    out_of_range="warn")
+    rng = np.random.default_rng(18)
+    with pytest.warns(OutOfRangeWarning) as caught:
+        est.estimate(rng.standard_normal((1000, 40)), rng.standard_normal((1000, 1)))
+    assert est.last_info["neighbour_correction"]["reason"] == "applied"
+    assert sum(issubclass(w.category, OutOfRangeWarning) for w in caught) == 1
 
 
 def test_bivariate_gaussian_is_right_as_n_grows(plain, controlled):
@@ -151,7 +180,24 @@ def test_left_alone_where_it_does_not_apply(plain, controlled):
     out = controlled.estimate_batch([few_rows, (x, y)])
     np.testing.assert_allclose(out, plain.estimate_batch([few_rows, (x, y)]), atol=1e-12)
     assert controlled.estimate(*few_rows) == pytest.approx(plain.estimate(*few_rows), abs=1e-12)
-    assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
+    info = controlled.last_info["neighbour_correction"]
+    assert info["weight"] == 0.0 and info["reason"] == "fewer than 20 rows per column"
+    controlled.estimate(x, y)
+    assert controlled.last_info["neighbour_correction"]["reason"] == \
+        "MIST's estimate is above 1 nat"
+
+
+def test_a_batch_mixing_corrected_and_plain_samples_matches_single_calls(plain, controlled):
+    rng = np.random.default_rng(19)
+    samples = [(rng.standard_normal((150, 4)), rng.standard_normal((150, 4))),
+               _gaussian_pair(1200, 0.3, 20)[:2], _gaussian_pair(2000, 0.95, 21, dim=2)[:2],
+               _gaussian_pair(900, 0.2, 22, dim=2)[:2]]
+    batch = controlled.estimate_batch(samples)
+    single = [controlled.estimate(x, y) for x, y in samples]
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    raw = plain.estimate_batch(samples)
+    assert batch[0] == raw[0] and batch[2] == raw[2]
+    assert batch[1] != pytest.approx(raw[1], abs=1e-6) and batch[3] != pytest.approx(raw[3], abs=1e-6)
 
 
 def test_row_order_and_monotone_maps_leave_it_unchanged(controlled):
@@ -219,27 +265,45 @@ def test_student_draw_shares_one_scale_per_row():
 
 
 def test_neighbour_does_not_depend_on_row_order():
+    """Also with ties in the first column (the rows the tails are fitted on)."""
     s = mistgen.sample("student-dense", 5000, 2, 3, 13, params={"nu": 3.0, "off_diag": 0.3})
+    x = s.x.copy()
+    x[:, 0] = np.round(x[:, 0], 1)
     order = np.random.default_rng(1).permutation(5000)
-    a, b = nc.neighbour(s.x, s.y), nc.neighbour(s.x[order], s.y[order])
+    a, b = nc.neighbour(x, s.y), nc.neighbour(x[order], s.y[order])
     assert a.nu == b.nu and np.isfinite(a.nu)
     np.testing.assert_allclose(a.corr, b.corr, atol=1e-12)
     assert a.mi == pytest.approx(b.mi, abs=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore::mistmodel.mist.TiedDataWarning")
-@pytest.mark.parametrize("kind", ["copy", "discrete"])
-def test_repeated_or_discrete_columns_leave_the_estimate_alone(plain, controlled, kind):
-    """A column repeating another makes the correlation singular (the neighbour's MI is
-    infinite, so the weight would be 0), and heavily tied columns are left alone: the
-    estimate is MIST's own."""
+@pytest.mark.parametrize("where", ["x", "across"])
+def test_a_column_repeating_another_leaves_the_estimate_alone(plain, controlled, where):
+    """A column repeating another (here exp of it: the same ranks) makes the normal-score
+    correlation singular; no copula of the neighbour's form fits, and the estimate is
+    MIST's own even where MIST's estimate is small."""
     rng = np.random.default_rng(14)
-    x = rng.standard_normal((1000, 2)) if kind == "copy" else rng.integers(0, 4, (1000, 2)) * 1.0
-    y = x[:, :1].copy()
+    a = rng.standard_normal((2000, 1))
+    y = 0.5 * a + rng.standard_normal((2000, 1))
+    x = np.hstack([a, np.exp(a)])
+    if where == "across":
+        x, y = np.hstack([a, y]), np.hstack([np.exp(a), rng.standard_normal((2000, 1))])
     value = controlled.estimate(x, y)
     assert value == pytest.approx(plain.estimate(x, y), abs=1e-12)
-    assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
+    info = controlled.last_info["neighbour_correction"]
+    assert nc.neighbour(x, y) is None
+    if where == "x":
+        assert info["reason"].startswith("singular correlation"), info
+        assert value < 1.0                 # the weight would be 1 with a wrong neighbour
+        corr = np.corrcoef(np.hstack([a, a, y]), rowvar=False)
+        assert np.isnan(nc.gaussian_mi(corr, 2))
     assert nc.copula_loglik(_pseudo(x, y), np.inf) == -np.inf
+
+
+def test_gaussian_mi_of_a_singular_matrix_is_not_a_number_to_use():
+    corr = np.array([[1.0, 1.0, 0.3], [1.0, 1.0, 0.3], [0.3, 0.3, 1.0]])
+    assert np.isnan(nc.gaussian_mi(corr, 2))           # a side's block is singular
+    both = np.array([[1.0, 1.0], [1.0, 1.0]])
+    assert nc.gaussian_mi(both, 1) == np.inf          # Y = X: infinite MI
 
 
 @pytest.mark.filterwarnings("ignore::mistmodel.mist.TiedDataWarning")
