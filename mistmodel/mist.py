@@ -189,7 +189,7 @@ class MIST(Estimator):
         raise a ``ValueError``; ``"warn"``: answer with an :class:`OutOfRangeWarning`.
     max_rows : largest sample the network reads at once.  A sample of ``n > max_rows``
         rows is split into ``ceil(n / max_rows)`` disjoint groups of rows of near-equal
-        size (a seeded random partition, so the order of the rows does not matter) and
+        size (a seeded random partition, so sorted or clustered rows do not bias it) and
         the estimates (quantiles) of the groups are averaged: time and memory grow
         linearly in ``n``, and every forward pass stays inside the sizes the network was
         trained on.  The default ``"trained"`` takes the largest ``n`` of the
