@@ -77,9 +77,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.z is not None and args.level is not None:
         raise InputError("--level has no use with --z: no estimator gives an interval "
                          "for I(X;Y|Z)")
-    if args.neighbour_correction and (args.estimator != "mist" or args.z is not None):
+    if args.neighbour_correction and args.z is not None:
         raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
-                         "use with --z or with --estimator ksg/cca")
+                         "use with --z")
     if args.level is None:
         args.level = 0.9
     if not 0.0 < args.level < 1.0:
@@ -89,6 +89,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None]) -> None:
+    if args.neighbour_correction and args.estimator != "mist":
+        raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
+                         "use with --estimator ksg/cca")
     for flag, path in given:
         if path is None:
             continue
@@ -126,6 +129,11 @@ def _pair_estimator(args: argparse.Namespace):
     from .mist import MIST
     estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
     _refuse_conditional_checkpoint(estimator, args.checkpoint)
+    if args.neighbour_correction:
+        if estimator.is_quantile:
+            raise InputError(f"--neighbour-correction corrects a point (mist) checkpoint; "
+                             f"--checkpoint {args.checkpoint} is a mist_qr checkpoint")
+        estimator = MIST.load(estimator.checkpoint, neighbour_correction=True)
     return estimator
 
 
@@ -217,6 +225,9 @@ def _test(args: argparse.Namespace) -> int:
         raise InputError("--neighbours has no use without --z: the test of independence "
                          "permutes all rows")
     _check_checkpoints(args, ("--checkpoint", args.checkpoint))
+    if args.neighbour_correction and args.z is not None:
+        raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
+                         "use with --z")
     table = open_table(args.file, header=args.header)
     xc, yc = select(table, args.x, args.y, by=args.by)
     zc = select_conditioning(table, args.z, xc, yc, by=args.by) if args.z is not None else None
@@ -420,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --z: Z-neighbours each row's x is drawn from (default 5)")
     t.add_argument("--seed", action=_Once, type=int, default=0,
                    help="seed of the permutations (default 0)")
+    t.add_argument("--neighbour-correction", action="store_true",
+                   help="the statistic is MIST with its neighbour correction (no --z)")
     t.add_argument("--json", action="store_true", help="print one JSON object")
 
     m = sub.add_parser("matrix", help="MI of every pair of columns of a .npy, .csv or "
@@ -437,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the permutations (default 0)")
     m.add_argument("--out", action=_Once, required=True, help="netCDF file to write (.nc)")
     m.add_argument("--png", action=_Once, help="heatmap to write (.png)")
+    m.add_argument("--neighbour-correction", action="store_true",
+                   help="MIST with its neighbour correction")
     m.add_argument("--force", action="store_true", help="replace existing output files")
     return p
 

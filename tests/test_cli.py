@@ -439,3 +439,24 @@ def test_neighbour_correction_flag_with_a_constant_side(tmp_path, capsys):
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
                                   "--neighbour-correction"])
     assert code == 0 and "neighbour correction: not applied: a side is constant" in out, err
+
+
+def test_neighbour_correction_flag_in_test_and_matrix(tmp_path, capsys):
+    from mistmodel import MIST
+    from mistmodel.independence import independence_test
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 1))
+    y = 0.2 * x + rng.standard_normal((300, 1))
+    path = tmp_path / "t.npy"
+    np.save(path, np.hstack([x, y]))
+    code, out, err = run(capsys, ["test", str(path), "--x", "0", "--y", "1", "--permutations",
+                                  "19", "--neighbour-correction", "--json"])
+    assert code == 0, err
+    expected = independence_test(MIST.load(neighbour_correction=True), x, y, 19, seed=0)
+    assert json.loads(out)["p_value"] == pytest.approx(expected.p_value)
+    code, out, err = run(capsys, ["test", str(path), "--x", "0", "--y", "1",
+                                  "--neighbour-correction", "--estimator", "ksg"])
+    assert code == 2 and "--neighbour-correction corrects MIST" in err, err
+    code, out, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc"),
+                                  "--neighbour-correction"])
+    assert code == 0, err
