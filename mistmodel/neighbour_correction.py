@@ -24,9 +24,10 @@ other shapes (additive noise at several nats) its error on the neighbour has ano
 sign and size.  The weight ``w`` is therefore 1 only where both MIST's estimate and the
 neighbour's MI are below :data:`FULL_BELOW` nats, falls linearly to 0 at
 :data:`NONE_ABOVE`, and is 0 below :data:`ROWS_PER_COLUMN` rows per column (there the
-sample correlation of many columns is mostly noise).  :class:`mistmodel.MIST` also leaves
-samples with a heavily tied column alone: a continuous copula is no neighbour of
-discrete data.
+sample correlation of many columns is mostly noise).  No neighbour is fitted where a
+column repeats another (same ranks: the correlation is singular), and
+:class:`mistmodel.MIST` also leaves samples with a heavily tied column alone: a
+continuous copula is no neighbour of discrete data.
 """
 from __future__ import annotations
 
