@@ -42,7 +42,7 @@ from .copula import average_ranks
 __all__ = ["plugin_bias", "gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
            "Neighbour", "neighbour", "applies", "correction_weight", "copula_digest",
            "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE",
-           "FIT_ROWS", "DRAWS", "SINGULAR"]
+           "FIT_ROWS", "DRAWS", "SINGULAR", "canonical_order"]
 
 FULL_BELOW = 0.5       # nats: full correction below this (estimate and neighbour's MI)
 NONE_ABOVE = 1.0       # nats: no correction above this
@@ -194,23 +194,30 @@ class Neighbour:
         return rows[:, :self.dim_x], rows[:, self.dim_x:]
 
 
-def _fit_rows(ranks: np.ndarray) -> np.ndarray:
-    """At most :data:`FIT_ROWS` rows, evenly spaced in the lexicographic order of the
-    rows' ranks (first column first, ties broken by the next), so the choice does not
-    depend on the order of the rows."""
-    n = len(ranks)
+def canonical_order(ranks: np.ndarray) -> np.ndarray:
+    """The rows of ``ranks`` ``(n, d)`` in lexicographic order (first column first, ties
+    broken by the next): the same rows for any order they come in."""
+    first = ranks[:, 0]
+    order = np.argsort(first, kind="stable")
+    if np.any(first[order][1:] == first[order][:-1]):
+        order = np.lexsort(ranks.T[::-1])
+    return order
+
+
+def _fit_rows(order: np.ndarray) -> np.ndarray:
+    """At most :data:`FIT_ROWS` rows, evenly spaced in the canonical order, so the choice
+    does not depend on the order of the rows."""
+    n = len(order)
     if n <= FIT_ROWS:
         return np.arange(n)
-    order = np.lexsort(ranks.T[::-1])
     return order[np.linspace(0, n - 1, FIT_ROWS).round().astype(int)]
 
 
-def copula_digest(ranks: np.ndarray) -> int:
-    """A 63-bit digest of a sample's ranks ``(n, d)`` with its rows in lexicographic
-    order: the same for any order of the rows and any strictly increasing maps of the
-    columns, different for different copulas.  It seeds the neighbour's draws, so
-    samples of one shape do not share them."""
-    order = np.lexsort(ranks.T[::-1])
+def copula_digest(ranks: np.ndarray, order: np.ndarray) -> int:
+    """A 63-bit digest of a sample's ranks ``(n, d)`` with its rows in
+    :func:`canonical_order` ``order``: the same for any order of the rows and any
+    strictly increasing maps of the columns, different for different copulas.  It seeds
+    the neighbour's draws, so samples of one shape do not share them."""
     digest = hashlib.blake2b(np.ascontiguousarray(ranks[order]).tobytes(), digest_size=8)
     return int.from_bytes(digest.digest(), "little") >> 1
 
@@ -227,7 +234,8 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
     corr = np.atleast_2d(np.corrcoef(ndtri(u), rowvar=False))
     if np.linalg.eigvalsh(corr)[0] < SINGULAR:
         return None
-    nu = shared_tail_nu(u[_fit_rows(ranks)], dim_x)
+    order = canonical_order(ranks)
+    nu = shared_tail_nu(u[_fit_rows(order)], dim_x)
     target = gaussian_mi(corr, dim_x) - plugin_bias(n, dim_x, dim_y)
     corr = shrink_cross(corr, dim_x, max(0.0, target))
     tails = 0.0
@@ -235,7 +243,7 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
         from mistgen.families.student import student_mi_correction   # its exact MI term
         tails = student_mi_correction(nu, dim_x, dim_y)
     return Neighbour(corr, dim_x, float(nu), gaussian_mi(corr, dim_x) + tails,
-                     copula_digest(ranks))
+                     copula_digest(ranks, order))
 
 
 def applies(n: int, dim_x: int, dim_y: int) -> bool:
