@@ -385,13 +385,19 @@ def test_mist_test_refuses_what_it_cannot_test(cit_csv, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def dependent_pair_file(tmp_path, n, slope, seed):
+    """``(path, x, y)``: a .npy file of one column x and one column y = slope * x + noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 1))
+    y = slope * x + rng.standard_normal((n, 1))
+    path = tmp_path / f"pair{seed}.npy"
+    np.save(path, np.hstack([x, y]))
+    return path, x, y
+
+
 def test_neighbour_correction_flag_matches_python_api(tmp_path, capsys):
     from mistmodel import MIST
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((1000, 1))
-    y = 0.4 * x + rng.standard_normal((1000, 1))
-    path = tmp_path / "g.npy"
-    np.save(path, np.hstack([x, y]))
+    path, x, y = dependent_pair_file(tmp_path, 1000, 0.4, 3)
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
                                   "--neighbour-correction", "--json"])
     assert code == 0, err
@@ -444,11 +450,7 @@ def test_neighbour_correction_flag_with_a_constant_side(tmp_path, capsys):
 def test_neighbour_correction_flag_in_test_and_matrix(tmp_path, capsys):
     from mistmodel import MIST
     from mistmodel.independence import independence_test
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((300, 1))
-    y = 0.2 * x + rng.standard_normal((300, 1))
-    path = tmp_path / "t.npy"
-    np.save(path, np.hstack([x, y]))
+    path, x, y = dependent_pair_file(tmp_path, 300, 0.2, 5)
     code, out, err = run(capsys, ["test", str(path), "--x", "0", "--y", "1", "--permutations",
                                   "19", "--neighbour-correction", "--json"])
     assert code == 0, err
