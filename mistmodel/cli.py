@@ -127,13 +127,8 @@ def _pair_estimator(args: argparse.Namespace):
     if args.estimator != "mist":
         return _plain_estimator(args.estimator)
     from .mist import MIST
-    estimator = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
+    estimator = MIST.load(args.checkpoint, neighbour_correction=args.neighbour_correction)
     _refuse_conditional_checkpoint(estimator, args.checkpoint)
-    if args.neighbour_correction:
-        if estimator.is_quantile:
-            raise InputError(f"--neighbour-correction corrects a point (mist) checkpoint; "
-                             f"--checkpoint {args.checkpoint} is a mist_qr checkpoint")
-        estimator = MIST.load(estimator.checkpoint, neighbour_correction=True)
     return estimator
 
 
@@ -156,13 +151,7 @@ def _estimate(args: argparse.Namespace) -> int:
         "interval_method": None, "dropped_constant_columns": dropped, "notes": []}
 
     from .mist import MIST, default_checkpoint   # torch: only once the input is known good
-    point = MIST.load(args.checkpoint) if args.checkpoint else MIST.load()
-    _refuse_conditional_checkpoint(point, args.checkpoint)
-    if args.neighbour_correction:
-        if point.is_quantile:
-            raise InputError(f"--neighbour-correction corrects a point (mist) checkpoint; "
-                             f"--checkpoint {args.checkpoint} is a mist_qr checkpoint")
-        point = MIST.load(point.checkpoint, neighbour_correction=True)
+    point = _pair_estimator(args)
     result["estimate"] = point.estimate(x, y)
     if args.neighbour_correction:
         result["neighbour_correction"] = point.last_info.get(

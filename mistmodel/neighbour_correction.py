@@ -6,7 +6,7 @@ MI is known exactly:
 
 * its dispersion is the correlation matrix of the sample's normal scores, with the X-Y
   block shrunk so that its Gaussian MI is the sample's Gaussian MI less the plug-in bias
-  at this n (:func:`plugin_bias`);
+  at this n (:func:`mistmodel.estimators.cca.gaussian_bias`);
 * it is a Student-t copula, with every row's columns sharing one scale, when the
   sample's tails say so: a t copula fitted to all columns must gain clearly more
   likelihood over the Gaussian copula than t copulas fitted to X and to Y separately
@@ -35,11 +35,12 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import digamma, gammaln, ndtri, stdtrit
+from scipy.special import gammaln, ndtri, stdtrit
 
 from .copula import average_ranks
+from .estimators.cca import gaussian_bias
 
-__all__ = ["plugin_bias", "gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
+__all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
            "Neighbour", "neighbour", "applies", "correction_weight", "copula_digest",
            "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE",
            "FIT_ROWS", "DRAWS", "SINGULAR", "canonical_order"]
@@ -52,23 +53,6 @@ TAIL_EVIDENCE = 13.8   # twice the log-likelihood gain a shared t scale must sho
 FIT_ROWS = 2000        # rows the degrees of freedom are fitted on
 DRAWS = 2              # draws from the neighbour, averaged
 SINGULAR = 1e-10       # smallest eigenvalue of a usable correlation matrix
-
-
-def _expected_log_det_shift(n: int, d: int) -> float:
-    """``E[log det S] - log det Sigma`` for the sample covariance ``S`` (``n - 1`` degrees
-    of freedom) of ``n`` Gaussian rows in ``d`` dimensions (a Wishart identity)."""
-    i = np.arange(1, d + 1)
-    return float(np.sum(digamma((n - i) / 2.0)) + d * np.log(2.0 / (n - 1)))
-
-
-def plugin_bias(n: int, dim_x: int, dim_y: int) -> float:
-    """Expected excess of the plug-in Gaussian MI (from the sample correlation of ``n``
-    Gaussian rows) over the true Gaussian MI, in nats; needs ``n > dim_x + dim_y``."""
-    if n <= dim_x + dim_y:
-        raise ValueError(f"the plug-in bias needs n > dim_x + dim_y; got n = {n} with "
-                         f"{dim_x} + {dim_y} columns")
-    shift = _expected_log_det_shift
-    return 0.5 * (shift(n, dim_x) + shift(n, dim_y) - shift(n, dim_x + dim_y))
 
 
 def gaussian_mi(corr: np.ndarray, dim_x: int) -> float:
@@ -236,7 +220,7 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
         return None
     order = canonical_order(ranks)
     nu = shared_tail_nu(u[_fit_rows(order)], dim_x)
-    target = gaussian_mi(corr, dim_x) - plugin_bias(n, dim_x, dim_y)
+    target = gaussian_mi(corr, dim_x) - gaussian_bias(n, dim_x, dim_y)
     corr = shrink_cross(corr, dim_x, max(0.0, target))
     tails = 0.0
     if np.isfinite(nu):

@@ -429,7 +429,8 @@ def test_neighbour_correction_flag_refuses_a_quantile_checkpoint(tmp_path, capsy
     code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
                                   "--neighbour-correction", "--checkpoint",
                                   str(checkpoints["mist_qr"])])
-    assert code == 2 and "mist_qr checkpoint" in err, err
+    assert code == 2 and "neighbour_correction corrects the point estimate" in err, err
+    assert "this checkpoint is 'mist_qr'" in err
 
 
 def test_neighbour_correction_flag_with_a_constant_side(tmp_path, capsys):
