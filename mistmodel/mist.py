@@ -203,10 +203,10 @@ class MIST(Estimator):
         above 1 nat, and none with fewer than 20 rows per column, a heavily tied column
         or a column repeating another (a continuous copula is no neighbour there).  It
         costs the neighbour's fit and two more forward passes where it applies.  The
-        estimate is not clipped at 0 (at independence it is as often below 0 as above),
-        stays unchanged under strictly increasing maps of the columns and under row
-        order (up to ``max_rows`` rows, as the plain estimate), but not exactly under
-        permutations of the columns (the draws change).
+        estimate is not clipped at 0 (at independence it is about as often below 0 as
+        above), stays unchanged under strictly increasing maps of the columns and under
+        row order (up to ``max_rows`` rows, as the plain estimate), but not exactly
+        under permutations of the columns (the draws change).
         ``last_info["neighbour_correction"]`` records the weight, the reason when it
         does not apply, the neighbour's MI and degrees of freedom and the network's mean
         estimate on its draws.
