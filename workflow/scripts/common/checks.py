@@ -158,16 +158,15 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
                 problems.append(f"runs.{name}.estimators: unknown estimator {est!r}; "
                                 f"estimators: {sorted(config['estimators'])}")
     study = config.get("modality_study") or {}
-    for est in study.get("estimators", []) if config["modalities"] else []:
-        if est in config["estimators"] and _conditional_only(config["estimators"][est],
-                                                               conditional):
-            problems.append(f"modality_study.estimators: {est!r} estimates I(X;Y|Z) only; "
-                            "use it in conditional_runs")
-    for name, run in config["runs"].items():
-        for est in run["estimators"]:
+    pair_lists = [("modality_study.estimators",
+                   study.get("estimators", []) if config["modalities"] else [])]
+    pair_lists += [(f"runs.{name}.estimators", run["estimators"])
+                   for name, run in config["runs"].items()]
+    for where, names in pair_lists:
+        for est in names:
             if est in config["estimators"] and _conditional_only(config["estimators"][est],
                                                                    conditional):
-                problems.append(f"runs.{name}.estimators: {est!r} estimates I(X;Y|Z) only; "
+                problems.append(f"{where}: {est!r} estimates I(X;Y|Z) only; "
                                 "use it in conditional_runs")
     for name, run in config["conditional_runs"].items():
         for split in run["splits"]:
