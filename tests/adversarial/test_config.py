@@ -112,6 +112,13 @@ BAD = {
     "unknown base model of the modality study": (
         lambda c, p: c["modality_study"].update(base_model="mist2"), ["base_model", "mist2"]),
     "unknown figure split": (edit_modality(figure_split="trainn"), ["figure_split", "trainn"]),
+    "a test split wider than the MIST of its run": (
+        lambda c, p: c["splits"]["test_id"].update(dim_range=[2, 48]),
+        ["runs.main", "'test_id'", "dim_x = 48 > 32", "out_of_range"]),
+    "a test split with more Y columns than the shipped MIST takes": (
+        lambda c, p: (c["runs"]["main"].update(estimators=["KSG", "MIST-shipped"]),
+                      c["splits"]["test_ood"].update(dim_range=[2, 8], dim_y_range=[1, 40])),
+        ["runs.main", "'test_ood'", "dim_y = 40 > 32", "the shipped mist"]),
 }
 
 
@@ -156,3 +163,15 @@ def test_snakemake_dry_run_stops(kind, base_config, tmp_path):
     assert "the study config cannot run" in output and all(w in output for w in words), output
     assert "Traceback" not in output
     assert not (tmp_path / "data").exists()
+
+
+def test_a_wide_split_runs_with_estimators_that_warn(base_config):
+    """With ``out_of_range: warn`` a MIST answers beyond its trained dims, so the run is
+    allowed; the same run without it is refused."""
+    config = copy.deepcopy(base_config)
+    config["splits"]["test_id"].update(dim_range=[2, 48])
+    for name in config["runs"]["main"]["estimators"]:
+        spec = config["estimators"][name]
+        if spec["class"] == "MIST":
+            spec["settings"] = {**(spec.get("settings") or {}), "out_of_range": "warn"}
+    check_config(validated(config), str(ROOT))

@@ -6,7 +6,8 @@ config stops ``snakemake -n`` with one line per problem, each naming the key and
 estimators, modalities), every store's design and priors (through ``mistgen``'s own
 checks: family specs, shapes such as ``2pair`` at d = 1, ranges), the modality files
 (NaN, constant columns, columns out of range, X/Y overlap) and their flow settings, the
-estimators' settings (each estimator is constructed once) and the training settings.
+estimators' settings (each estimator is constructed once), the training settings, and
+the dims of every run's splits against the MIST estimators of the run.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
                   lambda e=entry: _check_conditional_settings(e))
         for name, run in config["conditional_runs"].items():
             check(f"conditional_runs.{name}", lambda r=run: _check_conditional_run(config, r))
+        for name, run in runs.items():
+            check(f"runs.{name}", lambda r=run: _check_run_dims(config, r, models, estimators))
     if problems:
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
 
@@ -212,15 +215,69 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
             seen.append(nxt)
 
 
-def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
-    """mistgen's own checks of a store's design, priors and address (no data made)."""
-    from mistgen.design import make_design, make_plan
+def _design(config: Mapping[str, Any], split: str, name: str) -> tuple[Any, dict[str, Any]]:
+    """The design of store ``name`` of a base split, and its recipe."""
+    from mistgen.design import make_design
 
     recipe = store_recipe(config, split, name)
     design_args = {k: v for k, v in recipe.items()
                    if k not in ("specs", "seed", "split", "shard_size", "priors")}
-    design = make_design(recipe["specs"], **design_args)
+    return make_design(recipe["specs"], **design_args), recipe
+
+
+def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
+    """mistgen's own checks of a store's design, priors and address (no data made)."""
+    from mistgen.design import make_plan
+
+    design, recipe = _design(config, split, name)
     make_plan(design, recipe["seed"], recipe["split"], recipe["priors"], recipe["shard_size"])
+
+
+def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
+    """The most columns of X and of Y a datapoint of an I(X;Y) split can have (a split
+    warped to a modality has the modality's)."""
+    if "@" in split:
+        entry = config["modalities"][split.split("@", 1)[1]]
+        return len(entry["x_columns"]), len(entry["y_columns"])
+    design, _ = _design(config, split, store_names(config, split)[0])
+    return design.dim_range[1], (design.dim_y_range or design.dim_range)[1]
+
+
+def _check_run_dims(config: Mapping[str, Any], run: Mapping[str, Any],
+                    models: Mapping[str, Any], estimators: Mapping[str, Any]) -> None:
+    """A MIST refuses more columns than it was trained on (unless its settings say
+    ``out_of_range: warn``): every split of the run must stay within them - the shipped
+    checkpoint's card, or the largest dims of a study model's training splits."""
+    for est in run["estimators"]:
+        spec = estimators[est]
+        settings = spec.get("settings") or {}
+        if spec["class"] != "MIST" or settings.get("out_of_range") == "warn" \
+                or _conditional_only(spec, config["conditional_models"]):
+            continue
+        if spec.get("model", "default") == "default":
+            from mistmodel.checkpoint import read_card
+            from mistmodel.mist import default_checkpoint
+
+            variant = settings.get("variant", "mist")
+            ranges = read_card(default_checkpoint(variant)).get("data_ranges") or {}
+            if "dim_x" not in ranges or "dim_y" not in ranges:
+                continue
+            limit = (ranges["dim_x"][1], ranges["dim_y"][1])
+            whose = f"the shipped {variant}"
+        else:
+            trained = [_split_dims(config, s) for s in models[spec["model"]]["train"]]
+            limit = (max(d[0] for d in trained), max(d[1] for d in trained))
+            whose = f"model {spec['model']!r}, by its training splits"
+        for split in run["splits"]:
+            dims = _split_dims(config, split)
+            over = [f"{key} = {d} > {hi}" for key, d, hi in zip(("dim_x", "dim_y"), dims, limit)
+                    if d > hi]
+            if over:
+                raise ValueError(
+                    f"split {split!r} reaches {', '.join(over)}: {est} ({whose}) was trained "
+                    f"on at most dim_x = {limit[0]}, dim_y = {limit[1]} and refuses more. "
+                    "Narrow the split's dims, or give the estimator settings: "
+                    "{out_of_range: warn} to answer with a warning")
 
 
 def _check_conditional_store(config: Mapping[str, Any], name: str) -> None:
