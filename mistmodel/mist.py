@@ -488,7 +488,7 @@ class MIST(Estimator):
                 self._require_quantiles("interval")
             return super().interval(x, y, level=level, n_boot=n_boot, seed=seed)
         xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
-        q, factor = self._intervals(self._prepare_many([(xa, ya)]), level, calibrated=True)
+        q, factor, _ = self._intervals(self._prepare_many([(xa, ya)]), level, calibrated=True)
         self._last_info = {**_columns_info(xa, ya), **self._interval_info(level, factor)}
         return float(q[0, 0]), float(q[0, 1])
 
@@ -517,11 +517,19 @@ class MIST(Estimator):
         self._refuse_conditional("estimate_with_interval")
         if not self.is_quantile:
             return super().estimate_with_interval(x, y, level, n_boot, seed)
+        _check_level(level)
         start = time.perf_counter()
-        value = self.estimate(x, y)
-        info = self.last_info
-        lo, hi = self.interval(x, y, level)
-        info.update(self.last_info)
+        xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
+        prepared = self._prepare_many([(xa, ya)])
+        q, factor, median = self._intervals(prepared, level, calibrated=True)
+        (lo, hi), value = (float(v) for v in q[0]), float(median[0])
+        info = _columns_info(xa, ya)
+        if _has_constant_side(*prepared[0]):
+            info["note"] = "a side is constant, so the mutual information is 0"
+        else:
+            info.update(self._run_info())
+        info.update(self._interval_info(level, factor))
+        self._last_info = info
         if not lo <= value <= hi:
             info["interval_note"] = (
                 f"the median {value:.4g} lies outside the interval: the conformal factor "
@@ -574,19 +582,20 @@ class MIST(Estimator):
                          f"got tau = {', '.join(f'{t:g}' for t in bad)}, outside it")
 
     def _intervals(self, prepared: list[tuple[np.ndarray, np.ndarray]], level: float,
-                   calibrated: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Central ``level`` intervals ``(len(prepared), 2)`` and the factor applied to each
-        (None: raw quantiles); one forward pass for both ends and the median."""
+                   calibrated: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Central ``level`` intervals ``(len(prepared), 2)``, the factor applied to each
+        (None: raw quantiles) and the medians; one forward pass for both ends and the
+        median."""
         self._require_quantiles("interval_batch")
         taus = self._check_taus([(1 - level) / 2, 0.5, (1 + level) / 2], level=level)
         q = self._predict(prepared, taus)
         factor = (self.calibration_factors(level, sample_rows(prepared), q[:, 1])
                   if calibrated else None)
-        q = q[:, [0, 2]]
+        median, q = q[:, 1], q[:, [0, 2]]
         if factor is not None:
             q = np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
         q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
-        return q, factor
+        return q, factor, median
 
     def _interval_info(self, level: float, factor: np.ndarray | None) -> dict[str, Any]:
         if factor is None:

@@ -340,6 +340,25 @@ def test_estimate_with_interval_contains_the_median_or_says_why(qr):
         assert rec.info["level"] == 0.9
 
 
+def test_estimate_with_interval_is_one_pass_giving_estimate_and_interval(qr, monkeypatch):
+    """The median and both ends come from one forward pass, equal to what ``estimate`` and
+    ``interval`` give separately, with the same record of the call."""
+    rng = np.random.default_rng(29)
+    calls = []
+    run = qr._run
+    monkeypatch.setattr(qr, "_run", lambda *a: calls.append(1) or run(*a))
+    for n, d in [(40, 1), (300, 4), (5000, 2)]:
+        x, y = gaussian(rng, n, 0.6, d)
+        value, (lo, hi) = qr.estimate(x, y), qr.interval(x, y, level=0.8)
+        info = {**qr.last_info}
+        calls.clear()
+        rec = qr.estimate_with_interval(x, y, level=0.8)
+        assert len(calls) == 1
+        assert (rec.value, rec.lower, rec.upper) == (value, lo, hi)
+        assert rec.info["row_groups"] == qr.row_groups(n)
+        assert all(rec.info[k] == v for k, v in info.items())
+
+
 def test_discrete_columns_warn_and_point_to_ksg(point):
     from mistmodel.mist import TiedDataWarning
     rng = np.random.default_rng(11)
