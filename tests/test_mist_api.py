@@ -357,6 +357,12 @@ def test_estimate_with_interval_is_one_pass_giving_estimate_and_interval(qr, mon
         assert (rec.value, rec.lower, rec.upper) == (value, lo, hi)
         assert rec.info["row_groups"] == qr.row_groups(n)
         assert all(rec.info[k] == v for k, v in info.items())
+    from mistmodel.mist import TiedDataWarning
+    x = rng.integers(0, 3, (200, 1)).astype(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        qr.estimate_with_interval(x, rng.standard_normal((200, 1)))
+    assert [w.category for w in caught] == [TiedDataWarning]     # once, not once per pass
 
 
 def test_discrete_columns_warn_and_point_to_ksg(point):

@@ -114,11 +114,26 @@ BAD = {
     "unknown figure split": (edit_modality(figure_split="trainn"), ["figure_split", "trainn"]),
     "a test split wider than the MIST of its run": (
         lambda c, p: c["splits"]["test_id"].update(dim_range=[2, 48]),
-        ["runs.main", "'test_id'", "dim_x = 48 > 32", "out_of_range"]),
+        ["runs.main: MIST (model 'mist'", "'test_id' (dim_x = 48 > 32, dim_y = 48 > 32)",
+         "estimators.MIST.settings.out_of_range: warn"]),
     "a test split with more Y columns than the shipped MIST takes": (
         lambda c, p: (c["runs"]["main"].update(estimators=["KSG", "MIST-shipped"]),
-                      c["splits"]["test_ood"].update(dim_range=[2, 8], dim_y_range=[1, 40])),
-        ["runs.main", "'test_ood'", "dim_y = 40 > 32", "the shipped mist"]),
+                      c["splits"]["test_ood"].update(families="train_uneven", dim_range=[1, 8],
+                                                     dim_y_range=[1, 40])),
+        ["runs.main: MIST-shipped (the shipped mist checkpoint)", "'test_ood' (dim_y = 40 > 32)"]),
+    "a dim grid wider than the MIST of its run": (
+        lambda c, p: c["splits"]["test_id"].update(n_grid=[100], dim_grid=[4, 48]),
+        ["runs.main: MIST-QR (model 'mist_qr'", "'test_id' (dim_x = 48 > 32, dim_y = 48 > 32)"]),
+    "a modality wider than the base MIST of the modality study": (
+        lambda c, p: (c["models"]["mist"].update(train=["train_uneven"]),
+                      c["splits"]["train_uneven"].update(dim_range=[1, 1], dim_y_range=[1, 1])),
+        ["modality_study (run breast_cancer): MIST (model 'mist'",
+         "'test_id@breast_cancer' (dim_x = 2 > 1, dim_y = 2 > 1)", "the modality's x_columns"]),
+    "calibration splits wider than the model's training splits": (
+        lambda c, p: (c["models"]["mist_qr"].update(calibrate=["test_id"]),
+                      c["splits"]["train"].update(dim_range=[2, 16]),
+                      c["splits"]["train_uneven"].update(dim_range=[1, 16], dim_y_range=[1, 16])),
+        ["models.mist_qr.calibrate", "'test_id' (dim_x = 32 > 16, dim_y = 32 > 16)"]),
 }
 
 
@@ -163,6 +178,31 @@ def test_snakemake_dry_run_stops(kind, base_config, tmp_path):
     assert "the study config cannot run" in output and all(w in output for w in words), output
     assert "Traceback" not in output
     assert not (tmp_path / "data").exists()
+
+
+def test_every_refusing_estimator_of_a_run_is_named(base_config):
+    config = copy.deepcopy(base_config)
+    config["splits"]["test_id"].update(dim_range=[2, 40])
+    config["splits"]["test_ood"].update(dim_range=[2, 36])
+    with pytest.raises(ConfigError) as err:
+        check_config(validated(config), str(ROOT))
+    lines = [line for line in str(err.value).splitlines() if "runs.main:" in line]
+    assert [line.split(":")[1].split()[0] for line in lines] == [
+        "MIST", "MIST-QR", "MIST-shipped", "MIST-QR-shipped"]
+    assert all("'test_id' (dim_x = 40 > 32" in line and "'test_ood' (dim_x = 36 > 32" in line
+               for line in lines)
+
+
+def test_a_dim_grid_is_read_for_its_dims_not_its_dim_range(base_config):
+    """A grid split takes its dims from dim_grid alone: narrow grid dims pass a model
+    trained on narrow splits even where the split's dim_range is wide."""
+    config = copy.deepcopy(base_config)
+    config["splits"]["train"].update(dim_range=[2, 8])
+    config["splits"]["train_uneven"].update(dim_range=[1, 8], dim_y_range=[1, 8])
+    for split in ("test_id", "test_ood"):
+        config["splits"][split].update(n_grid=[100], dim_grid=[4, 8], dim_range=[2, 32])
+    config["runs"]["main"]["estimators"] = ["KSG", "MIST", "MIST-QR"]
+    check_config(validated(config), str(ROOT))
 
 
 def test_a_wide_split_runs_with_estimators_that_warn(base_config):

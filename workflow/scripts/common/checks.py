@@ -54,8 +54,8 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
                   lambda e=entry: _check_conditional_settings(e))
         for name, run in config["conditional_runs"].items():
             check(f"conditional_runs.{name}", lambda r=run: _check_conditional_run(config, r))
-        for name, run in runs.items():
-            check(f"runs.{name}", lambda r=run: _check_run_dims(config, r, models, estimators))
+        if not problems:   # the dims of valid designs and estimators
+            _check_dims(config, models, estimators, runs, problems)
     if problems:
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
 
@@ -234,50 +234,98 @@ def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
 
 
 def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
-    """The most columns of X and of Y a datapoint of an I(X;Y) split can have (a split
-    warped to a modality has the modality's)."""
+    """The most columns of X and of Y a datapoint of an I(X;Y) split can have, by its
+    design (a split warped to a modality has the modality's)."""
     if "@" in split:
         entry = config["modalities"][split.split("@", 1)[1]]
         return len(entry["x_columns"]), len(entry["y_columns"])
     design, _ = _design(config, split, store_names(config, split)[0])
-    return design.dim_range[1], (design.dim_y_range or design.dim_range)[1]
+    grid = getattr(design, "dim_grid", None)
+    if grid is not None:
+        return max(d[0] for d in grid), max(d[1] for d in grid)
+    return design.largest_dims()
 
 
-def _check_run_dims(config: Mapping[str, Any], run: Mapping[str, Any],
-                    models: Mapping[str, Any], estimators: Mapping[str, Any]) -> None:
-    """A MIST refuses more columns than it was trained on (unless its settings say
-    ``out_of_range: warn``): every split of the run must stay within them - the shipped
-    checkpoint's card, or the largest dims of a study model's training splits."""
-    for est in run["estimators"]:
-        spec = estimators[est]
-        settings = spec.get("settings") or {}
-        if spec["class"] != "MIST" or settings.get("out_of_range") == "warn" \
-                or _conditional_only(spec, config["conditional_models"]):
-            continue
-        if spec.get("model", "default") == "default":
-            from mistmodel.checkpoint import read_card
-            from mistmodel.mist import default_checkpoint
+def _mist_dims(config: Mapping[str, Any], spec: Mapping[str, Any],
+               models: Mapping[str, Any]) -> tuple[tuple[int, int], str] | None:
+    """The most (dim_x, dim_y) a MIST estimators entry answers without refusing, and
+    whose limit it is; None when it does not refuse (``out_of_range: warn``, or a card
+    without dims)."""
+    settings = spec.get("settings") or {}
+    if settings.get("out_of_range") == "warn":
+        return None
+    if spec.get("model", "default") != "default":
+        return _model_dims(config, models, spec["model"])
+    from mistmodel.checkpoint import read_card
+    from mistmodel.mist import default_checkpoint
 
-            variant = settings.get("variant", "mist")
-            ranges = read_card(default_checkpoint(variant)).get("data_ranges") or {}
-            if "dim_x" not in ranges or "dim_y" not in ranges:
+    variant = settings.get("variant", "mist")
+    ranges = read_card(default_checkpoint(variant)).get("data_ranges") or {}
+    if "dim_x" not in ranges or "dim_y" not in ranges:
+        return None
+    return (ranges["dim_x"][1], ranges["dim_y"][1]), f"the shipped {variant} checkpoint"
+
+
+def _model_dims(config: Mapping[str, Any], models: Mapping[str, Any],
+                name: str) -> tuple[tuple[int, int], str]:
+    trained = [_split_dims(config, s) for s in models[name]["train"]]
+    return ((max(d[0] for d in trained), max(d[1] for d in trained)),
+            f"model {name!r}: the most its training splits can draw")
+
+
+def _wider(config: Mapping[str, Any], splits: list[str], limit: tuple[int, int]) -> list[str]:
+    """``split (dim_x = 48 > 32)`` for each split that can go beyond ``limit``."""
+    out = []
+    for split in splits:
+        over = [f"{key} = {d} > {hi}"
+                for key, d, hi in zip(("dim_x", "dim_y"), _split_dims(config, split), limit)
+                if d > hi]
+        if over:
+            out.append(f"{split!r} ({', '.join(over)})")
+    return out
+
+
+def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
+                estimators: Mapping[str, Any], runs: Mapping[str, Any],
+                problems: list[str]) -> None:
+    """A MIST refuses more columns than it was trained on: every split a MIST estimator
+    runs on, and every split a MIST-QR model is calibrated on, must stay within them
+    (unless the estimator's settings say ``out_of_range: warn``).  One line per
+    (run, estimator) and per calibrated model, naming every split that goes beyond."""
+    derived = set(runs) - set(config["runs"])
+    for run_name, run in runs.items():
+        where = (f"modality_study (run {run_name})" if run_name in derived
+                 else f"runs.{run_name}")
+        for est in run["estimators"]:
+            spec = estimators[est]
+            if spec["class"] != "MIST" or _conditional_only(spec, config["conditional_models"]):
                 continue
-            limit = (ranges["dim_x"][1], ranges["dim_y"][1])
-            whose = f"the shipped {variant}"
-        else:
-            trained = [_split_dims(config, s) for s in models[spec["model"]]["train"]]
-            limit = (max(d[0] for d in trained), max(d[1] for d in trained))
-            whose = f"model {spec['model']!r}, by its training splits"
-        for split in run["splits"]:
-            dims = _split_dims(config, split)
-            over = [f"{key} = {d} > {hi}" for key, d, hi in zip(("dim_x", "dim_y"), dims, limit)
-                    if d > hi]
-            if over:
-                raise ValueError(
-                    f"split {split!r} reaches {', '.join(over)}: {est} ({whose}) was trained "
-                    f"on at most dim_x = {limit[0]}, dim_y = {limit[1]} and refuses more. "
-                    "Narrow the split's dims, or give the estimator settings: "
-                    "{out_of_range: warn} to answer with a warning")
+            limited = _mist_dims(config, spec, models)
+            if limited is None:
+                continue
+            (limit, whose) = limited
+            wide = _wider(config, run["splits"], limit)
+            if not wide:
+                continue
+            where_dims = ("their dims are the modality's x_columns and y_columns: select "
+                          "fewer" if all("@" in w for w in wide) else "narrow their dims")
+            key = (f"estimators.{est}.settings.out_of_range: warn" if est in config["estimators"]
+                   else "out_of_range: warn in the estimator's settings")
+            problems.append(
+                f"{where}: {est} ({whose}) takes at most dim_x = {limit[0]}, dim_y = "
+                f"{limit[1]} and refuses more, but these splits can reach more: "
+                f"{'; '.join(wide)}. Either {where_dims}, use a MIST trained on wider "
+                f"splits, or set {key} to answer with a warning")
+    for name, entry in models.items():
+        if "calibrate" not in entry:
+            continue
+        limit, whose = _model_dims(config, models, name)
+        wide = _wider(config, entry["calibrate"], limit)
+        if wide:
+            problems.append(
+                f"models.{name}.calibrate: the calibration splits can reach more columns "
+                f"than {whose} takes (dim_x = {limit[0]}, dim_y = {limit[1]}): "
+                f"{'; '.join(wide)}. Narrow them or widen its training splits")
 
 
 def _check_conditional_store(config: Mapping[str, Any], name: str) -> None:
