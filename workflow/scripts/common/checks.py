@@ -246,8 +246,8 @@ def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
     return design.largest_dims()
 
 
-def _mist_dims(config: Mapping[str, Any], spec: Mapping[str, Any],
-               models: Mapping[str, Any]) -> tuple[tuple[int, int], str] | None:
+def _mist_dims(spec: Mapping[str, Any], models: Mapping[str, Any],
+               dims: Callable[[str], tuple[int, int]]) -> tuple[tuple[int, int], str] | None:
     """The most (dim_x, dim_y) a MIST estimators entry answers without refusing, and
     whose limit it is; None when it does not refuse (``out_of_range: warn``, or a card
     without dims)."""
@@ -255,7 +255,7 @@ def _mist_dims(config: Mapping[str, Any], spec: Mapping[str, Any],
     if settings.get("out_of_range") == "warn":
         return None
     if spec.get("model", "default") != "default":
-        return _model_dims(config, models, spec["model"])
+        return _model_dims(models, spec["model"], dims)
     from mistmodel.checkpoint import read_card
     from mistmodel.mist import default_checkpoint
 
@@ -266,19 +266,20 @@ def _mist_dims(config: Mapping[str, Any], spec: Mapping[str, Any],
     return (ranges["dim_x"][1], ranges["dim_y"][1]), f"the shipped {variant} checkpoint"
 
 
-def _model_dims(config: Mapping[str, Any], models: Mapping[str, Any],
-                name: str) -> tuple[tuple[int, int], str]:
-    trained = [_split_dims(config, s) for s in models[name]["train"]]
+def _model_dims(models: Mapping[str, Any], name: str,
+                dims: Callable[[str], tuple[int, int]]) -> tuple[tuple[int, int], str]:
+    trained = [dims(s) for s in models[name]["train"]]
     return ((max(d[0] for d in trained), max(d[1] for d in trained)),
             f"model {name!r}: the most its training splits can draw")
 
 
-def _wider(config: Mapping[str, Any], splits: list[str], limit: tuple[int, int]) -> list[str]:
+def _wider(splits: list[str], limit: tuple[int, int],
+           dims: Callable[[str], tuple[int, int]]) -> list[str]:
     """``split (dim_x = 48 > 32)`` for each split that can go beyond ``limit``."""
     out = []
     for split in splits:
         over = [f"{key} = {d} > {hi}"
-                for key, d, hi in zip(("dim_x", "dim_y"), _split_dims(config, split), limit)
+                for key, d, hi in zip(("dim_x", "dim_y"), dims(split), limit)
                 if d > hi]
         if over:
             out.append(f"{split!r} ({', '.join(over)})")
@@ -292,6 +293,13 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
     runs on, and every split a MIST-QR model is calibrated on, must stay within them
     (unless the estimator's settings say ``out_of_range: warn``).  One line per
     (run, estimator) and per calibrated model, naming every split that goes beyond."""
+    known: dict[str, tuple[int, int]] = {}
+
+    def dims(split: str) -> tuple[int, int]:
+        if split not in known:
+            known[split] = _split_dims(config, split)
+        return known[split]
+
     derived = set(runs) - set(config["runs"])
     for run_name, run in runs.items():
         where = (f"modality_study (run {run_name})" if run_name in derived
@@ -300,11 +308,11 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
             spec = estimators[est]
             if spec["class"] != "MIST" or _conditional_only(spec, config["conditional_models"]):
                 continue
-            limited = _mist_dims(config, spec, models)
+            limited = _mist_dims(spec, models, dims)
             if limited is None:
                 continue
             (limit, whose) = limited
-            wide = _wider(config, run["splits"], limit)
+            wide = _wider(run["splits"], limit, dims)
             if not wide:
                 continue
             where_dims = ("their dims are the modality's x_columns and y_columns: select "
@@ -319,8 +327,8 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
     for name, entry in models.items():
         if "calibrate" not in entry:
             continue
-        limit, whose = _model_dims(config, models, name)
-        wide = _wider(config, entry["calibrate"], limit)
+        limit, whose = _model_dims(models, name, dims)
+        wide = _wider(entry["calibrate"], limit, dims)
         if wide:
             problems.append(
                 f"models.{name}.calibrate: the calibration splits can reach more columns "
