@@ -210,6 +210,8 @@ def test_a_wide_split_runs_with_estimators_that_warn(base_config):
     allowed; the same run without it is refused."""
     config = copy.deepcopy(base_config)
     config["splits"]["test_id"].update(dim_range=[2, 48])
+    with pytest.raises(ConfigError, match="dim_x = 48 > 32"):
+        check_config(validated(copy.deepcopy(config)), str(ROOT))
     for name in config["runs"]["main"]["estimators"]:
         spec = config["estimators"][name]
         if spec["class"] == "MIST":
