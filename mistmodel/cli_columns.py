@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .caller_warnings import warn
+
 __all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "new_file", "open_table",
            "select", "select_conditioning", "select_columns"]
 
@@ -267,10 +269,9 @@ def _first_row_is_header(path: Path, first: list[str], body: list[list[str]]) ->
             "whole numbers only, while the rows below hold decimals. " + ask)
     values = [int(t) for t in tokens] if len(filled) == len(tokens) else []
     if len(values) >= 2 and values in (list(range(len(values))), list(range(1, len(values) + 1))):
-        warnings.warn(
-            f"the first row of {path} ({shown}) reads like column numbers; it is read as "
-            "data. Pass --header if it names the columns (--no-header silences this)",
-            HeaderWarning, stacklevel=2)
+        warn(f"the first row of {path} ({shown}) reads like column numbers; it is read as "
+             "data. Pass --header if it names the columns (--no-header silences this)",
+             HeaderWarning)
     return False
 
 

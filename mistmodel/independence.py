@@ -29,7 +29,6 @@ enough rows per value of ``Z``).
 from __future__ import annotations
 
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
+from .caller_warnings import TiedDataWarning, silenced
 from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
@@ -203,8 +203,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
                  if batched else float(estimator.estimate_conditional(xa, ya, za)))
     # The permuted x repeats some rows (where neighbourhoods run out): warnings about
     # repeated values would be about the copies, not the user's data.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*repeats values.*")
+    with silenced(TiedDataWarning):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

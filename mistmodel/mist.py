@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -63,6 +62,7 @@ import torch
 
 from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
+from .caller_warnings import OutOfRangeWarning, SmallSampleWarning, TiedDataWarning, warn
 from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, load_checkpoint
@@ -81,18 +81,6 @@ DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
 TIED_FRACTION = 0.1   # a column with more than this fraction of repeated values warns
-
-
-class SmallSampleWarning(UserWarning):
-    """The sample has fewer rows than the network was trained on (n < 10)."""
-
-
-class OutOfRangeWarning(UserWarning):
-    """The sample's dims or n lie beyond what the network saw in training."""
-
-
-class TiedDataWarning(UserWarning):
-    """A column is discrete or heavily tied; MIST was trained on continuous data only."""
 
 
 def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
@@ -635,13 +623,13 @@ class MIST(Estimator):
                     j, fraction = tied[0]
                     where = f"sample {i}, " if len(prepared) > 1 else ""
                     more = f" (and {len(tied) - 1} more {side} columns)" if len(tied) > 1 else ""
-                    warnings.warn(
+                    warn(
                         f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
                         f"rows{more}: MIST was "
                         "trained on continuous data and is biased on discrete or heavily "
                         "tied columns. Use KSG (mistmodel.estimators.KSG), which breaks "
                         "ties with a little noise, for such data.",
-                        TiedDataWarning, stacklevel=4)
+                        TiedDataWarning)
                     return
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
@@ -661,15 +649,15 @@ class MIST(Estimator):
         lowest = max(WARN_ROWS, int(r["n"][0])) if "n" in r else WARN_ROWS
         smallest = min(s[0] for s in shapes)
         if smallest < WARN_ROWS:
-            warnings.warn(
+            warn(
                 f"MIST was trained on samples of n >= {lowest} rows; got n = {smallest}. "
                 "The estimate is returned but is unreliable at this size.",
-                SmallSampleWarning, stacklevel=5)
+                SmallSampleWarning)
         elif smallest < lowest:
-            warnings.warn(
+            warn(
                 f"this network was trained on samples of n >= {lowest} rows; got "
                 f"n = {smallest}. Expect lower accuracy below its trained range.",
-                OutOfRangeWarning, stacklevel=5)
+                OutOfRangeWarning)
         problems = {}                                   # key -> "key = big > hi"
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("dim_z", 3), ("n", 0)):
             if key in r and len(shapes[0]) > pos:
@@ -687,8 +675,8 @@ class MIST(Estimator):
                 "orders of magnitude. Reduce the dims (e.g. principal components per side), "
                 "use CCA or KSG (mistmodel.estimators), or load MIST with "
                 "out_of_range='warn' to get the estimate anyway.")
-        warnings.warn(f"{beyond}. The network accepts any shape, but expect lower accuracy "
-                      "out of range.", OutOfRangeWarning, stacklevel=5)
+        warn(f"{beyond}. The network accepts any shape, but expect lower accuracy "
+             "out of range.", OutOfRangeWarning)
 
     def _forward(self, pairs: list[tuple[np.ndarray, ...]],
                  tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:

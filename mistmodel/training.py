@@ -51,7 +51,6 @@ import json
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -59,6 +58,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .caller_warnings import warn
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
 from .threads import torch_threads
@@ -461,8 +461,8 @@ def _train(cfg: TrainConfig) -> Path:
     saved = read_training_state(out) if cfg.resume else None
     if saved is not None and not (out / CHECKPOINT).is_file():
         # the run's result was removed (e.g. a forced rerun): its state is not to resume
-        warnings.warn(f"{out / TRAINING_STATE} belongs to a run whose {CHECKPOINT} is gone; "
-                      "training starts afresh", RuntimeWarning, stacklevel=3)
+        warn(f"{out / TRAINING_STATE} belongs to a run whose {CHECKPOINT} is gone; "
+             "training starts afresh", RuntimeWarning)
         saved = None
     if saved is not None:
         if _filled(saved["model_config"], out / TRAINING_STATE) != net.config.to_dict():

@@ -380,6 +380,37 @@ def test_discrete_columns_warn_and_point_to_ksg(point):
         point.estimate(np.round(rng.standard_normal((200, 2)), 3), rng.standard_normal((200, 1)))
 
 
+
+def test_warnings_name_the_line_that_called_mist(point, qr):
+    """Whatever the call path, a warning names the caller's line, not one inside mistmodel:
+    the default filter then shows it once per line of user code."""
+    from mistmodel.mist import TiedDataWarning
+    rng = np.random.default_rng(12)
+    wide = gaussian(rng, 40, 0.5, 12)
+    tied = (rng.integers(0, 3, (60, 1)).astype(float), rng.standard_normal((60, 1)))
+    lenient = {m: MIST(m.network, m.meta, device="cpu", out_of_range="warn") for m in (point, qr)}
+    calls = {
+        "estimate": lambda: lenient[point].estimate(*wide),
+        "estimate_batch": lambda: lenient[point].estimate_batch([wide]),
+        "bootstrap interval": lambda: lenient[point].estimate_with_interval(*wide, n_boot=3),
+        "tied estimate": lambda: point.estimate(*tied),
+        "tied bootstrap": lambda: point.bootstrap_distribution(*tied, n_boot=3),
+        "small n": lambda: point.estimate(*gaussian(rng, 6, 0.5)),
+        "qr interval": lambda: lenient[qr].interval(*wide),
+        "qr interval_batch": lambda: lenient[qr].interval_batch([wide]),
+        "qr quantiles": lambda: lenient[qr].quantiles(*wide, [0.5]),
+        "qr estimate_with_interval": lambda: lenient[qr].estimate_with_interval(*wide),
+        "qr tied interval": lambda: qr.interval(*tied),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        kinds = {w.category for w in caught}
+        assert kinds and kinds <= {OutOfRangeWarning, TiedDataWarning, SmallSampleWarning}, name
+        assert {w.filename for w in caught} == {__file__}, name
+
+
 # -- samples larger than the network reads at once ----------------------------------------
 
 def test_max_rows_defaults_to_the_trained_n(point):

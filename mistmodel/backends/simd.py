@@ -39,13 +39,13 @@ than it saves, several milliseconds per call on a busy machine.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..caller_warnings import warn
 from ..model import (X_COLUMN, Y_COLUMN, ColumnEmbedding, ColumnSetAttention,
                      CorrelationBias, FeedForward, InducedRowAttention, LearnedQueryReader,
                      MISTNet, PairReadout, PoolingByAttention, TiedColumnAttention)
@@ -138,9 +138,8 @@ class SimdBackend:
         self.fallback = TorchBackend(network, threads=threads)
         self.reason = unsupported_reason(network)
         if self.reason is not None:
-            warnings.warn(f"the 'simd' backend cannot run this network ({self.reason}); "
-                          "running the 'torch' backend instead", SimdUnavailableWarning,
-                          stacklevel=2)
+            warn(f"the 'simd' backend cannot run this network ({self.reason}); "
+                 "running the 'torch' backend instead", SimdUnavailableWarning)
 
     def __call__(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
                  tau: Tensor | None = None) -> Tensor:

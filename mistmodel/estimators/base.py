@@ -135,13 +135,14 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from ..caller_warnings import warn
 
 __all__ = [
     "BootstrapError",
@@ -750,12 +751,8 @@ class Estimator(ABC):
             reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
         finite = reps[np.isfinite(reps)]
         if finite.size < reps.size:
-            warnings.warn(
-                f"{self.name}: {reps.size - finite.size} of {reps.size} bootstrap "
-                "replicates were not finite and were left out",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            warn(f"{self.name}: {reps.size - finite.size} of {reps.size} bootstrap "
+                 "replicates were not finite and were left out", RuntimeWarning)
         if scheme != "replacement" and finite.size:
             if center is None:
                 center, _ = self._estimate_checked(x, y, int(self.seed))

@@ -1,0 +1,63 @@
+"""Warnings attributed to the caller's line, not to a line inside this package.
+
+``warnings.warn`` takes a fixed ``stacklevel``, which is right for one call path only:
+the same check runs under ``estimate``, ``interval``, ``estimate_batch`` and the
+bootstrap, at different depths.  :func:`warn` walks up the stack past every frame of
+``mistmodel`` and attributes the warning to the first frame outside it, so the default
+filter shows it once per line of the user's code and ``-W error`` points there.
+
+:func:`silenced` drops this package's warnings of some categories for the code inside
+it, in the current thread (or task) only: unlike ``warnings.catch_warnings``, it leaves
+the process's warning filters alone, so other threads keep theirs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SILENCED: ContextVar[tuple[type[Warning], ...]] = ContextVar("mistmodel_silenced", default=())
+
+
+# MIST's warnings (re-exported by mistmodel.mist); in this torch-free module so that
+# callers can silence them without importing the network.
+class SmallSampleWarning(UserWarning):
+    """The sample has fewer rows than the network was trained on (n < 10)."""
+
+
+class OutOfRangeWarning(UserWarning):
+    """The sample's dims or n lie beyond what the network saw in training."""
+
+
+class TiedDataWarning(UserWarning):
+    """A column is discrete or heavily tied; MIST was trained on continuous data only."""
+
+
+def _inside_package(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(PACKAGE_DIR)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn(message, category)`` attributed to the first frame outside this
+    package (see the module notes); nothing inside :func:`silenced` for its category."""
+    if issubclass(category, _SILENCED.get()):
+        return
+    frame, level = sys._getframe(1), 2
+    while frame is not None and _inside_package(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+@contextmanager
+def silenced(*categories: type[Warning]) -> Iterator[None]:
+    """Drop :func:`warn`'s warnings of ``categories`` inside the block, in this thread or
+    task only."""
+    token = _SILENCED.set(_SILENCED.get() + categories)
+    try:
+        yield
+    finally:
+        _SILENCED.reset(token)

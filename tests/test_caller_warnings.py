@@ -1,0 +1,61 @@
+"""Warnings point at the caller, and silencing them touches only the silencing thread."""
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from mistmodel.caller_warnings import TiedDataWarning, silenced, warn
+from mistmodel.independence import conditional_independence_test
+
+
+def test_warn_names_the_first_line_outside_the_package():
+    with pytest.warns(TiedDataWarning) as caught:
+        warn("tied", TiedDataWarning)
+    assert caught[0].filename == __file__
+
+
+def test_silenced_drops_only_its_categories_and_restores_them():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with silenced(TiedDataWarning):
+            warn("dropped", TiedDataWarning)
+            warn("kept", RuntimeWarning)
+        warn("after", TiedDataWarning)
+    assert [str(w.message) for w in caught] == ["kept", "after"]
+
+
+class _PausingEstimator:
+    """A conditional estimator that holds its first null estimate until released."""
+    name = "pausing"
+
+    def __init__(self):
+        self.calls = 0
+        self.in_null = threading.Event()
+        self.release = threading.Event()
+
+    def estimate_conditional(self, x, y, z):
+        self.calls += 1
+        if self.calls == 2:                       # the first permuted copy
+            self.in_null.set()
+            assert self.release.wait(30)
+        return float(np.mean(x[:, 0] * y[:, 0]))
+
+
+def test_a_conditional_test_in_one_thread_leaves_other_threads_warnings_alone():
+    rng = np.random.default_rng(0)
+    x, y, z = (rng.standard_normal((60, 1)) for _ in range(3))
+    estimator = _PausingEstimator()
+    worker = threading.Thread(
+        target=conditional_independence_test, args=(estimator, x, y, z, 3))
+    filters = list(warnings.filters)
+    worker.start()
+    try:
+        assert estimator.in_null.wait(30)
+        assert warnings.filters == filters        # the process's filters are untouched
+        with pytest.warns(TiedDataWarning, match="repeats values"):
+            warn("x column 0 repeats values", TiedDataWarning)   # not silenced here
+    finally:
+        estimator.release.set()
+        worker.join(30)
+    assert not worker.is_alive() and estimator.calls == 4
