@@ -281,6 +281,21 @@ class Plan:
         data_seed = int(address_rng(self.seed, self.split, i, 1).integers(2**63))
         return spec, n, dx, dy, data_seed
 
+    def drawn_dims(self) -> tuple[int, int]:
+        """The most columns of X and of Y among the split's datapoints, from their
+        addresses alone (no data made).  It stops once both reach the most the design
+        can draw, which a large random split does within a few hundred datapoints."""
+        grid = getattr(self.design, "dim_grid", None)
+        cap = ((max(d[0] for d in grid), max(d[1] for d in grid)) if grid is not None
+               else self.design.largest_dims())
+        dx_max = dy_max = 0
+        for i in range(self.count):
+            _, _, dx, dy = self.design.cell(i, address_rng(self.seed, self.split, i, 0))
+            dx_max, dy_max = max(dx_max, dx), max(dy_max, dy)
+            if (dx_max, dy_max) == cap:
+                break
+        return dx_max, dy_max
+
     def datapoint(self, i: int) -> Sample:
         spec, n, dx, dy, data_seed = self.address(i)
         return sample(spec, n, dx, dy, data_seed, priors=self.priors)

@@ -91,6 +91,27 @@ def test_unequal_dims_and_explicit_dim_grid(tmp_path):
     assert all(1 <= s.dim_x <= 3 and 5 <= s.dim_y <= 9 for s in ds)
 
 
+
+def test_drawn_dims_are_the_most_the_built_datapoints_have(tmp_path, monkeypatch):
+    for count, dim_y_range in ((6, None), (12, (1, 9)), (200, (1, 9))):
+        ds = build(tmp_path / f"d{count}.zarr", specs=["normal-dense-base"], count=count,
+                   dim_range=(1, 12), dim_y_range=dim_y_range)
+        design = make_design(["normal-dense-base"], count, n_range=(10, 60), dim_range=(1, 12),
+                             dim_y_range=dim_y_range)
+        plan = make_plan(design, 3, "train", None, 7)
+        assert plan.drawn_dims() == (max(s.dim_x for s in ds), max(s.dim_y for s in ds))
+    grid = make_design(["normal-dense-base"], n_grid=[10], dim_grid=[[2, 7], [5, 1]])
+    assert make_plan(grid, 0, "test", None, 5).drawn_dims() == (5, 7)
+    # a large split stops reading addresses once it has drawn the design's largest dims
+    from mistgen import design as design_module
+    calls = []
+    real = design_module.address_rng
+    monkeypatch.setattr(design_module, "address_rng", lambda *a: calls.append(a) or real(*a))
+    huge = make_plan(make_design(["normal-dense-base"], 10 ** 9, dim_range=(1, 12)), 0,
+                     "train", None, 100)
+    assert huge.drawn_dims() == (12, 12) and len(calls) < 1000
+
+
 def test_same_bytes_for_one_and_two_dask_workers(tmp_path):
     a = build(tmp_path / "one.zarr", count=60, shard_size=8, workers=1)
     b = build(tmp_path / "two.zarr", count=60, shard_size=8, workers=2)

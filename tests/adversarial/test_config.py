@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from common.checks import ConfigError, check_config  # noqa: E402
+from common.stores import store_names, store_recipe  # noqa: E402
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 BREAST_CANCER = ROOT / "mistgen" / "modalities" / "breast_cancer.npy"
@@ -203,6 +204,37 @@ def test_a_dim_grid_is_read_for_its_dims_not_its_dim_range(base_config):
         config["splits"][split].update(n_grid=[100], dim_grid=[4, 8], dim_range=[2, 32])
     config["runs"]["main"]["estimators"] = ["KSG", "MIST", "MIST-QR"]
     check_config(validated(config), str(ROOT))
+
+
+
+def test_a_study_model_is_limited_to_the_dims_its_training_splits_draw(base_config):
+    """A small training split need not draw its dim_range's largest dims; the trained
+    card holds the dims drawn, so a test split between the two is refused at the dry run."""
+    from mistgen.design import make_design, make_plan
+
+    config = copy.deepcopy(base_config)
+    for split in ("train", "train_uneven"):
+        config["splits"][split].update(count=3, combined=True)
+    validated(config)
+    drawn = []
+    for split in ("train", "train_uneven"):
+        recipe = store_recipe(config, split, store_names(config, split)[0])
+        design = make_design(recipe["specs"], **{k: v for k, v in recipe.items() if k not in (
+            "specs", "seed", "split", "shard_size", "priors")})
+        drawn.append(make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
+                               recipe["shard_size"]).drawn_dims())
+    widest = max(d[0] for d in drawn), max(d[1] for d in drawn)
+    assert widest[0] < 32                      # the split's design reaches 32
+    for split in ("test_id", "test_ood"):
+        config["splits"][split].update(n_grid=[100], dim_grid=[list(widest)])
+    check_config(config, str(ROOT))
+    config["splits"]["test_id"].update(dim_grid=[[widest[0] + 1, widest[1]]])
+    with pytest.raises(ConfigError) as err:
+        check_config(config, str(ROOT))
+    refused = [line.split(":")[1].split()[0] for line in str(err.value).splitlines()
+               if "runs.main:" in line]
+    assert refused == ["MIST", "MIST-QR"]      # the shipped networks take 32
+    assert f"'test_id' (dim_x = {widest[0] + 1} > {widest[0]})" in str(err.value)
 
 
 def test_a_wide_split_runs_with_estimators_that_warn(base_config):

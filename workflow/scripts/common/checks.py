@@ -234,16 +234,20 @@ def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
 
 
 def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
-    """The most columns of X and of Y a datapoint of an I(X;Y) split can have, by its
-    design (a split warped to a modality has the modality's)."""
+    """The most columns of X and of Y among the datapoints of an I(X;Y) split, read off
+    their addresses (:meth:`mistgen.design.Plan.drawn_dims`; no data made); a split
+    warped to a modality has the modality's."""
+    from mistgen.design import make_plan
+
     if "@" in split:
         entry = config["modalities"][split.split("@", 1)[1]]
         return len(entry["x_columns"]), len(entry["y_columns"])
-    design, _ = _design(config, split, store_names(config, split)[0])
-    grid = getattr(design, "dim_grid", None)
-    if grid is not None:
-        return max(d[0] for d in grid), max(d[1] for d in grid)
-    return design.largest_dims()
+    drawn = []
+    for name in store_names(config, split):
+        design, recipe = _design(config, split, name)
+        drawn.append(make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
+                               recipe["shard_size"]).drawn_dims())
+    return max(d[0] for d in drawn), max(d[1] for d in drawn)
 
 
 def _mist_dims(spec: Mapping[str, Any], models: Mapping[str, Any],
@@ -270,7 +274,7 @@ def _model_dims(models: Mapping[str, Any], name: str,
                 dims: Callable[[str], tuple[int, int]]) -> tuple[tuple[int, int], str]:
     trained = [dims(s) for s in models[name]["train"]]
     return ((max(d[0] for d in trained), max(d[1] for d in trained)),
-            f"model {name!r}: the most its training splits can draw")
+            f"model {name!r}: the most its training splits draw")
 
 
 def _wider(splits: list[str], limit: tuple[int, int],
@@ -321,7 +325,7 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
                    else "out_of_range: warn in the estimator's settings")
             problems.append(
                 f"{where}: {est} ({whose}) takes at most dim_x = {limit[0]}, dim_y = "
-                f"{limit[1]} and refuses more, but these splits can reach more: "
+                f"{limit[1]} and refuses more, but these splits hold more: "
                 f"{'; '.join(wide)}. Either {where_dims}, use a MIST trained on wider "
                 f"splits, or set {key} to answer with a warning")
     for name, entry in models.items():
@@ -331,7 +335,7 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
         wide = _wider(entry["calibrate"], limit, dims)
         if wide:
             problems.append(
-                f"models.{name}.calibrate: the calibration splits can reach more columns "
+                f"models.{name}.calibrate: the calibration splits hold more columns "
                 f"than {whose} takes (dim_x = {limit[0]}, dim_y = {limit[1]}): "
                 f"{'; '.join(wide)}. Narrow them or widen its training splits")
 
