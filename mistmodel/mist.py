@@ -319,10 +319,10 @@ class MIST(Estimator):
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         self._refuse_conditional("estimate")
-        self._warn_ties([(x, y)])
+        tied = self._warn_ties([(x, y)])
         out = np.ravel(self._forward([(x, y)], None))
         if self.neighbour_correction:
-            out = self._corrected([(x, y)], out, seed)
+            out = self._corrected([(x, y)], out, seed, tied)
         return float(out[0])
 
     def estimate_conditional(self, x: Any, y: Any, z: Any) -> float:
@@ -387,23 +387,26 @@ class MIST(Estimator):
         pass.  Returns a float64 array in input order.
         """
         self._refuse_conditional("estimate_batch")
-        prepared = self._prepare_many(samples)
+        prepared = self._prepare_many(samples, warn_ties=False)
+        tied = self._warn_ties(prepared)
         out = self._predict(prepared, None)
         out = out[:, 0] if out.ndim == 2 else out
-        return self._corrected(prepared, out, self.seed) if self.neighbour_correction else out
+        if self.neighbour_correction:
+            return self._corrected(prepared, out, self.seed, tied)
+        return out
 
     def _corrected(self, prepared: list[tuple[np.ndarray, np.ndarray]],
-                   estimates: np.ndarray, seed: int) -> np.ndarray:
+                   estimates: np.ndarray, seed: int, tied: list[bool]) -> np.ndarray:
         """``estimates`` with the neighbour correction applied
         (:mod:`mistmodel.neighbour_correction`): one batched pass over
         :data:`~mistmodel.neighbour_correction.DRAWS` draws from the neighbour of each
         sample it applies to.  The draws are seeded by ``seed`` and the sample's copula
         (:func:`~mistmodel.neighbour_correction.copula_digest`), so samples of one shape
-        do not share them."""
+        do not share them.  ``tied``: whether each sample has a heavily tied column."""
         out = np.array(estimates, dtype=np.float64)
         reasons, hoods = {}, {}
         for i, (x, y) in enumerate(prepared):
-            reasons[i] = self._correction_blocked(x, y, out[i])
+            reasons[i] = self._correction_blocked(x, y, out[i], tied[i])
             if reasons[i] is None:
                 hoods[i] = nc.neighbour(x, y)
                 if hoods[i] is None:
@@ -435,13 +438,14 @@ class MIST(Estimator):
         return out
 
     @staticmethod
-    def _correction_blocked(x: np.ndarray, y: np.ndarray, estimate: float) -> str | None:
+    def _correction_blocked(x: np.ndarray, y: np.ndarray, estimate: float,
+                            tied: bool) -> str | None:
         """Why the neighbour correction does not apply to this sample (None: it may)."""
         if x.shape[1] == 0 or y.shape[1] == 0:
             return "a side is constant"
         if not nc.applies(len(x), x.shape[1], y.shape[1]):
             return f"fewer than {nc.ROWS_PER_COLUMN} rows per column"
-        if tied_columns(x) or tied_columns(y):
+        if tied:
             return "a heavily tied column (a continuous copula is no neighbour of it)"
         if nc.correction_weight(estimate, 0.0) == 0.0:
             return "MIST's estimate is above 1 nat"
@@ -597,9 +601,10 @@ class MIST(Estimator):
     def _who(self) -> str:
         return "MIST"
 
-    def _prepare_many(self, samples: Iterable[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _prepare_many(self, samples: Iterable[Any], warn_ties: bool = True
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Validated samples with their constant columns dropped (a side may be left
-        without columns)."""
+        without columns); ``warn_ties=False`` leaves :meth:`_warn_ties` to the caller."""
         prepared = []
         for i, item in enumerate(samples):
             x, y = as_pair(item)
@@ -611,26 +616,32 @@ class MIST(Estimator):
                              np.delete(ya, constant_columns(ya), axis=1)))
         if not prepared:
             raise ValueError("MIST needs at least one sample")
-        self._warn_ties(prepared)
+        if warn_ties:
+            self._warn_ties(prepared)
         return prepared
 
-    def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> None:
-        """One :class:`TiedDataWarning` per call naming the first heavily tied column."""
+    def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> list[bool]:
+        """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per
+        call naming the first."""
+        flags: list[bool] = []
+        warned = False
         for i, parts in enumerate(prepared):
-            for side, a in zip("xyz", parts):
-                tied = tied_columns(a)
-                if tied:
-                    j, fraction = tied[0]
-                    where = f"sample {i}, " if len(prepared) > 1 else ""
-                    more = f" (and {len(tied) - 1} more {side} columns)" if len(tied) > 1 else ""
-                    warn(
-                        f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
-                        f"rows{more}: MIST was "
-                        "trained on continuous data and is biased on discrete or heavily "
-                        "tied columns. Use KSG (mistmodel.estimators.KSG), which breaks "
-                        "ties with a little noise, for such data.",
-                        TiedDataWarning)
-                    return
+            tied = next(((side, t) for side, a in zip("xyz", parts) if (t := tied_columns(a))),
+                        None)
+            first = tied is not None and not warned
+            warned = warned or first
+            if first:
+                side, columns = tied
+                j, fraction = columns[0]
+                where = f"sample {i}, " if len(prepared) > 1 else ""
+                more = (f" (and {len(columns) - 1} more {side} columns)"
+                        if len(columns) > 1 else "")
+                warn(f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
+                     f"rows{more}: MIST was trained on continuous data and is biased on "
+                     "discrete or heavily tied columns. Use KSG (mistmodel.estimators.KSG), "
+                     "which breaks ties with a little noise, for such data.", TiedDataWarning)
+            flags.append(tied is not None)
+        return flags
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
                  tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:

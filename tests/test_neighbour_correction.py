@@ -311,3 +311,26 @@ def test_tied_columns_are_not_corrected(plain, controlled):
     y = np.where(rng.random((1000, 1)) < 0.1, 1 - x, x)
     assert controlled.estimate(x, y) == pytest.approx(plain.estimate(x, y), abs=1e-12)
     assert controlled.last_info["neighbour_correction"]["weight"] == 0.0
+
+
+def test_ties_are_checked_once_per_sample(controlled, monkeypatch):
+    """The tie check that warns also decides where the correction applies: it runs once
+    per side, not again for the correction."""
+    import mistmodel.mist as mist_module
+
+    calls = []
+    real = mist_module.tied_columns
+    monkeypatch.setattr(mist_module, "tied_columns", lambda a: calls.append(a.shape) or real(a))
+    rng = np.random.default_rng(16)
+    samples = [_gaussian_pair(600, 0.3, seed, dim=2)[:2] for seed in range(3)]
+    controlled.estimate(*samples[0])
+    assert len(calls) == 2
+    calls.clear()
+    controlled.estimate_batch(samples)
+    assert len(calls) == 6
+    tied = (rng.integers(0, 2, (600, 1)) * 1.0, rng.standard_normal((600, 1)))
+    calls.clear()
+    with pytest.warns(mist_module.TiedDataWarning):
+        values = controlled.estimate_batch(samples + [tied])
+    assert len(calls) == 7                            # the tied x stops its sample's check
+    assert np.isfinite(values).all()
