@@ -185,13 +185,14 @@ class MIST(Estimator):
         average has the bias of an estimate at ``n / groups`` rows and less variance;
         MIST-QR's interval is the average of the groups' intervals, hence conservative.
     neighbour_correction : point checkpoints only.  ``True`` corrects each estimate by
-        the network's mean error on two samples of the same shape drawn from the
-        sample's neighbour, a Gaussian or Student-t copula fitted to it whose MI is exact
-        (:mod:`mistmodel.neighbour_correction`), with full weight below 0.5 nats, none
-        above 1 nat, and none with fewer than 20 rows per column, a heavily tied column
-        or a column repeating another (a continuous copula is no neighbour there).  It
-        costs the neighbour's fit and two more forward passes where it applies.  The
-        estimate is not clipped at 0 (at independence it is about as often below 0 as
+        the network's mean error on samples of the same shape drawn from the sample's
+        neighbour, whose MI is exact (:mod:`mistmodel.neighbour_correction`): two draws
+        from a Gaussian or Student-t copula fitted to it, or, below 20 rows per column,
+        eight shuffles of its Y rows against its X rows (MI 0).  Full weight below 0.5
+        nats (0.25 with shuffles), none above 1 nat (0.5), and none for a heavily tied
+        column or, from 20 rows per column, a column repeating another (a continuous
+        copula is no neighbour there).  It costs the neighbour's fit and two (eight) more
+        forward passes where it applies.  The estimate is not clipped at 0 (at independence it is about as often below 0 as
         above), stays unchanged under strictly increasing maps of the columns and under
         row order (up to ``max_rows`` rows, as the plain estimate), but not exactly
         under permutations of the columns (the draws change).
@@ -398,9 +399,9 @@ class MIST(Estimator):
     def _corrected(self, prepared: list[tuple[np.ndarray, np.ndarray]],
                    estimates: np.ndarray, seed: int, tied: list[bool]) -> np.ndarray:
         """``estimates`` with the neighbour correction applied
-        (:mod:`mistmodel.neighbour_correction`): one batched pass over
-        :data:`~mistmodel.neighbour_correction.DRAWS` draws from the neighbour of each
-        sample it applies to.  The draws are seeded by ``seed`` and the sample's copula
+        (:mod:`mistmodel.neighbour_correction`): one batched pass over the draws from
+        the neighbour of each sample it applies to (its fitted copula, or its rows
+        shuffled below 20 rows per column).  The draws are seeded by ``seed`` and the sample's copula
         (:func:`~mistmodel.neighbour_correction.copula_digest`), so samples of one shape
         do not share them.  ``tied``: whether each sample has a heavily tied column."""
         out = np.array(estimates, dtype=np.float64)
@@ -411,29 +412,36 @@ class MIST(Estimator):
                 hoods[i] = nc.neighbour(x, y)
                 if hoods[i] is None:
                     reasons[i] = "singular correlation (a column repeats another)"
-                elif nc.correction_weight(out[i], hoods[i].mi) == 0.0:
-                    reasons[i] = "the neighbour's MI is above 1 nat"
+                elif hoods[i].weight(out[i]) == 0.0:
+                    reasons[i] = ("MIST's estimate is above 0.5 nats, with fewer than "
+                                  f"{nc.ROWS_PER_COLUMN} rows per column"
+                                  if hoods[i].kind == "shuffled"
+                                  else "the neighbour's MI is above 1 nat")
         live = [i for i in hoods if reasons[i] is None]
-        on_draws = np.zeros(len(live))
+        on_draws, counts = np.zeros(len(live)), []
         if live:
-            draws = [d for i in live for d in hoods[i].draws(len(prepared[i][0]), seed)]
+            draws = []
+            for i in live:
+                drawn = hoods[i].draws(len(prepared[i][0]), seed)
+                draws += drawn
+                counts.append(len(drawn))
             row_groups = self._row_groups
             on_draws = np.ravel(self._predict(draws, None, check_shapes=False))
-            on_draws = on_draws.reshape(len(live), nc.DRAWS).mean(axis=1)
+            on_draws = np.add.reduceat(on_draws, np.cumsum([0] + counts[:-1])) / counts
             self._row_groups = row_groups
             mi = np.array([hoods[i].mi for i in live])
-            weight = nc.correction_weight(out[live], mi)
+            weight = np.array([hoods[i].weight(out[i]) for i in live])
             out[live] -= weight * (on_draws - mi)
         if len(prepared) == 1:
             info: dict[str, Any] = {"weight": 0.0, "reason": reasons[0], "neighbour_mi": None,
                                     "neighbour_nu": None, "neighbour_estimate": None}
             if 0 in hoods and hoods[0] is not None:
-                info.update(neighbour_mi=hoods[0].mi,
+                info.update(neighbour=hoods[0].kind, neighbour_mi=hoods[0].mi,
                             neighbour_nu=hoods[0].nu if np.isfinite(hoods[0].nu) else None)
             if live:
-                info.update(weight=float(nc.correction_weight(estimates[0], hoods[0].mi)),
+                info.update(weight=float(hoods[0].weight(estimates[0])),
                             reason="applied", neighbour_estimate=float(on_draws[0]),
-                            draws=nc.DRAWS)
+                            draws=counts[0])
             self._correction_info = info
         return out
 
@@ -443,8 +451,6 @@ class MIST(Estimator):
         """Why the neighbour correction does not apply to this sample (None: it may)."""
         if x.shape[1] == 0 or y.shape[1] == 0:
             return "a side is constant"
-        if not nc.applies(len(x), x.shape[1], y.shape[1]):
-            return f"fewer than {nc.ROWS_PER_COLUMN} rows per column"
         if tied:
             return "a heavily tied column (a continuous copula is no neighbour of it)"
         if nc.correction_weight(estimate, 0.0) == 0.0:

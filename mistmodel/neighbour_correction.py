@@ -22,9 +22,17 @@ as on its neighbour, the error cancels and the estimate inherits the neighbour's
 consistency in n.  It does not err alike everywhere: on strongly dependent data of
 other shapes (additive noise at several nats) its error on the neighbour has another
 sign and size.  The weight ``w`` is therefore 1 only where both MIST's estimate and the
-neighbour's MI are below :data:`FULL_BELOW` nats, falls linearly to 0 at
-:data:`NONE_ABOVE`, and is 0 below :data:`ROWS_PER_COLUMN` rows per column (there the
-sample correlation of many columns is mostly noise).  No neighbour is fitted where a
+neighbour's MI are below :data:`FULL_BELOW` nats and falls linearly to 0 at
+:data:`NONE_ABOVE`.
+
+Below :data:`ROWS_PER_COLUMN` rows per column the sample correlation of many columns is
+mostly noise, and no copula is fitted.  The neighbour is then the sample's own X and Y
+with the pairing of their rows shuffled (:class:`ShuffledNeighbour`): the independent
+coupling of its two marginal samples, whose MI is exactly 0.  The correction subtracts
+the network's mean estimate on :data:`SHUFFLED_DRAWS` shuffles, its bias at independence
+for exactly these marginals, with full weight below :data:`SHUFFLED_FULL_BELOW` nats and
+none above :data:`SHUFFLED_NONE_ABOVE`: there the network's bias at independence says
+little about its bias on dependent data.  No copula is fitted where a
 column repeats another (same ranks: the correlation is singular), and
 :class:`mistmodel.MIST` also leaves samples with a heavily tied column alone: a
 continuous copula is no neighbour of discrete data.
@@ -41,17 +49,21 @@ from .copula import average_ranks
 from .estimators.cca import gaussian_bias
 
 __all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
-           "Neighbour", "neighbour", "applies", "correction_weight", "copula_digest",
-           "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE",
-           "FIT_ROWS", "DRAWS", "SINGULAR", "canonical_order"]
+           "Neighbour", "ShuffledNeighbour", "neighbour", "applies", "correction_weight",
+           "copula_digest", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
+           "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "SHUFFLED_DRAWS", "SHUFFLED_FULL_BELOW",
+           "SHUFFLED_NONE_ABOVE", "SINGULAR", "canonical_order"]
 
 FULL_BELOW = 0.5       # nats: full correction below this (estimate and neighbour's MI)
 NONE_ABOVE = 1.0       # nats: no correction above this
-ROWS_PER_COLUMN = 20   # no correction with fewer rows per column (dim_x + dim_y)
+ROWS_PER_COLUMN = 20   # below this many rows per column (dim_x + dim_y): shuffled rows
 NU_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0)   # degrees of freedom tried
 TAIL_EVIDENCE = 13.8   # twice the log-likelihood gain a shared t scale must show
 FIT_ROWS = 2000        # rows the degrees of freedom are fitted on
 DRAWS = 2              # draws from the neighbour, averaged
+SHUFFLED_DRAWS = 8     # shuffles of a sample with few rows per column, averaged
+SHUFFLED_FULL_BELOW = 0.25   # nats: the weights with shuffles (few rows per column)
+SHUFFLED_NONE_ABOVE = 0.5
 SINGULAR = 1e-10       # smallest eigenvalue of a usable correlation matrix
 
 
@@ -158,6 +170,11 @@ class Neighbour:
     nu: float
     mi: float
     digest: int = 0     # of the sample it was fitted to (copula_digest)
+    kind: str = "copula"
+
+    def weight(self, estimate: np.ndarray) -> np.ndarray:
+        """The correction's weight for MIST's ``estimate`` (:func:`correction_weight`)."""
+        return correction_weight(estimate, self.mi)
 
     def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:data:`DRAWS` independent draws of ``n`` rows (:meth:`draw`), seeded by
@@ -176,6 +193,34 @@ class Neighbour:
         if np.isfinite(self.nu):
             rows *= np.sqrt(self.nu / rng.chisquare(self.nu, size=n))[:, None]
         return rows[:, :self.dim_x], rows[:, self.dim_x:]
+
+
+@dataclass(frozen=True)
+class ShuffledNeighbour:
+    """The neighbour of a sample with few rows per column: its own rows (in
+    :func:`canonical_order`) with those of Y shuffled against those of X.  X and Y keep
+    their marginal samples and become independent, so the MI is exactly 0."""
+
+    x: np.ndarray
+    y: np.ndarray
+    digest: int
+    mi: float = 0.0
+    nu: float = np.inf
+    kind: str = "shuffled"
+
+    def weight(self, estimate: np.ndarray) -> np.ndarray:
+        """The correction's weight for MIST's ``estimate``: 1 below
+        :data:`SHUFFLED_FULL_BELOW`, 0 above :data:`SHUFFLED_NONE_ABOVE`.  With few rows per
+        column the network's bias at independence says less about its bias at half a nat
+        than with many: the shuffles correct only estimates near 0."""
+        return correction_weight(estimate, 0.0, SHUFFLED_FULL_BELOW, SHUFFLED_NONE_ABOVE)
+
+    def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:data:`SHUFFLED_DRAWS` shuffles, seeded by ``seed`` and :attr:`digest` (``n``:
+        the sample's rows, for the interface of :meth:`Neighbour.draws`)."""
+        base = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+        return [(self.x, self.y[np.random.default_rng(base + [self.digest, k]).permutation(n)])
+                for k in range(SHUFFLED_DRAWS)]
 
 
 def canonical_order(ranks: np.ndarray) -> np.ndarray:
@@ -206,14 +251,18 @@ def copula_digest(ranks: np.ndarray, order: np.ndarray) -> int:
     return int.from_bytes(digest.digest(), "little") >> 1
 
 
-def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
-    """The neighbour of the sample ``(x, y)`` (2-D, no constant columns,
-    ``n > dim_x + dim_y``), as the module describes it; ``None`` when the correlation of
-    the normal scores is singular (a column repeating another, within a side or across),
-    where no copula of this form is a neighbour."""
+def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | ShuffledNeighbour | None:
+    """The neighbour of the sample ``(x, y)`` (2-D, no constant columns), as the module
+    describes it: a :class:`ShuffledNeighbour` below :data:`ROWS_PER_COLUMN` rows per
+    column, else the fitted copula, or ``None`` when the correlation of the normal scores
+    is singular (a column repeating another, within a side or across), where no copula
+    of this form is a neighbour."""
     n, dim_x = x.shape
     dim_y = y.shape[1]
     ranks = average_ranks(np.hstack([np.asarray(x, np.float64), np.asarray(y, np.float64)]))
+    if not applies(n, dim_x, dim_y):
+        order = canonical_order(ranks)
+        return ShuffledNeighbour(x[order], y[order], copula_digest(ranks, order))
     u = (ranks - 0.5) / n
     corr = np.atleast_2d(np.corrcoef(ndtri(u), rowvar=False))
     if np.linalg.eigvalsh(corr)[0] < SINGULAR:
@@ -231,12 +280,16 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | None:
 
 
 def applies(n: int, dim_x: int, dim_y: int) -> bool:
-    """Whether a sample of this shape has enough rows per column for the correction."""
+    """Whether a sample of this shape has enough rows per column for a fitted copula
+    (else its neighbour is a :class:`ShuffledNeighbour`)."""
     return dim_x > 0 and dim_y > 0 and n >= ROWS_PER_COLUMN * (dim_x + dim_y)
 
 
-def correction_weight(estimate: np.ndarray, neighbour_mi: np.ndarray) -> np.ndarray:
-    """The weight of the correction: 1 where both values are below :data:`FULL_BELOW`,
-    falling linearly in the larger of them to 0 at :data:`NONE_ABOVE`."""
+def correction_weight(estimate: np.ndarray, neighbour_mi: np.ndarray,
+                      full_below: float = FULL_BELOW, none_above: float = NONE_ABOVE
+                      ) -> np.ndarray:
+    """The weight of the correction: 1 where both values are below ``full_below``,
+    falling linearly in the larger of them to 0 at ``none_above`` (by default
+    :data:`FULL_BELOW` and :data:`NONE_ABOVE`; a :class:`ShuffledNeighbour` has its own)."""
     level = np.maximum(np.asarray(estimate, np.float64), np.asarray(neighbour_mi, np.float64))
-    return np.clip((NONE_ABOVE - level) / (NONE_ABOVE - FULL_BELOW), 0.0, 1.0)
+    return np.clip((none_above - level) / (none_above - full_below), 0.0, 1.0)

@@ -106,6 +106,10 @@ def test_weight_and_where_it_applies():
     np.testing.assert_allclose(w, [1.0, 1.0, 0.5, 0.2, 0.0])
     assert nc.applies(80, 2, 2) and not nc.applies(79, 2, 2)
     assert not nc.applies(10_000, 0, 3)
+    rng = np.random.default_rng(3)
+    shuffled = nc.neighbour(rng.standard_normal((30, 1)), rng.standard_normal((30, 1)))
+    np.testing.assert_allclose(shuffled.weight(np.array([0.1, 0.25, 0.375, 0.5, 0.8])),
+                               [1.0, 1.0, 0.5, 0.0, 0.0])
 
 
 # -- inside MIST ---------------------------------------------------------------------------
@@ -169,18 +173,47 @@ def test_bivariate_gaussian_is_right_as_n_grows(plain, controlled):
     assert np.mean(errors["controlled"]) < np.mean(errors["plain"])
 
 
-def test_left_alone_where_it_does_not_apply(plain, controlled):
-    rng = np.random.default_rng(7)
-    few_rows = (rng.standard_normal((150, 4)), rng.standard_normal((150, 4)))  # < 20 per column
+def test_left_alone_above_one_nat_or_half_a_nat_with_few_rows(plain, controlled):
     x, y, truth = _gaussian_pair(2000, 0.95, 8, dim=2)                       # 2.3 nats
-    out = controlled.estimate_batch([few_rows, (x, y)])
-    np.testing.assert_allclose(out, plain.estimate_batch([few_rows, (x, y)]), atol=1e-12)
-    assert controlled.estimate(*few_rows) == pytest.approx(plain.estimate(*few_rows), abs=1e-12)
-    info = controlled.last_info["neighbour_correction"]
-    assert info["weight"] == 0.0 and info["reason"] == "fewer than 20 rows per column"
-    controlled.estimate(x, y)
+    few = _gaussian_pair(150, 0.99, 7, dim=4)[:2]              # < 20 rows per column, 8 nats
+    half = _gaussian_pair(100, 0.5, 1, dim=4)[:2]      # 0.58 nats, 12.5 rows per column
+    assert 0.5 < plain.estimate(*half) < 1.0
+    out = controlled.estimate_batch([(x, y), few, half])
+    np.testing.assert_allclose(out, plain.estimate_batch([(x, y), few, half]), atol=1e-12)
+    for sample in ((x, y), few):
+        controlled.estimate(*sample)
+        assert controlled.last_info["neighbour_correction"]["reason"] == \
+            "MIST's estimate is above 1 nat"
+    controlled.estimate(*half)
     assert controlled.last_info["neighbour_correction"]["reason"] == \
-        "MIST's estimate is above 1 nat"
+        "MIST's estimate is above 0.5 nats, with fewer than 20 rows per column"
+
+
+def test_few_rows_per_column_take_the_shuffled_neighbour(plain, controlled):
+    """Below 20 rows per column the neighbour is the sample with its Y rows shuffled
+    against its X rows: the same marginal samples, MI exactly 0."""
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((150, 4)), rng.standard_normal((150, 4))
+    hood = nc.neighbour(x, y)
+    assert isinstance(hood, nc.ShuffledNeighbour) and hood.mi == 0.0
+    draws = hood.draws(len(x), controlled.seed)
+    assert len(draws) == nc.SHUFFLED_DRAWS
+    for dx, dy in draws:
+        assert np.array_equal(np.sort(dx, axis=0), np.sort(x, axis=0))
+        assert np.array_equal(np.sort(dy, axis=0), np.sort(y, axis=0))
+        assert {tuple(r) for r in dy} == {tuple(r) for r in y}       # whole rows moved
+    assert not np.array_equal(draws[0][1], draws[1][1])
+    raw, on_draws = plain.estimate(x, y), float(np.mean(plain.estimate_batch(draws)))
+    weight = float(hood.weight(raw))
+    assert weight > 0
+    value = controlled.estimate(x, y)
+    assert value == pytest.approx(raw - weight * on_draws, abs=1e-9)
+    info = controlled.last_info["neighbour_correction"]
+    assert info["reason"] == "applied" and info["neighbour"] == "shuffled"
+    assert info["draws"] == nc.SHUFFLED_DRAWS and info["neighbour_mi"] == 0.0
+    order = rng.permutation(150)                                  # row order: same draws
+    assert controlled.estimate(x[order], y[order]) == pytest.approx(value, abs=1e-6)
+    assert controlled.estimate(np.exp(x), y ** 3) == pytest.approx(value, abs=1e-6)
 
 
 def test_a_batch_mixing_corrected_and_plain_samples_matches_single_calls(plain, controlled):
@@ -192,8 +225,9 @@ def test_a_batch_mixing_corrected_and_plain_samples_matches_single_calls(plain, 
     single = [controlled.estimate(x, y) for x, y in samples]
     np.testing.assert_allclose(batch, single, atol=1e-5)
     raw = plain.estimate_batch(samples)
-    assert batch[0] == raw[0] and batch[2] == raw[2]
-    assert batch[1] != pytest.approx(raw[1], abs=1e-6) and batch[3] != pytest.approx(raw[3], abs=1e-6)
+    assert batch[2] == raw[2]
+    for i in (0, 1, 3):
+        assert batch[i] != pytest.approx(raw[i], abs=1e-6)
 
 
 def test_row_order_and_monotone_maps_leave_it_unchanged(controlled):
