@@ -51,7 +51,8 @@ from .estimators.cca import gaussian_bias
 __all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
            "Neighbour", "ShuffledNeighbour", "neighbour", "applies", "correction_weight",
            "copula_digest", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
-           "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "SHUFFLED_DRAWS", "SHUFFLED_FULL_BELOW",
+           "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "DRAW_GROUPS", "SHUFFLED_DRAWS",
+           "SHUFFLED_FULL_BELOW",
            "SHUFFLED_NONE_ABOVE", "SINGULAR", "canonical_order"]
 
 FULL_BELOW = 0.5       # nats: full correction below this (estimate and neighbour's MI)
@@ -62,6 +63,7 @@ TAIL_EVIDENCE = 13.8   # twice the log-likelihood gain a shared t scale must sho
 FIT_ROWS = 2000        # rows the degrees of freedom are fitted on
 DRAWS = 2              # draws from the neighbour, averaged
 SHUFFLED_DRAWS = 8     # shuffles of a sample with few rows per column, averaged
+DRAW_GROUPS = 8        # row groups a draw is read in, at most (see MIST's max_rows)
 SHUFFLED_FULL_BELOW = 0.25   # nats: the weights with shuffles (few rows per column)
 SHUFFLED_NONE_ABOVE = 0.5
 SINGULAR = 1e-10       # smallest eigenvalue of a usable correlation matrix
@@ -216,10 +218,11 @@ class ShuffledNeighbour:
         return correction_weight(estimate, 0.0, SHUFFLED_FULL_BELOW, SHUFFLED_NONE_ABOVE)
 
     def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:data:`SHUFFLED_DRAWS` shuffles, seeded by ``seed`` and :attr:`digest` (``n``:
-        the sample's rows, for the interface of :meth:`Neighbour.draws`)."""
+        """:data:`SHUFFLED_DRAWS` shuffles of all the sample's rows, seeded by ``seed`` and
+        :attr:`digest` (``n`` is ignored: the interface of :meth:`Neighbour.draws`)."""
         base = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
-        return [(self.x, self.y[np.random.default_rng(base + [self.digest, k]).permutation(n)])
+        rows = len(self.x)
+        return [(self.x, self.y[np.random.default_rng(base + [self.digest, k]).permutation(rows)])
                 for k in range(SHUFFLED_DRAWS)]
 
 

@@ -368,3 +368,23 @@ def test_ties_are_checked_once_per_sample(controlled, monkeypatch):
         values = controlled.estimate_batch(samples + [tied])
     assert len(calls) == 7                            # the tied x stops its sample's check
     assert np.isfinite(values).all()
+
+
+def test_draws_of_a_large_sample_are_read_in_at_most_eight_row_groups(monkeypatch):
+    """The network's bias is that of one row group: a draw is read in at most
+    DRAW_GROUPS groups of the sample's group size, not in all of the sample's."""
+    est = MIST.load(device="cpu", neighbour_correction=True, max_rows=100)
+    for n in (100, 800, 801, 1000, 2000, 12_345):
+        rows, groups = est._draw_rows(n), est.row_groups(n)
+        if groups <= nc.DRAW_GROUPS:
+            assert rows == n
+        else:
+            assert est.row_groups(rows) == nc.DRAW_GROUPS and rows // nc.DRAW_GROUPS == n // groups
+    asked = []
+    real = nc.Neighbour.draws
+    monkeypatch.setattr(nc.Neighbour, "draws",
+                        lambda self, n, seed: asked.append(n) or real(self, n, seed))
+    x, y, _ = _gaussian_pair(2000, 0.3, 23)
+    value = est.estimate(x, y)
+    assert asked == [800] and est.last_info["neighbour_correction"]["reason"] == "applied"
+    assert np.isfinite(value)
