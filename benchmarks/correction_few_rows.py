@@ -52,11 +52,11 @@ def main(argv=None) -> int:
                               ("out of distribution", OOD_SPECS, args.seed + 1)):
         path = root / f"{'id' if specs is ID_SPECS else 'ood'}_{seed}.zarr"
         build(path, specs, seed)
-        samples = list(mistgen.open_meta_dataset(path))
+        samples = [s for s in mistgen.open_meta_dataset(path)
+                   if s.x.shape[0] < ROWS_PER_COLUMN * (s.x.shape[1] + s.y.shape[1])]
         pairs = [(s.x, s.y) for s in samples]
         truth = np.array([s.mi for s in samples])
         n = np.array([s.x.shape[0] for s in samples])
-        few = n < ROWS_PER_COLUMN * np.array([s.x.shape[1] + s.y.shape[1] for s in samples])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a, b = plain.estimate_batch(pairs), corrected.estimate_batch(pairs)
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
         for label, lo_n, hi_n in SIZES:
             for lo, hi in BANDS:
-                m = few & (n >= lo_n) & (n < hi_n) & (truth >= lo) & (truth < hi)
+                m = (n >= lo_n) & (n < hi_n) & (truth >= lo) & (truth < hi)
                 if not m.any():
                     continue
                 print(f"| {name} (seed {seed}) | {label} | {lo:g}-{hi:g} | {m.sum()} | "

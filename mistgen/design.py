@@ -286,8 +286,9 @@ class Plan:
         addresses alone (no data made).  It stops once both reach the most the design
         can draw, which a large random split does within a few hundred datapoints."""
         grid = getattr(self.design, "dim_grid", None)
-        cap = ((max(d[0] for d in grid), max(d[1] for d in grid)) if grid is not None
-               else self.design.largest_dims())
+        if grid is not None:                    # every entry of a grid is drawn
+            return max(d[0] for d in grid), max(d[1] for d in grid)
+        cap = self.design.largest_dims()
         dx_max = dy_max = 0
         for i in range(self.count):
             _, _, dx, dy = self.design.cell(i, address_rng(self.seed, self.split, i, 0))

@@ -38,7 +38,9 @@ class TiedDataWarning(UserWarning):
 
 
 def _inside_package(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(PACKAGE_DIR)
+    """Whether a frame's file is one of this package's (``<string>`` and the like are
+    not files)."""
+    return not filename.startswith("<") and os.path.abspath(filename).startswith(PACKAGE_DIR)
 
 
 def warn(message: str, category: type[Warning]) -> None:
@@ -55,7 +57,7 @@ def warn(message: str, category: type[Warning]) -> None:
 @contextmanager
 def silenced(*categories: type[Warning]) -> Iterator[None]:
     """Drop :func:`warn`'s warnings of ``categories`` inside the block, in this thread or
-    task only."""
+    task only: threads started inside the block do not inherit it."""
     token = _SILENCED.set(_SILENCED.get() + categories)
     try:
         yield

@@ -192,14 +192,14 @@ class MIST(Estimator):
         nats (0.25 with shuffles), none above 1 nat (0.5), and none for a heavily tied
         column or, from 20 rows per column, a column repeating another (a continuous
         copula is no neighbour there).  It costs the neighbour's fit and two (eight) more
-        forward passes where it applies (each draw read in at most 8 row groups).  The
+        forward passes where it applies (each copula draw read in at most 8 row groups).  The
         estimate is not clipped at 0 (at independence it is about as often below 0 as
         above), stays unchanged under strictly increasing maps of the columns and under
         row order (up to ``max_rows`` rows, as the plain estimate), but not exactly
         under permutations of the columns (the draws change).
         ``last_info["neighbour_correction"]`` records the weight, the reason when it
-        does not apply, the neighbour's MI and degrees of freedom and the network's mean
-        estimate on its draws.
+        does not apply, which neighbour (``"copula"``, ``"shuffled"``), its MI and
+        degrees of freedom, the number of draws and the network's mean estimate on them.
     """
 
     bootstrap = "subsample"
@@ -415,10 +415,7 @@ class MIST(Estimator):
                 if hoods[i] is None:
                     reasons[i] = "singular correlation (a column repeats another)"
                 elif hoods[i].weight(out[i]) == 0.0:
-                    reasons[i] = ("MIST's estimate is above 0.5 nats, with fewer than "
-                                  f"{nc.ROWS_PER_COLUMN} rows per column"
-                                  if hoods[i].kind == "shuffled"
-                                  else "the neighbour's MI is above 1 nat")
+                    reasons[i] = "the neighbour's MI is above 1 nat"
         live = [i for i in hoods if reasons[i] is None]
         on_draws, counts = np.zeros(len(live)), []
         if live:
@@ -435,13 +432,14 @@ class MIST(Estimator):
             weight = np.array([hoods[i].weight(out[i]) for i in live])
             out[live] -= weight * (on_draws - mi)
         if len(prepared) == 1:
-            info: dict[str, Any] = {"weight": 0.0, "reason": reasons[0], "neighbour_mi": None,
-                                    "neighbour_nu": None, "neighbour_estimate": None}
+            info: dict[str, Any] = {"weight": 0.0, "reason": reasons[0], "neighbour": None,
+                                    "neighbour_mi": None, "neighbour_nu": None,
+                                    "neighbour_estimate": None, "draws": 0}
             if 0 in hoods and hoods[0] is not None:
                 info.update(neighbour=hoods[0].kind, neighbour_mi=hoods[0].mi,
                             neighbour_nu=hoods[0].nu if np.isfinite(hoods[0].nu) else None)
             if live:
-                info.update(weight=float(hoods[0].weight(estimates[0])),
+                info.update(weight=float(weight[0]),
                             reason="applied", neighbour_estimate=float(on_draws[0]),
                             draws=counts[0])
             self._correction_info = info
@@ -454,7 +452,7 @@ class MIST(Estimator):
         that of a group, so fewer groups leave the correction's expectation as it is and
         cost a fraction of the time (at n = 100,000: 8 groups of a draw, not 34)."""
         groups = self.row_groups(n)
-        return n if groups <= nc.DRAW_GROUPS else nc.DRAW_GROUPS * (n // groups)
+        return n if groups <= nc.DRAW_GROUPS else nc.DRAW_GROUPS * -(-n // groups)
 
     @staticmethod
     def _correction_blocked(x: np.ndarray, y: np.ndarray, estimate: float,
@@ -466,6 +464,10 @@ class MIST(Estimator):
             return "a heavily tied column (a continuous copula is no neighbour of it)"
         if nc.correction_weight(estimate, 0.0) == 0.0:
             return "MIST's estimate is above 1 nat"
+        if not nc.fits_copula(len(x), x.shape[1], y.shape[1]) and \
+                nc.ShuffledNeighbour.weight(estimate) == 0.0:
+            return (f"MIST's estimate is above {nc.SHUFFLED_NONE_ABOVE:g} nats, with fewer "
+                    f"than {nc.ROWS_PER_COLUMN} rows per column")
         return None
 
     def quantiles(self, x: Any, y: Any, taus: Sequence[float]) -> np.ndarray:

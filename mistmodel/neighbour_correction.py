@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import gammaln, ndtri, stdtrit
@@ -49,7 +50,7 @@ from .copula import average_ranks
 from .estimators.cca import gaussian_bias
 
 __all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
-           "Neighbour", "ShuffledNeighbour", "neighbour", "applies", "correction_weight",
+           "Neighbour", "ShuffledNeighbour", "neighbour", "fits_copula", "correction_weight",
            "copula_digest", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
            "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "DRAW_GROUPS", "SHUFFLED_DRAWS",
            "SHUFFLED_FULL_BELOW",
@@ -162,7 +163,12 @@ def shared_tail_nu(u: np.ndarray, dim_x: int) -> float:
     return nu if 2.0 * (gain - side_gain) >= TAIL_EVIDENCE else np.inf
 
 
-@dataclass(frozen=True)
+def _seeds(seed: int | list[int], digest: int) -> list[int]:
+    """The draws' seed: ``seed`` (an int or a list of ints) followed by ``digest``."""
+    return ([seed] if isinstance(seed, (int, np.integer)) else list(seed)) + [digest]
+
+
+@dataclass(frozen=True, eq=False)
 class Neighbour:
     """A sample's neighbour: dispersion matrix, degrees of freedom (``inf``: Gaussian
     copula) and exact MI."""
@@ -172,7 +178,7 @@ class Neighbour:
     nu: float
     mi: float
     digest: int = 0     # of the sample it was fitted to (copula_digest)
-    kind: str = "copula"
+    kind: ClassVar[str] = "copula"
 
     def weight(self, estimate: np.ndarray) -> np.ndarray:
         """The correction's weight for MIST's ``estimate`` (:func:`correction_weight`)."""
@@ -181,8 +187,8 @@ class Neighbour:
     def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:data:`DRAWS` independent draws of ``n`` rows (:meth:`draw`), seeded by
         ``seed`` and :attr:`digest`."""
-        base = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
-        return [self.draw(n, base + [self.digest, k]) for k in range(DRAWS)]
+        base = _seeds(seed, self.digest)
+        return [self.draw(n, base + [k]) for k in range(DRAWS)]
 
     def draw(self, n: int, seed: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """``n`` rows from the neighbour, split into X and Y: standard normal draws times
@@ -197,7 +203,7 @@ class Neighbour:
         return rows[:, :self.dim_x], rows[:, self.dim_x:]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShuffledNeighbour:
     """The neighbour of a sample with few rows per column: its own rows (in
     :func:`canonical_order`) with those of Y shuffled against those of X.  X and Y keep
@@ -206,11 +212,12 @@ class ShuffledNeighbour:
     x: np.ndarray
     y: np.ndarray
     digest: int
-    mi: float = 0.0
-    nu: float = np.inf
-    kind: str = "shuffled"
+    mi: ClassVar[float] = 0.0
+    nu: ClassVar[float] = np.inf
+    kind: ClassVar[str] = "shuffled"
 
-    def weight(self, estimate: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def weight(estimate: np.ndarray) -> np.ndarray:
         """The correction's weight for MIST's ``estimate``: 1 below
         :data:`SHUFFLED_FULL_BELOW`, 0 above :data:`SHUFFLED_NONE_ABOVE`.  With few rows per
         column the network's bias at independence says less about its bias at half a nat
@@ -220,9 +227,8 @@ class ShuffledNeighbour:
     def draws(self, n: int, seed: int | list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:data:`SHUFFLED_DRAWS` shuffles of all the sample's rows, seeded by ``seed`` and
         :attr:`digest` (``n`` is ignored: the interface of :meth:`Neighbour.draws`)."""
-        base = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
-        rows = len(self.x)
-        return [(self.x, self.y[np.random.default_rng(base + [self.digest, k]).permutation(rows)])
+        base, rows = _seeds(seed, self.digest), len(self.x)
+        return [(self.x, self.y[np.random.default_rng(base + [k]).permutation(rows)])
                 for k in range(SHUFFLED_DRAWS)]
 
 
@@ -262,8 +268,10 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | ShuffledNeighbour | N
     of this form is a neighbour."""
     n, dim_x = x.shape
     dim_y = y.shape[1]
+    if dim_x == 0 or dim_y == 0:
+        raise ValueError("a side without columns has no neighbour: its MI with the other is 0")
     ranks = average_ranks(np.hstack([np.asarray(x, np.float64), np.asarray(y, np.float64)]))
-    if not applies(n, dim_x, dim_y):
+    if not fits_copula(n, dim_x, dim_y):
         order = canonical_order(ranks)
         return ShuffledNeighbour(x[order], y[order], copula_digest(ranks, order))
     u = (ranks - 0.5) / n
@@ -282,7 +290,7 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | ShuffledNeighbour | N
                      copula_digest(ranks, order))
 
 
-def applies(n: int, dim_x: int, dim_y: int) -> bool:
+def fits_copula(n: int, dim_x: int, dim_y: int) -> bool:
     """Whether a sample of this shape has enough rows per column for a fitted copula
     (else its neighbour is a :class:`ShuffledNeighbour`)."""
     return dim_x > 0 and dim_y > 0 and n >= ROWS_PER_COLUMN * (dim_x + dim_y)

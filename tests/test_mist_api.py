@@ -380,7 +380,6 @@ def test_discrete_columns_warn_and_point_to_ksg(point):
         point.estimate(np.round(rng.standard_normal((200, 2)), 3), rng.standard_normal((200, 1)))
 
 
-
 def test_warnings_name_the_line_that_called_mist(point, qr):
     """Whatever the call path, a warning names the caller's line, not one inside mistmodel:
     the default filter then shows it once per line of user code."""

@@ -104,8 +104,10 @@ def test_weight_and_where_it_applies():
     w = nc.correction_weight(np.array([0.1, 0.2, 0.75, 0.3, 2.0]),
                           np.array([0.3, 0.49, 0.1, 0.9, 0.0]))
     np.testing.assert_allclose(w, [1.0, 1.0, 0.5, 0.2, 0.0])
-    assert nc.applies(80, 2, 2) and not nc.applies(79, 2, 2)
-    assert not nc.applies(10_000, 0, 3)
+    assert nc.fits_copula(80, 2, 2) and not nc.fits_copula(79, 2, 2)
+    assert not nc.fits_copula(10_000, 0, 3)
+    with pytest.raises(ValueError, match="without columns"):
+        nc.neighbour(np.ones((50, 0)), np.ones((50, 2)))
     rng = np.random.default_rng(3)
     shuffled = nc.neighbour(rng.standard_normal((30, 1)), rng.standard_normal((30, 1)))
     np.testing.assert_allclose(shuffled.weight(np.array([0.1, 0.25, 0.375, 0.5, 0.8])),
@@ -373,13 +375,18 @@ def test_ties_are_checked_once_per_sample(controlled, monkeypatch):
 def test_draws_of_a_large_sample_are_read_in_at_most_eight_row_groups(monkeypatch):
     """The network's bias is that of one row group: a draw is read in at most
     DRAW_GROUPS groups of the sample's group size, not in all of the sample's."""
-    est = MIST.load(device="cpu", neighbour_correction=True, max_rows=100)
-    for n in (100, 800, 801, 1000, 2000, 12_345):
+    for max_rows, n in [(100, 100), (100, 800), (100, 801), (100, 1000), (100, 12_345),
+                        (20, 161), (20, 1000), (56, 505), (3000, 100_000)]:
+        est = MIST.load(device="cpu", neighbour_correction=True, max_rows=max_rows)
         rows, groups = est._draw_rows(n), est.row_groups(n)
         if groups <= nc.DRAW_GROUPS:
             assert rows == n
-        else:
-            assert est.row_groups(rows) == nc.DRAW_GROUPS and rows // nc.DRAW_GROUPS == n // groups
+            continue
+        sample_sizes = {len(g) for g in np.array_split(np.arange(n), groups)}
+        draw_sizes = {len(g) for g in np.array_split(np.arange(rows), est.row_groups(rows))}
+        assert est.row_groups(rows) == nc.DRAW_GROUPS, (max_rows, n)
+        assert draw_sizes == {max(sample_sizes)}, (max_rows, n)
+    est = MIST.load(device="cpu", neighbour_correction=True, max_rows=100)
     asked = []
     real = nc.Neighbour.draws
     monkeypatch.setattr(nc.Neighbour, "draws",

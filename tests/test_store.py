@@ -91,7 +91,6 @@ def test_unequal_dims_and_explicit_dim_grid(tmp_path):
     assert all(1 <= s.dim_x <= 3 and 5 <= s.dim_y <= 9 for s in ds)
 
 
-
 def test_drawn_dims_are_the_most_the_built_datapoints_have(tmp_path, monkeypatch):
     for count, dim_y_range in ((6, None), (12, (1, 9)), (200, (1, 9))):
         ds = build(tmp_path / f"d{count}.zarr", specs=["normal-dense-base"], count=count,

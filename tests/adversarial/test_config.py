@@ -13,8 +13,8 @@ from snakemake.utils import validate
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from common.checks import ConfigError, check_config  # noqa: E402
-from common.stores import store_names, store_recipe  # noqa: E402
+from common.checks import ConfigError, _plan, check_config  # noqa: E402
+from common.stores import store_names  # noqa: E402
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 BREAST_CANCER = ROOT / "mistgen" / "modalities" / "breast_cancer.npy"
@@ -206,23 +206,15 @@ def test_a_dim_grid_is_read_for_its_dims_not_its_dim_range(base_config):
     check_config(validated(config), str(ROOT))
 
 
-
 def test_a_study_model_is_limited_to_the_dims_its_training_splits_draw(base_config):
     """A small training split need not draw its dim_range's largest dims; the trained
     card holds the dims drawn, so a test split between the two is refused at the dry run."""
-    from mistgen.design import make_design, make_plan
-
     config = copy.deepcopy(base_config)
     for split in ("train", "train_uneven"):
         config["splits"][split].update(count=3, combined=True)
     validated(config)
-    drawn = []
-    for split in ("train", "train_uneven"):
-        recipe = store_recipe(config, split, store_names(config, split)[0])
-        design = make_design(recipe["specs"], **{k: v for k, v in recipe.items() if k not in (
-            "specs", "seed", "split", "shard_size", "priors")})
-        drawn.append(make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
-                               recipe["shard_size"]).drawn_dims())
+    drawn = [_plan(config, split, store_names(config, split)[0]).drawn_dims()
+             for split in ("train", "train_uneven")]
     widest = max(d[0] for d in drawn), max(d[1] for d in drawn)
     assert widest[0] < 32                      # the split's design reaches 32
     for split in ("test_id", "test_ood"):

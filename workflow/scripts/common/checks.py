@@ -225,28 +225,29 @@ def _design(config: Mapping[str, Any], split: str, name: str) -> tuple[Any, dict
     return make_design(recipe["specs"], **design_args), recipe
 
 
-def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
-    """mistgen's own checks of a store's design, priors and address (no data made)."""
+def _plan(config: Mapping[str, Any], split: str, name: str) -> Any:
+    """The plan of store ``name`` of a base split, through mistgen's own checks of its
+    design, priors and address (no data made)."""
     from mistgen.design import make_plan
 
     design, recipe = _design(config, split, name)
-    make_plan(design, recipe["seed"], recipe["split"], recipe["priors"], recipe["shard_size"])
+    return make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
+                     recipe["shard_size"])
+
+
+def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
+    """mistgen's own checks of a store's design, priors and address (no data made)."""
+    _plan(config, split, name)
 
 
 def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
     """The most columns of X and of Y among the datapoints of an I(X;Y) split, read off
     their addresses (:meth:`mistgen.design.Plan.drawn_dims`; no data made); a split
     warped to a modality has the modality's."""
-    from mistgen.design import make_plan
-
     if "@" in split:
         entry = config["modalities"][split.split("@", 1)[1]]
         return len(entry["x_columns"]), len(entry["y_columns"])
-    drawn = []
-    for name in store_names(config, split):
-        design, recipe = _design(config, split, name)
-        drawn.append(make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
-                               recipe["shard_size"]).drawn_dims())
+    drawn = [_plan(config, split, name).drawn_dims() for name in store_names(config, split)]
     return max(d[0] for d in drawn), max(d[1] for d in drawn)
 
 
