@@ -215,24 +215,16 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
             seen.append(nxt)
 
 
-def _design(config: Mapping[str, Any], split: str, name: str) -> tuple[Any, dict[str, Any]]:
-    """The design of store ``name`` of a base split, and its recipe."""
-    from mistgen.design import make_design
+def _plan(config: Mapping[str, Any], split: str, name: str) -> Any:
+    """The plan of store ``name`` of a base split, through mistgen's own checks of its
+    design, priors and address (no data made)."""
+    from mistgen.design import make_design, make_plan
 
     recipe = store_recipe(config, split, name)
     design_args = {k: v for k, v in recipe.items()
                    if k not in ("specs", "seed", "split", "shard_size", "priors")}
-    return make_design(recipe["specs"], **design_args), recipe
-
-
-def _plan(config: Mapping[str, Any], split: str, name: str) -> Any:
-    """The plan of store ``name`` of a base split, through mistgen's own checks of its
-    design, priors and address (no data made)."""
-    from mistgen.design import make_plan
-
-    design, recipe = _design(config, split, name)
-    return make_plan(design, recipe["seed"], recipe["split"], recipe["priors"],
-                     recipe["shard_size"])
+    return make_plan(make_design(recipe["specs"], **design_args), recipe["seed"],
+                     recipe["split"], recipe["priors"], recipe["shard_size"])
 
 
 def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
@@ -280,7 +272,7 @@ def _model_dims(models: Mapping[str, Any], name: str,
 
 def _wider(splits: list[str], limit: tuple[int, int],
            dims: Callable[[str], tuple[int, int]]) -> list[str]:
-    """``split (dim_x = 48 > 32)`` for each split that can go beyond ``limit``."""
+    """``split (dim_x = 48 > 32)`` for each split whose datapoints go beyond ``limit``."""
     out = []
     for split in splits:
         over = [f"{key} = {d} > {hi}"
