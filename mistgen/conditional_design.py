@@ -7,14 +7,14 @@ so any datapoint can be rebuilt alone (:func:`mistgen.conditional.draw_condition
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from .conditional import ConditionalSample, draw_conditional, split_conditional_spec
-from .design import Plan, _int_range, address_rng, grid_sizes, make_plan, random_count
+from .design import (Plan, _int_range, address_rng, grid_cell, grid_sizes, make_plan,
+                     random_count)
 from .errors import MistgenError, ShapeError, SpecError
 from .sampling import MAX_SAMPLE_BYTES, check_int
 
@@ -40,11 +40,6 @@ class ConditionalDesign:
         return "grid" if self.n_grid else "random"
 
     @property
-    def cells(self) -> list[tuple]:
-        dims = self.dim_grid if self.dim_grid is not None else (None,)
-        return list(itertools.product(self.specs, self.n_grid, dims))
-
-    @property
     def count(self) -> int:
         if self.kind == "random":
             return self.n_datapoints
@@ -59,7 +54,7 @@ class ConditionalDesign:
             spec = self.specs[i % len(self.specs)]
             n = int(rng.integers(self.n_range[0], self.n_range[1] + 1))
             return (spec, n, *self._draw_dims(rng))
-        spec, n, dims = self.cells[i // self.repeats]
+        spec, n, dims = grid_cell(self.specs, self.n_grid, self.dim_grid, i // self.repeats)
         return (spec, n, *(dims if dims is not None else self._draw_dims(rng)))
 
     def largest(self) -> tuple[int, int]:

@@ -128,6 +128,17 @@ class RandomDesign(Design):
         }
 
 
+def grid_cell(specs: Sequence[str], n_grid: Sequence[int], dim_grid: Sequence[tuple] | None,
+              k: int) -> tuple:
+    """Cell ``k`` of the grid ``specs x n_grid x dim_grid`` (the last varying fastest, as
+    ``itertools.product`` orders them), found without listing the cells; ``dims`` is
+    None without a ``dim_grid``."""
+    dims = dim_grid if dim_grid is not None else (None,)
+    rest, d = divmod(k, len(dims))
+    s, j = divmod(rest, len(n_grid))
+    return specs[s], n_grid[j], dims[d]
+
+
 @dataclass(frozen=True)
 class GridDesign(Design):
     """Every (spec, n[, dims]) cell of a grid, ``repeats`` datapoints each, in order."""
@@ -137,17 +148,12 @@ class GridDesign(Design):
     repeats: int = 1
 
     @property
-    def cells(self) -> list[tuple]:
-        dims = self.dim_grid if self.dim_grid is not None else (None,)
-        return list(itertools.product(self.specs, self.n_grid, dims))
-
-    @property
     def count(self) -> int:
         dims = len(self.dim_grid) if self.dim_grid is not None else 1
         return len(self.specs) * len(self.n_grid) * dims * self.repeats
 
     def cell(self, i, rng):
-        spec, n, dims = self.cells[i // self.repeats]
+        spec, n, dims = grid_cell(self.specs, self.n_grid, self.dim_grid, i // self.repeats)
         dx, dy = dims if dims is not None else self._draw_dims(rng)
         return spec, n, dx, dy
 

@@ -111,6 +111,22 @@ def test_drawn_dims_are_the_most_the_built_datapoints_have(tmp_path, monkeypatch
     assert huge.drawn_dims() == (12, 12) and len(calls) < 1000
 
 
+def test_a_grid_cell_is_found_in_product_order():
+    import itertools
+
+    from mistgen.design import grid_cell
+    specs, ns = ("a", "b", "c"), (10, 20)
+    for dims in (None, ((1, 1), (2, 3), (4, 1), (2, 2))):
+        cells = list(itertools.product(specs, ns, dims if dims is not None else (None,)))
+        assert [grid_cell(specs, ns, dims, k) for k in range(len(cells))] == cells
+    grid = make_design(["normal-dense-base", "student-dense-base"], n_grid=[10, 30],
+                       dim_grid=[[2, 7], [5, 1], [1, 1]], repeats=2)
+    rng = np.random.default_rng(0)
+    assert [grid.cell(i, rng) for i in range(grid.count)][::2] == [
+        (spec, n, dx, dy) for spec, n, (dx, dy) in itertools.product(
+            grid.specs, grid.n_grid, grid.dim_grid)]
+
+
 def test_same_bytes_for_one_and_two_dask_workers(tmp_path):
     a = build(tmp_path / "one.zarr", count=60, shard_size=8, workers=1)
     b = build(tmp_path / "two.zarr", count=60, shard_size=8, workers=2)

@@ -36,10 +36,11 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     _check_names(config, problems)
     if not problems:   # the checks below follow the names
         models, estimators, runs = derived_study(config)
+        plans: dict[tuple[str, str], Any] = {}   # built once, read again by the dims check
         for split in config["splits"]:
             for name in store_names(config, split):
                 check(f"splits.{split} (store {name})",
-                      lambda s=split, n=name: _check_store(config, s, n))
+                      lambda s=split, n=name: _plan(config, s, n, plans))
         for name, entry in config["modalities"].items():
             check(f"modalities.{name}", lambda n=name, e=entry: _check_modality(config, n, e,
                                                                                base_dir))
@@ -55,7 +56,7 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
         for name, run in config["conditional_runs"].items():
             check(f"conditional_runs.{name}", lambda r=run: _check_conditional_run(config, r))
         if not problems:   # the dims of valid designs and estimators
-            _check_dims(config, models, estimators, runs, problems)
+            _check_dims(config, models, estimators, runs, problems, plans)
     if problems:
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
 
@@ -215,31 +216,33 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
             seen.append(nxt)
 
 
-def _plan(config: Mapping[str, Any], split: str, name: str) -> Any:
+def _plan(config: Mapping[str, Any], split: str, name: str,
+          plans: dict[tuple[str, str], Any] | None = None) -> Any:
     """The plan of store ``name`` of a base split, through mistgen's own checks of its
-    design, priors and address (no data made)."""
+    design, priors and address (no data made); kept in ``plans`` when given."""
     from mistgen.design import make_design, make_plan
 
-    recipe = store_recipe(config, split, name)
-    design_args = {k: v for k, v in recipe.items()
-                   if k not in ("specs", "seed", "split", "shard_size", "priors")}
-    return make_plan(make_design(recipe["specs"], **design_args), recipe["seed"],
-                     recipe["split"], recipe["priors"], recipe["shard_size"])
+    plans = {} if plans is None else plans
+    if (split, name) not in plans:
+        recipe = store_recipe(config, split, name)
+        design_args = {k: v for k, v in recipe.items()
+                       if k not in ("specs", "seed", "split", "shard_size", "priors")}
+        plans[split, name] = make_plan(make_design(recipe["specs"], **design_args),
+                                       recipe["seed"], recipe["split"], recipe["priors"],
+                                       recipe["shard_size"])
+    return plans[split, name]
 
 
-def _check_store(config: Mapping[str, Any], split: str, name: str) -> None:
-    """mistgen's own checks of a store's design, priors and address (no data made)."""
-    _plan(config, split, name)
-
-
-def _split_dims(config: Mapping[str, Any], split: str) -> tuple[int, int]:
+def _split_dims(config: Mapping[str, Any], split: str,
+                plans: dict[tuple[str, str], Any]) -> tuple[int, int]:
     """The most columns of X and of Y among the datapoints of an I(X;Y) split, read off
     their addresses (:meth:`mistgen.design.Plan.drawn_dims`; no data made); a split
     warped to a modality has the modality's."""
     if "@" in split:
         entry = config["modalities"][split.split("@", 1)[1]]
         return len(entry["x_columns"]), len(entry["y_columns"])
-    drawn = [_plan(config, split, name).drawn_dims() for name in store_names(config, split)]
+    drawn = [_plan(config, split, name, plans).drawn_dims()
+             for name in store_names(config, split)]
     return max(d[0] for d in drawn), max(d[1] for d in drawn)
 
 
@@ -285,7 +288,7 @@ def _wider(splits: list[str], limit: tuple[int, int],
 
 def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
                 estimators: Mapping[str, Any], runs: Mapping[str, Any],
-                problems: list[str]) -> None:
+                problems: list[str], plans: dict[tuple[str, str], Any]) -> None:
     """A MIST refuses more columns than it was trained on: every split a MIST estimator
     runs on, and every split a MIST-QR model is calibrated on, must stay within them
     (unless the estimator's settings say ``out_of_range: warn``).  One line per
@@ -294,7 +297,7 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
 
     def dims(split: str) -> tuple[int, int]:
         if split not in known:
-            known[split] = _split_dims(config, split)
+            known[split] = _split_dims(config, split, plans)
         return known[split]
 
     derived = set(runs) - set(config["runs"])
