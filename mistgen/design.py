@@ -131,8 +131,9 @@ class RandomDesign(Design):
 def grid_cell(specs: Sequence[str], n_grid: Sequence[int], dim_grid: Sequence[tuple] | None,
               k: int) -> tuple:
     """Cell ``k`` of the grid ``specs x n_grid x dim_grid`` (the last varying fastest, as
-    ``itertools.product`` orders them), found without listing the cells; ``dims`` is
-    None without a ``dim_grid``."""
+    ``itertools.product`` orders them) as ``(spec, n, dims)``, found without listing the
+    cells; ``dims`` is None without a ``dim_grid``.  The grids must be non-empty
+    (:func:`grid_sizes` checks them)."""
     dims = dim_grid if dim_grid is not None else (None,)
     rest, d = divmod(k, len(dims))
     s, j = divmod(rest, len(n_grid))

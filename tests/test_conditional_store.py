@@ -1,5 +1,6 @@
 """Stores of conditional (X, Y, Z) samples: build, read, verify, train from them."""
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import zarr
 import mistgen
 from mistgen import MistgenError, ShapeError, SpecError, StoreError
 from mistgen.conditional import ConditionalSample, conditional_truth, draw_conditional
+from mistgen.conditional_design import make_conditional_design
 
 SPECS = ["normal-chain", "student-collider-halfcube", "normal-confounded-wiggly-spiral",
          "student-factor"]
@@ -73,6 +75,15 @@ def test_grid_design_with_int_and_triple_dims(tmp_path):
     assert shapes == [(30, 2, 2, 2)] * 2 + [(30, 1, 3, 4)] * 2 + [(50, 2, 2, 2)] * 2 + \
         [(50, 1, 3, 4)] * 2
     assert mistgen.verify_store(ds.path, regenerate=True).ok
+
+
+def test_conditional_grid_cells_come_in_product_order():
+    design = make_conditional_design(["normal-factor", "student-chain", "normal-collider-base"],
+                                     n_grid=[30, 50], dim_grid=[2, [1, 3, 4]], repeats=2)
+    rng = np.random.default_rng(0)
+    assert [design.cell(i, rng) for i in range(design.count)] == [
+        (spec, n, *dims) for spec, n, dims in itertools.product(
+            design.specs, design.n_grid, ((2, 2, 2), (1, 3, 4))) for _ in range(2)]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

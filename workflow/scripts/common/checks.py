@@ -292,7 +292,8 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
     """A MIST refuses more columns than it was trained on: every split a MIST estimator
     runs on, and every split a MIST-QR model is calibrated on, must stay within them
     (unless the estimator's settings say ``out_of_range: warn``).  One line per
-    (run, estimator) and per calibrated model, naming every split that goes beyond."""
+    (run, estimator) and per calibrated model, naming every split that goes beyond.
+    ``plans``: the plans already built, by (split, store name); new ones are added."""
     known: dict[str, tuple[int, int]] = {}
 
     def dims(split: str) -> tuple[int, int]:
