@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from .design import Plan, make_design, make_plan
 from .destination import check_destination, clean_stale_builds, finalize, partial_path
 from .errors import MistgenError
-from .execution import run_tasks
+from .execution import check_workers, run_tasks
 from .conditional_design import make_conditional_design, make_conditional_plan
 from .store import CONDITIONAL_FORMAT, DTYPES, FORMAT, create_skeleton, write_shard
 
@@ -154,6 +154,7 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
     from .dataset import MetaDataset
 
     path = Path(path)
+    check_workers(plan.num_shards, workers, scheduler)
     check_destination(path, overwrite)
     clean_stale_builds(path)
     tmp = partial_path(path)

@@ -39,9 +39,7 @@ def run_tasks(
     desc: str = "shards",
 ) -> list[Any]:
     """``[fn(k) for k in keys]``, computed in parallel; results in key order."""
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = check_workers(len(keys), workers, scheduler)
     bar = tqdm(total=len(keys), desc=desc, unit="shard", disable=not progress)
     try:
         if scheduler is None and (workers == 1 or len(keys) <= 1):
@@ -50,18 +48,29 @@ def run_tasks(
                 results.append(fn(k))
                 bar.update()
             return results
-        if scheduler is None:
-            check_main_guard()
         return _run_distributed(fn, keys, workers, scheduler, bar)
     finally:
         bar.close()
 
 
+def check_workers(tasks: int, workers: int | None, scheduler: Any = None) -> int:
+    """The number of local workers for ``tasks`` tasks (``None``: one per core), refused
+    now, before anything is written, where :func:`run_tasks` could not start them: fewer
+    than 1, or worker processes started from unguarded script code
+    (:func:`check_main_guard`)."""
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if scheduler is None and workers > 1 and tasks > 1:
+        check_main_guard()
+    return workers
+
+
 def check_main_guard() -> None:
     """Refuse to start local worker processes from unguarded top-level script code.
 
-    Local workers are started with ``spawn``, which runs the main script again in every
-    worker; a build call at the script's top level would then start a cluster inside each
+    Local workers are started with ``spawn``, which runs the main script (or the module
+    run with ``python -m``, unless it is a package's ``__main__``) again in every worker; a build call at the script's top level would then start a cluster inside each
     worker, and Dask reports that as hundreds of lines of tracebacks. This finds the line of
     the main script that is running now and checks that it sits under
     ``if __name__ == "__main__":``.
@@ -72,8 +81,9 @@ def check_main_guard() -> None:
     script = getattr(main, "__file__", None)
     if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
         return  # forked workers do not run the script again
-    if script is None or getattr(main, "__spec__", None) is not None:
-        return  # interactive, or run with -m: spawn does not re-run this code
+    spec = getattr(main, "__spec__", None)
+    if script is None or (spec is not None and spec.name.split(".")[-1] == "__main__"):
+        return  # interactive, or a package's __main__: spawn does not re-run this code
     frame = inspect.currentframe()
     while frame is not None and not (frame.f_globals is vars(main)
                                      and frame.f_code.co_name == "<module>"):

@@ -424,15 +424,16 @@ def test_absurd_design_is_refused_before_building(tmp_path):
 
 # -- a build script without the __main__ guard ---------------------------------------------
 
-def test_unguarded_build_script_gets_one_clear_message(tmp_path):
+@pytest.mark.parametrize("how", [[], ["-m"]], ids=["script", "module"])
+def test_unguarded_build_script_gets_one_clear_message(tmp_path, how):
     script = tmp_path / "build.py"
     script.write_text("import mistgen\n\n"
-                      f"mistgen.build_meta_dataset({str(tmp_path / 's.zarr')!r}, "
+                      f"mistgen.build_meta_dataset({str(tmp_path / 'data' / 's.zarr')!r}, "
                       "['normal-dense-base'], 4, shard_size=2, workers=2, progress=False)\n")
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([sys.executable, *how, "build" if how else str(script)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode != 0
     assert f"{script}, line 3: building with several local workers" in run.stderr
     assert "if __name__ == \"__main__\":" in run.stderr
     assert len(run.stderr.splitlines()) < 25 and "Nanny" not in run.stderr
-    assert [p.name for p in tmp_path.iterdir()] == ["build.py"]
+    assert [p.name for p in tmp_path.iterdir()] == ["build.py"]  # refused before any folder
