@@ -12,7 +12,9 @@ Prints MIST's estimate of I(X;Y) in nats and MIST-QR's central interval at ``--l
 (labelled with the level actually computed; a level beyond the quantiles MIST-QR was
 trained on is refused).  ``--checkpoint`` / ``--qr-checkpoint`` replace the checkpoints
 shipped in the package; a path given must exist.  ``--estimator ksg`` or ``cca`` prints
-that estimator's estimate instead (no interval).
+that estimator's estimate instead (no interval).  KSG runs with ``discrete="auto"``: columns
+with few distinct values (:func:`mistmodel.estimators.ksg.discrete_columns`) are taken as
+discrete, by the mixed-KSG estimator, and the output names them.
 
 ``--z`` conditions on more columns: the estimate is I(X;Y|Z), from MIST's conditional
 network (the shipped ``mist_cmi``, or ``--checkpoint`` naming a conditional one), KSG
@@ -108,8 +110,9 @@ def _refuse_conditional_checkpoint(mist, checkpoint: str | None) -> None:
 
 
 def _plain_estimator(name: str, checkpoint: str | None = None):
-    """KSG or CCA with their default settings; for ``mist``, the conditional network
-    (``checkpoint``, or the shipped ``mist_cmi``)."""
+    """KSG (with ``discrete="auto"``: the mixed-KSG estimator on columns with few distinct
+    values) or CCA; for ``mist``, the conditional network (``checkpoint``, or the shipped
+    ``mist_cmi``)."""
     if name == "mist":
         from .mist import MIST
         cmi = MIST.load(checkpoint) if checkpoint else MIST.load(variant="mist_cmi")
@@ -118,7 +121,7 @@ def _plain_estimator(name: str, checkpoint: str | None = None):
                              "checkpoint, so it cannot estimate I(X;Y|Z)")
         return cmi
     from .estimators import CCA, KSG
-    return {"ksg": KSG, "cca": CCA}[name]()
+    return KSG(discrete="auto") if name == "ksg" else CCA()
 
 
 def _pair_estimator(args: argparse.Namespace):
@@ -201,8 +204,28 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
         result["conditional"] = True
+    discrete = _discrete_names(estimator.last_info, table, sides)
+    if discrete:
+        result["discrete_columns"] = discrete
+        result["notes"].append(
+            "taken as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
+                f"{side.upper()} {', '.join(map(repr, names))}"
+                for side, names in discrete.items()))
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
+
+
+def _discrete_names(info: dict[str, Any], table, sides) -> dict[str, list]:
+    """The columns an estimator took as discrete (``info["discrete_x"]`` etc.: indices
+    among each side's non-constant columns), by name, for the sides that have any."""
+    out = {}
+    for side, cols, a in sides:
+        dropped = set(constant_columns(a).tolist())
+        kept = [c for i, c in enumerate(cols) if i not in dropped]
+        names = [table.key(kept[i]) for i in info.get(f"discrete_{side}", [])]
+        if names:
+            out[side] = names
+    return out
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -398,14 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="estimate I(X;Y) from a .npy, .csv or .parquet file")
     _sample_flags(e, z_help="condition on these columns: I(X;Y|Z) (MIST's conditional "
                   "network, KSG or CCA; no interval)",
-                  estimator_help="mist (default, with MIST-QR interval), ksg or cca")
+                  estimator_help="mist (default, with MIST-QR interval), ksg (mixed KSG on "
+                  "columns with few distinct values) or cca")
     e.add_argument("--qr-checkpoint", action=_Once,
                    help="MIST-QR checkpoint for the interval (default: shipped)")
     e.add_argument("--level", action=_Once, type=float, default=None,
                    help="interval level (default 0.9; not with --z)")
     e.add_argument("--neighbour-correction", action="store_true",
                    help="correct MIST's estimate by its error on a Gaussian or Student-t "
-                   "copula fitted to the sample (docs/mist.md#the-neighbour-correction)")
+                   "copula fitted to the sample, or below 20 rows per column on the sample "
+                   "with its Y rows shuffled (docs/mist.md#the-neighbour-correction)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     t = sub.add_parser("test", help="permutation test of X independent of Y (given Z with "

@@ -657,8 +657,10 @@ class MIST(Estimator):
                         if len(columns) > 1 else "")
                 warn(f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
                      f"rows{more}: MIST was trained on continuous data and is biased on "
-                     "discrete or heavily tied columns. Use KSG (mistmodel.estimators.KSG), "
-                     "which breaks ties with a little noise, for such data.", TiedDataWarning)
+                     "discrete or heavily tied columns. For such data use "
+                     "KSG(discrete='auto') (mistmodel.estimators.KSG; on the command line "
+                     "--estimator ksg), the mixed-KSG estimator on columns with few distinct "
+                     "values.", TiedDataWarning)
             flags.append(tied is not None)
         return flags
 

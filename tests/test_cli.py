@@ -347,6 +347,24 @@ def run_json(capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
+def test_ksg_takes_columns_with_few_values_as_discrete_and_names_them(tmp_path, capsys):
+    from mistmodel.estimators import KSG
+
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((300, 2))
+    frame = pd.DataFrame({"u": latent[:, 0] > 0, "v": 0.5 * latent[:, 0] + latent[:, 1] > 0,
+                          "c": rng.standard_normal(300), "k": 1.0}).astype(float)
+    path = tmp_path / "binary.csv"
+    frame.to_csv(path, index=False)
+    res = run_json(capsys, "estimate", path, "--x", "u,k", "--y", "v,c", "--estimator", "ksg")
+    assert res["discrete_columns"] == {"x": ["u"], "y": ["v"]}
+    assert any("taken as discrete" in note for note in res["notes"])
+    x, y = frame[["u", "k"]].to_numpy(), frame[["v", "c"]].to_numpy()
+    assert res["estimate"] == KSG(discrete="auto").estimate(x, y)
+    continuous = run_json(capsys, "estimate", path, "--x", "c", "--y", "u", "--estimator", "cca")
+    assert "discrete_columns" not in continuous
+
+
 def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
     from mistmodel.estimators import KSG
     from mistmodel.independence import conditional_independence_test, independence_test

@@ -218,6 +218,7 @@ def test_ksg_conditional_matches_reference(n, dx, dy, dz, k, metric, algorithm) 
     assert est.last_info["estimator_used"] == "Frenzel-Pompe"
 
 
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # ties on purpose
 @pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
 def test_ksg_conditional_exact_ties_and_blocks(metric: str) -> None:
     # Lattice data without jitter: equal distances and duplicated rows, several row blocks.
@@ -266,6 +267,7 @@ def test_ksg_conditional_separates_chains_from_colliders(d: int) -> None:
     assert 0.1 < got < truth
 
 
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # ties on purpose
 def test_ksg_conditional_takes_the_mixed_path_on_discrete_columns() -> None:
     """X discrete, independent of Y given Z (all independent): about 0; without
     ``discrete`` the columns are treated as continuous (ties broken by noise)."""

@@ -67,6 +67,7 @@ def test_standardisation_matches_reference_on_standardised_data(metric: str) -> 
     assert abs(got - want) < 1e-10
 
 
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # ties on purpose
 @pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
 def test_exact_ties_follow_the_strict_inequality(metric: str) -> None:
     # Lattice data without jitter: many equal distances and duplicated rows.
@@ -127,6 +128,7 @@ def test_matrix_product_distances_give_exact_counts(monkeypatch: pytest.MonkeyPa
             assert abs(est.estimate(x, y) - reference_ksg(x, y, k, "euclidean")) < 1e-10
 
 
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # ties on purpose
 def test_matrix_product_path_hands_exact_ties_to_the_exact_path(monkeypatch: pytest.MonkeyPatch) -> None:
     # Lattice data in 9 dimensions: the k-th neighbour is tied with others, which the
     # rounding bound cannot separate; the result must still follow the strict inequality.

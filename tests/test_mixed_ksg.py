@@ -4,6 +4,8 @@ by quadrature, and the choice of discrete columns."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -167,6 +169,27 @@ def test_auto_detection_of_discrete_columns() -> None:
     est = KSG(discrete="auto")
     est.estimate(columns[:, :1], columns[:, 3:])
     assert est.last_info["estimator_used"] == "KSG-1"
+
+
+def test_plain_ksg_warns_on_a_discrete_column_and_auto_does_not() -> None:
+    from mistmodel.caller_warnings import TiedDataWarning
+
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((300, 2))
+    u = (latent[:, :1] > 0).astype(float)
+    v = (0.5 * latent[:, :1] + latent[:, 1:] > 0).astype(float)    # MI 0.044 nats
+    c = rng.standard_normal((300, 1))
+    with pytest.warns(TiedDataWarning, match="y column 1 .* has 2 distinct values in 300 "
+                      "rows.*KSG\\(discrete='auto'\\)") as caught:
+        plain = KSG().estimate(c, np.hstack([c + rng.standard_normal((300, 1)), v]))
+    assert caught[0].filename == __file__ and np.isfinite(plain)
+    with pytest.warns(TiedDataWarning, match="z column 0 .* 2 distinct values"):
+        KSG().estimate_conditional(c, c + rng.standard_normal((300, 1)), u)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixed = KSG(discrete="auto").estimate(u, v)
+        KSG().estimate(c, c + rng.standard_normal((300, 1)))
+    assert abs(mixed - 0.044) < 0.03
 
 
 def test_discrete_setting_is_checked() -> None:

@@ -90,6 +90,12 @@ def test_example_family_mi_survives_a_transform(example):
     check_family_mi("laplace_channel-asinh", {"b": [0.3]}, n=20_000, tol=0.03)
 
 
+@pytest.mark.filterwarnings("error::mistmodel.caller_warnings.TiedDataWarning")
+def test_the_mi_check_takes_discrete_families_as_discrete():
+    exact, estimate = check_family_mi("discrete-table-base", n=20_000, tol=0.03)
+    assert exact > 0.05
+
+
 @pytest.mark.parametrize("b", [0.1, 0.7, 2.0])
 def test_example_density_is_the_convolution(example, b):
     """The closed-form density against a numerical convolution of N(0, 1) and Laplace(b),
