@@ -169,7 +169,9 @@ class MIST(Estimator):
     max_cells : padded cells (``batch x rows x columns``) per forward pass in
         :meth:`estimate_batch`; larger lists are cut into shape-sorted chunks.
     seed : seed of the subsample bootstrap of a point checkpoint's :meth:`interval`.
-    backend : runtime of the forward pass (:func:`mistmodel.backends.make_backend`).
+    backend : runtime of the forward pass (:func:`mistmodel.backends.make_backend`);
+        :attr:`runtime` says which one runs ("auto" and a "simd" that cannot run here
+        become "torch"; "simd" also hands single calls its kernels do not take to torch).
     threads : CPU threads of the backend during each call (for ``"torch"``, torch's
         thread count, restored after the call, also when it raises); ``None`` leaves the
         runtime's setting alone.
@@ -756,9 +758,14 @@ class MIST(Estimator):
         self._row_groups = self.row_groups(len(pairs[0][0])) if len(pairs) == 1 else None
         return pieces, np.asarray(owner)
 
+    @property
+    def runtime(self) -> str:
+        """The backend that runs the forward pass: "simd", "torch" or "onnx"."""
+        return self._run.name
+
     def __repr__(self) -> str:
-        return (f"MIST(variant={self.variant!r}, checkpoint={self.checkpoint!r}, "
-                f"backend={self.backend!r})")
+        return (f"MIST(variant={self.name!r}, checkpoint={self.checkpoint!r}, "
+                f"backend={self.backend!r}, runtime={self.runtime!r})")
 
 
 _CONSTANT_Z = ("every z column is constant, so I(X;Y|Z) = I(X;Y): estimate it with the "

@@ -19,7 +19,7 @@ from mistmodel.backends import _simd_ops as ops
 from mistmodel.backends.eager import TorchBackend
 from mistmodel.backends.simd import SimdBackend, SimdUnavailableWarning, unsupported_reason
 from mistmodel.batching import collate
-from mistmodel.mist import default_checkpoint, load_network
+from mistmodel.mist import MIST, default_checkpoint, load_network
 from mistmodel.model import MISTNet, ModelConfig
 
 REASON = ops.unavailable_reason()
@@ -379,6 +379,10 @@ def test_an_architecture_the_kernels_do_not_implement_runs_the_torch_backend(con
     with pytest.warns(SimdUnavailableWarning, match=expected):
         run = SimdBackend(network)
     assert torch.equal(run(*inputs), TorchBackend(network)(*inputs))
+    assert run.name == "torch"
+    with pytest.warns(SimdUnavailableWarning, match=expected):
+        mist = MIST(network, backend="simd")
+    assert mist.backend == "simd" and mist.runtime == "torch" and "runtime='torch'" in repr(mist)
 
 
 @needs_kernels

@@ -4,7 +4,8 @@
     out = run(values, row_mask, col_mask, col_type, tau)   # == network(...), a tensor
 
 A backend is a callable with the network's forward signature: padded inputs in, ``(B,)``
-estimates or ``(B, T)`` quantiles out (``tau`` None for the point model).  The network
+estimates or ``(B, T)`` quantiles out (``tau`` None for the point model); its ``name``
+says which runtime it runs.  The network
 and its weights stay the single source: a backend only decides how the same maths runs.
 
 * ``"torch"`` (:mod:`.eager`): the network itself under ``torch.inference_mode``; always

@@ -13,6 +13,8 @@ __all__ = ["TorchBackend"]
 class TorchBackend:
     """``network(...)`` with autograd off; ``threads`` torch threads during each call."""
 
+    name = "torch"
+
     def __init__(self, network: torch.nn.Module, threads: int | None = None):
         self.network = network
         self.threads = check_threads(threads)

@@ -134,6 +134,8 @@ class OnnxBackend:
     build a new backend after changing them.
     """
 
+    name = "onnx"
+
     def __init__(self, network: nn.Module, threads: int | None = None):
         ort = _onnxruntime()
         devices = {p.device.type for p in network.parameters()}

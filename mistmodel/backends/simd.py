@@ -141,6 +141,11 @@ class SimdBackend:
             warn(f"the 'simd' backend cannot run this network ({self.reason}); "
                  "running the 'torch' backend instead", SimdUnavailableWarning)
 
+    @property
+    def name(self) -> str:
+        """``"simd"``, or ``"torch"`` where the kernels cannot run the network here."""
+        return "simd" if self.reason is None else "torch"
+
     def __call__(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
                  tau: Tensor | None = None) -> Tensor:
         D = values.shape[-1] if values.dim() == 3 else 0
