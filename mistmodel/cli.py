@@ -12,9 +12,11 @@ Prints MIST's estimate of I(X;Y) in nats and MIST-QR's central interval at ``--l
 (labelled with the level actually computed; a level beyond the quantiles MIST-QR was
 trained on is refused).  ``--checkpoint`` / ``--qr-checkpoint`` replace the checkpoints
 shipped in the package; a path given must exist.  ``--estimator ksg`` or ``cca`` prints
-that estimator's estimate instead (no interval).  KSG runs with ``discrete="auto"``: columns
-with few distinct values (:func:`mistmodel.estimators.ksg.discrete_columns`) are taken as
-discrete, by the mixed-KSG estimator, and the output names them.
+that estimator's estimate instead (no interval).  In every command ``--estimator ksg`` is
+``KSG(discrete="auto")``: columns with few distinct values
+(:func:`mistmodel.estimators.ksg.discrete_columns`) are taken as discrete, by the mixed-KSG
+estimator, and the output names them (``discrete_columns``; for ``matrix`` an attribute
+of the file).
 
 ``--z`` conditions on more columns: the estimate is I(X;Y|Z), from MIST's conditional
 network (the shipped ``mist_cmi``, or ``--checkpoint`` naming a conditional one), KSG
@@ -61,6 +63,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from .cli_columns import (InputError, existing_file, new_file, open_table, select,
                           select_columns, select_conditioning)
@@ -204,28 +208,33 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
         result["conditional"] = True
-    discrete = _discrete_names(estimator.last_info, table, sides)
-    if discrete:
-        result["discrete_columns"] = discrete
-        result["notes"].append(
-            "taken as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
-                f"{side.upper()} {', '.join(map(repr, names))}"
-                for side, names in discrete.items()))
+    _note_discrete(args, table, sides, result)
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
 
 
-def _discrete_names(info: dict[str, Any], table, sides) -> dict[str, list]:
-    """The columns an estimator took as discrete (``info["discrete_x"]`` etc.: indices
-    among each side's non-constant columns), by name, for the sides that have any."""
-    out = {}
+def _note_discrete(args: argparse.Namespace, table, sides, result: dict[str, Any]) -> None:
+    """With ``--estimator ksg`` (``KSG(discrete="auto")``): the columns it takes as discrete
+    (few distinct values, :func:`~mistmodel.estimators.ksg.discrete_columns`, among each
+    side's non-constant columns), by name, into ``result["discrete_columns"]`` and a note.
+    ``sides``: ``(side, columns, values)``."""
+    if args.estimator != "ksg":
+        return
+    from .estimators.ksg import discrete_columns
+
+    found = {}
     for side, cols, a in sides:
-        dropped = set(constant_columns(a).tolist())
-        kept = [c for i, c in enumerate(cols) if i not in dropped]
-        names = [table.key(kept[i]) for i in info.get(f"discrete_{side}", [])]
+        kept = np.setdiff1d(np.arange(len(cols)), constant_columns(a))
+        flags = discrete_columns(a[:, kept]) if kept.size else []
+        names = [table.key(cols[i]) for i, flag in zip(kept, flags) if flag]
         if names:
-            out[side] = names
-    return out
+            found[side.lower()] = names
+    if found:
+        result["discrete_columns"] = found
+        result["notes"].append(
+            "KSG took as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
+                f"{side.upper() if len(side) == 1 else side} {', '.join(map(repr, names))}"
+                for side, names in found.items()))
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -275,6 +284,7 @@ def _test(args: argparse.Namespace) -> int:
         "seed": args.seed, "notes": [note]}
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
+    _note_discrete(args, table, [(side, cols, data[side]) for side, _, cols in sides], result)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -283,7 +293,8 @@ def _test(args: argparse.Namespace) -> int:
     print(f"X independent of Y{given}: p = {test.p_value:.4g}   ({test.n_permutations} "
           f"permutations; statistic {what} = {test.statistic:.4f} nats, {test.estimator}; "
           f"n = {result['n']})")
-    print(f"note: {note}")
+    for line in result["notes"]:
+        print(f"note: {line}")
     return 0
 
 
@@ -312,6 +323,10 @@ def _matrix(args: argparse.Namespace) -> int:
     result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
                        seed=args.seed)
     result.attrs["source_file"] = str(args.file)
+    notes: dict[str, Any] = {"notes": []}
+    _note_discrete(args, table, [("columns", cols, values)], notes)
+    if notes["notes"]:
+        result.attrs["discrete_columns"] = json.dumps(notes["discrete_columns"]["columns"])
     _replace_atomically(out, args.force, lambda tmp: result.to_netcdf(tmp))
     if png is not None:
         _replace_atomically(png, args.force, lambda tmp: _heatmap(result, tmp))
@@ -322,6 +337,8 @@ def _matrix(args: argparse.Namespace) -> int:
              else ""))
     if png is not None:
         print(f"wrote {png}: heatmap")
+    for line in notes["notes"]:
+        print(f"note: {line}")
     return 0
 
 
@@ -438,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sample_flags(t, z_help="test independence given these columns (local permutations; "
                   "approximate level)",
                   estimator_help="the statistic: mist (default; given Z its conditional "
-                  "network), ksg or cca")
+                  "network), ksg (mixed KSG on columns with few distinct values) or cca")
     t.add_argument("--permutations", action=_Once, type=int, default=199,
                    help="permutations (default 199; the smallest p-value is 1 / (1 + P))")
     t.add_argument("--neighbours", action=_Once, type=int, default=None,
@@ -456,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="columns to use: indices, start:stop slices or names (default: all)")
     _table_flags(m, "--columns")
     m.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
-                   help="mist (default), ksg or cca")
+                   help="mist (default), ksg (mixed KSG on columns with few distinct values) "
+                   "or cca")
     m.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
     m.add_argument("--permutations", action=_Once, type=int, default=0,
                    help="permutations for independence p-values (default 0: none)")

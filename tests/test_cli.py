@@ -348,7 +348,10 @@ def run_json(capsys, *argv):
 
 
 def test_ksg_takes_columns_with_few_values_as_discrete_and_names_them(tmp_path, capsys):
+    import xarray as xr
+
     from mistmodel.estimators import KSG
+    from mistmodel.independence import conditional_independence_test
 
     rng = np.random.default_rng(0)
     latent = rng.standard_normal((300, 2))
@@ -356,13 +359,25 @@ def test_ksg_takes_columns_with_few_values_as_discrete_and_names_them(tmp_path, 
                           "c": rng.standard_normal(300), "k": 1.0}).astype(float)
     path = tmp_path / "binary.csv"
     frame.to_csv(path, index=False)
-    res = run_json(capsys, "estimate", path, "--x", "u,k", "--y", "v,c", "--estimator", "ksg")
+    res = run_json(capsys, "estimate", path, "--x", "k,u", "--y", "v,c", "--estimator", "ksg")
     assert res["discrete_columns"] == {"x": ["u"], "y": ["v"]}
-    assert any("taken as discrete" in note for note in res["notes"])
-    x, y = frame[["u", "k"]].to_numpy(), frame[["v", "c"]].to_numpy()
+    assert any("KSG took as discrete" in note for note in res["notes"])
+    x, y = frame[["k", "u"]].to_numpy(), frame[["v", "c"]].to_numpy()
     assert res["estimate"] == KSG(discrete="auto").estimate(x, y)
+    test = run_json(capsys, "test", path, "--x", "c", "--y", "v", "--z", "u", "--estimator",
+                    "ksg", "--permutations", 19)
+    assert test["discrete_columns"] == {"y": ["v"], "z": ["u"]}
+    c, v, u = (frame[[name]].to_numpy() for name in "cvu")
+    assert test["p_value"] == conditional_independence_test(KSG(discrete="auto"), c, v, u, 19,
+                                                            seed=0).p_value
     continuous = run_json(capsys, "estimate", path, "--x", "c", "--y", "u", "--estimator", "cca")
     assert "discrete_columns" not in continuous
+    assert main(["matrix", str(path), "--columns", "u,v,c", "--estimator", "ksg",
+                 "--out", str(tmp_path / "mi.nc")]) == 0
+    assert "KSG took as discrete (few distinct values; mixed-KSG estimator): columns 'u', " \
+        "'v'" in capsys.readouterr().out
+    assert json.loads(xr.open_dataarray(tmp_path / "mi.nc").attrs["discrete_columns"]) == \
+        ["u", "v"]
 
 
 def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
@@ -374,12 +389,13 @@ def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
     marginal = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "y", "--estimator", "ksg",
                         "--permutations", 99)
     assert marginal["test"] == "independence" and marginal["p_value"] == 0.01
-    assert marginal["p_value"] == independence_test(KSG(), x, y, 99, seed=0).p_value
+    assert marginal["p_value"] == independence_test(KSG(discrete="auto"), x, y, 99,
+                                                    seed=0).p_value
     given = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "y", "--z", "z",
                      "--estimator", "ksg", "--permutations", 99, "--neighbours", 7)
     assert given["test"] == "conditional independence" and given["z_columns"] == ["z"]
-    assert given["p_value"] == conditional_independence_test(KSG(), x, y, z, 99, seed=0,
-                                                             neighbours=7).p_value
+    assert given["p_value"] == conditional_independence_test(KSG(discrete="auto"), x, y, z, 99,
+                                                             seed=0, neighbours=7).p_value
     shipped = run_json(capsys, "test", cit_csv, "--x", "x", "--y", "w", "--permutations", 19)
     assert shipped["estimator"] == "mist" and shipped["n_permutations"] == 19
     assert main(["test", str(cit_csv), "--x", "x", "--y", "y", "--z", "z",

@@ -729,9 +729,10 @@ class KSG(Estimator):
 
     def _warn_discrete(self, *sides: np.ndarray) -> None:
         """With ``discrete=False``, one :class:`TiedDataWarning` naming the first column
-        that :func:`discrete_columns` finds discrete: the noise breaks its ties, but the
-        estimate treats it as continuous, which can be far off (on two binary columns of
-        300 rows with MI 0.044 nats it gave 0.23)."""
+        that :func:`discrete_columns` finds discrete: the noise breaks its ties, so the
+        estimate moves with the noise's seed and errs more than the mixed rule (on the
+        discrete check families at n = 300, a mean absolute error 1.3 to 6 times the mixed
+        rule's; ``benchmarks/ksg_discrete.py``)."""
         if self.discrete is not False:
             return
         for side, a in zip("xyz", sides):
@@ -740,10 +741,10 @@ class KSG(Estimator):
                 j = int(found[0])
                 distinct = int(_distinct_per_column(a[:, [j]])[0])
                 warn(f"KSG: {side} column {j} (of the non-constant ones) has {distinct} "
-                     f"distinct values in {len(a)} rows; KSG with discrete=False treats it "
-                     "as continuous and can be far off on discrete data. "
-                     "KSG(discrete='auto') uses the mixed-KSG estimator on such columns.",
-                     TiedDataWarning)
+                     f"distinct values in {len(a)} rows; with discrete=False its ties are "
+                     "broken by random noise, so the estimate moves with the noise's seed "
+                     "and is less accurate on discrete data. KSG(discrete='auto') uses the "
+                     "mixed-KSG estimator on such columns.", TiedDataWarning)
                 return
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:

@@ -1,0 +1,61 @@
+"""KSG on discrete columns: algorithm 1 with tie-breaking noise against the mixed rule.
+
+    python benchmarks/ksg_discrete.py [--samples 100] [--seed 0]
+
+Draws ``--samples`` samples of each discrete check family of ``mistgen`` (exact MI) at
+n = 300 and 2,000 and prints, for ``KSG()`` (ties broken by noise, every column taken as
+continuous) and ``KSG(discrete="auto")`` (the mixed-KSG estimator of Gao et al. 2017), the
+mean error, its standard deviation and the mean absolute error; then, on the first sample
+of each row, the range of ``KSG()`` over 20 seeds of its noise (the mixed rule uses none
+on discrete columns).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mistgen  # noqa: E402
+from mistmodel.estimators import KSG  # noqa: E402
+
+CASES = [("binary symmetric channel, flip 0.35", "discrete-bsc", {"flip": 0.35}),
+         ("binary symmetric channel, flip 0.1", "discrete-bsc", {"flip": 0.1}),
+         ("Y = X uniform on 4 values", "discrete-copy", {"k": 4}),
+         ("random 2-6 x 2-6 table", "discrete-table", None)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")          # KSG() warns about every discrete sample
+    print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}`\n")
+    print("| case | n | KSG(): mean error (sd), MAE | KSG(discrete='auto'): mean error (sd), "
+          "MAE | KSG() over 20 noise seeds, first sample |")
+    print("|---|---|---|---|---|")
+    for label, family, params in CASES:
+        for n in (300, 2000):
+            samples = [mistgen.sample(f"{family}-base", n, 1, 1,
+                                      args.seed * 1_000_000 + 1000 * n + r, params=params)
+                       for r in range(args.samples)]
+            cells = []
+            for est in (KSG(), KSG(discrete="auto")):
+                err = np.array([est.estimate(s.x, s.y) - s.mi for s in samples])
+                cells.append(f"{err.mean():+.3f} ({err.std(ddof=1):.3f}), "
+                             f"{np.abs(err).mean():.3f}")
+            first = samples[0]
+            noise = [KSG(seed=k).estimate(first.x, first.y) - first.mi for k in range(20)]
+            print(f"| {label} | {n} | {cells[0]} | {cells[1]} | "
+                  f"{min(noise):+.3f} to {max(noise):+.3f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
