@@ -593,10 +593,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg["marginals"] = [s.strip() for s in args.marginals.split(",") if s.strip()]
-    wrong = [s for s in cfg["marginals"] if not s.startswith("independent-")]
-    if wrong or not cfg["marginals"]:
-        raise SystemExit(f"--marginals takes independence families (independent-...); got "
-                         f"{wrong or args.marginals!r}")
+    for spec in cfg["marginals"] or [args.marginals]:
+        try:
+            mistgen.parse_spec(spec)
+        except mistgen.SpecError as exc:
+            raise SystemExit(f"--marginals: {exc}") from None
+        if not spec.startswith("independent-"):
+            raise SystemExit(f"--marginals takes independence families (independent-...); "
+                             f"got {spec!r}")
     if args.null_samples is not None:
         cfg["null_samples"] = args.null_samples
     if args.permutations is not None:

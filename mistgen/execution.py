@@ -70,9 +70,10 @@ def check_main_guard() -> None:
     """Refuse to start local worker processes from unguarded top-level script code.
 
     Local workers are started with ``spawn``, which runs the main script (or the module
-    run with ``python -m``, unless it is a package's ``__main__``) again in every worker; a build call at the script's top level would then start a cluster inside each
-    worker, and Dask reports that as hundreds of lines of tracebacks. This finds the line of
-    the main script that is running now and checks that it sits under
+    run with ``python -m``, unless it is a package's ``__main__``) again in every worker;
+    a build call at the script's top level would then start a cluster inside each worker,
+    and Dask reports that as hundreds of lines of tracebacks. This finds the line of the
+    main script that is running now and checks that it sits under
     ``if __name__ == "__main__":``.
     """
     import dask

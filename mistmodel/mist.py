@@ -764,7 +764,7 @@ class MIST(Estimator):
         return self._run.name
 
     def __repr__(self) -> str:
-        return (f"MIST(variant={self.name!r}, checkpoint={self.checkpoint!r}, "
+        return (f"MIST(name={self.name!r}, checkpoint={self.checkpoint!r}, "
                 f"backend={self.backend!r}, runtime={self.runtime!r})")
 
 

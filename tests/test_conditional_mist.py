@@ -270,6 +270,7 @@ def test_the_conditional_checkpoint_refuses_plain_mi(mist_cmi) -> None:
         mist_cmi.estimate_batch([(x[:, :1], x[:, 1:])])
     with pytest.raises(ValueError, match="every z column is constant"):
         mist_cmi.estimate_conditional_batch([(x[:, :1], x[:, 1:], np.ones((50, 1)))])
+    assert repr(mist_cmi).startswith("MIST(name='mist_cmi', ") and mist_cmi.name == "mist_cmi"
 
 
 def test_the_conditional_checkpoint_refuses_what_it_cannot_answer(mist_cmi) -> None:

@@ -179,12 +179,16 @@ def test_plain_ksg_warns_on_a_discrete_column_and_auto_does_not() -> None:
     u = (latent[:, :1] > 0).astype(float)
     v = (0.5 * latent[:, :1] + latent[:, 1:] > 0).astype(float)    # MI 0.044 nats
     c = rng.standard_normal((300, 1))
-    with pytest.warns(TiedDataWarning, match="y column 1 .* has 2 distinct values in 300 "
-                      "rows.*KSG\\(discrete='auto'\\)") as caught:
+    with pytest.warns(TiedDataWarning, match="y column 1 .* has few distinct values.*"
+                      "KSG\\(discrete='auto'\\)") as caught:
         plain = KSG().estimate(c, np.hstack([c + rng.standard_normal((300, 1)), v]))
     assert caught[0].filename == __file__ and np.isfinite(plain)
-    with pytest.warns(TiedDataWarning, match="z column 0 .* 2 distinct values"):
+    with pytest.warns(TiedDataWarning, match="z column 0 .* few distinct values"):
         KSG().estimate_conditional(c, c + rng.standard_normal((300, 1)), u)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")                   # once per line and message
+        KSG().interval(u, v, n_boot=10)                    # full sample and subsamples
+    assert len(shown) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mixed = KSG(discrete="auto").estimate(u, v)

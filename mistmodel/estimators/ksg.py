@@ -738,13 +738,11 @@ class KSG(Estimator):
         for side, a in zip("xyz", sides):
             found = np.flatnonzero(discrete_columns(a))
             if found.size:
-                j = int(found[0])
-                distinct = int(_distinct_per_column(a[:, [j]])[0])
-                warn(f"KSG: {side} column {j} (of the non-constant ones) has {distinct} "
-                     f"distinct values in {len(a)} rows; with discrete=False its ties are "
-                     "broken by random noise, so the estimate moves with the noise's seed "
-                     "and is less accurate on discrete data. KSG(discrete='auto') uses the "
-                     "mixed-KSG estimator on such columns.", TiedDataWarning)
+                warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
+                     "few distinct values; with discrete=False its ties are broken by "
+                     "random noise, so the estimate moves with the noise's seed and is less "
+                     "accurate on discrete data. KSG(discrete='auto') uses the mixed-KSG "
+                     "estimator on such columns.", TiedDataWarning)
                 return
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
