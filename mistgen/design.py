@@ -15,9 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import MistgenError, PriorError, ShapeError, SpecError
-from .registry import FAMILIES
-from .sampling import MAX_SAMPLE_BYTES, Sample, check_cost, check_int, sample
+from .errors import MistgenError, ShapeError, SpecError
+from .sampling import MAX_SAMPLE_BYTES, Sample, check_cost, check_int, check_priors, sample
 from .spec import parse_spec
 
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
@@ -246,21 +245,6 @@ def make_design(
     return design
 
 
-def check_priors(priors: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, list]]:
-    """Validate prior overrides; returns them resolved to full ranges per named family."""
-    if priors is None:
-        return {}
-    if not isinstance(priors, Mapping):
-        raise PriorError(f"priors must map family names to overrides, got {priors!r}")
-    resolved = {}
-    for family, overrides in priors.items():
-        if not isinstance(overrides, Mapping):
-            raise PriorError(f"priors[{family!r}] must map parameter names to ranges")
-        prior = FAMILIES.get(family).resolve_prior(overrides)
-        resolved[family] = {k: list(v) for k, v in prior.items()}
-    return resolved
-
-
 @dataclass(frozen=True)
 class Plan:
     """Everything needed to produce any datapoint of a split, picklable for workers."""
@@ -316,4 +300,24 @@ def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) ->
             f"split must be a non-empty name of letters, digits and _.@+-, got {split!r}"
         )
     shard_size = check_int("shard_size", shard_size, 1)
-    return Plan(design, seed, split, check_priors(priors), shard_size)
+    plan = Plan(design, seed, split, check_priors(priors), shard_size)
+    _check_priors_at_dims(plan)
+    return plan
+
+
+def _check_priors_at_dims(plan: Plan) -> None:
+    """Refuse now a prior override that the split's dims make invalid (e.g. a negative
+    ``off_diag`` below ``-1 / (dim_x + dim_y - 1)``), which would otherwise stop the build
+    at the first such datapoint: the families with overrides draw their parameters once at
+    the most columns the split draws (:meth:`Plan.drawn_dims`; no data made)."""
+    if not plan.priors:
+        return
+    families = {f.name: f for f in (parse_spec(s).family for s in plan.design.specs)
+                if f.name in plan.priors}
+    if not families:
+        return
+    dim_x, dim_y = plan.drawn_dims()
+    rng = np.random.default_rng(0)
+    for name, family in families.items():
+        if family.shape_problem(dim_x, dim_y) is None:
+            family.draw_params(rng, dim_x, dim_y, family.resolve_prior(plan.priors[name]))

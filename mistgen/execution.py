@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import numbers
 import os
 import sys
 from contextlib import ExitStack
@@ -58,9 +59,11 @@ def check_workers(tasks: int, workers: int | None, scheduler: Any = None) -> int
     now, before anything is written, where :func:`run_tasks` could not start them: fewer
     than 1, or worker processes started from unguarded script code
     (:func:`check_main_guard`)."""
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers is None:
+        workers = default_workers()
+    elif isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise MistgenError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = int(workers)
     if scheduler is None and workers > 1 and tasks > 1:
         check_main_guard()
     return workers

@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import MistgenError, ShapeError
+from .errors import MistgenError, PriorError, ShapeError
+from .registry import FAMILIES
 from .spec import parse_spec
 from .threads import single_threaded_blas
 
@@ -87,17 +88,40 @@ def sample(
     max_bytes = None if max_bytes is None else check_int("max_bytes", max_bytes, 1)
     parsed = parse_spec(spec)
     parsed.check_dims(dim_x, dim_y)
+    priors = check_priors(priors)
     check_cost(parsed, n, dim_x, dim_y, max_bytes,
                "Pass max_bytes=<bytes> (or None) to sample() to allow it.")
     family = parsed.family
     rng = np.random.default_rng(seed)
     with single_threaded_blas():
         if params is None:
-            prior = family.resolve_prior((priors or {}).get(family.name))
+            prior = family.resolve_prior(priors.get(family.name))
             params = family.draw_params(rng, dim_x, dim_y, prior)
         else:
             params = family.check_params(params)
         x, y = family.sample(rng, n, dim_x, dim_y, params)
         x, y = parsed.apply(x, y)
         mi = float(family.mutual_information(params, dim_x, dim_y))
+    for name, a in (("x", x), ("y", y)):
+        if not np.all(np.isfinite(a)):
+            raise MistgenError(f"{spec} with {dict(params)} drew non-finite values in {name} "
+                               f"(n={n}, dim_x={dim_x}, dim_y={dim_y}, seed={seed}): its "
+                               "parameters are too extreme for float64; narrow the prior")
     return Sample(x=x, y=y, mi=mi, params=dict(params), spec=spec, seed=seed)
+
+
+def check_priors(priors: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, list]]:
+    """Validate prior overrides (keys: family names, e.g. ``"normal-dense"``); returns them
+    resolved to full ranges per named family."""
+    if priors is None:
+        return {}
+    if not isinstance(priors, Mapping):
+        raise PriorError(f"priors must map family names to overrides, got {priors!r}")
+    resolved = {}
+    for family, overrides in priors.items():
+        if not isinstance(overrides, Mapping):
+            raise PriorError(f"priors[{family!r}] must map parameter names to ranges, got "
+                             f"{overrides!r}")
+        prior = FAMILIES.get(family).resolve_prior(overrides)
+        resolved[family] = {k: list(v) for k, v in prior.items()}
+    return resolved

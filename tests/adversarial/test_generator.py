@@ -13,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mistgen
-from mistgen import PriorError, ShapeError, StoreError, StoreWarning
+from mistgen import MistgenError, PriorError, ShapeError, SpecError, StoreError, StoreWarning
 from mistgen import build as build_module
 from mistgen.design import make_design, make_plan
 
@@ -386,6 +387,39 @@ def test_leftover_of_a_dead_builder_on_this_host_is_removed(tmp_path):
 def test_bad_priors_and_parameters_name_family_parameter_and_value(spec, kwargs, message):
     with pytest.raises(PriorError, match=message):
         mistgen.sample(spec, 20, 3, 3, 0, **kwargs)
+
+
+@pytest.mark.parametrize("priors, error, message", [
+    ({"normal-dnese": {}}, SpecError, "unknown family 'normal-dnese'"),
+    ({"normal-dense-base": {"off_diag": [0, 0.01]}}, SpecError,
+     "unknown family 'normal-dense-base'"),
+    ({"normal-dense": 3}, PriorError, "priors\\['normal-dense'\\] must map parameter names"),
+])
+def test_sample_refuses_priors_as_a_build_does(priors, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        mistgen.sample("normal-dense-base", 20, 2, 2, 0, priors=priors)
+    with pytest.raises(error, match=message):
+        mistgen.build_meta_dataset(tmp_path / "s.zarr", ["normal-dense-base"], 4,
+                                   priors=priors, progress=False)
+
+
+def test_a_sample_with_non_finite_values_is_refused():
+    with pytest.raises(MistgenError, match="drew non-finite values in x .*narrow the prior"), \
+            np.errstate(all="ignore"):
+        mistgen.sample("student-dense-base", 300, 2, 2, 0,
+                       priors={"student-dense": {"nu": [0.01, 0.01]}})
+
+
+def test_a_prior_the_dims_make_invalid_stops_a_build_before_it_starts(tmp_path):
+    with pytest.raises(PriorError, match="dim_x=4, dim_y=4"):
+        mistgen.build_meta_dataset(tmp_path / "s.zarr", ["normal-dense-base"], 40,
+                                   dim_range=(2, 4), workers=1, progress=False,
+                                   priors={"normal-dense": {"off_diag": [-0.5, 0.1]}})
+    assert list(tmp_path.iterdir()) == []
+    narrow = mistgen.build_meta_dataset(tmp_path / "t.zarr", ["normal-dense-base"], 4,
+                                        dim_range=(1, 1), workers=1, progress=False,
+                                        priors={"normal-dense": {"off_diag": [-0.5, 0.1]}})
+    assert len(narrow) == 4
 
 
 def test_bad_prior_stops_a_build_before_it_starts(tmp_path):
