@@ -75,6 +75,13 @@ BAD = {
         lambda c, p: c["splits"]["test_id"].update(dim_range=[32, 2]), ["splits.test_id", "[32, 2]"]),
     "unknown prior parameter": (
         lambda c, p: c.update(priors={"normal-dense": {"off_diagonal": [0, 0.3]}}), ["off_diagonal"]),
+    "a prior the split's dims make invalid": (
+        lambda c, p: c.update(priors={"normal-dense": {"off_diag": [-0.5, 0.1]}}),
+        ["splits.train (store normal-dense-base), splits.train (store normal-dense-halfcube)",
+         "normal-dense.off_diag [-0.5, 0.1]", "dim_x=32, dim_y=32"]),
+    "a spec twice in a split's list": (
+        lambda c, p: c["splits"]["val"].update(families=["normal-dense-base"] * 2),
+        ["splits.val.families lists 'normal-dense-base' more than once"]),
     "unknown family list of a split": (
         lambda c, p: c["splits"]["val"].update(families="trian"), ["splits.val", "trian"]),
     "bad estimator setting (unknown argument)": (
@@ -136,6 +143,19 @@ BAD = {
                       c["splits"]["train_uneven"].update(dim_range=[1, 16], dim_y_range=[1, 16])),
         ["models.mist_qr.calibrate", "'test_id' (dim_x = 32 > 16, dim_y = 32 > 16)"]),
 }
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c["families"]["test_id"].append(c["families"]["test_id"][0]),
+     ["has non-unique elements", "uniqueItems"]),
+    (lambda c: c.update(dask_scheduler="not a url"), ["'not a url' does not match"]),
+], ids=["a spec twice in a family list", "a scheduler address"])
+def test_the_schema_refuses(edit, words, base_config):
+    config = copy.deepcopy(base_config)
+    edit(config)
+    with pytest.raises(Exception) as err:
+        validated(config)
+    assert all(w in str(err.value) for w in words), str(err.value)
 
 
 def validated(config):

@@ -26,12 +26,20 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     """Raise :class:`ConfigError` listing every problem of ``config`` (validated against
     the schema first, so keys and types are already right)."""
     problems: list[str] = []
+    seen: dict[str, int] = {}   # a message already listed -> its line (one line per problem)
 
     def check(where: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
         except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
-            problems.append(f"{where}: {exc}")
+            message = str(exc)
+            if message in seen:
+                line = seen[message]
+                head, _, rest = problems[line].partition(": ")
+                problems[line] = f"{head}, {where}: {rest}"
+            else:
+                seen[message] = len(problems)
+                problems.append(f"{where}: {message}")
 
     _check_names(config, problems)
     if not problems:   # the checks below follow the names
@@ -65,6 +73,13 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
     """Every name one section uses must exist in the section it points to."""
     splits, models = config["splits"], config["models"]
     modalities = config["modalities"]
+
+    for name, entry in splits.items():
+        listed = entry["families"] if isinstance(entry["families"], list) else []
+        twice = sorted({spec for spec in listed if listed.count(spec) > 1})
+        if twice:
+            problems.append(f"splits.{name}.families lists {', '.join(map(repr, twice))} more "
+                            "than once (each spec is one store and one row of the results)")
 
     def split_known(where: str, split: str) -> None:
         base, _, modality = split.partition("@")
