@@ -387,7 +387,7 @@ class WarpPlan:
 
 
 def warped_store_path(base_path: str | os.PathLike, modality: str) -> Path:
-    """``<dir>/<split>@<modality>.zarr`` beside a base store ``<dir>/<split>.zarr``."""
+    """``<dir>/<name>@<modality>.zarr`` beside a base store ``<dir>/<name>.zarr``."""
     base_path = Path(base_path)
     stem = base_path.name[:-5] if base_path.name.endswith(".zarr") else base_path.name
     return base_path.with_name(f"{stem}@{modality}.zarr")
@@ -414,7 +414,8 @@ def warp_store(
 
     base : a ``MetaDataset`` or the path of one; its datapoints must have the flows' dims.
     flows : ``ModalityFlows`` or the path of a flow file (``fit_modality(..., path=...)``).
-    path : destination; default ``<dir>/<split>@<modality>.zarr`` beside the base store.
+    path : destination; default ``<dir>/<name>@<modality>.zarr`` beside the base store
+        ``<dir>/<name>.zarr``.
     modality : name used in the split and the records (default: the flows' modality name).
     standardise, tolerance, max_abs, max_regenerations : see the module documentation.
     dtype : of the stored samples (default: the base store's).
