@@ -2,11 +2,14 @@
 
     mistgen verify [--regenerate] PATH [PATH ...]
         check whole stores; exit 0 when all are intact, 1 when any is damaged, 2 on a usage
-        error. --regenerate also draws every datapoint again and compares its values.
+        error (a path that does not exist, a store of a user family whose file is not
+        loaded: MISTGEN_FAMILY_FILES). --regenerate also draws every datapoint again and
+        compares its values.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -21,14 +24,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("paths", nargs="+", metavar="PATH", help="a store written by mistgen")
     args = parser.parse_args(argv)
 
+    from .errors import MistgenError
     from .verify import verify_store
 
-    damaged = 0
+    damaged = failed = 0
     for path in args.paths:
-        report = verify_store(path, regenerate=args.regenerate)
+        if not os.path.lexists(path):
+            print(f"mistgen verify: error: {path}: no such file or directory", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            report = verify_store(path, regenerate=args.regenerate)
+        except MistgenError as exc:
+            print(f"mistgen verify: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         print(report, flush=True)
         damaged += not report.ok
-    return 1 if damaged else 0
+    return 2 if failed else 1 if damaged else 0
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from .conditional import conditional_truth, split_conditional_spec
 from .conditional_design import design_from_attrs, make_conditional_plan
 from .dataset import MetaDataset
 from .design import make_design, make_plan
-from .errors import MistgenError, StoreError
+from .errors import MistgenError, SpecError, StoreError
 from .integrity import missing_chunks
+from .registry import FAMILIES
 from .spec import parse_spec
 from .store import FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, shard_name
 
@@ -56,7 +57,9 @@ class VerifyReport:
 
 
 def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyReport:
-    """Check every array and chunk of the store at ``path``; damage is reported, not raised."""
+    """Check every array and chunk of the store at ``path``; damage is reported, not raised.
+    A store whose specs name families not registered in this process (a user family whose
+    file is not loaded) raises :class:`~mistgen.SpecError`: it cannot be checked here."""
     report = VerifyReport(Path(path))
     try:
         ds = MetaDataset(path)
@@ -64,6 +67,13 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
         report.problems.append(str(exc))
         report.problems.extend(_missing_without_opening(report.path))
         return report
+    unknown = _unregistered_specs(ds)
+    if unknown:
+        raise SpecError(
+            f"cannot verify {ds.path}: its specs {', '.join(map(repr, unknown))} start with no "
+            "family registered in this process, so their labels cannot be recomputed. A user "
+            "family is registered by loading its file: MISTGEN_FAMILY_FILES=my_family.py "
+            f"mistgen verify {path}")
     report.problems.extend(_metadata_problems(ds))
     plan, why_not = _plan_of(ds)
     if why_not:
@@ -100,6 +110,16 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
     if extra:
         report.problems.append(f"{ds.path / SHARD_GROUP}: unexpected entries {extra[:5]}")
     return report
+
+
+def _unregistered_specs(ds: MetaDataset) -> list[str]:
+    """The store's I(X;Y) specs whose family is not registered here (a user family whose
+    file was not loaded)."""
+    if ds.conditional:
+        return []
+    names = FAMILIES.names()
+    return [spec for spec in ds.meta.get("specs") or [] if isinstance(spec, str) and not any(
+        spec == name or spec.startswith(name + "-") for name in names)]
 
 
 def _metadata_problems(ds: MetaDataset) -> list[str]:

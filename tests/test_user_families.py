@@ -90,6 +90,21 @@ def test_example_family_mi_survives_a_transform(example):
     check_family_mi("laplace_channel-asinh", {"b": [0.3]}, n=20_000, tol=0.03)
 
 
+def test_verify_names_the_missing_family_file_and_checks_with_it(example, tmp_path):
+    store = mistgen.build_meta_dataset(tmp_path / "s.zarr", ["laplace_channel-base"], 6,
+                                       dim_range=(1, 1), shard_size=3, workers=1,
+                                       progress=False).path
+    env = {k: v for k, v in os.environ.items() if k != FAMILY_FILES_ENV}
+    verify = [sys.executable, "-m", "mistgen", "verify", str(store), str(tmp_path / "none")]
+    run = subprocess.run(verify, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 2 and "DAMAGED" not in run.stdout + run.stderr
+    assert "'laplace_channel-base' start with no family registered" in run.stderr
+    assert "MISTGEN_FAMILY_FILES=" in run.stderr and "none: no such file" in run.stderr
+    run = subprocess.run(verify[:-1], capture_output=True, text=True, timeout=300,
+                         env={**env, FAMILY_FILES_ENV: str(EXAMPLE)})
+    assert run.returncode == 0 and ": OK (6 datapoints" in run.stdout
+
+
 @pytest.mark.filterwarnings("error::mistmodel.caller_warnings.TiedDataWarning")
 def test_the_mi_check_takes_discrete_families_as_discrete():
     exact, estimate = check_family_mi("discrete-table-base", n=20_000, tol=0.03)
