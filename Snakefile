@@ -11,11 +11,14 @@ min_version("8.0")
 if not workflow.overwrite_configfiles:  # --configfile replaces config.yaml instead of merging
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
-validate(config, "workflow/schemas/config.schema.yaml")  # and fills in the schema's defaults
-
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from common.checks import check_config
 from common.families import use_family_files
+from common.schema import check_schema
+
+SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+check_schema(config, SCHEMA)  # one line per problem
+validate(config, SCHEMA)  # fills in the schema's defaults
 
 use_family_files(config, base_dir=workflow.basedir)  # user families: here and in every job
 check_config(config, base_dir=workflow.basedir)  # what the jobs would refuse, refused now

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from common.checks import ConfigError, _plan, check_config  # noqa: E402
+from common.schema import check_schema  # noqa: E402
 from common.stores import store_names  # noqa: E402
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -145,17 +146,25 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda c: c["families"]["test_id"].append(c["families"]["test_id"][0]),
-     ["has non-unique elements", "uniqueItems"]),
-    (lambda c: c.update(dask_scheduler="not a url"), ["'not a url' does not match"]),
-], ids=["a spec twice in a family list", "a scheduler address"])
-def test_the_schema_refuses(edit, words, base_config):
+@pytest.mark.parametrize("edit, problems, words", [
+    (lambda c: c["families"]["test_id"].append(c["families"]["test_id"][0]), 1,
+     ["families.test_id: [", "has non-unique elements"]),
+    (lambda c: c.update(dask_scheduler="not a url"), 1,
+     ["dask_scheduler: 'not a url' does not match"]),
+    (lambda c: c.update(unknown_key=3), 1, ["the config: Additional properties", "'unknown_key'"]),
+    (lambda c: (c["splits"]["val"].update(families=3), c.pop("seed")), 2,
+     ["the config: 'seed' is a required", "splits.val.families: 3 is not of type 'string'"]),
+], ids=["a spec twice in a family list", "a scheduler address", "an unknown key", "two at once"])
+def test_the_schema_refuses_with_one_line_per_problem(edit, problems, words, base_config):
     config = copy.deepcopy(base_config)
     edit(config)
-    with pytest.raises(Exception) as err:
-        validated(config)
-    assert all(w in str(err.value) for w in words), str(err.value)
+    with pytest.raises(ConfigError) as err:
+        check_schema(config, SCHEMA)
+    message = str(err.value).splitlines()
+    assert len(message) == 1 + problems, message
+    assert all(any(w in line for line in message[1:]) for w in words), message
+    with pytest.raises(Exception):
+        validated(config)                  # snakemake's own check agrees
 
 
 def validated(config):

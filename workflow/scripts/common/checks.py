@@ -26,20 +26,17 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     """Raise :class:`ConfigError` listing every problem of ``config`` (validated against
     the schema first, so keys and types are already right)."""
     problems: list[str] = []
-    seen: dict[str, int] = {}   # a message already listed -> its line (one line per problem)
+    places: dict[str, list[str]] = {}   # a message -> where it was found (one line each)
 
     def check(where: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
         except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
             message = str(exc)
-            if message in seen:
-                line = seen[message]
-                head, _, rest = problems[line].partition(": ")
-                problems[line] = f"{head}, {where}: {rest}"
-            else:
-                seen[message] = len(problems)
-                problems.append(f"{where}: {message}")
+            if message not in places:
+                places[message] = []
+                problems.append(message)
+            places[message].append(where)
 
     _check_names(config, problems)
     if not problems:   # the checks below follow the names
@@ -66,7 +63,14 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
         if not problems:   # the dims of valid designs and estimators
             _check_dims(config, models, estimators, runs, problems, plans)
     if problems:
-        raise ConfigError("the study config cannot run:\n  " + "\n  ".join(problems))
+        lines = [f"{_places(places[p])}: {p}" if p in places else p for p in problems]
+        raise ConfigError("the study config cannot run:\n  " + "\n  ".join(lines))
+
+
+def _places(wheres: list[str]) -> str:
+    """Where one problem was found: up to three places, then how many more."""
+    more = len(wheres) - 3
+    return ", ".join(wheres[:3]) + (f" and {more} more" if more > 0 else "")
 
 
 def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:

@@ -1,0 +1,42 @@
+"""The study config against its schema, one line per problem.
+
+Snakemake's ``validate`` reports the first problem followed by the whole schema; the
+Snakefile calls :func:`check_schema` first, which lists every problem as ``key.path:
+message`` (for a value that matches none of several forms, the closest form's complaint),
+and then ``validate`` only to fill in the schema's defaults.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from .checks import ConfigError
+
+#: Problems listed before the rest are counted.
+MAX_LISTED = 20
+
+
+def schema_problems(config: Mapping[str, Any], schema_path: str | Path) -> list[str]:
+    """``key.path: message`` for every place ``config`` breaks the schema."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(dict(config)), key=lambda e: list(map(str, e.path))):
+        if error.context:                          # oneOf / anyOf: the closest form's error
+            error = jsonschema.exceptions.best_match(error.context)
+        where = ".".join(map(str, error.absolute_path)) or "the config"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def check_schema(config: Mapping[str, Any], schema_path: str | Path) -> None:
+    """Raise :class:`~common.checks.ConfigError` listing the schema problems of ``config``."""
+    problems = schema_problems(config, schema_path)
+    if problems:
+        more = len(problems) - MAX_LISTED
+        listed = problems[:MAX_LISTED] + ([f"... and {more} more"] if more > 0 else [])
+        raise ConfigError("the study config does not match workflow/schemas/"
+                          f"{Path(schema_path).name}:\n  " + "\n  ".join(listed))
