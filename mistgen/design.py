@@ -293,6 +293,10 @@ class Plan:
         return sample(spec, n, dx, dy, data_seed, priors=self.priors)
 
 
+#: Datapoints whose dims :func:`make_plan` checks a prior override against.
+PRIOR_SCAN = 2000
+
+
 def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) -> Plan:
     seed = check_int("seed", seed, 0)
     if not isinstance(split, str) or not SPLIT_NAME.match(split):
@@ -305,19 +309,26 @@ def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) ->
     return plan
 
 
-def _check_priors_at_dims(plan: Plan) -> None:
-    """Refuse now a prior override that the split's dims make invalid (e.g. a negative
-    ``off_diag`` below ``-1 / (dim_x + dim_y - 1)``), which would otherwise stop the build
-    at the first such datapoint: the families with overrides draw their parameters once at
-    the most columns the split draws (:meth:`Plan.drawn_dims`; no data made)."""
+def _check_priors_at_dims(plan: Plan, scan: int = PRIOR_SCAN) -> None:
+    """Refuse now a prior override that the dims of the split's own datapoints make invalid
+    (e.g. a negative ``off_diag`` at or below ``-1 / (dim_x + dim_y - 1)``), which would
+    otherwise stop the build at the first such datapoint.  Each family with an override
+    draws its parameters once for every (dim_x, dim_y) its datapoints have among the first
+    ``scan`` (read off their addresses; no data made), so a split is refused exactly where
+    its datapoints would be.  Bounds checked on the drawn values inside ``sample`` (the
+    independence families' within-side correlation) are left to the datapoints."""
     if not plan.priors:
         return
-    families = {f.name: f for f in (parse_spec(s).family for s in plan.design.specs)
-                if f.name in plan.priors}
-    if not families:
+    overridden = {spec: family for spec, family in
+                  ((spec, parse_spec(spec).family) for spec in plan.design.specs)
+                  if family.name in plan.priors}
+    if not overridden:
         return
-    dim_x, dim_y = plan.drawn_dims()
-    rng = np.random.default_rng(0)
-    for name, family in families.items():
-        if family.shape_problem(dim_x, dim_y) is None:
-            family.draw_params(rng, dim_x, dim_y, family.resolve_prior(plan.priors[name]))
+    rng, seen = np.random.default_rng(0), set()
+    for i in range(min(plan.count, scan)):
+        spec, _, dim_x, dim_y = plan.design.cell(i, address_rng(plan.seed, plan.split, i, 0))
+        family = overridden.get(spec)
+        if family is None or (family.name, dim_x, dim_y) in seen:
+            continue
+        seen.add((family.name, dim_x, dim_y))
+        family.draw_params(rng, dim_x, dim_y, family.resolve_prior(plan.priors[family.name]))

@@ -411,7 +411,7 @@ def test_a_sample_with_non_finite_values_is_refused():
 
 
 def test_a_prior_the_dims_make_invalid_stops_a_build_before_it_starts(tmp_path):
-    with pytest.raises(PriorError, match="dim_x=4, dim_y=4"):
+    with pytest.raises(PriorError, match=r"for dim_x=[2-4], dim_y=[2-4], where"):
         mistgen.build_meta_dataset(tmp_path / "s.zarr", ["normal-dense-base"], 40,
                                    dim_range=(2, 4), workers=1, progress=False,
                                    priors={"normal-dense": {"off_diag": [-0.5, 0.1]}})
@@ -420,6 +420,12 @@ def test_a_prior_the_dims_make_invalid_stops_a_build_before_it_starts(tmp_path):
                                         dim_range=(1, 1), workers=1, progress=False,
                                         priors={"normal-dense": {"off_diag": [-0.5, 0.1]}})
     assert len(narrow) == 4
+    # checked at the dims each datapoint has: 2 + 30 and 30 + 2 allow -0.025 (not 30 + 30)
+    grid = mistgen.build_meta_dataset(tmp_path / "g.zarr", ["normal-dense-base"],
+                                      n_grid=[20], dim_grid=[[2, 30], [30, 2]], workers=1,
+                                      progress=False,
+                                      priors={"normal-dense": {"off_diag": [-0.025, 0.1]}})
+    assert len(grid) == 2 and mistgen.verify_store(grid.path).ok
 
 
 def test_bad_prior_stops_a_build_before_it_starts(tmp_path):
