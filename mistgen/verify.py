@@ -27,7 +27,6 @@ from .dataset import MetaDataset
 from .design import make_design, make_plan
 from .errors import MistgenError, SpecError, StoreError
 from .integrity import missing_chunks
-from .registry import FAMILIES
 from .spec import parse_spec
 from .store import FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, shard_name
 
@@ -70,10 +69,11 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
     unknown = _unregistered_specs(ds)
     if unknown:
         raise SpecError(
-            f"cannot verify {ds.path}: its specs {', '.join(map(repr, unknown))} start with no "
-            "family registered in this process, so their labels cannot be recomputed. A user "
-            "family is registered by loading its file: MISTGEN_FAMILY_FILES=my_family.py "
-            f"mistgen verify {path}")
+            f"cannot verify {ds.path}: its specs {', '.join(map(repr, unknown))} name a family "
+            "or transform not registered in this process, so their labels cannot be "
+            "recomputed. A user family or transform is registered by loading its file: "
+            f"MISTGEN_FAMILY_FILES=my_family.py mistgen verify {path} (or the store's "
+            "attribute mistgen.specs is damaged)")
     report.problems.extend(_metadata_problems(ds))
     plan, why_not = _plan_of(ds)
     if why_not:
@@ -113,13 +113,17 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
 
 
 def _unregistered_specs(ds: MetaDataset) -> list[str]:
-    """The store's I(X;Y) specs whose family is not registered here (a user family whose
-    file was not loaded)."""
+    """The store's I(X;Y) specs whose family or transforms are not registered here (a user
+    file not loaded)."""
     if ds.conditional:
         return []
-    names = FAMILIES.names()
-    return [spec for spec in ds.meta.get("specs") or [] if isinstance(spec, str) and not any(
-        spec == name or spec.startswith(name + "-") for name in names)]
+    unknown = []
+    for spec in ds.meta.get("specs") or []:
+        try:
+            parse_spec(spec)
+        except SpecError:
+            unknown.append(spec)
+    return unknown
 
 
 def _metadata_problems(ds: MetaDataset) -> list[str]:

@@ -98,7 +98,7 @@ def test_verify_names_the_missing_family_file_and_checks_with_it(example, tmp_pa
     verify = [sys.executable, "-m", "mistgen", "verify", str(store), str(tmp_path / "none")]
     run = subprocess.run(verify, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 2 and "DAMAGED" not in run.stdout + run.stderr
-    assert "'laplace_channel-base' start with no family registered" in run.stderr
+    assert "'laplace_channel-base' name a family or transform not registered" in run.stderr
     assert "MISTGEN_FAMILY_FILES=" in run.stderr and "none: no such file" in run.stderr
     run = subprocess.run(verify[:-1], capture_output=True, text=True, timeout=300,
                          env={**env, FAMILY_FILES_ENV: str(EXAMPLE)})

@@ -152,9 +152,14 @@ BAD = {
     (lambda c: c.update(dask_scheduler="not a url"), 1,
      ["dask_scheduler: 'not a url' does not match"]),
     (lambda c: c.update(unknown_key=3), 1, ["the config: Additional properties", "'unknown_key'"]),
+    (lambda c: c["splits"]["test_id"].update(n_grid={"start": 10, "stop": 20}), 1,
+     ["splits.test_id.n_grid: 'num' is a required property"]),
+    (lambda c: c["splits"]["test_id"].update(n_grid=[1, 10]), 1,
+     ["splits.test_id.n_grid.0: 1 is less than the minimum of 2"]),
     (lambda c: (c["splits"]["val"].update(families=3), c.pop("seed")), 2,
      ["the config: 'seed' is a required", "splits.val.families: 3 is not of type 'string'"]),
-], ids=["a spec twice in a family list", "a scheduler address", "an unknown key", "two at once"])
+], ids=["a spec twice in a family list", "a scheduler address", "an unknown key",
+        "a grid object without num", "a grid value too small", "two at once"])
 def test_the_schema_refuses_with_one_line_per_problem(edit, problems, words, base_config):
     config = copy.deepcopy(base_config)
     edit(config)

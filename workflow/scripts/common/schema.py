@@ -25,8 +25,10 @@ def schema_problems(config: Mapping[str, Any], schema_path: str | Path) -> list[
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = []
     for error in sorted(validator.iter_errors(dict(config)), key=lambda e: list(map(str, e.path))):
-        if error.context:                          # oneOf / anyOf: the closest form's error
-            error = jsonschema.exceptions.best_match(error.context)
+        best = jsonschema.exceptions.best_match([error])    # oneOf / anyOf: the closest form
+        if best is error and error.context:                 # none closer: the shallowest
+            best = jsonschema.exceptions.best_match(error.context)
+        error = best
         where = ".".join(map(str, error.absolute_path)) or "the config"
         problems.append(f"{where}: {error.message}")
     return problems
