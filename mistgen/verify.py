@@ -57,8 +57,8 @@ class VerifyReport:
 
 def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyReport:
     """Check every array and chunk of the store at ``path``; damage is reported, not raised.
-    A store whose specs name families not registered in this process (a user family whose
-    file is not loaded) raises :class:`~mistgen.SpecError`: it cannot be checked here."""
+    A store whose specs name a family or transform not registered in this process (a user
+    file not loaded) raises :class:`~mistgen.SpecError`: it cannot be checked here."""
     report = VerifyReport(Path(path))
     try:
         ds = MetaDataset(path)

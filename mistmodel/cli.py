@@ -214,12 +214,21 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
 
 
 def _note_discrete(args: argparse.Namespace, table, sides, result: dict[str, Any]) -> None:
+    """With ``--estimator ksg``: the columns it takes as discrete, into
+    ``result["discrete_columns"]`` and a note (:func:`_discrete_columns`)."""
+    found = _discrete_columns(args, table, sides)
+    if found:
+        result["discrete_columns"] = found
+        result["notes"].append(_discrete_note(found))
+
+
+def _discrete_columns(args: argparse.Namespace, table, sides) -> dict[str, list]:
     """With ``--estimator ksg`` (``KSG(discrete="auto")``): the columns it takes as discrete
     (few distinct values, :func:`~mistmodel.estimators.ksg.discrete_columns`, among each
-    side's non-constant columns), by name, into ``result["discrete_columns"]`` and a note.
-    ``sides``: ``(side, columns, values)``."""
+    side's non-constant columns), by name, for the sides that have any.  ``sides``:
+    ``(side, columns, values)``."""
     if args.estimator != "ksg":
-        return
+        return {}
     from .estimators.ksg import discrete_columns
 
     found = {}
@@ -229,12 +238,13 @@ def _note_discrete(args: argparse.Namespace, table, sides, result: dict[str, Any
         names = [table.key(cols[i]) for i, flag in zip(kept, flags) if flag]
         if names:
             found[side.lower()] = names
-    if found:
-        result["discrete_columns"] = found
-        result["notes"].append(
-            "KSG took as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
-                f"{side.upper() if len(side) == 1 else side} {', '.join(map(repr, names))}"
-                for side, names in found.items()))
+    return found
+
+
+def _discrete_note(found: dict[str, list]) -> str:
+    return "KSG took as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
+        f"{side.upper() if len(side) == 1 else side} {', '.join(map(repr, names))}"
+        for side, names in found.items())
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -323,10 +333,9 @@ def _matrix(args: argparse.Namespace) -> int:
     result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
                        seed=args.seed)
     result.attrs["source_file"] = str(args.file)
-    notes: dict[str, Any] = {"notes": []}
-    _note_discrete(args, table, [("columns", cols, values)], notes)
-    if notes["notes"]:
-        result.attrs["discrete_columns"] = json.dumps(notes["discrete_columns"]["columns"])
+    discrete = _discrete_columns(args, table, [("columns", cols, values)])
+    if discrete:
+        result.attrs["discrete_columns"] = json.dumps(discrete["columns"])
     _replace_atomically(out, args.force, lambda tmp: result.to_netcdf(tmp))
     if png is not None:
         _replace_atomically(png, args.force, lambda tmp: _heatmap(result, tmp))
@@ -337,8 +346,8 @@ def _matrix(args: argparse.Namespace) -> int:
              else ""))
     if png is not None:
         print(f"wrote {png}: heatmap")
-    for line in notes["notes"]:
-        print(f"note: {line}")
+    if discrete:
+        print(f"note: {_discrete_note(discrete)}")
     return 0
 
 

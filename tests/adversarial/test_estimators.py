@@ -169,7 +169,7 @@ def test_identical_sides_give_infinite_gaussian_mi() -> None:
     assert CCA().estimate(x, x) == math.inf
 
 
-@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # boolean on purpose
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.TiedDataWarning")  # on purpose
 def test_boolean_and_integer_input_are_read_as_numbers() -> None:
     x, y = sample()
     xb, yb = x > 0, y > 0
