@@ -29,10 +29,12 @@ class Transform:
         return None
 
     def forward(self, v: np.ndarray, side: str) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"transform {self.name!r} does not define "
+                                  "forward(self, v, side)")
 
     def inverse(self, v: np.ndarray, side: str) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"transform {self.name!r} does not define "
+                                  "inverse(self, v, side)")
 
 
 @TRANSFORMS.register

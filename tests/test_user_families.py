@@ -137,6 +137,21 @@ def test_example_family_multivariate_mi_adds_up(example):
         mistgen.sample("laplace_channel-base", 50, 2, 3, seed=4)
 
 
+def test_a_family_without_a_method_names_what_it_lacks(family_file):
+    load_family_files([family_file(FAMILY_HEADER + """
+    @FAMILIES.register
+    class Half(Family):
+        name = "half_done"
+        default_prior = {}
+
+        def draw_params(self, rng, dim_x, dim_y, prior):
+            return {}
+    """)])
+    with pytest.raises(NotImplementedError, match="family 'half_done' .* does not define "
+                       "sample\\(self, rng, n, dim_x, dim_y, params\\)"):
+        mistgen.sample("half_done-base", 20, 1, 1, 0)
+
+
 def test_check_helper_catches_a_wrong_mi(family_file):
     load_family_files([family_file(A_FAMILY.format(name="shifted_gauss", bias=0.15))])
     with pytest.raises(AssertionError, match="differ by more than"):

@@ -73,15 +73,20 @@ class Family:
     def draw_params(
         self, rng: np.random.Generator, dim_x: int, dim_y: int, prior: Prior
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        raise NotImplementedError(self._missing("draw_params(self, rng, dim_x, dim_y, prior)"))
 
     def mutual_information(self, params: Mapping[str, Any], dim_x: int, dim_y: int) -> float:
-        raise NotImplementedError
+        raise NotImplementedError(self._missing("mutual_information(self, params, dim_x, dim_y)"))
 
     def sample(
         self, rng: np.random.Generator, n: int, dim_x: int, dim_y: int, params: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        raise NotImplementedError(self._missing("sample(self, rng, n, dim_x, dim_y, params)"))
+
+    def _missing(self, method: str) -> str:
+        return (f"family {getattr(self, 'name', type(self).__name__)!r} "
+                f"({type(self).__module__}.{type(self).__name__}) does not define {method}, "
+                "one of the three methods a family defines (see mistgen.families.base)")
 
     # -- priors --------------------------------------------------------------
     def resolve_prior(self, overrides: Mapping[str, Any] | None = None) -> Prior:
