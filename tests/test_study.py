@@ -111,6 +111,12 @@ def test_store_recipes_follow_the_split_entry():
     assert combined["specs"] == config["families"]["a"]
     assert (combined["seed"], combined["split"], combined["shard_size"], combined["count"]) \
         == (1000, "train", 7, 30)
+    # a store sees the prior overrides of its own families only (a change rebuilds just those)
+    config["priors"] = {"student-sparse": {"nu": [2, 3]}}
+    assert store_recipe(config, "t", "normal-dense-base")["priors"] is None
+    assert store_recipe(config, "t", "student-sparse-asinh")["priors"] == config["priors"]
+    assert combined["priors"] is None and store_recipe(config, "r", "all")["priors"] == \
+        config["priors"]
 
 
 def test_jobs_without_a_network_do_not_import_torch():

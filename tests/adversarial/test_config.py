@@ -83,6 +83,9 @@ BAD = {
     "a spec twice in a split's list": (
         lambda c, p: c["splits"]["val"].update(families=["normal-dense-base"] * 2),
         ["splits.val.families lists 'normal-dense-base' more than once"]),
+    "a prior for a family no store draws": (
+        lambda c, p: c.update(priors={"normal-dnese": {"off_diag": [0, 0.3]}}),
+        ["priors: unknown family 'normal-dnese'"]),
     "unknown family list of a split": (
         lambda c, p: c["splits"]["val"].update(families="trian"), ["splits.val", "trian"]),
     "bad estimator setting (unknown argument)": (

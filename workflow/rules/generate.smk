@@ -11,7 +11,6 @@ rule generate:
     params:
         recipe=lambda w: store_recipe(config, w.split, w.family),
         split_config=lambda w: config["splits"][w.split],
-        priors=config["priors"],
         scheduler=config["dask_scheduler"],
     priority: 50
     threads: 1

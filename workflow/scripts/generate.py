@@ -8,5 +8,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
         sm.output[0], **sm.params.recipe, overwrite=True, workers=sm.threads,
         scheduler=sm.params.scheduler,
         config={"split": sm.wildcards.split, "split_config": dict(sm.params.split_config),
-                "priors": dict(sm.params.priors)},
+                "priors": dict(sm.params.recipe["priors"] or {})},
     )

@@ -42,6 +42,7 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     if not problems:   # the checks below follow the names
         models, estimators, runs = derived_study(config)
         plans: dict[tuple[str, str], Any] = {}   # built once, read again by the dims check
+        check("priors", lambda: _check_priors(config))   # each store sees its families' only
         for split in config["splits"]:
             for name in store_names(config, split):
                 check(f"splits.{split} (store {name})",
@@ -233,6 +234,14 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
                                 "loops")
                 break
             seen.append(nxt)
+
+
+def _check_priors(config: Mapping[str, Any]) -> None:
+    """Every prior override names a known family and its parameters, used by a store or
+    not (:func:`mistgen.design.check_priors`)."""
+    from mistgen.design import check_priors
+
+    check_priors(config["priors"] or None)
 
 
 def _plan(config: Mapping[str, Any], split: str, name: str,

@@ -62,7 +62,7 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
         "seed": entry.get("seed", config["seed"]),
         "split": entry.get("address", split if name == COMBINED else f"{split}.{name}"),
         "shard_size": entry.get("shard_size", config["shard_size"]),
-        "priors": config["priors"] or None,
+        "priors": store_priors(config, specs),
     }
     recipe.update({k: entry[k] for k in DESIGN_KEYS if k in entry})
     if "n_grid" in entry:
@@ -70,6 +70,17 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
     else:
         recipe["count"] = entry["count"]
     return recipe
+
+
+def store_priors(config: Mapping[str, Any], specs: list[str]) -> dict[str, Any] | None:
+    """The config's prior overrides for the families of ``specs`` only (None if none), so
+    that an override rebuilds just the stores that draw from its family."""
+    from mistgen import parse_spec
+
+    families = {parse_spec(spec).family.name for spec in specs}
+    used = {name: dict(prior) for name, prior in (config["priors"] or {}).items()
+            if name in families}
+    return used or None
 
 
 CONDITIONAL_DESIGN_KEYS = ("count", "n_range", "n_grid", "repeats", "dim_range", "dim_y_range",
