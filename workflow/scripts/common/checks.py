@@ -238,8 +238,8 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
 
 def _check_priors(config: Mapping[str, Any]) -> None:
     """Every prior override names a known family and its parameters, used by a store or
-    not (:func:`mistgen.design.check_priors`)."""
-    from mistgen.design import check_priors
+    not (:func:`mistgen.sampling.check_priors`)."""
+    from mistgen.sampling import check_priors
 
     check_priors(config["priors"] or None)
 
