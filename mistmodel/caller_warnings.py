@@ -8,10 +8,13 @@ filter shows it once per line of the user's code and ``-W error`` points there.
 
 :func:`silenced` drops this package's warnings of some categories for the code inside
 it, in the current thread (or task) only: unlike ``warnings.catch_warnings``, it leaves
-the process's warning filters alone, so other threads keep theirs.
+the process's warning filters alone, so other threads keep theirs.  :func:`held` keeps
+them back the same way but gathers their messages, for a caller that reports them once in
+its own terms (a table's column names rather than a pair sample's sides).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -20,7 +23,10 @@ from contextvars import ContextVar
 from typing import Iterator
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+CONTEXTLIB_FILE = os.path.abspath(contextlib.__file__)
 _SILENCED: ContextVar[tuple[type[Warning], ...]] = ContextVar("mistmodel_silenced", default=())
+_HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], list[str]], ...]] = ContextVar(
+    "mistmodel_held", default=())
 
 
 # MIST's warnings (re-exported by mistmodel.mist); in this torch-free module so that
@@ -39,15 +45,23 @@ class TiedDataWarning(UserWarning):
 
 def _inside_package(filename: str) -> bool:
     """Whether a frame's file is one of this package's (``<string>`` and the like are
-    not files)."""
-    return not filename.startswith("<") and os.path.abspath(filename).startswith(PACKAGE_DIR)
+    not files), or ``contextlib``'s, whose wrappers run the package's context managers."""
+    if filename.startswith("<"):
+        return False
+    path = os.path.abspath(filename)
+    return path.startswith(PACKAGE_DIR) or path == CONTEXTLIB_FILE
 
 
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn(message, category)`` attributed to the first frame outside this
-    package (see the module notes); nothing inside :func:`silenced` for its category."""
+    package (see the module notes); nothing inside :func:`silenced` for its category, and
+    only gathered inside :func:`held` for it."""
     if issubclass(category, _SILENCED.get()):
         return
+    for categories, messages in reversed(_HELD.get()):
+        if issubclass(category, categories):
+            messages.append(message)
+            return
     frame, level = sys._getframe(1), 2
     while frame is not None and _inside_package(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
@@ -63,3 +77,15 @@ def silenced(*categories: type[Warning]) -> Iterator[None]:
         yield
     finally:
         _SILENCED.reset(token)
+
+
+@contextmanager
+def held(*categories: type[Warning]) -> Iterator[list[str]]:
+    """Keep :func:`warn`'s warnings of ``categories`` back inside the block, in this thread
+    or task only, and gather their messages in the list it yields (in order)."""
+    messages: list[str] = []
+    token = _HELD.set(_HELD.get() + ((categories, messages),))
+    try:
+        yield messages
+    finally:
+        _HELD.reset(token)

@@ -68,7 +68,9 @@ import numpy as np
 
 from .cli_columns import (InputError, existing_file, new_file, open_table, select,
                           select_columns, select_conditioning)
+from .caller_warnings import TiedDataWarning, silenced
 from .estimators.base import constant_columns
+from .tabular import ties_by_name
 
 __all__ = ["main", "build_parser"]
 
@@ -159,7 +161,8 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from .mist import MIST, default_checkpoint   # torch: only once the input is known good
     point = _pair_estimator(args)
-    result["estimate"] = point.estimate(x, y)
+    with ties_by_name(point, _named_columns(table, [("x", xc, x), ("y", yc, y)])):
+        result["estimate"] = point.estimate(x, y)
     if args.neighbour_correction:
         result["neighbour_correction"] = point.last_info.get(
             "neighbour_correction", {"weight": 0.0, "reason": "a side is constant"})
@@ -174,7 +177,8 @@ def _estimate(args: argparse.Namespace) -> int:
         if qr is None:
             result["notes"].append("no interval: no MIST-QR checkpoint available")
         else:
-            lower, upper = qr.interval(x, y, level=args.level)
+            with silenced(TiedDataWarning):          # the estimate has warned
+                lower, upper = qr.interval(x, y, level=args.level)
             info = qr.last_info
             result.update(lower=lower, upper=upper, level=info.get("level", args.level),
                           interval_method=info.get("interval_method"))
@@ -192,13 +196,12 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     sides = [("x", xc, x), ("y", yc, y)] + ([("z", zc, z)] if zc is not None else [])
     dropped = {side: [table.key(cols[i]) for i in constant_columns(a)] for side, cols, a in sides}
     estimator = _plain_estimator(args.estimator, args.checkpoint)
-    if zc is None:
-        value = estimator.estimate(x, y)
-    elif getattr(estimator, "estimates_conditional", False):
-        value = estimator.estimate_conditional(x, y, z)
-    else:
+    if zc is not None and not getattr(estimator, "estimates_conditional", False):
         raise InputError(f"{estimator.name} in this installation has no conditional "
                          "estimator (estimate_conditional); I(X;Y|Z) is not available")
+    with ties_by_name(estimator, _named_columns(table, sides)):
+        value = (estimator.estimate(x, y) if zc is None
+                 else estimator.estimate_conditional(x, y, z))
     result: dict[str, Any] = {
         "file": str(args.file), "n": int(x.shape[0]), "estimator": estimator.name,
         "x_columns": [table.key(c) for c in xc], "y_columns": [table.key(c) for c in yc],
@@ -211,6 +214,12 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     _note_discrete(args, table, sides, result)
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
+
+
+def _named_columns(table, sides) -> list[tuple[str, np.ndarray]]:
+    """Each column of ``(side, columns, values)`` sides as ``(name, values)``, for
+    :func:`~mistmodel.tabular.ties_by_name`."""
+    return [(table.key(c), a[:, [i]]) for _, cols, a in sides for i, c in enumerate(cols)]
 
 
 def _note_discrete(args: argparse.Namespace, table, sides, result: dict[str, Any]) -> None:
@@ -272,19 +281,21 @@ def _test(args: argparse.Namespace) -> int:
                                 if side != "Z" else "then X and Y given Z is X and Y; "
                                 "leave out --z"))
     from .independence import conditional_independence_test, independence_test
-    if zc is None:
-        estimator = _pair_estimator(args)
-        test = independence_test(estimator, data["X"], data["Y"], args.permutations,
-                                 seed=args.seed)
-        note = "exact level: under independence P(p <= alpha) <= alpha"
-    else:
-        estimator = _plain_estimator(args.estimator, args.checkpoint)
-        neighbours = 5 if args.neighbours is None else args.neighbours
-        test = conditional_independence_test(estimator, data["X"], data["Y"], data["Z"],
-                                             args.permutations, seed=args.seed,
-                                             neighbours=neighbours)
-        note = (f"local permutations within {neighbours} Z-neighbours: the level is "
-                "approximate")
+    estimator = (_pair_estimator(args) if zc is None
+                 else _plain_estimator(args.estimator, args.checkpoint))
+    named = _named_columns(table, [(side, cols, data[side]) for side, _, cols in sides])
+    with ties_by_name(estimator, named):
+        if zc is None:
+            test = independence_test(estimator, data["X"], data["Y"], args.permutations,
+                                     seed=args.seed)
+            note = "exact level: under independence P(p <= alpha) <= alpha"
+        else:
+            neighbours = 5 if args.neighbours is None else args.neighbours
+            test = conditional_independence_test(estimator, data["X"], data["Y"], data["Z"],
+                                                 args.permutations, seed=args.seed,
+                                                 neighbours=neighbours)
+            note = (f"local permutations within {neighbours} Z-neighbours: the level is "
+                    "approximate")
     result: dict[str, Any] = {
         "file": str(args.file), "n": int(data["X"].shape[0]),
         "test": "independence" if zc is None else "conditional independence",

@@ -39,7 +39,7 @@ import numpy as np
 
 from .estimators.base import _json_ready
 from .independence import _check_seed, _estimator_name, _permutations, _result
-from .tabular import column_groups, constant_column_names, table_columns
+from .tabular import column_groups, constant_column_names, table_columns, ties_by_name
 
 __all__ = ["mi_matrix", "plot_mi_matrix", "figure_size", "AUTO_PROGRESS_PAIRS"]
 
@@ -95,7 +95,8 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
     perms = _permutations(values.shape[0], count, seed) if count else []
     show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
-    stats = _pair_statistics(estimator, blocks, pairs, perms, show)
+    with ties_by_name(estimator, [(name, block) for (name, _), block in zip(variables, blocks)]):
+        stats = _pair_statistics(estimator, blocks, pairs, perms, show)
 
     labels = [name for name, _ in variables]
     mi = np.full((len(blocks), len(blocks)), np.nan)

@@ -66,8 +66,8 @@ from .caller_warnings import OutOfRangeWarning, SmallSampleWarning, TiedDataWarn
 from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, load_checkpoint
-from .estimators.base import (Estimate, Estimator, _check_level, _distinct_per_column,
-                              _json_ready, as_pair, check_xy, check_xyz, constant_columns)
+from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
+                              check_xy, check_xyz, constant_columns, tied_columns)
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
@@ -80,14 +80,6 @@ DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
                        "mist_cmi": CHECKPOINT_DIR / "mist_cmi.safetensors"}
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
-TIED_FRACTION = 0.1   # a column with more than this fraction of repeated values warns
-
-
-def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
-    """``(column, fraction of rows repeating an earlier value)`` for every column of ``a``
-    whose fraction exceeds :data:`TIED_FRACTION`."""
-    repeated = 1.0 - _distinct_per_column(a) / max(len(a), 1)
-    return [(int(j), float(repeated[j])) for j in np.flatnonzero(repeated > TIED_FRACTION)]
 
 
 def default_checkpoint(variant: str = "mist") -> Path:
@@ -205,6 +197,11 @@ class MIST(Estimator):
     """
 
     bootstrap = "subsample"
+    # what a TiedDataWarning advises, after naming the column
+    tie_advice = ("MIST was trained on continuous data and is biased on discrete or heavily "
+                  "tied columns. For such data use KSG(discrete='auto') "
+                  "(mistmodel.estimators.KSG; on the command line --estimator ksg), the "
+                  "mixed-KSG estimator on columns with few distinct values.")
 
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
@@ -658,11 +655,7 @@ class MIST(Estimator):
                 more = (f" (and {len(columns) - 1} more {side} columns)"
                         if len(columns) > 1 else "")
                 warn(f"{where}{side} column {j} repeats values in {fraction:.0%} of its "
-                     f"rows{more}: MIST was trained on continuous data and is biased on "
-                     "discrete or heavily tied columns. For such data use "
-                     "KSG(discrete='auto') (mistmodel.estimators.KSG; on the command line "
-                     "--estimator ksg), the mixed-KSG estimator on columns with few distinct "
-                     "values.", TiedDataWarning)
+                     f"rows{more}: {self.tie_advice}", TiedDataWarning)
             flags.append(tied is not None)
         return flags
 

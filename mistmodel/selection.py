@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .estimators.base import constant_columns
-from .tabular import table_columns
+from .tabular import table_columns, ties_by_name
 
 __all__ = ["mutual_info_scores"]
 
@@ -60,10 +60,13 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     if not live.size:
         return scores
     samples = [(features[:, [j]], target) for j in live]
-    if callable(getattr(estimator, "estimate_batch", None)):
-        values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
-    else:
-        values = np.array([estimator.estimate(x, t) for x, t in samples], dtype=np.float64)
+    named = [(names[j], features[:, [j]]) for j in live] + [("y", target)]
+    with ties_by_name(estimator, named):
+        if callable(getattr(estimator, "estimate_batch", None)):
+            values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
+        else:
+            values = np.array([estimator.estimate(x, t) for x, t in samples],
+                              dtype=np.float64)
     scores[live] = values
     return scores
 

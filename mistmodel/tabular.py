@@ -11,16 +11,22 @@
 Every check raises a ``ValueError`` naming the column: a non-numeric column, NaN or an
 infinite value (with its first row).  Only numpy is imported here; pandas and xarray are
 recognised without importing them.
+
+:func:`ties_by_name` reports an estimator's tie warnings once, by the table's names: the
+estimators name a side and a column of the pair sample they were given ("x column 0"),
+which says nothing about a table split into pairs of variables.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .estimators.base import constant_columns
+from .caller_warnings import TiedDataWarning, held, warn
+from .estimators.base import constant_columns, tied_columns
 
-__all__ = ["table_columns", "column_groups", "constant_column_names"]
+__all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name"]
 
 
 def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
@@ -126,3 +132,21 @@ def constant_column_names(names: Sequence[str], values: np.ndarray,
         return []
     constant = set(constant_columns(values[:, list(used)]).tolist())
     return [names[j] for i, j in enumerate(used) if i in constant]
+
+
+@contextmanager
+def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) -> Iterator[None]:
+    """Hold back the :class:`TiedDataWarning` s that ``estimator`` raises inside the block;
+    after it, if there were any, raise one naming the ``(name, values)`` variables with a
+    heavily repeated column (:func:`tied_columns`), with the estimator's advice."""
+    with held(TiedDataWarning) as messages:
+        yield
+    if not messages:
+        return
+    tied = [f"{name!r} ({found[0][1]:.0%} of its rows repeat a value)"
+            for name, values in variables if (found := tied_columns(values))]
+    who = getattr(estimator, "name", type(estimator).__name__)
+    what = (", ".join(tied) + (" is" if len(tied) == 1 else " are")) if tied else \
+        "some variables are"
+    advice = getattr(estimator, "tie_advice", None) or messages[0]
+    warn(f"{who}: {what} discrete or heavily tied: {advice}", TiedDataWarning)

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mistmodel.caller_warnings import TiedDataWarning, silenced, warn
+from mistmodel.caller_warnings import TiedDataWarning, held, silenced, warn
 from mistmodel.independence import conditional_independence_test
 
 
@@ -23,6 +23,19 @@ def test_silenced_drops_only_its_categories_and_restores_them():
             warn("kept", RuntimeWarning)
         warn("after", TiedDataWarning)
     assert [str(w.message) for w in caught] == ["kept", "after"]
+
+
+def test_held_gathers_its_categories_and_lets_others_through():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with held(TiedDataWarning) as outer:
+            with held(TiedDataWarning) as inner:
+                warn("inner", TiedDataWarning)
+            warn("outer", TiedDataWarning)
+            warn("shown", RuntimeWarning)
+        warn("after", TiedDataWarning)
+    assert inner == ["inner"] and outer == ["outer"]
+    assert [str(w.message) for w in caught] == ["shown", "after"]
 
 
 class _PausingEstimator:

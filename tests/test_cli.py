@@ -136,6 +136,25 @@ def test_small_n_warns_on_stderr(tmp_path, capsys, checkpoints, data):
     assert "mist: warning (SmallSampleWarning)" in err and "n >= 10" in err
 
 
+@pytest.mark.parametrize("estimator", ["mist", "cca"])
+def test_tied_columns_are_named_by_their_headers(tmp_path, capsys, checkpoints, estimator):
+    rng = np.random.default_rng(2)
+    level = rng.integers(0, 3, 200)
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"u": rng.standard_normal(200), "level": level,
+                  "w": level + rng.standard_normal(200)}).to_csv(path, index=False)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "u,level", "--y", "w",
+                                  "--estimator", estimator,
+                                  *(flags(checkpoints) if estimator == "mist" else [])])
+    assert code == 0, err
+    if estimator == "cca":                  # CCA does not warn of ties
+        assert "TiedDataWarning" not in err
+    else:
+        assert err.count("TiedDataWarning") == 1, err
+        assert "'level' (98% of its rows repeat a value) is discrete" in err
+        assert "column 1" not in err
+
+
 def test_interval_level_and_method_are_reported(tmp_path, capsys, checkpoints, data):
     path = tmp_path / "d.npy"
     np.save(path, data)

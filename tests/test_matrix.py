@@ -1,5 +1,6 @@
 """mi_matrix: shapes, names, closed-form values, groups, p-values, errors, the heatmap."""
 import json
+import warnings
 
 import matplotlib
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from mistmodel.caller_warnings import TiedDataWarning
 from mistmodel.estimators import CCA, KSG
 from mistmodel.independence import independence_test
 from mistmodel.matrix import mi_matrix, plot_mi_matrix
@@ -152,6 +154,28 @@ def test_constant_and_nan_columns_are_named(frame):
     holed.loc[7, "c"] = np.nan
     with pytest.raises(ValueError, match=r"column 'c' contains NaN \(first at row 7"):
         mi_matrix(holed, estimator=CCA())
+
+
+@pytest.mark.parametrize("estimator", [None, KSG()], ids=["mist", "ksg"])
+def test_tied_columns_are_named_once_by_their_names(estimator):
+    rng = np.random.default_rng(3)
+    level = rng.integers(0, 3, 300)
+    table = pd.DataFrame({"level": level, "cont": rng.standard_normal(300),
+                          "other": rng.standard_normal(300) + level})
+    with pytest.warns(TiedDataWarning) as caught:
+        mi_matrix(table, estimator=estimator)
+    ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
+    assert len(ties) == 1 and "'level' (99% of its rows repeat a value) is" in ties[0]
+    assert "column 0" not in ties[0] and "'cont'" not in ties[0]
+    assert caught[0].filename == __file__
+
+
+def test_no_tie_warning_where_the_estimator_handles_ties():
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({"level": rng.integers(0, 3, 300), "cont": rng.standard_normal(300)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TiedDataWarning)
+        mi_matrix(table, estimator=KSG(discrete="auto"))
 
 
 def test_other_bad_input(frame):

@@ -9,6 +9,7 @@ from sklearn.feature_selection import SelectKBest
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 
+from mistmodel.caller_warnings import TiedDataWarning
 from mistmodel.estimators import KSG
 from mistmodel.selection import mutual_info_scores
 
@@ -98,3 +99,12 @@ def test_discrete_target_dither_keeps_the_exact_mi():
     assert score[0] == pytest.approx(exact, abs=0.03)
     same = mutual_info_scores(x, labels, estimator=KSG(), discrete_target=True, random_state=0)
     assert same[0] == score[0]
+
+
+def test_tied_features_are_named_once(problem):
+    X, y = problem
+    frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"]).assign(level=np.round(X[:, 3]))
+    with pytest.warns(TiedDataWarning) as caught:
+        mutual_info_scores(frame, y, estimator=KSG())
+    ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
+    assert len(ties) == 1 and "KSG: 'level' (" in ties[0] and "column 0" not in ties[0]

@@ -154,6 +154,7 @@ __all__ = [
     "constant_columns",
     "scale_to_unit",
     "standardize_columns",
+    "tied_columns",
 ]
 
 BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "replacement-centred", "subsample")
@@ -323,6 +324,16 @@ def standardize_columns(a: np.ndarray, side: str = "input") -> np.ndarray:
             f"{np.median(col):.3g}); transform the column first (e.g. log or ranks)"
         )
     return a
+
+
+TIED_FRACTION = 0.1   # a column with more than this fraction of repeated values is tied
+
+
+def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
+    """``(column, fraction of rows repeating an earlier value)`` for every column of ``a``
+    whose fraction exceeds :data:`TIED_FRACTION`."""
+    repeated = 1.0 - _distinct_per_column(a) / max(len(a), 1)
+    return [(int(j), float(repeated[j])) for j in np.flatnonzero(repeated > TIED_FRACTION)]
 
 
 def _distinct_per_column(a: np.ndarray) -> np.ndarray:

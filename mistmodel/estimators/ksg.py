@@ -645,6 +645,10 @@ class KSG(Estimator):
 
     name = "KSG"
     bootstrap = "subsample"
+    # what a TiedDataWarning (discrete=False) advises, after naming the column
+    tie_advice = ("with discrete=False its ties are broken by random noise, so the estimate "
+                  "moves with the noise's seed and is less accurate on discrete data. "
+                  "KSG(discrete='auto') uses the mixed-KSG estimator on such columns.")
 
     def __init__(
         self,
@@ -739,10 +743,7 @@ class KSG(Estimator):
             found = np.flatnonzero(discrete_columns(a))
             if found.size:
                 warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
-                     "few distinct values; with discrete=False its ties are broken by "
-                     "random noise, so the estimate moves with the noise's seed and is less "
-                     "accurate on discrete data. KSG(discrete='auto') uses the mixed-KSG "
-                     "estimator on such columns.", TiedDataWarning)
+                     f"few distinct values; {self.tie_advice}", TiedDataWarning)
                 return
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
