@@ -197,6 +197,7 @@ class MIST(Estimator):
     """
 
     bootstrap = "subsample"
+    continuous_only = True        # trained on continuous data: class labels are out of reach
     # what a TiedDataWarning advises, after naming the column
     tie_advice = ("MIST was trained on continuous data and is biased on discrete or heavily "
                   "tied columns. For such data use KSG(discrete='auto') "

@@ -9,18 +9,24 @@
 :func:`mutual_info_scores` has the call shape of scikit-learn's
 ``mutual_info_regression(X, y)``: ``X`` ``(n_samples, n_features)`` (array or DataFrame),
 ``y`` ``(n_samples,)``, and it returns an array ``(n_features,)`` of MI estimates in nats.
-The default estimator is the shipped MIST checkpoint, loaded once per process, which
-scores all features in one batched call; any other estimator with ``estimate(x, y)`` is
+For a continuous target the default estimator is the shipped MIST checkpoint, loaded
+once per process, which scores all features in one batched call; any other estimator with ``estimate(x, y)`` is
 called feature by feature (with ``estimate_batch`` when it has one).
 
 A constant feature, or a constant ``y``, scores 0 (no information), as in scikit-learn.  NaN or an
 infinite value is refused with an error naming the feature (or ``y``).
 
 ``discrete_target=True`` reads ``y`` as class labels (any values: strings, integers).
-The classes are coded ``0 .. K-1`` and each label is dithered by independent uniform
-noise on ``[0, 1)`` (seeded by ``random_state``): the dithered target ``y + U`` determines
-the class (its floor) and adds only noise independent of ``X``, so
-``I(X_j; y + U) = I(X_j; class)`` exactly, and a continuous estimator sees no ties.
+The default estimator is then ``KSG(discrete="auto")``, and the classes, coded
+``0 .. K-1``, go to it as they are: its mixed-KSG rule reads a column with few distinct
+values as discrete.  For other estimators (and for more classes than that rule calls
+discrete) each code is dithered by independent uniform noise on ``[0, 1)`` (seeded by
+``random_state``): the dithered target ``y + U`` determines the class (its floor) and
+adds only noise independent of ``X``, so ``I(X_j; y + U) = I(X_j; class)`` exactly, and a
+continuous estimator sees no ties.  MIST cannot estimate it (a dithered class is a step
+function of a uniform variable, a dependence MIST reads as none; its scores change with
+the order of the codes), so it is given class labels only with a
+:class:`~mistmodel.caller_warnings.TiedDataWarning`.
 """
 from __future__ import annotations
 
@@ -29,7 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from .caller_warnings import TiedDataWarning, warn
 from .estimators.base import constant_columns
+from .estimators.ksg import KSG, discrete_columns
 from .tabular import table_columns, ties_by_name
 
 __all__ = ["mutual_info_scores"]
@@ -43,22 +51,32 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     ----------
     X : ``(n_samples, n_features)`` numpy array or pandas DataFrame.
     y : ``(n_samples,)`` target.
-    estimator : object with ``estimate(x, y)``; ``None``: the shipped MIST checkpoint.
+    estimator : object with ``estimate(x, y)``; ``None``: the shipped MIST checkpoint, or
+        ``KSG(discrete="auto")`` with ``discrete_target``.
     discrete_target : ``y`` holds class labels (see the module docs).
     random_state : seed of the dither of a discrete target (``None``: 0, so that
         repeated calls give the same scores).
     """
     names, features = table_columns(X)
-    target = _target(y, features.shape[0], discrete_target, random_state)
+    if features.shape[0] < 2:
+        raise ValueError(f"mutual_info_scores needs at least 2 samples; got {features.shape[0]}")
     if estimator is None:
-        estimator = _shipped_mist()
+        estimator = KSG(discrete="auto") if discrete_target else _shipped_mist()
     if not callable(getattr(estimator, "estimate", None)):
         raise TypeError(f"estimator must have an estimate(x, y) method; got "
                         f"{type(estimator).__name__}")
+    target, constant = _target(y, features.shape[0], discrete_target, random_state,
+                               dither=not _reads_classes(estimator))
     live = np.setdiff1d(np.arange(features.shape[1]), constant_columns(features))
     scores = np.zeros(features.shape[1])
-    if not live.size:
+    if not live.size or constant:
         return scores
+    if discrete_target and getattr(estimator, "continuous_only", False):
+        warn(f"mutual_info_scores: {getattr(estimator, 'name', 'this estimator')} reads "
+             "the dithered class labels as a continuous target and sees almost none of "
+             "their dependence on the features (its scores change with the order of the "
+             "class codes). For class labels leave estimator=None: KSG(discrete='auto'), "
+             "the mixed-KSG estimator.", TiedDataWarning)
     samples = [(features[:, [j]], target) for j in live]
     named = [(names[j], features[:, [j]]) for j in live] + [("y", target)]
     with ties_by_name(estimator, named):
@@ -71,8 +89,16 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     return scores
 
 
-def _target(y: Any, n: int, discrete: bool, random_state: int | None) -> np.ndarray:
-    """The target as an ``(n, 1)`` float column (dithered class codes when discrete)."""
+def _reads_classes(estimator: Any) -> bool:
+    """Whether ``estimator`` reads class codes as discrete (KSG's mixed rule)."""
+    return isinstance(estimator, KSG) and estimator.discrete is not False
+
+
+def _target(y: Any, n: int, discrete: bool, random_state: int | None,
+            dither: bool = True) -> tuple[np.ndarray, bool]:
+    """The target as an ``(n, 1)`` float column (class codes when ``discrete``, dithered
+    unless ``dither`` is False and :func:`discrete_columns` reads the codes as discrete)
+    and whether it is constant (one class)."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -81,9 +107,21 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None) -> np.ndar
     if y.shape[0] != n:
         raise ValueError(f"X has {n} samples but y has {y.shape[0]}")
     if discrete:
-        _, codes = np.unique(y, return_inverse=True)
+        missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v)
+                                  for v in y.tolist()])
+        if missing.size:
+            raise ValueError(f"y contains a missing class label ({y[missing[0]]}, first at "
+                             f"row {missing[0]}; {missing.size} such rows)")
+        try:
+            _, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise ValueError(f"y's class labels cannot be compared with each other (mixed "
+                             f"types in dtype {y.dtype})") from None
+        codes = codes.reshape(-1, 1).astype(np.float64)
+        if not dither and discrete_columns(codes)[0]:
+            return codes, bool(constant_columns(codes).size)
         rng = np.random.default_rng(0 if random_state is None else random_state)
-        return (codes + rng.random(n)).reshape(-1, 1)
+        return codes + rng.random((n, 1)), bool(constant_columns(codes).size)
     try:
         values = y.astype(np.float64).reshape(-1, 1)
     except (TypeError, ValueError):
@@ -93,7 +131,7 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None) -> np.ndar
     if bad.size:
         raise ValueError(f"y contains {values[bad[0], 0]} (first at row {bad[0]}; "
                          f"{bad.size} such rows)")
-    return values
+    return values, bool(constant_columns(values).size)
 
 
 @lru_cache(maxsize=1)

@@ -108,3 +108,35 @@ def test_tied_features_are_named_once(problem):
         mutual_info_scores(frame, y, estimator=KSG())
     ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
     assert len(ties) == 1 and "KSG: 'level' (" in ties[0] and "column 0" not in ties[0]
+
+
+def test_class_labels_go_to_mixed_ksg_whatever_their_coding():
+    """Three classes cut from X_0 at -0.5 and 0.5: I(X_0; class) = H(class)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1000, 2))
+    classes = np.digitize(X[:, 0], [-0.5, 0.5])
+    p = np.diff(stats.norm.cdf([-np.inf, -0.5, 0.5, np.inf]))
+    exact = -np.sum(p * np.log(p))
+    for labels in (classes, (classes + 1) % 3, np.array(["lo", "mid", "hi"])[classes]):
+        scores = mutual_info_scores(X, labels, discrete_target=True)
+        assert scores[0] == pytest.approx(exact, abs=0.03) and abs(scores[1]) < 0.03
+
+
+def test_class_labels_for_mist_warn_and_odd_labels_are_handled():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 2))
+    classes = (X[:, 0] > 0).astype(int)
+
+    class ContinuousOnly(Batched):
+        continuous_only = True
+
+    with pytest.warns(TiedDataWarning, match="leave estimator=None"):
+        mutual_info_scores(X, classes, estimator=ContinuousOnly(), discrete_target=True)
+    assert not mutual_info_scores(X, np.full(300, "one"), discrete_target=True).any()
+    with pytest.raises(ValueError, match="missing class label .nan, first at row 1"):
+        mutual_info_scores(X, np.array([0.0, np.nan] * 150), discrete_target=True)
+    with pytest.raises(ValueError, match="missing class label .None, first at row 3"):
+        mutual_info_scores(X, np.array(["a", "b", "a", None] * 75, dtype=object),
+                           discrete_target=True)
+    with pytest.raises(ValueError, match="at least 2 samples; got 1"):
+        mutual_info_scores(X[:1], classes[:1], estimator=KSG())
