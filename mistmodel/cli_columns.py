@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .caller_warnings import warn
+from .estimators.base import check_exact_float64
 
 __all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "new_file", "open_table",
            "select", "select_conditioning", "select_columns"]
@@ -72,6 +73,7 @@ class Table:
                                  f"(dtype {data.dtype})")
             if np.iscomplexobj(data):
                 raise InputError(f"{flag}: {self.path} holds complex values; MIST needs real ones")
+            self._check_exact(data, cols, flag)
             out = np.asarray(data, dtype=np.float64)
         else:
             out = self._numeric_columns(self._body(cols), cols, flag)
@@ -105,7 +107,16 @@ class Table:
             raise InputError(f"{flag}: non-numeric {self.label(col)} in {self.path} "
                              f"(first non-number {series.iloc[row]!r} at data row {row}, "
                              "counting from 0)")
+        for pos, col in enumerate(cols):
+            self._check_exact(frame.iloc[:, pos].to_numpy().reshape(-1, 1), [col], flag)
         return frame.to_numpy(dtype=np.float64)
+
+    def _check_exact(self, data: np.ndarray, cols: list[int], flag: str) -> None:
+        """:func:`check_exact_float64` as an :class:`InputError` naming the column."""
+        try:
+            check_exact_float64(data, lambda j: f"{flag}: {self.label(cols[j])} in {self.path}")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
 
 def _check_finite(data: np.ndarray, labels: list[str], flag: str, has_header: bool) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .caller_warnings import TiedDataWarning, held, warn
-from .estimators.base import constant_columns, tied_columns
+from .estimators.base import check_exact_float64, constant_columns, tied_columns
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name"]
 
@@ -81,6 +81,8 @@ def _numeric(column: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"column {name!r} is not numeric (dtype {column.dtype})")
     if np.iscomplexobj(column):
         raise ValueError(f"column {name!r} holds complex values; MI needs real ones")
+    if column.ndim == 1:
+        check_exact_float64(column.reshape(-1, 1), lambda _: f"column {name!r}")
     values = column.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:

@@ -516,3 +516,12 @@ def test_neighbour_correction_flag_in_test_and_matrix(tmp_path, capsys):
     code, out, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc"),
                                   "--neighbour-correction"])
     assert code == 0, err
+
+
+def test_integers_float64_cannot_hold_apart_are_refused(tmp_path, capsys):
+    rows = np.arange(100, dtype=np.uint64)
+    path = tmp_path / "ids.csv"
+    pd.DataFrame({"id": 10**19 + rows, "v": rows}).to_csv(path, index=False)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "id", "--y", "v",
+                                  "--estimator", "ksg"])
+    assert code == 2 and "--x: column 'id'" in err and "beyond 2**53" in err, err

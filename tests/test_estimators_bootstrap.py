@@ -116,7 +116,7 @@ def test_bad_interval_arguments() -> None:
     with pytest.raises(ValueError, match="n_boot"):
         KSG().interval(x, y, n_boot=1)
     with pytest.raises(ValueError, match="subsample"):
-        KSG(k=5).interval(x[:6], y[:6])
+        KSG(k=5).interval(x[:7], y[:7])
 
 
 def test_constant_input_interval_is_zero() -> None:

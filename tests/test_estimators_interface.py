@@ -89,9 +89,22 @@ def test_shape_errors(name: str) -> None:
         est.estimate(x.astype(str), y)
 
 
+def test_integers_beyond_float64_and_masked_entries_are_refused() -> None:
+    rows = np.arange(200)
+    ids = (2**62 + rows).reshape(-1, 1)             # distinct, but one double after conversion
+    with pytest.raises(ValueError, match=r"x column 0 holds integers beyond 2\*\*53.*merges "
+                                         r"199 of its 200 distinct values.*offset"):
+        KSG().estimate(ids, rows.reshape(-1, 1))
+    assert np.isfinite(KSG().estimate(ids - ids.min(), rows.reshape(-1, 1)))
+    x, y = sample()
+    with pytest.raises(ValueError, match="masked array with masked entries"):
+        CCA().estimate(np.ma.masked_array(x, mask=x > 2), y)
+    assert CCA().estimate(np.ma.masked_array(x), y) == CCA().estimate(x, y)
+
+
 def test_too_few_rows_per_estimator() -> None:
     x, y = sample(2)
-    for est, needed in [(KSG(k=3), 4), (CCA(), 3), (MINE(), 4), (InfoNCE(), 4)]:
+    for est, needed in [(KSG(k=3), 5), (CCA(), 3), (MINE(), 4), (InfoNCE(), 4)]:
         with pytest.raises(ValueError, match=f"at least {needed} rows; got 2"):
             est.estimate(x, y)
 

@@ -231,9 +231,10 @@ def test_settings_and_bad_arguments() -> None:
         KSG(jitter=-1.0)
 
 
-def test_n_not_above_k_is_refused() -> None:
+def test_n_not_above_k_plus_one_is_refused() -> None:
+    """With k + 1 rows every row is a neighbour of every other: the estimate is 0."""
     rng = np.random.default_rng(0)
-    x, y = correlated(rng, 5, 2, 2)
-    with pytest.raises(ValueError, match=r"k=5.*at least 6 rows; got 5"):
+    x, y = correlated(rng, 6, 2, 2)
+    with pytest.raises(ValueError, match=r"k=5.*at least 7 rows; got 6"):
         KSG(k=5).estimate(x, y)
     assert np.isfinite(KSG(k=4).estimate(x, y))

@@ -113,10 +113,10 @@ Too small samples and degenerate bootstraps
 Replicates that are all (or nearly all) equal give an interval of zero
 width, which claims a certainty no sample has. That happens when the
 replicate samples are at the estimator's smallest size: a KSG replicate of
-``k + 1`` rows has every other row among its k nearest neighbours, so every
-replicate returns the same number. Every scheme therefore needs
+``k + 2`` rows has all but one of the other rows among its k nearest neighbours,
+so replicates return nearly the same number. Every scheme therefore needs
 ``n >= 4 * min_rows`` (:attr:`Estimator.min_bootstrap_rows`): subsamples of
-``n // 2 >= 2 * min_rows`` rows (24 rows for KSG with k = 5, where measured
+``n // 2 >= 2 * min_rows`` rows (28 rows for KSG with k = 5, where measured
 intervals reach their full width from subsamples of about ``2 (k + 1)``
 rows), and resamples with replacement holding about ``0.63 n >= 2.5 *
 min_rows`` distinct rows. Any bootstrap whose interval comes out with zero
@@ -137,7 +137,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -149,6 +149,7 @@ __all__ = [
     "Estimate",
     "Estimator",
     "as_pair",
+    "check_exact_float64",
     "check_xy",
     "check_xyz",
     "constant_columns",
@@ -160,8 +161,35 @@ __all__ = [
 BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "replacement-centred", "subsample")
 
 
+EXACT_INTEGERS = 2 ** 53    # float64 holds every integer up to this one exactly
+
+
+def check_exact_float64(arr: np.ndarray, name: Callable[[int], str]) -> None:
+    """Refuse an integer column of ``arr`` ``(n, d)`` that float64 cannot hold apart:
+    beyond :data:`EXACT_INTEGERS` neighbouring integers round to the same double, so the
+    conversion would merge values (a column of distinct IDs or nanosecond timestamps
+    could become constant, and its MI 0).  ``name(j)`` names column ``j``."""
+    if arr.dtype.kind not in "iu" or arr.dtype.itemsize < 8 or not arr.size:
+        return
+    for j in np.flatnonzero((arr.max(axis=0) > EXACT_INTEGERS)
+                            | (arr.min(axis=0) < -EXACT_INTEGERS)):
+        before = np.unique(arr[:, j]).size
+        after = np.unique(arr[:, j].astype(np.float64)).size
+        if after < before:
+            raise ValueError(
+                f"{name(int(j))} holds integers beyond 2**53 (from {int(arr[:, j].min())} to "
+                f"{int(arr[:, j].max())}), which float64 cannot tell apart: converting it "
+                f"merges {before - after} of its {before} distinct values. Subtract an offset "
+                "(such as its minimum) first, or pass it as float if its precision is not "
+                "needed.")
+
+
 def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
     """Convert one side to a float64 2-D array or raise a clear error."""
+    if isinstance(a, np.ma.MaskedArray) and np.ma.getmaskarray(a).any():
+        raise ValueError(f"{label} is a masked array with masked entries, which would be "
+                         "read as their underlying values: drop the rows that hold them "
+                         "(np.ma.compress_rows) or fill them first")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
@@ -184,6 +212,7 @@ def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
         )
     if arr.shape[1] == 0:
         raise ValueError(f"{label} has no columns (shape {arr.shape})")
+    check_exact_float64(arr, lambda j: f"{label} column {j}")
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 

@@ -600,7 +600,7 @@ class KSG(Estimator):
     Parameters
     ----------
     k
-        Number of neighbours; needs ``n > k`` rows.
+        Number of neighbours; needs ``n > k + 1`` rows.
     metric
         Norm inside the X space and inside the Y space: "chebyshev" (maximum
         norm, the original) or "euclidean" (as in benchmark-mi). The joint
@@ -692,10 +692,13 @@ class KSG(Estimator):
 
     @property
     def min_rows(self) -> int:
-        return self.k + 1
+        # with k + 1 rows every row is among the k nearest neighbours of every other, and
+        # the estimate is 0 whatever the data
+        return self.k + 2
 
     def _who(self) -> str:
-        return f"KSG with k={self.k} (n must exceed k)"
+        return (f"KSG with k={self.k} (n must exceed k + 1: with k + 1 rows every row is a "
+                "neighbour of every other)")
 
     def choose_algorithm(self, n: int, dim: int) -> str:
         """The strategy "auto" picks for ``n`` rows and ``dim = dx + dy``."""
