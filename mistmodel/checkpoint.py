@@ -87,6 +87,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
         raise
     except Exception as exc:
         raise CheckpointError(_not_safetensors(path, exc)) from None
+    broken = [name for name, t in state.items()
+              if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if broken:
+        raise CheckpointError(f"{path}: tensor {broken[0]!r} holds NaN or infinite values"
+                              + (f" (and {len(broken) - 1} more tensors)" if len(broken) > 1
+                                 else "") + "; the network would answer NaN")
     return state, card
 
 
@@ -149,6 +155,16 @@ def _check_card(card: Any, path: Path) -> None:
                               f"this version reads {FORMAT!r}")
     if not isinstance(card["model_config"], dict):
         raise CheckpointError(f"{path}: the card's model_config must be a JSON object")
+    ranges = card.get("data_ranges")
+    if ranges is not None:
+        if not isinstance(ranges, dict):
+            raise CheckpointError(f"{path}: the card's data_ranges must be a JSON object")
+        for key, value in ranges.items():
+            if not (isinstance(value, list) and len(value) == 2
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                            for v in value) and value[0] <= value[1]):
+                raise CheckpointError(f"{path}: the card's data_ranges[{key!r}] must be "
+                                      f"[low, high] numbers with low <= high; got {value!r}")
 
 
 def _json_ready(value: Any, src: Path) -> Any:

@@ -332,6 +332,9 @@ def _matrix(args: argparse.Namespace) -> int:
     table = open_table(args.file, header=args.header)
     cols = select_columns(table, args.columns, by=args.by)
     values = table.read(cols, "--columns")
+    if values.shape[0] < 2:
+        raise InputError(f"{args.file} has {values.shape[0]} data row; an MI matrix needs "
+                         "at least 2")
     constant = constant_columns(values)
     if constant.size:
         raise InputError(f"{table.label(cols[constant[0]])} is constant: it carries no "
@@ -544,8 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")
         try:
             code = command(args)
-        except (InputError, ValueError, FileNotFoundError, RuntimeError,
-                NotImplementedError) as exc:
+        except (InputError, ValueError, OSError, RuntimeError, NotImplementedError) as exc:
             print(f"mist: error: {exc}", file=sys.stderr)
             code = 2
     seen: set[tuple[type, str]] = set()

@@ -74,6 +74,8 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     variables = column_groups(names, groups)
     if len(variables) < 2:
         raise ValueError(f"an MI matrix needs at least two variables; got {len(variables)}")
+    if values.shape[0] < 2:
+        raise ValueError(f"an MI matrix needs at least 2 rows; the table has {values.shape[0]}")
     used = [j for _, cols in variables for j in cols]
     constant = constant_column_names(names, values, used)
     if constant:

@@ -90,12 +90,32 @@ __all__ = [
 X_COLUMN, Y_COLUMN, Z_COLUMN = 0, 1, 2
 
 
+KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
 def config_from_dict(cls: Any, d: dict[str, Any], what: str) -> Any:
     """``cls(**d)`` for a config dataclass, naming any key it does not know."""
     unknown = set(d) - {f.name for f in fields(cls)}
     if unknown:
         raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    for f in fields(cls):
+        if f.name in d and not _same_kind(d[f.name], f.default):
+            raise ValueError(f"{what} config key {f.name!r} must be "
+                             f"{KIND_NAMES.get(type(f.default), 'a value like ' + repr(f.default))}"
+                             f"; got {d[f.name]!r}")
     return cls(**d)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` may stand where the field's ``default`` does (an int where a float
+    is expected; a bool only where a bool is)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (int, str)):
+        return isinstance(value, type(default))
+    return True
 
 
 @dataclass

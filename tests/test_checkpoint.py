@@ -83,6 +83,17 @@ def raw_checkpoint(path, state, card_text):
      r"invalid model_config.*widht"),
     (json.dumps({"format": FORMAT, "variant": "mist_qr", "model_config": CONFIG.to_dict()}),
      "card says variant 'mist_qr' but its model_config says 'mist'"),
+    (json.dumps({"format": FORMAT, "variant": "mist",
+                 "model_config": {**CONFIG.to_dict(), "width": "abc"}}),
+     r"invalid model_config.*'width' must be an integer; got 'abc'"),
+    (json.dumps({"format": FORMAT, "variant": "mist",
+                 "model_config": {**CONFIG.to_dict(), "copula": 1}}),
+     r"'copula' must be true or false; got 1"),
+    (json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
+                 "data_ranges": {"dim_x": [1, "a"]}}),
+     r"data_ranges\['dim_x'\] must be \[low, high\] numbers with low <= high; got \[1, 'a'\]"),
+    (json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
+                 "data_ranges": {"n": [500, 10]}}), r"data_ranges\['n'\]"),
 ])
 def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
     path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)
@@ -100,6 +111,14 @@ def test_missing_unexpected_and_misshapen_tensors_are_named(tmp_path, state):
     wide = {**state, "embed.tag.weight": torch.zeros(2, 9)}
     with pytest.raises(CheckpointError, match=r"embed\.tag\.weight has shape \(2, 9\).*\(2, 8\)"):
         MIST.load(save_checkpoint(tmp_path / "wide.safetensors", wide, card()))
+
+
+def test_non_finite_weights_are_refused(tmp_path, state):
+    broken = {k: v.clone() for k, v in state.items()}
+    broken["head.net.0.bias"][0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"tensor 'head\.net\.0\.bias' holds NaN or "
+                                              "infinite values; the network would answer NaN"):
+        MIST.load(save_checkpoint(tmp_path / "nan.safetensors", broken, card()))
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):

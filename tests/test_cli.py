@@ -525,3 +525,13 @@ def test_integers_float64_cannot_hold_apart_are_refused(tmp_path, capsys):
     code, out, err = run(capsys, ["estimate", str(path), "--x", "id", "--y", "v",
                                   "--estimator", "ksg"])
     assert code == 2 and "--x: column 'id'" in err and "beyond 2**53" in err, err
+
+
+def test_one_row_and_unusable_paths_are_clean_errors(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("a,b\n1,2\n")
+    code, out, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc")])
+    assert code == 2 and "has 1 data row; an MI matrix needs at least 2" in err, err
+    code, out, err = run(capsys, ["estimate", str(tmp_path / ("a" * 300 + ".csv")),
+                                  "--x", "a", "--y", "b"])
+    assert code == 2 and err.startswith("mist: error:") and "Traceback" not in err, err

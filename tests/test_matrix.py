@@ -205,3 +205,8 @@ def test_progress_bar_shows_when_asked_or_long(frame, capsys, monkeypatch):
     monkeypatch.setattr("mistmodel.matrix.AUTO_PROGRESS_PAIRS", 5)
     mi_matrix(frame, estimator=CCA())
     assert "MI pairs" in capsys.readouterr().err
+
+
+def test_one_row_is_too_few_rather_than_constant():
+    with pytest.raises(ValueError, match="needs at least 2 rows; the table has 1"):
+        mi_matrix(np.array([[1.0, 2.0, 3.0]]), estimator=CCA())

@@ -41,9 +41,9 @@ def test_benchmark_combine_summarize(stores, tmp_path):
     assert sorted(ds.estimator.values) == ["CCA-shrunk", "KSG"]  # labels kept whole
     assert "test_out_of_distribution" in set(ds.split.values)
     assert np.isfinite(ds.estimate).all()
-    # KSG's bootstrap needs n >= 24: no interval at n = 20, one at every larger n
+    # KSG's bootstrap needs n >= 28: no interval at n = 20, one at every larger n
     has_interval = np.isfinite(ds.lower.sel(estimator="KSG"))
-    assert (has_interval == (ds.n >= 24)).all()
+    assert (has_interval == (ds.n >= 28)).all()
     assert np.isnan(ds.lower.sel(estimator="CCA-shrunk")).all()
     truth = {(s, f, i): x.mi for s, f, p in stores for i, x in enumerate(mistgen.open_meta_dataset(p))}
     for dp in ds.datapoint.values:

@@ -200,7 +200,7 @@ def test_too_small_for_a_bootstrap_is_refused(make, n: int) -> None:
 
 
 def test_ksg_at_its_smallest_bootstrap_n_has_a_positive_width_interval() -> None:
-    x, y = sample(24)
+    x, y = sample(28)
     rec = KSG(k=5).estimate_with_interval(x, y, n_boot=50)
     assert rec.lower < rec.upper
     assert rec.contains_value and rec.interval_note is None
