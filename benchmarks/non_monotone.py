@@ -8,8 +8,16 @@ is drawn with ``mistgen`` from ``normal-dense`` at fixed correlations (1 + 1 at 
 bijection that cuts [-2, 2) into ``pieces`` equal intervals and reverses their order
 (identity outside): the relation between X and Y folds into a saw-tooth, the MI stays.
 ``pieces = 1`` is the untouched sample. Prints, per (dims, rho, pieces, n), the mean
-estimate of MIST, MIST-QR's median, KSG (k = 5) and the share of MIST-QR's 90% intervals
-that contain the truth, over ``--reps`` samples (seeds 0, 1, ...).
+estimate of MIST, MIST-QR's median, KSG (k = 5), the share of MIST-QR's 90% intervals
+that contain the truth and the share of samples on which MIST's cross-check against KSG
+warns (``mistmodel.cross_check``), over ``--reps`` samples (seeds 0, 1, ...).
+
+Then how often the cross-check warns where MIST is not blind: X independent of Y (the
+user checks' independence families, cycled) and dependent families of the user checks'
+decile suite, at 1 + 1 to 4 + 4 columns (1 + 4 for independence) and n = 100 to 2,000
+(100, 200, 500, 2,000):
+``2 * --reps`` independent samples per cell, ``--reps // 2`` dependent ones per family
+and cell (``--false-alarms 0`` skips it).
 """
 from __future__ import annotations
 
@@ -20,10 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
+import user_checks as uc  # noqa: E402
 from mistmodel import MIST  # noqa: E402
+from mistmodel.cross_check import first_miss  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
 CASES = [((1, 1), 0.5), ((1, 1), 0.8), ((1, 1), 0.95), ((4, 4), 0.5)]
@@ -47,12 +58,14 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
+    ap.add_argument("--false-alarms", type=int, default=1, help="0: skip the second table")
     args = ap.parse_args(argv)
     mist, qr, ksg = MIST.load(), MIST.load(variant="mist_qr"), KSG(k=5)
     print(f"`python benchmarks/non_monotone.py --reps {args.reps} --n "
           f"{' '.join(map(str, args.n))}`: mean over {args.reps} samples\n")
-    print("| dims | rho | MI | pieces | n | MIST | MIST-QR median | QR 90% covers | KSG |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| dims | rho | MI | pieces | n | MIST | MIST-QR median | QR 90% covers | KSG | "
+          "cross-check warns |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (dx, dy), rho in CASES:
         for pieces in PIECES:
             for n in args.n:
@@ -67,10 +80,35 @@ def main(argv=None) -> int:
                     iv = qr.interval_batch(pairs, level=0.9)
                     k = np.array([ksg.estimate(x, y) for x, y in pairs])
                 covered = np.mean((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
+                warned = sum(first_miss([p], [v]) is not None for p, v in zip(pairs, point))
                 print(f"| {dx}+{dy} | {rho} | {truth[0]:.3f} | {pieces} | {n} | "
                       f"{np.mean(point):.3f} | {np.mean(q):.3f} | {covered:.0%} | "
-                      f"{np.mean(k):.3f} |", flush=True)
+                      f"{np.mean(k):.3f} | {warned}/{len(pairs)} |", flush=True)
+    if args.false_alarms:
+        false_alarms(mist, 2 * args.reps)
     return 0
+
+
+def false_alarms(mist: MIST, reps: int) -> None:
+    """Warnings of the cross-check on samples whose dependence MIST can see."""
+    dims = [(1, 1), (2, 2), (4, 4), (1, 4)]
+    suites = {"independent (mixed marginals)": [
+        uc.draw(17, "independence", uc.INDEPENDENT_SPECS[r % len(uc.INDEPENDENT_SPECS)],
+                n, dx, dy, r) for dx, dy in dims for n in (100, 200, 500, 2000) for r in range(reps)]}
+    suites["dependent (decile suite families)"] = [
+        uc.draw(17, "decile", spec, n, dx, dy, r, priors=priors)
+        for _, spec, priors in uc.DECILE_CASES for dx, dy in dims[:3] for n in (100, 200, 500, 2000)
+        for r in range(max(1, reps // 4))]   # reps // 4 = --reps // 2
+    print("\n| samples MIST can see | samples | cross-check warns | largest KSG - MIST |")
+    print("|---|---|---|---|")
+    for label, samples in suites.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = mist.estimate_batch([(s.x, s.y) for s in samples])
+        misses = [first_miss([(s.x, s.y)], [v]) for s, v in zip(samples, values)]
+        gaps = [KSG(k=5).estimate(s.x, s.y) - v for s, v in zip(samples, values)]
+        print(f"| {label} | {len(samples)} | {sum(m is not None for m in misses)} | "
+              f"{max(gaps):+.3f} |", flush=True)
 
 
 if __name__ == "__main__":

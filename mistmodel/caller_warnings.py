@@ -43,6 +43,11 @@ class TiedDataWarning(UserWarning):
     """A column is discrete or heavily tied; MIST was trained on continuous data only."""
 
 
+class CrossCheckWarning(UserWarning):
+    """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
+    MIST does not see (not monotone)."""
+
+
 def _inside_package(filename: str) -> bool:
     """Whether a frame's file is one of this package's (``<string>`` and the like are
     not files), or ``contextlib``'s, whose wrappers run the package's context managers."""
@@ -66,6 +71,12 @@ def warn(message: str, category: type[Warning]) -> None:
     while frame is not None and _inside_package(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def is_silenced(category: type[Warning]) -> bool:
+    """Whether :func:`warn` drops ``category`` here (inside :func:`silenced`), so a check
+    that only exists to warn can skip its work."""
+    return issubclass(category, _SILENCED.get())
 
 
 @contextmanager

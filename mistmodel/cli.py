@@ -68,7 +68,7 @@ import numpy as np
 
 from .cli_columns import (InputError, existing_file, new_file, open_table, select,
                           select_columns, select_conditioning)
-from .caller_warnings import TiedDataWarning, silenced
+from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced
 from .estimators.base import constant_columns
 from .tabular import ties_by_name
 
@@ -177,7 +177,7 @@ def _estimate(args: argparse.Namespace) -> int:
         if qr is None:
             result["notes"].append("no interval: no MIST-QR checkpoint available")
         else:
-            with silenced(TiedDataWarning):          # the estimate has warned
+            with silenced(TiedDataWarning, CrossCheckWarning):   # the estimate has warned
                 lower, upper = qr.interval(x, y, level=args.level)
             info = qr.last_info
             result.update(lower=lower, upper=upper, level=info.get("level", args.level),

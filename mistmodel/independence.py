@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .caller_warnings import TiedDataWarning, silenced
+from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced
 from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
@@ -110,21 +110,23 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
     name = _estimator_name(estimator)
     xa, ya = check_xy(x, y, int(getattr(estimator, "min_rows", 2)), who=name)
     perms = _permutations(xa.shape[0], count, seed)
-    if batch and callable(getattr(estimator, "estimate_batch", None)):
-        values = _batched(estimator, xa, ya, perms)
-    else:
-        values = np.array([estimator.estimate(xa, ya)]
-                          + [estimator.estimate(xa, ya[p]) for p in perms])
-    return _result(float(values[0]), values[1:], name)
+    batched = batch and callable(getattr(estimator, "estimate_batch", None))
+    statistic = (float(np.ravel(estimator.estimate_batch([(xa, ya)]))[0]) if batched
+                 else float(estimator.estimate(xa, ya)))
+    # the statistic's warnings (ties, MIST's cross-check) are about the data; its
+    # permuted copies would only repeat them, and the cross-check would cost time
+    with silenced(CrossCheckWarning, TiedDataWarning):
+        null = (_batched(estimator, xa, ya, perms) if batched
+                else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
+    return _result(statistic, null, name)
 
 
 def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarray]) -> np.ndarray:
-    """The observed estimate then one per permutation, in chunks of about BATCH_CELLS cells."""
+    """One estimate per permutation of ``y``, in chunks of about BATCH_CELLS cells."""
     per_chunk = max(1, BATCH_CELLS // (x.shape[0] * (x.shape[1] + y.shape[1])))
-    orders: list[np.ndarray | None] = [None, *perms]
     values = []
-    for start in range(0, len(orders), per_chunk):
-        pairs = [(x, y if p is None else y[p]) for p in orders[start:start + per_chunk]]
+    for start in range(0, len(perms), per_chunk):
+        pairs = [(x, y[p]) for p in perms[start:start + per_chunk]]
         values.append(np.asarray(estimator.estimate_batch(pairs), dtype=np.float64).ravel())
     return np.concatenate(values)
 

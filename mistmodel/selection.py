@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .caller_warnings import TiedDataWarning, warn
+from . import cross_check
+from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced, warn
 from .estimators.base import constant_columns
 from .estimators.ksg import KSG, discrete_columns
 from .tabular import table_columns, ties_by_name
@@ -79,12 +80,14 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
              "the mixed-KSG estimator.", TiedDataWarning)
     samples = [(features[:, [j]], target) for j in live]
     named = [(names[j], features[:, [j]]) for j in live] + [("y", target)]
-    with ties_by_name(estimator, named):
+    with ties_by_name(estimator, named), silenced(CrossCheckWarning):
         if callable(getattr(estimator, "estimate_batch", None)):
             values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
         else:
             values = np.array([estimator.estimate(x, t) for x, t in samples],
                               dtype=np.float64)
+    cross_check.warn_by_name(estimator, "mutual_info_scores",
+                             [f"feature {names[j]!r}" for j in live], samples, values)
     scores[live] = values
     return scores
 

@@ -81,7 +81,7 @@ def test_batched_path_matches_the_plain_one_and_is_used():
     batched = BatchedCCA()
     fast = independence_test(batched, x, y, 49, seed=7)
     plain = independence_test(CCA(), x, y, 49, seed=7, batch=False)
-    assert batched.batch_sizes == [50]
+    assert batched.batch_sizes == [1, 49]          # the statistic, then the copies
     np.testing.assert_allclose(fast.null, plain.null, rtol=1e-12)
     assert fast.p_value == plain.p_value and fast.estimator == "batched-cca"
 

@@ -9,7 +9,7 @@ from sklearn.feature_selection import SelectKBest
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 
-from mistmodel.caller_warnings import TiedDataWarning
+from mistmodel.caller_warnings import CrossCheckWarning, TiedDataWarning
 from mistmodel.estimators import KSG
 from mistmodel.selection import mutual_info_scores
 
@@ -40,11 +40,14 @@ class Batched:
 
 def test_default_mist_scores_rank_relevant_features_first(problem):
     X, y = problem
-    scores = mutual_info_scores(X, y)
+    # y = sin(2 X_0) + X_3 + noise: MIST sees less of the sine than KSG, and says so
+    with pytest.warns(CrossCheckWarning, match=r"for feature '0' \("):
+        scores = mutual_info_scores(X, y)
     assert scores.shape == (8,)
     assert set(np.argsort(scores)[-2:]) == {0, 3}
 
 
+@pytest.mark.filterwarnings("ignore::mistmodel.caller_warnings.CrossCheckWarning")
 @pytest.mark.parametrize("score_func", [mutual_info_scores,
                                         partial(mutual_info_scores, estimator=KSG())])
 def test_select_k_best_in_a_pipeline(problem, score_func):
