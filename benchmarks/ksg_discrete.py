@@ -23,10 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mistgen  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
-CASES = [("binary symmetric channel, flip 0.35", "discrete-bsc", {"flip": 0.35}),
-         ("binary symmetric channel, flip 0.1", "discrete-bsc", {"flip": 0.1}),
-         ("Y = X uniform on 4 values", "discrete-copy", {"k": 4}),
-         ("random 2-6 x 2-6 table", "discrete-table", None)]
+# (label, family, fixed parameters, prior overrides)
+CASES = [("binary symmetric channel, flip 0.35", "discrete-bsc", {"flip": 0.35}, None),
+         ("binary symmetric channel, flip 0.1", "discrete-bsc", {"flip": 0.1}, None),
+         ("Y = X uniform on 4 values", "discrete-copy", {"k": 4}, None),
+         ("Y = X uniform on 15 values", "discrete-copy", {"k": 15}, None),
+         ("random 2-6 x 2-6 table", "discrete-table", None, None),
+         ("random 7-10 x 7-10 table", "discrete-table", None,
+          {"discrete-table": {"k_x": [7, 10], "k_y": [7, 10]}}),
+         ("random 12-16 x 12-16 table", "discrete-table", None,
+          {"discrete-table": {"k_x": [12, 16], "k_y": [12, 16]}})]
 
 
 def main(argv=None) -> int:
@@ -40,10 +46,11 @@ def main(argv=None) -> int:
     print("| case | n | KSG(): mean error (sd), MAE | KSG(discrete='auto'): mean error (sd), "
           "MAE | KSG() over 20 noise seeds, first sample |")
     print("|---|---|---|---|---|")
-    for label, family, params in CASES:
+    for label, family, params, priors in CASES:
         for n in (300, 2000):
             samples = [mistgen.sample(f"{family}-base", n, 1, 1,
-                                      args.seed * 1_000_000 + 1000 * n + r, params=params)
+                                      args.seed * 1_000_000 + 1000 * n + r, params=params,
+                                      priors=priors)
                        for r in range(args.samples)]
             cells = []
             for est in (KSG(), KSG(discrete="auto")):
