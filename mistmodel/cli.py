@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import sys
@@ -307,7 +308,7 @@ def _test(args: argparse.Namespace) -> int:
         result["z_columns"] = [table.key(c) for c in zc]
     _note_discrete(args, table, [(side, cols, data[side]) for side, _, cols in sides], result)
     if args.json:
-        print(json.dumps(result))
+        print(_json(result))
         return 0
     given = " given Z" if zc is not None else ""
     what = "I(X;Y|Z)" if zc is not None else "I(X;Y)"
@@ -413,9 +414,21 @@ def _outside_note(same_network: bool, corrected: bool = False) -> str:
             "interval from MIST-QR, two separately trained networks that disagree here")
 
 
+def _json(result: dict[str, Any]) -> str:
+    """``result`` as strict JSON: a non-finite number (CCA's I(X;Y) of a column with an
+    exact copy is infinite) becomes null, with a note naming it."""
+    bad = [key for key, value in result.items()
+           if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        result = {**result, **{key: None for key in bad},
+                  "notes": [*result.get("notes", []), *(
+                      f"{key} is {result[key]} (written as null)" for key in bad)]}
+    return json.dumps(result, allow_nan=False)
+
+
 def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result))
+        print(_json(result))
         return
     what = "I(X;Y|Z)" if result.get("conditional") else "I(X;Y)"
     by = f", {result['estimator']}" if "estimator" in result else ""

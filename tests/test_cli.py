@@ -535,3 +535,13 @@ def test_one_row_and_unusable_paths_are_clean_errors(tmp_path, capsys):
     code, out, err = run(capsys, ["estimate", str(tmp_path / ("a" * 300 + ".csv")),
                                   "--x", "a", "--y", "b"])
     assert code == 2 and err.startswith("mist: error:") and "Traceback" not in err, err
+
+
+def test_json_is_strict_and_object_arrays_are_refused(tmp_path, capsys):
+    from mistmodel.cli import _json
+    out = json.loads(_json({"estimate": float("inf"), "lower": None, "notes": ["a"]}))
+    assert out["estimate"] is None and out["notes"] == ["a", "estimate is inf (written as null)"]
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[1, "a"], [2, "b"]], dtype=object), allow_pickle=True)
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1"])
+    assert code == 2 and "holds Python objects (dtype object)" in err, err

@@ -229,6 +229,8 @@ def test_settings_and_bad_arguments() -> None:
         KSG(algorithm="ball")
     with pytest.raises(ValueError, match="jitter"):
         KSG(jitter=-1.0)
+    with pytest.raises(ValueError, match="k must be a positive integer; got True"):
+        KSG(k=True)
 
 
 def test_n_not_above_k_plus_one_is_refused() -> None:

@@ -660,7 +660,7 @@ class KSG(Estimator):
         algorithm: str = "auto",
         discrete: bool | str = False,
     ) -> None:
-        if int(k) != k or k < 1:
+        if isinstance(k, bool) or int(k) != k or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
