@@ -208,7 +208,8 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
         "x_columns": [table.key(c) for c in xc], "y_columns": [table.key(c) for c in yc],
         "estimate": value, "units": "nats", "level": None, "lower": None, "upper": None,
         "interval_method": None, "dropped_constant_columns": dropped,
-        "notes": ["no interval: intervals come from MIST-QR (--estimator mist without --z)"]}
+        "notes": [f"no interval: {estimator.name} gives none here; intervals come from "
+                  "MIST-QR (--estimator mist without --z)"]}
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
         result["conditional"] = True
@@ -432,8 +433,9 @@ def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> Non
         return
     what = "I(X;Y|Z)" if result.get("conditional") else "I(X;Y)"
     by = f", {result['estimator']}" if "estimator" in result else ""
+    dim_z = f", dim_z = {len(result['z_columns'])}" if result.get("z_columns") else ""
     print(f"{what} = {result['estimate']:.4f} nats   (n = {result['n']}, dim_x = {dim_x}, "
-          f"dim_y = {dim_y}{by})")
+          f"dim_y = {dim_y}{dim_z}{by})")
     fix = result.get("neighbour_correction")
     if fix is not None:
         copula = ("Gaussian" if fix.get("neighbour_nu") is None

@@ -503,7 +503,8 @@ class Estimator(ABC):
         if not self.estimates_conditional:
             raise NotImplementedError(
                 f"{self.name} does not estimate conditional mutual information I(X; Y | Z); "
-                "KSG (Frenzel-Pompe) and CCA (Gaussian partial form) do"
+                "KSG (Frenzel-Pompe), CCA (Gaussian partial form) and the conditional MIST "
+                "(MIST.load(variant='mist_cmi')) do"
             )
         xa, ya, za = check_xyz(x, y, z, self.min_rows, who=self._who())
         const_z = constant_columns(za)
