@@ -4,10 +4,10 @@
 
 Mutual information is unchanged by any invertible map of Y, monotone or not. Each sample
 is drawn with ``mistgen`` from ``normal-dense`` at fixed correlations (1 + 1 at rho 0.5,
-0.8, 0.95; 4 + 4 at rho 0.5), so its MI is exact; then every Y column goes through a
-bijection that cuts [-2, 2) into ``pieces`` equal intervals and reverses their order
-(identity outside): the relation between X and Y folds into a saw-tooth, the MI stays.
-``pieces = 1`` is the untouched sample. Prints, per (dims, rho, pieces, n), the mean
+0.8, 0.95; 4 + 4 at rho 0.5), so its MI is exact, untouched (``pieces = 1``) or through
+``mistgen``'s ``fold`` (2 pieces) or ``saw`` (4) transform: every Y column has [-2, 2) cut
+into that many equal intervals put in reverse order, so the relation between X and Y
+folds into a saw-tooth and the MI stays. Prints, per (dims, rho, pieces, n), the mean
 estimate of MIST, MIST-QR's median, KSG (k = 5), the share of MIST-QR's 90% intervals
 that contain the truth and the share of samples on which MIST's cross-check against KSG
 warns (``mistmodel.cross_check``), over ``--reps`` samples (seeds 0, 1, ...).
@@ -38,19 +38,7 @@ from mistmodel.cross_check import first_miss  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
 CASES = [((1, 1), 0.5), ((1, 1), 0.8), ((1, 1), 0.95), ((4, 4), 0.5)]
-PIECES = (1, 2, 4)
-SPAN = 2.0          # the pieces tile [-SPAN, SPAN)
-
-
-def reverse_pieces(y: np.ndarray, pieces: int) -> np.ndarray:
-    """The bijection of the module notes, column by column."""
-    if pieces == 1:
-        return y
-    width = 2 * SPAN / pieces
-    inside = (y >= -SPAN) & (y < SPAN)
-    k = np.floor((y + SPAN) / width)                   # piece index, 0 .. pieces - 1
-    moved = y + (pieces - 1 - 2 * k) * width           # piece k lands where piece m-1-k was
-    return np.where(inside, moved, y)
+PIECES = {1: "normal-dense", 2: "normal-dense-fold", 4: "normal-dense-saw"}
 
 
 def main(argv=None) -> int:
@@ -67,11 +55,11 @@ def main(argv=None) -> int:
           "cross-check warns |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (dx, dy), rho in CASES:
-        for pieces in PIECES:
+        for pieces, spec in PIECES.items():
             for n in args.n:
-                samples = [mistgen.sample("normal-dense", n, dx, dy, seed,
-                                          params={"off_diag": rho}) for seed in range(args.reps)]
-                pairs = [(s.x, reverse_pieces(s.y, pieces)) for s in samples]
+                samples = [mistgen.sample(spec, n, dx, dy, seed, params={"off_diag": rho})
+                           for seed in range(args.reps)]
+                pairs = [(s.x, s.y) for s in samples]
                 truth = np.array([s.mi for s in samples])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

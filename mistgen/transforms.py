@@ -1,8 +1,10 @@
 """MI-preserving transforms, applied to X alone and to Y alone.
 
 Each transform is invertible, so the mutual information of the base family is unchanged.
-Per-coordinate transforms are strictly increasing; ``spiral`` mixes two coordinates
-by a norm-dependent rotation. Transforms take no parameters and draw no randomness.
+Most per-coordinate transforms are strictly increasing; ``fold`` and ``saw`` are not (they
+reorder pieces of Y's values, so the dependence folds while the MI stays); ``spiral``
+mixes two coordinates by a norm-dependent rotation. Transforms take no parameters and
+draw no randomness.
 """
 from __future__ import annotations
 
@@ -145,3 +147,42 @@ class Spiral(Transform):
 
     def inverse(self, v, side):
         return self._rotate(v, -1.0)
+
+
+class PieceReversal(Transform):
+    """Cut ``[-span, span)`` of each Y coordinate into ``pieces`` equal intervals and put
+    them in reverse order (values outside, and X, unchanged): a bijection that is not
+    monotone, its own inverse.  The relation between X and Y folds into a saw-tooth; the
+    MI stays."""
+
+    pieces: ClassVar[int] = 2
+    span: ClassVar[float] = 2.0
+
+    def _reverse(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        width = 2.0 * self.span / self.pieces
+        inside = (v >= -self.span) & (v < self.span)
+        k = np.clip(np.floor((v + self.span) / width), 0, self.pieces - 1)
+        return np.where(inside, v + (self.pieces - 1 - 2 * k) * width, v)
+
+    def forward(self, v, side):
+        return v if side == "x" else self._reverse(v)
+
+    def inverse(self, v, side):
+        return self.forward(v, side)
+
+
+@TRANSFORMS.register
+class Fold(PieceReversal):
+    """Y's halves of [-2, 2) swapped."""
+
+    name = "fold"
+    pieces = 2
+
+
+@TRANSFORMS.register
+class Saw(PieceReversal):
+    """Y's quarters of [-2, 2) in reverse order."""
+
+    name = "saw"
+    pieces = 4

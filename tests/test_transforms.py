@@ -18,7 +18,7 @@ def test_strictly_increasing(name, side):
     assert np.all(np.diff(v) > 0)
 
 
-@pytest.mark.parametrize("name", PER_COORDINATE + ["spiral"])
+@pytest.mark.parametrize("name", PER_COORDINATE + ["spiral", "fold", "saw"])
 @pytest.mark.parametrize("side", ["x", "y"])
 def test_inverse_round_trip(name, side):
     t = TRANSFORMS.get(name)
@@ -28,6 +28,20 @@ def test_inverse_round_trip(name, side):
         v = np.clip(v, -5, 5)
     back = t.inverse(t.forward(v, side), side)
     np.testing.assert_allclose(back, v, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name,pieces", [("fold", 2), ("saw", 4)])
+def test_fold_and_saw_permute_y_and_leave_x(name, pieces):
+    """A bijection of each Y coordinate that is not monotone: on a fine grid it permutes the
+    grid, reverses the order of its pieces of [-2, 2) and keeps the order inside each."""
+    t = TRANSFORMS.get(name)
+    grid = np.round(np.arange(-3.0, 3.0, 1 / 64), 10)[:, None]
+    out = t.forward(grid, "y")[:, 0]
+    np.testing.assert_array_equal(np.sort(out), grid[:, 0])
+    np.testing.assert_array_equal(t.forward(grid, "x"), grid)
+    inside = (grid[:, 0] >= -2) & (grid[:, 0] < 2)
+    assert (np.diff(out[inside]) < 0).sum() == pieces - 1       # one drop between pieces
+    np.testing.assert_array_equal(out[~inside], grid[~inside, 0])
 
 
 def test_wiggly_derivative_bound():
@@ -49,7 +63,8 @@ def test_spiral_keeps_norm_and_mixes_coordinates():
 
 
 @pytest.mark.parametrize("spec", ["student-sparse-asinh", "normal-lvm-wiggly", "additive_noise-halfcube",
-                                  "normal-dense-normal_cdf-spiral", "student-2pair-wiggly-asinh"])
+                                  "normal-dense-normal_cdf-spiral", "student-2pair-wiggly-asinh",
+                                  "normal-dense-fold", "student-dense-asinh-saw"])
 def test_transforms_change_no_label(spec):
     parsed = parse_spec(spec)
     base_spec = parsed.family.name + "-base"
