@@ -4,8 +4,9 @@ MIST reads a sample through the ranks of its columns and was trained on families
 dependence is monotone or close to it.  Where the dependence folds - Y a periodic,
 piecewise or saw-tooth function of X, an invertible but not monotone map of a column -
 it reads much less than the MI, often none at all: on a bivariate Gaussian at rho = 0.95
-(1.16 nats) with Y's values cut into pieces whose order is reversed, an invertible map
-that keeps the MI, it reads 0.000 (``benchmarks/non_monotone.py``).  KSG, which counts
+(1.16 nats) with Y's halves of [-2, 2) swapped (``mistgen``'s ``fold``), an invertible
+map that keeps the MI, it reads 0.000, and 0.08-0.11 with four pieces reversed (``saw``;
+``benchmarks/non_monotone.py``).  KSG, which counts
 neighbours, does not care about the shape.
 
 So each estimate of a sample with at least :data:`MIN_ROWS` rows and at most
@@ -29,7 +30,7 @@ import numpy as np
 
 from .caller_warnings import (CrossCheckWarning, SmallSampleWarning, TiedDataWarning,
                               is_silenced, silenced, warn)
-from .estimators.base import tied_columns
+from .estimators.base import constant_columns, tied_columns
 from .estimators.ksg import KSG
 
 __all__ = ["ROWS", "MIN_ROWS", "MAX_DIMS", "MARGIN", "first_miss", "margin", "misses",
@@ -52,18 +53,27 @@ def subsample_rows(n: int, rows: int = ROWS) -> np.ndarray:
 
 
 def misses(samples: Sequence[tuple[np.ndarray, np.ndarray]], values: Sequence[float],
-           first_only: bool = False) -> list[tuple[int, float, int]]:
+           first_only: bool = False, progress: bool = False) -> list[tuple[int, float, int]]:
     """``(index, KSG's estimate, rows it read)`` of each sample where KSG reads clearly
-    more than ``values`` (module notes); with ``first_only``, of the first one only."""
+    more than ``values`` (module notes); with ``first_only``, of the first one only.
+    Constant columns are left out first; a sample KSG refuses (a column spanning more than
+    float64 resolves) is skipped, not an error."""
+    from tqdm.auto import tqdm
+
     ksg, found = KSG(k=5), []
-    for i, ((x, y), value) in enumerate(zip(samples, values)):
+    for i, ((x, y), value) in enumerate(tqdm(list(zip(samples, values)), disable=not progress,
+                                             desc="cross-check", unit="sample")):
+        x, y = (np.delete(a, constant_columns(a), axis=1) for a in (x, y))
         n = x.shape[0]
-        if n < MIN_ROWS or not 0 < x.shape[1] + y.shape[1] <= MAX_DIMS or \
-                not (x.shape[1] and y.shape[1]) or tied_columns(x) or tied_columns(y):
+        if n < MIN_ROWS or not (x.shape[1] and y.shape[1]) or \
+                x.shape[1] + y.shape[1] > MAX_DIMS or tied_columns(x) or tied_columns(y):
             continue
         rows = subsample_rows(n)
-        with silenced(TiedDataWarning, SmallSampleWarning):
-            reference = float(ksg.estimate(x[rows], y[rows]))
+        try:
+            with silenced(TiedDataWarning, SmallSampleWarning):
+                reference = float(ksg.estimate(x[rows], y[rows]))
+        except ValueError:
+            continue
         if reference >= float(value) + margin(rows.size) and reference >= 2.0 * float(value):
             found.append((i, reference, rows.size))
             if first_only:
@@ -79,15 +89,15 @@ def first_miss(samples: Sequence[tuple[np.ndarray, np.ndarray]], values: Sequenc
 
 
 def warn_by_name(estimator: Any, who: str, labels: Sequence[str],
-                 samples: Sequence[tuple[np.ndarray, np.ndarray]], values: Sequence[float]
-                 ) -> None:
+                 samples: Sequence[tuple[np.ndarray, np.ndarray]], values: Sequence[float],
+                 progress: bool = False) -> None:
     """For callers that split a table into pairs of variables (``labels`` names each
     sample): one :class:`CrossCheckWarning` naming every pair where KSG reads clearly
     more than ``estimator``'s ``values``, when the estimator cross-checks (MIST's
     ``cross_check``) and the warning is not silenced."""
     if not getattr(estimator, "cross_check", False) or is_silenced(CrossCheckWarning):
         return
-    found = misses(samples, values)
+    found = misses(samples, values, progress=progress)
     if not found:
         return
     shown = [f"{labels[i]} ({float(values[i]):.3f} against {ref:.3f} nats)"
@@ -97,4 +107,5 @@ def warn_by_name(estimator: Any, who: str, labels: Sequence[str],
          f"than KSG (k = 5, on up to {ROWS} rows) for {', '.join(shown)}{more}: the "
          "dependence may have a shape MIST does not see (not monotone: periodic, folded or "
          "piecewise). Use KSG for such data (see the known limitations in docs/mist.md); "
-         "MIST.load(cross_check=False) turns this check off.", CrossCheckWarning)
+         "MIST.load(cross_check=False), or --no-cross-check on the command line, turns this "
+         "check off.", CrossCheckWarning)

@@ -159,7 +159,8 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
     out = out.reshape(len(pairs), len(orders))
     cross_check.warn_by_name(estimator, "mi_matrix",
                              [f"variables {labels[i]!r} and {labels[j]!r}" for i, j in pairs],
-                             [(blocks[i], blocks[j]) for i, j in pairs], out[:, 0])
+                             [(blocks[i], blocks[j]) for i, j in pairs], out[:, 0],
+                             progress=show)
     return out
 
 

@@ -200,8 +200,9 @@ class MIST(Estimator):
     cross_check : ``True`` (default) compares each I(X;Y) estimate of a sample of 100 rows
         or more and at most 8 columns in all with KSG on 500 of its rows, and raises a
         :class:`CrossCheckWarning` (one per call, naming the first such sample) where KSG
-        reads at least 0.1 nats and twice as much: MIST misses dependence that is not
-        monotone (:mod:`mistmodel.cross_check`).  It costs about 2 ms per sample;
+        reads at least twice as much and more by a margin (0.1 nats from 400 rows,
+        ``2 / sqrt(rows)`` below): MIST misses dependence that is not monotone
+        (:mod:`mistmodel.cross_check`).  It costs about 2 ms per sample;
         ``False`` skips it, as do the permuted copies of a permutation test.
     """
 
@@ -655,8 +656,8 @@ class MIST(Estimator):
              f"{reference:.3f} on {rows} of its rows: the dependence may have a shape MIST "
              "does not see (not monotone: periodic, folded or piecewise), where it reads "
              "far less than the MI or none. Use KSG for such data (see the known "
-             "limitations in docs/mist.md); MIST.load(cross_check=False) turns this check "
-             "off.", CrossCheckWarning)
+             "limitations in docs/mist.md); MIST.load(cross_check=False), or "
+             "--no-cross-check on the command line, turns this check off.", CrossCheckWarning)
 
     def _prepare_many(self, samples: Iterable[Any], warn_ties: bool = True
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -676,6 +677,14 @@ class MIST(Estimator):
         if warn_ties:
             self._warn_ties(prepared)
         return prepared
+
+    @staticmethod
+    def tie_flags(a: np.ndarray) -> np.ndarray:
+        """Which columns of ``a`` a :class:`TiedDataWarning` is about: more than 10% of
+        their rows repeat a value (:func:`~mistmodel.estimators.base.tied_columns`)."""
+        flags = np.zeros(np.shape(a)[1], dtype=bool)
+        flags[[j for j, _ in tied_columns(a)]] = True
+        return flags
 
     def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> list[bool]:
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per

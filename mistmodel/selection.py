@@ -37,7 +37,7 @@ import numpy as np
 
 from . import cross_check
 from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced, warn
-from .estimators.base import constant_columns
+from .estimators.base import check_exact_float64, constant_columns, refuse_masked
 from .estimators.ksg import KSG, discrete_columns
 from .tabular import table_columns, ties_by_name
 
@@ -53,7 +53,8 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     X : ``(n_samples, n_features)`` numpy array or pandas DataFrame.
     y : ``(n_samples,)`` target.
     estimator : object with ``estimate(x, y)``; ``None``: the shipped MIST checkpoint, or
-        ``KSG(discrete="auto")`` with ``discrete_target``.
+        ``KSG(discrete="auto")`` with ``discrete_target`` (which needs at least 7 samples,
+        k + 2 for its k = 5).
     discrete_target : ``y`` holds class labels (see the module docs).
     random_state : seed of the dither of a discrete target (``None``: 0, so that
         repeated calls give the same scores).
@@ -102,6 +103,7 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
     """The target as an ``(n, 1)`` float column (class codes when ``discrete``, dithered
     unless ``dither`` is False and :func:`discrete_columns` reads the codes as discrete)
     and whether it is constant (one class)."""
+    refuse_masked(y, "y")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -110,8 +112,7 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
     if y.shape[0] != n:
         raise ValueError(f"X has {n} samples but y has {y.shape[0]}")
     if discrete:
-        missing = np.flatnonzero([v is None or (isinstance(v, (float, np.floating)) and v != v)
-                                  for v in y.tolist()])
+        missing = np.flatnonzero([_missing(v) for v in y.tolist()])
         if missing.size:
             raise ValueError(f"y contains a missing class label ({y[missing[0]]}, first at "
                              f"row {missing[0]}; {missing.size} such rows)")
@@ -125,6 +126,8 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
             return codes, bool(constant_columns(codes).size)
         rng = np.random.default_rng(0 if random_state is None else random_state)
         return codes + rng.random((n, 1)), bool(constant_columns(codes).size)
+    if y.dtype.kind in "iu":
+        check_exact_float64(y.reshape(-1, 1), lambda _: "y")
     try:
         values = y.astype(np.float64).reshape(-1, 1)
     except (TypeError, ValueError):
@@ -135,6 +138,12 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
         raise ValueError(f"y contains {values[bad[0], 0]} (first at row {bad[0]}; "
                          f"{bad.size} such rows)")
     return values, bool(constant_columns(values).size)
+
+
+def _missing(label: Any) -> bool:
+    """Whether a class label is a missing value: None, a float NaN, pandas' NA or NaT."""
+    return (label is None or (isinstance(label, (float, np.floating)) and label != label)
+            or type(label).__name__ in ("NAType", "NaTType"))
 
 
 @lru_cache(maxsize=1)

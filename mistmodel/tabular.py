@@ -24,13 +24,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .caller_warnings import TiedDataWarning, held, warn
-from .estimators.base import check_exact_float64, constant_columns, tied_columns
+from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_columns
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name"]
 
 
 def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
     """The names and float64 values ``(n, p)`` of a table's columns."""
+    refuse_masked(data, "the table")
     kind = type(data).__module__.split(".")[0]
     if kind == "pandas" and hasattr(data, "columns"):
         names = [str(c) for c in data.columns]
@@ -140,15 +141,32 @@ def constant_column_names(names: Sequence[str], values: np.ndarray,
 def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) -> Iterator[None]:
     """Hold back the :class:`TiedDataWarning` s that ``estimator`` raises inside the block;
     after it, if there were any, raise one naming the ``(name, values)`` variables with a
-    heavily repeated column (:func:`tied_columns`), with the estimator's advice."""
+    non-constant column the estimator's own test calls tied (its ``tie_flags``, else
+    :func:`tied_columns`), with the estimator's advice."""
     with held(TiedDataWarning) as messages:
         yield
     if not messages:
         return
-    tied = [f"{name!r} ({found[0][1]:.0%} of its rows repeat a value)"
-            for name, values in variables if (found := tied_columns(values))]
+    tied = []
+    for name, values in variables:
+        kept = np.delete(values, constant_columns(values), axis=1)
+        flags = _tie_flags(estimator, kept) if kept.shape[1] else []
+        if np.any(flags):
+            column = kept[:, int(np.argmax(flags))]
+            tied.append(f"{name!r} ({np.unique(column).size} distinct values in "
+                        f"{column.size} rows)")
     who = getattr(estimator, "name", type(estimator).__name__)
     what = (", ".join(tied) + (" is" if len(tied) == 1 else " are")) if tied else \
         "some variables are"
     advice = getattr(estimator, "tie_advice", None) or messages[0]
     warn(f"{who}: {what} discrete or heavily tied: {advice}", TiedDataWarning)
+
+
+def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
+    """Which columns of ``values`` the estimator's tie warning is about."""
+    flags = getattr(estimator, "tie_flags", None)
+    if callable(flags):
+        return np.asarray(flags(values), dtype=bool)
+    found = np.zeros(values.shape[1], dtype=bool)
+    found[[j for j, _ in tied_columns(values)]] = True
+    return found

@@ -151,7 +151,7 @@ def test_tied_columns_are_named_by_their_headers(tmp_path, capsys, checkpoints, 
         assert "TiedDataWarning" not in err
     else:
         assert err.count("TiedDataWarning") == 1, err
-        assert "'level' (98% of its rows repeat a value) is discrete" in err
+        assert "'level' (3 distinct values in 200 rows) is discrete" in err
         assert "column 1" not in err
 
 
@@ -545,3 +545,17 @@ def test_json_is_strict_and_object_arrays_are_refused(tmp_path, capsys):
     np.save(path, np.array([[1, "a"], [2, "b"]], dtype=object), allow_pickle=True)
     code, _, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1"])
     assert code == 2 and "holds Python objects (dtype object)" in err, err
+
+
+def test_no_cross_check_reaches_mist(tmp_path, capsys, monkeypatch):
+    import mistmodel.mist as mist_module
+    seen = []
+    real = mist_module.MIST.load.__func__
+    monkeypatch.setattr(mist_module.MIST, "load", classmethod(
+        lambda cls, *a, **kw: seen.append(kw.get("cross_check")) or real(cls, *a, **kw)))
+    rng = np.random.default_rng(3)
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rng.standard_normal((60, 2)), columns=["a", "b"]).to_csv(path, index=False)
+    code, _, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc"),
+                                "--no-cross-check"])
+    assert code == 0 and seen == [False], err

@@ -99,3 +99,14 @@ def test_is_silenced_follows_silenced():
     with silenced(CrossCheckWarning):
         assert is_silenced(CrossCheckWarning)
     assert not is_silenced(CrossCheckWarning)
+
+
+def test_constant_columns_and_samples_ksg_refuses_do_not_stop_the_check(mist):
+    x, y = folded()
+    with pytest.warns(CrossCheckWarning):                  # a constant x column is left out
+        mist.estimate(np.hstack([x, np.ones_like(x)]), y)
+    wide = np.random.default_rng(5).standard_normal((200, 1))
+    wide[0] = 1e300                                       # KSG refuses to standardise this
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CrossCheckWarning)
+        assert np.isfinite(mist.estimate(wide, np.random.default_rng(6).standard_normal((200, 1))))

@@ -165,7 +165,7 @@ def test_tied_columns_are_named_once_by_their_names(estimator):
     with pytest.warns(TiedDataWarning) as caught:
         mi_matrix(table, estimator=estimator)
     ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
-    assert len(ties) == 1 and "'level' (99% of its rows repeat a value) is" in ties[0]
+    assert len(ties) == 1 and "'level' (3 distinct values in 300 rows) is" in ties[0]
     assert "column 0" not in ties[0] and "'cont'" not in ties[0]
     assert caught[0].filename == __file__
 
@@ -210,3 +210,21 @@ def test_progress_bar_shows_when_asked_or_long(frame, capsys, monkeypatch):
 def test_one_row_is_too_few_rather_than_constant():
     with pytest.raises(ValueError, match="needs at least 2 rows; the table has 1"):
         mi_matrix(np.array([[1.0, 2.0, 3.0]]), estimator=CCA())
+
+
+def test_only_the_columns_the_estimator_warned_about_are_named():
+    rng = np.random.default_rng(8)
+    level = rng.integers(0, 5, 300)
+    table = pd.DataFrame({"level": level, "rounded": np.round(rng.standard_normal(300), 1),
+                          "other": rng.standard_normal(300) + level})
+    with pytest.warns(TiedDataWarning) as caught:
+        mi_matrix(table, estimator=KSG())
+    ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
+    assert ties == [ties[0]] and "'level' (5 distinct values in 300 rows) is" in ties[0]
+    assert "'rounded'" not in ties[0]           # about 60 values: KSG does not take it as discrete
+
+
+def test_masked_entries_are_refused():
+    data = np.random.default_rng(9).standard_normal((50, 3))
+    with pytest.raises(ValueError, match="the table is a masked array with masked entries"):
+        mi_matrix(np.ma.masked_array(data, mask=data > 2), estimator=CCA())

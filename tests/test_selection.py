@@ -143,3 +143,14 @@ def test_class_labels_for_mist_warn_and_odd_labels_are_handled():
                            discrete_target=True)
     with pytest.raises(ValueError, match="at least 2 samples; got 1"):
         mutual_info_scores(X[:1], classes[:1], estimator=KSG())
+
+
+def test_targets_float64_cannot_hold_and_masked_or_na_labels_are_refused(problem):
+    X, _ = problem
+    with pytest.raises(ValueError, match=r"y holds integers beyond 2\*\*53"):
+        mutual_info_scores(X, 2**62 + np.arange(400), estimator=KSG())
+    with pytest.raises(ValueError, match="y is a masked array with masked entries"):
+        mutual_info_scores(X, np.ma.masked_array(X[:, 0], mask=X[:, 0] > 1), estimator=KSG())
+    with pytest.raises(ValueError, match="missing class label .<NA>, first at row 1"):
+        mutual_info_scores(X, pd.Series(["a", pd.NA] * 200, dtype="string"),
+                           discrete_target=True)

@@ -153,6 +153,7 @@ __all__ = [
     "check_xy",
     "check_xyz",
     "constant_columns",
+    "refuse_masked",
     "scale_to_unit",
     "standardize_columns",
     "tied_columns",
@@ -184,12 +185,18 @@ def check_exact_float64(arr: np.ndarray, name: Callable[[int], str]) -> None:
                 "needed.")
 
 
-def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
-    """Convert one side to a float64 2-D array or raise a clear error."""
+def refuse_masked(a: Any, label: str) -> None:
+    """Refuse a numpy masked array with masked entries (``np.asarray`` would read the
+    values under the mask as data)."""
     if isinstance(a, np.ma.MaskedArray) and np.ma.getmaskarray(a).any():
         raise ValueError(f"{label} is a masked array with masked entries, which would be "
                          "read as their underlying values: drop the rows that hold them "
                          "(np.ma.compress_rows) or fill them first")
+
+
+def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
+    """Convert one side to a float64 2-D array or raise a clear error."""
+    refuse_masked(a, label)
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like

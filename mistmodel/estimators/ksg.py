@@ -734,6 +734,14 @@ class KSG(Estimator):
             return discrete_columns(a)
         return np.full(a.shape[1], bool(self.discrete))
 
+    def tie_flags(self, a: np.ndarray) -> np.ndarray:
+        """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
+        ``discrete=False``, those :func:`discrete_columns` finds (other settings handle
+        them, and do not warn)."""
+        if self.discrete is not False:
+            return np.zeros(np.shape(a)[1], dtype=bool)
+        return discrete_columns(a)
+
     def _warn_discrete(self, *sides: np.ndarray) -> None:
         """With ``discrete=False``, one :class:`TiedDataWarning` naming the first column
         that :func:`discrete_columns` finds discrete: the noise breaks its ties, so the
