@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
     args = ap.parse_args(argv)
     mist, qr, ksg = MIST.load(args.checkpoint), MIST.load(variant="mist_qr"), KSG(k=5)
+    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
     print(f"`python benchmarks/non_monotone.py --reps {args.reps} --n "
-          f"{' '.join(map(str, args.n))}`: mean over {args.reps} samples\n")
+          f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
     print("| dims | rho | MI | pieces | n | MIST | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")
     print("|---|---|---|---|---|---|---|---|---|---|")
