@@ -6,8 +6,8 @@ piecewise or saw-tooth function of X, an invertible but not monotone map of a co
 it reads much less than the MI, often none at all: on a bivariate Gaussian at rho = 0.95
 (1.16 nats) with Y's halves of [-2, 2) swapped (``mistgen``'s ``fold``), an invertible
 map that keeps the MI, it reads 0.000, and 0.08-0.11 with four pieces reversed (``saw``;
-``benchmarks/non_monotone.py``).  KSG, which counts
-neighbours, does not care about the shape.
+``benchmarks/non_monotone.py``).  KSG, which counts neighbours, does not care about the
+shape.
 
 So each estimate of a sample with at least :data:`MIN_ROWS` rows and at most
 :data:`MAX_DIMS` columns in all (where KSG is cheap and not biased far down) is compared
@@ -33,13 +33,18 @@ from .caller_warnings import (CrossCheckWarning, SmallSampleWarning, TiedDataWar
 from .estimators.base import constant_columns, tied_columns
 from .estimators.ksg import KSG
 
-__all__ = ["ROWS", "MIN_ROWS", "MAX_DIMS", "MARGIN", "first_miss", "margin", "misses",
-           "subsample_rows", "warn_by_name"]
+__all__ = ["ADVICE", "ROWS", "MIN_ROWS", "MAX_DIMS", "MARGIN", "first_miss", "margin",
+           "misses", "subsample_rows", "warn_by_name"]
 
 ROWS = 500        # rows KSG reads
 MIN_ROWS = 100    # below this KSG's noise is too large for the margin
 MAX_DIMS = 8      # dx + dy: above it KSG is biased down and slower
 MARGIN = 0.1      # nats by which KSG must exceed MIST from 400 rows (and by a factor of two)
+# what a CrossCheckWarning says after the numbers
+ADVICE = ("the dependence may have a shape MIST does not see (not monotone: periodic, folded "
+          "or piecewise), where it reads far less than the MI or none. Use KSG for such data "
+          "(see the known limitations in docs/mist.md); MIST.load(cross_check=False), or "
+          "--no-cross-check on the command line, turns this check off.")
 
 
 def margin(rows: int) -> float:
@@ -104,8 +109,5 @@ def warn_by_name(estimator: Any, who: str, labels: Sequence[str],
              for i, ref, _ in found[:5]]
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     warn(f"{who}: {getattr(estimator, 'name', 'the estimator')} reads far less dependence "
-         f"than KSG (k = 5, on up to {ROWS} rows) for {', '.join(shown)}{more}: the "
-         "dependence may have a shape MIST does not see (not monotone: periodic, folded or "
-         "piecewise). Use KSG for such data (see the known limitations in docs/mist.md); "
-         "MIST.load(cross_check=False), or --no-cross-check on the command line, turns this "
-         "check off.", CrossCheckWarning)
+         f"than KSG (k = 5, on up to {ROWS} rows) for {', '.join(shown)}{more}: {ADVICE}",
+         CrossCheckWarning)

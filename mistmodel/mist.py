@@ -69,7 +69,7 @@ from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, load_checkpoint
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
-                              check_xy, check_xyz, constant_columns, tied_columns)
+                              check_xy, check_xyz, constant_columns, tied_columns, tied_flags)
 from .model import MISTNet, ModelConfig
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
@@ -202,7 +202,7 @@ class MIST(Estimator):
         :class:`CrossCheckWarning` (one per call, naming the first such sample) where KSG
         reads at least twice as much and more by a margin (0.1 nats from 400 rows,
         ``2 / sqrt(rows)`` below): MIST misses dependence that is not monotone
-        (:mod:`mistmodel.cross_check`).  It costs about 2 ms per sample;
+        (:mod:`mistmodel.cross_check`).  It costs 2-3 ms per sample;
         ``False`` skips it, as do the permuted copies of a permutation test.
     """
 
@@ -653,11 +653,7 @@ class MIST(Estimator):
         i, reference, rows = miss
         where = f"sample {i}: " if len(pairs) > 1 else ""
         warn(f"{where}MIST reads {float(values[i]):.3f} nats, but KSG (k = 5) reads "
-             f"{reference:.3f} on {rows} of its rows: the dependence may have a shape MIST "
-             "does not see (not monotone: periodic, folded or piecewise), where it reads "
-             "far less than the MI or none. Use KSG for such data (see the known "
-             "limitations in docs/mist.md); MIST.load(cross_check=False), or "
-             "--no-cross-check on the command line, turns this check off.", CrossCheckWarning)
+             f"{reference:.3f} on {rows} of its rows: {cc.ADVICE}", CrossCheckWarning)
 
     def _prepare_many(self, samples: Iterable[Any], warn_ties: bool = True
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -678,13 +674,8 @@ class MIST(Estimator):
             self._warn_ties(prepared)
         return prepared
 
-    @staticmethod
-    def tie_flags(a: np.ndarray) -> np.ndarray:
-        """Which columns of ``a`` a :class:`TiedDataWarning` is about: more than 10% of
-        their rows repeat a value (:func:`~mistmodel.estimators.base.tied_columns`)."""
-        flags = np.zeros(np.shape(a)[1], dtype=bool)
-        flags[[j for j, _ in tied_columns(a)]] = True
-        return flags
+    # which columns of an array a TiedDataWarning is about (more than 10% of rows repeat)
+    tie_flags = staticmethod(tied_flags)
 
     def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> list[bool]:
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per

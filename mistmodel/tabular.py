@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .caller_warnings import TiedDataWarning, held, warn
-from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_columns
+from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_flags
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name"]
 
@@ -142,7 +142,7 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
     """Hold back the :class:`TiedDataWarning` s that ``estimator`` raises inside the block;
     after it, if there were any, raise one naming the ``(name, values)`` variables with a
     non-constant column the estimator's own test calls tied (its ``tie_flags``, else
-    :func:`tied_columns`), with the estimator's advice."""
+    :func:`tied_flags`), with the estimator's advice."""
     with held(TiedDataWarning) as messages:
         yield
     if not messages:
@@ -164,9 +164,4 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
 
 def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
     """Which columns of ``values`` the estimator's tie warning is about."""
-    flags = getattr(estimator, "tie_flags", None)
-    if callable(flags):
-        return np.asarray(flags(values), dtype=bool)
-    found = np.zeros(values.shape[1], dtype=bool)
-    found[[j for j, _ in tied_columns(values)]] = True
-    return found
+    return np.asarray(getattr(estimator, "tie_flags", tied_flags)(values), dtype=bool)

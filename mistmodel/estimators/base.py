@@ -157,6 +157,7 @@ __all__ = [
     "scale_to_unit",
     "standardize_columns",
     "tied_columns",
+    "tied_flags",
 ]
 
 BOOTSTRAP_SCHEMES = ("replacement", "replacement-bc", "replacement-centred", "subsample")
@@ -370,6 +371,13 @@ def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
     whose fraction exceeds :data:`TIED_FRACTION`."""
     repeated = 1.0 - _distinct_per_column(a) / max(len(a), 1)
     return [(int(j), float(repeated[j])) for j in np.flatnonzero(repeated > TIED_FRACTION)]
+
+
+def tied_flags(a: np.ndarray) -> np.ndarray:
+    """Which columns of ``a`` :func:`tied_columns` finds, as a boolean array."""
+    flags = np.zeros(np.shape(a)[1], dtype=bool)
+    flags[[j for j, _ in tied_columns(a)]] = True
+    return flags
 
 
 def _distinct_per_column(a: np.ndarray) -> np.ndarray:
