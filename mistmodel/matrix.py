@@ -99,11 +99,10 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
     perms = _permutations(values.shape[0], count, seed) if count else []
     show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
-    with ties_by_name(estimator, [(name, block) for (name, _), block in zip(variables, blocks)]):
-        stats = _pair_statistics(estimator, blocks, pairs, perms, show,
-                                 [name for name, _ in variables])
-
     labels = [name for name, _ in variables]
+    with ties_by_name(estimator, list(zip(labels, blocks))):
+        stats = _pair_statistics(estimator, blocks, pairs, perms, show, labels)
+
     mi = np.full((len(blocks), len(blocks)), np.nan)
     pv = np.full_like(mi, np.nan)
     for (i, j), row in zip(pairs, stats):

@@ -10,8 +10,9 @@
 ``mutual_info_regression(X, y)``: ``X`` ``(n_samples, n_features)`` (array or DataFrame),
 ``y`` ``(n_samples,)``, and it returns an array ``(n_features,)`` of MI estimates in nats.
 For a continuous target the default estimator is the shipped MIST checkpoint, loaded
-once per process, which scores all features in one batched call; any other estimator with ``estimate(x, y)`` is
-called feature by feature (with ``estimate_batch`` when it has one).
+once per process, which scores all features in one batched call; any other estimator
+with ``estimate(x, y)`` is called feature by feature (with ``estimate_batch`` when it has
+one).
 
 A constant feature, or a constant ``y``, scores 0 (no information), as in scikit-learn.  NaN or an
 infinite value is refused with an error naming the feature (or ``y``).
