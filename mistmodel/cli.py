@@ -336,8 +336,9 @@ def _matrix(args: argparse.Namespace) -> int:
     cols = select_columns(table, args.columns, by=args.by)
     values = table.read(cols, "--columns")
     if values.shape[0] < 2:
-        raise InputError(f"{args.file} has {values.shape[0]} data row; an MI matrix needs "
-                         "at least 2")
+        raise InputError(f"{args.file} has {values.shape[0]} data "
+                         f"row{'' if values.shape[0] == 1 else 's'}; an MI matrix needs at "
+                         "least 2")
     constant = constant_columns(values)
     if constant.size:
         raise InputError(f"{table.label(cols[constant[0]])} is constant: it carries no "
