@@ -192,8 +192,9 @@ def _open_npy(path: Path) -> Table:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         if "Python objects" in str(exc) or "allow_pickle" in str(exc):
-            raise InputError(f"{path} holds Python objects (dtype object), which are not "
-                             "loaded (unpickling can run code): save a numeric array") from None
+            raise InputError(f"could not read {path} as a .npy array: it holds Python "
+                             "objects (dtype object), which are not loaded (unpickling can run "
+                             "code); save a numeric array") from None
         raise InputError(f"could not read {path} as a .npy array: {exc}") from None
     if arr.ndim == 1:
         raise InputError(f"{path} holds a 1-D array of shape {arr.shape}; "
