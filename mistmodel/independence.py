@@ -204,9 +204,10 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     statistic = (float(np.ravel(estimator.estimate_conditional_batch([(xa, ya, za)]))[0])
                  if batched else float(estimator.estimate_conditional(xa, ya, za)))
     # The permuted x repeats some rows (where neighbourhoods run out): warnings about
-    # repeated values would be about the copies, not the user's data.  Silenced in this
-    # thread only: other threads keep their warnings.
-    with silenced(TiedDataWarning):
+    # repeated values would be about the copies, not the user's data, and MIST's
+    # cross-check is about the data too.  Silenced in this thread only: other threads keep
+    # their warnings.
+    with silenced(TiedDataWarning, CrossCheckWarning):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

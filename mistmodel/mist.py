@@ -197,8 +197,9 @@ class MIST(Estimator):
         ``last_info["neighbour_correction"]`` records the weight, the reason when it
         does not apply, which neighbour (``"copula"``, ``"shuffled"``), its MI and
         degrees of freedom, the number of draws and the network's mean estimate on them.
-    cross_check : ``True`` (default) compares each I(X;Y) estimate of a sample of 100 rows
-        or more and at most 8 columns in all with KSG on 500 of its rows, and raises a
+    cross_check : ``True`` (default) compares each I(X;Y) or I(X;Y|Z) estimate of a sample
+        of 100 rows or more and at most 8 columns in all with KSG on 500 of its rows (for
+        I(X;Y|Z) its Frenzel-Pompe form), and raises a
         :class:`CrossCheckWarning` (one per call, naming the first such sample) where KSG
         reads at least twice as much and more by a margin (0.1 nats from 400 rows,
         ``2 / sqrt(rows)`` below): MIST misses dependence that is not monotone
@@ -350,7 +351,9 @@ class MIST(Estimator):
         :meth:`Estimator.estimate_conditional`).  An entirely constant ``z`` is refused
         (then I(X;Y|Z) = I(X;Y): ask the ``mist`` checkpoint)."""
         self._require_conditional()
-        return super().estimate_conditional(x, y, z)
+        value = super().estimate_conditional(x, y, z)
+        self._cross_check(lambda: [check_xyz(x, y, z, min_rows=MIN_ROWS, who="MIST")], [value])
+        return value
 
     def _estimate_given_constant_z(self, x: np.ndarray, y: np.ndarray
                                    ) -> tuple[float, dict[str, Any]]:
@@ -395,6 +398,7 @@ class MIST(Estimator):
         out = np.zeros(len(prepared))
         if live:
             out[live] = self._forward([prepared[i] for i in live], None)
+        self._cross_check(lambda: prepared, out)
         return out
 
     def estimate_batch(self, samples: Iterable[Any]) -> np.ndarray:
@@ -639,7 +643,7 @@ class MIST(Estimator):
     def _who(self) -> str:
         return "MIST"
 
-    def _cross_check(self, samples: Callable[[], list[tuple[np.ndarray, np.ndarray]]],
+    def _cross_check(self, samples: Callable[[], list[tuple[np.ndarray, ...]]],
                      values: Sequence[float]) -> None:
         """One :class:`CrossCheckWarning` for the first of ``samples()`` where KSG reads
         clearly more than ``values`` (:func:`mistmodel.cross_check.first_miss`); nothing,

@@ -110,3 +110,24 @@ def test_constant_columns_and_samples_ksg_refuses_do_not_stop_the_check(mist):
     with warnings.catch_warnings():
         warnings.simplefilter("error", CrossCheckWarning)
         assert np.isfinite(mist.estimate(wide, np.random.default_rng(6).standard_normal((200, 1))))
+
+
+def test_the_conditional_network_is_cross_checked_too(monkeypatch):
+    """X = Z + e, Y = (X + Z + e') / sqrt(3) with Y folded: I(X;Y|Z) = log(2) / 2."""
+    cmi = MIST.load(variant="mist_cmi")
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((800, 1))
+    x = z + rng.standard_normal((800, 1))
+    y = (x + z + rng.standard_normal((800, 1))) / np.sqrt(3)
+    y = np.where(np.abs(y) < 2, np.where(y < 0, y + 2, y - 2), y)
+    with pytest.warns(CrossCheckWarning, match="MIST reads 0.0"):
+        cmi.estimate_conditional(x, y, z)
+    with pytest.warns(CrossCheckWarning, match="sample 1: "):
+        cmi.estimate_conditional_batch([(x, x + z, z), (x, y, z)])
+    checked = []
+    real = cc.misses
+    monkeypatch.setattr(cc, "misses", lambda s, v, **kw: checked.append(len(s)) or real(s, v, **kw))
+    from mistmodel.independence import conditional_independence_test
+    with pytest.warns(CrossCheckWarning):
+        conditional_independence_test(cmi, x, y, z, n_permutations=9)
+    assert checked == [1]                       # the statistic, not its permuted copies
