@@ -43,6 +43,11 @@ class TiedDataWarning(UserWarning):
     """A column is discrete or heavily tied; MIST was trained on continuous data only."""
 
 
+class DiscreteBiasWarning(UserWarning):
+    """KSG's mixed rule on a fully discrete sample with many cells for its rows: the
+    plug-in estimate it equals is biased up."""
+
+
 class CrossCheckWarning(UserWarning):
     """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
     MIST does not see (not monotone)."""

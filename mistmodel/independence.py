@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced
+from .caller_warnings import CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning, silenced
 from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
@@ -115,7 +115,7 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
                  else float(estimator.estimate(xa, ya)))
     # the statistic's warnings (ties, MIST's cross-check) are about the data; its
     # permuted copies would only repeat them, and the cross-check would cost time
-    with silenced(CrossCheckWarning, TiedDataWarning):
+    with silenced(CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
     return _result(statistic, null, name)

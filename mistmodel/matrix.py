@@ -40,8 +40,9 @@ import numpy as np
 from .estimators.base import _json_ready
 from .independence import _check_seed, _estimator_name, _permutations, _result
 from . import cross_check
-from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced
-from .tabular import column_groups, constant_column_names, table_columns, ties_by_name
+from .caller_warnings import CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning, silenced
+from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
+                      warned_once)
 
 __all__ = ["mi_matrix", "plot_mi_matrix", "figure_size", "AUTO_PROGRESS_PAIRS"]
 
@@ -100,7 +101,7 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     perms = _permutations(values.shape[0], count, seed) if count else []
     show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
     labels = [name for name, _ in variables]
-    with ties_by_name(estimator, list(zip(labels, blocks))):
+    with ties_by_name(estimator, list(zip(labels, blocks))), warned_once("mi_matrix"):
         stats = _pair_statistics(estimator, blocks, pairs, perms, show, labels)
 
     mi = np.full((len(blocks), len(blocks)), np.nan)
@@ -146,9 +147,10 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                     continue
                 samples = [(blocks[chunk[k][0]], blocks[chunk[k][1]] if observed
                             else blocks[chunk[k][1]][chunk[k][2]]) for k in at]
-                # the permuted copies would only repeat the observed pairs' tie warnings;
+                # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
-                with silenced(CrossCheckWarning, *(() if observed else (TiedDataWarning,))):
+                with silenced(CrossCheckWarning,
+                              *(() if observed else (TiedDataWarning, DiscreteBiasWarning))):
                     got[at] = (np.asarray(estimator.estimate_batch(samples),
                                           dtype=np.float64).ravel() if batched
                                else [estimator.estimate(x, y) for x, y in samples])

@@ -40,7 +40,7 @@ from . import cross_check
 from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced, warn
 from .estimators.base import check_exact_float64, constant_columns, refuse_masked
 from .estimators.ksg import KSG, discrete_columns
-from .tabular import table_columns, ties_by_name
+from .tabular import table_columns, ties_by_name, warned_once
 
 __all__ = ["mutual_info_scores"]
 
@@ -82,7 +82,8 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
              "the mixed-KSG estimator.", TiedDataWarning)
     samples = [(features[:, [j]], target) for j in live]
     named = [(names[j], features[:, [j]]) for j in live] + [("y", target)]
-    with ties_by_name(estimator, named), silenced(CrossCheckWarning):
+    with ties_by_name(estimator, named), warned_once("mutual_info_scores"), \
+            silenced(CrossCheckWarning):
         if callable(getattr(estimator, "estimate_batch", None)):
             values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
         else:

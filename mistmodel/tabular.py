@@ -23,10 +23,11 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .caller_warnings import TiedDataWarning, held, warn
+from .caller_warnings import DiscreteBiasWarning, TiedDataWarning, held, warn
 from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_flags
 
-__all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name"]
+__all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name",
+           "warned_once"]
 
 
 def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
@@ -165,3 +166,15 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
 def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
     """Which columns of ``values`` the estimator's tie warning is about."""
     return np.asarray(getattr(estimator, "tie_flags", tied_flags)(values), dtype=bool)
+
+
+@contextmanager
+def warned_once(who: str, category: type[Warning] = DiscreteBiasWarning) -> Iterator[None]:
+    """Hold back the ``category`` warnings raised inside the block (one per pair of
+    variables, each with its own numbers); after it, raise one saying how many there were
+    and quoting the first."""
+    with held(category) as messages:
+        yield
+    if messages:
+        more = f"{len(messages)} of its estimates warned; the first: " if len(messages) > 1 else ""
+        warn(f"{who}: {more}{messages[0]}", category)

@@ -7,14 +7,18 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.special import digamma
 
 import mistgen
 from mistgen.families.checks import table_mi
+from mistmodel.caller_warnings import DiscreteBiasWarning
 from mistmodel.estimators import KSG
 from mistmodel.estimators.ksg import discrete_columns, mixed_counts
+from mistmodel.independence import independence_test
+from mistmodel.matrix import mi_matrix
 
 
 def reference_mixed_ksg(x: np.ndarray, y: np.ndarray, k: int, metric: str) -> float:
@@ -288,3 +292,26 @@ def test_continuous_given_discrete_z() -> None:
         y = x + rng.standard_normal((3000, 1))
         values.append(KSG(discrete="auto").estimate_conditional(x, y, z))
     assert np.mean(values) == pytest.approx(0.5 * np.log(2), abs=0.03)
+
+
+def test_fully_discrete_samples_with_many_cells_warn_of_the_plug_in_bias():
+    many = {"discrete-table": {"k_x": [12, 16], "k_y": [12, 16]}}
+    s = mistgen.sample("discrete-table", 300, 1, 1, 0, priors=many)
+    est = KSG(discrete="auto")
+    with pytest.warns(DiscreteBiasWarning, match=r"both discrete \(16 and 15 values, 115 joint "
+                                                 r"cells at n = 300\).* = 0\.142 nats"):
+        value = est.estimate(s.x, s.y)
+    assert est.last_info["plugin_bias"] == pytest.approx((115 - 16 - 15 + 1) / 600)
+    assert value - s.mi > 0.1                                   # the bias it warns of
+    copy = mistgen.sample("discrete-copy", 300, 1, 1, 0, params={"k": 15})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscreteBiasWarning)
+        KSG(discrete="auto").estimate(copy.x, copy.y)           # 15 cells: no bias to warn of
+        KSG(discrete="auto").estimate(s.x, s.y + np.random.default_rng(0).random((300, 1)))
+    with pytest.warns(DiscreteBiasWarning) as caught:
+        independence_test(KSG(discrete="auto"), s.x, s.y, 9)
+        other = mistgen.sample("discrete-table", 300, 1, 1, 1, priors=many)
+        mi_matrix(pd.DataFrame({"a": s.x[:, 0], "b": s.y[:, 0], "c": other.x[:, 0]}),
+                  estimator=KSG(discrete="auto"), permutations=3)
+    messages = [str(w.message) for w in caught if w.category is DiscreteBiasWarning]
+    assert len(messages) == 2 and messages[1].startswith("mi_matrix: 3 of its estimates warned")
