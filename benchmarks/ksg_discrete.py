@@ -3,12 +3,14 @@
     python benchmarks/ksg_discrete.py [--samples 100] [--seed 0]
 
 Draws ``--samples`` samples of each discrete check family of ``mistgen`` (exact MI) at
-n = 300 and 2,000 and prints, for ``KSG()`` (ties broken by noise, every column taken as
-continuous) and ``KSG(discrete="auto")`` (the mixed-KSG estimator of Gao et al. 2017), the
-mean error, its standard deviation and the mean absolute error; then how many of the
-mixed rule's estimates raised a ``DiscreteBiasWarning`` and their mean bias estimate
-(``last_info["plugin_bias"]``); then, on the first sample of each row, the range of
-``KSG()`` over 20 seeds of its noise (the mixed rule uses none on discrete columns).
+n = 100, 300 and 2,000 and prints, for ``KSG()`` (ties broken by noise, every column taken
+as continuous), ``KSG(discrete="auto")`` (the mixed-KSG estimator of Gao et al. 2017, the
+values as categories) and ``KSG(discrete=True)`` (the same rule, the values as numbers),
+the mean error, its standard deviation and the mean absolute error; then how many of the
+mixed rule's estimates raised a ``DiscreteBiasWarning``, with the mean rows per observed
+joint cell (categories) and the mean Miller-Madow bias estimate
+(``last_info["plugin_bias"]``, numbers); then, on the first sample of each row, the range
+of ``KSG()`` over 20 seeds of its noise (the mixed rule uses none on discrete columns).
 """
 from __future__ import annotations
 
@@ -46,33 +48,41 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")          # KSG() warns about every discrete sample
     warnings.simplefilter("always", DiscreteBiasWarning)
     print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}`\n")
-    print("| case | n | KSG(): mean error (sd), MAE | KSG(discrete='auto'): mean error (sd), "
-          "MAE | bias warnings (mean bias estimate) | KSG() over 20 noise seeds, first sample |")
-    print("|---|---|---|---|---|---|")
+    print("| case | n | KSG(): mean error (sd), MAE | discrete='auto' (categories) | "
+          "discrete=True (numbers) | warnings, categories (rows per cell) | warnings, numbers "
+          "(bias estimate) | KSG() over 20 noise seeds, first sample |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, family, params, priors in CASES:
-        for n in (300, 2000):
+        for n in (100, 300, 2000):
             samples = [mistgen.sample(f"{family}-base", n, 1, 1,
                                       args.seed * 1_000_000 + 1000 * n + r, params=params,
                                       priors=priors)
                        for r in range(args.samples)]
-            cells, warned, bias = [], 0, []
-            for est in (KSG(), KSG(discrete="auto")):
-                err = []
+            cells, warnings_cells = [], []
+            for est in (KSG(), KSG(discrete="auto"), KSG(discrete=True)):
+                err, warned, detail = [], 0, []
                 for s in samples:
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", DiscreteBiasWarning)
                         err.append(est.estimate(s.x, s.y) - s.mi)
-                    if est.discrete:
-                        warned += any(w.category is DiscreteBiasWarning for w in caught)
-                        bias.append(est.last_info.get("plugin_bias", np.nan))
+                    warned += any(w.category is DiscreteBiasWarning for w in caught)
+                    table = est.last_info.get("discrete_cells")
+                    if est.discrete == "auto" and table:
+                        detail.append(table["n"] / table["xy"])
+                    elif est.discrete and table:
+                        detail.append(est.last_info["plugin_bias"])
                 err = np.array(err)
                 cells.append(f"{err.mean():+.3f} ({err.std(ddof=1):.3f}), "
                              f"{np.abs(err).mean():.3f}")
-            cells.append(f"{warned} ({np.nanmean(bias):+.3f})")
+                if est.discrete:
+                    form = "+.3f" if est.discrete is True else ".1f"
+                    warnings_cells.append(f"{warned} ({np.mean(detail):{form}})"
+                                          if detail else f"{warned}")
+            cells += warnings_cells
             first = samples[0]
             noise = [KSG(seed=k).estimate(first.x, first.y) - first.mi for k in range(20)]
-            print(f"| {label} | {n} | {cells[0]} | {cells[1]} | {cells[2]} | "
-                  f"{min(noise):+.3f} to {max(noise):+.3f} |", flush=True)
+            print(f"| {label} | {n} | " + " | ".join(cells) +
+                  f" | {min(noise):+.3f} to {max(noise):+.3f} |", flush=True)
     return 0
 
 

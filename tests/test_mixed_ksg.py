@@ -294,15 +294,20 @@ def test_continuous_given_discrete_z() -> None:
     assert np.mean(values) == pytest.approx(0.5 * np.log(2), abs=0.03)
 
 
-def test_fully_discrete_samples_with_many_cells_warn_of_the_plug_in_bias():
+def test_fully_discrete_samples_with_few_rows_per_cell_warn_of_the_bias():
     many = {"discrete-table": {"k_x": [12, 16], "k_y": [12, 16]}}
     s = mistgen.sample("discrete-table", 300, 1, 1, 0, priors=many)
     est = KSG(discrete="auto")
     with pytest.warns(DiscreteBiasWarning, match=r"both discrete \(16 and 15 values, 115 joint "
-                                                 r"cells at n = 300\).* = 0\.142 nats"):
+                                                 r"cells at n = 300, 2\.6 rows per cell\): "
+                                                 r"with fewer than 4 rows per cell"):
         value = est.estimate(s.x, s.y)
-    assert est.last_info["plugin_bias"] == pytest.approx((115 - 16 - 15 + 1) / 600)
     assert value - s.mi > 0.1                                   # the bias it warns of
+    numbers = KSG(discrete=True)
+    with pytest.warns(DiscreteBiasWarning, match=r"115 joint cells at n = 300\): .* = 0\.142 "
+                                                 r"nats"):
+        numbers.estimate(s.x, s.y)
+    assert numbers.last_info["plugin_bias"] == pytest.approx((115 - 16 - 15 + 1) / 600)
     copy = mistgen.sample("discrete-copy", 300, 1, 1, 0, params={"k": 15})
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiscreteBiasWarning)
@@ -315,3 +320,138 @@ def test_fully_discrete_samples_with_many_cells_warn_of_the_plug_in_bias():
                   estimator=KSG(discrete="auto"), permutations=3)
     messages = [str(w.message) for w in caught if w.category is DiscreteBiasWarning]
     assert len(messages) == 2 and messages[1].startswith("mi_matrix: 3 of its estimates warned")
+
+
+# -- discrete columns as categories (discrete="auto") ---------------------------------------
+
+def reference_categorical(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...],
+                          k: int, metric: str) -> float:
+    """One point at a time, from the definition: distance 0 between rows that share a
+    discrete value and infinite between rows that do not; the continuous columns by
+    ``metric``; neighbours within the row's stratum (its k-th, or its stratum's farthest
+    other row); rows alone in their stratum left out. I(X;Y) for two parts, I(X;Y|Z) for
+    three."""
+    keep = np.ones(parts[0].shape[0], dtype=bool)
+    codes = np.hstack([a[:, f] for a, f in zip(parts, flags)])
+    continuous = any((~f).any() for f in flags)
+    if continuous:
+        for i in range(len(keep)):
+            keep[i] = np.count_nonzero((codes == codes[i]).all(axis=1)) > 1
+    parts = [a[keep] for a in parts]
+    n = parts[0].shape[0]
+
+    def dist(a: np.ndarray, f: np.ndarray, i: int) -> np.ndarray:
+        diff = np.abs(a[:, ~f] - a[i, ~f])
+        d = (diff.max(axis=1, initial=0.0) if metric == "chebyshev"
+             else np.sqrt((diff ** 2).sum(axis=1)))
+        return np.where((a[:, f] == a[i, f]).all(axis=1), d, np.inf)
+
+    total = 0.0
+    for i in range(n):
+        d = [dist(a, f, i) for a, f in zip(parts, flags)]
+        spaces = ([d[0], d[1]] if len(parts) == 2 else
+                  [np.maximum(d[0], d[2]), np.maximum(d[1], d[2]), d[2]])
+        joint = np.maximum.reduce(d)
+        for s in spaces + [joint]:
+            s[i] = np.inf
+        stratum = np.count_nonzero(np.isfinite(joint))
+        k_i = min(k, stratum)
+        rho = np.sort(joint)[k_i - 1] if k_i else 0.0
+        if rho == 0.0:
+            k_i, counts = np.sum(joint == 0) + 1, [np.sum(s == 0) for s in spaces]
+        else:
+            counts = [np.sum(s < rho) for s in spaces]
+        signs = [-1, -1] if len(parts) == 2 else [-1, -1, 1]
+        total += digamma(k_i) + sum(c * digamma(m + 1) for c, m in zip(signs, counts))
+    return total / n + (digamma(n) if len(parts) == 2 else 0.0)
+
+
+def strata_sample(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """X: a discrete column whose value v is seen v times (v = 1 .. 11; 66 rows), and a
+    continuous one; Y: continuous and discrete; Z: discrete and continuous."""
+    label = rng.permutation(np.repeat(np.arange(1, 12), np.arange(1, 12)))
+    n = label.size
+    x = np.column_stack([label * 1.0, label + rng.standard_normal(n)])
+    y = np.column_stack([x[:, 1] + rng.standard_normal(n), rng.integers(0, 2, n)])
+    z = np.column_stack([rng.integers(0, 2, n), rng.standard_normal(n)])
+    return x, y, z
+
+
+@pytest.mark.parametrize("metric", ["chebyshev", "euclidean"])
+def test_categories_match_the_reference(metric: str) -> None:
+    x, y, z = strata_sample(np.random.default_rng(5))
+    flags = (np.array([True, False]), np.array([False, True]), np.array([True, False]))
+    algorithms = ("tree", "brute") if metric == "chebyshev" else ("brute",)
+    for algorithm in algorithms:
+        est = KSG(k=4, metric=metric, algorithm=algorithm, discrete="auto", standardize=False,
+                  jitter=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")    # rows alone in their stratum
+            got = est.estimate(x, y)
+            assert est.last_info["discrete_as"] == "categories"
+            assert est.last_info["rows_alone_in_stratum"] > 0
+            assert got == pytest.approx(reference_categorical((x, y), flags[:2], 4, metric),
+                                        abs=1e-10)
+            got = est.estimate_conditional(x, y, z)
+            assert got == pytest.approx(reference_categorical((x, y, z), flags, 4, metric),
+                                        abs=1e-10)
+    # fully discrete: every row kept, the coincidence counts (3.7 rows per cell: it warns)
+    u, v = x[:, :1], y[:, 1:]
+    with pytest.warns(DiscreteBiasWarning, match="3.7 rows per cell"):
+        got = KSG(discrete="auto").estimate(u, v)
+    assert got == pytest.approx(
+        reference_categorical((u, v), (np.array([True]), np.array([True])), 5, "chebyshev"),
+        abs=1e-10)
+
+
+def test_categories_do_not_depend_on_the_coding() -> None:
+    rng = np.random.default_rng(6)
+    label = rng.integers(0, 6, 500)
+    y = np.sin(label) + rng.standard_normal(500)
+    recoded = np.array([40.0, -3.0, 7.5, 0.0, 1e6, 2.0])[label]
+    a = KSG(discrete="auto").estimate(label[:, None] * 1.0, y[:, None])
+    b = KSG(discrete="auto").estimate(recoded[:, None], y[:, None])
+    assert a == b
+
+
+@pytest.mark.parametrize("n", [100, 300])
+def test_many_labels_independent_of_a_continuous_column(n: int) -> None:
+    """15 labels: as numbers, the mixed rule read 0.17 (n = 100) and 0.26 (n = 300) here."""
+    rng = np.random.default_rng(n)
+    values = [KSG(discrete="auto").estimate(rng.integers(0, 15, (n, 1)) * 1.0,
+                                            rng.standard_normal((n, 1))) for _ in range(10)]
+    assert abs(np.mean(values)) < 0.03, values
+
+
+def test_rounded_column_and_many_ordered_labels() -> None:
+    """A Gaussian column rounded to 0.1 (about 65 values at n = 2,000, taken as discrete):
+    about 0 when independent of Y (0.18 with the values as numbers). 15 ordered labels with
+    Y | X ~ N(0.3 X, 1): the quadrature value (0.485) within 0.05 at n = 300 (0.64 as
+    numbers)."""
+    rng = np.random.default_rng(7)
+    xr = np.round(rng.standard_normal((2000, 1)), 1)
+    est = KSG(discrete="auto")
+    value = est.estimate(xr, rng.standard_normal((2000, 1)))
+    assert est.last_info["discrete_x"] == [0] and abs(value) < 0.03
+    truth, _ = gaussian_mixture_mi(0.3 * np.arange(15))
+    values = []
+    for _ in range(5):
+        labels = rng.integers(0, 15, 300)
+        values.append(KSG(discrete="auto").estimate(
+            labels[:, None] * 1.0, (0.3 * labels + rng.standard_normal(300))[:, None]))
+    assert abs(np.mean(values) - truth) < 0.05, (values, truth)
+
+
+def test_rows_alone_in_their_stratum_warn_and_none_sharing_is_refused() -> None:
+    from mistmodel.caller_warnings import SmallSampleWarning
+
+    rng = np.random.default_rng(8)
+    labels = np.concatenate([np.arange(15), rng.integers(15, 19, 185)])[:, None] * 1.0
+    est = KSG(discrete="auto")
+    with pytest.warns(SmallSampleWarning, match="15 of 200 rows are alone in their "
+                                                "combination of discrete values"):
+        est.estimate(labels, rng.standard_normal((200, 1)))
+    assert est.last_info["rows_alone_in_stratum"] == 15
+    pairs = np.column_stack([np.repeat(np.arange(10), 10), np.tile(np.arange(10), 10)]) * 1.0
+    with pytest.raises(ValueError, match="100 of 100 rows are alone"):
+        KSG(discrete="auto").estimate(pairs, rng.standard_normal((100, 1)))

@@ -32,8 +32,8 @@ the formula says: the strict inequality excludes every point at exactly
 
 Discrete and mixed data
 -----------------------
-With ``discrete=True`` (every column) or ``discrete="auto"`` (the columns that
-:func:`discrete_columns` finds: fewer than ``max(20, n / 20)`` distinct values),
+With ``discrete="auto"`` (the columns that :func:`discrete_columns` finds: fewer
+than ``max(20, n / 20)`` distinct values) or ``discrete=True`` (every column),
 any discrete column switches :meth:`KSG.estimate` to the mixed-KSG estimator
 of Gao, Kannan, Oh & Viswanath, "Estimating mutual information for
 discrete-continuous mixtures" (NeurIPS 2017), and the discrete columns get no
@@ -44,13 +44,43 @@ contributes ``psi(k_i) - psi(n_x(i) + 1) - psi(n_y(i) + 1)`` with ``k_i`` the
 number of coincident points (i included) and ``n_x(i)``, ``n_y(i)`` the other
 points at distance 0 in each space; the estimate adds ``psi(N)`` to the mean
 (see :func:`mixed_counts`). This is the digamma form of the authors' released
-implementation; on continuous data it equals algorithm 1, and on discrete data
-it is the plug-in estimate up to terms of order 1 / (cell count). The plug-in
-estimate is biased up by about ``(K_xy - K_x - K_y + 1) / (2 N)`` (Miller-Madow;
-``K`` the observed cells of the joint and of each side): where every column is
-discrete and that reaches :data:`DISCRETE_BIAS_WARN` nats, :meth:`KSG.estimate`
-raises a :class:`~mistmodel.caller_warnings.DiscreteBiasWarning` giving it (random
-7-10 x 7-10 tables at n = 300 read +0.11 high, 12-16 x 12-16 ones +0.21;
+implementation; on continuous data it equals algorithm 1.
+
+The two settings give a discrete column different distances:
+
+* "auto" takes its values as categories (:func:`as_categories`): distance 0
+  between rows that share the value, and more than any continuous distance
+  between rows that do not. A row's neighbours are then the rows that share
+  all its discrete values (its stratum): its k-th, or in a stratum of
+  ``s <= k`` rows the farthest of the ``s - 1`` others. Where there are
+  continuous columns, rows alone in their stratum have no neighbour and are
+  left out (``last_info["rows_alone_in_stratum"]``; a
+  :class:`~mistmodel.caller_warnings.SmallSampleWarning` from 5% of the rows)
+  and ``N`` counts the others. The estimate does not depend on how the
+  categories are coded, as MI does not. With a discrete X and a continuous Y
+  it is a form of Ross's estimator ("Mutual information between discrete and
+  continuous data sets", PLoS ONE 9, e87357, 2014); given a discrete Z, the
+  conditional estimate is Frenzel-Pompe's within each value of Z, averaged
+  over the rows.
+* True takes the values as numbers: Gao et al.'s rule as published, for
+  columns that mix point masses with continuous values (zero-inflated ones,
+  say). A discrete column with many values then reads dependence where there
+  is none, as its neighbours straddle neighbouring values: 15 labels
+  independent of a Gaussian column read 0.17 nats at n = 100 and 0.26 at
+  n = 300, a Gaussian column rounded to 0.1 (65 values at n = 2,000) 0.18; as
+  categories, within 0.03 of 0 (``tests/test_mixed_ksg.py``).
+
+On fully discrete data the mixed rule is the plug-in estimate up to terms of
+order 1 / (cell count); as categories those terms are the digamma form's, which
+take off the plug-in estimate's first-order upward bias (Miller-Madow's
+``(K_xy - K_x - K_y + 1) / (2 N)``, ``K`` the observed cells of the joint and
+of each side), and as numbers a cell of k rows or fewer also counts its
+neighbouring cells. What remains grows fast as the rows per cell fall, so
+where every column is discrete :meth:`KSG.estimate` raises a
+:class:`~mistmodel.caller_warnings.DiscreteBiasWarning`: as categories below
+:data:`ROWS_PER_CELL_WARN` rows per observed joint cell, as numbers where
+Miller-Madow's estimate (``last_info["plugin_bias"]``) reaches
+:data:`DISCRETE_BIAS_WARN` nats (measured in
 ``benchmarks/ksg_discrete.py``). The
 log form stated in the paper, ``psi(k_i) + log N - log(n_x + 1) - log(n_y +
 1)`` with counts inclusive of ``rho(i)``, is consistent only as ``k`` grows:
@@ -111,10 +141,11 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma
 
-from ..caller_warnings import DiscreteBiasWarning, TiedDataWarning, warn
+from ..caller_warnings import DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning, warn
 from .base import Estimator, _distinct_per_column, scale_to_unit, standardize_columns
 
-__all__ = ["KSG", "conditional_counts", "discrete_columns", "ksg_counts", "mixed_counts"]
+__all__ = ["KSG", "as_categories", "conditional_counts", "discrete_columns", "ksg_counts",
+           "mixed_counts"]
 
 METRICS = ("chebyshev", "euclidean")
 ALGORITHMS = ("auto", "tree", "brute")
@@ -170,6 +201,18 @@ def _kth_smallest_rows(d: np.ndarray, k: int) -> np.ndarray:
     if k > 16:
         return np.partition(d, k - 1, axis=1)[:, k - 1]
     return _smallest_rows(d, k)[1][:, k - 1]
+
+
+def _each_smallest_rows(d: np.ndarray, k_each: np.ndarray) -> np.ndarray:
+    """The ``k_each[i]``-th smallest entry (1-based) of row i, 0 where ``k_each`` is 0;
+    ``d`` is overwritten."""
+    k = max(int(k_each.max()), 1)
+    if k > 16:
+        ordered = np.sort(np.partition(d, k - 1, axis=1)[:, :k], axis=1)
+    else:
+        ordered = _smallest_rows(d, k)[1]
+    picked = ordered[np.arange(d.shape[0]), np.maximum(k_each, 1) - 1]
+    return np.where(k_each > 0, picked, 0.0)
 
 
 def _distances(block: np.ndarray, full: np.ndarray, metric: str,
@@ -368,10 +411,15 @@ def _ball_counts(spaces: tuple[np.ndarray, ...], radius: np.ndarray, p: float,
     return counts
 
 
-def _kth_max_norm_tree(joint: np.ndarray, k: int) -> np.ndarray:
-    """Max-norm distance of each point to its k-th nearest neighbour, from a k-d tree."""
+def _kth_max_norm_tree(joint: np.ndarray, k: int,
+                       k_each: np.ndarray | None = None) -> np.ndarray:
+    """Max-norm distance of each point to its k-th nearest neighbour (its ``k_each[i]``-th
+    where given, ``k_each <= k``; 0 for 0), from a k-d tree."""
     dist, _ = cKDTree(joint).query(joint, k=k + 1, p=np.inf)
-    return np.asarray(dist).reshape(joint.shape[0], k + 1)[:, k]
+    dist = np.asarray(dist).reshape(joint.shape[0], k + 1)
+    if k_each is None:
+        return dist[:, k]
+    return dist[np.arange(joint.shape[0]), k_each]
 
 
 def _counts_tree(
@@ -506,21 +554,25 @@ def _mixed_rule(
     algorithm: str,
     block_rows: int | None,
     what: str,
+    k_each: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """``rho(i)``, ``k_i`` and one count per space of the mixed rule (see
     :func:`mixed_counts`): the joint space is all of ``parts``; each counted space is the
-    parts of one entry of ``groups``, under the maximum of their distances."""
+    parts of one entry of ``groups``, under the maximum of their distances. With
+    ``k_each`` (one value per point, at most ``k``), point i's neighbour is its
+    ``k_each[i]``-th instead of its k-th (``rho(i) = 0`` for 0)."""
     _check_search(metric, algorithm, what)
     n = parts[0].shape[0]
     no_zero = np.zeros(n, dtype=bool)
+    k_used = np.full(n, k) if k_each is None else k_each
     if algorithm == "tree":
         joint = np.hstack(parts)
-        rho = _kth_max_norm_tree(joint, k)
+        rho = _kth_max_norm_tree(joint, k, k_each)
         radius = np.nextafter(rho, 0.0)       # strictly inside rho; 0 where rho = 0
         spaces = tuple(np.hstack([parts[i] for i in g]) for g in groups)
         counts = _ball_counts(spaces, radius, np.inf, no_zero)
         (coincident,) = _ball_counts((joint,), np.zeros_like(rho), np.inf, no_zero)
-        return (rho, np.where(rho > 0.0, k, coincident + 1), *counts)
+        return (rho, np.where(rho > 0.0, k_used, coincident + 1), *counts)
     rho = np.empty(n)
     k_i = np.empty(n, dtype=np.int64)
     counts = [np.empty(n, dtype=np.int64) for _ in groups]
@@ -530,8 +582,9 @@ def _mixed_rule(
         dists = _space_distances(parts, metric, start, stop)
         joint = _fold_maximum(dists, _scratch.get("joint", dists[0].shape))
         coincident = np.count_nonzero(joint <= 0.0, axis=1)
-        r = _kth_smallest_rows(joint, k)
-        k_i[start:stop] = np.where(r > 0.0, k, coincident + 1)
+        r = (_kth_smallest_rows(joint, k) if k_each is None
+             else _each_smallest_rows(joint, k_each[start:stop]))
+        k_i[start:stop] = np.where(r > 0.0, k_used[start:stop], coincident + 1)
         radius = np.nextafter(r, 0.0)[:, None]
         rho[start:stop] = r
         for number, (count, g) in enumerate(zip(counts, groups)):
@@ -551,6 +604,7 @@ def mixed_conditional_counts(
     metric: str = "chebyshev",
     algorithm: str = "brute",
     block_rows: int | None = None,
+    k_each: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-point ``rho(i)``, ``k_i``, ``n_xz(i)``, ``n_yz(i)`` and ``n_z(i)`` of the mixed
     conditional estimator: :func:`mixed_counts`'s rule in the spaces of
@@ -560,10 +614,10 @@ def mixed_conditional_counts(
     ``rho(i) > 0``, ``k_i = k`` and the counts are of the other points strictly closer than
     ``rho(i)`` in the XZ, YZ and Z spaces; where ``rho(i) = 0``, ``k_i`` is the number of
     points at joint distance 0 (point i included) and the counts are of the other points
-    at distance 0.
+    at distance 0. ``k_each`` as in :func:`mixed_counts`.
     """
     return _mixed_rule((x, y, z), ((0, 2), (1, 2), (2,)), k, metric, algorithm, block_rows,
-                       "mixed conditional")
+                       "mixed conditional", k_each)
 
 
 def mixed_counts(
@@ -573,6 +627,7 @@ def mixed_counts(
     metric: str = "chebyshev",
     algorithm: str = "brute",
     block_rows: int | None = None,
+    k_each: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-point ``rho(i)``, ``k_i``, ``n_x(i)`` and ``n_y(i)`` of the mixed-KSG estimator.
 
@@ -581,12 +636,16 @@ def mixed_counts(
     ``rho(i)`` in the X (Y) space, as in :func:`ksg_counts`. Where ``rho(i) = 0`` (more
     than k points coincide with point i), ``k_i`` is the number of points at joint
     distance 0, point i included, and the counts are of the other points at distance 0.
-    "tree" needs the Chebyshev metric; "brute" takes either.
+    "tree" needs the Chebyshev metric; "brute" takes either. With ``k_each`` (one integer
+    per point, from 0 to ``k``) point i's neighbour is its ``k_each[i]``-th instead of its
+    k-th (for 0, ``rho(i) = 0``).
     """
-    return _mixed_rule((x, y), ((0,), (1,)), k, metric, algorithm, block_rows, "mixed-KSG")
+    return _mixed_rule((x, y), ((0,), (1,)), k, metric, algorithm, block_rows, "mixed-KSG",
+                       k_each)
 
 
-DISCRETE_BIAS_WARN = 0.05   # nats of plug-in bias from which KSG.estimate warns
+DISCRETE_BIAS_WARN = 0.05   # discrete=True: nats of plug-in bias from which estimate warns
+ROWS_PER_CELL_WARN = 4      # discrete="auto": rows per joint cell below which it warns
 
 
 def _plugin_bias(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -597,6 +656,40 @@ def _plugin_bias(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
              "xy": len(np.unique(np.hstack([x, y]), axis=0)), "n": n}
     return {"discrete_cells": cells,
             "plugin_bias": (cells["xy"] - cells["x"] - cells["y"] + 1) / (2.0 * n)}
+
+
+def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], k: int,
+                  ) -> tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, int]]:
+    """The discrete columns of ``parts`` (``flags``, one boolean array per part) as
+    categories, for the mixed rule: each one's values are replaced by their rank times a
+    gap wider than any distance within the continuous columns, so that two rows are at
+    distance 0 in it when they share the value and farther apart than any continuous
+    neighbour when they do not. A *stratum* is a set of rows that share every discrete
+    value; a row's neighbours are then taken within its stratum: ``k_each`` is ``k`` or, in
+    a stratum of ``s <= k`` rows, ``s - 1``. Where there are continuous columns, rows alone
+    in their stratum have no neighbour and are left out (returned parts hold the rest);
+    where there are none, every row is kept (the mixed rule's coincidence counts apply)."""
+    continuous = [a[:, ~f] for a, f in zip(parts, flags)]
+    dims = sum(c.shape[1] for c in continuous)
+    width = max((float(np.ptp(c, axis=0).max()) for c in continuous if c.shape[1]),
+                default=0.0)
+    gap = 2.0 * math.sqrt(max(dims, 1)) * width + 1.0
+    encoded, codes = [], []
+    for a, f in zip(parts, flags):
+        a = np.array(a, dtype=np.float64, copy=True)
+        for j in np.flatnonzero(f):
+            inverse = np.unique(a[:, j], return_inverse=True)[1].reshape(-1)
+            a[:, j] = inverse * gap
+            codes.append(inverse)
+        encoded.append(a)
+    stratum, size = np.unique(np.column_stack(codes), axis=0, return_inverse=True,
+                              return_counts=True)[1:]
+    size = size[stratum.reshape(-1)]
+    keep = size > 1 if dims else np.ones(size.shape[0], dtype=bool)
+    info = {"discrete_strata": int(len(np.unique(stratum))),
+            "rows_alone_in_stratum": int(size.shape[0] - np.count_nonzero(keep))}
+    k_each = np.minimum(k, size[keep] - 1)
+    return tuple(a[keep] for a in encoded), k_each, info
 
 
 def discrete_columns(a: np.ndarray) -> np.ndarray:
@@ -639,12 +732,14 @@ class KSG(Estimator):
         "auto", "tree" or "brute"; all give the same counts.
     discrete
         False (default): every column is continuous (algorithm 1, ties broken by the
-        noise). True: every column is discrete; "auto": the columns that
-        :func:`discrete_columns` finds discrete (few distinct values) are. When any
-        column is discrete, :meth:`estimate` uses the mixed-KSG estimator of Gao,
-        Kannan, Oh & Viswanath (2017) with no noise on the discrete columns;
-        ``last_info`` records ``estimator_used`` and the discrete columns
-        (``discrete_x``, ``discrete_y``: indices among the non-constant columns).
+        noise). "auto": the columns that :func:`discrete_columns` finds discrete (few
+        distinct values) are categories; True: every column is discrete, its values
+        taken as numbers (see "Discrete and mixed data" above). When any column is
+        discrete, :meth:`estimate` uses the mixed-KSG estimator of Gao, Kannan, Oh &
+        Viswanath (2017) with no noise on the discrete columns; ``last_info``
+        records ``estimator_used``, ``discrete_as`` ("categories" or "numbers") and
+        the discrete columns (``discrete_x``, ``discrete_y``: indices among the
+        non-constant columns).
 
     Conditional mutual information
     ------------------------------
@@ -778,14 +873,22 @@ class KSG(Estimator):
 
     def estimate(self, x: Any, y: Any) -> float:
         value = super().estimate(x, y)
-        bias = self.last_info.get("plugin_bias")
-        if bias is not None and bias >= DISCRETE_BIAS_WARN:
-            cells = self.last_info["discrete_cells"]
-            warn(f"KSG: X and Y are both discrete ({cells['x']} and {cells['y']} values, "
-                 f"{cells['xy']} joint cells at n = {cells['n']}): the mixed rule's estimate is "
-                 f"then the plug-in one, biased up by about (K_xy - K_x - K_y + 1) / (2n) = "
-                 f"{bias:.3f} nats here. More rows shrink it; KSG() (discrete=False) errs less "
-                 "on such tables.", DiscreteBiasWarning)
+        cells = self.last_info.get("discrete_cells")
+        if cells is None:
+            return value
+        table = (f"KSG: X and Y are both discrete ({cells['x']} and {cells['y']} values, "
+                 f"{cells['xy']} joint cells at n = {cells['n']}")
+        if self.last_info["discrete_as"] == "categories":
+            if cells["n"] < ROWS_PER_CELL_WARN * cells["xy"]:
+                warn(f"{table}, {cells['n'] / cells['xy']:.1f} rows per cell): with fewer than "
+                     f"{ROWS_PER_CELL_WARN} rows per cell the estimate reads high, the more so "
+                     "the fewer. More rows shrink it; KSG() (discrete=False) reads lower on "
+                     "such tables.", DiscreteBiasWarning)
+        elif self.last_info["plugin_bias"] >= DISCRETE_BIAS_WARN:
+            warn(f"{table}): the mixed rule's estimate is then about the plug-in one, biased "
+                 f"up by about (K_xy - K_x - K_y + 1) / (2n) = "
+                 f"{self.last_info['plugin_bias']:.3f} nats here. More rows shrink it; KSG() "
+                 "(discrete=False) errs less on such tables.", DiscreteBiasWarning)
         return value
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
@@ -804,18 +907,44 @@ class KSG(Estimator):
             return float(value)
         if self.metric != "chebyshev":
             algorithm = "brute"
-        rho, k_i, nx, ny = mixed_counts(x, y, self.k, self.metric, algorithm)
+        (x, y), k_each, strata = self._strata((x, y), (flags_x, flags_y))
+        rho, k_i, nx, ny = mixed_counts(x, y, self.k, self.metric, algorithm, k_each=k_each)
         self._info = {
             "algorithm_used": algorithm,
             "estimator_used": "mixed-KSG",
             "discrete_x": np.flatnonzero(flags_x).tolist(),
             "discrete_y": np.flatnonzero(flags_y).tolist(),
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
+            **strata,
         }
         if flags_x.all() and flags_y.all():
             self._info.update(_plugin_bias(x, y))
-        value = digamma(n) + np.mean(digamma(k_i) - digamma(nx + 1) - digamma(ny + 1))
+        value = digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
+                                                - digamma(ny + 1))
         return float(value)
+
+    def _strata(self, parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...],
+                ) -> tuple[tuple[np.ndarray, ...], np.ndarray | None, dict[str, Any]]:
+        """The parts the mixed rule searches: with ``discrete="auto"`` the discrete
+        columns become categories (:func:`as_categories`; a warning where 5% of the rows or
+        more are alone in their stratum and left out); with ``discrete=True`` the values
+        are kept as numbers (Gao et al.'s rule on every column)."""
+        if self.discrete is True:
+            return parts, None, {"discrete_as": "numbers"}
+        n = parts[0].shape[0]
+        parts, k_each, info = as_categories(parts, flags, self.k)
+        left = info["rows_alone_in_stratum"]
+        if parts[0].shape[0] < 2:
+            raise ValueError(
+                f"KSG: {left} of {n} rows are alone in their combination of discrete values "
+                "(at most one row shares any), so no row has a neighbour to count from; "
+                "use fewer discrete columns, or KSG() (discrete=False)")
+        if left >= 0.05 * n:
+            warn(f"KSG: {left} of {n} rows are alone in their combination of discrete values "
+                 f"({info['discrete_strata']} combinations) and were left out of the "
+                 "estimate; more rows per value, or fewer discrete columns, keep them in.",
+                 SmallSampleWarning)
+        return parts, k_each, {"discrete_as": "categories", **info}
 
     def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                               seed: int) -> float:
@@ -844,13 +973,15 @@ class KSG(Estimator):
         algorithm = self.choose_algorithm(x.shape[0], sum(a.shape[1] for a in parts))
         if self.metric != "chebyshev":
             algorithm = "brute"
+        parts, k_each, strata = self._strata(tuple(parts), tuple(flags))
         rho, k_i, nxz, nyz, nz = mixed_conditional_counts(*parts, self.k, self.metric,
-                                                          algorithm)
+                                                          algorithm, k_each=k_each)
         self._info = {
             "algorithm_used": algorithm,
             "estimator_used": "mixed-KSG (conditional)",
             **{f"discrete_{side}": np.flatnonzero(f).tolist() for side, f in zip("xyz", flags)},
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
+            **strata,
         }
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value)
