@@ -11,6 +11,10 @@ mixed rule's estimates raised a ``DiscreteBiasWarning``, with the mean rows per 
 joint cell (categories) and the mean Miller-Madow bias estimate
 (``last_info["plugin_bias"]``, numbers); then, on the first sample of each row, the range
 of ``KSG()`` over 20 seeds of its noise (the mixed rule uses none on discrete columns).
+
+Then I(X; Y | Z) of random tables (cells Dirichlet(1), exact CMI from the table; 20
+tables per row, one sample each): the mean error of ``KSG(discrete="auto")``, the mean
+rows per observed joint cell and how many estimates warned.
 """
 from __future__ import annotations
 
@@ -83,7 +87,39 @@ def main(argv=None) -> int:
             noise = [KSG(seed=k).estimate(first.x, first.y) - first.mi for k in range(20)]
             print(f"| {label} | {n} | " + " | ".join(cells) +
                   f" | {min(noise):+.3f} to {max(noise):+.3f} |", flush=True)
+    conditional(args.seed)
     return 0
+
+
+def table_cmi(p: np.ndarray) -> float:
+    """Exact I(X; Y | Z) of a joint table p[x, y, z]."""
+    pz, pxz, pyz = p.sum((0, 1)), p.sum(1), p.sum(0)
+    cells = p > 0
+    ratio = p * pz[None, None, :] / (pxz[:, None, :] * pyz[None, :, :])
+    return float(np.sum(p[cells] * np.log(ratio[cells])))
+
+
+def conditional(seed: int, tables: int = 20) -> None:
+    print("\n| table (x, y, z values) | n | discrete='auto': mean error (sd) | rows per cell | "
+          "warnings |")
+    print("|---|---|---|---|---|")
+    for shape in ((3, 3, 2), (4, 4, 4), (6, 6, 4), (8, 8, 4)):
+        for n in (100, 300, 1000, 3000):
+            rng = np.random.default_rng([seed, *shape, n])
+            err, per_cell, warned = [], [], 0
+            for _ in range(tables):
+                p = rng.dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
+                cells = rng.choice(p.size, size=n, p=p.ravel())
+                x, y, z = (a[:, None] * 1.0 for a in np.unravel_index(cells, shape))
+                est = KSG(discrete="auto")
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", DiscreteBiasWarning)
+                    err.append(est.estimate_conditional(x, y, z) - table_cmi(p))
+                warned += any(w.category is DiscreteBiasWarning for w in caught)
+                per_cell.append(n / est.last_info["discrete_cells"]["xyz"])
+            print(f"| {' x '.join(map(str, shape))} | {n} | {np.mean(err):+.3f} "
+                  f"({np.std(err, ddof=1):.3f}) | {np.mean(per_cell):.1f} | {warned} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

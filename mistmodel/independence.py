@@ -37,7 +37,8 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .caller_warnings import CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning, silenced
+from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
+                              TiedDataWarning, silenced)
 from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
@@ -115,7 +116,7 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
                  else float(estimator.estimate(xa, ya)))
     # the statistic's warnings (ties, MIST's cross-check) are about the data; its
     # permuted copies would only repeat them, and the cross-check would cost time
-    with silenced(CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning):
+    with silenced(CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
     return _result(statistic, null, name)
@@ -204,10 +205,10 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     statistic = (float(np.ravel(estimator.estimate_conditional_batch([(xa, ya, za)]))[0])
                  if batched else float(estimator.estimate_conditional(xa, ya, za)))
     # The permuted x repeats some rows (where neighbourhoods run out): warnings about
-    # repeated values would be about the copies, not the user's data, and MIST's
-    # cross-check is about the data too.  Silenced in this thread only: other threads keep
-    # their warnings.
-    with silenced(TiedDataWarning, CrossCheckWarning):
+    # repeated values or sparse tables would be about the copies, not the user's data, and
+    # MIST's cross-check is about the data too.  Silenced in this thread only: other threads
+    # keep their warnings.
+    with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

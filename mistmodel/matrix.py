@@ -40,7 +40,8 @@ import numpy as np
 from .estimators.base import _json_ready
 from .independence import _check_seed, _estimator_name, _permutations, _result
 from . import cross_check
-from .caller_warnings import CrossCheckWarning, DiscreteBiasWarning, TiedDataWarning, silenced
+from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
+                              TiedDataWarning, silenced)
 from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
                       warned_once)
 
@@ -149,8 +150,8 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                             else blocks[chunk[k][1]][chunk[k][2]]) for k in at]
                 # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
-                with silenced(CrossCheckWarning,
-                              *(() if observed else (TiedDataWarning, DiscreteBiasWarning))):
+                with silenced(CrossCheckWarning, *(() if observed else (
+                        TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))):
                     got[at] = (np.asarray(estimator.estimate_batch(samples),
                                           dtype=np.float64).ravel() if batched
                                else [estimator.estimate(x, y) for x, y in samples])

@@ -142,7 +142,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..caller_warnings import warn
+from ..caller_warnings import SmallSampleWarning, silenced, warn
 
 __all__ = [
     "BootstrapError",
@@ -801,10 +801,13 @@ class Estimator(ABC):
         subsample = scheme == "subsample"
         m = n // 2 if subsample else n
         reps = np.empty(n_boot)
-        for b in range(n_boot):
-            rows = rng.choice(n, size=m, replace=False) if subsample else rng.integers(0, n, size=n)
-            rep_seed = int(rng.integers(0, 2**31 - 1))
-            reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
+        # a replicate's small-sample warnings are about the replicate, not the user's sample
+        with silenced(SmallSampleWarning):
+            for b in range(n_boot):
+                rows = (rng.choice(n, size=m, replace=False) if subsample
+                        else rng.integers(0, n, size=n))
+                rep_seed = int(rng.integers(0, 2**31 - 1))
+                reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
         finite = reps[np.isfinite(reps)]
         if finite.size < reps.size:
             warn(f"{self.name}: {reps.size - finite.size} of {reps.size} bootstrap "

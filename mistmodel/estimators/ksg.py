@@ -648,14 +648,21 @@ DISCRETE_BIAS_WARN = 0.05   # discrete=True: nats of plug-in bias from which est
 ROWS_PER_CELL_WARN = 4      # discrete="auto": rows per joint cell below which it warns
 
 
+def _table_cells(**sides: np.ndarray) -> dict[str, int]:
+    """Observed values of each fully discrete side, of the joint table (key: the sides'
+    names together) and the rows ``n``."""
+    cells = {name: len(np.unique(a, axis=0)) for name, a in sides.items()}
+    cells["".join(sides)] = len(np.unique(np.hstack(list(sides.values())), axis=0))
+    cells["n"] = next(iter(sides.values())).shape[0]
+    return cells
+
+
 def _plugin_bias(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Miller-Madow's estimate of the plug-in MI's upward bias on fully discrete ``x``,
     ``y``: ``(K_xy - K_x - K_y + 1) / (2 n)`` from the observed cells."""
-    n = x.shape[0]
-    cells = {"x": len(np.unique(x, axis=0)), "y": len(np.unique(y, axis=0)),
-             "xy": len(np.unique(np.hstack([x, y]), axis=0)), "n": n}
+    cells = _table_cells(x=x, y=y)
     return {"discrete_cells": cells,
-            "plugin_bias": (cells["xy"] - cells["x"] - cells["y"] + 1) / (2.0 * n)}
+            "plugin_bias": (cells["xy"] - cells["x"] - cells["y"] + 1) / (2.0 * cells["n"])}
 
 
 def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], k: int,
@@ -873,23 +880,37 @@ class KSG(Estimator):
 
     def estimate(self, x: Any, y: Any) -> float:
         value = super().estimate(x, y)
+        self._warn_sparse_table()
+        return value
+
+    def estimate_conditional(self, x: Any, y: Any, z: Any) -> float:
+        value = super().estimate_conditional(x, y, z)
+        self._warn_sparse_table()
+        return value
+
+    def _warn_sparse_table(self) -> None:
+        """A :class:`DiscreteBiasWarning` where every column was discrete and the table
+        has few rows per cell (see "Discrete and mixed data")."""
         cells = self.last_info.get("discrete_cells")
         if cells is None:
-            return value
-        table = (f"KSG: X and Y are both discrete ({cells['x']} and {cells['y']} values, "
-                 f"{cells['xy']} joint cells at n = {cells['n']}")
+            return
+        names = [side for side in "xyz" if side in cells]
+        joint = "".join(names)
+        counts = [str(cells[side]) for side in names]
+        table = (f"KSG: {', '.join(s.upper() for s in names[:-1])} and {names[-1].upper()} "
+                 f"are {'both' if len(names) == 2 else 'all'} discrete ({', '.join(counts[:-1])} and {counts[-1]} values, "
+                 f"{cells[joint]} joint cells at n = {cells['n']}")
         if self.last_info["discrete_as"] == "categories":
-            if cells["n"] < ROWS_PER_CELL_WARN * cells["xy"]:
-                warn(f"{table}, {cells['n'] / cells['xy']:.1f} rows per cell): with fewer than "
+            if cells["n"] < ROWS_PER_CELL_WARN * cells[joint]:
+                warn(f"{table}, {cells['n'] / cells[joint]:.1f} rows per cell): with fewer than "
                      f"{ROWS_PER_CELL_WARN} rows per cell the estimate reads high, the more so "
                      "the fewer. More rows shrink it; KSG() (discrete=False) reads lower on "
                      "such tables.", DiscreteBiasWarning)
-        elif self.last_info["plugin_bias"] >= DISCRETE_BIAS_WARN:
+        elif self.last_info.get("plugin_bias", 0.0) >= DISCRETE_BIAS_WARN:
             warn(f"{table}): the mixed rule's estimate is then about the plug-in one, biased "
                  f"up by about (K_xy - K_x - K_y + 1) / (2n) = "
                  f"{self.last_info['plugin_bias']:.3f} nats here. More rows shrink it; KSG() "
                  "(discrete=False) errs less on such tables.", DiscreteBiasWarning)
-        return value
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         n = x.shape[0]
@@ -983,6 +1004,8 @@ class KSG(Estimator):
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
             **strata,
         }
+        if all(f.all() for f in flags):
+            self._info["discrete_cells"] = _table_cells(**dict(zip("xyz", parts)))
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value)
 
