@@ -14,6 +14,12 @@ over ``--samples`` samples (numpy seeds 0, 1, ...) of ``KSG(discrete="auto")`` (
 discrete column as categories), ``KSG(discrete=True)`` (as numbers: Gao et al.'s rule;
 Y has no ties, so this is the rule on the discrete column alone) and ``KSG()`` (every
 column continuous, ties broken by noise).
+
+Then samples whose discrete columns split the rows into many groups of equal values
+(neighbours are searched within a group), with no dependence at all: X on K labels
+against Y = (K more labels, a normal column), and I(X; Y | Z) for X, Y on K labels given
+a normal Z. For each: the mean estimate of ``KSG(discrete="auto")`` and of ``KSG()``,
+the rows per group and how many estimates raised a ``DiscreteBiasWarning``.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from scipy import integrate, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mistmodel.caller_warnings import DiscreteBiasWarning  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 from mistmodel.estimators.ksg import discrete_columns  # noqa: E402
 
@@ -106,7 +113,42 @@ def main(argv=None) -> int:
         flag = "yes" if discrete_columns(x0)[0] else "no"
         print(f"| {label} | {n} | {len(np.unique(x0))} ({flag}) | {truth:.3f} | "
               + " | ".join(cells) + " |", flush=True)
+    sparse_groups(args.samples)
     return 0
+
+
+def sparse_groups(samples: int) -> None:
+    print("\n| independent sample | n | rows per group | discrete='auto': mean (sd) | "
+          "KSG(): mean | warnings |")
+    print("|---|---|---|---|---|---|")
+    for labels in (3, 6, 9, 12):
+        for conditional in (False, True):
+            for n in (100, 300, 1000):
+                values, plain, per_group, warned = [], [], [], 0
+                for seed in range(samples):
+                    rng = np.random.default_rng([seed, labels, n])
+                    x = rng.integers(0, labels, (n, 1)) * 1.0
+                    if conditional:
+                        args = (x, rng.integers(0, labels, (n, 1)) * 1.0,
+                                rng.standard_normal((n, 1)))
+                    else:
+                        args = (x, np.column_stack([rng.integers(0, labels, n),
+                                                    rng.standard_normal(n)]))
+                    est = KSG(discrete="auto")
+                    run = est.estimate_conditional if conditional else est.estimate
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always", DiscreteBiasWarning)
+                        values.append(run(*args))
+                    warned += any(w.category is DiscreteBiasWarning for w in caught)
+                    per_group.append(n / est.last_info["discrete_strata"])
+                    other = KSG()
+                    plain.append(other.estimate_conditional(*args) if conditional
+                                 else other.estimate(*args))
+                what = (f"I(X;Y given Z), X, Y on {labels} labels, Z normal" if conditional
+                        else f"X on {labels} labels, Y = ({labels} labels, normal)")
+                print(f"| {what} | {n} | {np.mean(per_group):.1f} | {np.mean(values):+.3f} "
+                      f"({np.std(values):.3f}) | {np.mean(plain):+.3f} | {warned} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ _HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], list[str]], ...]] = Con
 # MIST's warnings (re-exported by mistmodel.mist); in this torch-free module so that
 # callers can silence them without importing the network.
 class SmallSampleWarning(UserWarning):
-    """The sample has fewer rows than the network was trained on (n < 10)."""
+    """Too few rows for what was asked: fewer than the network was trained on (n < 10), or,
+    for ``KSG(discrete="auto")``, 5% of the rows or more alone in their combination of
+    discrete values and left out."""
 
 
 class OutOfRangeWarning(UserWarning):
@@ -44,8 +46,8 @@ class TiedDataWarning(UserWarning):
 
 
 class DiscreteBiasWarning(UserWarning):
-    """KSG's mixed rule on a fully discrete sample with many cells for its rows: the
-    plug-in estimate it equals is biased up."""
+    """KSG's mixed rule where the discrete columns' combinations (a fully discrete
+    sample's cells) hold few rows each: the estimate reads high."""
 
 
 class CrossCheckWarning(UserWarning):

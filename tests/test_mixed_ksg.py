@@ -488,3 +488,29 @@ def test_rows_alone_warn_once_under_intervals_and_permutations() -> None:
             run(KSG(discrete="auto"))
         messages = [str(w.message) for w in caught if w.category is SmallSampleWarning]
         assert len(messages) == 1 and "of 120 rows are alone" in messages[0], messages
+
+
+def test_sparse_groups_beside_continuous_columns_warn_and_too_few_rows_kept_refuse() -> None:
+    """X on 9 values, Y = (9 values, a normal column), all independent: 81 groups of equal
+    discrete values at n = 300 (3.7 rows each) read high (+0.08 over 10 samples) and warn;
+    at n = 1,000 (12 rows each) they do not."""
+    rng = np.random.default_rng(11)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return (rng.integers(0, 9, (n, 1)) * 1.0,
+                np.column_stack([rng.integers(0, 9, n), rng.standard_normal(n)]))
+
+    with pytest.warns(DiscreteBiasWarning, match=r"split the n = 300 rows into \d+ groups of "
+                                                 r"equal values \(3\.\d rows per group"):
+        KSG(discrete="auto").estimate(*draw(300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscreteBiasWarning)
+        KSG(discrete="auto").estimate(*draw(1000))
+    # 98 of 100 rows alone: the 2 left are fewer than k + 2
+    a = np.repeat(np.arange(10), 10)
+    b = np.tile(np.arange(10), 10)
+    b[1] = 0
+    x = np.column_stack([a, b]) * 1.0
+    with pytest.raises(ValueError, match="98 of 100 rows are alone .* which leaves 2 to "
+                                         "estimate from, fewer than k \\+ 2 = 7"):
+        KSG(discrete="auto").estimate(x, a[:, None] + rng.standard_normal((100, 1)))

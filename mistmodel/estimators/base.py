@@ -142,7 +142,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..caller_warnings import SmallSampleWarning, silenced, warn
+from ..caller_warnings import DiscreteBiasWarning, SmallSampleWarning, silenced, warn
 
 __all__ = [
     "BootstrapError",
@@ -801,8 +801,9 @@ class Estimator(ABC):
         subsample = scheme == "subsample"
         m = n // 2 if subsample else n
         reps = np.empty(n_boot)
-        # a replicate's small-sample warnings are about the replicate, not the user's sample
-        with silenced(SmallSampleWarning):
+        # a replicate's warnings of small or sparse samples are about the replicate, not
+        # the user's sample (whose own estimate gives them)
+        with silenced(SmallSampleWarning, DiscreteBiasWarning):
             for b in range(n_boot):
                 rows = (rng.choice(n, size=m, replace=False) if subsample
                         else rng.integers(0, n, size=n))
