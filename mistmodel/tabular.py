@@ -18,12 +18,13 @@ which says nothing about a table split into pairs of variables.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .caller_warnings import DiscreteBiasWarning, TiedDataWarning, held, warn
+from .caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning,
+                              held, warn)
 from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_flags
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name",
@@ -169,12 +170,17 @@ def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def warned_once(who: str, category: type[Warning] = DiscreteBiasWarning) -> Iterator[None]:
-    """Hold back the ``category`` warnings raised inside the block (one per pair of
-    variables, each with its own numbers); after it, raise one saying how many there were
-    and quoting the first."""
-    with held(category) as messages:
+def warned_once(who: str, categories: tuple[type[Warning], ...] = (
+        DiscreteBiasWarning, SmallSampleWarning)) -> Iterator[None]:
+    """Hold back the warnings of each of ``categories`` raised inside the block (one per
+    pair of variables, each with its own numbers); after it, raise one per category saying
+    how many there were and quoting the first."""
+    with ExitStack() as stack:
+        gathered = [(category, stack.enter_context(held(category)))
+                    for category in categories]
         yield
-    if messages:
-        more = f"{len(messages)} of its estimates warned; the first: " if len(messages) > 1 else ""
-        warn(f"{who}: {more}{messages[0]}", category)
+    for category, messages in gathered:
+        if messages:
+            more = (f"{len(messages)} of its estimates warned; the first: "
+                    if len(messages) > 1 else "")
+            warn(f"{who}: {more}{messages[0]}", category)

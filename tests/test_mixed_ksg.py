@@ -514,3 +514,25 @@ def test_sparse_groups_beside_continuous_columns_warn_and_too_few_rows_kept_refu
     with pytest.raises(ValueError, match="98 of 100 rows are alone .* which leaves 2 to "
                                          "estimate from, fewer than k \\+ 2 = 7"):
         KSG(discrete="auto").estimate(x, a[:, None] + rng.standard_normal((100, 1)))
+
+
+def test_matrices_and_scores_gather_the_rows_alone_warnings() -> None:
+    from mistmodel.caller_warnings import SmallSampleWarning
+    from mistmodel.selection import mutual_info_scores
+
+    rng = np.random.default_rng(12)
+    labels = np.concatenate([np.arange(15), rng.integers(15, 19, 185)]) * 1.0
+    table = pd.DataFrame({"a": labels, "b": rng.standard_normal(200),
+                          "c": rng.standard_normal(200)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mi_matrix(table, estimator=KSG(discrete="auto"))
+        mutual_info_scores(table[["b", "c"]].to_numpy(), labels, estimator=KSG(discrete="auto"))
+    messages = [str(w.message) for w in caught if w.category is SmallSampleWarning]
+    assert messages == [
+        "mi_matrix: 2 of its estimates warned; the first: KSG: 15 of 200 rows are alone in "
+        "their combination of discrete values (19 combinations) and were left out of the "
+        "estimate; more rows per value, or fewer discrete columns, keep them in.",
+        "mutual_info_scores: 2 of its estimates warned; the first: KSG: 15 of 200 rows are "
+        "alone in their combination of discrete values (19 combinations) and were left out "
+        "of the estimate; more rows per value, or fewer discrete columns, keep them in."]
