@@ -918,9 +918,11 @@ class KSG(Estimator):
                         f"of equal values ({n / strata:.1f} rows per group, {left} alone and "
                         "left out), and neighbours are searched within a group")
                 unit = "group"
+            other = ("reads lower on such tables" if cells is not None else
+                     "read such samples far closer (docs/estimators.md, discrete columns)")
             warn(f"KSG: {what}: with fewer than {ROWS_PER_CELL_WARN} rows per {unit} the "
                  "estimate reads high, the more so the fewer. More rows shrink it; KSG() "
-                 "(discrete=False) reads lower on such samples.", DiscreteBiasWarning)
+                 f"(discrete=False) {other}.", DiscreteBiasWarning)
         elif left >= 0.05 * n:
             warn(f"KSG: {left} of {n} rows are alone in their combination of discrete values "
                  f"({strata} combinations) and were left out of the estimate; more rows per "
