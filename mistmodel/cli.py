@@ -215,6 +215,11 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
         result["z_columns"] = [table.key(c) for c in zc]
         result["conditional"] = True
     _note_discrete(args, table, sides, result)
+    used = estimator.last_info.get("rows_used", x.shape[0])
+    if used < x.shape[0]:
+        result["rows_used"] = int(used)
+        result["notes"].append(f"KSG left out {x.shape[0] - used} of the {x.shape[0]} rows: "
+                               "each is alone in its combination of discrete values")
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
 
@@ -254,7 +259,8 @@ def _discrete_columns(args: argparse.Namespace, table, sides) -> dict[str, list]
 
 
 def _discrete_note(found: dict[str, list]) -> str:
-    return "KSG took as discrete (few distinct values; mixed-KSG estimator): " + "; ".join(
+    return ("KSG took as discrete (few distinct values; mixed-KSG estimator, the values as "
+            "categories): ") + "; ".join(
         f"{side.upper() if len(side) == 1 else side} {', '.join(map(repr, names))}"
         for side, names in found.items())
 

@@ -393,10 +393,24 @@ def test_ksg_takes_columns_with_few_values_as_discrete_and_names_them(tmp_path, 
     assert "discrete_columns" not in continuous
     assert main(["matrix", str(path), "--columns", "u,v,c", "--estimator", "ksg",
                  "--out", str(tmp_path / "mi.nc")]) == 0
-    assert "KSG took as discrete (few distinct values; mixed-KSG estimator): columns 'u', " \
-        "'v'" in capsys.readouterr().out
+    assert "KSG took as discrete (few distinct values; mixed-KSG estimator, the values as " \
+        "categories): columns 'u', 'v'" in capsys.readouterr().out
     assert json.loads(xr.open_dataarray(tmp_path / "mi.nc").attrs["discrete_columns"]) == \
         ["u", "v"]
+
+
+def test_ksg_says_how_many_rows_it_left_out(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    labels = np.concatenate([np.arange(15), rng.integers(15, 19, 185)])
+    path = tmp_path / "labels.csv"
+    pd.DataFrame({"g": labels, "c": rng.standard_normal(200)}).to_csv(path, index=False)
+    code, out, err = run(capsys, ["estimate", str(path), "--x", "g", "--y", "c",
+                                  "--estimator", "ksg", "--json"])
+    assert code == 0 and "mist: warning (SmallSampleWarning): KSG: 15 of 200 rows" in err
+    res = json.loads(out)
+    assert res["n"] == 200 and res["rows_used"] == 185
+    assert "KSG left out 15 of the 200 rows: each is alone in its combination of discrete " \
+        "values" in res["notes"]
 
 
 def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
