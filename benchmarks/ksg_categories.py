@@ -117,27 +117,54 @@ def main(argv=None) -> int:
     return 0
 
 
+def _two_sides(labels: int, slope: float):
+    """X on ``labels`` labels; Y = (as many labels, N(slope X, 1))."""
+    def draw(rng: np.random.Generator, n: int):
+        code = rng.integers(0, labels, n)
+        return (code[:, None] * 1.0, np.column_stack([rng.integers(0, labels, n),
+                                                      slope * code + rng.standard_normal(n)]))
+    return draw
+
+
+def _labels_given_normal(labels: int):
+    """X, Y on ``labels`` labels each, Z normal, all independent."""
+    def draw(rng: np.random.Generator, n: int):
+        return (rng.integers(0, labels, (n, 1)) * 1.0, rng.integers(0, labels, (n, 1)) * 1.0,
+                rng.standard_normal((n, 1)))
+    return draw
+
+
+def _normals_given_labels(labels: int, rho: float):
+    """Z on ``labels`` labels; X = 3 Z / labels + e, Y = 3 Z / labels + rho e + sqrt(1 -
+    rho^2) e' (I(X; Y | Z) = -log(1 - rho^2) / 2)."""
+    def draw(rng: np.random.Generator, n: int):
+        z = rng.integers(0, labels, (n, 1)) * 1.0
+        e = rng.standard_normal((n, 2))
+        shift = 3.0 * z / labels
+        return (shift + e[:, :1], shift + rho * e[:, :1] + np.sqrt(1 - rho**2) * e[:, 1:], z)
+    return draw
+
+
 def sparse_groups(samples: int) -> None:
     print("\n| sample | n | MI | rows per group | discrete='auto': mean error (sd) | "
           "KSG(): mean error (sd) | warnings |")
     print("|---|---|---|---|---|---|---|")
-    cases = [(labels, 0.0, False) for labels in (3, 6, 9, 12)]
-    cases += [(labels, 0.0, True) for labels in (3, 6, 9, 12)]
-    cases += [(6, 0.5, False), (9, 0.3, False), (12, 1.0, False)]
-    for labels, slope, conditional in cases:
-        truth = labels_truth(slope * np.arange(labels)) if slope else 0.0
-        for n in (100, 300, 1000):
+    wide = (100, 300, 1000)
+    cases = [(f"X on {k} labels, Y = ({k} labels, N(0 X, 1))", _two_sides(k, 0.0), 0.0, wide)
+             for k in (3, 6, 9, 12)]
+    cases += [(f"I(X;Y given Z), X, Y on {k} labels, Z normal", _labels_given_normal(k), 0.0,
+               wide) for k in (3, 6, 9, 12)]
+    cases += [(f"X on {k} labels, Y = ({k} labels, N({b} X, 1))", _two_sides(k, b),
+               labels_truth(b * np.arange(k)), wide) for k, b in ((6, 0.5), (9, 0.3), (12, 1.0))]
+    cases += [(f"I(X;Y given Z), X, Y normal, Z on 19 labels, rho {r}",
+               _normals_given_labels(19, r), -0.5 * np.log(1 - r**2), (60, 300, 1000))
+              for r in (0.0, 0.6)]
+    for label, draw, truth, sizes in cases:
+        for n in sizes:
             errors, plain, per_group, warned = [], [], [], 0
             for seed in range(samples):
-                rng = np.random.default_rng([seed, labels, n])
-                code = rng.integers(0, labels, n)
-                x = code[:, None] * 1.0
-                if conditional:
-                    args = (x, rng.integers(0, labels, (n, 1)) * 1.0,
-                            rng.standard_normal((n, 1)))
-                else:
-                    args = (x, np.column_stack([rng.integers(0, labels, n),
-                                                slope * code + rng.standard_normal(n)]))
+                args = draw(np.random.default_rng([seed, n]), n)
+                conditional = len(args) == 3
                 est, other = KSG(discrete="auto"), KSG()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", DiscreteBiasWarning)
@@ -147,11 +174,10 @@ def sparse_groups(samples: int) -> None:
                 per_group.append(n / est.last_info["discrete_strata"])
                 plain.append((other.estimate_conditional(*args) if conditional
                               else other.estimate(*args)) - truth)
-            what = (f"I(X;Y given Z), X, Y on {labels} labels, Z normal" if conditional
-                    else f"X on {labels} labels, Y = ({labels} labels, N({slope} X, 1))")
-            print(f"| {what} | {n} | {truth:.3f} | {np.mean(per_group):.1f} | "
+            print(f"| {label} | {n} | {truth:.3f} | {np.mean(per_group):.1f} | "
                   f"{np.mean(errors):+.3f} ({np.std(errors):.3f}) | {np.mean(plain):+.3f} "
                   f"({np.std(plain):.3f}) | {warned} |", flush=True)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

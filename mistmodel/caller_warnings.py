@@ -34,7 +34,8 @@ _HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], list[str]], ...]] = Con
 class SmallSampleWarning(UserWarning):
     """Too few rows for what was asked: fewer than the network was trained on (n < 10), or,
     for ``KSG(discrete="auto")``, 5% of the rows or more alone in their combination of
-    discrete values and left out."""
+    discrete values and left out (unless a :class:`DiscreteBiasWarning` is raised for the
+    same sample)."""
 
 
 class OutOfRangeWarning(UserWarning):
@@ -47,7 +48,9 @@ class TiedDataWarning(UserWarning):
 
 class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
-    sample's cells) hold few rows each: the estimate reads high."""
+    sample's cells) hold few rows each: the estimate reads high where they are the cells
+    of a table of several sides' columns, and can read far low where they are one side's
+    classes."""
 
 
 class CrossCheckWarning(UserWarning):

@@ -29,8 +29,9 @@ enough rows per value of ``Z``).
 from __future__ import annotations
 
 import numbers
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -39,7 +40,8 @@ from scipy.spatial.distance import cdist
 
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
                               TiedDataWarning, silenced)
-from .estimators.base import check_xy, check_xyz, constant_columns, standardize_columns
+from .estimators.base import (TooFewRowsError, check_xy, check_xyz, constant_columns,
+                              standardize_columns)
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
            "local_permutations", "distance_correlation", "distance_correlation_test"]
@@ -116,10 +118,23 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
                  else float(estimator.estimate(xa, ya)))
     # the statistic's warnings (ties, MIST's cross-check) are about the data; its
     # permuted copies would only repeat them, and the cross-check would cost time
-    with silenced(CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning):
+    with silenced(CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning), \
+            _copies_of(name):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
     return _result(statistic, null, name)
+
+
+@contextmanager
+def _copies_of(name: str) -> Iterator[None]:
+    """Say so where a permuted copy, not the user's sample, has too few usable rows."""
+    try:
+        yield
+    except TooFewRowsError as err:
+        raise TooFewRowsError(
+            f"{name} could not estimate a permuted copy of the sample ({err}); the sample "
+            "has too few rows per group of equal discrete values for a permutation test "
+            "with this estimator") from err
 
 
 def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarray]) -> np.ndarray:
@@ -208,7 +223,8 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     # repeated values or sparse tables would be about the copies, not the user's data, and
     # MIST's cross-check is about the data too.  Silenced in this thread only: other threads
     # keep their warnings.
-    with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning):
+    with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning), \
+            _copies_of(name):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

@@ -37,7 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .estimators.base import _json_ready
+from .estimators.base import TooFewRowsError, _json_ready
 from .independence import _check_seed, _estimator_name, _permutations, _result
 from . import cross_check
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
@@ -150,11 +150,20 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                             else blocks[chunk[k][1]][chunk[k][2]]) for k in at]
                 # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
-                with silenced(CrossCheckWarning, *(() if observed else (
-                        TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))):
-                    got[at] = (np.asarray(estimator.estimate_batch(samples),
-                                          dtype=np.float64).ravel() if batched
-                               else [estimator.estimate(x, y) for x, y in samples])
+                try:
+                    with silenced(CrossCheckWarning, *(() if observed else (
+                            TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))):
+                        got[at] = (np.asarray(estimator.estimate_batch(samples),
+                                              dtype=np.float64).ravel() if batched
+                                   else [estimator.estimate(x, y) for x, y in samples])
+                except TooFewRowsError as err:
+                    if observed:
+                        raise
+                    raise TooFewRowsError(
+                        f"mi_matrix: {getattr(estimator, 'name', 'the estimator')} could not "
+                        f"estimate a permuted copy of a pair ({err}); the variables have too "
+                        "few rows per group of equal discrete values for permutations with "
+                        "this estimator") from err
             out[done:done + len(got)] = got
             bar.update((done + len(got)) // len(orders) - done // len(orders))
             done += len(got)

@@ -175,12 +175,15 @@ def warned_once(who: str, categories: tuple[type[Warning], ...] = (
     """Hold back the warnings of each of ``categories`` raised inside the block (one per
     pair of variables, each with its own numbers); after it, raise one per category saying
     how many there were and quoting the first."""
-    with ExitStack() as stack:
-        gathered = [(category, stack.enter_context(held(category)))
-                    for category in categories]
-        yield
-    for category, messages in gathered:
-        if messages:
-            more = (f"{len(messages)} of its estimates warned; the first: "
-                    if len(messages) > 1 else "")
-            warn(f"{who}: {more}{messages[0]}", category)
+    gathered = []
+    try:
+        with ExitStack() as stack:
+            gathered = [(category, stack.enter_context(held(category)))
+                        for category in categories]
+            yield
+    finally:                        # also when the block raises: the warnings were earned
+        for category, messages in gathered:
+            if messages:
+                more = (f"{len(messages)} of its estimates warned; the first: "
+                        if len(messages) > 1 else "")
+                warn(f"{who}: {more}{messages[0]}", category)

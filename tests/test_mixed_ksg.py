@@ -536,3 +536,63 @@ def test_matrices_and_scores_gather_the_rows_alone_warnings() -> None:
         "mutual_info_scores: 2 of its estimates warned; the first: KSG: 15 of 200 rows are "
         "alone in their combination of discrete values (19 combinations) and were left out "
         "of the estimate; more rows per value, or fewer discrete columns, keep them in."]
+
+
+def test_copies_and_replicates_with_too_few_rows_say_so() -> None:
+    """The sample keeps 22 of 30 rows; permuting Y leaves a copy with 6 (fewer than k + 2),
+    and subsamples of 20 rows of two 10-valued columns keep too few: each is refused in
+    the copy's or replicate's terms, and the sample's own warning is kept."""
+    from mistmodel.estimators import BootstrapError, TooFewRowsError
+
+    rng = np.random.default_rng(15)
+    a = rng.integers(0, 6, 30)
+    b = (a + (rng.random(30) < 0.3) * rng.integers(0, 6, 30)) % 6
+    table = pd.DataFrame({"a": a * 1.0, "b": b * 1.0, "c": rng.standard_normal(30)})
+    x, y = table[["a"]].to_numpy(), table[["b", "c"]].to_numpy()
+    est = KSG(discrete="auto")
+    with pytest.warns(DiscreteBiasWarning):
+        est.estimate(x, y)
+    assert est.last_info["rows_used"] == 22
+    with pytest.raises(TooFewRowsError, match="could not estimate a permuted copy of the "
+                                              "sample .*leaves 6 to estimate from"), \
+            pytest.warns(DiscreteBiasWarning):
+        independence_test(est, x, y, 50)
+    with pytest.raises(TooFewRowsError, match="mi_matrix: KSG could not estimate a permuted "
+                                              "copy of a pair"), \
+            pytest.warns(DiscreteBiasWarning, match="mi_matrix: KSG: the discrete columns"):
+        mi_matrix(table, groups={"X": ["a"], "Y": ["b", "c"]}, estimator=est, permutations=50)
+    pairs = np.random.default_rng(0).integers(0, 10, (40, 2)) * 1.0
+    with pytest.raises(BootstrapError, match="20 of 20 bootstrap replicates \\(20 rows each\\) "
+                                             "could not be estimated"):
+        est.interval(pairs, np.random.default_rng(1).standard_normal((40, 1)), n_boot=20)
+
+
+def test_sparse_classes_of_one_side_warn_that_the_estimate_can_read_low() -> None:
+    """15 classes cut from a Gaussian X at n = 50 (3.3 rows per class): I = ln 15, read
+    about 0.4 low (benchmarks/class_scores.py), with a warning saying so."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((50, 1))
+    classes = np.digitize(x[:, 0], stats.norm.ppf(np.linspace(0, 1, 16)[1:-1]))[:, None] * 1.0
+    with pytest.warns(DiscreteBiasWarning, match=r"the discrete columns of Y split the n = 50 "
+                                                 r"rows into 15 groups .* can read far low"):
+        value = KSG(discrete="auto").estimate(x, classes)
+    assert value < np.log(15) - 0.2
+
+
+def test_few_rows_per_group_of_a_discrete_z_warn_that_the_estimate_reads_low() -> None:
+    """Z on 19 labels, X and Y Gaussian with I(X;Y|Z) = 0.223: about 0 at 3 rows per group
+    (n = 60; benchmarks/ksg_categories.py), with a warning; none at 53 rows (n = 1,000)."""
+    def draw(n: int, seed: int) -> tuple[np.ndarray, ...]:
+        rng = np.random.default_rng(seed)
+        z = rng.integers(0, 19, (n, 1)) * 1.0
+        e = rng.standard_normal((n, 2))
+        return 3 * z / 19 + e[:, :1], 3 * z / 19 + 0.6 * e[:, :1] + 0.8 * e[:, 1:], z
+
+    with pytest.warns(DiscreteBiasWarning, match=r"Z's discrete columns split the n = 60 rows "
+                                                 r"into \d+ groups .* it reads low"):
+        value = KSG(discrete="auto").estimate_conditional(*draw(60, 0))
+    assert value < 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscreteBiasWarning)
+        value = KSG(discrete="auto").estimate_conditional(*draw(1000, 1))
+    assert abs(value - 0.223) < 0.06

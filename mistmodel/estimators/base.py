@@ -390,6 +390,12 @@ class BootstrapError(ValueError):
     replicates too alike to give an interval of positive width)."""
 
 
+class TooFewRowsError(ValueError):
+    """Too few rows are left to estimate from: for ``KSG(discrete="auto")``, once the rows
+    alone in their group of equal discrete values are left out. A bootstrap replicate or a
+    permuted copy that raises it is reported as such, not as the user's sample."""
+
+
 def _json_ready(value: Any) -> Any:
     """Turn tuples and numpy scalars into plain JSON types (recursively)."""
     if isinstance(value, dict):
@@ -808,11 +814,21 @@ class Estimator(ABC):
                 rows = (rng.choice(n, size=m, replace=False) if subsample
                         else rng.integers(0, n, size=n))
                 rep_seed = int(rng.integers(0, 2**31 - 1))
-                reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
+                try:
+                    reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
+                except TooFewRowsError:
+                    reps[b] = np.nan          # left out below, with the others
         finite = reps[np.isfinite(reps)]
+        if finite.size < 2:
+            raise BootstrapError(
+                f"{self._describe()}: {reps.size - finite.size} of {reps.size} bootstrap "
+                f"replicates ({m} rows each) could not be estimated (too few usable rows) or "
+                "were not finite; the sample is too small or too sparse for a bootstrap "
+                "interval of this estimator")
         if finite.size < reps.size:
             warn(f"{self.name}: {reps.size - finite.size} of {reps.size} bootstrap "
-                 "replicates were not finite and were left out", RuntimeWarning)
+                 "replicates could not be estimated (too few usable rows) or were not "
+                 "finite, and were left out", RuntimeWarning)
         if scheme != "replacement" and finite.size:
             if center is None:
                 center, _ = self._estimate_checked(x, y, int(self.seed))

@@ -148,7 +148,8 @@ from scipy.spatial.distance import cdist
 from scipy.special import digamma
 
 from ..caller_warnings import DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning, warn
-from .base import Estimator, _distinct_per_column, scale_to_unit, standardize_columns
+from .base import (Estimator, TooFewRowsError, _distinct_per_column, scale_to_unit,
+                   standardize_columns)
 
 __all__ = ["KSG", "as_categories", "conditional_counts", "discrete_columns", "ksg_counts",
            "mixed_counts"]
@@ -652,6 +653,7 @@ def mixed_counts(
 
 DISCRETE_BIAS_WARN = 0.05   # discrete=True: nats of plug-in bias from which estimate warns
 ROWS_PER_CELL_WARN = 4      # discrete="auto": rows per stratum (cell) below which it warns
+ROWS_PER_Z_GROUP_WARN = 20  # the same where only Z has discrete columns
 
 
 def _table_cells(**sides: np.ndarray) -> dict[str, int]:
@@ -884,12 +886,12 @@ class KSG(Estimator):
                      f"few distinct values; {self.tie_advice}", TiedDataWarning)
                 return
 
-    def _warn_sparse_table(self, n: int) -> None:
+    def _warn_sparse_table(self, info: dict[str, Any], n: int) -> None:
         """With discrete columns, a :class:`DiscreteBiasWarning` where their combinations
         (strata; for a fully discrete sample, the joint table's cells) hold few rows each,
         else a :class:`SmallSampleWarning` where 5% of the rows or more were alone in theirs
-        and left out (see "Discrete and mixed data"); ``n`` rows were given."""
-        info = self._info
+        and left out (see "Discrete and mixed data"): ``info`` is the estimate's run
+        information, ``n`` the rows given."""
         if info.get("discrete_as") == "numbers":
             if info.get("plugin_bias", 0.0) >= DISCRETE_BIAS_WARN:
                 cells = info["discrete_cells"]
@@ -904,7 +906,15 @@ class KSG(Estimator):
             return
         strata, left = info["discrete_strata"], info["rows_alone_in_stratum"]
         cells = info.get("discrete_cells")
-        if n < ROWS_PER_CELL_WARN * strata:
+        sides = [side.upper() for side in "xyz" if info.get(f"discrete_{side}")]
+        if sides == ["Z"] and n < ROWS_PER_Z_GROUP_WARN * strata:
+            warn(f"KSG: Z's discrete columns split the n = {n} rows into {strata} groups of "
+                 f"equal values ({n / strata:.1f} rows per group, {left} alone and left out), "
+                 "and I(X;Y|Z) is estimated within each group: with fewer than "
+                 f"{ROWS_PER_Z_GROUP_WARN} rows per group it reads low, far low with a few. "
+                 "More rows shrink it; KSG() (discrete=False), which takes Z's values as "
+                 "numbers, read such samples closer.", DiscreteBiasWarning)
+        elif n < ROWS_PER_CELL_WARN * strata:
             if cells is not None:
                 names = [side for side in "xyz" if side in cells]
                 counts = [str(cells[side]) for side in names]
@@ -912,17 +922,22 @@ class KSG(Estimator):
                         f"are {'both' if len(names) == 2 else 'all'} discrete "
                         f"({', '.join(counts[:-1])} and {counts[-1]} values, {strata} joint "
                         f"cells at n = {n}, {n / strata:.1f} rows per cell)")
-                unit = "cell"
+                effect = ("the estimate reads high, the more so the fewer. More rows shrink "
+                          "it; KSG() (discrete=False) reads lower on such tables.")
             else:
-                what = (f"the discrete columns split the n = {n} rows into {strata} groups "
-                        f"of equal values ({n / strata:.1f} rows per group, {left} alone and "
-                        "left out), and neighbours are searched within a group")
-                unit = "group"
-            other = ("reads lower on such tables" if cells is not None else
-                     "read such samples far closer (docs/estimators.md, discrete columns)")
-            warn(f"KSG: {what}: with fewer than {ROWS_PER_CELL_WARN} rows per {unit} the "
-                 "estimate reads high, the more so the fewer. More rows shrink it; KSG() "
-                 f"(discrete=False) {other}.", DiscreteBiasWarning)
+                what = (f"the discrete columns of {' and '.join(sides)} split the n = {n} rows "
+                        f"into {strata} groups of equal values ({n / strata:.1f} rows per "
+                        f"group, {left} alone and left out), and neighbours are searched "
+                        "within a group")
+                effect = (
+                    "the estimate reads high, the more so the fewer (the groups are cells of "
+                    "a table of discrete columns of several sides). More rows shrink it; "
+                    "KSG() (discrete=False) read such samples far closer." if len(sides) > 1
+                    else "the estimate sees little of the dependence within a group and can "
+                    "read far low. More rows shrink the error.")
+            unit = "cell" if cells is not None else "group"
+            warn(f"KSG: {what}: with fewer than {ROWS_PER_CELL_WARN} rows per {unit} {effect}",
+                 DiscreteBiasWarning)
         elif left >= 0.05 * n:
             warn(f"KSG: {left} of {n} rows are alone in their combination of discrete values "
                  f"({strata} combinations) and were left out of the estimate; more rows per "
@@ -946,7 +961,7 @@ class KSG(Estimator):
             algorithm = "brute"
         (x, y), k_each, strata = self._strata((x, y), (flags_x, flags_y))
         rho, k_i, nx, ny = mixed_counts(x, y, self.k, self.metric, algorithm, k_each=k_each)
-        self._info = {
+        info = {
             "algorithm_used": algorithm,
             "estimator_used": "mixed-KSG",
             "discrete_x": np.flatnonzero(flags_x).tolist(),
@@ -955,8 +970,9 @@ class KSG(Estimator):
             **strata,
         }
         if flags_x.all() and flags_y.all():
-            self._info.update(_plugin_bias(x, y))
-        self._warn_sparse_table(n)
+            info.update(_plugin_bias(x, y))
+        self._info = info
+        self._warn_sparse_table(info, n)
         value = digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
                                                 - digamma(ny + 1))
         return float(value)
@@ -973,7 +989,7 @@ class KSG(Estimator):
         parts, k_each, info = as_categories(parts, flags, self.k)
         kept = parts[0].shape[0]
         if kept < self.min_rows:
-            raise ValueError(
+            raise TooFewRowsError(
                 f"KSG: {info['rows_alone_in_stratum']} of {n} rows are alone in their "
                 f"combination of discrete values ({info['discrete_strata']} combinations), "
                 f"which leaves {kept} to estimate from, fewer than k + 2 = {self.min_rows}; "
@@ -1010,7 +1026,7 @@ class KSG(Estimator):
         parts, k_each, strata = self._strata(tuple(parts), tuple(flags))
         rho, k_i, nxz, nyz, nz = mixed_conditional_counts(*parts, self.k, self.metric,
                                                           algorithm, k_each=k_each)
-        self._info = {
+        info = {
             "algorithm_used": algorithm,
             "estimator_used": "mixed-KSG (conditional)",
             **{f"discrete_{side}": np.flatnonzero(f).tolist() for side, f in zip("xyz", flags)},
@@ -1018,8 +1034,9 @@ class KSG(Estimator):
             **strata,
         }
         if all(f.all() for f in flags):
-            self._info["discrete_cells"] = _table_cells(**dict(zip("xyz", parts)))
-        self._warn_sparse_table(x.shape[0])
+            info["discrete_cells"] = _table_cells(**dict(zip("xyz", parts)))
+        self._info = info
+        self._warn_sparse_table(info, x.shape[0])
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value)
 
