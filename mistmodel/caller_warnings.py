@@ -49,8 +49,8 @@ class TiedDataWarning(UserWarning):
 class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
     sample's cells) hold few rows each: the estimate reads high where they are the cells
-    of a table of several sides' columns, and can read far low where they are one side's
-    classes."""
+    of a table of X's and Y's columns, and can read far low otherwise (one side's classes;
+    a discrete Z, below 20 rows per group)."""
 
 
 class CrossCheckWarning(UserWarning):

@@ -175,15 +175,26 @@ def warned_once(who: str, categories: tuple[type[Warning], ...] = (
     """Hold back the warnings of each of ``categories`` raised inside the block (one per
     pair of variables, each with its own numbers); after it, raise one per category saying
     how many there were and quoting the first."""
-    gathered = []
-    try:
-        with ExitStack() as stack:
-            gathered = [(category, stack.enter_context(held(category)))
-                        for category in categories]
-            yield
-    finally:                        # also when the block raises: the warnings were earned
+    gathered: list[tuple[type[Warning], list[str]]] = []
+
+    def emit() -> None:
         for category, messages in gathered:
             if messages:
                 more = (f"{len(messages)} of its estimates warned; the first: "
                         if len(messages) > 1 else "")
                 warn(f"{who}: {more}{messages[0]}", category)
+
+    try:
+        with ExitStack() as stack:
+            gathered = [(category, stack.enter_context(held(category)))
+                        for category in categories]
+            yield
+    except Exception:
+        # the warnings were earned before the error; one raised as an error (a filter set
+        # to "error") must not replace the error in flight
+        try:
+            emit()
+        except Warning:
+            pass
+        raise
+    emit()

@@ -542,7 +542,7 @@ def test_copies_and_replicates_with_too_few_rows_say_so() -> None:
     """The sample keeps 22 of 30 rows; permuting Y leaves a copy with 6 (fewer than k + 2),
     and subsamples of 20 rows of two 10-valued columns keep too few: each is refused in
     the copy's or replicate's terms, and the sample's own warning is kept."""
-    from mistmodel.estimators import BootstrapError, TooFewRowsError
+    from mistmodel.estimators import TooFewRowsError
 
     rng = np.random.default_rng(15)
     a = rng.integers(0, 6, 30)
@@ -562,9 +562,33 @@ def test_copies_and_replicates_with_too_few_rows_say_so() -> None:
             pytest.warns(DiscreteBiasWarning, match="mi_matrix: KSG: the discrete columns"):
         mi_matrix(table, groups={"X": ["a"], "Y": ["b", "c"]}, estimator=est, permutations=50)
     pairs = np.random.default_rng(0).integers(0, 10, (40, 2)) * 1.0
-    with pytest.raises(BootstrapError, match="20 of 20 bootstrap replicates \\(20 rows each\\) "
-                                             "could not be estimated"):
-        est.interval(pairs, np.random.default_rng(1).standard_normal((40, 1)), n_boot=20)
+    with pytest.warns(RuntimeWarning, match="20 of 20 bootstrap replicates \\(20 rows each\\) "
+                                            "left too few usable rows"):
+        lo, hi = est.interval(pairs, np.random.default_rng(1).standard_normal((40, 1)),
+                              n_boot=20)
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_gathered_warnings_do_not_replace_an_error_in_flight() -> None:
+    from mistmodel.caller_warnings import warn
+    from mistmodel.estimators import TooFewRowsError
+    from mistmodel.tabular import warned_once
+
+    with pytest.warns(DiscreteBiasWarning, match="who: sparse"), \
+            pytest.raises(TooFewRowsError, match="original"):
+        with warned_once("who"):
+            warn("sparse", DiscreteBiasWarning)
+            raise TooFewRowsError("original")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # warnings raised as errors
+        with pytest.raises(TooFewRowsError, match="original"):
+            with warned_once("who"):
+                warn("sparse", DiscreteBiasWarning)
+                raise TooFewRowsError("original")
+        with pytest.raises(KeyboardInterrupt):
+            with warned_once("who"):
+                warn("sparse", DiscreteBiasWarning)
+                raise KeyboardInterrupt
 
 
 def test_sparse_classes_of_one_side_warn_that_the_estimate_can_read_low() -> None:
@@ -589,7 +613,7 @@ def test_few_rows_per_group_of_a_discrete_z_warn_that_the_estimate_reads_low() -
         return 3 * z / 19 + e[:, :1], 3 * z / 19 + 0.6 * e[:, :1] + 0.8 * e[:, 1:], z
 
     with pytest.warns(DiscreteBiasWarning, match=r"Z's discrete columns split the n = 60 rows "
-                                                 r"into \d+ groups .* it reads low"):
+                                                 r"into \d+ groups .* can read far low"):
         value = KSG(discrete="auto").estimate_conditional(*draw(60, 0))
     assert value < 0.05
     with warnings.catch_warnings():

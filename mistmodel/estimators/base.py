@@ -576,8 +576,9 @@ class Estimator(ABC):
         ``seed`` fixes the resampled rows and the seeds handed to the
         replicates, so the interval is reproducible. The cost is ``n_boot``
         estimates (plus one full-sample estimate, except for "replacement").
-        Replicates that come out non-finite are left out, with a warning; if
-        fewer than two are finite the interval is ``(nan, nan)``. When a side
+        Replicates that come out non-finite, or that leave the estimator too few
+        usable rows (:class:`TooFewRowsError`), are left out, with a warning; if
+        fewer than two are left the interval is ``(nan, nan)``. When a side
         is constant the interval is ``(0.0, 0.0)``: the mutual information is
         exactly 0.
 
@@ -807,6 +808,7 @@ class Estimator(ABC):
         subsample = scheme == "subsample"
         m = n // 2 if subsample else n
         reps = np.empty(n_boot)
+        unusable = 0
         # a replicate's warnings of small or sparse samples are about the replicate, not
         # the user's sample (whose own estimate gives them)
         with silenced(SmallSampleWarning, DiscreteBiasWarning):
@@ -817,18 +819,15 @@ class Estimator(ABC):
                 try:
                     reps[b], _ = self._estimate_checked(x[rows], y[rows], rep_seed)
                 except TooFewRowsError:
-                    reps[b] = np.nan          # left out below, with the others
+                    reps[b], unusable = np.nan, unusable + 1   # left out below
         finite = reps[np.isfinite(reps)]
-        if finite.size < 2:
-            raise BootstrapError(
-                f"{self._describe()}: {reps.size - finite.size} of {reps.size} bootstrap "
-                f"replicates ({m} rows each) could not be estimated (too few usable rows) or "
-                "were not finite; the sample is too small or too sparse for a bootstrap "
-                "interval of this estimator")
-        if finite.size < reps.size:
-            warn(f"{self.name}: {reps.size - finite.size} of {reps.size} bootstrap "
-                 "replicates could not be estimated (too few usable rows) or were not "
-                 "finite, and were left out", RuntimeWarning)
+        if unusable:
+            warn(f"{self.name}: {unusable} of {reps.size} bootstrap replicates ({m} rows "
+                 "each) left too few usable rows to estimate from and were left out; the "
+                 "interval comes from the others", RuntimeWarning)
+        if finite.size < reps.size - unusable:
+            warn(f"{self.name}: {reps.size - unusable - finite.size} of {reps.size} bootstrap "
+                 "replicates were not finite and were left out", RuntimeWarning)
         if scheme != "replacement" and finite.size:
             if center is None:
                 center, _ = self._estimate_checked(x, y, int(self.seed))

@@ -55,12 +55,11 @@ The two settings give a discrete column different distances:
   ``s <= k`` rows the farthest of the ``s - 1`` others. Where there are
   continuous columns, rows alone in their stratum have no neighbour and are
   left out (``last_info["rows_alone_in_stratum"]``; a
-  :class:`~mistmodel.caller_warnings.SmallSampleWarning` from 5% of the rows,
-  a ``ValueError`` where fewer than k + 2 rows are left) and ``N`` counts the
-  others (``last_info["rows_used"]``); a
+  :class:`~mistmodel.caller_warnings.SmallSampleWarning` from 5% of the rows)
+  and ``N`` counts the others (``last_info["rows_used"]``); a
   :class:`~mistmodel.estimators.base.TooFewRowsError` where fewer than k + 2
   are left. With few rows per stratum the estimate errs: high where the
-  strata are cells of a table of several sides' columns (9 independent labels
+  strata are cells of a table of X's and Y's columns (9 independent labels
   against 9 more and a normal column: +0.086 nats at 3.8 rows per stratum,
   -0.002 at 12.3), low where they are one side's classes, and low sooner
   where only Z is discrete (I(X;Y|Z) = 0.223 read 0.134 at 15.8 rows per
@@ -913,13 +912,15 @@ class KSG(Estimator):
         strata, left = info["discrete_strata"], info["rows_alone_in_stratum"]
         cells = info.get("discrete_cells")
         sides = [side.upper() for side in "xyz" if info.get(f"discrete_{side}")]
+        table = "X" in sides and "Y" in sides     # groups are cells of an X-Y table
         if sides == ["Z"] and n < ROWS_PER_Z_GROUP_WARN * strata:
             warn(f"KSG: Z's discrete columns split the n = {n} rows into {strata} groups of "
                  f"equal values ({n / strata:.1f} rows per group, {left} alone and left out), "
                  "and I(X;Y|Z) is estimated within each group: with fewer than "
-                 f"{ROWS_PER_Z_GROUP_WARN} rows per group it reads low, far low with a few. "
-                 "More rows shrink it; KSG() (discrete=False), which takes Z's values as "
-                 "numbers, read such samples closer.", DiscreteBiasWarning)
+                 f"{ROWS_PER_Z_GROUP_WARN} rows per group it sees little of the dependence "
+                 "and can read far low, the more so the fewer. More rows shrink the error; "
+                 "KSG() (discrete=False), which takes Z's values as numbers, read such "
+                 "samples closer.", DiscreteBiasWarning)
         elif n < ROWS_PER_CELL_WARN * strata:
             if cells is not None:
                 names = [side for side in "xyz" if side in cells]
@@ -937,8 +938,8 @@ class KSG(Estimator):
                         "within a group")
                 effect = (
                     "the estimate reads high, the more so the fewer (the groups are cells of "
-                    "a table of discrete columns of several sides). More rows shrink it; "
-                    "KSG() (discrete=False) read such samples far closer." if len(sides) > 1
+                    "a table of X's and Y's discrete columns). More rows shrink it; KSG() "
+                    "(discrete=False) read such samples far closer." if table
                     else "the estimate sees little of the dependence within a group and can "
                     "read far low. More rows shrink the error.")
             unit = "cell" if cells is not None else "group"
