@@ -119,22 +119,23 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
     # the statistic's warnings (ties, MIST's cross-check) are about the data; its
     # permuted copies would only repeat them, and the cross-check would cost time
     with silenced(CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning), \
-            _copies_of(name):
+            copies_of(name, "the sample"):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
     return _result(statistic, null, name)
 
 
 @contextmanager
-def _copies_of(name: str) -> Iterator[None]:
-    """Say so where a permuted copy, not the user's sample, has too few usable rows."""
+def copies_of(who: str, what: str) -> Iterator[None]:
+    """Say so where a permuted copy of ``what``, not the user's data, has too few usable
+    rows (:class:`TooFewRowsError` raised inside the block)."""
     try:
         yield
     except TooFewRowsError as err:
         raise TooFewRowsError(
-            f"{name} could not estimate a permuted copy of the sample ({err}); the sample "
-            "has too few rows per group of equal discrete values for a permutation test "
-            "with this estimator") from err
+            f"{who} could not estimate a permuted copy of {what} ({err}); there are too few "
+            "rows per group of equal discrete values for permutations with this "
+            "estimator") from err
 
 
 def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarray]) -> np.ndarray:
@@ -224,7 +225,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     # MIST's cross-check is about the data too.  Silenced in this thread only: other threads
     # keep their warnings.
     with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning), \
-            _copies_of(name):
+            copies_of(name, "the sample"):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

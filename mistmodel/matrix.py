@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import json
 import numbers
+from contextlib import nullcontext
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .estimators.base import TooFewRowsError, _json_ready
-from .independence import _check_seed, _estimator_name, _permutations, _result
+from .estimators.base import _json_ready
+from .independence import (_check_seed, _estimator_name, _permutations, _result,
+                           copies_of)
 from . import cross_check
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
                               TiedDataWarning, silenced)
@@ -138,6 +140,7 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
     out = np.empty(len(pairs) * len(orders))
     batched = callable(getattr(estimator, "estimate_batch", None))
     step = BATCH_SAMPLES if batched else 1
+    name = _estimator_name(estimator)
     done = 0
     with tqdm(total=len(pairs), disable=not show, desc="MI pairs", unit="pair") as bar:
         for chunk in _chunks(jobs, step):
@@ -150,20 +153,13 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                             else blocks[chunk[k][1]][chunk[k][2]]) for k in at]
                 # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
-                try:
-                    with silenced(CrossCheckWarning, *(() if observed else (
-                            TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))):
-                        got[at] = (np.asarray(estimator.estimate_batch(samples),
-                                              dtype=np.float64).ravel() if batched
-                                   else [estimator.estimate(x, y) for x, y in samples])
-                except TooFewRowsError as err:
-                    if observed:
-                        raise
-                    raise TooFewRowsError(
-                        f"mi_matrix: {getattr(estimator, 'name', 'the estimator')} could not "
-                        f"estimate a permuted copy of a pair ({err}); the variables have too "
-                        "few rows per group of equal discrete values for permutations with "
-                        "this estimator") from err
+                with silenced(CrossCheckWarning, *(() if observed else (
+                        TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))), \
+                        (nullcontext() if observed else copies_of(f"mi_matrix: {name}",
+                                                                  "a pair")):
+                    got[at] = (np.asarray(estimator.estimate_batch(samples),
+                                          dtype=np.float64).ravel() if batched
+                               else [estimator.estimate(x, y) for x, y in samples])
             out[done:done + len(got)] = got
             bar.update((done + len(got)) // len(orders) - done // len(orders))
             done += len(got)

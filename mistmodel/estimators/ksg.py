@@ -702,11 +702,11 @@ def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], 
             a[:, j] = inverse * gap
             codes.append(inverse)
         encoded.append(a)
-    stratum, size = np.unique(np.column_stack(codes), axis=0, return_inverse=True,
-                              return_counts=True)[1:]
-    size = size[stratum.reshape(-1)]
+    stratum, counts = np.unique(np.column_stack(codes), axis=0, return_inverse=True,
+                                return_counts=True)[1:]
+    size = counts[stratum.reshape(-1)]
     keep = size > 1 if dims else np.ones(size.shape[0], dtype=bool)
-    info = {"discrete_strata": int(len(np.unique(stratum))),
+    info = {"discrete_strata": int(counts.size),
             "rows_alone_in_stratum": int(size.shape[0] - np.count_nonzero(keep))}
     k_each = np.minimum(k, size[keep] - 1)
     return tuple(a[keep] for a in encoded), k_each, info
