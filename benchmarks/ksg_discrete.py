@@ -1,6 +1,6 @@
 """KSG on discrete columns: algorithm 1 with tie-breaking noise against the mixed rule.
 
-    python benchmarks/ksg_discrete.py [--samples 100] [--seed 0]
+    python benchmarks/ksg_discrete.py [--samples 100] [--seed 0] [--conditional-only]
 
 Draws ``--samples`` samples of each discrete check family of ``mistgen`` (exact MI) at
 n = 100, 300 and 2,000 and prints, for ``KSG()`` (ties broken by noise, every column taken
@@ -12,9 +12,11 @@ joint cell (categories) and the mean Miller-Madow bias estimate
 (``last_info["plugin_bias"]``, numbers); then, on the first sample of each row, the range
 of ``KSG()`` over 20 seeds of its noise (the mixed rule uses none on discrete columns).
 
-Then I(X; Y | Z) of random tables (cells Dirichlet(1), exact CMI from the table; 20
-tables per row, one sample each): the mean error of ``KSG(discrete="auto")``, the mean
-rows per observed joint cell and how many estimates warned.
+Then I(X; Y | Z) of random tables (cells Dirichlet(1), or p(z) p(x|z) p(y|z) with each
+factor Dirichlet(1), so that X and Y are independent given Z; exact CMI from the table; 20
+tables per row, one sample each): the mean rows per observed joint cell, and for
+``KSG(discrete="auto")`` and ``KSG(discrete=True)`` the mean error and how many estimates
+warned (for the numbers, with the mean Miller-Madow bias estimate).
 """
 from __future__ import annotations
 
@@ -48,10 +50,16 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--conditional-only", action="store_true",
+                    help="print only the table of I(X; Y | Z)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")          # KSG() warns about every discrete sample
     warnings.simplefilter("always", DiscreteBiasWarning)
-    print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}`\n")
+    print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}"
+          f"{' --conditional-only' if args.conditional_only else ''}`\n")
+    if args.conditional_only:
+        conditional(args.seed)
+        return 0
     print("| case | n | KSG(): mean error (sd), MAE | discrete='auto' (categories) | "
           "discrete=True (numbers) | warnings, categories (rows per cell) | warnings, numbers "
           "(bias estimate) | KSG() over 20 noise seeds, first sample |")
@@ -99,28 +107,49 @@ def table_cmi(p: np.ndarray) -> float:
     return float(np.sum(p[cells] * np.log(ratio[cells])))
 
 
-def conditional(seed: int, tables: int = 20) -> None:
-    print("\n| table (x, y, z values) | n | discrete='auto': mean error (sd) | rows per cell | "
-          "warnings |")
-    print("|---|---|---|---|---|")
-    for shape in ((3, 3, 2), (4, 4, 4), (6, 6, 4), (8, 8, 4)):
-        for n in (100, 300, 1000, 3000):
-            rng = np.random.default_rng([seed, *shape, n])
-            err, per_cell, warned = [], [], 0
-            for _ in range(tables):
-                p = rng.dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
-                cells = rng.choice(p.size, size=n, p=p.ravel())
-                x, y, z = (a[:, None] * 1.0 for a in np.unravel_index(cells, shape))
-                est = KSG(discrete="auto")
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", DiscreteBiasWarning)
-                    err.append(est.estimate_conditional(x, y, z) - table_cmi(p))
-                warned += any(w.category is DiscreteBiasWarning for w in caught)
-                per_cell.append(n / est.last_info["discrete_cells"]["xyz"])
-            print(f"| {' x '.join(map(str, shape))} | {n} | {np.mean(err):+.3f} "
-                  f"({np.std(err, ddof=1):.3f}) | {np.mean(per_cell):.1f} | {warned} |",
-                  flush=True)
+def random_table(rng: np.random.Generator, shape: tuple[int, int, int],
+                 independent: bool) -> np.ndarray:
+    """A joint table p[x, y, z]: cells Dirichlet(1), or, ``independent``, p(z) p(x|z) p(y|z)
+    with each factor Dirichlet(1) (so that I(X;Y|Z) = 0)."""
+    if not independent:
+        return rng.dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
+    pz = rng.dirichlet(np.ones(shape[2]))
+    px, py = (rng.dirichlet(np.ones(k), size=shape[2]).T for k in shape[:2])
+    return px[:, None, :] * py[None, :, :] * pz[None, None, :]
 
+
+def conditional(seed: int, tables: int = 20) -> None:
+    print("\n| table (x, y, z values) | I(X;Y\\|Z) | n | rows per cell | discrete='auto' "
+          "(categories): mean error (sd), warnings | discrete=True (numbers): mean error (sd), "
+          "warnings (bias estimate) |")
+    print("|---|---|---|---|---|---|")
+    for independent in (False, True):
+        for shape in ((3, 3, 2), (4, 4, 4), (6, 6, 4), (8, 8, 4), (8, 8, 8)):
+            for n in (100, 300, 1000, 3000):
+                rng = np.random.default_rng([seed, *shape, n, independent])
+                err = {"auto": [], True: []}
+                warned = dict.fromkeys(err, 0)
+                per_cell, bias = [], []
+                for _ in range(tables):
+                    p = random_table(rng, shape, independent)
+                    cells = rng.choice(p.size, size=n, p=p.ravel())
+                    x, y, z = (a[:, None] * 1.0 for a in np.unravel_index(cells, shape))
+                    for setting in err:
+                        est = KSG(discrete=setting)
+                        with warnings.catch_warnings(record=True) as caught:
+                            warnings.simplefilter("always", DiscreteBiasWarning)
+                            err[setting].append(est.estimate_conditional(x, y, z)
+                                                - table_cmi(p))
+                        warned[setting] += any(w.category is DiscreteBiasWarning
+                                               for w in caught)
+                    table = est.last_info["discrete_cells"]    # no "xyz" if z was constant
+                    per_cell.append(n / (table["xyz"] if "xyz" in table else table["xy"]))
+                    bias.append(est.last_info["plugin_bias"])
+                cells = [f"{np.mean(e):+.3f} ({np.std(e, ddof=1):.3f}), {warned[s]}"
+                         for s, e in err.items()]
+                print(f"| {' x '.join(map(str, shape))} | {'0' if independent else 'random'} "
+                      f"| {n} | {np.mean(per_cell):.1f} | {cells[0]} | {cells[1]} "
+                      f"({np.mean(bias):+.3f}) |", flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())
