@@ -16,7 +16,10 @@ that estimator's estimate instead (no interval).  In every command ``--estimator
 ``KSG(discrete="auto")``: columns with few distinct values
 (:func:`mistmodel.estimators.ksg.discrete_columns`) are taken as discrete, by the mixed-KSG
 estimator, and the output names them (``discrete_columns``; for ``matrix`` an attribute
-of the file).
+of the file).  ``--discrete`` chooses KSG's setting: ``categories`` (the default,
+``discrete="auto"``), ``numbers`` (``discrete=True``: Gao et al.'s rule on every column,
+the values as numbers) or ``off`` (``discrete=False``: every column continuous, ties
+broken by noise).  Messages that advise one of these settings name the flag too.
 
 ``--z`` conditions on more columns: the estimate is I(X;Y|Z), from MIST's conditional
 network (the shipped ``mist_cmi``, or ``--checkpoint`` naming a conditional one), KSG
@@ -77,6 +80,10 @@ __all__ = ["main", "build_parser"]
 
 
 ESTIMATORS = ("mist", "ksg", "cca")
+# --discrete: KSG's setting, and how its messages spell each one
+KSG_DISCRETE = {"categories": "auto", "numbers": True, "off": False}
+KSG_FORMS = (("KSG() (discrete=False)", "off"), ("KSG(discrete='auto')", "categories"),
+             ('KSG(discrete="auto")', "categories"), ("KSG(discrete=True)", "numbers"))
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -98,6 +105,11 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None]) -> None:
+    if args.discrete is not None and args.estimator != "ksg":
+        raise InputError(f"--discrete chooses KSG's setting; it has no use with --estimator "
+                         f"{args.estimator} (add --estimator ksg)")
+    if args.discrete is None:
+        args.discrete = "categories"
     if args.neighbour_correction and args.estimator != "mist":
         raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
                          "use with --estimator ksg/cca")
@@ -116,10 +128,10 @@ def _refuse_conditional_checkpoint(mist, checkpoint: str | None) -> None:
                          "it estimates I(X;Y|Z); pass --z, or give an I(X;Y) checkpoint")
 
 
-def _plain_estimator(name: str, checkpoint: str | None = None):
-    """KSG (with ``discrete="auto"``: the mixed-KSG estimator on columns with few distinct
-    values) or CCA; for ``mist``, the conditional network (``checkpoint``, or the shipped
-    ``mist_cmi``)."""
+def _plain_estimator(name: str, checkpoint: str | None = None, discrete: str = "categories"):
+    """KSG (``discrete``: a key of :data:`KSG_DISCRETE`; by default ``discrete="auto"``, the
+    mixed-KSG estimator on columns with few distinct values) or CCA; for ``mist``, the
+    conditional network (``checkpoint``, or the shipped ``mist_cmi``)."""
     if name == "mist":
         from .mist import MIST
         cmi = MIST.load(checkpoint) if checkpoint else MIST.load(variant="mist_cmi")
@@ -128,14 +140,14 @@ def _plain_estimator(name: str, checkpoint: str | None = None):
                              "checkpoint, so it cannot estimate I(X;Y|Z)")
         return cmi
     from .estimators import CCA, KSG
-    return KSG(discrete="auto") if name == "ksg" else CCA()
+    return KSG(discrete=KSG_DISCRETE[discrete]) if name == "ksg" else CCA()
 
 
 def _pair_estimator(args: argparse.Namespace):
     """The estimator of I(X;Y) that ``--estimator`` / ``--checkpoint`` name (MIST refuses a
     conditional checkpoint)."""
     if args.estimator != "mist":
-        return _plain_estimator(args.estimator)
+        return _plain_estimator(args.estimator, discrete=args.discrete)
     from .mist import MIST
     estimator = MIST.load(args.checkpoint, neighbour_correction=args.neighbour_correction,
                           cross_check=not args.no_cross_check)
@@ -197,7 +209,7 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     network); no interval."""
     sides = [("x", xc, x), ("y", yc, y)] + ([("z", zc, z)] if zc is not None else [])
     dropped = {side: [table.key(cols[i]) for i in constant_columns(a)] for side, cols, a in sides}
-    estimator = _plain_estimator(args.estimator, args.checkpoint)
+    estimator = _plain_estimator(args.estimator, args.checkpoint, args.discrete)
     if zc is not None and not getattr(estimator, "estimates_conditional", False):
         raise InputError(f"{estimator.name} in this installation has no conditional "
                          "estimator (estimate_conditional); I(X;Y|Z) is not available")
@@ -237,14 +249,21 @@ def _note_discrete(args: argparse.Namespace, table, sides, result: dict[str, Any
     if found:
         result["discrete_columns"] = found
         result["notes"].append(_discrete_note(found))
+    if args.estimator == "ksg":
+        result["discrete"] = args.discrete
+    if args.estimator == "ksg" and args.discrete == "numbers":
+        result["notes"].append("KSG took every column's values as numbers (--discrete "
+                               "numbers: the mixed-KSG estimator of Gao et al., for columns "
+                               "that mix point masses with continuous values)")
 
 
 def _discrete_columns(args: argparse.Namespace, table, sides) -> dict[str, list]:
-    """With ``--estimator ksg`` (``KSG(discrete="auto")``): the columns it takes as discrete
-    (few distinct values, :func:`~mistmodel.estimators.ksg.discrete_columns`, among each
-    side's non-constant columns), by name, for the sides that have any.  ``sides``:
-    ``(side, columns, values)``."""
-    if args.estimator != "ksg":
+    """With ``--estimator ksg --discrete categories`` (``KSG(discrete="auto")``, the
+    default): the columns it takes as discrete (few distinct values,
+    :func:`~mistmodel.estimators.ksg.discrete_columns`, among each side's non-constant
+    columns), by name, for the sides that have any.  ``sides``: ``(side, columns,
+    values)``."""
+    if args.estimator != "ksg" or args.discrete != "categories":
         return {}
     from .estimators.ksg import discrete_columns
 
@@ -291,7 +310,7 @@ def _test(args: argparse.Namespace) -> int:
                                 "leave out --z"))
     from .independence import conditional_independence_test, independence_test
     estimator = (_pair_estimator(args) if zc is None
-                 else _plain_estimator(args.estimator, args.checkpoint))
+                 else _plain_estimator(args.estimator, args.checkpoint, args.discrete))
     named = _named_columns(table, [(side, cols, data[side]) for side, _, cols in sides])
     with ties_by_name(estimator, named):
         if zc is None:
@@ -358,6 +377,8 @@ def _matrix(args: argparse.Namespace) -> int:
                        seed=args.seed)
     result.attrs["source_file"] = str(args.file)
     discrete = _discrete_columns(args, table, [("columns", cols, values)])
+    if args.estimator == "ksg":
+        result.attrs["ksg_discrete"] = args.discrete
     if discrete:
         result.attrs["discrete_columns"] = json.dumps(discrete["columns"])
     _replace_atomically(out, args.force, lambda tmp: result.to_netcdf(tmp))
@@ -521,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
                    help="mist (default), ksg (mixed KSG on columns with few distinct values) "
                    "or cca")
+    _discrete_flag(m)
     m.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: shipped)")
     _cross_check_flag(m)
     m.add_argument("--permutations", action=_Once, type=int, default=0,
@@ -546,9 +568,30 @@ def _sample_flags(parser: argparse.ArgumentParser, z_help: str, estimator_help: 
     _table_flags(parser, "--x/--y/--z")
     parser.add_argument("--estimator", action=_Once, choices=ESTIMATORS, default="mist",
                         help=estimator_help)
+    _discrete_flag(parser)
     parser.add_argument("--checkpoint", action=_Once, help="MIST checkpoint (default: "
                         "shipped)")
     _cross_check_flag(parser)
+
+
+def _discrete_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--discrete", action=_Once, choices=tuple(KSG_DISCRETE), default=None,
+                        help="with --estimator ksg: columns with few distinct values taken as "
+                        "categories (default; KSG(discrete='auto')), every column's values "
+                        "as numbers (KSG(discrete=True)) or every column as continuous, "
+                        "ties broken by noise (off; KSG())")
+
+
+def _on_the_command_line(text: str) -> str:
+    """``text`` with the ``--discrete`` flag of each KSG setting it advises."""
+    named = {}
+    for form, flag in KSG_FORMS:
+        if form in text:
+            named.setdefault(flag, form)
+    if not named:
+        return text
+    return text + " On the command line: " + "; ".join(
+        f"{form} is --estimator ksg --discrete {flag}" for flag, form in named.items()) + "."
 
 
 def _cross_check_flag(parser: argparse.ArgumentParser) -> None:
@@ -579,14 +622,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = command(args)
         except (InputError, ValueError, OSError, RuntimeError, NotImplementedError) as exc:
-            print(f"mist: error: {exc}", file=sys.stderr)
+            print(f"mist: error: {_on_the_command_line(str(exc))}", file=sys.stderr)
             code = 2
     seen: set[tuple[type, str]] = set()
     for w in caught:
         key = (w.category, str(w.message))
         if key not in seen:
             seen.add(key)
-            print(f"mist: warning ({w.category.__name__}): {w.message}", file=sys.stderr)
+            print(f"mist: warning ({w.category.__name__}): "
+                  f"{_on_the_command_line(str(w.message))}", file=sys.stderr)
     return code
 
 

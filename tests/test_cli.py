@@ -1,5 +1,6 @@
 """The ``mist estimate`` command line on small files."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -411,6 +412,56 @@ def test_ksg_says_how_many_rows_it_left_out(tmp_path, capsys):
     assert res["n"] == 200 and res["rows_used"] == 185
     assert "KSG left out 15 of the 200 rows: each is alone in its combination of discrete " \
         "values" in res["notes"]
+
+
+def test_discrete_chooses_ksgs_setting_and_advice_names_the_flag(tmp_path, capsys):
+    import xarray as xr
+
+    from mistmodel.estimators import KSG
+    from mistmodel.independence import independence_test
+
+    rng = np.random.default_rng(0)       # 9 x 9 labels and a normal column, independent
+    frame = pd.DataFrame({"a": rng.integers(0, 9, 300), "b": rng.integers(0, 9, 300),
+                          "c": rng.standard_normal(300)}).astype(float)
+    path = tmp_path / "labels.csv"
+    frame.to_csv(path, index=False)
+    x, y = frame[["a"]].to_numpy(), frame[["b", "c"]].to_numpy()
+    values = {}
+    for flag, setting in (("categories", "auto"), ("numbers", True), ("off", False)):
+        code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b,c",
+                                      "--estimator", "ksg", "--discrete", flag, "--json"])
+        res = json.loads(out)
+        assert code == 0 and res["discrete"] == flag
+        values[flag] = res["estimate"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert values[flag] == KSG(discrete=setting).estimate(x, y)
+        assert ("discrete_columns" in res) == (flag == "categories")
+        assert any("values as numbers" in note for note in res["notes"]) == (flag == "numbers")
+        if flag == "categories":        # 3.8 rows per group: it warns, and names the flag
+            assert "KSG() (discrete=False) read such samples far closer. On the command " \
+                "line: KSG() (discrete=False) is --estimator ksg --discrete off." in err
+        if flag == "off":               # ties broken by noise: the tie warning names the flag
+            assert "On the command line: KSG(discrete='auto') is --estimator ksg --discrete " \
+                "categories." in err
+    assert len(set(values.values())) == 3 and values["categories"] > values["off"] + 0.05
+    test = run_json(capsys, "test", path, "--x", "a", "--y", "b,c", "--estimator", "ksg",
+                    "--discrete", "off", "--permutations", 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert test["p_value"] == independence_test(KSG(), x, y, 9, seed=0).p_value
+    assert main(["matrix", str(path), "--estimator", "ksg", "--discrete", "numbers",
+                 "--out", str(tmp_path / "mi.nc")]) == 0
+    assert xr.open_dataarray(tmp_path / "mi.nc").attrs["ksg_discrete"] == "numbers"
+    for command in (["estimate", "--x", "a", "--y", "b"], ["test", "--x", "a", "--y", "b"],
+                    ["matrix", "--out", str(tmp_path / "m2.nc")]):
+        code, _, err = run(capsys, [command[0], str(path), *command[1:], "--discrete", "off"])
+        assert code == 2 and "--discrete chooses KSG's setting; it has no use with " \
+            "--estimator mist" in err
+    with pytest.raises(SystemExit):
+        main(["estimate", str(path), "--x", "a", "--y", "b", "--estimator", "ksg",
+              "--discrete", "words"])
+    assert "invalid choice: 'words'" in capsys.readouterr().err
 
 
 def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
