@@ -1,6 +1,6 @@
 """KSG on a discrete column beside a continuous one: its values as categories or as numbers.
 
-    python benchmarks/ksg_categories.py [--samples 10]
+    python benchmarks/ksg_categories.py [--samples 10] [--sparse-only]
 
 Two families with exact MI by quadrature, each at a few sample sizes:
 
@@ -17,7 +17,8 @@ column continuous, ties broken by noise).
 
 Then samples whose discrete columns split the rows into many groups of equal values
 (neighbours are searched within a group): X on K labels against Y = (K more labels, a
-column N(slope X, 1)), I(X; Y | Z) for X, Y on K labels given a normal Z (no
+column N(slope X, 1)), where Y's label is X's with probability ``keep`` and otherwise
+uniform (exact MI by quadrature over the normal column), I(X; Y | Z) for X, Y on K labels given a normal Z (no
 dependence), and I(X; Y | Z) for Gaussian X, Y given Z on 19 labels (X = 3 Z / 19 + e,
 Y = 3 Z / 19 + rho e + sqrt(1 - rho^2) e', rho 0 and 0.6). For each: the mean error of ``KSG(discrete="auto")`` and of ``KSG()``, the
 rows per group and how many estimates raised a ``DiscreteBiasWarning``.
@@ -86,8 +87,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--sparse-only", action="store_true",
+                    help="print only the table of samples with many groups of equal values")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")          # KSG() warns about every discrete sample
+    if args.sparse_only:
+        print(f"`python benchmarks/ksg_categories.py --samples {args.samples} --sparse-only`")
+        sparse_groups(args.samples)
+        return 0
     cases = []
     for step in (0.5, 0.1):
         for rho in (0.0, 0.5, 0.9):
@@ -118,13 +125,30 @@ def main(argv=None) -> int:
     return 0
 
 
-def _two_sides(labels: int, slope: float):
-    """X on ``labels`` labels; Y = (as many labels, N(slope X, 1))."""
+def _two_sides(labels: int, slope: float, keep: float = 0.0):
+    """X on ``labels`` labels; Y = (as many labels, N(slope X, 1)), Y's label X's with
+    probability ``keep`` and otherwise uniform."""
     def draw(rng: np.random.Generator, n: int):
         code = rng.integers(0, labels, n)
-        return (code[:, None] * 1.0, np.column_stack([rng.integers(0, labels, n),
-                                                      slope * code + rng.standard_normal(n)]))
+        other, normal = rng.integers(0, labels, n), slope * code + rng.standard_normal(n)
+        if keep:
+            other = np.where(rng.random(n) < keep, code, other)
+        return code[:, None] * 1.0, np.column_stack([other, normal])
     return draw
+
+
+def two_sides_truth(labels: int, slope: float, keep: float) -> float:
+    """I(X; Y) of :func:`_two_sides`: H(X) - H(X | Y's label, Y's normal column), the
+    latter by quadrature over the normal column."""
+    if not keep:
+        return labels_truth(slope * np.arange(labels)) if slope else 0.0
+    table = np.full((labels, labels), (1.0 - keep) / labels)
+    table[np.diag_indices(labels)] += keep
+    c = np.linspace(-10.0, slope * (labels - 1) + 10.0, 40001)
+    joint = (table / labels)[:, :, None] * stats.norm.pdf(
+        c[None, None, :] - slope * np.arange(labels)[:, None, None])   # p(x, label, c)
+    posterior = joint / joint.sum(axis=0, keepdims=True)
+    return float(np.log(labels) + np.sum(joint * np.log(posterior)) * (c[1] - c[0]))
 
 
 def _labels_given_normal(labels: int):
@@ -157,6 +181,10 @@ def sparse_groups(samples: int) -> None:
                wide) for k in (3, 6, 9, 12)]
     cases += [(f"X on {k} labels, Y = ({k} labels, N({b} X, 1))", _two_sides(k, b),
                labels_truth(b * np.arange(k)), wide) for k, b in ((6, 0.5), (9, 0.3), (12, 1.0))]
+    cases += [(f"X on {k} labels, Y = ({k} labels, X's kept {q}, N({b} X, 1))",
+               _two_sides(k, b, q), two_sides_truth(k, b, q), wide)
+              for k, q, b in ((6, 0.9, 0.0), (9, 0.6, 0.0), (12, 0.9, 0.0), (9, 0.6, 1.0),
+                              (12, 0.9, 0.3))]
     cases += [(f"I(X;Y given Z), X, Y normal, Z on 19 labels, rho {r}",
                _normals_given_labels(19, r), -0.5 * np.log(1 - r**2), (60, 300, 1000))
               for r in (0.0, 0.6)]

@@ -420,15 +420,16 @@ def test_discrete_chooses_ksgs_setting_and_advice_names_the_flag(tmp_path, capsy
     from mistmodel.estimators import KSG
     from mistmodel.independence import independence_test
 
-    rng = np.random.default_rng(0)       # 9 x 9 labels and a normal column, independent
+    rng = np.random.default_rng(0)       # 9 x 9 labels, a normal column each, independent
     frame = pd.DataFrame({"a": rng.integers(0, 9, 300), "b": rng.integers(0, 9, 300),
-                          "c": rng.standard_normal(300)}).astype(float)
+                          "c": rng.standard_normal(300), "d": rng.standard_normal(300)}
+                         ).astype(float)
     path = tmp_path / "labels.csv"
     frame.to_csv(path, index=False)
-    x, y = frame[["a"]].to_numpy(), frame[["b", "c"]].to_numpy()
+    x, y = frame[["a", "d"]].to_numpy(), frame[["b", "c"]].to_numpy()
     values = {}
     for flag, setting in (("categories", "auto"), ("numbers", True), ("off", False)):
-        code, out, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b,c",
+        code, out, err = run(capsys, ["estimate", str(path), "--x", "a,d", "--y", "b,c",
                                       "--estimator", "ksg", "--discrete", flag, "--json"])
         res = json.loads(out)
         assert code == 0 and res["discrete"] == flag
@@ -445,7 +446,7 @@ def test_discrete_chooses_ksgs_setting_and_advice_names_the_flag(tmp_path, capsy
             assert "On the command line: KSG(discrete='auto') is --estimator ksg --discrete " \
                 "categories." in err
     assert len(set(values.values())) == 3 and values["categories"] > values["off"] + 0.05
-    test = run_json(capsys, "test", path, "--x", "a", "--y", "b,c", "--estimator", "ksg",
+    test = run_json(capsys, "test", path, "--x", "a,d", "--y", "b,c", "--estimator", "ksg",
                     "--discrete", "off", "--permutations", 9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
