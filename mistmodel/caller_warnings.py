@@ -49,8 +49,9 @@ class TiedDataWarning(UserWarning):
 class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
     sample's cells) hold few rows each: the estimate reads high where they are the cells
-    of a table of X's and Y's columns, and can read far low otherwise (one side's classes;
-    a discrete Z, below 20 rows per group)."""
+    of a table of X's and Y's columns (high or low for I(X;Y) beside continuous columns,
+    estimated by the chain rule), and can read far low otherwise (one side's classes; a
+    discrete Z, below 20 rows per group)."""
 
 
 class CrossCheckWarning(UserWarning):

@@ -686,6 +686,13 @@ def _table_cells(**sides: np.ndarray) -> dict[str, int]:
     return cells
 
 
+def _cell_sizes(*parts: np.ndarray) -> np.ndarray:
+    """For each row, how many rows share its values in every column of ``parts``."""
+    inverse, counts = np.unique(np.hstack(parts), axis=0, return_inverse=True,
+                                return_counts=True)[1:]
+    return counts[inverse.reshape(-1)]
+
+
 def _plugin_bias(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None
                  ) -> dict[str, Any]:
     """Miller-Madow's estimate of the plug-in MI's upward bias on fully discrete ``x``,
@@ -990,8 +997,9 @@ class KSG(Estimator):
         rng = np.random.default_rng(seed)
         self._warn_discrete(x, y)
         flags_x, flags_y = self._discrete_flags(x), self._discrete_flags(y)
-        if self.discrete == "auto" and flags_x.any() and flags_y.any() \
-                and not (flags_x.all() and flags_y.all()):
+        if self.discrete == "auto" and flags_x.all() and flags_y.all():
+            return self._table_estimate((x, y), (flags_x, flags_y))
+        if self.discrete == "auto" and flags_x.any() and flags_y.any():
             return self._chain_rule(x, y, flags_x, flags_y, seed)
         x, y = self._scaled(x, y)
         x = self._jittered(x, rng, flags_x)
@@ -1020,6 +1028,36 @@ class KSG(Estimator):
         self._warn_sparse_table(info, n)
         value = digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
                                                 - digamma(ny + 1))
+        return float(value)
+
+    def _table_estimate(self, parts: tuple[np.ndarray, ...],
+                        flags: tuple[np.ndarray, ...]) -> float:
+        """The mixed rule as categories where every column is discrete, from the rows
+        sharing each row's cell: every row's k-th neighbour is then at distance 0, so it
+        is ``psi(n) + mean(psi(c_xy) - psi(c_x) - psi(c_y))`` for I(X;Y) and
+        ``mean(psi(c_xyz) - psi(c_xz) - psi(c_yz) + psi(c_z))`` for I(X;Y|Z), ``c`` the
+        rows of each row's cell in that space: equal to the neighbour search's value
+        (``tests/test_mixed_ksg.py``) at a fraction of its cost (about n log n)."""
+        n = parts[0].shape[0]
+        if len(parts) == 2:
+            x, y = parts
+            value = digamma(n) + np.mean(digamma(_cell_sizes(x, y)) - digamma(_cell_sizes(x))
+                                         - digamma(_cell_sizes(y)))
+            tables = _plugin_bias(x, y)
+        else:
+            x, y, z = parts
+            value = np.mean(digamma(_cell_sizes(x, y, z)) - digamma(_cell_sizes(x, z))
+                            - digamma(_cell_sizes(y, z)) + digamma(_cell_sizes(z)))
+            tables = {"discrete_cells": _table_cells(x=x, y=y, z=z)}
+        joint = tables["discrete_cells"]["xy" if len(parts) == 2 else "xyz"]
+        info = {"algorithm_used": "cell counts", "estimator_used": "mixed-KSG" + (
+                    "" if len(parts) == 2 else " (conditional)"),
+                **{f"discrete_{side}": np.flatnonzero(f).tolist()
+                   for side, f in zip("xyz", flags)},
+                "points_at_distance_zero": n, "discrete_as": "categories", "rows_used": n,
+                "discrete_strata": joint, "rows_alone_in_stratum": 0, **tables}
+        self._info = info
+        self._warn_sparse_table(info, n)
         return float(value)
 
     def _chain_rule(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
@@ -1125,6 +1163,8 @@ class KSG(Estimator):
                               seed: int) -> float:
         self._warn_discrete(x, y, z)
         flags = [self._discrete_flags(a) for a in (x, y, z)]
+        if self.discrete == "auto" and all(f.all() for f in flags):
+            return self._table_estimate((x, y, z), tuple(flags))
         if any(f.any() for f in flags):
             return self._mixed_conditional(x, y, z, flags, seed)
         n = x.shape[0]
