@@ -232,7 +232,7 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
         result["rows_used"] = int(used)
         term = estimator.last_info.get("rows_used_in")
         result["notes"].append(f"KSG left out {x.shape[0] - used} of the {x.shape[0]} rows"
-                               + (f" from its term {term}" if term else "")
+                               + (f" from {term}" if term else "")
                                + ": each is alone in its combination of discrete values")
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0

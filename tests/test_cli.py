@@ -467,6 +467,18 @@ def test_discrete_chooses_ksgs_setting_and_advice_names_the_flag(tmp_path, capsy
     assert "invalid choice: 'words'" in capsys.readouterr().err
 
 
+def test_ksg_says_which_term_of_the_chain_rule_left_rows_out(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 6, 300)
+    kept = np.where(rng.random(300) < 0.9, a, rng.integers(0, 6, 300))
+    path = tmp_path / "kept.csv"
+    pd.DataFrame({"a": a, "b": kept, "c": rng.standard_normal(300)}).to_csv(path, index=False)
+    res = run_json(capsys, "estimate", path, "--x", "a", "--y", "b,c", "--estimator", "ksg")
+    left = 300 - res["rows_used"]
+    assert left > 0 and f"KSG left out {left} of the 300 rows from I(X;Yc|Yd): each is " \
+        "alone in its combination of discrete values" in res["notes"]
+
+
 def test_mist_test_gives_the_library_tests_p_values(cit_csv, capsys):
     from mistmodel.estimators import KSG
     from mistmodel.independence import conditional_independence_test, independence_test

@@ -1198,9 +1198,8 @@ class KSG(Estimator):
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
             **strata,
         }
-        if all(f.all() for f in flags):
-            info.update(_plugin_bias(*parts) if self.discrete is True
-                        else {"discrete_cells": _table_cells(**dict(zip("xyz", parts)))})
+        if all(f.all() for f in flags):       # as numbers (categories: _table_estimate)
+            info.update(_plugin_bias(*parts))
         self._info = info
         self._warn_sparse_table(info, x.shape[0])
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
