@@ -19,7 +19,8 @@ Then samples whose discrete columns split the rows into many groups of equal val
 (neighbours are searched within a group): X on K labels against Y = (K more labels, a
 column N(slope X, 1)), where Y's label is X's with probability ``keep`` and otherwise
 uniform (exact MI by quadrature over the normal column), X = (K labels, a normal column)
-against Y = (K labels kept or not the same way, a normal column correlated rho), I(X; Y | Z) for X, Y on K labels given a normal Z (no
+against Y = (K labels kept or not the same way, or 2 independent labels, a normal column
+correlated rho), I(X; Y | Z) for X, Y on K labels given a normal Z (no
 dependence), and I(X; Y | Z) for Gaussian X, Y given Z on 19 labels (X = 3 Z / 19 + e,
 Y = 3 Z / 19 + rho e + sqrt(1 - rho^2) e', rho 0 and 0.6). For each: the mean error of ``KSG(discrete="auto")`` and of ``KSG()``, the
 rows per group and how many estimates raised a ``DiscreteBiasWarning``.
@@ -152,12 +153,13 @@ def two_sides_truth(labels: int, slope: float, keep: float) -> float:
     return float(np.log(labels) + np.sum(joint * np.log(posterior)) * (c[1] - c[0]))
 
 
-def _both_mixed(labels: int, keep: float, rho: float):
+def _both_mixed(labels: int, keep: float, rho: float, labels_y: int | None = None):
     """X = (a label, a normal column), Y = (a label, a normal column): Y's label X's with
-    probability ``keep``, else uniform; the normal columns correlated ``rho``."""
+    probability ``keep``, else uniform on ``labels_y`` (default ``labels``) values; the
+    normal columns correlated ``rho``."""
     def draw(rng: np.random.Generator, n: int):
         code, e = rng.integers(0, labels, n), rng.standard_normal((n, 2))
-        other = np.where(rng.random(n) < keep, code, rng.integers(0, labels, n))
+        other = np.where(rng.random(n) < keep, code, rng.integers(0, labels_y or labels, n))
         return (np.column_stack([code, e[:, 0]]),
                 np.column_stack([other, rho * e[:, 0] + np.sqrt(1.0 - rho**2) * e[:, 1]]))
     return draw
@@ -207,6 +209,8 @@ def sparse_groups(samples: int) -> None:
     cases += [(f"X = ({k} labels, a normal column), Y = ({k} labels, X's kept {q}, a normal "
                f"column, rho {r})", _both_mixed(k, q, r), both_mixed_truth(k, q, r), wide)
               for k, q, r in ((9, 0.0, 0.0), (9, 0.0, 0.8), (12, 0.6, 0.8), (6, 0.9, 0.5))]
+    cases += [(f"X = ({k} labels, a normal column), Y = (2 labels, a normal column, rho 0.8)",
+               _both_mixed(k, 0.0, 0.8, 2), both_mixed_truth(k, 0.0, 0.8), wide) for k in (9, 15)]
     cases += [(f"I(X;Y given Z), X, Y normal, Z on 19 labels, rho {r}",
                _normals_given_labels(19, r), -0.5 * np.log(1 - r**2), (60, 300, 1000))
               for r in (0.0, 0.6)]

@@ -390,12 +390,14 @@ def test_categories_match_the_reference(metric: str) -> None:
             got = est.estimate(x, y)
             assert est.last_info["discrete_as"] == "categories"
             assert est.last_info["rows_alone_in_stratum"] > 0
-            # discrete and continuous columns on both sides: the chain rule's four terms
+            # discrete and continuous columns on both sides: the chain rule's four terms,
+            # Y's side first (its discrete column takes 2 values, X's 11)
+            assert "I(Yc;Xc|Yd)" in est.last_info["chain_rule"]
             xd, xc, yc, yd = x[:, :1], x[:, 1:], y[:, :1], y[:, 1:]
             on, off = np.array([True]), np.array([False])
-            terms = [((xd, yd), (on, on)), ((xd, yc, yd), (on, off, on)),
-                     ((xc, yc, xd), (off, off, on)),
-                     ((xc, yd, np.hstack([xd, yc])), (off, on, np.array([True, False])))]
+            terms = [((yd, xd), (on, on)), ((yd, xc, xd), (on, off, on)),
+                     ((yc, xc, yd), (off, off, on)),
+                     ((yc, xd, np.hstack([yd, xc])), (off, on, np.array([True, False])))]
             assert got == pytest.approx(sum(reference_categorical(parts, f, 4, metric)
                                             for parts, f in terms), abs=1e-10)
             got = est.estimate_conditional(x, y, z)
@@ -615,7 +617,8 @@ def test_mixed_columns_on_both_sides_are_estimated_by_the_chain_rule() -> None:
     """X = (9 labels, a normal column), Y = (9 labels, a normal column), the labels
     independent and the normal columns correlated 0.8 (MI 0.511): one search within the 81
     cells of the label table read -0.25 nats at n = 1,000 (12 rows per cell), unwarned
-    (benchmarks/ksg_categories.py); the chain rule's four terms read -0.03."""
+    (benchmarks/ksg_categories.py); the chain rule reads -0.03. Both sides' labels take 9
+    values, so it is the mean of both orders, whichever side is called X."""
     rng = np.random.default_rng(22)
     errors = []
     for _ in range(2):
@@ -627,13 +630,49 @@ def test_mixed_columns_on_both_sides_are_estimated_by_the_chain_rule() -> None:
             warnings.simplefilter("error", DiscreteBiasWarning)
             value = est.estimate(x, y)
         terms = est.last_info["chain_rule"]
-        assert list(terms) == ["I(Xd;Yd)", "I(Xd;Yc|Yd)", "I(Xc;Yc|Xd)", "I(Xc;Yd|Xd,Yc)"]
-        assert value == pytest.approx(sum(terms.values()), abs=1e-12)
+        assert list(terms) == ["I(Xd;Yd)", "I(Xd;Yc|Yd)", "I(Xc;Yc|Xd)", "I(Xc;Yd|Xd,Yc)",
+                               "I(Yd;Xd)", "I(Yd;Xc|Xd)", "I(Yc;Xc|Yd)", "I(Yc;Xd|Yd,Xc)"]
+        assert est.last_info["chain_rule_orders"] == 2
+        assert value == pytest.approx(sum(terms.values()) / 2, abs=1e-12)
         assert terms["I(Xc;Yc|Xd)"] == KSG(discrete="auto").estimate_conditional(
             x[:, 1:], y[:, :1], x[:, :1])
-        assert est.last_info["rows_used_in"] == "I(Xd;Yc|Yd) and I(Xc;Yd|Xd,Yc)"
+        assert est.estimate(y, x) == pytest.approx(value, abs=1e-12)
         errors.append(value + 0.5 * np.log(1 - 0.8**2))
     assert abs(np.mean(errors)) < 0.1, errors
+
+
+def test_the_chain_rule_searches_within_the_side_with_fewer_discrete_values() -> None:
+    """X = (15 labels, a normal column), Y = (2 labels, a normal column), the normal columns
+    correlated 0.8 (MI 0.511), n = 300: with X's side first, I(Xc;Yc|Xd) is searched
+    within 15 groups of 20 rows and the sum read -0.20 over 10 samples; with Y's, within 2
+    groups, -0.03. The side with fewer values comes first, whichever is called X."""
+    rng = np.random.default_rng(23)
+    errors = []
+    for _ in range(4):
+        e = rng.standard_normal((300, 2))
+        x = np.column_stack([rng.integers(0, 15, 300), e[:, 0]])
+        y = np.column_stack([rng.integers(0, 2, 300), 0.8 * e[:, 0] + 0.6 * e[:, 1]])
+        est = KSG(discrete="auto")
+        value = est.estimate(x, y)
+        assert list(est.last_info["chain_rule"]) == [
+            "I(Yd;Xd)", "I(Yd;Xc|Xd)", "I(Yc;Xc|Yd)", "I(Yc;Xd|Yd,Xc)"]
+        assert est.last_info["discrete_cells"]["x"] == 15
+        assert est.estimate(y, x) == value
+        errors.append(value + 0.5 * np.log(1 - 0.8**2))
+    assert abs(np.mean(errors)) < 0.08, errors
+
+
+def test_numbers_do_not_call_continuous_columns_a_table() -> None:
+    """discrete=True takes every column as discrete; on continuous X, Y and Z given Z the
+    table warning must not fire (each value its own cell)."""
+    rng = np.random.default_rng(24)
+    z = rng.standard_normal((1000, 1))
+    x, y = z + rng.standard_normal((1000, 1)), z + rng.standard_normal((1000, 1))
+    est = KSG(discrete=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscreteBiasWarning)
+        est.estimate_conditional(x, y, z)
+    assert "plugin_bias" not in est.last_info
 
 
 def test_matrices_and_scores_gather_the_rows_alone_warnings() -> None:

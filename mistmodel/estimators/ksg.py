@@ -945,8 +945,9 @@ class KSG(Estimator):
                      f"fewer than {ROWS_PER_CONDITIONAL_CELL_NUMBERS_WARN} rows per cell, the "
                      "estimate of I(X;Y|Z) reads high, the more so the fewer (Miller-Madow's "
                      "estimate of the plug-in bias, (K_xyz - K_xz - K_yz + K_z) / (2n), is "
-                     f"{info['plugin_bias']:.3f} nats here). More rows shrink it; "
-                     'KSG(discrete="auto") errs less on such tables.', DiscreteBiasWarning)
+                     f"{info['plugin_bias']:.3f} nats here). More rows shrink it; from about 4 "
+                     'rows per cell KSG(discrete="auto") errs less on such tables (below that '
+                     "neither is right).", DiscreteBiasWarning)
             return
         if info.get("discrete_as") != "categories":
             return
@@ -998,9 +999,11 @@ class KSG(Estimator):
         self._warn_discrete(x, y)
         flags_x, flags_y = self._discrete_flags(x), self._discrete_flags(y)
         if self.discrete == "auto" and flags_x.all() and flags_y.all():
-            return self._table_estimate((x, y), (flags_x, flags_y))
+            value, self._info = self._table_estimate((x, y), (flags_x, flags_y))
+            return value
         if self.discrete == "auto" and flags_x.any() and flags_y.any():
-            return self._chain_rule(x, y, flags_x, flags_y, seed)
+            value, self._info = self._chain_rule(x, y, flags_x, flags_y, seed)
+            return value
         x, y = self._scaled(x, y)
         x = self._jittered(x, rng, flags_x)
         y = self._jittered(y, rng, flags_y)
@@ -1030,8 +1033,8 @@ class KSG(Estimator):
                                                 - digamma(ny + 1))
         return float(value)
 
-    def _table_estimate(self, parts: tuple[np.ndarray, ...],
-                        flags: tuple[np.ndarray, ...]) -> float:
+    def _table_estimate(self, parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...]
+                        ) -> tuple[float, dict[str, Any]]:
         """The mixed rule as categories where every column is discrete, from the rows
         sharing each row's cell: every row's k-th neighbour is then at distance 0, so it
         is ``psi(n) + mean(psi(c_xy) - psi(c_x) - psi(c_y))`` for I(X;Y) and
@@ -1056,88 +1059,97 @@ class KSG(Estimator):
                    for side, f in zip("xyz", flags)},
                 "points_at_distance_zero": n, "discrete_as": "categories", "rows_used": n,
                 "discrete_strata": joint, "rows_alone_in_stratum": 0, **tables}
-        self._info = info
         self._warn_sparse_table(info, n)
-        return float(value)
+        return float(value), info
 
     def _chain_rule(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
-                    flags_y: np.ndarray, seed: int) -> float:
-        """I(X;Y) where X and Y both have discrete columns (Xd, Yd) and continuous ones
-        (Xc, Yc) sit beside them on one side or both, by the chain rule (see "Discrete and
-        mixed data"): ``I(Xd;Yd) + I(Xd;Yc|Yd) + I(Xc;Yc|Xd) + I(Xc;Yd|Xd,Yc)``, the terms
-        with an empty side left out.  In one search the rows' neighbours would be sought
-        within the cells of the Xd-Yd table, and where many cells held few rows the
-        estimate read far high or low (rows alone in a cell, left out, are those of the
-        rarest combinations).  One :class:`DiscreteBiasWarning` below
+                    flags_y: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]:
+        """I(X;Y) and its run information where X and Y both have discrete columns (Xd, Yd)
+        and continuous ones (Xc, Yc) sit beside them on one side or both, by the chain rule
+        (see "Discrete and mixed data"): ``I(Xd;Yd) + I(Xd;Yc|Yd) + I(Xc;Yc|Xd) +
+        I(Xc;Yd|Xd,Yc)``, the terms with an empty side left out.  The side whose discrete
+        columns take fewer values comes first (so I(Xc;Yc|Xd) is searched within the fewer,
+        larger groups); with as many values on each side, the estimate is the mean of both
+        orders, so that it does not depend on which side is called X.  In one search the
+        rows' neighbours would be sought within the cells of the Xd-Yd table, and where many
+        cells held few rows the estimate read far high or low (rows alone in a cell, left
+        out, are those of the rarest combinations).  One :class:`DiscreteBiasWarning` below
         :data:`ROWS_PER_CELL_WARN` rows per cell, else a :class:`SmallSampleWarning` where
         5% of the rows or more are alone in theirs (left out of the terms searched within
         the cells)."""
-        swap = bool(flags_y.all())          # the terms are written with Y's side mixed
-        if swap:
-            x, y, flags_x, flags_y = y, x, flags_y, flags_x
-        terms, cells, within = self._chain_rule_terms(x, y, flags_x, flags_y, seed)
-        names = str.maketrans("XY", "YX") if swap else str.maketrans("", "")
-        terms = {term.translate(names): value for term, value in terms.items()}
-        if swap:
-            flags_x, flags_y = flags_y, flags_x
-            cells = {"x": cells["y"], "y": cells["x"], "xy": cells["xy"], "n": cells["n"]}
-        searched = [term.translate(names) for term in within]
-        info = next(reversed(within.values()))
+        values_x, values_y = (len(np.unique(a[:, f], axis=0)) for a, f in
+                              ((x, flags_x), (y, flags_y)))
+        if flags_x.all() or flags_y.all():
+            orders = [bool(flags_y.all())]          # the wholly discrete side first
+        else:
+            orders = [values_x > values_y] if values_x != values_y else [False, True]
+        terms, within = {}, {}
+        for swap in orders:                          # swap: Y's side is written first
+            names = str.maketrans("XY", "YX") if swap else str.maketrans("", "")
+            parts = (y, x, flags_y, flags_x) if swap else (x, y, flags_x, flags_y)
+            got, table, searched = self._chain_rule_terms(*parts, seed)
+            terms.update({term.translate(names): value for term, value in got.items()})
+            within.update({term.translate(names): info for term, info in searched.items()})
+        cells = {"x": values_x, "y": values_y, "xy": table["xy"], "n": table["n"]}
+        info = next(iter(within.values()))
         n = x.shape[0]
-        self._info = {
+        run = {
             "algorithm_used": info["algorithm_used"],
             "estimator_used": "mixed-KSG (chain rule)",
             "discrete_x": np.flatnonzero(flags_x).tolist(),
             "discrete_y": np.flatnonzero(flags_y).tolist(),
             "discrete_as": "categories",
             "chain_rule": terms,
+            "chain_rule_orders": len(orders),
             "discrete_cells": cells,
             "discrete_strata": info["discrete_strata"],
             "rows_alone_in_stratum": info["rows_alone_in_stratum"],
             "rows_used": info["rows_used"],
-            "rows_used_in": " and ".join(searched),
+            "rows_used_in": " and ".join(within),
         }
         sides = [f"{side} {'is discrete' if flags.all() else 'has discrete columns'} "
                  f"({cells[side.lower()]} values"
                  + (")" if flags.all() else " beside continuous ones)")
                  for side, flags in (("X", flags_x), ("Y", flags_y))]
+        shown = " + ".join(list(terms)[:4]) + (", and the mean with the other order"
+                                               if len(orders) == 2 else "")
         if n < ROWS_PER_CELL_WARN * cells["xy"]:
             warn(f"KSG: {sides[0]} and {sides[1]}: their table has {cells['xy']} cells at "
-                 f"n = {n} ({n / cells['xy']:.1f} rows per cell). The estimate is "
-                 f"{' + '.join(terms)}, and with fewer than {ROWS_PER_CELL_WARN} rows per cell "
-                 "it can err by tenths of a nat, high or low. More rows shrink the error.",
-                 DiscreteBiasWarning)
-        elif info["rows_alone_in_stratum"] >= 0.05 * n:
-            warn(f"KSG: {info['rows_alone_in_stratum']} of {n} rows are alone in their cell "
+                 f"n = {n} ({n / cells['xy']:.1f} rows per cell). The estimate is {shown}, and "
+                 f"with fewer than {ROWS_PER_CELL_WARN} rows per cell it can err by tenths of a "
+                 "nat, high or low. More rows shrink the error.", DiscreteBiasWarning)
+        elif run["rows_alone_in_stratum"] >= 0.05 * n:
+            warn(f"KSG: {run['rows_alone_in_stratum']} of {n} rows are alone in their cell "
                  f"of the table of X's and Y's discrete columns ({cells['xy']} cells) and were "
-                 f"left out of {' and '.join(searched)}; more rows per cell keep them in.",
+                 f"left out of {run['rows_used_in']}; more rows per cell keep them in.",
                  SmallSampleWarning)
-        return float(sum(terms.values()))
+        return float(sum(terms.values()) / len(orders)), run
 
     def _chain_rule_terms(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
                           flags_y: np.ndarray, seed: int
                           ) -> tuple[dict[str, float], dict[str, int], dict[str, dict]]:
-        """The terms of :meth:`_chain_rule` where Y has continuous columns, by name; the
-        observed values of Xd, Yd and their table (``x``, ``y``, ``xy``, ``n``); and the
-        run information of each term searched within the cells of that table."""
+        """The terms of :meth:`_chain_rule` in the order written there (Y has continuous
+        columns), by name; the observed values of Xd, Yd and their table (``x``, ``y``,
+        ``xy``, ``n``); and the run information of each term searched within the cells of
+        that table."""
         xd, xc, yd, yc = x[:, flags_x], x[:, ~flags_x], y[:, flags_y], y[:, ~flags_y]
         def on(a): return np.ones(a.shape[1], dtype=bool)
         def off(a): return np.zeros(a.shape[1], dtype=bool)
         d = "Xd" if xc.shape[1] else "X"
-        within = {}
         with silenced(DiscreteBiasWarning, SmallSampleWarning):
-            terms = {f"I({d};Yd)": self._estimate(xd, yd, seed)}
-            cells = dict(self._info["discrete_cells"])
-            terms[f"I({d};Yc|Yd)"] = self._mixed_conditional(xd, yc, yd, [on(xd), off(yc),
-                                                                          on(yd)], seed)
-            within[f"I({d};Yc|Yd)"] = self._info
+            table, info = self._table_estimate((xd, yd), (on(xd), on(yd)))
+            terms = {f"I({d};Yd)": table}
+            cells = dict(info["discrete_cells"])
+            terms[f"I({d};Yc|Yd)"], first = self._mixed_conditional(
+                xd, yc, yd, [on(xd), off(yc), on(yd)], seed)
+            within = {f"I({d};Yc|Yd)": first}
             if xc.shape[1]:
-                terms["I(Xc;Yc|Xd)"] = self._mixed_conditional(xc, yc, xd, [off(xc), off(yc),
-                                                                            on(xd)], seed)
-                terms["I(Xc;Yd|Xd,Yc)"] = self._mixed_conditional(
+                terms["I(Xc;Yc|Xd)"] = self._mixed_conditional(
+                    xc, yc, xd, [off(xc), off(yc), on(xd)], seed)[0]
+                terms["I(Xc;Yd|Xd,Yc)"], last = self._mixed_conditional(
                     xc, yd, np.hstack([xd, yc]),
                     [off(xc), on(yd), np.concatenate([on(xd), off(yc)])], seed)
-                within["I(Xc;Yd|Xd,Yc)"] = self._info
+                within["I(Xc;Yd|Xd,Yc)"] = last
         return terms, cells, within
 
     def _strata(self, parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...],
@@ -1164,9 +1176,11 @@ class KSG(Estimator):
         self._warn_discrete(x, y, z)
         flags = [self._discrete_flags(a) for a in (x, y, z)]
         if self.discrete == "auto" and all(f.all() for f in flags):
-            return self._table_estimate((x, y, z), tuple(flags))
+            value, self._info = self._table_estimate((x, y, z), tuple(flags))
+            return value
         if any(f.any() for f in flags):
-            return self._mixed_conditional(x, y, z, flags, seed)
+            value, self._info = self._mixed_conditional(x, y, z, flags, seed)
+            return value
         n = x.shape[0]
         rng = np.random.default_rng(seed)
         x, y, z = (self._jittered(a, rng) for a in self._scaled(x, y, z))
@@ -1180,9 +1194,11 @@ class KSG(Estimator):
         return float(value)
 
     def _mixed_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
-                           flags: list[np.ndarray], seed: int) -> float:
-        """The mixed conditional estimator: continuous columns jittered, discrete ones kept
-        exact, coincident points counted (:func:`mixed_conditional_counts`)."""
+                           flags: list[np.ndarray], seed: int
+                           ) -> tuple[float, dict[str, Any]]:
+        """The mixed conditional estimator and its run information: continuous columns
+        jittered, discrete ones kept exact, coincident points counted
+        (:func:`mixed_conditional_counts`)."""
         rng = np.random.default_rng(seed)
         parts = [self._jittered(a, rng, flag) for a, flag in zip(self._scaled(x, y, z), flags)]
         algorithm = self.choose_algorithm(x.shape[0], sum(a.shape[1] for a in parts))
@@ -1198,12 +1214,11 @@ class KSG(Estimator):
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
             **strata,
         }
-        if all(f.all() for f in flags):       # as numbers (categories: _table_estimate)
-            info.update(_plugin_bias(*parts))
-        self._info = info
+        if self.discrete is True and all(discrete_columns(a).all() for a in (x, y, z)):
+            info.update(_plugin_bias(*parts))     # a table taken as numbers
         self._warn_sparse_table(info, x.shape[0])
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
-        return float(value)
+        return float(value), info
 
     def _run_info(self) -> dict[str, Any]:
         return dict(self._info)
