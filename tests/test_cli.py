@@ -467,6 +467,17 @@ def test_discrete_chooses_ksgs_setting_and_advice_names_the_flag(tmp_path, capsy
     assert "invalid choice: 'words'" in capsys.readouterr().err
 
 
+def test_advice_without_a_full_stop_still_reads_as_two_sentences(tmp_path, capsys):
+    rng = np.random.default_rng(3)         # 14 rows, nearly all alone in their cell
+    path = tmp_path / "few.csv"
+    pd.DataFrame({"a": np.arange(14) % 7, "b": np.arange(14) % 5,
+                  "c": rng.standard_normal(14)}).to_csv(path, index=False)
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b,c",
+                                "--estimator", "ksg"])
+    assert code == 2 and "or KSG() (discrete=False). On the command line: KSG() " \
+        "(discrete=False) is --estimator ksg --discrete off." in err, err
+
+
 def test_ksg_says_which_term_of_the_chain_rule_left_rows_out(tmp_path, capsys):
     rng = np.random.default_rng(2)
     a = rng.integers(0, 6, 300)
