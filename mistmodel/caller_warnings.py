@@ -54,6 +54,11 @@ class DiscreteBiasWarning(UserWarning):
     discrete Z, below 20 rows per group)."""
 
 
+class CeilingWarning(UserWarning):
+    """An estimate near the most its bound can report (InfoNCE: the log of its batch
+    size), where it reads far below the MI: the MI may be far higher."""
+
+
 class CrossCheckWarning(UserWarning):
     """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
     MIST does not see (not monotone)."""

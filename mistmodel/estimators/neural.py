@@ -19,6 +19,10 @@ not trained on:
    the best of several evaluations on the same held-out rows makes the
    estimate slightly optimistic when the held-out part is tiny; the untrained
    critic's evaluation guarantees a finite value.
+5. Where the bound has a ceiling (InfoNCE: the log of the batch size, weighted over the
+   held-out blocks; ``last_info["ceiling"]``), an estimate from :data:`CEILING_SHARE` of
+   it raises a :class:`~mistmodel.caller_warnings.CeilingWarning`: there the estimate
+   reads far below the MI.
 
 Randomness (split, batches, initial weights) comes from ``seed`` alone:
 batches from a seeded ``torch.Generator``, initial weights from
@@ -53,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..caller_warnings import CeilingWarning, warn
 from ..threads import torch_threads
 from .base import Estimator, standardize_columns
 from .critics import ConcatCritic
@@ -61,6 +66,9 @@ __all__ = ["NeuralEstimator", "resolve_device"]
 
 # float32 holds magnitudes up to about 3.4e38; leave room for the critic's arithmetic.
 _FLOAT32_LIMIT = 1e30
+# share of a bound's ceiling (InfoNCE: log of the batch size) from which an estimate warns:
+# Gaussians with MI 3.32 nats read 2.0-2.8 at 63-67% of it (benchmarks/infonce_ceiling.py)
+CEILING_SHARE = 0.6
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -257,6 +265,7 @@ class NeuralEstimator(Estimator):
                     if since_best >= self.patience:
                         stop = "patience"
                         break
+        ceiling = self._ceiling([len(blk) for blk in test_blocks])
         self._info = {
             "device": str(device),
             "batch_size_used": b,
@@ -267,8 +276,20 @@ class NeuralEstimator(Estimator):
             "stopped_by": stop,
             "hidden": list(self.hidden),
             "lr": self.lr,
+            **({} if ceiling is None else {"ceiling": ceiling}),
         }
+        if ceiling is not None and best >= CEILING_SHARE * ceiling:
+            warn(f"{self.name}: the estimate, {best:.3f} nats, is {best / ceiling:.0%} of the "
+                 f"most its bound can report on these {n_test} held-out rows ({ceiling:.3f}, "
+                 f"the log of the batch size {b}). From about {CEILING_SHARE:.0%} of it the "
+                 "estimate reads far below the MI, which may be far higher; use KSG, MIST or "
+                 "a larger batch_size (and more rows).", CeilingWarning)
         return float(best)
+
+    def _ceiling(self, blocks: list[int]) -> float | None:
+        """The most the held-out bound can be on test blocks of these sizes, if it has a
+        ceiling (None by default)."""
+        return None
 
     def _run_info(self) -> dict[str, Any]:
         return dict(self._info)
