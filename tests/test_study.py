@@ -66,6 +66,22 @@ def test_benchmark_combine_summarize(stores, tmp_path):
     assert all(p.stat().st_size > 5000 for p in paths.values())
 
 
+def test_benchmark_reports_each_stores_warnings_once(stores, capsys):
+    import warnings as w
+
+    class Noisy:
+        name = "noisy"
+
+        def estimate(self, x, y):
+            w.warn(f"about n = {x.shape[0]}", UserWarning)
+            return 0.0
+
+    benchmark_stores("noisy", Noisy(), stores[:1], progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert lines == ["warning (noisy, test_id/normal-dense-base): 6 of 6 samples warned "
+                     "(UserWarning); the first: about n = 20"]
+
+
 def test_combine_rejects_mismatched_datapoints(stores):
     est = make_estimator({"class": "CCA"})
     a = benchmark_stores("A", est, stores[:2], progress=False)

@@ -6,11 +6,14 @@ point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n
 ``"<split>/<family>/<i>"`` that aligns results of different estimators.  A bootstrap
 interval that the sample cannot support (too few rows) is recorded as NaN (no interval),
 as for an estimator without one; coverage is computed over the intervals given.
+Warnings are gathered per store and printed once per category: how many of its estimates
+raised it, and the first message.
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -61,12 +64,18 @@ def benchmark_stores(
     total = sum(len(ds) for _, _, ds in opened)
     with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
         for split, family, ds in opened:
+            warned: dict[type, list] = {}        # category: [samples, first message]
             for i, s in enumerate(ds):
-                start = time.perf_counter()
-                value = float(estimator.estimate(s.x, s.y))
-                mid = time.perf_counter()
-                lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
-                end = time.perf_counter()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    start = time.perf_counter()
+                    value = float(estimator.estimate(s.x, s.y))
+                    mid = time.perf_counter()
+                    lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
+                    end = time.perf_counter()
+                for category in dict.fromkeys(w.category for w in caught):
+                    first = next(str(w.message) for w in caught if w.category is category)
+                    warned.setdefault(category, [0, first])[0] += 1
                 for key, v in (("datapoint", f"{split}/{family}/{i}"), ("split", split),
                                ("family", family), ("n", s.n), ("dim_x", s.dim_x),
                                ("dim_y", s.dim_y), ("true_mi", s.mi), ("seed", s.seed),
@@ -74,6 +83,9 @@ def benchmark_stores(
                                ("seconds", mid - start), ("interval_seconds", end - mid)):
                     rows[key].append(v)
                 bar.update()
+            for category, (count, first) in warned.items():
+                print(f"warning ({name}, {split}/{family}): {count} of {len(ds)} samples warned "
+                      f"({category.__name__}); the first: {first}")
     coords = {k: ("datapoint", np.asarray(rows[k], dtype=object if k in TEXT else None))
               for k in ("split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")}
     coords["datapoint"] = np.asarray(rows["datapoint"], dtype=object)
