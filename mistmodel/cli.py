@@ -592,7 +592,7 @@ def _on_the_command_line(text: str) -> str:
             named.setdefault(flag, form)
     if not named:
         return text
-    return text.rstrip() + ("" if text.rstrip().endswith(".") else ".") + \
+    return text.rstrip() + ("" if text.rstrip().endswith((".", "?", "!")) else ".") + \
         " On the command line: " + "; ".join(
         f"{form} is --estimator ksg --discrete {flag}" for flag, form in named.items()) + "."
 

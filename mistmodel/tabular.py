@@ -23,8 +23,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning,
-                              held, warn)
+from .caller_warnings import (CeilingWarning, DiscreteBiasWarning, SmallSampleWarning,
+                              TiedDataWarning, held, warn)
 from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_flags
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name",
@@ -171,7 +171,7 @@ def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def warned_once(who: str, categories: tuple[type[Warning], ...] = (
-        DiscreteBiasWarning, SmallSampleWarning)) -> Iterator[None]:
+        DiscreteBiasWarning, SmallSampleWarning, CeilingWarning)) -> Iterator[None]:
     """Hold back the warnings of each of ``categories`` raised inside the block (one per
     pair of variables, each with its own numbers); after it, raise one per category saying
     how many there were and quoting the first."""

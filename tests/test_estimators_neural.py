@@ -46,8 +46,9 @@ def test_infonce_never_exceeds_log_batch() -> None:
     y = x + 0.01 * rng.standard_normal((400, 1))
     est = InfoNCE(batch_size=8, max_steps=300)
     with pytest.warns(CeilingWarning, match=r"InfoNCE: the estimate, .* of the most its bound "
-                                            r"can report on these 200 held-out rows \(2\.079, "
-                                            r"the log of the batch size 8\)"):
+                                            r"can report on these 200 held-out rows \(2\.079: "
+                                            r"the mean log of their block size, 8 rows, at "
+                                            r"most the batch size 8\)"):
         value = est.estimate(x, y)
     assert est.last_info["batch_size_used"] == 8
     assert est.last_info["ceiling"] == pytest.approx(math.log(8))
@@ -57,7 +58,7 @@ def test_infonce_never_exceeds_log_batch() -> None:
 
 def test_infonce_warns_near_its_ceiling_only() -> None:
     """Gaussians at n = 300 (benchmarks/infonce_ceiling.py): MI 9.3 nats (8 + 8 columns
-    at rho 0.95) reads about 3.9, 96% of the ceiling, and warns; MI 0.83 (1 + 1 at rho
+    at rho 0.95) reads about 3.9, 99% of the ceiling, and warns; MI 0.83 (1 + 1 at rho
     0.9) reads 0.82, 21% of it, and does not; nor do bootstrap replicates."""
     import warnings
 
@@ -76,6 +77,21 @@ def test_infonce_warns_near_its_ceiling_only() -> None:
     mine = MINE(max_steps=50)
     mine.estimate(x, y)                           # the DV bound has no ceiling
     assert "ceiling" not in mine.last_info
+
+
+def test_an_mi_matrix_gathers_the_ceiling_warnings() -> None:
+    import pandas as pd
+
+    from mistmodel.matrix import mi_matrix
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal(200)
+    table = pd.DataFrame({c: base + 0.01 * rng.standard_normal(200) for c in "abc"})
+    with pytest.warns(CeilingWarning) as caught:
+        mi_matrix(table, estimator=InfoNCE(batch_size=8, max_steps=300))
+    messages = [str(w.message) for w in caught if w.category is CeilingWarning]
+    assert len(messages) == 1 and messages[0].startswith(
+        "mi_matrix: 3 of its estimates warned; the first: InfoNCE: the estimate"), messages
 
 
 def test_infonce_ceiling_with_adapted_batch() -> None:

@@ -81,6 +81,25 @@ def test_benchmark_reports_each_stores_warnings_once(stores, capsys):
     assert lines == ["warning (noisy, test_id/normal-dense-base): 6 of 6 samples warned "
                      "(UserWarning); the first: about n = 20"]
 
+    class Failing(Noisy):                   # two kinds of warning, then an error
+        calls = 0
+
+        def estimate(self, x, y):
+            self.calls += 1
+            w.warn("other kind" if self.calls == 2 else f"about n = {x.shape[0]}",
+                   RuntimeWarning if self.calls == 2 else UserWarning)
+            if self.calls == 3:
+                raise ValueError("broken sample")
+            return 0.0
+
+    with pytest.raises(ValueError, match="broken sample"):
+        benchmark_stores("failing", Failing(), stores[:1], progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert lines == ["warning (failing, test_id/normal-dense-base): 2 of 6 samples warned "
+                     "(UserWarning); the first: about n = 20",
+                     "warning (failing, test_id/normal-dense-base): 1 of 6 samples warned "
+                     "(RuntimeWarning); the first: other kind"]
+
 
 def test_combine_rejects_mismatched_datapoints(stores):
     est = make_estimator({"class": "CCA"})

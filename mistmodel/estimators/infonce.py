@@ -9,7 +9,9 @@ Each term in the mean is at most 0, so the bound never exceeds ``log b``:
 InfoNCE cannot report more than ``log(batch size)`` nats, however strong the
 dependence. The reported value is the bound on the held-out rows, cut into
 blocks of at most the training batch size ``b`` (each block contributes its
-own ``log b_block``), so it obeys the same ceiling ``log b``; see
+own ``log b_block``), so it obeys the same ceiling ``log b``, or the lower mean
+of ``log b_block`` (``last_info["ceiling"]``; a
+:class:`~mistmodel.caller_warnings.CeilingWarning` from 60% of it); see
 :mod:`.neural` for splitting, batching and early stopping.
 """
 

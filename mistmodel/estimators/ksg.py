@@ -1085,11 +1085,12 @@ class KSG(Estimator):
             orders = [bool(flags_y.all())]          # the wholly discrete side first
         else:
             orders = [values_x > values_y] if values_x != values_y else [False, True]
-        terms, within = {}, {}
+        terms, within, sums = {}, {}, []
         for swap in orders:                          # swap: Y's side is written first
             names = str.maketrans("XY", "YX") if swap else str.maketrans("", "")
             parts = (y, x, flags_y, flags_x) if swap else (x, y, flags_x, flags_y)
             got, table, searched = self._chain_rule_terms(*parts, seed)
+            sums.append(sum(got.values()))           # the same sum whichever side is X
             terms.update({term.translate(names): value for term, value in got.items()})
             within.update({term.translate(names): info for term, info in searched.items()})
         cells = {"x": values_x, "y": values_y, "xy": table["xy"], "n": table["n"]}
@@ -1125,7 +1126,7 @@ class KSG(Estimator):
                  f"of the table of X's and Y's discrete columns ({cells['xy']} cells) and were "
                  f"left out of {run['rows_used_in']}; more rows per cell keep them in.",
                  SmallSampleWarning)
-        return float(sum(terms.values()) / len(orders)), run
+        return float(sum(sums) / len(sums)), run
 
     def _chain_rule_terms(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
                           flags_y: np.ndarray, seed: int
@@ -1216,8 +1217,9 @@ class KSG(Estimator):
             "points_at_distance_zero": int(np.count_nonzero(rho <= 0.0)),
             **strata,
         }
-        if self.discrete is True and all(discrete_columns(a).all() for a in (x, y, z)):
-            info.update(_plugin_bias(*parts))     # a table taken as numbers
+        if self.discrete is True and all((_distinct_per_column(a) <= x.shape[0] / 2).all()
+                                         for a in (x, y, z)):
+            info.update(_plugin_bias(*parts))     # a table (each value seen twice on average)
         self._warn_sparse_table(info, x.shape[0])
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value), info

@@ -19,10 +19,11 @@ not trained on:
    the best of several evaluations on the same held-out rows makes the
    estimate slightly optimistic when the held-out part is tiny; the untrained
    critic's evaluation guarantees a finite value.
-5. Where the bound has a ceiling (InfoNCE: the log of the batch size, weighted over the
-   held-out blocks; ``last_info["ceiling"]``), an estimate from :data:`CEILING_SHARE` of
-   it raises a :class:`~mistmodel.caller_warnings.CeilingWarning`: there the estimate
-   reads far below the MI.
+5. Where the bound has a ceiling (InfoNCE: the mean log of the held-out blocks' sizes,
+   each at most the batch size; ``last_info["ceiling"]``), an estimate from
+   :data:`CEILING_SHARE` of it raises a
+   :class:`~mistmodel.caller_warnings.CeilingWarning`: there the estimate reads far
+   below the MI.
 
 Randomness (split, batches, initial weights) comes from ``seed`` alone:
 batches from a seeded ``torch.Generator``, initial weights from
@@ -67,7 +68,7 @@ __all__ = ["NeuralEstimator", "resolve_device"]
 # float32 holds magnitudes up to about 3.4e38; leave room for the critic's arithmetic.
 _FLOAT32_LIMIT = 1e30
 # share of a bound's ceiling (InfoNCE: log of the batch size) from which an estimate warns:
-# Gaussians with MI 3.32 nats read 2.0-2.8 at 63-67% of it (benchmarks/infonce_ceiling.py)
+# Gaussians with MI 3.32 nats read 2.0-2.8 at 63-69% of it (benchmarks/infonce_ceiling.py)
 CEILING_SHARE = 0.6
 
 
@@ -279,9 +280,11 @@ class NeuralEstimator(Estimator):
             **({} if ceiling is None else {"ceiling": ceiling}),
         }
         if ceiling is not None and best >= CEILING_SHARE * ceiling:
+            sizes = sorted({len(blk) for blk in test_blocks})
             warn(f"{self.name}: the estimate, {best:.3f} nats, is {best / ceiling:.0%} of the "
-                 f"most its bound can report on these {n_test} held-out rows ({ceiling:.3f}, "
-                 f"the log of the batch size {b}). From about {CEILING_SHARE:.0%} of it the "
+                 f"most its bound can report on these {n_test} held-out rows ({ceiling:.3f}: "
+                 f"the mean log of their block size, {' or '.join(map(str, sizes))} rows, at "
+                 f"most the batch size {b}). From about {CEILING_SHARE:.0%} of it the "
                  "estimate reads far below the MI, which may be far higher; use KSG, MIST or "
                  "a larger batch_size (and more rows).", CeilingWarning)
         return float(best)

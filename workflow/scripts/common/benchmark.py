@@ -6,16 +6,19 @@ point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n
 ``"<split>/<family>/<i>"`` that aligns results of different estimators.  A bootstrap
 interval that the sample cannot support (too few rows) is recorded as NaN (no interval),
 as for an estimator without one; coverage is computed over the intervals given.
-Warnings are gathered per store and printed once per category: how many of its estimates
-raised it, and the first message.
+Warnings are gathered per store and printed once per kind (category and message with its
+numbers left out): how many samples raised it, and the first message; also when a sample
+raises an error.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import xarray as xr
@@ -46,6 +49,35 @@ def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, f
         return REFUSED
 
 
+@contextmanager
+def _warnings_reported(where: str, samples: int) -> Iterator[Callable]:
+    """Yield a context manager to run each sample in; at the end, also after an error,
+    write one line per kind of warning the samples raised (category and message with its
+    numbers left out): how many samples raised it, and its first message."""
+    kinds: dict[tuple, list] = {}               # kind: [samples, first message]
+
+    @contextmanager
+    def each_sample() -> Iterator[None]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                seen = {}
+                for w in caught:
+                    seen.setdefault((w.category, re.sub(r"\d+(\.\d+)?", "#", str(w.message))),
+                                    str(w.message))
+                for kind, first in seen.items():
+                    kinds.setdefault(kind, [0, first])[0] += 1
+
+    try:
+        yield each_sample
+    finally:
+        for (category, _), (count, first) in kinds.items():
+            tqdm.write(f"warning ({where}): {count} of {samples} samples warned "
+                       f"({category.__name__}); the first: {first}")
+
+
 def benchmark_stores(
     name: str,
     estimator,
@@ -64,28 +96,21 @@ def benchmark_stores(
     total = sum(len(ds) for _, _, ds in opened)
     with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
         for split, family, ds in opened:
-            warned: dict[type, list] = {}        # category: [samples, first message]
-            for i, s in enumerate(ds):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    start = time.perf_counter()
-                    value = float(estimator.estimate(s.x, s.y))
-                    mid = time.perf_counter()
-                    lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
-                    end = time.perf_counter()
-                for category in dict.fromkeys(w.category for w in caught):
-                    first = next(str(w.message) for w in caught if w.category is category)
-                    warned.setdefault(category, [0, first])[0] += 1
-                for key, v in (("datapoint", f"{split}/{family}/{i}"), ("split", split),
-                               ("family", family), ("n", s.n), ("dim_x", s.dim_x),
-                               ("dim_y", s.dim_y), ("true_mi", s.mi), ("seed", s.seed),
-                               ("estimate", value), ("lower", lo), ("upper", hi),
-                               ("seconds", mid - start), ("interval_seconds", end - mid)):
-                    rows[key].append(v)
-                bar.update()
-            for category, (count, first) in warned.items():
-                print(f"warning ({name}, {split}/{family}): {count} of {len(ds)} samples warned "
-                      f"({category.__name__}); the first: {first}")
+            with _warnings_reported(f"{name}, {split}/{family}", len(ds)) as each_sample:
+                for i, s in enumerate(ds):
+                    with each_sample():
+                        start = time.perf_counter()
+                        value = float(estimator.estimate(s.x, s.y))
+                        mid = time.perf_counter()
+                        lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
+                        end = time.perf_counter()
+                    for key, v in (("datapoint", f"{split}/{family}/{i}"), ("split", split),
+                                   ("family", family), ("n", s.n), ("dim_x", s.dim_x),
+                                   ("dim_y", s.dim_y), ("true_mi", s.mi), ("seed", s.seed),
+                                   ("estimate", value), ("lower", lo), ("upper", hi),
+                                   ("seconds", mid - start), ("interval_seconds", end - mid)):
+                        rows[key].append(v)
+                    bar.update()
     coords = {k: ("datapoint", np.asarray(rows[k], dtype=object if k in TEXT else None))
               for k in ("split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")}
     coords["datapoint"] = np.asarray(rows["datapoint"], dtype=object)
