@@ -679,35 +679,26 @@ ROWS_PER_CONDITIONAL_CELL_NUMBERS_WARN = 12  # discrete=True, a fully discrete X
 ROWS_PER_Z_GROUP_WARN = 20  # the same where only Z has discrete columns
 
 
-def _table_cells(**sides: np.ndarray) -> dict[str, int]:
-    """Observed values of each fully discrete side, of the joint table (key: the sides'
-    names together) and the rows ``n``."""
-    cells = {name: len(np.unique(a, axis=0)) for name, a in sides.items()}
-    cells["".join(sides)] = len(np.unique(np.hstack(list(sides.values())), axis=0))
-    cells["n"] = next(iter(sides.values())).shape[0]
-    return cells
-
-
-def _cell_sizes(*parts: np.ndarray) -> np.ndarray:
-    """For each row, how many rows share its values in every column of ``parts``."""
-    inverse, counts = np.unique(np.hstack(parts), axis=0, return_inverse=True,
-                                return_counts=True)[1:]
-    return counts[inverse.reshape(-1)]
-
-
-def _plugin_bias(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None
-                 ) -> dict[str, Any]:
-    """Miller-Madow's estimate of the plug-in MI's upward bias on fully discrete ``x``,
-    ``y``: ``(K_xy - K_x - K_y + 1) / (2 n)`` from the observed cells; given a fully
-    discrete ``z``, the plug-in I(X;Y|Z)'s: ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``."""
-    if z is None:
-        cells = _table_cells(x=x, y=y)
-        excess = cells["xy"] - cells["x"] - cells["y"] + 1
-    else:
-        cells = _table_cells(x=x, y=y, z=z)
-        excess = (cells["xyz"] - len(np.unique(np.hstack([x, z]), axis=0))
-                  - len(np.unique(np.hstack([y, z]), axis=0)) + cells["z"])
-    return {"discrete_cells": cells, "plugin_bias": excess / (2.0 * cells["n"])}
+def _tables(*parts: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """For fully discrete ``x, y`` (or ``x, y, z``): each row's cell size in every space the
+    mixed rule counts in (``xy``, ``x``, ``y``; given ``z``: ``xyz``, ``xz``, ``yz``,
+    ``z``), and the run information about the table: ``discrete_cells`` (observed values
+    of each side and of the joint table, and ``n``) and ``plugin_bias``, Miller-Madow's
+    estimate of the plug-in estimate's upward bias, ``(K_xy - K_x - K_y + 1) / (2 n)``
+    or, given ``z``, ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``, from the observed cells."""
+    named = dict(zip("xyz", parts))
+    spaces = ("xy", "x", "y") if len(parts) == 2 else ("xyz", "xz", "yz", "z", "x", "y")
+    sizes, counts = {}, {}
+    for space in spaces:
+        inverse, per_cell = np.unique(np.hstack([named[side] for side in space]), axis=0,
+                                      return_inverse=True, return_counts=True)[1:]
+        sizes[space], counts[space] = per_cell[inverse.reshape(-1)], per_cell.size
+    n = parts[0].shape[0]
+    excess = (counts["xy"] - counts["x"] - counts["y"] + 1 if len(parts) == 2
+              else counts["xyz"] - counts["xz"] - counts["yz"] + counts["z"])
+    joint = "".join(named)
+    cells = {**{side: counts[side] for side in named}, joint: counts[joint], "n": n}
+    return sizes, {"discrete_cells": cells, "plugin_bias": excess / (2.0 * n)}
 
 
 def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], k: int,
@@ -1028,7 +1019,7 @@ class KSG(Estimator):
             **strata,
         }
         if flags_x.all() and flags_y.all():
-            info.update(_plugin_bias(x, y))
+            info.update(_tables(x, y)[1])
         self._info = info
         self._warn_sparse_table(info, n)
         value = digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
@@ -1044,16 +1035,14 @@ class KSG(Estimator):
         rows of each row's cell in that space: equal to the neighbour search's value
         (``tests/test_mixed_ksg.py``) at a fraction of its cost (about n log n)."""
         n = parts[0].shape[0]
+        sizes, tables = _tables(*parts)
         if len(parts) == 2:
-            x, y = parts
-            value = digamma(n) + np.mean(digamma(_cell_sizes(x, y)) - digamma(_cell_sizes(x))
-                                         - digamma(_cell_sizes(y)))
-            tables = _plugin_bias(x, y)
+            value = digamma(n) + np.mean(digamma(sizes["xy"]) - digamma(sizes["x"])
+                                         - digamma(sizes["y"]))
         else:
-            x, y, z = parts
-            value = np.mean(digamma(_cell_sizes(x, y, z)) - digamma(_cell_sizes(x, z))
-                            - digamma(_cell_sizes(y, z)) + digamma(_cell_sizes(z)))
-            tables = {"discrete_cells": _table_cells(x=x, y=y, z=z)}
+            value = np.mean(digamma(sizes["xyz"]) - digamma(sizes["xz"])
+                            - digamma(sizes["yz"]) + digamma(sizes["z"]))
+            del tables["plugin_bias"]             # reported for the numbers only, given Z
         joint = tables["discrete_cells"]["xy" if len(parts) == 2 else "xyz"]
         info = {"algorithm_used": "cell counts", "estimator_used": "mixed-KSG" + (
                     "" if len(parts) == 2 else " (conditional)"),
@@ -1219,7 +1208,7 @@ class KSG(Estimator):
         }
         if self.discrete is True and all((_distinct_per_column(a) <= x.shape[0] / 2).all()
                                          for a in (x, y, z)):
-            info.update(_plugin_bias(*parts))     # a table (each value seen twice on average)
+            info.update(_tables(*parts)[1])     # a table (each value seen twice on average)
         self._warn_sparse_table(info, x.shape[0])
         value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
         return float(value), info
