@@ -100,6 +100,16 @@ def test_benchmark_reports_each_stores_warnings_once(stores, capsys):
                      "warning (failing, test_id/normal-dense-base): 1 of 6 samples warned "
                      "(RuntimeWarning); the first: other kind"]
 
+    with w.catch_warnings():                # -W error stops the run at the first warning
+        w.simplefilter("error", UserWarning)
+        with pytest.raises(UserWarning, match="about n = 20"):
+            benchmark_stores("noisy", Noisy(), stores[:1], progress=False)
+        w.filterwarnings("ignore", "about n")   # the first matching filter decides: none
+        benchmark_stores("noisy", Noisy(), stores[:1], progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert lines == ["warning (noisy, test_id/normal-dense-base): 1 of 6 samples warned "
+                     "(UserWarning); the first: about n = 20"]
+
 
 def test_combine_rejects_mismatched_datapoints(stores):
     est = make_estimator({"class": "CCA"})
@@ -168,7 +178,7 @@ def test_jobs_without_a_network_do_not_import_torch():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_conditional_run_tables_and_figure(tmp_path):
+def test_conditional_run_tables_and_figure(tmp_path, capsys):
     from common.conditional_runs import (benchmark_conditional_store, conditional_markdown,
                                          conditional_summary, plot_conditional)
     from mistmodel import MIST
@@ -220,6 +230,21 @@ def test_conditional_run_tables_and_figure(tmp_path):
     part = benchmark_conditional_store("fake", fake, "cmi", store.path, progress=False)
     assert all(len(shapes) == 1 for shapes in fake.calls)     # one shape per call
     assert len(fake.calls) < 16 and np.isfinite(part.seconds).all()
+
+    class Warning60(Batched):              # warns of each call at n = 60: half the samples
+        name = "warning"
+
+        def estimate_conditional_batch(self, samples):
+            if samples[0].n == 60:
+                import warnings
+                warnings.warn(f"few rows: {samples[0].n}", UserWarning)
+            return [0.0] * len(samples)
+
+    capsys.readouterr()
+    benchmark_conditional_store("warning", Warning60(), "cmi", store.path, progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert lines == ["warning (warning, cmi): 8 of 16 samples warned (UserWarning); the "
+                     "first: few rows: 60"]
     with pytest.raises(ValueError, match=r"\(X, Y\) samples"):
         plain = mistgen.build_meta_dataset(tmp_path / "p.zarr", ["normal-dense-base"], 3,
                                            dim_range=(1, 1), progress=False)

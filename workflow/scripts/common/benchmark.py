@@ -6,19 +6,15 @@ point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n
 ``"<split>/<family>/<i>"`` that aligns results of different estimators.  A bootstrap
 interval that the sample cannot support (too few rows) is recorded as NaN (no interval),
 as for an estimator without one; coverage is computed over the intervals given.
-Warnings are gathered per store and printed once per kind (category and message with its
-numbers left out): how many samples raised it, and the first message; also when a sample
-raises an error.
+Warnings are gathered per store and printed once per kind
+(:func:`common.warning_report.warnings_reported`).
 """
 from __future__ import annotations
 
 import json
-import re
 import time
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
@@ -26,6 +22,8 @@ from tqdm.auto import tqdm
 
 import mistgen
 from mistmodel.estimators.base import BootstrapError
+
+from .warning_report import warnings_reported
 
 
 TEXT = ("datapoint", "split", "family", "estimator")  # object dtype: no fixed-width truncation
@@ -49,35 +47,6 @@ def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, f
         return REFUSED
 
 
-@contextmanager
-def _warnings_reported(where: str, samples: int) -> Iterator[Callable]:
-    """Yield a context manager to run each sample in; at the end, also after an error,
-    write one line per kind of warning the samples raised (category and message with its
-    numbers left out): how many samples raised it, and its first message."""
-    kinds: dict[tuple, list] = {}               # kind: [samples, first message]
-
-    @contextmanager
-    def each_sample() -> Iterator[None]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                yield
-            finally:
-                seen = {}
-                for w in caught:
-                    seen.setdefault((w.category, re.sub(r"\d+(\.\d+)?", "#", str(w.message))),
-                                    str(w.message))
-                for kind, first in seen.items():
-                    kinds.setdefault(kind, [0, first])[0] += 1
-
-    try:
-        yield each_sample
-    finally:
-        for (category, _), (count, first) in kinds.items():
-            tqdm.write(f"warning ({where}): {count} of {samples} samples warned "
-                       f"({category.__name__}); the first: {first}")
-
-
 def benchmark_stores(
     name: str,
     estimator,
@@ -96,7 +65,7 @@ def benchmark_stores(
     total = sum(len(ds) for _, _, ds in opened)
     with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
         for split, family, ds in opened:
-            with _warnings_reported(f"{name}, {split}/{family}", len(ds)) as each_sample:
+            with warnings_reported(f"{name}, {split}/{family}", len(ds)) as each_sample:
                 for i, s in enumerate(ds):
                     with each_sample():
                         start = time.perf_counter()

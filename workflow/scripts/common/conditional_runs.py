@@ -7,13 +7,14 @@ datapoint)`` with the variables ``estimate`` and ``seconds`` and the coordinates
 (:func:`common.benchmark.combine_estimates`). The summary gives the mean absolute error,
 bias and count by (estimator, n-bin, columns-bin) and by (estimator, family); the figure
 draws the mean absolute error against n, one panel per columns-bin, and
-:func:`conditional_markdown` gives the tables the headline page shows.
+:func:`conditional_markdown` gives the tables the headline page shows. Warnings are
+reported once per kind and store (:func:`common.warning_report.warnings_reported`; a
+batched call's warning counts for every sample it read).
 """
 from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 import mistgen
 
 from .summary import bin_labels
+from .warning_report import warnings_reported
 
 N_EDGES = (2, 100, 300, 1000, 3000, 1_000_000_000)
 #: Bins of the total number of columns, dim_x + dim_y + dim_z (d = 1, 4, 8, 16 per group
@@ -45,16 +47,16 @@ def benchmark_conditional_store(name: str, estimator, split: str, path: str | Pa
     rows: dict[str, list] = {k: [] for k in (
         "datapoint", "family", "n", "dim_x", "dim_y", "dim_z", "true_cmi", "true_mi", "seed",
         "estimate", "seconds")}
-    with tqdm(total=len(ds), desc=name, unit="sample", disable=not progress) as bar:
+    with tqdm(total=len(ds), desc=name, unit="sample", disable=not progress) as bar, \
+            warnings_reported(f"{name}, {split}", len(ds)) as each_call:
         for k, shard in enumerate(ds.iter_shards()):
             values, seconds = [0.0] * len(shard), [0.0] * len(shard)
             groups: dict[tuple, list[int]] = {}
             for j, s in enumerate(shard):
                 groups.setdefault((s.n, s.dim_x, s.dim_y, s.dim_z) if batched else (j,),
                                   []).append(j)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                for members in groups.values():
+            for members in groups.values():
+                with each_call(len(members)):
                     start = time.perf_counter()
                     if batched:
                         out = estimator.estimate_conditional_batch([shard[j] for j in members])
@@ -62,10 +64,8 @@ def benchmark_conditional_store(name: str, estimator, split: str, path: str | Pa
                         s = shard[members[0]]
                         out = [estimator.estimate_conditional(s.x, s.y, s.z)]
                     each = (time.perf_counter() - start) / len(members)
-                    for j, value in zip(members, out):
-                        values[j], seconds[j] = float(value), each
-            for message in sorted({str(w.message) for w in caught}):
-                print(f"warning ({name}, shard {k}): {message}")
+                for j, value in zip(members, out):
+                    values[j], seconds[j] = float(value), each
             first = ds.shard_bounds(k)[0]
             for i, (s, value, sec) in enumerate(zip(shard, values, seconds), start=first):
                 for key, v in (("datapoint", f"{split}/{i}"), ("family", s.spec), ("n", s.n),
