@@ -1,6 +1,7 @@
 """KSG on discrete columns: algorithm 1 with tie-breaking noise against the mixed rule.
 
     python benchmarks/ksg_discrete.py [--samples 100] [--seed 0] [--conditional-only]
+                                      [--channels-only]
 
 Draws ``--samples`` samples of each discrete check family of ``mistgen`` (exact MI) at
 n = 100, 300 and 2,000 and prints, for ``KSG()`` (ties broken by noise, every column taken
@@ -17,6 +18,12 @@ factor Dirichlet(1), so that X and Y are independent given Z; exact CMI from the
 tables per row, one sample each): the mean rows per observed joint cell, and for
 ``KSG(discrete="auto")`` and ``KSG(discrete=True)`` the mean error and how many estimates
 warned (for the numbers, with the mean Miller-Madow bias estimate).
+
+Then K-ary symmetric channels, whose tables are unequal: X uniform on K values, Y = X with
+probability ``keep`` and otherwise uniform (exact MI from the table; 30 samples per row):
+the mean rows per observed joint cell, the mean share of rows alone in their cell
+(``last_info["rows_alone_in_cell"] / n``), and for ``KSG(discrete="auto")`` and
+``KSG(discrete=True)`` the mean error and how many estimates warned.
 """
 from __future__ import annotations
 
@@ -52,13 +59,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--conditional-only", action="store_true",
                     help="print only the table of I(X; Y | Z)")
+    ap.add_argument("--channels-only", action="store_true",
+                    help="print only the table of K-ary symmetric channels")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")          # KSG() warns about every discrete sample
     warnings.simplefilter("always", DiscreteBiasWarning)
+    only = " --conditional-only" if args.conditional_only else (
+        " --channels-only" if args.channels_only else "")
     print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}"
-          f"{' --conditional-only' if args.conditional_only else ''}`\n")
+          f"{only}`\n")
     if args.conditional_only:
         conditional(args.seed)
+        return 0
+    if args.channels_only:
+        channels(args.seed)
         return 0
     print("| case | n | KSG(): mean error (sd), MAE | discrete='auto' (categories) | "
           "discrete=True (numbers) | warnings, categories (rows per cell) | warnings, numbers "
@@ -96,6 +110,7 @@ def main(argv=None) -> int:
             print(f"| {label} | {n} | " + " | ".join(cells) +
                   f" | {min(noise):+.3f} to {max(noise):+.3f} |", flush=True)
     conditional(args.seed)
+    channels(args.seed)
     return 0
 
 
@@ -150,6 +165,43 @@ def conditional(seed: int, tables: int = 20) -> None:
                 print(f"| {' x '.join(map(str, shape))} | {'0' if independent else 'random'} "
                       f"| {n} | {np.mean(per_cell):.1f} | {cells[0]} | {cells[1]} "
                       f"({np.mean(bias):+.3f}) |", flush=True)
+
+def channels(seed: int, samples: int = 30) -> None:
+    print("\n| channel | I(X;Y) | n | rows per cell | rows alone | discrete='auto' "
+          "(categories): mean error (sd), warnings | discrete=True (numbers): mean error "
+          "(sd), warnings |")
+    print("|---|---|---|---|---|---|---|")
+    for values in (6, 9, 12, 20):
+        for keep in (0.6, 0.9):
+            p = np.full((values, values, 1), (1.0 - keep) / values**2)
+            p[np.arange(values), np.arange(values), 0] += keep / values
+            truth = table_cmi(p)                  # I(X;Y|Z) with Z constant: I(X;Y)
+            for n in (100, 300, 1000, 3000):
+                rng = np.random.default_rng([seed, values, int(keep * 10), n])
+                err = {"auto": [], True: []}
+                warned = dict.fromkeys(err, 0)
+                per_cell, alone, continuous = [], [], 0
+                for _ in range(samples):
+                    cells = rng.choice(p.size, size=n, p=p.ravel())
+                    x, y = (a[:, None] * 1.0 for a in np.unravel_index(cells, p.shape)[:2])
+                    for setting in err:
+                        est = KSG(discrete=setting)
+                        with warnings.catch_warnings(record=True) as caught:
+                            warnings.simplefilter("always", DiscreteBiasWarning)
+                            err[setting].append(est.estimate(x, y) - truth)
+                        warned[setting] += any(w.category is DiscreteBiasWarning
+                                               for w in caught)
+                        continuous += "discrete_as" not in est.last_info   # too many values
+                    per_cell.append(n / est.last_info["discrete_cells"]["xy"])
+                    alone.append(est.last_info["rows_alone_in_cell"] / n)
+                cells = [f"{np.mean(e):+.3f} ({np.std(e, ddof=1):.3f}), {warned[s]}"
+                         for s, e in err.items()]
+                if continuous:         # discrete_columns: too many values for this n
+                    cells[0] += f" (taken as continuous in {continuous})"
+                print(f"| {values} values, kept {keep} | {truth:.3f} | {n} | "
+                      f"{np.mean(per_cell):.1f} | {np.mean(alone):.1%} | {cells[0]} | "
+                      f"{cells[1]} |", flush=True)
+
 
 if __name__ == "__main__":
     sys.exit(main())

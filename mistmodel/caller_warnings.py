@@ -48,15 +48,17 @@ class TiedDataWarning(UserWarning):
 
 class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
-    sample's cells) hold few rows each: the estimate reads high where they are the cells
-    of a table of X's and Y's columns (high or low for I(X;Y) beside continuous columns,
-    estimated by the chain rule), and can read far low otherwise (one side's classes; a
-    discrete Z, below 20 rows per group)."""
+    sample's cells) hold few rows each, or where many rows are alone in their cell of a
+    table of X's and Y's values at a high estimate: the estimate reads high where they are
+    the cells of such a table (high or low for I(X;Y) beside continuous columns, estimated
+    by the chain rule), and can read far low otherwise (one side's classes; a discrete Z,
+    below 20 rows per group)."""
 
 
 class CeilingWarning(UserWarning):
-    """An estimate near the most its bound can report (InfoNCE: the log of its batch
-    size), where it reads far below the MI: the MI may be far higher."""
+    """An estimate near the most its bound can report (InfoNCE: the mean log of its
+    held-out blocks' sizes, each at most the batch size), where it reads far below the MI:
+    the MI may be far higher; or an interval whose bootstrap replicates came near theirs."""
 
 
 class CrossCheckWarning(UserWarning):

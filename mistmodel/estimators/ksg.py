@@ -101,7 +101,11 @@ where every column is discrete :meth:`KSG.estimate` raises a
 :data:`ROWS_PER_CELL_WARN` rows per observed joint cell (the rule above, whose
 strata are then the cells), as numbers where
 Miller-Madow's estimate (``last_info["plugin_bias"]``) reaches
-:data:`DISCRETE_BIAS_WARN` nats. Where X, Y and Z are all discrete,
+:data:`DISCRETE_BIAS_WARN` nats. Both also warn where many rows are alone
+in their joint cell at a high estimate (:data:`ALONE_IN_CELL_WARN`): on a
+table with a few full cells beside many near-empty ones (12 labels, Y = X's
+label kept with probability 0.9, n = 100: 5 rows per cell, +0.17 nats as
+categories) the rows-per-cell rule does not see them. Where X, Y and Z are all discrete,
 :meth:`KSG.estimate_conditional` reads high sooner and warns below
 :data:`ROWS_PER_CONDITIONAL_CELL_WARN` rows per observed joint cell as
 categories, :data:`ROWS_PER_CONDITIONAL_CELL_NUMBERS_WARN` as numbers
@@ -677,15 +681,19 @@ ROWS_PER_CELL_WARN = 4      # discrete="auto": rows per stratum (cell) below whi
 ROWS_PER_CONDITIONAL_CELL_WARN = 5  # the same for a fully discrete X, Y and Z
 ROWS_PER_CONDITIONAL_CELL_NUMBERS_WARN = 12  # discrete=True, a fully discrete X, Y and Z
 ROWS_PER_Z_GROUP_WARN = 20  # the same where only Z has discrete columns
+# X and Y discrete: (share of rows alone in their joint cell) x (the table's estimate), in
+# nats, from which it warns (benchmarks/ksg_discrete.py --channels-only)
+ALONE_IN_CELL_WARN = 0.05
 
 
 def _tables(*parts: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """For fully discrete ``x, y`` (or ``x, y, z``): each row's cell size in every space the
     mixed rule counts in (``xy``, ``x``, ``y``; given ``z``: ``xyz``, ``xz``, ``yz``,
     ``z``), and the run information about the table: ``discrete_cells`` (observed values
-    of each side and of the joint table, and ``n``) and ``plugin_bias``, Miller-Madow's
+    of each side and of the joint table, and ``n``), ``plugin_bias``, Miller-Madow's
     estimate of the plug-in estimate's upward bias, ``(K_xy - K_x - K_y + 1) / (2 n)``
-    or, given ``z``, ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``, from the observed cells."""
+    or, given ``z``, ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``, from the observed cells, and
+    ``rows_alone_in_cell``, the rows whose joint cell holds no other row."""
     named = dict(zip("xyz", parts))
     spaces = ("xy", "x", "y") if len(parts) == 2 else ("xyz", "xz", "yz", "z", "x", "y")
     sizes, counts = {}, {}
@@ -698,7 +706,33 @@ def _tables(*parts: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
               else counts["xyz"] - counts["xz"] - counts["yz"] + counts["z"])
     joint = "".join(named)
     cells = {**{side: counts[side] for side in named}, joint: counts[joint], "n": n}
-    return sizes, {"discrete_cells": cells, "plugin_bias": excess / (2.0 * n)}
+    return sizes, {"discrete_cells": cells, "plugin_bias": excess / (2.0 * n),
+                   "rows_alone_in_cell": int(np.count_nonzero(sizes[joint] == 1))}
+
+
+def _rows_alone(cells: dict[str, int], alone: int, estimate: float, effect: str,
+                left_out: str = "", of: str = "") -> str | None:
+    """The :class:`DiscreteBiasWarning` for a table of X's and Y's discrete values
+    (``cells``: their observed values, joint cells and ``n``) in which ``alone`` rows are
+    alone in their joint cell, or None where it need not warn.  A combination seen once is
+    weighed as if it were about as common as its values make it look; on tables with a few
+    full cells and many near-empty ones (a strong dependence with some noise) those rows
+    are the rarest combinations, and the estimate read high by 0.3 to 1.1 times their
+    share times the estimate (K-ary symmetric channels, ``benchmarks/ksg_discrete.py
+    --channels-only``), whatever the mean rows per cell.  It warns from :data:`ALONE_IN_CELL_WARN`
+    nats of that product; ``left_out`` names the terms that left those rows out, if any,
+    and ``of`` what ``estimate`` is of, where it is not the estimate returned."""
+    n = cells["n"]
+    product = alone / n * max(estimate, 0.0)
+    if product < ALONE_IN_CELL_WARN:
+        return None
+    return (f"KSG: the table of X's and Y's discrete values ({cells['x']} and {cells['y']} "
+            f"values, {cells['xy']} joint cells at n = {n}) has {alone} rows "
+            f"({alone / n:.0%}) alone in their cell, at an estimate of {estimate:.3f} nats{of}: "
+            "combinations seen once are weighed as if they were common, and the estimate "
+            f"{effect}, by up to about their share times the estimate ({product:.3f} nats "
+            "here). " + (f"They were left out of {left_out}. " if left_out else "")
+            + "More rows shrink the error.")
 
 
 def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], k: int,
@@ -914,12 +948,12 @@ class KSG(Estimator):
                      f"few distinct values; {self.tie_advice}", TiedDataWarning)
                 return
 
-    def _warn_sparse_table(self, info: dict[str, Any], n: int) -> None:
+    def _warn_sparse_table(self, info: dict[str, Any], n: int, estimate: float) -> None:
         """With discrete columns, a :class:`DiscreteBiasWarning` where their combinations
         (strata; for a fully discrete sample, the joint table's cells) hold few rows each,
         else a :class:`SmallSampleWarning` where 5% of the rows or more were alone in theirs
         and left out (see "Discrete and mixed data"): ``info`` is the estimate's run
-        information, ``n`` the rows given."""
+        information, ``n`` the rows given, ``estimate`` its value."""
         if info.get("discrete_as") == "numbers":
             cells = info.get("discrete_cells")
             if cells is None:
@@ -941,6 +975,10 @@ class KSG(Estimator):
                      f"{info['plugin_bias']:.3f} nats here). More rows shrink it; from about 4 "
                      'rows per cell KSG(discrete="auto") errs less on such tables (below that '
                      "neither is right).", DiscreteBiasWarning)
+            elif ("z" not in cells and max(cells["x"], cells["y"]) <= n / 2 and (message := (
+                    _rows_alone(cells, info["rows_alone_in_cell"], estimate,
+                                "can err high or low")))):
+                warn(message, DiscreteBiasWarning)
             return
         if info.get("discrete_as") != "categories":
             return
@@ -981,6 +1019,9 @@ class KSG(Estimator):
             unit = "cell" if cells is not None else "group"
             warn(f"KSG: {what}: with fewer than {threshold} rows per {unit} {effect}",
                  DiscreteBiasWarning)
+        elif (cells is not None and "z" not in cells and (message := _rows_alone(
+                cells, info["rows_alone_in_cell"], estimate, "reads high"))):
+            warn(message, DiscreteBiasWarning)
         elif left >= 0.05 * n:
             warn(f"KSG: {left} of {n} rows are alone in their combination of discrete values "
                  f"({strata} combinations) and were left out of the estimate; more rows per "
@@ -1021,10 +1062,10 @@ class KSG(Estimator):
         if flags_x.all() and flags_y.all():
             info.update(_tables(x, y)[1])
         self._info = info
-        self._warn_sparse_table(info, n)
-        value = digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
-                                                - digamma(ny + 1))
-        return float(value)
+        value = float(digamma(rho.shape[0]) + np.mean(digamma(k_i) - digamma(nx + 1)
+                                                      - digamma(ny + 1)))
+        self._warn_sparse_table(info, n, value)
+        return value
 
     def _table_estimate(self, parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...]
                         ) -> tuple[float, dict[str, Any]]:
@@ -1050,7 +1091,7 @@ class KSG(Estimator):
                    for side, f in zip("xyz", flags)},
                 "points_at_distance_zero": n, "discrete_as": "categories", "rows_used": n,
                 "discrete_strata": joint, "rows_alone_in_stratum": 0, **tables}
-        self._warn_sparse_table(info, n)
+        self._warn_sparse_table(info, n, float(value))
         return float(value), info
 
     def _chain_rule(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
@@ -1065,9 +1106,10 @@ class KSG(Estimator):
         rows' neighbours would be sought within the cells of the Xd-Yd table, and where many
         cells held few rows the estimate read far high or low (rows alone in a cell, left
         out, are those of the rarest combinations).  One :class:`DiscreteBiasWarning` below
-        :data:`ROWS_PER_CELL_WARN` rows per cell, else a :class:`SmallSampleWarning` where
-        5% of the rows or more are alone in theirs (left out of the terms searched within
-        the cells)."""
+        :data:`ROWS_PER_CELL_WARN` rows per cell, or where the rows alone in theirs are
+        many for the table term's value (:func:`_rows_alone`), else a
+        :class:`SmallSampleWarning` where 5% of the rows or more are alone in theirs (left
+        out of the terms searched within the cells)."""
         values_x, values_y = (len(np.unique(a[:, f], axis=0)) for a, f in
                               ((x, flags_x), (y, flags_y)))
         if flags_x.all() or flags_y.all():
@@ -1083,6 +1125,7 @@ class KSG(Estimator):
             terms.update({term.translate(names): value for term, value in got.items()})
             within.update({term.translate(names): info for term, info in searched.items()})
         cells = {"x": values_x, "y": values_y, "xy": table["xy"], "n": table["n"]}
+        alone, table_estimate = table["alone"], table["estimate"]
         info = next(iter(within.values()))
         n = x.shape[0]
         run = {
@@ -1096,6 +1139,7 @@ class KSG(Estimator):
             "discrete_cells": cells,
             "discrete_strata": info["discrete_strata"],
             "rows_alone_in_stratum": info["rows_alone_in_stratum"],
+            "rows_alone_in_cell": alone,
             "rows_used": info["rows_used"],
             "rows_used_in": " and ".join(within),
         }
@@ -1110,6 +1154,9 @@ class KSG(Estimator):
                  f"n = {n} ({n / cells['xy']:.1f} rows per cell). The estimate is {shown}, and "
                  f"with fewer than {ROWS_PER_CELL_WARN} rows per cell it can err by tenths of a "
                  "nat, high or low. More rows shrink the error.", DiscreteBiasWarning)
+        elif message := _rows_alone(cells, alone, table_estimate, "can err high or low",
+                                    run["rows_used_in"], " from the table alone"):
+            warn(message, DiscreteBiasWarning)
         elif run["rows_alone_in_stratum"] >= 0.05 * n:
             warn(f"KSG: {run['rows_alone_in_stratum']} of {n} rows are alone in their cell "
                  f"of the table of X's and Y's discrete columns ({cells['xy']} cells) and were "
@@ -1131,7 +1178,8 @@ class KSG(Estimator):
         with silenced(DiscreteBiasWarning, SmallSampleWarning):
             table, info = self._table_estimate((xd, yd), (on(xd), on(yd)))
             terms = {f"I({d};Yd)": table}
-            cells = dict(info["discrete_cells"])
+            cells = {**info["discrete_cells"], "alone": info["rows_alone_in_cell"],
+                     "estimate": table}
             terms[f"I({d};Yc|Yd)"], first = self._mixed_conditional(
                 xd, yc, yd, [on(xd), off(yc), on(yd)], seed)
             within = {f"I({d};Yc|Yd)": first}
@@ -1209,9 +1257,10 @@ class KSG(Estimator):
         if self.discrete is True and all((_distinct_per_column(a) <= x.shape[0] / 2).all()
                                          for a in (x, y, z)):
             info.update(_tables(*parts)[1])     # a table (each value seen twice on average)
-        self._warn_sparse_table(info, x.shape[0])
-        value = np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1))
-        return float(value), info
+        value = float(np.mean(digamma(k_i) - digamma(nxz + 1) - digamma(nyz + 1)
+                              + digamma(nz + 1)))
+        self._warn_sparse_table(info, x.shape[0], value)
+        return value, info
 
     def _run_info(self) -> dict[str, Any]:
         return dict(self._info)
