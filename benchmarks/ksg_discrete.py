@@ -193,7 +193,7 @@ def channels(seed: int, samples: int = 30) -> None:
                                                for w in caught)
                         continuous += "discrete_as" not in est.last_info   # too many values
                     per_cell.append(n / est.last_info["discrete_cells"]["xy"])
-                    alone.append(est.last_info["rows_alone_in_cell"] / n)
+                    alone.append(est.last_info.get("rows_alone_in_cell", np.nan) / n)
                 cells = [f"{np.mean(e):+.3f} ({np.std(e, ddof=1):.3f}), {warned[s]}"
                          for s, e in err.items()]
                 if continuous:         # discrete_columns: too many values for this n
