@@ -866,3 +866,25 @@ def test_continuous_columns_taken_as_numbers_do_not_warn_of_rows_alone() -> None
         warnings.simplefilter("error", DiscreteBiasWarning)
         est.estimate(x, y)
     assert est.last_info["rows_alone_in_cell"] == 300
+
+
+def test_bootstrap_replicates_take_the_samples_discrete_columns() -> None:
+    """A column rounded to 0.1 (about 65 values at n = 2,000) is discrete for the sample
+    (below n / 20 = 100 values) but would not be on a replicate's 1,000 rows (below 50):
+    the replicates keep the sample's choice, so the interval measures the spread of the
+    estimator that gave the estimate."""
+    seen = []
+
+    class Spy(KSG):
+        def _discrete_flags(self, a):
+            flags = super()._discrete_flags(a)
+            seen.append((a.shape[0], bool(flags[0])))
+            return flags
+
+    rng = np.random.default_rng(25)
+    x = np.round(rng.standard_normal((2000, 1)), 1)
+    y = 0.5 * x + np.sqrt(0.75) * rng.standard_normal((2000, 1))
+    Spy(discrete="auto").interval(x, y, n_boot=5)
+    assert len(np.unique(x)) < 100 and sorted({n for n, _ in seen}) == [1000, 2000]
+    assert all(flag for _, flag in seen[::2]), seen        # x's flags: every call discrete
+    assert not KSG(discrete="auto")._discrete_flags(x[:1000])[0]   # alone, 1,000 rows: not
