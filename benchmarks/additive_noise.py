@@ -1,0 +1,74 @@
+"""Additive uniform noise: a monotone dependence MIST reads low, at every n.
+
+    python benchmarks/additive_noise.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
+
+``mistgen``'s ``additive_noise`` family: X_j ~ U(0, 1), Y_j = X_j + U(-eps, eps), d
+independent pairs, MI exact (d (eps - ln 2 eps) for eps <= 1/2, else d / (4 eps)). Its
+copula has sharp edges (the support is a band), unlike the Gaussian, Student-t and
+smoothly warped families MIST was trained on (the release config trains on
+``additive_noise-wiggly`` only). For each eps, d and n it prints the MI and, over
+``--reps`` samples (seeds 0, 1, ...), the mean estimate of MIST, of MIST with the
+neighbour correction, MIST-QR's median and the share of its 90% intervals that contain
+the MI, KSG (k = 5), and on how many samples MIST's cross-check against KSG warned.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mistgen  # noqa: E402
+from mistmodel import MIST  # noqa: E402
+from mistmodel.cross_check import first_miss  # noqa: E402
+from mistmodel.estimators import KSG  # noqa: E402
+
+EPSILONS = (0.1, 0.3, 0.5, 1.0, 2.0)
+DIMS = (1, 2, 4)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
+    ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
+    args = ap.parse_args(argv)
+    mist = MIST.load(args.checkpoint, cross_check=False)
+    corrected = MIST.load(args.checkpoint, cross_check=False, neighbour_correction=True)
+    qr, ksg = MIST.load(variant="mist_qr", cross_check=False), KSG(k=5)
+    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    print(f"`python benchmarks/additive_noise.py --reps {args.reps} --n "
+          f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+    print("| eps | d + d | MI | n | MIST | corrected | MIST-QR median | QR 90% covers | KSG | "
+          "cross-check warns |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for eps in EPSILONS:
+        for d in DIMS:
+            for n in args.n:
+                samples = [mistgen.sample("additive_noise", n, d, d, seed,
+                                          params={"epsilon": [eps] * d})
+                           for seed in range(args.reps)]
+                pairs = [(s.x, s.y) for s in samples]
+                truth = samples[0].mi
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    point = mist.estimate_batch(pairs)
+                    fixed = corrected.estimate_batch(pairs)
+                    median = qr.quantiles_batch(pairs, [0.5])[:, 0]
+                    iv = qr.interval_batch(pairs, level=0.9)
+                    k = [ksg.estimate(x, y) for x, y in pairs]
+                covered = np.mean((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
+                warned = sum(first_miss([p], [v]) is not None for p, v in zip(pairs, point))
+                print(f"| {eps} | {d} + {d} | {truth:.3f} | {n:,} | {np.mean(point):.3f} | "
+                      f"{np.mean(fixed):.3f} | {np.mean(median):.3f} | {covered:.0%} | "
+                      f"{np.mean(k):.3f} | {warned}/{len(pairs)} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
