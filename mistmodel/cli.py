@@ -600,7 +600,7 @@ def _on_the_command_line(text: str) -> str:
 def _cross_check_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cross-check", action="store_true",
                         help="MIST: skip its cross-check against KSG on 500 rows (faster; no "
-                        "CrossCheckWarning where the dependence may not be monotone)")
+                        "CrossCheckWarning where KSG reads clearly more than MIST)")
 
 
 def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:

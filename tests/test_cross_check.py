@@ -30,9 +30,12 @@ def mist():
 
 def test_first_miss_finds_a_clear_gap_and_skips_what_it_cannot_judge():
     x, y = folded()
-    found = cc.first_miss([(x, x + 0.1), (x, y)], [3.0, 0.0])
+    found = cc.first_miss([(x, x + 0.1), (x, y)], [4.5, 0.0])
     assert found is not None and found[0] == 1 and found[1] > 0.3 and found[2] == cc.ROWS
     assert cc.first_miss([(x, y)], [found[1] - 0.05]) is None          # within the margin
+    # Y a copy of X: KSG reads 4.51 on 500 rows; more than 1.15 times 3.9 and 0.1 above it
+    assert cc.first_miss([(x, x + 0.1)], [3.9]) is not None
+    assert cc.first_miss([(x, x + 0.1)], [4.0]) is None                # within the ratio
     assert cc.first_miss([(x[:99], y[:99])], [0.0]) is None             # too few rows
     assert cc.margin(100) == pytest.approx(0.2) and cc.margin(500) == cc.MARGIN
     wide = np.hstack([x] * 5)
@@ -50,6 +53,18 @@ def test_mist_warns_on_folded_dependence_once_per_call(mist):
         mist.estimate_batch([(x, x + np.random.default_rng(1).standard_normal(x.shape)),
                              (x, y), (x, y)])
     assert sum(w.category is CrossCheckWarning for w in caught) == 1
+
+
+def test_mist_warns_where_strong_dependence_in_few_columns_reads_low(mist):
+    """A bivariate Gaussian at rho 0.995 (2.30 nats) reads about 1.7
+    (benchmarks/strong_gaussian.py); KSG on 500 rows reads about 2.3, more than 1.15 times
+    as much, though not twice."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1000, 1))
+    y = 0.995 * x + np.sqrt(1 - 0.995**2) * rng.standard_normal((1000, 1))
+    with pytest.warns(CrossCheckWarning, match=r"MIST reads 1\.\d+ nats, but KSG .* reads "
+                                                r"2\.\d+ .* stronger than MIST reads"):
+        assert mist.estimate(x, y) < 2.0
 
 
 def test_no_warning_where_mist_sees_the_dependence_or_when_off(mist):
