@@ -11,6 +11,11 @@ it, in the current thread (or task) only: unlike ``warnings.catch_warnings``, it
 the process's warning filters alone, so other threads keep theirs.  :func:`held` keeps
 them back the same way but gathers their messages, for a caller that reports them once in
 its own terms (a table's column names rather than a pair sample's sides).
+
+:func:`recorded` is for the command line and the study, which print each kind of warning
+once in their own words: it records the warnings of a block under the filters in force
+(``-W``, ``PYTHONWARNINGS``), so that what those ignore stays unrecorded and what they turn
+into errors is raised where it is issued.
 """
 from __future__ import annotations
 
@@ -106,6 +111,28 @@ def silenced(*categories: type[Warning]) -> Iterator[None]:
         yield
     finally:
         _SILENCED.reset(token)
+
+
+# the filter actions that show a warning (once, or once per place); recorded every time
+_SHOWN = ("default", "once", "module", "always")
+
+
+@contextmanager
+def recorded() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings issued inside the block under the warning filters in force
+    when it starts: one that they ignore is not recorded, one that they make an error is
+    raised where it is issued, and every other one is recorded each time (the caller
+    groups them).  Like ``warnings.catch_warnings``, it changes the process's filters for
+    the duration of the block."""
+    outside = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        for action, message, category, module, lineno in reversed(outside):
+            warnings.filterwarnings("always" if action in _SHOWN else action,
+                                    getattr(message, "pattern", message or ""), category,
+                                    getattr(module, "pattern", module or ""), lineno)
+        warnings.simplefilter("always", append=True)        # Python's default action
+        yield caught
 
 
 @contextmanager

@@ -64,7 +64,6 @@ import math
 import os
 import secrets
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,7 +71,7 @@ import numpy as np
 
 from .cli_columns import (InputError, existing_file, new_file, open_table, select,
                           select_columns, select_conditioning)
-from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced
+from .caller_warnings import CrossCheckWarning, TiedDataWarning, recorded, silenced
 from .estimators.base import constant_columns
 from .tabular import ties_by_name
 
@@ -620,11 +619,11 @@ def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"estimate": _estimate, "matrix": _matrix, "test": _test}[args.command]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with recorded() as caught:       # under -W / PYTHONWARNINGS: an error filter stops it
         try:
             code = command(args)
-        except (InputError, ValueError, OSError, RuntimeError, NotImplementedError) as exc:
+        except (InputError, ValueError, OSError, RuntimeError, NotImplementedError,
+                Warning) as exc:
             print(f"mist: error: {_on_the_command_line(str(exc))}", file=sys.stderr)
             code = 2
     seen: set[tuple[type, str]] = set()

@@ -72,3 +72,34 @@ def test_a_conditional_test_in_one_thread_leaves_other_threads_warnings_alone():
         estimator.release.set()
         worker.join(30)
     assert not worker.is_alive() and estimator.calls == 4
+
+
+def test_recorded_keeps_the_filters_in_force():
+    """The command line and the study record warnings to print them once in their own
+    words; -W ignore still hides one, -W error still raises it where it is issued, and the
+    default filters (whose module field is a plain string) do not break it."""
+    import warnings
+
+    from mistmodel.caller_warnings import recorded
+
+    def noisy():
+        warnings.warn("first", UserWarning)
+        warnings.warn("second", DeprecationWarning)
+        warnings.warn("first", UserWarning)
+        return "done"
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+        warnings.simplefilter("default")
+        with recorded() as caught:
+            assert noisy() == "done"
+        assert [str(w.message) for w in caught] == ["first", "second", "first"]
+        warnings.filterwarnings("ignore", "sec")
+        with recorded() as caught:
+            noisy()
+        assert [str(w.message) for w in caught] == ["first", "first"]
+        warnings.simplefilter("error", UserWarning)
+        with pytest.raises(UserWarning, match="first"), recorded() as caught:
+            noisy()
+        assert caught == []

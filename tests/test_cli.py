@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from mistmodel.caller_warnings import SmallSampleWarning
 from mistmodel.checkpoint import save_checkpoint
 from mistmodel.cli import main
 from mistmodel.model import MISTNet, ModelConfig
@@ -135,6 +136,12 @@ def test_small_n_warns_on_stderr(tmp_path, capsys, checkpoints, data):
                                   *flags(checkpoints)])
     assert code == 0
     assert "mist: warning (SmallSampleWarning)" in err and "n >= 10" in err
+    with warnings.catch_warnings():        # as under python -W error: an error, exit 2
+        warnings.simplefilter("error", SmallSampleWarning)
+        code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
+                                      *flags(checkpoints)])
+    assert code == 2 and err.startswith("mist: error: ") and "n >= 10" in err, err
+    assert "mist: warning" not in err
 
 
 @pytest.mark.parametrize("estimator", ["mist", "cca"])

@@ -4,31 +4,19 @@ A benchmark runs hundreds of samples, and an estimator may warn about many of th
 same terms. :func:`warnings_reported` gathers the warnings of a store's samples and writes
 one line per kind (category and message with its numbers left out): how many samples
 raised it, and the first message; also when a sample raises an error.  The warning filters
-in force outside (``-W``, ``PYTHONWARNINGS``) still apply: a warning they ignore is not
-reported, and one they turn into an error stops the run, after it is counted.
+in force outside (``-W``, ``PYTHONWARNINGS``) still apply
+(:func:`mistmodel.caller_warnings.recorded`): a warning they ignore is not reported, and one
+they turn into an error stops the run where it is issued.
 """
 from __future__ import annotations
 
 import re
-import warnings
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 from tqdm.auto import tqdm
 
-
-def _action(filters: list, caught: warnings.WarningMessage) -> str:
-    """The action that ``filters`` (``warnings.filters`` as they stood) take on a recorded
-    warning: the first filter that matches its message, category, line and module (the
-    module taken from the file's name), else Python's default action."""
-    text, module = str(caught.message), Path(caught.filename).stem
-    for action, message, category, mod, lineno in filters:
-        if ((message is None or message.match(text)) and issubclass(caught.category, category)
-                and (mod is None or mod.match(module))
-                and (lineno == 0 or lineno == caught.lineno)):
-            return action
-    return warnings.defaultaction
+from mistmodel.caller_warnings import recorded
 
 
 @contextmanager
@@ -42,23 +30,16 @@ def warnings_reported(where: str, samples: int) -> Iterator[Callable]:
 
     @contextmanager
     def each_sample(count: int = 1) -> Iterator[None]:
-        outside = list(warnings.filters)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with recorded() as caught:
             try:
                 yield
             finally:
                 seen = {}
                 for w in caught:
-                    if _action(outside, w) == "ignore":
-                        continue
                     seen.setdefault((w.category, re.sub(r"\d+(\.\d+)?", "#", str(w.message))),
                                     str(w.message))
                 for kind, first in seen.items():
                     kinds.setdefault(kind, [0, first])[0] += count
-        stopping = next((w for w in caught if _action(outside, w) == "error"), None)
-        if stopping is not None:
-            raise stopping.message
 
     try:
         yield each_sample
