@@ -869,22 +869,33 @@ def test_continuous_columns_taken_as_numbers_do_not_warn_of_rows_alone() -> None
 
 
 def test_bootstrap_replicates_take_the_samples_discrete_columns() -> None:
-    """A column rounded to 0.1 (about 65 values at n = 2,000) is discrete for the sample
-    (below n / 20 = 100 values) but would not be on a replicate's 1,000 rows (below 50):
-    the replicates keep the sample's choice, so the interval measures the spread of the
-    estimator that gave the estimate."""
+    """The replicates of a bootstrap take as discrete the columns the sample's estimate
+    does, whatever discrete_columns decides on their n / 2 rows: a column rounded to 0.1
+    (about 65 values at n = 2,000: below n / 20 = 100, discrete) stays discrete where 1,000
+    rows allow only 50 values; one of 124 values (continuous) stays continuous, though
+    1,000 of its rows hold fewer than the 100 values the full sample's n would allow; a
+    column a replicate drops as constant is left out of its flags."""
     seen = []
 
     class Spy(KSG):
-        def _discrete_flags(self, a):
-            flags = super()._discrete_flags(a)
-            seen.append((a.shape[0], bool(flags[0])))
-            return flags
+        def _estimate_checked(self, x, y, seed):
+            value, info = super()._estimate_checked(x, y, seed)
+            seen.append((x.shape, info.get("discrete_x"), info.get("dropped_x")))
+            return value, info
 
     rng = np.random.default_rng(25)
-    x = np.round(rng.standard_normal((2000, 1)), 1)
-    y = 0.5 * x + np.sqrt(0.75) * rng.standard_normal((2000, 1))
-    Spy(discrete="auto").interval(x, y, n_boot=5)
-    assert len(np.unique(x)) < 100 and sorted({n for n, _ in seen}) == [1000, 2000]
-    assert all(flag for _, flag in seen[::2]), seen        # x's flags: every call discrete
-    assert not KSG(discrete="auto")._discrete_flags(x[:1000])[0]   # alone, 1,000 rows: not
+    y = rng.standard_normal((2000, 1))
+    rounded = np.round(0.5 * y + 0.9 * rng.standard_normal((2000, 1)), 1)
+    wide = np.round(rng.standard_t(3, (2000, 1)), 1)
+    rare = (np.arange(2000) == 7)[:, None] * 1.0         # one row differs: often constant
+    assert KSG()._discrete_flags(rounded).tolist() == [False]      # discrete=False: flags off
+    assert discrete_columns(rounded).tolist() == [True] and \
+        not discrete_columns(rounded[:1000])[0]
+    x = np.hstack([rounded, wide, rare])
+    assert discrete_columns(x).tolist() == [True, False, True]
+    Spy(discrete="auto").interval(x, y, n_boot=8)
+    assert len(seen) == 9                                 # the estimate and 8 replicates
+    for shape, flags, dropped in seen:
+        kept = [j for j in range(3) if j not in dropped]
+        assert flags == [kept.index(j) for j in (0, 2) if j in kept], (flags, dropped)
+    assert any(2 in dropped for _, _, dropped in seen)    # some replicate dropped it

@@ -174,8 +174,8 @@ from scipy.special import digamma
 
 from ..caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning,
                                silenced, warn)
-from .base import (Estimator, TooFewRowsError, _distinct_per_column, scale_to_unit,
-                   standardize_columns)
+from .base import (Estimator, TooFewRowsError, _distinct_per_column, constant_columns,
+                   scale_to_unit, standardize_columns)
 
 __all__ = ["KSG", "as_categories", "conditional_counts", "discrete_columns", "ksg_counts",
            "mixed_counts"]
@@ -770,18 +770,20 @@ def as_categories(parts: tuple[np.ndarray, ...], flags: tuple[np.ndarray, ...], 
     return tuple(a[keep] for a in encoded), k_each, info
 
 
-def discrete_columns(a: np.ndarray, *, rows: int | None = None) -> np.ndarray:
-    """Which columns of ``a`` (n, d) look discrete: fewer than ``max(20, rows / 20)``
-    distinct values (``rows``: n by default), and at most ``n / 2`` (each value seen twice
-    on average).  A bootstrap replicate of a sample passes the sample's n as ``rows``, so
-    that the columns its estimate takes as discrete stay so in the replicates."""
+def discrete_columns(a: np.ndarray) -> np.ndarray:
+    """Which columns of ``a`` (n, d) look discrete: fewer than ``max(20, n / 20)`` distinct
+    values, and at most ``n / 2`` (each value seen twice on average)."""
     n = a.shape[0]
-    rows = n if rows is None else rows
-    return _distinct_per_column(a) < min(max(20.0, rows / 20.0), n / 2.0 + 1.0)
+    return _distinct_per_column(a) < min(max(20.0, n / 20.0), n / 2.0 + 1.0)
 
 
-# the n of the sample whose bootstrap replicates are being estimated (in this thread or task)
-_SAMPLE_ROWS: ContextVar[int | None] = ContextVar("ksg_sample_rows", default=None)
+# In this thread or task, while the bootstrap replicates of a sample are estimated: the
+# discrete flags of the sample's columns (x, y), and those of the replicate being estimated
+# (its constant columns left out), which its estimate uses instead of its own.
+_SAMPLE_FLAGS: ContextVar[tuple[np.ndarray, np.ndarray] | None] = ContextVar(
+    "ksg_sample_flags", default=None)
+_REPLICATE_FLAGS: ContextVar[tuple[np.ndarray, np.ndarray] | None] = ContextVar(
+    "ksg_replicate_flags", default=None)
 
 
 class KSG(Estimator):
@@ -930,20 +932,36 @@ class KSG(Estimator):
 
     def _discrete_flags(self, a: np.ndarray) -> np.ndarray:
         if self.discrete == "auto":
-            return discrete_columns(a, rows=_SAMPLE_ROWS.get())
+            return discrete_columns(a)
         return np.full(a.shape[1], bool(self.discrete))
 
     def _bootstrap_values(self, x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
                           center: float | None) -> np.ndarray:
         """The base class's replicates, each taking as discrete the columns the sample's own
-        estimate does: on n / 2 rows :func:`discrete_columns` would allow only
-        ``max(20, n / 40)`` values (65 values of a column rounded to 0.1 at n = 2,000 were
-        categories for the estimate and continuous for its replicates)."""
-        token = _SAMPLE_ROWS.set(x.shape[0])
+        estimate does: :func:`discrete_columns` on a replicate's n / 2 rows can decide
+        otherwise (65 values of a column rounded to 0.1 at n = 2,000 were categories for
+        the estimate and continuous for its replicates)."""
+        if self.discrete != "auto":
+            return super()._bootstrap_values(x, y, n_boot, seed, center)
+        token = _SAMPLE_FLAGS.set((discrete_columns(x), discrete_columns(y)))
         try:
             return super()._bootstrap_values(x, y, n_boot, seed, center)
         finally:
-            _SAMPLE_ROWS.reset(token)
+            _SAMPLE_FLAGS.reset(token)
+
+    def _estimate_checked(self, x: np.ndarray, y: np.ndarray, seed: int
+                          ) -> tuple[float, dict[str, Any]]:
+        """The base class's, with a bootstrap replicate's discrete flags those of its
+        sample (:meth:`_bootstrap_values`), less the columns it drops as constant."""
+        sample = _SAMPLE_FLAGS.get()
+        if sample is None:
+            return super()._estimate_checked(x, y, seed)
+        token = _REPLICATE_FLAGS.set(tuple(np.delete(flags, constant_columns(a))
+                                           for flags, a in zip(sample, (x, y))))
+        try:
+            return super()._estimate_checked(x, y, seed)
+        finally:
+            _REPLICATE_FLAGS.reset(token)
 
     def tie_flags(self, a: np.ndarray) -> np.ndarray:
         """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
@@ -1051,7 +1069,8 @@ class KSG(Estimator):
         n = x.shape[0]
         rng = np.random.default_rng(seed)
         self._warn_discrete(x, y)
-        flags_x, flags_y = self._discrete_flags(x), self._discrete_flags(y)
+        flags_x, flags_y = _REPLICATE_FLAGS.get() or (self._discrete_flags(x),
+                                                     self._discrete_flags(y))
         if self.discrete == "auto" and flags_x.all() and flags_y.all():
             value, self._info = self._table_estimate((x, y), (flags_x, flags_y))
             return value
