@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("always", DiscreteBiasWarning)
     only = " --conditional-only" if args.conditional_only else (
         " --channels-only" if args.channels_only else "")
-    print(f"`python benchmarks/ksg_discrete.py --samples {args.samples} --seed {args.seed}"
-          f"{only}`\n")
+    samples = "" if only else f" --samples {args.samples}"   # the other tables' are fixed
+    print(f"`python benchmarks/ksg_discrete.py{samples} --seed {args.seed}{only}`\n")
     if args.conditional_only:
         conditional(args.seed)
         return 0
@@ -165,6 +165,7 @@ def conditional(seed: int, tables: int = 20) -> None:
                 print(f"| {' x '.join(map(str, shape))} | {'0' if independent else 'random'} "
                       f"| {n} | {np.mean(per_cell):.1f} | {cells[0]} | {cells[1]} "
                       f"({np.mean(bias):+.3f}) |", flush=True)
+
 
 def channels(seed: int, samples: int = 30) -> None:
     print("\n| channel | I(X;Y) | n | rows per cell | rows alone | discrete='auto' "

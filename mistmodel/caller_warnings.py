@@ -63,7 +63,7 @@ class DiscreteBiasWarning(UserWarning):
 class CeilingWarning(UserWarning):
     """An estimate near the most its bound can report (InfoNCE: the mean log of its
     held-out blocks' sizes, each at most the batch size), where it reads far below the MI:
-    the MI may be far higher; or an interval whose bootstrap replicates came near theirs."""
+    the MI may be far higher."""
 
 
 class CrossCheckWarning(UserWarning):

@@ -856,8 +856,9 @@ def test_a_table_with_many_rows_alone_in_their_cell_warns() -> None:
 
 
 def test_continuous_columns_taken_as_numbers_do_not_warn_of_rows_alone() -> None:
-    """discrete=True on continuous data puts every row alone in its cell; that is no
-    table, and nothing warns."""
+    """discrete=True on continuous data puts every row alone in its cell, and on
+    zero-inflated columns (its documented use) every row off the point mass; neither is a
+    table, and nothing warns, at any n."""
     rng = np.random.default_rng(24)
     x = rng.standard_normal((300, 1))
     y = x + rng.standard_normal((300, 1))
@@ -865,7 +866,14 @@ def test_continuous_columns_taken_as_numbers_do_not_warn_of_rows_alone() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiscreteBiasWarning)
         est.estimate(x, y)
-    assert est.last_info["rows_alone_in_cell"] == 300
+        assert est.last_info["rows_alone_in_cell"] == 300
+        for n in (300, 3000):
+            e = rng.standard_normal((n, 2))
+            zero = rng.random(n) < 0.6
+            x = np.where(zero, 0.0, e[:, 0])[:, None]
+            y = np.where(zero, 0.0, e[:, 0] + e[:, 1])[:, None]
+            est.estimate(x, y)
+            assert est.last_info["rows_alone_in_cell"] > 0.3 * n
 
 
 def test_bootstrap_replicates_take_the_samples_discrete_columns() -> None:

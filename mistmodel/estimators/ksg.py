@@ -693,8 +693,9 @@ def _tables(*parts: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     ``z``), and the run information about the table: ``discrete_cells`` (observed values
     of each side and of the joint table, and ``n``), ``plugin_bias``, Miller-Madow's
     estimate of the plug-in estimate's upward bias, ``(K_xy - K_x - K_y + 1) / (2 n)``
-    or, given ``z``, ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``, from the observed cells, and
-    ``rows_alone_in_cell``, the rows whose joint cell holds no other row."""
+    or, given ``z``, ``(K_xyz - K_xz - K_yz + K_z) / (2 n)``, from the observed cells;
+    without ``z``, also ``rows_alone_in_cell``, the rows whose joint cell holds no other
+    row, and ``rows_alone_in_value``, those whose X value or Y value no other row has."""
     named = dict(zip("xyz", parts))
     spaces = ("xy", "x", "y") if len(parts) == 2 else ("xyz", "xz", "yz", "z", "x", "y")
     sizes, counts = {}, {}
@@ -707,8 +708,12 @@ def _tables(*parts: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
               else counts["xyz"] - counts["xz"] - counts["yz"] + counts["z"])
     joint = "".join(named)
     cells = {**{side: counts[side] for side in named}, joint: counts[joint], "n": n}
-    return sizes, {"discrete_cells": cells, "plugin_bias": excess / (2.0 * n),
-                   "rows_alone_in_cell": int(np.count_nonzero(sizes[joint] == 1))}
+    info = {"discrete_cells": cells, "plugin_bias": excess / (2.0 * n)}
+    if len(parts) == 2:
+        info["rows_alone_in_cell"] = int(np.count_nonzero(sizes["xy"] == 1))
+        info["rows_alone_in_value"] = int(np.count_nonzero((sizes["x"] == 1)
+                                                           | (sizes["y"] == 1)))
+    return sizes, info
 
 
 def _rows_alone(cells: dict[str, int], alone: int, estimate: float, effect: str,
@@ -718,11 +723,12 @@ def _rows_alone(cells: dict[str, int], alone: int, estimate: float, effect: str,
     alone in their joint cell, or None where it need not warn.  A combination seen once is
     weighed as if it were about as common as its values make it look; on tables with a few
     full cells and many near-empty ones (a strong dependence with some noise) those rows
-    are the rarest combinations, and the estimate read high by 0.3 to 1.1 times their
-    share times the estimate (K-ary symmetric channels, ``benchmarks/ksg_discrete.py
-    --channels-only``), whatever the mean rows per cell.  It warns from :data:`ALONE_IN_CELL_WARN`
-    nats of that product; ``left_out`` names the terms that left those rows out, if any,
-    and ``of`` what ``estimate`` is of, where it is not the estimate returned."""
+    are the rarest combinations, and on K-ary symmetric channels the mean error was 0.2 to
+    1.2 times their share times the estimate as categories, 0.1 to 1.5 times as numbers
+    (``benchmarks/ksg_discrete.py --channels-only``), whatever the mean rows per cell.  It
+    warns from :data:`ALONE_IN_CELL_WARN` nats of that product; ``left_out`` names the
+    terms that left those rows out, if any, and ``of`` what ``estimate`` is of, where it
+    is not the estimate returned."""
     n = cells["n"]
     product = alone / n * max(estimate, 0.0)
     if product < ALONE_IN_CELL_WARN:
@@ -731,7 +737,7 @@ def _rows_alone(cells: dict[str, int], alone: int, estimate: float, effect: str,
             f"values, {cells['xy']} joint cells at n = {n}) has {alone} rows "
             f"({alone / n:.0%}) alone in their cell, at an estimate of {estimate:.3f} nats{of}: "
             "combinations seen once are weighed as if they were common, and the estimate "
-            f"{effect}, by up to about their share times the estimate ({product:.3f} nats "
+            f"{effect}, on the order of their share times the estimate ({product:.3f} nats "
             "here). " + (f"They were left out of {left_out}. " if left_out else "")
             + "More rows shrink the error.")
 
@@ -989,8 +995,11 @@ class KSG(Estimator):
     def _warn_sparse_table(self, info: dict[str, Any], n: int, estimate: float) -> None:
         """With discrete columns, a :class:`DiscreteBiasWarning` where their combinations
         (strata; for a fully discrete sample, the joint table's cells) hold few rows each,
-        else a :class:`SmallSampleWarning` where 5% of the rows or more were alone in theirs
-        and left out (see "Discrete and mixed data"): ``info`` is the estimate's run
+        or, for a table of X's and Y's values, where many rows are alone in their cell at
+        a high estimate (:func:`_rows_alone`; as numbers, only where few rows are alone in
+        their X or Y value: a zero-inflated column is no table), else a
+        :class:`SmallSampleWarning` where 5% of the rows or more were alone in theirs and
+        left out (see "Discrete and mixed data"): ``info`` is the estimate's run
         information, ``n`` the rows given, ``estimate`` its value."""
         if info.get("discrete_as") == "numbers":
             cells = info.get("discrete_cells")
@@ -1013,9 +1022,9 @@ class KSG(Estimator):
                      f"{info['plugin_bias']:.3f} nats here). More rows shrink it; from about 4 "
                      'rows per cell KSG(discrete="auto") errs less on such tables (below that '
                      "neither is right).", DiscreteBiasWarning)
-            elif ("z" not in cells and max(cells["x"], cells["y"]) <= n / 2 and (message := (
-                    _rows_alone(cells, info["rows_alone_in_cell"], estimate,
-                                "can err high or low")))):
+            elif ("z" not in cells and max(cells["x"], cells["y"]) <= n / 2
+                  and info["rows_alone_in_value"] < 0.05 * n and (message := _rows_alone(
+                      cells, info["rows_alone_in_cell"], estimate, "can err high or low"))):
                 warn(message, DiscreteBiasWarning)
             return
         if info.get("discrete_as") != "categories":
@@ -1205,11 +1214,12 @@ class KSG(Estimator):
 
     def _chain_rule_terms(self, x: np.ndarray, y: np.ndarray, flags_x: np.ndarray,
                           flags_y: np.ndarray, seed: int
-                          ) -> tuple[dict[str, float], dict[str, int], dict[str, dict]]:
+                          ) -> tuple[dict[str, float], dict[str, Any], dict[str, dict]]:
         """The terms of :meth:`_chain_rule` in the order written there (Y has continuous
         columns), by name; the observed values of Xd, Yd and their table (``x``, ``y``,
-        ``xy``, ``n``); and the run information of each term searched within the cells of
-        that table."""
+        ``xy``, ``n``), with the rows alone in their cell of it (``alone``) and the table
+        term's value (``estimate``); and the run information of each term searched within
+        the cells of that table."""
         xd, xc, yd, yc = x[:, flags_x], x[:, ~flags_x], y[:, flags_y], y[:, ~flags_y]
         def on(a): return np.ones(a.shape[1], dtype=bool)
         def off(a): return np.zeros(a.shape[1], dtype=bool)
