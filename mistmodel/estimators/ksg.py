@@ -724,8 +724,9 @@ def _rows_alone(cells: dict[str, int], alone: int, estimate: float, effect: str,
     weighed as if it were about as common as its values make it look; on tables with a few
     full cells and many near-empty ones (a strong dependence with some noise) those rows
     are the rarest combinations, and on K-ary symmetric channels the mean error was 0.2 to
-    1.2 times their share times the estimate as categories, 0.1 to 1.5 times as numbers
-    (``benchmarks/ksg_discrete.py --channels-only``), whatever the mean rows per cell.  It
+    1.1 times their share times the estimate as categories, and from -1.6 to +2.1 times it
+    as numbers (``benchmarks/ksg_discrete.py --channels-only``), whatever the mean rows
+    per cell.  It
     warns from :data:`ALONE_IN_CELL_WARN` nats of that product; ``left_out`` names the
     terms that left those rows out, if any, and ``of`` what ``estimate`` is of, where it
     is not the estimate returned."""
