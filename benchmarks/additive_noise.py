@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
+from limitation_rows import row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
-from mistmodel.cross_check import first_miss  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
 EPSILONS = (0.1, 0.3, 0.5, 1.0, 2.0)
@@ -53,20 +51,11 @@ def main(argv=None) -> int:
                 samples = [mistgen.sample("additive_noise", n, d, d, seed,
                                           params={"epsilon": [eps] * d})
                            for seed in range(args.reps)]
-                pairs = [(s.x, s.y) for s in samples]
                 truth = samples[0].mi
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    point = mist.estimate_batch(pairs)
-                    fixed = corrected.estimate_batch(pairs)
-                    median = qr.quantiles_batch(pairs, [0.5])[:, 0]
-                    iv = qr.interval_batch(pairs, level=0.9)
-                    k = [ksg.estimate(x, y) for x, y in pairs]
-                covered = np.mean((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
-                warned = sum(first_miss([p], [v]) is not None for p, v in zip(pairs, point))
-                print(f"| {eps} | {d} + {d} | {truth:.3f} | {n:,} | {np.mean(point):.3f} | "
-                      f"{np.mean(fixed):.3f} | {np.mean(median):.3f} | {covered:.0%} | "
-                      f"{np.mean(k):.3f} | {warned}/{len(pairs)} |", flush=True)
+                r = row([(s.x, s.y) for s in samples], truth, mist, qr, ksg, corrected)
+                print(f"| {eps} | {d} + {d} | {truth:.3f} | {n:,} | {r['mist']:.3f} | "
+                      f"{r['corrected']:.3f} | {r['median']:.3f} | {r['covered']:.0%} | "
+                      f"{r['ksg']:.3f} | {r['warned']}/{len(samples)} |", flush=True)
     return 0
 
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
 import user_checks as uc  # noqa: E402
+from limitation_rows import row  # noqa: E402
 from mistgen.conditional import conditional_sample  # noqa: E402
 from mistgen.transforms import TRANSFORMS  # noqa: E402
 from mistmodel import MIST  # noqa: E402
@@ -70,19 +71,11 @@ def main(argv=None) -> int:
             for n in args.n:
                 samples = [mistgen.sample(spec, n, dx, dy, seed, params={"off_diag": rho})
                            for seed in range(args.reps)]
-                pairs = [(s.x, s.y) for s in samples]
                 truth = np.array([s.mi for s in samples])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    point = mist.estimate_batch(pairs)
-                    q = qr.quantiles_batch(pairs, [0.5])[:, 0]
-                    iv = qr.interval_batch(pairs, level=0.9)
-                    k = np.array([ksg.estimate(x, y) for x, y in pairs])
-                covered = np.mean((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
-                warned = sum(first_miss([p], [v]) is not None for p, v in zip(pairs, point))
+                r = row([(s.x, s.y) for s in samples], truth, mist, qr, ksg)
                 print(f"| {dx}+{dy} | {rho} | {truth[0]:.3f} | {pieces} | {n} | "
-                      f"{np.mean(point):.3f} | {np.mean(q):.3f} | {covered:.0%} | "
-                      f"{np.mean(k):.3f} | {warned}/{len(pairs)} |", flush=True)
+                      f"{r['mist']:.3f} | {r['median']:.3f} | {r['covered']:.0%} | "
+                      f"{r['ksg']:.3f} | {r['warned']}/{len(samples)} |", flush=True)
     conditional(args.n, 2 * args.reps)
     if args.false_alarms:
         false_alarms(mist, 2 * args.reps)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
+from limitation_rows import row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
-from mistmodel.cross_check import first_miss  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
 RHOS = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -56,19 +56,11 @@ def main(argv=None) -> int:
         for d in DIMS:
             for n in args.n:
                 drawn = [pairs(rho, n, d, seed) for seed in range(args.reps)]
-                samples = [(x, y) for x, y, _ in drawn]
                 truth = drawn[0][2]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    point = mist.estimate_batch(samples)
-                    median = qr.quantiles_batch(samples, [0.5])[:, 0]
-                    iv = qr.interval_batch(samples, level=0.9)
-                    k = [ksg.estimate(x, y) for x, y in samples]
-                covered = np.mean((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
-                warned = sum(first_miss([p], [v]) is not None for p, v in zip(samples, point))
-                print(f"| {rho} | {d} + {d} | {truth:.3f} | {n:,} | {np.mean(point):.3f} | "
-                      f"{np.mean(median):.3f} | {covered:.0%} | {np.mean(k):.3f} | "
-                      f"{warned}/{len(samples)} |", flush=True)
+                r = row([(x, y) for x, y, _ in drawn], truth, mist, qr, ksg)
+                print(f"| {rho} | {d} + {d} | {truth:.3f} | {n:,} | {r['mist']:.3f} | "
+                      f"{r['median']:.3f} | {r['covered']:.0%} | {r['ksg']:.3f} | "
+                      f"{r['warned']}/{len(drawn)} |", flush=True)
     return 0
 
 
