@@ -13,7 +13,6 @@ the MI, KSG (k = 5), and on how many samples MIST's cross-check against KSG warn
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from limitation_rows import row  # noqa: E402
+from limitation_rows import arguments, command, row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
@@ -30,18 +29,11 @@ DIMS = (1, 2, 4)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
-    ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
-    args = ap.parse_args(argv)
+    args = arguments(__doc__).parse_args(argv)
     mist = MIST.load(args.checkpoint, cross_check=False)
     corrected = MIST.load(args.checkpoint, cross_check=False, neighbour_correction=True)
     qr, ksg = MIST.load(variant="mist_qr", cross_check=False), KSG(k=5)
-    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
-    print(f"`python benchmarks/additive_noise.py --reps {args.reps} --n "
-          f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+    print(command("additive_noise.py", args))
     print("| eps | d + d | MI | n | MIST | corrected | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -3,12 +3,30 @@ distribution with exact MI (``additive_noise.py``, ``strong_gaussian.py``,
 ``non_monotone.py``)."""
 from __future__ import annotations
 
+import argparse
 import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from mistmodel.cross_check import first_miss
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options these benchmarks share: ``--reps``, ``--n`` and ``--checkpoint``."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
+    ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
+    return ap
+
+
+def command(script: str, args: argparse.Namespace) -> str:
+    """The first line these benchmarks print: the command that makes the table."""
+    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    return (f"`python benchmarks/{script} --reps {args.reps} --n "
+            f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
 
 
 def row(pairs: Sequence[tuple[np.ndarray, np.ndarray]], truth, mist, qr, ksg,

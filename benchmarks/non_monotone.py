@@ -28,7 +28,6 @@ and cell (``--false-alarms 0`` skips it).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
 import user_checks as uc  # noqa: E402
-from limitation_rows import row  # noqa: E402
+from limitation_rows import arguments, command, row  # noqa: E402
 from mistgen.conditional import conditional_sample  # noqa: E402
 from mistgen.transforms import TRANSFORMS  # noqa: E402
 from mistmodel import MIST  # noqa: E402
@@ -52,17 +51,11 @@ PIECES = {1: "normal-dense", 2: "normal-dense-fold", 4: "normal-dense-saw"}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
+    ap = arguments(__doc__)
     ap.add_argument("--false-alarms", type=int, default=1, help="0: skip the second table")
-    ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
     args = ap.parse_args(argv)
     mist, qr, ksg = MIST.load(args.checkpoint), MIST.load(variant="mist_qr"), KSG(k=5)
-    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
-    print(f"`python benchmarks/non_monotone.py --reps {args.reps} --n "
-          f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+    print(command("non_monotone.py", args))
     print("| dims | rho | MI | pieces | n | MIST | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")
     print("|---|---|---|---|---|---|---|---|---|---|")

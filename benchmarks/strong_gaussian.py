@@ -11,7 +11,6 @@ cross-check against KSG warned.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from limitation_rows import row  # noqa: E402
+from limitation_rows import arguments, command, row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
@@ -38,17 +37,10 @@ def pairs(rho: float, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
-    ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
-    args = ap.parse_args(argv)
+    args = arguments(__doc__).parse_args(argv)
     mist = MIST.load(args.checkpoint, cross_check=False)
     qr, ksg = MIST.load(variant="mist_qr", cross_check=False), KSG(k=5)
-    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
-    print(f"`python benchmarks/strong_gaussian.py --reps {args.reps} --n "
-          f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+    print(command("strong_gaussian.py", args))
     print("| rho | d + d | MI | n | MIST | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")
     print("|---|---|---|---|---|---|---|---|---|")
