@@ -68,6 +68,7 @@ from . import cross_check as cc
 from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, load_checkpoint
+from .correlated_sides import ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, constant_columns, tied_columns, tied_flags)
 from .model import MISTNet, ModelConfig
@@ -684,7 +685,11 @@ class MIST(Estimator):
 
     def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> list[bool]:
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per
-        call naming the first."""
+        call naming the first.  Also, for I(X;Y), one :class:`OutOfRangeWarning` per call
+        naming the first sample with a side of strongly correlated columns
+        (:mod:`mistmodel.correlated_sides`)."""
+        if not self.is_conditional:
+            self._warn_correlated_sides(prepared)
         flags: list[bool] = []
         warned = False
         for i, parts in enumerate(prepared):
@@ -702,6 +707,24 @@ class MIST(Estimator):
                      f"rows{more}: {self.tie_advice}", TiedDataWarning)
             flags.append(tied is not None)
         return flags
+
+    def _warn_correlated_sides(self, prepared: list[tuple[np.ndarray, ...]]) -> None:
+        """One :class:`OutOfRangeWarning` for the first sample with a side whose columns are
+        more correlated with each other than in the dependent samples MIST was trained on
+        (:func:`mistmodel.correlated_sides.correlated_side`)."""
+        if is_silenced(OutOfRangeWarning):
+            return
+        for i, parts in enumerate(prepared):
+            found = correlated_side(parts)
+            if found is not None:
+                side, columns, correlation = found
+                where = f"sample {i}: " if len(prepared) > 1 else ""
+                warn(f"{where}{side.upper()}'s {columns} columns are strongly correlated with "
+                     f"each other (mean absolute correlation of their normal scores "
+                     f"{correlation:.2f}), beyond the dependent samples MIST was trained on "
+                     f"(below about 0.55; only its independent ones go further). {ADVICE}",
+                     OutOfRangeWarning)
+                return
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
                  tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:

@@ -1,0 +1,56 @@
+"""Sides whose columns are strongly correlated with each other: beyond MIST's training.
+
+The dependent families MIST was trained on keep the columns within X (and within Y)
+moderately correlated: the mean absolute correlation between a side's columns (of their
+normal scores) stays below about 0.55 (``mistgen``'s ``normal-dense`` draws its
+correlations from [0, 0.5]; 0.57 was the largest over 720 samples of the release
+config's dependent families, 0.51 the 99th percentile).  Only its independence families,
+X independent of Y, have sides far more correlated than that, and the network learned
+that lesson too well: with 8 + 8 or 16 + 16 columns all correlated 0.7 (MI 1.16 and 1.48
+nats) MIST reads 0.13 and 0.001, and from 0.6 it reads low
+(``benchmarks/correlated_sides.py``).  :func:`mean_correlation` is the statistic,
+:func:`correlated_side` finds the first side of a sample from :data:`CORRELATION_WARN`,
+and :class:`mistmodel.MIST` raises an
+:class:`~mistmodel.caller_warnings.OutOfRangeWarning` naming it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .copula import normal_scores
+from .cross_check import subsample_rows
+
+__all__ = ["MIN_COLUMNS", "ROWS", "CORRELATION_WARN", "ADVICE", "mean_correlation",
+           "correlated_side"]
+
+MIN_COLUMNS = 4      # sides with fewer columns are left alone (2 + 2 at 0.95 read well)
+ROWS = 2000          # evenly spaced rows the statistic is computed on, at most
+CORRELATION_WARN = 0.55   # a side's mean absolute correlation from which MIST warns
+ADVICE = ("There MIST can read far less than the MI, down to nothing (16 + 16 columns all "
+          "correlated 0.7, MI 1.48 nats, read 0.001). CCA (mistmodel.estimators.CCA) reads "
+          "the Gaussian part of the dependence; an invertible map of each side leaves the "
+          "MI as it is, and whitening each side's columns read Gaussian samples of this kind "
+          "within about 0.3 nats (but other shapes high; see docs/mist.md).")
+
+
+def mean_correlation(a: np.ndarray) -> float:
+    """The mean absolute correlation between the normal scores of ``a``'s columns
+    (``(n, d)``, d >= 2, no constant column; at most :data:`ROWS` evenly spaced rows are
+    read): 0 for uncorrelated columns, 1 for columns that move together."""
+    rows = subsample_rows(a.shape[0], ROWS)
+    corr = np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
+    return float(np.abs(corr[~np.eye(a.shape[1], dtype=bool)]).mean())
+
+
+def correlated_side(parts: Sequence[np.ndarray]) -> tuple[str, int, float] | None:
+    """The first side (``"x"``, ``"y"``) of a sample with at least :data:`MIN_COLUMNS`
+    columns whose :func:`mean_correlation` reaches :data:`CORRELATION_WARN`, as ``(side,
+    columns, correlation)``; None if there is none."""
+    for side, a in zip("xy", parts):
+        if a.shape[1] >= MIN_COLUMNS and a.shape[0] > a.shape[1]:
+            correlation = mean_correlation(a)
+            if correlation >= CORRELATION_WARN:
+                return side, a.shape[1], correlation
+    return None

@@ -1,0 +1,50 @@
+"""MIST warns where a side's columns are more correlated than in its dependent training
+samples, where it reads far less than the MI."""
+import warnings
+
+import numpy as np
+import pytest
+
+import mistgen
+from mistmodel import MIST
+from mistmodel.caller_warnings import OutOfRangeWarning
+from mistmodel.correlated_sides import CORRELATION_WARN, correlated_side, mean_correlation
+
+
+@pytest.fixture(scope="module")
+def mist():
+    return MIST.load(cross_check=False)
+
+
+def equicorrelated(d: int, r: float, n: int = 1000, seed: int = 0):
+    s = mistgen.sample("normal-dense", n, d, d, seed, params={"off_diag": r})
+    return s.x, s.y, s.mi
+
+
+def test_mean_correlation_reads_the_correlation_of_the_columns():
+    for r in (0.0, 0.3, 0.7):
+        x, _, _ = equicorrelated(8, r)
+        assert mean_correlation(x) == pytest.approx(r, abs=0.05)
+    x, y, _ = equicorrelated(8, 0.7)
+    assert mean_correlation(np.exp(x)) == pytest.approx(mean_correlation(x))   # ranks only
+    assert correlated_side((x[:, :3], y)) == ("y", 8, pytest.approx(mean_correlation(y)))
+    assert correlated_side((x[:, :3], y[:, :3])) is None             # too few columns
+    assert correlated_side(equicorrelated(8, 0.3)[:2]) is None
+
+
+def test_mist_warns_where_it_reads_strongly_correlated_sides_low(mist):
+    """8 + 8 columns all correlated 0.7 (MI 1.16 nats) read about 0.1."""
+    x, y, truth = equicorrelated(8, 0.7, n=2000)
+    assert mean_correlation(x) >= CORRELATION_WARN
+    with pytest.warns(OutOfRangeWarning, match=r"X's 8 columns are strongly correlated .*"
+                                               r"mean absolute correlation .* 0\.[67]\d"):
+        value = mist.estimate(x, y)
+    assert value < truth - 0.5
+    calm = equicorrelated(8, 0.3, n=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfRangeWarning)
+        assert abs(mist.estimate(*calm[:2]) - calm[2]) < 0.15
+        mist.estimate(*equicorrelated(2, 0.9)[:2])                  # 2 + 2: left alone
+    with pytest.warns(OutOfRangeWarning, match="sample 1: X's 8 columns") as caught:
+        mist.estimate_batch([calm[:2], (x, y), (x, y)])
+    assert sum("strongly correlated" in str(w.message) for w in caught) == 1
