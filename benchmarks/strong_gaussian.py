@@ -5,7 +5,7 @@
 d independent pairs (X_j, Y_j), each a bivariate Gaussian with correlation rho, drawn with
 ``mistgen``'s ``normal-dense`` at d = 1 and as d copies of it above (MI exact:
 -d log(1 - rho^2) / 2). For each rho, d and n it prints the MI and, over ``--reps``
-samples (seeds 0, 1, ...), the mean estimate of MIST, MIST-QR's median and the share of
+samples (pair j of sample r drawn with seed 100 r + j), the mean estimate of MIST, MIST-QR's median and the share of
 its 90% intervals that contain the MI, KSG (k = 5), and on how many samples MIST's
 cross-check against KSG warned.
 """

@@ -55,9 +55,9 @@ class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
     sample's cells) hold few rows each, or where many rows are alone in their cell of a
     table of X's and Y's values at a high estimate: the estimate reads high where they are
-    the cells of such a table (high or low for I(X;Y) beside continuous columns, estimated
-    by the chain rule), and can read far low otherwise (one side's classes; a discrete Z,
-    below 20 rows per group)."""
+    the cells of such a table as categories (high or low as numbers, and for I(X;Y) beside
+    continuous columns, estimated by the chain rule), and can read far low otherwise (one
+    side's classes; a discrete Z, below 20 rows per group)."""
 
 
 class CeilingWarning(UserWarning):
@@ -68,7 +68,8 @@ class CeilingWarning(UserWarning):
 
 class CrossCheckWarning(UserWarning):
     """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
-    MIST does not see (not monotone)."""
+    MIST does not see (not monotone) or reads low (sharp-edged, or strong in few
+    columns)."""
 
 
 def _inside_package(filename: str) -> bool:
@@ -126,11 +127,10 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
     the duration of the block."""
     outside = list(warnings.filters)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.resetwarnings()
-        for action, message, category, module, lineno in reversed(outside):
-            warnings.filterwarnings("always" if action in _SHOWN else action,
-                                    getattr(message, "pattern", message or ""), category,
-                                    getattr(module, "pattern", module or ""), lineno)
+        # the same filters, matched by Python as they are, with "always" for the actions
+        # that show a warning; the public call after it makes Python re-read the list
+        warnings.filters[:] = [("always" if entry[0] in _SHOWN else entry[0],) + entry[1:]
+                               for entry in outside]
         warnings.simplefilter("always", append=True)        # Python's default action
         yield caught
 

@@ -624,7 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = command(args)
         except (InputError, ValueError, OSError, RuntimeError, NotImplementedError,
                 Warning) as exc:
-            print(f"mist: error: {_on_the_command_line(str(exc))}", file=sys.stderr)
+            turned = (f"{type(exc).__name__}, an error under -W or PYTHONWARNINGS: "
+                      if isinstance(exc, Warning) else "")
+            print(f"mist: error: {turned}{_on_the_command_line(str(exc))}", file=sys.stderr)
             code = 2
     seen: set[tuple[type, str]] = set()
     for w in caught:

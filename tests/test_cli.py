@@ -140,7 +140,8 @@ def test_small_n_warns_on_stderr(tmp_path, capsys, checkpoints, data):
         warnings.simplefilter("error", SmallSampleWarning)
         code, out, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "3",
                                       *flags(checkpoints)])
-    assert code == 2 and err.startswith("mist: error: ") and "n >= 10" in err, err
+    assert code == 2 and err.startswith("mist: error: SmallSampleWarning, an error under -W "
+                                        "or PYTHONWARNINGS: ") and "n >= 10" in err, err
     assert "mist: warning" not in err
 
 
