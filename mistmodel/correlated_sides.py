@@ -31,8 +31,8 @@ CORRELATION_WARN = 0.55   # a side's mean absolute correlation from which MIST w
 ADVICE = ("There MIST can read far less than the MI, down to nothing (16 + 16 columns all "
           "correlated 0.7, MI 1.48 nats, read 0.001). CCA (mistmodel.estimators.CCA) reads "
           "the Gaussian part of the dependence; an invertible map of each side leaves the "
-          "MI as it is, and whitening each side's columns read Gaussian samples of this kind "
-          "within about 0.3 nats (but other shapes high; see docs/mist.md).")
+          "MI as it is, and whitening each side's columns helped on Gaussian samples of this "
+          "kind up to 16 + 16 columns, but read other shapes high (see docs/mist.md).")
 
 
 def mean_correlation(a: np.ndarray) -> float:

@@ -10,7 +10,7 @@ map that keeps the MI, it reads 0.000, and 0.08-0.11 with four pieces reversed (
 shape.  MIST also reads low, at every n, where the dependence is strong in few columns
 (a bivariate Gaussian at rho = 0.99, 1.96 nats, reads about 1.53;
 ``benchmarks/strong_gaussian.py``) or has sharp edges (Y = X plus uniform noise:
-35-90% of the MI; ``benchmarks/additive_noise.py``), where KSG on a few hundred rows is
+28-90% of the MI; ``benchmarks/additive_noise.py``), where KSG on a few hundred rows is
 close.
 
 The conditional network does the same with I(X;Y|Z): with Y folded, a Gaussian chain
