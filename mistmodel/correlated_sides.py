@@ -39,7 +39,7 @@ def mean_correlation(a: np.ndarray) -> float:
     """The mean absolute correlation between the normal scores of ``a``'s columns
     (``(n, d)``, d >= 2, no constant column; at most :data:`ROWS` evenly spaced rows are
     read): 0 for uncorrelated columns, 1 for columns that move together."""
-    rows = subsample_rows(a.shape[0], ROWS)
+    rows = subsample_rows(a.shape[0], ROWS) if a.shape[0] > ROWS else slice(None)
     corr = np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
     return float(np.abs(corr[~np.eye(a.shape[1], dtype=bool)]).mean())
 
@@ -47,10 +47,22 @@ def mean_correlation(a: np.ndarray) -> float:
 def correlated_side(parts: Sequence[np.ndarray]) -> tuple[str, int, float] | None:
     """The first side (``"x"``, ``"y"``) of a sample with at least :data:`MIN_COLUMNS`
     columns whose :func:`mean_correlation` reaches :data:`CORRELATION_WARN`, as ``(side,
-    columns, correlation)``; None if there is none."""
-    for side, a in zip("xy", parts):
-        if a.shape[1] >= MIN_COLUMNS and a.shape[0] > a.shape[1]:
-            correlation = mean_correlation(a)
-            if correlation >= CORRELATION_WARN:
-                return side, a.shape[1], correlation
+    columns, correlation)``; None if there is none.  The sides it reads are scored
+    together: one ranking and one correlation matrix per sample."""
+    sides = [(side, a) for side, a in zip("xy", parts)
+             if a.shape[1] >= MIN_COLUMNS and a.shape[0] > a.shape[1]]
+    if not sides:
+        return None
+    n = sides[0][1].shape[0]
+    rows = subsample_rows(n, ROWS) if n > ROWS else slice(None)
+    both = np.hstack([a[rows] for _, a in sides])
+    corr = np.corrcoef(normal_scores(both).astype(np.float64), rowvar=False)
+    start = 0
+    for side, a in sides:
+        d = a.shape[1]
+        block = corr[start:start + d, start:start + d]
+        correlation = float(np.abs(block[~np.eye(d, dtype=bool)]).mean())
+        if correlation >= CORRELATION_WARN:
+            return side, d, correlation
+        start += d
     return None
