@@ -38,8 +38,8 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
-                              TiedDataWarning, silenced)
+from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
+                              SmallSampleWarning, TiedDataWarning, silenced)
 from .estimators.base import (TooFewRowsError, check_xy, check_xyz, constant_columns,
                               standardize_columns)
 
@@ -116,9 +116,10 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
     batched = batch and callable(getattr(estimator, "estimate_batch", None))
     statistic = (float(np.ravel(estimator.estimate_batch([(xa, ya)]))[0]) if batched
                  else float(estimator.estimate(xa, ya)))
-    # the statistic's warnings (ties, MIST's cross-check) are about the data; its
+    # the statistic's warnings (ties, ranges, MIST's cross-check) are about the data; its
     # permuted copies would only repeat them, and the cross-check would cost time
-    with silenced(CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning), \
+    with silenced(CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
+                  SmallSampleWarning, TiedDataWarning), \
             copies_of(name, "the sample"):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
@@ -224,7 +225,8 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     # repeated values or sparse tables would be about the copies, not the user's data, and
     # MIST's cross-check is about the data too.  Silenced in this thread only: other threads
     # keep their warnings.
-    with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning), \
+    with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
+                  SmallSampleWarning), \
             copies_of(name, "the sample"):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]

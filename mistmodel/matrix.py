@@ -42,8 +42,8 @@ from .estimators.base import _json_ready
 from .independence import (_check_seed, _estimator_name, _permutations, _result,
                            copies_of)
 from . import cross_check
-from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, SmallSampleWarning,
-                              TiedDataWarning, silenced)
+from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
+                              SmallSampleWarning, TiedDataWarning, silenced)
 from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
                       warned_once)
 
@@ -154,7 +154,8 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                 # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
                 with silenced(CrossCheckWarning, *(() if observed else (
-                        TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning))), \
+                        TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning,
+                        OutOfRangeWarning))), \
                         (nullcontext() if observed else copies_of(f"mi_matrix: {name}",
                                                                   "a pair")):
                     got[at] = (np.asarray(estimator.estimate_batch(samples),

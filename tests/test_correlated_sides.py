@@ -48,3 +48,15 @@ def test_mist_warns_where_it_reads_strongly_correlated_sides_low(mist):
     with pytest.warns(OutOfRangeWarning, match="sample 1: X's 8 columns") as caught:
         mist.estimate_batch([calm[:2], (x, y), (x, y)])
     assert sum("strongly correlated" in str(w.message) for w in caught) == 1
+
+
+def test_permuted_copies_do_not_repeat_the_warning(mist):
+    """A permutation test warns once, about the data: its permuted copies, of the same
+    shape and sides, are silent (and skip the check)."""
+    from mistmodel.independence import independence_test
+
+    x, y, _ = equicorrelated(8, 0.7, n=300)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        independence_test(mist, x, y, n_permutations=19)
+    assert sum("strongly correlated" in str(w.message) for w in caught) == 1
