@@ -60,3 +60,13 @@ def test_permuted_copies_do_not_repeat_the_warning(mist):
         warnings.simplefilter("always")
         independence_test(mist, x, y, n_permutations=19)
     assert sum("strongly correlated" in str(w.message) for w in caught) == 1
+
+
+def test_a_bootstrap_interval_warns_once(mist):
+    """The sample's own estimate warns; its bootstrap replicates (about themselves) do
+    not repeat it."""
+    x, y, _ = equicorrelated(8, 0.7, n=300)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mist.interval(x, y, n_boot=5)
+    assert sum("strongly correlated" in str(w.message) for w in caught) == 1

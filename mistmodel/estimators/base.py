@@ -142,8 +142,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, SmallSampleWarning,
-                               silenced, warn)
+from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, OutOfRangeWarning,
+                               SmallSampleWarning, silenced, warn)
 
 __all__ = [
     "BootstrapError",
@@ -812,7 +812,8 @@ class Estimator(ABC):
         unusable = 0
         # a replicate's warnings of small or sparse samples are about the replicate, not
         # the user's sample (whose own estimate gives them)
-        with silenced(SmallSampleWarning, DiscreteBiasWarning, CeilingWarning):
+        with silenced(SmallSampleWarning, DiscreteBiasWarning, CeilingWarning,
+                      OutOfRangeWarning):
             for b in range(n_boot):
                 rows = (rng.choice(n, size=m, replace=False) if subsample
                         else rng.integers(0, n, size=n))
