@@ -35,13 +35,23 @@ ADVICE = ("There MIST can read far less than the MI, down to nothing (16 + 16 co
           "kind up to 16 + 16 columns, but read other shapes high (see docs/mist.md).")
 
 
+def _score_correlations(a: np.ndarray) -> np.ndarray:
+    """The correlation matrix of the normal scores of ``a``'s columns, on at most
+    :data:`ROWS` evenly spaced rows."""
+    rows = subsample_rows(a.shape[0], ROWS) if a.shape[0] > ROWS else slice(None)
+    return np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
+
+
+def _mean_off_diagonal(corr: np.ndarray) -> float:
+    """The mean absolute entry of a square matrix off its diagonal."""
+    return float(np.abs(corr[~np.eye(len(corr), dtype=bool)]).mean())
+
+
 def mean_correlation(a: np.ndarray) -> float:
     """The mean absolute correlation between the normal scores of ``a``'s columns
     (``(n, d)``, d >= 2, no constant column; at most :data:`ROWS` evenly spaced rows are
     read): 0 for uncorrelated columns, 1 for columns that move together."""
-    rows = subsample_rows(a.shape[0], ROWS) if a.shape[0] > ROWS else slice(None)
-    corr = np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
-    return float(np.abs(corr[~np.eye(a.shape[1], dtype=bool)]).mean())
+    return _mean_off_diagonal(_score_correlations(a))
 
 
 def correlated_side(parts: Sequence[np.ndarray]) -> tuple[str, int, float] | None:
@@ -53,15 +63,11 @@ def correlated_side(parts: Sequence[np.ndarray]) -> tuple[str, int, float] | Non
              if a.shape[1] >= MIN_COLUMNS and a.shape[0] > a.shape[1]]
     if not sides:
         return None
-    n = sides[0][1].shape[0]
-    rows = subsample_rows(n, ROWS) if n > ROWS else slice(None)
-    both = np.hstack([a[rows] for _, a in sides])
-    corr = np.corrcoef(normal_scores(both).astype(np.float64), rowvar=False)
+    corr = _score_correlations(np.hstack([a for _, a in sides]))
     start = 0
     for side, a in sides:
         d = a.shape[1]
-        block = corr[start:start + d, start:start + d]
-        correlation = float(np.abs(block[~np.eye(d, dtype=bool)]).mean())
+        correlation = _mean_off_diagonal(corr[start:start + d, start:start + d])
         if correlation >= CORRELATION_WARN:
             return side, d, correlation
         start += d

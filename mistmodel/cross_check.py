@@ -28,8 +28,8 @@ up to 0.13 nats more than MIST where MIST was right.  The factor keeps quiet whe
 the dependence and differ by their biases and noise: KSG's spread on 500 rows is 0.035-0.045
 nats at 0.2-0.3 nats, and with 1.15 at every value it warned on up to 25 of 200 bivariate
 Gaussians at rho 0.65 (0.275 nats), several of which MIST read within 0.05.  From 1 nat a
-factor of two missed strong dependence in few columns, which 1.15 catches.  Samples with a heavily tied column
-are left out: KSG's tie-breaking noise inflates them, and MIST warns about them anyway
+factor of two missed strong dependence in few columns, which 1.15 catches.  Samples with a
+heavily tied column are left out: KSG's tie-breaking noise inflates them, and MIST warns about them anyway
 (``TiedDataWarning``).
 """
 from __future__ import annotations
