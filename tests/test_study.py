@@ -161,6 +161,16 @@ def test_store_recipes_follow_the_split_entry():
     assert store_recipe(config, "t", "student-sparse-asinh")["priors"] == config["priors"]
     assert combined["priors"] is None and store_recipe(config, "r", "all")["priors"] == \
         config["priors"]
+    # a split's own priors go over the config's, parameter by parameter, for that split only
+    config["splits"]["r"]["priors"] = {"student-sparse": {"strength": [1, 2]},
+                                       "normal-dense": {"off_diag": [0.5, 0.9]},
+                                       "normal-lvm": {"beta": [1, 2]}}
+    assert store_recipe(config, "r", "all")["priors"] == {
+        "student-sparse": {"nu": [2, 3], "strength": [1, 2]},
+        "normal-dense": {"off_diag": [0.5, 0.9]}}
+    config["splits"]["r"]["priors"]["student-sparse"]["nu"] = [4, 5]
+    assert store_recipe(config, "r", "all")["priors"]["student-sparse"]["nu"] == [4, 5]
+    assert store_recipe(config, "t", "student-sparse-asinh")["priors"] == config["priors"]
 
 
 def test_jobs_without_a_network_do_not_import_torch():

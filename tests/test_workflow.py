@@ -87,6 +87,8 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
     (lambda c: c.update(sedd=1), "sedd"),
     (lambda c: c["splits"]["train"].update(cuont=5), "cuont"),
     (lambda c: c["splits"]["train"].update(count=-5), "-5"),
+    (lambda c: c["splits"]["train"].update(priors={"normal-dense": {"of_diag": [0, 1]}}),
+     "of_diag"),
     (lambda c: c["estimators"]["KSG"].update({"class": "KNN"}), "KNN"),
     (lambda c: c.update(conditional_models={"cmi": {"init": "nope", "steps": 2}}),
      "conditional_models.cmi.init: unknown model 'nope'"),

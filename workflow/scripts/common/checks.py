@@ -237,11 +237,13 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
 
 
 def _check_priors(config: Mapping[str, Any]) -> None:
-    """Every prior override names a known family and its parameters, used by a store or
-    not (:func:`mistgen.sampling.check_priors`)."""
+    """Every prior override, the config's and each split's, names a known family and its
+    parameters, used by a store or not (:func:`mistgen.sampling.check_priors`)."""
     from mistgen.sampling import check_priors
 
     check_priors(config["priors"] or None)
+    for entry in config["splits"].values():
+        check_priors(entry.get("priors") or None)
 
 
 def _plan(config: Mapping[str, Any], split: str, name: str,

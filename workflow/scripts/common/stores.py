@@ -62,7 +62,7 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
         "seed": entry.get("seed", config["seed"]),
         "split": entry.get("address", split if name == COMBINED else f"{split}.{name}"),
         "shard_size": entry.get("shard_size", config["shard_size"]),
-        "priors": store_priors(config, specs),
+        "priors": store_priors(config, specs, entry.get("priors")),
     }
     recipe.update({k: entry[k] for k in DESIGN_KEYS if k in entry})
     if "n_grid" in entry:
@@ -72,14 +72,19 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
     return recipe
 
 
-def store_priors(config: Mapping[str, Any], specs: list[str]) -> dict[str, Any] | None:
-    """The config's prior overrides for the families of ``specs`` only (None if none), so
-    that an override rebuilds just the stores that draw from its family."""
+def store_priors(config: Mapping[str, Any], specs: list[str],
+                 split_priors: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The prior overrides for the families of ``specs`` only (None if none), so that an
+    override rebuilds just the stores that draw from its family: the config's ``priors``,
+    then the split's own ``priors`` over them, parameter by parameter."""
     from mistgen import parse_spec
 
     families = {parse_spec(spec).family.name for spec in specs}
-    used = {name: dict(prior) for name, prior in (config["priors"] or {}).items()
-            if name in families}
+    used: dict[str, dict[str, Any]] = {}
+    for overrides in (config["priors"] or {}, split_priors or {}):
+        for name, prior in overrides.items():
+            if name in families:
+                used.setdefault(name, {}).update(prior)
     return used or None
 
 
