@@ -23,7 +23,9 @@ Then K-ary symmetric channels, whose tables are unequal: X uniform on K values, 
 probability ``keep`` and otherwise uniform (exact MI from the table; 30 samples per row):
 the mean rows per observed joint cell, the mean share of rows alone in their cell
 (``last_info["rows_alone_in_cell"] / n``), and for ``KSG(discrete="auto")`` and
-``KSG(discrete=True)`` the mean error and how many estimates warned.
+``KSG(discrete=True)`` the mean error and how many estimates warned (a
+``DiscreteBiasWarning``, or for the columns "auto" takes as continuous, with too many
+values for their rows, a ``TiedDataWarning``).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from mistmodel.caller_warnings import DiscreteBiasWarning  # noqa: E402
+from mistmodel.caller_warnings import DiscreteBiasWarning, TiedDataWarning  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
 # (label, family, fixed parameters, prior overrides)
@@ -189,8 +191,10 @@ def channels(seed: int, samples: int = 30) -> None:
                         est = KSG(discrete=setting)
                         with warnings.catch_warnings(record=True) as caught:
                             warnings.simplefilter("always", DiscreteBiasWarning)
+                            warnings.simplefilter("always", TiedDataWarning)
                             err[setting].append(est.estimate(x, y) - truth)
-                        warned[setting] += any(w.category is DiscreteBiasWarning
+                        warned[setting] += any(w.category in (DiscreteBiasWarning,
+                                                              TiedDataWarning)
                                                for w in caught)
                         continuous += "discrete_as" not in est.last_info   # too many values
                     per_cell.append(n / est.last_info["discrete_cells"]["xy"])

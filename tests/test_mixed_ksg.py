@@ -175,6 +175,45 @@ def test_auto_detection_of_discrete_columns() -> None:
     assert est.last_info["estimator_used"] == "KSG-1"
 
 
+def test_many_labels_in_few_rows_warn_under_either_setting() -> None:
+    # 20 labels in 100 rows: too many values for "auto" to take as categories, so both
+    # settings break their ties with noise and read the codes as numbers, off by tenths of
+    # a nat (MI 2.40 read 1.59 here)
+    from mistmodel.caller_warnings import TiedDataWarning
+    from mistmodel.estimators.ksg import many_valued_ties
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 20, (100, 1)).astype(float)
+    y = np.where(rng.random((100, 1)) < 0.9, x, rng.integers(0, 20, (100, 1)))
+    assert many_valued_ties(np.hstack([rng.standard_normal((100, 1)), x])).tolist() == \
+        [False, True]
+    for setting in (False, "auto"):
+        est = KSG(discrete=setting)
+        with pytest.warns(TiedDataWarning, match="x column 0 .* holds integers that repeat "
+                          "in 80% of its 100 rows, with 20 distinct values: too many values"):
+            est.estimate(x, y)
+        assert est.last_info["estimator_used"] == "KSG-1"
+        assert est.tie_flags(x).tolist() == [True]
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            est.interval(x, y, n_boot=10)          # the sample warns; its replicates do not
+        assert [w.category for w in shown] == [TiedDataWarning]
+    # as numbers (discrete=True) the columns are discrete and the table's own warnings apply
+    assert not KSG(discrete=True).tie_flags(x).any()
+    # at n = 1,000 the 20 labels are categories: no tie warning from "auto"
+    x, y = np.repeat(x, 10, axis=0), np.repeat(y, 10, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TiedDataWarning)
+        KSG(discrete="auto").estimate(x, y)
+    # continuous columns, and columns rounded to a decimal grid, do not warn
+    c = rng.standard_normal((400, 2))
+    assert many_valued_ties(np.round(10 * c)).all()       # the same grid as integers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TiedDataWarning)
+        KSG(discrete="auto").estimate(c[:, :1], c[:, 1:])
+        KSG(discrete="auto").estimate(np.round(c[:, :1], 1), np.round(c[:, 1:], 1))
+
+
 def test_plain_ksg_warns_on_a_discrete_column_and_auto_does_not() -> None:
     from mistmodel.caller_warnings import TiedDataWarning
 

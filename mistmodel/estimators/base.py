@@ -143,7 +143,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, OutOfRangeWarning,
-                               SmallSampleWarning, silenced, warn)
+                               SmallSampleWarning, TiedDataWarning, silenced, warn)
 
 __all__ = [
     "BootstrapError",
@@ -811,9 +811,10 @@ class Estimator(ABC):
         reps = np.empty(n_boot)
         unusable = 0
         # a replicate's warnings of small or sparse samples are about the replicate, not
-        # the user's sample (whose own estimate gives them)
-        with silenced(SmallSampleWarning, DiscreteBiasWarning, CeilingWarning,
-                      OutOfRangeWarning):
+        # the user's sample (whose own estimate gives them); so are its tie warnings where
+        # the sample is estimated too (every scheme but "replacement")
+        quiet = (SmallSampleWarning, DiscreteBiasWarning, CeilingWarning, OutOfRangeWarning)
+        with silenced(*quiet, *((TiedDataWarning,) if scheme != "replacement" else ())):
             for b in range(n_boot):
                 rows = (rng.choice(n, size=m, replace=False) if subsample
                         else rng.integers(0, n, size=n))

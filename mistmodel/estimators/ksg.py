@@ -90,6 +90,12 @@ The two settings give a discrete column different distances:
   n = 300, a Gaussian column rounded to 0.1 (65 values at n = 2,000) 0.18; as
   categories, within 0.03 of 0 (``tests/test_mixed_ksg.py``).
 
+A column of integers with too many values for ``"auto"`` to take as categories, yet
+heavily tied (:func:`many_valued_ties`: 20 labels in 100 to 400 rows), is read by
+neither setting well if its values are labels: with ``False`` or ``"auto"`` the
+estimate raises a :class:`~mistmodel.caller_warnings.TiedDataWarning` naming it
+(``benchmarks/ksg_discrete.py --channels-only``).
+
 On fully discrete data the mixed rule is the plug-in estimate up to terms of
 order 1 / (cell count); as categories those terms are the digamma form's, which
 take off the plug-in estimate's first-order upward bias (Miller-Madow's
@@ -784,6 +790,24 @@ def discrete_columns(a: np.ndarray) -> np.ndarray:
     return _distinct_per_column(a) < min(max(20.0, n / 20.0), n / 2.0 + 1.0)
 
 
+# A column in which this share of the rows or more repeat an earlier value is heavily tied
+HEAVY_TIES = 0.5
+
+
+def many_valued_ties(a: np.ndarray) -> np.ndarray:
+    """Which columns of ``a`` (n, d) hold integers only, heavily tied (:data:`HEAVY_TIES`
+    of the rows or more repeat an earlier value), yet too many distinct ones for
+    :func:`discrete_columns`: 20 labels in 100 to 400 rows, say.  Neither setting of
+    ``discrete`` reads them well if they are labels: as numbers their ties are broken by
+    noise and their codes' order counts; as categories their table has too few rows per
+    cell.  Measurements rounded to a decimal grid are left out: the noise reads them well
+    (a bivariate Gaussian rounded to 0.01-0.1, n >= 1,000: within 0.02 nats of its MI)."""
+    n = a.shape[0]
+    repeated = 1.0 - _distinct_per_column(a) / max(n, 1)
+    integers = np.all(a == np.round(a), axis=0)
+    return (repeated >= HEAVY_TIES) & integers & ~discrete_columns(a)
+
+
 # In this thread or task, while the bootstrap replicates of a sample are estimated: the
 # discrete flags of the sample's columns (x, y), and those of the replicate being estimated
 # (its constant columns left out), which its estimate uses instead of its own.
@@ -853,10 +877,18 @@ class KSG(Estimator):
 
     name = "KSG"
     bootstrap = "subsample"
-    # what a TiedDataWarning (discrete=False) advises, after naming the column
-    tie_advice = ("with discrete=False its ties are broken by random noise, so the estimate "
-                  "moves with the noise's seed and is less accurate on discrete data. "
-                  "KSG(discrete='auto') uses the mixed-KSG estimator on such columns.")
+    # what a TiedDataWarning advises, after naming the column: with discrete=False about
+    # a column that discrete_columns finds, and (either setting) about many_valued_ties
+    few_values_advice = (
+        "with discrete=False its ties are broken by random noise, so the estimate moves "
+        "with the noise's seed and is less accurate on discrete data. KSG(discrete='auto') "
+        "uses the mixed-KSG estimator on columns with few distinct values for their rows.")
+    many_values_advice = (
+        "too many values for its rows to be taken as categories, so its ties are broken by "
+        "random noise and its values read as numbers. That suits counts and rounded "
+        "measurements; if they are labels, KSG can be off by tenths of a nat or more (20 to 50 labels, "
+        "Y = X's label kept with probability 0.6 or 0.9, n = 100 to 400: from -1.0 to "
+        "+0.12 nats). More rows, or fewer values (rare labels merged), make it reliable.")
 
     def __init__(
         self,
@@ -970,27 +1002,47 @@ class KSG(Estimator):
         finally:
             _REPLICATE_FLAGS.reset(token)
 
+    @property
+    def tie_advice(self) -> str:
+        """What a :class:`TiedDataWarning` of this setting advises (for callers that name
+        the tied variables themselves, such as ``mi_matrix``)."""
+        return self.few_values_advice if self.discrete is False else self.many_values_advice
+
     def tie_flags(self, a: np.ndarray) -> np.ndarray:
         """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
         ``discrete=False``, those :func:`discrete_columns` finds (other settings handle
-        them, and do not warn)."""
-        if self.discrete is not False:
+        them, and do not warn); with ``False`` or ``"auto"``, those of
+        :func:`many_valued_ties`."""
+        if self.discrete is True:
             return np.zeros(np.shape(a)[1], dtype=bool)
-        return discrete_columns(a)
+        flags = many_valued_ties(a)
+        return flags | discrete_columns(a) if self.discrete is False else flags
 
     def _warn_discrete(self, *sides: np.ndarray) -> None:
-        """With ``discrete=False``, one :class:`TiedDataWarning` naming the first column
-        that :func:`discrete_columns` finds discrete: the noise breaks its ties, so the
-        estimate moves with the noise's seed and errs more than the mixed rule (on the
-        discrete check families at n = 300, a mean absolute error 1.3 to 6 times the mixed
-        rule's; ``benchmarks/ksg_discrete.py``)."""
-        if self.discrete is not False:
+        """One :class:`TiedDataWarning` at most.  With ``discrete=False``, it names the
+        first column that :func:`discrete_columns` finds discrete: the noise breaks its
+        ties, so the estimate moves with the noise's seed and errs more than the mixed rule
+        (on the discrete check families at n = 300, a mean absolute error 1.3 to 6 times
+        the mixed rule's; ``benchmarks/ksg_discrete.py``).  Otherwise, with ``False`` or
+        ``"auto"``, it names the first column of :func:`many_valued_ties`."""
+        if self.discrete is True:
             return
+        if self.discrete is False:
+            for side, a in zip("xyz", sides):
+                found = np.flatnonzero(discrete_columns(a))
+                if found.size:
+                    warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
+                         f"few distinct values; {self.few_values_advice}", TiedDataWarning)
+                    return
         for side, a in zip("xyz", sides):
-            found = np.flatnonzero(discrete_columns(a))
+            found = np.flatnonzero(many_valued_ties(a))
             if found.size:
-                warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
-                     f"few distinct values; {self.tie_advice}", TiedDataWarning)
+                j = int(found[0])
+                distinct = int(_distinct_per_column(a[:, j:j + 1])[0])
+                warn(f"KSG: {side} column {j} (of the non-constant ones) holds integers that "
+                     f"repeat in {1.0 - distinct / a.shape[0]:.0%} of its {a.shape[0]} rows, "
+                     f"with {distinct} distinct values: {self.many_values_advice}",
+                     TiedDataWarning)
                 return
 
     def _warn_sparse_table(self, info: dict[str, Any], n: int, estimate: float) -> None:
