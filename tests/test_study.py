@@ -170,7 +170,10 @@ def test_store_recipes_follow_the_split_entry():
         "normal-dense": {"off_diag": [0.5, 0.9]}}
     config["splits"]["r"]["priors"]["student-sparse"]["nu"] = [4, 5]
     assert store_recipe(config, "r", "all")["priors"]["student-sparse"]["nu"] == [4, 5]
-    assert store_recipe(config, "t", "student-sparse-asinh")["priors"] == config["priors"]
+    assert store_recipe(config, "t", "student-sparse-asinh")["priors"] == {
+        "student-sparse": {"nu": [2, 3]}}
+    config["priors"], config["splits"]["t"]["priors"] = {}, {"student-sparse": {}}
+    assert store_recipe(config, "t", "student-sparse-asinh")["priors"] is None   # none given
 
 
 def test_jobs_without_a_network_do_not_import_torch():

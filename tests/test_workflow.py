@@ -88,7 +88,8 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
     (lambda c: c["splits"]["train"].update(cuont=5), "cuont"),
     (lambda c: c["splits"]["train"].update(count=-5), "-5"),
     (lambda c: c["splits"]["train"].update(priors={"normal-dense": {"of_diag": [0, 1]}}),
-     "of_diag"),
+     "splits.train.priors, splits.train (store normal-dense-base), splits.train (store "
+     "normal-dense-halfcube) and 1 more: family 'normal-dense' has no parameter 'of_diag'"),
     (lambda c: c["estimators"]["KSG"].update({"class": "KNN"}), "KNN"),
     (lambda c: c.update(conditional_models={"cmi": {"init": "nope", "steps": 2}}),
      "conditional_models.cmi.init: unknown model 'nope'"),

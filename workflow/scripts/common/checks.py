@@ -42,7 +42,9 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     if not problems:   # the checks below follow the names
         models, estimators, runs = derived_study(config)
         plans: dict[tuple[str, str], Any] = {}   # built once, read again by the dims check
-        check("priors", lambda: _check_priors(config))   # each store sees its families' only
+        check("priors", lambda: _check_priors(config["priors"]))   # each store sees its
+        for split, entry in config["splits"].items():                # families' only
+            check(f"splits.{split}.priors", lambda e=entry: _check_priors(e.get("priors")))
         for split in config["splits"]:
             for name in store_names(config, split):
                 check(f"splits.{split} (store {name})",
@@ -236,14 +238,12 @@ def _check_init_chains(models: Mapping[str, Any], problems: list[str]) -> None:
             seen.append(nxt)
 
 
-def _check_priors(config: Mapping[str, Any]) -> None:
-    """Every prior override, the config's and each split's, names a known family and its
+def _check_priors(priors: Mapping[str, Any] | None) -> None:
+    """Every prior override (the config's, or a split's) names a known family and its
     parameters, used by a store or not (:func:`mistgen.sampling.check_priors`)."""
     from mistgen.sampling import check_priors
 
-    check_priors(config["priors"] or None)
-    for entry in config["splits"].values():
-        check_priors(entry.get("priors") or None)
+    check_priors(priors or None)
 
 
 def _plan(config: Mapping[str, Any], split: str, name: str,

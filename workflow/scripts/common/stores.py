@@ -83,8 +83,8 @@ def store_priors(config: Mapping[str, Any], specs: list[str],
     used: dict[str, dict[str, Any]] = {}
     for overrides in (config["priors"] or {}, split_priors or {}):
         for name, prior in overrides.items():
-            if name in families:
-                used.setdefault(name, {}).update(prior)
+            if name in families and prior:
+                used.setdefault(name, {}).update({k: list(v) for k, v in prior.items()})
     return used or None
 
 
