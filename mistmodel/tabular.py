@@ -149,18 +149,21 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
         yield
     if not messages:
         return
-    tied = []
+    tied, first = [], None
     for name, values in variables:
         kept = np.delete(values, constant_columns(values), axis=1)
         flags = _tie_flags(estimator, kept) if kept.shape[1] else []
         if np.any(flags):
+            first = kept[:, np.asarray(flags, dtype=bool)] if first is None else first
             column = kept[:, int(np.argmax(flags))]
             tied.append(f"{name!r} ({np.unique(column).size} distinct values in "
                         f"{column.size} rows)")
     who = getattr(estimator, "name", type(estimator).__name__)
     what = (", ".join(tied) + (" is" if len(tied) == 1 else " are")) if tied else \
         "some variables are"
-    advice = getattr(estimator, "tie_advice", None) or messages[0]
+    advice_for = getattr(estimator, "tie_advice_for", None)   # advice by kind of column
+    advice = ((advice_for(first) if advice_for is not None and first is not None else None)
+              or getattr(estimator, "tie_advice", None) or messages[0])
     warn(f"{who}: {what} discrete or heavily tied: {advice}", TiedDataWarning)
 
 

@@ -200,6 +200,20 @@ def test_many_labels_in_few_rows_warn_under_either_setting() -> None:
         assert [w.category for w in shown] == [TiedDataWarning]
     # as numbers (discrete=True) the columns are discrete and the table's own warnings apply
     assert not KSG(discrete=True).tie_flags(x).any()
+    # mi_matrix names the variable with the advice for its kind of column, under False too
+    from mistmodel.matrix import mi_matrix
+    with pytest.warns(TiedDataWarning, match="'0' .*too many values for discrete='auto'"):
+        mi_matrix(np.hstack([x, y]), estimator=KSG())
+    # a bootstrap with replacement repeats rows: its replicates' ties are not the sample's,
+    # which warns once (here: none)
+    class Resampled(KSG):
+        bootstrap = "replacement"
+    wide = rng.integers(0, 230, (200, 1)).astype(float)       # 36% repeats: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TiedDataWarning)
+        Resampled().interval(wide, wide + rng.standard_normal((200, 1)), n_boot=10)
+    with pytest.warns(TiedDataWarning, match="x column 0 .* 80% of its 100 rows"):
+        Resampled().interval(x, y, n_boot=10)
     # at n = 1,000 the 20 labels are categories: no tie warning from "auto"
     x, y = np.repeat(x, 10, axis=0), np.repeat(y, 10, axis=0)
     with warnings.catch_warnings():

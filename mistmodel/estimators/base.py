@@ -721,6 +721,11 @@ class Estimator(ABC):
         info.update(self._run_info())
         return value, info
 
+    def _warn_sample_ties(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Raise the sample's own tie warnings, where an estimator has them, without
+        estimating it: for the "replacement" bootstrap, whose replicates' warnings are
+        held back (none by default)."""
+
     def bootstrap_scheme(self, x: np.ndarray, y: np.ndarray) -> str:
         """The bootstrap scheme of :meth:`interval` for this sample (by default the
         class attribute ``bootstrap``; an estimator whose form depends on the
@@ -810,11 +815,13 @@ class Estimator(ABC):
         m = n // 2 if subsample else n
         reps = np.empty(n_boot)
         unusable = 0
-        # a replicate's warnings of small or sparse samples are about the replicate, not
-        # the user's sample (whose own estimate gives them); so are its tie warnings where
-        # the sample is estimated too (every scheme but "replacement")
-        quiet = (SmallSampleWarning, DiscreteBiasWarning, CeilingWarning, OutOfRangeWarning)
-        with silenced(*quiet, *((TiedDataWarning,) if scheme != "replacement" else ())):
+        # a replicate's warnings of small, sparse or tied samples are about the replicate
+        # (resampled rows repeat), not the user's sample, whose own estimate gives them;
+        # under "replacement", which does not estimate the sample, its tie check does
+        if scheme == "replacement":
+            self._warn_sample_ties(x, y)
+        with silenced(SmallSampleWarning, DiscreteBiasWarning, CeilingWarning,
+                      OutOfRangeWarning, TiedDataWarning):
             for b in range(n_boot):
                 rows = (rng.choice(n, size=m, replace=False) if subsample
                         else rng.integers(0, n, size=n))
@@ -831,9 +838,9 @@ class Estimator(ABC):
         if finite.size < reps.size - unusable:
             warn(f"{self.name}: {reps.size - unusable - finite.size} of {reps.size} bootstrap "
                  "replicates were not finite and were left out", RuntimeWarning)
+        if scheme != "replacement" and center is None:   # also for the sample's warnings
+            center, _ = self._estimate_checked(x, y, int(self.seed))
         if scheme != "replacement" and finite.size:
-            if center is None:
-                center, _ = self._estimate_checked(x, y, int(self.seed))
             if subsample:
                 scale = math.sqrt(m * (n - 1) / (n * (n - m)))
                 finite = center + scale * (finite - finite.mean())

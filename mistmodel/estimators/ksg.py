@@ -800,8 +800,10 @@ def many_valued_ties(a: np.ndarray) -> np.ndarray:
     :func:`discrete_columns`: 20 labels in 100 to 400 rows, say.  Neither setting of
     ``discrete`` reads them well if they are labels: as numbers their ties are broken by
     noise and their codes' order counts; as categories their table has too few rows per
-    cell.  Measurements rounded to a decimal grid are left out: the noise reads them well
-    (a bivariate Gaussian rounded to 0.01-0.1, n >= 1,000: within 0.02 nats of its MI)."""
+    cell.  Measurements on a decimal grid are left out: the noise reads them well (a
+    bivariate Gaussian rounded to 0.01-0.1, n >= 1,000: within 0.02 nats of its MI).  The
+    test is of the values as given, so the same grid in whole units (counts, or a
+    measurement in mmHg) is taken for integers and warns."""
     n = a.shape[0]
     repeated = 1.0 - _distinct_per_column(a) / max(n, 1)
     integers = np.all(a == np.round(a), axis=0)
@@ -878,16 +880,16 @@ class KSG(Estimator):
     name = "KSG"
     bootstrap = "subsample"
     # what a TiedDataWarning advises, after naming the column: with discrete=False about
-    # a column that discrete_columns finds, and (either setting) about many_valued_ties
-    few_values_advice = (
-        "with discrete=False its ties are broken by random noise, so the estimate moves "
-        "with the noise's seed and is less accurate on discrete data. KSG(discrete='auto') "
-        "uses the mixed-KSG estimator on columns with few distinct values for their rows.")
+    # a column that discrete_columns finds (tie_advice), and with False or "auto" about
+    # one of many_valued_ties (many_values_advice)
+    tie_advice = ("with discrete=False its ties are broken by random noise, so the estimate "
+                  "moves with the noise's seed and is less accurate on discrete data. "
+                  "KSG(discrete='auto') uses the mixed-KSG estimator on such columns.")
     many_values_advice = (
-        "too many values for its rows to be taken as categories, so its ties are broken by "
-        "random noise and its values read as numbers. That suits counts and rounded "
-        "measurements; if they are labels, KSG can be off by tenths of a nat or more (20 to 50 labels, "
-        "Y = X's label kept with probability 0.6 or 0.9, n = 100 to 400: from -1.0 to "
+        "too many values for discrete='auto' to take as categories, so its ties are broken "
+        "by random noise and its values read as numbers. That suits counts and "
+        "measurements in whole units; if they are labels, KSG can be off by tenths of a nat "
+        "or more (K-ary symmetric channels of 20 to 50 labels, n = 100 to 800: from -1.0 to "
         "+0.12 nats). More rows, or fewer values (rare labels merged), make it reliable.")
 
     def __init__(
@@ -1002,11 +1004,15 @@ class KSG(Estimator):
         finally:
             _REPLICATE_FLAGS.reset(token)
 
-    @property
-    def tie_advice(self) -> str:
-        """What a :class:`TiedDataWarning` of this setting advises (for callers that name
-        the tied variables themselves, such as ``mi_matrix``)."""
-        return self.few_values_advice if self.discrete is False else self.many_values_advice
+    def tie_advice_for(self, a: np.ndarray) -> str:
+        """What a :class:`TiedDataWarning` about the columns ``a`` advises (for callers
+        that name the tied variables themselves, such as ``mi_matrix``)."""
+        if self.discrete is False and discrete_columns(a).any():
+            return self.tie_advice
+        return self.many_values_advice
+
+    def _warn_sample_ties(self, x: np.ndarray, y: np.ndarray) -> None:
+        self._warn_discrete(x, y)
 
     def tie_flags(self, a: np.ndarray) -> np.ndarray:
         """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
@@ -1032,7 +1038,7 @@ class KSG(Estimator):
                 found = np.flatnonzero(discrete_columns(a))
                 if found.size:
                     warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
-                         f"few distinct values; {self.few_values_advice}", TiedDataWarning)
+                         f"few distinct values; {self.tie_advice}", TiedDataWarning)
                     return
         for side, a in zip("xyz", sides):
             found = np.flatnonzero(many_valued_ties(a))
