@@ -1,6 +1,7 @@
 """Additive uniform noise: a monotone dependence MIST reads low, at every n.
 
     python benchmarks/additive_noise.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
+                                       [--qr-checkpoint PATH]
 
 ``mistgen``'s ``additive_noise`` family: X_j ~ U(0, 1), Y_j = X_j + U(-eps, eps), d
 independent pairs, MI exact (d (eps - ln 2 eps) for eps <= 1/2, else d / (4 eps)). Its
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from limitation_rows import arguments, command, row  # noqa: E402
+from limitation_rows import arguments, command, load_qr, row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     args = arguments(__doc__).parse_args(argv)
     mist = MIST.load(args.checkpoint, cross_check=False)
     corrected = MIST.load(args.checkpoint, cross_check=False, neighbour_correction=True)
-    qr, ksg = MIST.load(variant="mist_qr", cross_check=False), KSG(k=5)
+    qr, ksg = load_qr(args, cross_check=False), KSG(k=5)
     print(command("additive_noise.py", args))
     print("| eps | d + d | MI | n | MIST | corrected | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")

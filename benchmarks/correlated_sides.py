@@ -1,6 +1,7 @@
 """Strongly correlated columns within a side: where MIST reads far less than the MI.
 
     python benchmarks/correlated_sides.py [--reps 3] [--n 2000] [--checkpoint PATH]
+                                          [--qr-checkpoint PATH]
 
 First, ``mistgen``'s ``normal-dense`` at d + d columns with every pair of the 2d columns
 correlated r (MI exact), beyond its training prior (r in [0, 0.5]) from r = 0.6: over
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from limitation_rows import arguments  # noqa: E402
+from limitation_rows import arguments, checkpoint_options, load_qr  # noqa: E402
 from mistmodel import MIST  # noqa: E402
 from mistmodel.caller_warnings import OutOfRangeWarning  # noqa: E402
 from mistmodel.correlated_sides import mean_correlation  # noqa: E402
@@ -66,8 +67,8 @@ def main(argv=None) -> int:
     ap.set_defaults(reps=3, n=[2000])
     args = ap.parse_args(argv)
     mist = MIST.load(args.checkpoint, cross_check=False)
-    qr = MIST.load(variant="mist_qr", cross_check=False)
-    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    qr = load_qr(args, cross_check=False)
+    ckpt = checkpoint_options(args)
     n = args.n[0]
     print(f"`python benchmarks/correlated_sides.py --reps {args.reps} --n {n}{ckpt}`\n")
     print("| d + d | r | side correlation | MI | MIST | MIST, sides whitened | MIST-QR median | "

@@ -13,20 +13,36 @@ from mistmodel.cross_check import first_miss
 
 
 def arguments(doc: str) -> argparse.ArgumentParser:
-    """The options these benchmarks share: ``--reps``, ``--n`` and ``--checkpoint``."""
+    """The options these benchmarks share: ``--reps``, ``--n``, ``--checkpoint`` and
+    ``--qr-checkpoint``."""
     ap = argparse.ArgumentParser(description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--n", type=int, nargs="+", default=[500, 2000, 10000])
     ap.add_argument("--checkpoint", default=None, help="MIST checkpoint (default: shipped)")
+    ap.add_argument("--qr-checkpoint", default=None,
+                    help="MIST-QR checkpoint (default: shipped)")
     return ap
 
 
 def command(script: str, args: argparse.Namespace) -> str:
     """The first line these benchmarks print: the command that makes the table."""
-    ckpt = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    ckpt = checkpoint_options(args)
     return (f"`python benchmarks/{script} --reps {args.reps} --n "
             f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+
+
+def checkpoint_options(args: argparse.Namespace) -> str:
+    """The checkpoint options of a command line, as given."""
+    return "".join(f" --{flag} {path}" for flag, path in (
+        ("checkpoint", args.checkpoint), ("qr-checkpoint", args.qr_checkpoint)) if path)
+
+
+def load_qr(args: argparse.Namespace, **kwargs: Any):
+    """MIST-QR from ``--qr-checkpoint`` (default: the shipped one)."""
+    from mistmodel import MIST
+
+    return MIST.load(args.qr_checkpoint, variant="mist_qr", **kwargs)
 
 
 def row(pairs: Sequence[tuple[np.ndarray, np.ndarray]], truth, mist, qr, ksg,

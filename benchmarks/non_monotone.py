@@ -1,6 +1,7 @@
 """Dependence that is not monotone: MIST against KSG where the truth is exact.
 
     python benchmarks/non_monotone.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
+                                       [--qr-checkpoint PATH]
 
 Mutual information is unchanged by any invertible map of Y, monotone or not. Each sample
 is drawn with ``mistgen`` from ``normal-dense`` at fixed correlations (1 + 1 at rho 0.5,
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
 import user_checks as uc  # noqa: E402
-from limitation_rows import arguments, command, row  # noqa: E402
+from limitation_rows import arguments, command, load_qr, row  # noqa: E402
 from mistgen.conditional import conditional_sample  # noqa: E402
 from mistgen.transforms import TRANSFORMS  # noqa: E402
 from mistmodel import MIST  # noqa: E402
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     ap = arguments(__doc__)
     ap.add_argument("--false-alarms", type=int, default=1, help="0: skip the second table")
     args = ap.parse_args(argv)
-    mist, qr, ksg = MIST.load(args.checkpoint), MIST.load(variant="mist_qr"), KSG(k=5)
+    mist, qr, ksg = MIST.load(args.checkpoint), load_qr(args), KSG(k=5)
     print(command("non_monotone.py", args))
     print("| dims | rho | MI | pieces | n | MIST | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")

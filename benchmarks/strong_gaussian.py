@@ -1,6 +1,7 @@
 """Strong dependence in few columns: MIST reads a near-deterministic Gaussian low.
 
     python benchmarks/strong_gaussian.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
+                                       [--qr-checkpoint PATH]
 
 d independent pairs (X_j, Y_j), each a bivariate Gaussian with correlation rho, drawn with
 ``mistgen``'s ``normal-dense`` at d = 1 and as d copies of it above (MI exact:
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
-from limitation_rows import arguments, command, row  # noqa: E402
+from limitation_rows import arguments, command, load_qr, row  # noqa: E402
 from mistmodel import MIST  # noqa: E402
 from mistmodel.estimators import KSG  # noqa: E402
 
@@ -39,7 +40,7 @@ def pairs(rho: float, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray
 def main(argv=None) -> int:
     args = arguments(__doc__).parse_args(argv)
     mist = MIST.load(args.checkpoint, cross_check=False)
-    qr, ksg = MIST.load(variant="mist_qr", cross_check=False), KSG(k=5)
+    qr, ksg = load_qr(args, cross_check=False), KSG(k=5)
     print(command("strong_gaussian.py", args))
     print("| rho | d + d | MI | n | MIST | MIST-QR median | QR 90% covers | KSG | "
           "cross-check warns |")
