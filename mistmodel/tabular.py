@@ -162,8 +162,10 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
     what = (", ".join(tied) + (" is" if len(tied) == 1 else " are")) if tied else \
         "some variables are"
     advice_for = getattr(estimator, "tie_advice_for", None)   # advice by kind of column
-    advice = ((advice_for(first) if advice_for is not None and first is not None else None)
-              or getattr(estimator, "tie_advice", None) or messages[0])
+    if advice_for is not None:
+        advice = advice_for(first) if first is not None else messages[0]
+    else:
+        advice = getattr(estimator, "tie_advice", None) or messages[0]
     warn(f"{who}: {what} discrete or heavily tied: {advice}", TiedDataWarning)
 
 

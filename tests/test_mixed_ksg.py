@@ -212,8 +212,18 @@ def test_many_labels_in_few_rows_warn_under_either_setting() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", TiedDataWarning)
         Resampled().interval(wide, wide + rng.standard_normal((200, 1)), n_boot=10)
-    with pytest.warns(TiedDataWarning, match="x column 0 .* 80% of its 100 rows"):
-        Resampled().interval(x, y, n_boot=10)
+    for run in (lambda est: est.interval(x, y, n_boot=10),
+                lambda est: est.estimate_with_interval(x, y, n_boot=10)):
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            run(Resampled())
+        assert [str(w.message)[:60] for w in shown] == [
+            "KSG: x column 0 (of the non-constant ones) holds integers th"]
+    # a constant column is left out of the sample's check, as from its estimate
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TiedDataWarning)
+        Resampled().interval(np.hstack([np.ones((200, 1)), wide]),
+                             wide + rng.standard_normal((200, 1)), n_boot=10)
     # at n = 1,000 the 20 labels are categories: no tie warning from "auto"
     x, y = np.repeat(x, 10, axis=0), np.repeat(y, 10, axis=0)
     with warnings.catch_warnings():

@@ -818,7 +818,8 @@ class Estimator(ABC):
         # a replicate's warnings of small, sparse or tied samples are about the replicate
         # (resampled rows repeat), not the user's sample, whose own estimate gives them;
         # under "replacement", which does not estimate the sample, its tie check does
-        if scheme == "replacement":
+        # (unless the caller estimated it: ``center``)
+        if scheme == "replacement" and center is None:
             self._warn_sample_ties(x, y)
         with silenced(SmallSampleWarning, DiscreteBiasWarning, CeilingWarning,
                       OutOfRangeWarning, TiedDataWarning):

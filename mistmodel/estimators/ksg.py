@@ -1012,7 +1012,7 @@ class KSG(Estimator):
         return self.many_values_advice
 
     def _warn_sample_ties(self, x: np.ndarray, y: np.ndarray) -> None:
-        self._warn_discrete(x, y)
+        self._warn_discrete(*(np.delete(a, constant_columns(a), axis=1) for a in (x, y)))
 
     def tie_flags(self, a: np.ndarray) -> np.ndarray:
         """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
