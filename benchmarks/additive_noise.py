@@ -1,7 +1,7 @@
 """Additive uniform noise: a monotone dependence MIST reads low, at every n.
 
     python benchmarks/additive_noise.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
-                                       [--qr-checkpoint PATH]
+                                        [--qr-checkpoint PATH]
 
 ``mistgen``'s ``additive_noise`` family: X_j ~ U(0, 1), Y_j = X_j + U(-eps, eps), d
 independent pairs, MI exact (d (eps - ln 2 eps) for eps <= 1/2, else d / (4 eps)). Its

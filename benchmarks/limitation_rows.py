@@ -1,6 +1,6 @@
 """One row of the known-limitation benchmarks: MIST, MIST-QR and KSG on samples of one
 distribution with exact MI (``additive_noise.py``, ``strong_gaussian.py``,
-``non_monotone.py``)."""
+``non_monotone.py``), and the options they share with ``correlated_sides.py``."""
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,7 @@
 """Dependence that is not monotone: MIST against KSG where the truth is exact.
 
     python benchmarks/non_monotone.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
-                                       [--qr-checkpoint PATH]
+                                      [--qr-checkpoint PATH]
 
 Mutual information is unchanged by any invertible map of Y, monotone or not. Each sample
 is drawn with ``mistgen`` from ``normal-dense`` at fixed correlations (1 + 1 at rho 0.5,

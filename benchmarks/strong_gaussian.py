@@ -1,7 +1,7 @@
 """Strong dependence in few columns: MIST reads a near-deterministic Gaussian low.
 
     python benchmarks/strong_gaussian.py [--reps 5] [--n 500 2000 10000] [--checkpoint PATH]
-                                       [--qr-checkpoint PATH]
+                                         [--qr-checkpoint PATH]
 
 d independent pairs (X_j, Y_j), each a bivariate Gaussian with correlation rho, drawn with
 ``mistgen``'s ``normal-dense`` at d = 1 and as d copies of it above (MI exact:
