@@ -42,8 +42,9 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
     if not problems:   # the checks below follow the names
         models, estimators, runs = derived_study(config)
         plans: dict[tuple[str, str], Any] = {}   # built once, read again by the dims check
-        check("priors", lambda: _check_priors(config["priors"]))   # each store sees its
-        for split, entry in config["splits"].items():                # families' only
+        # prior overrides, the config's and each split's (a store sees its families' only)
+        check("priors", lambda: _check_priors(config["priors"]))
+        for split, entry in config["splits"].items():
             check(f"splits.{split}.priors", lambda e=entry: _check_priors(e.get("priors")))
         for split in config["splits"]:
             for name in store_names(config, split):
