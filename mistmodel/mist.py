@@ -400,7 +400,8 @@ class MIST(Estimator):
         self._warn_ties(prepared)
         out = np.zeros(len(prepared))
         if live:
-            out[live] = self._forward([prepared[i] for i in live], None)
+            out[live] = self._forward([prepared[i] for i in live], None, numbers=live,
+                                      count=len(prepared))
         self._cross_check(lambda: prepared, out)
         return out
 
@@ -736,7 +737,8 @@ class MIST(Estimator):
         out = np.zeros((len(prepared), width) if self.is_quantile else len(prepared))
         live = [i for i, (x, y) in enumerate(prepared) if not _has_constant_side(x, y)]
         if live:
-            out[live] = self._forward([prepared[i] for i in live], tau, check_shapes)
+            out[live] = self._forward([prepared[i] for i in live], tau, check_shapes,
+                                      numbers=live, count=len(prepared))
         return out
 
     def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
@@ -774,10 +776,14 @@ class MIST(Estimator):
              "out of range.", OutOfRangeWarning)
 
     def _forward(self, pairs: list[tuple[np.ndarray, ...]],
-                 tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:
+                 tau: np.ndarray | None, check_shapes: bool = True,
+                 numbers: Sequence[int] | None = None, count: int | None = None
+                 ) -> np.ndarray:
         """Batched forward passes on validated pairs (triples, for a conditional network)
         without constant columns, in input order: ``(len(pairs),)`` point estimates or
-        ``(len(pairs), T)`` quantiles."""
+        ``(len(pairs), T)`` quantiles.  ``check_shapes=False`` skips the range warnings;
+        ``numbers`` (of ``count`` samples the caller was given) are the pairs' numbers
+        the warnings name."""
         pieces, owner = self._split_rows(pairs)
         shapes = [(p[0].shape[0],) + tuple(a.shape[1] for a in p) for p in pieces]
         t = None
@@ -792,12 +798,52 @@ class MIST(Estimator):
             batch = collate([pieces[i] for i in chunk], copula=self.network.config.copula)
             batch = batch.to(self.device)
             out[chunk] = self._run(*batch.inputs(), t).double().cpu().numpy()
-        if len(pieces) == len(pairs):
-            return out
-        mean = np.zeros((len(pairs),) + out.shape[1:])
-        np.add.at(mean, owner, out)
-        counts = np.bincount(owner, minlength=len(pairs))
-        return mean / counts.reshape((-1,) + (1,) * (out.ndim - 1))
+        if len(pieces) != len(pairs):      # row groups: each sample's mean
+            mean = np.zeros((len(pairs),) + out.shape[1:])
+            np.add.at(mean, owner, out)
+            counts = np.bincount(owner, minlength=len(pairs))
+            out = mean / counts.reshape((-1,) + (1,) * (out.ndim - 1))
+        if check_shapes:
+            median = None if t is None else int(np.argmin(np.abs(t.cpu().numpy() - 0.5)))
+            self._check_values(out if median is None else out[:, median],
+                               [min(p[0].shape[1], p[1].shape[1]) for p in pairs],
+                               range(len(pairs)) if numbers is None else numbers,
+                               len(pairs) if count is None else count)
+        return out
+
+    @property
+    def mi_ceiling(self) -> dict[int, float]:
+        """Width of a sample's narrower side -> the largest MI (nats) of the training
+        samples whose narrower side has at most that many columns (the card's
+        ``mi_ceiling``; empty if it has none)."""
+        return {int(k): float(v) for k, v in (self.meta.get("mi_ceiling") or {}).items()}
+
+    def _check_values(self, values: np.ndarray, widths: Sequence[int],
+                      numbers: Sequence[int], count: int) -> None:
+        """One :class:`OutOfRangeWarning` for the first of ``values`` (point estimates, or
+        each sample's quantile nearest the median) above :attr:`mi_ceiling` at its
+        sample's narrower side's width (``widths``; beyond the widest trained, the widest
+        one's; below the narrowest, no check).  ``numbers``: the samples' numbers among
+        the ``count`` the caller was given.  Near and beyond its training's largest MI the
+        network saturates: with 8 + 8 Gaussian pairs (ceiling 10.3 nats) it reads about
+        15.7 at an MI of 30 and of 40 (``benchmarks/high_mi.py``)."""
+        ceiling = self.mi_ceiling
+        if not ceiling or is_silenced(OutOfRangeWarning):
+            return
+        narrowest, widest = min(ceiling), max(ceiling)
+        for k, (value, width) in enumerate(zip(np.asarray(values, dtype=np.float64), widths)):
+            if width < narrowest:
+                continue
+            top = ceiling[min(width, widest)]
+            if value > top:
+                where = f"sample {numbers[k]}: " if count > 1 else ""
+                warn(f"{where}MIST reads {value:.4g} nats, above the largest MI of the samples "
+                     f"it was trained on with at most {min(width, widest)} columns on the "
+                     f"narrower side ({top:g} nats). There it extrapolates and saturates "
+                     "(8 + 8 Gaussian pairs of MI 30 and 40 nats both read about 16): the MI "
+                     "may be far higher. Take the estimate as a sign of strong dependence, "
+                     "not as its measure.", OutOfRangeWarning)
+                return
 
     def _split_rows(self, pairs: list[tuple[np.ndarray, ...]]
                     ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:

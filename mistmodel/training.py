@@ -327,6 +327,17 @@ def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: [int(shapes[k].min()), int(shapes[k].max())] for k in ("n", "dim_x", "dim_y")}
 
 
+def mi_ceiling(shapes: dict[str, np.ndarray]) -> dict[str, float]:
+    """The card's ``mi_ceiling``: for each width ``m`` of a sample's narrower side (its
+    fewer columns, X's or Y's), from the narrowest in ``shapes`` to the widest, the largest
+    MI in nats (rounded up to 4 decimals) of the samples whose narrower side has at most
+    ``m`` columns; keys are the widths as strings (JSON)."""
+    narrow = np.minimum(np.asarray(shapes["dim_x"]), np.asarray(shapes["dim_y"]))
+    mi = np.asarray(shapes["mi"], dtype=np.float64)
+    return {str(m): math.ceil(float(mi[narrow <= m].max()) * 1e4) / 1e4
+            for m in range(int(narrow.min()), int(narrow.max()) + 1)}
+
+
 def _plot_curves(history: dict[str, Any], path: Path, variant: str) -> None:
     """Training loss (running mean) and validation loss by step; the learning rate of
     every step (the schedule) below."""
@@ -487,6 +498,7 @@ def _train(cfg: TrainConfig) -> Path:
     copula = net.config.copula
     extra = {"train_stores": cfg.to_dict()["train"], "val_stores": cfg.to_dict()["val"],
              "train_count": count, "data_ranges": _data_ranges(shapes),
+             "mi_ceiling": mi_ceiling(shapes),
              "device": str(device), "threads": torch.get_num_threads()}
     stage = {"train_config": cfg.to_dict(), "train_recipes": store_recipes(train_ds),
              "val_recipes": store_recipes(val_ds) if val_ds is not None else None}
@@ -552,7 +564,8 @@ def _train(cfg: TrainConfig) -> Path:
         if val_ds is None or record["val"]["loss"] <= min(vals):
             save_checkpoint(out / CHECKPOINT, net.state_dict(), {
                 "variant": cfg.variant, "model_config": net.config.to_dict(),
-                "data_ranges": extra["data_ranges"], "validation": record.get("val"),
+                "data_ranges": extra["data_ranges"], "mi_ceiling": extra["mi_ceiling"],
+                "validation": record.get("val"),
                 **progress_record, "train_config": cfg.to_dict(),
                 "stages": earlier_stages + [{**stage, **progress_record}],
             })

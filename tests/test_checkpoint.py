@@ -94,11 +94,22 @@ def raw_checkpoint(path, state, card_text):
      r"data_ranges\['dim_x'\] must be \[low, high\] numbers with low <= high; got \[1, 'a'\]"),
     (json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
                  "data_ranges": {"n": [500, 10]}}), r"data_ranges\['n'\]"),
+    *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
+                   "mi_ceiling": bad}), "mi_ceiling must map consecutive widths")
+      for bad in ({}, [1.0, 2.0], {"1": 1.0, "3": 2.0}, {"1": 2.0, "2": 1.0},
+                  {"0": 1.0}, {"01": 1.0}, {"1": "a"}, {"1": True}, {"1": None})],
 ])
 def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
     path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)
     with pytest.raises(CheckpointError, match=message):
         MIST.load(path)
+
+
+def test_mi_ceiling_is_read_whatever_order_json_keeps(tmp_path, state):
+    ceiling = {str(m): float(m) for m in range(2, 13)}     # sorted as text: "10" < "2"
+    path = raw_checkpoint(tmp_path / "c.safetensors", state, json.dumps(
+        {**card(), "format": FORMAT, "mi_ceiling": ceiling}, sort_keys=True))
+    assert MIST.load(path).mi_ceiling == {m: float(m) for m in range(2, 13)}
 
 
 def test_missing_unexpected_and_misshapen_tensors_are_named(tmp_path, state):

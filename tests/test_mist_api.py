@@ -122,6 +122,43 @@ def test_small_n_warns_but_answers(point):
     assert np.isfinite(value)
 
 
+def test_estimates_above_the_training_mi_at_their_width_warn(point, qr):
+    """The card's mi_ceiling: the largest training MI by the narrower side's width."""
+    rng = np.random.default_rng(11)
+    wide = gaussian(rng, 60, 0.5, 3)                      # narrower side: 3 columns
+    narrow = (wide[0], wide[1][:, :1])                     # narrower side: 1 column
+    constant = (np.ones((60, 2)), wide[1])                 # gets 0, never checked
+    values = point.estimate_batch([constant, narrow, wide])
+    ranges = point.meta["data_ranges"]
+
+    def net(ceiling, variant=point):
+        return MIST(variant.network, {"data_ranges": ranges, "mi_ceiling": ceiling},
+                    device="cpu")
+
+    above = net({"1": float(values[1]) + 1.0, "2": float(values[1]) + 1.0,
+                 "3": float(values[2]) - 1e-3})
+    assert above.mi_ceiling == {1: values[1] + 1.0, 2: values[1] + 1.0, 3: values[2] - 1e-3}
+    with pytest.warns(OutOfRangeWarning, match=r"^sample 2: MIST reads .* at most 3 columns "
+                                               r"on the narrower side"):
+        np.testing.assert_allclose(above.estimate_batch([constant, narrow, wide]), values,
+                                   rtol=1e-5, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        above.estimate(*narrow)                           # below its width's ceiling
+        net({"1": float(values[1]) + 1.0}).estimate(*wide)   # beyond the widest: its ceiling
+        net({"2": 0.0, "3": 0.0}).estimate(*narrow)        # narrower than any trained: no check
+        MIST(point.network, {"data_ranges": ranges}, device="cpu").estimate(*wide)
+    with pytest.warns(OutOfRangeWarning, match=r"^MIST reads .* at most 1 columns"):
+        net({"1": float(values[2]) - 1e-3}).estimate(*wide)
+    # MIST-QR: its median is what is checked, whatever else is asked
+    median = float(qr.quantiles(*wide, [0.5])[0])
+    with pytest.warns(OutOfRangeWarning, match="MIST reads"):
+        net({"3": median - 1e-3}, qr).interval(*wide)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net({"3": median + 1e-3}, qr).interval(*wide)
+
+
 def test_dims_beyond_training_are_refused_unless_asked(point):
     rng = np.random.default_rng(6)
     x, y = gaussian(rng, 40, 0.5, 12)
@@ -197,6 +234,20 @@ def test_shipped_checkpoints_are_near_zero_at_independence():
     for variant in ("mist", "mist_qr"):
         est = MIST.load(variant=variant).estimate_batch(samples)
         assert abs(est.mean()) < 0.03 and est.max() < 0.06, (variant, est)
+
+
+def test_shipped_checkpoints_warn_where_they_saturate():
+    # 2 + 2 Gaussian pairs: MI 1.6 reads right, silently; MI 5.8 (twice the largest MI of
+    # the training samples with 2 columns a side, 2.91) reads about 4.3, with a warning
+    rng = np.random.default_rng(12)
+    for variant in ("mist", "mist_qr"):
+        mist = MIST.load(variant=variant, cross_check=False)
+        assert sorted(mist.mi_ceiling) == list(range(1, 33)) and mist.mi_ceiling[2] < 3.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mist.estimate(*gaussian(rng, 1000, 0.9, 2))
+        with pytest.warns(OutOfRangeWarning, match="at most 2 columns on the narrower side"):
+            mist.estimate(*gaussian(rng, 1000, np.sqrt(1 - np.exp(-5.82)), 2))
 
 
 def test_shipped_checkpoint_invariant_to_increasing_transforms():

@@ -76,6 +76,12 @@ def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
     # the card records the run and the stores it read; the weights are the latest epoch's
     card = read_card(path)
     assert card["variant"] == "mist" and card["data_ranges"] == metrics["data_ranges"]
+    # the largest training MI by the narrower side's width, from the store's index
+    index = mistgen.open_meta_dataset(stores[0]).index
+    narrow = np.minimum(index.dim_x.values, index.dim_y.values)
+    assert list(card["mi_ceiling"]) == [str(m) for m in range(narrow.min(), narrow.max() + 1)]
+    for m, top in card["mi_ceiling"].items():
+        assert 0 <= top - index.mi.values[narrow <= int(m)].max() < 1e-4
     assert [r["split"] for r in card["stages"][0]["train_recipes"]] == ["train"]
     state, _ = load_checkpoint(path)
     saved = read_training_state(out)
