@@ -72,6 +72,7 @@ from .correlated_sides import ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, constant_columns, tied_columns, tied_flags)
 from .model import MISTNet, ModelConfig
+from .per_thread import PerThread
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
            "CrossCheckWarning",
@@ -218,6 +219,10 @@ class MIST(Estimator):
                   "(mistmodel.estimators.KSG; on the command line --estimator ksg), the "
                   "mixed-KSG estimator on columns with few distinct values.")
 
+    #: The calling thread's latest call: its row groups and its neighbour correction.
+    _row_groups = PerThread(lambda: 1)
+    _correction_info = PerThread()
+
     def __init__(self, network: MISTNet, meta: dict[str, Any] | None = None,
                  checkpoint: str | None = None, device: str | torch.device | None = None,
                  max_cells: int = 65_536, seed: int = 0, backend: str = "auto",
@@ -250,8 +255,6 @@ class MIST(Estimator):
         if not isinstance(cross_check, (bool, np.bool_)):
             raise ValueError(f"cross_check must be True or False, got {cross_check!r}")
         self.cross_check = bool(cross_check)
-        self._row_groups = 1
-        self._correction_info: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -142,6 +142,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..per_thread import PerThread
 from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, OutOfRangeWarning,
                                SmallSampleWarning, TiedDataWarning, silenced, warn)
 
@@ -473,6 +474,8 @@ class Estimator(ABC):
     bootstrap: ClassVar[str] = "replacement"
     #: Seed of every random choice of :meth:`estimate`; subclasses set it.
     seed: int = 0
+    #: What the calling thread's latest call recorded (:attr:`last_info`).
+    _last_info = PerThread(dict)
 
     # ------------------------------------------------------------------ API
     @abstractmethod
@@ -493,7 +496,7 @@ class Estimator(ABC):
     @property
     def last_info(self) -> dict[str, Any]:
         """What happened in the most recent :meth:`estimate` call."""
-        return dict(getattr(self, "_last_info", {}))
+        return dict(self._last_info)
 
     def estimate(self, x: ArrayLike, y: ArrayLike) -> float:
         """Estimate ``I(X; Y)`` in nats from ``x`` (n, dx) and ``y`` (n, dy)."""

@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma
 
+from ..per_thread import PerThread
 from .base import Estimator, standardize_columns
 
 __all__ = [
@@ -213,6 +214,9 @@ class CCA(Estimator):
     name = "CCA"
     bootstrap = "replacement-bc"
 
+    #: What the calling thread's latest estimate used.
+    _info = PerThread(dict)
+
     def __init__(self, shrinkage: float | str = "auto", seed: int = 0) -> None:
         if shrinkage not in MODES:
             try:
@@ -227,7 +231,6 @@ class CCA(Estimator):
             shrinkage = value
         self.shrinkage = shrinkage
         self.seed = int(seed)
-        self._info: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:
         return {"shrinkage": self.shrinkage, "seed": self.seed}

@@ -178,6 +178,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma
 
+from ..per_thread import PerThread
 from ..caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning,
                                silenced, warn)
 from .base import (Estimator, TooFewRowsError, _distinct_per_column, constant_columns,
@@ -892,6 +893,9 @@ class KSG(Estimator):
         "or more (K-ary symmetric channels of 20 to 50 labels, n = 100 to 800: from -1.0 to "
         "+0.12 nats). More rows, or fewer values (rare labels merged), make it reliable.")
 
+    #: What the calling thread's latest estimate used.
+    _info = PerThread(dict)
+
     def __init__(
         self,
         k: int = 5,
@@ -919,7 +923,6 @@ class KSG(Estimator):
             raise ValueError(f"discrete must be False, True or 'auto'; got {discrete!r}")
         self.algorithm = algorithm
         self.discrete = discrete
-        self._info: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..per_thread import PerThread
 from .neural import NeuralEstimator
 
 __all__ = ["MINE"]
@@ -52,6 +53,9 @@ class MINE(NeuralEstimator):
     """
 
     name = "MINE"
+
+    #: The calling thread's running log-average of the marginal term.
+    _log_ma = PerThread()
 
     def __init__(
         self,
@@ -86,7 +90,6 @@ class MINE(NeuralEstimator):
         if not 0.0 < ema_rate <= 1.0:
             raise ValueError(f"ema_rate must lie in (0, 1]; got {ema_rate}")
         self.ema_rate = float(ema_rate)
-        self._log_ma: torch.Tensor | None = None
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "ema_rate": self.ema_rate}

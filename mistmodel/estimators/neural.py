@@ -51,6 +51,7 @@ that a column's values collapse to one) is refused.
 from __future__ import annotations
 
 import math
+import threading
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +60,7 @@ import numpy as np
 import torch
 
 from ..caller_warnings import CeilingWarning, warn
+from ..per_thread import PerThread
 from ..threads import torch_threads
 from .base import Estimator, standardize_columns
 from .critics import ConcatCritic
@@ -77,6 +79,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+# The critic's initial weights come from torch's global generator, seeded for the call:
+# one call at a time seeds and draws, so that concurrent calls (threads sharing the
+# process's generator) each get their seed's weights.
+_SEEDED_INIT = threading.Lock()
 
 
 class NeuralEstimator(Estimator):
@@ -113,6 +121,9 @@ class NeuralEstimator(Estimator):
     """
 
     bootstrap = "subsample"
+
+    #: The calling thread's latest training record (:meth:`_run_info`).
+    _info = PerThread(dict)
 
     def __init__(
         self,
@@ -162,7 +173,6 @@ class NeuralEstimator(Estimator):
         self.seed = int(seed)
         self.device = str(device)
         self.threads = None if threads is None else int(threads)
-        self._info: dict[str, Any] = {}
 
     # ---------------------------------------------------------- subclasses
     @abstractmethod
@@ -228,7 +238,7 @@ class NeuralEstimator(Estimator):
             for blk in torch.tensor_split(test_idx, math.ceil(n_test / b))
         ]
 
-        with torch.random.fork_rng(devices=[]):
+        with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             critic = ConcatCritic(x.shape[1], y.shape[1], self.hidden)
         critic = critic.to(device)
