@@ -137,6 +137,23 @@ def test_study_model_entry_becomes_a_training_config(tmp_path):
                      out=tmp_path, seed=0, threads=1)
 
 
+def test_a_store_records_the_split_entry_less_what_does_not_make_it():
+    from common.stores import store_split_config
+    config = {"families": {"a": ["normal-dense-base"]},
+              "splits": {"t": {"families": ["normal-dense-base", "student-sparse-asinh"],
+                               "count": 10, "combined": False, "priors": {"x": {}}},
+                         "r": {"families": "a", "count": 30, "combined": True,
+                               "priors": {"x": {}}}}}
+    one = store_split_config(config, "t", "normal-dense-base")
+    assert one == {"count": 10, "combined": False}
+    # a family added to the split leaves its other stores' parameters as they were
+    config["splits"]["t"]["families"].append("uniform-dense-base")
+    assert store_split_config(config, "t", "normal-dense-base") == one
+    # a combined store is all its families: they stay
+    assert store_split_config(config, "r", "all") == {"families": "a", "count": 30,
+                                                      "combined": True}
+
+
 def test_store_recipes_follow_the_split_entry():
     from common.stores import split_stores, store_recipe
     config = {"seed": 0, "shard_size": 500, "priors": {},

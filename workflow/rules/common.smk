@@ -5,7 +5,8 @@ from pathlib import Path
 
 from common.families import conditional_family_files, store_family_files
 from common.stores import (COMBINED, conditional_store_path, conditional_store_recipe,
-                           families_of, split_stores, store_path, store_recipe)
+                           families_of, split_stores, store_path, store_recipe,
+                           store_split_config)
 from common.study import derived_study
 
 

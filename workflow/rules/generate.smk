@@ -10,10 +10,7 @@ rule generate:
         split=r"[A-Za-z0-9_]+",
     params:
         recipe=lambda w: store_recipe(config, w.split, w.family),
-        # without its priors: the recipe holds those of this store's families only, so an
-        # override rebuilds just the stores that draw from its family
-        split_config=lambda w: {k: v for k, v in config["splits"][w.split].items()
-                                if k != "priors"},
+        split_config=lambda w: store_split_config(config, w.split, w.family),
         scheduler=config["dask_scheduler"],
     priority: 50
     threads: 1

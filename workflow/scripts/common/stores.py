@@ -72,6 +72,16 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
     return recipe
 
 
+def store_split_config(config: Mapping[str, Any], split: str, name: str) -> dict[str, Any]:
+    """The split entry a store records with its data (the generate rule's ``split_config``
+    parameter, whose change reruns the rule), less what does not make that store: the
+    priors (:func:`store_recipe` holds those of its families), and, for one family's
+    store, the split's families, so that adding a family to the split builds the new
+    store and leaves the others be."""
+    skip = {"priors"} if name == COMBINED else {"priors", "families"}
+    return {k: v for k, v in config["splits"][split].items() if k not in skip}
+
+
 def store_priors(config: Mapping[str, Any], specs: list[str],
                  split_priors: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The prior overrides for the families of ``specs`` only (None if none), so that an
