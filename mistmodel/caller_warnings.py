@@ -25,13 +25,15 @@ import sys
 import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
+from typing import Iterator, Sequence
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 CONTEXTLIB_FILE = os.path.abspath(contextlib.__file__)
 _SILENCED: ContextVar[tuple[type[Warning], ...]] = ContextVar("mistmodel_silenced", default=())
 _HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], list[str]], ...]] = ContextVar(
     "mistmodel_held", default=())
+_LABELS: ContextVar[tuple[str, ...] | None] = ContextVar("mistmodel_sample_labels",
+                                                        default=None)
 
 
 # MIST's warnings (re-exported by mistmodel.mist); in this torch-free module so that
@@ -112,6 +114,27 @@ def silenced(*categories: type[Warning]) -> Iterator[None]:
         yield
     finally:
         _SILENCED.reset(token)
+
+
+@contextmanager
+def sample_labels(labels: Sequence[str]) -> Iterator[None]:
+    """Inside the block (this thread or task only), warnings about sample ``i`` of a batch
+    name it ``labels[i]``: for callers that split a table into pairs of variables and
+    pass them as one batch (``"feature 'age'"`` rather than ``"sample 3"``)."""
+    token = _LABELS.set(tuple(labels))
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
+
+
+def sample_prefix(i: int, count: int) -> str:
+    """How a warning names sample ``i`` of ``count``: its label inside
+    :func:`sample_labels`, else ``"sample i: "``, or nothing for a lone sample."""
+    labels = _LABELS.get()
+    if labels is not None and 0 <= i < len(labels):
+        return f"{labels[i]}: "
+    return f"sample {i}: " if count > 1 else ""
 
 
 # the filter actions that show a warning (once, or once per place); recorded every time

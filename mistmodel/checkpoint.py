@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -167,25 +168,26 @@ def _check_card(card: Any, path: Path) -> None:
                 raise CheckpointError(f"{path}: the card's data_ranges[{key!r}] must be "
                                       f"[low, high] numbers with low <= high; got {value!r}")
     ceiling = card.get("mi_ceiling")
-    if ceiling is not None and not _is_ceiling(ceiling):
+    if ceiling is not None and not is_mi_ceiling(ceiling):
         raise CheckpointError(
             f"{path}: the card's mi_ceiling must map consecutive widths (\"1\", \"2\", ...) "
             f"to non-decreasing finite numbers of nats; got {ceiling!r}")
 
 
-def _is_ceiling(ceiling: Any) -> bool:
+def is_mi_ceiling(ceiling: Any) -> bool:
     """Whether ``ceiling`` is a card's ``mi_ceiling``: consecutive positive widths, as
-    strings, mapped to non-decreasing finite numbers."""
+    strings (``"1"``, ``"2"``, ...), mapped to non-decreasing finite numbers."""
     if not isinstance(ceiling, dict) or not ceiling:
         return False
-    if not all(isinstance(k, str) and k.isdigit() and k == str(int(k)) != "0"
-               for k in ceiling):
+    if not all(isinstance(k, str) and re.fullmatch(r"[1-9][0-9]{0,5}", k) for k in ceiling):
         return False
     widths = sorted(int(k) for k in ceiling)      # JSON may hold them in any order
     tops = [ceiling[str(w)] for w in widths]
+    if not all(isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)
+                                        and abs(v) < 2 ** 53) for v in tops):
+        return False
     return (widths == list(range(widths[0], widths[0] + len(widths)))
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and math.isfinite(v) for v in tops)
+            and all(math.isfinite(v) for v in tops)
             and all(a <= b for a, b in zip(tops, tops[1:])))
 
 

@@ -43,7 +43,7 @@ from .independence import (_check_seed, _estimator_name, _permutations, _result,
                            copies_of)
 from . import cross_check
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
-                              SmallSampleWarning, TiedDataWarning, silenced)
+                              SmallSampleWarning, TiedDataWarning, sample_labels, silenced)
 from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
                       warned_once)
 
@@ -153,11 +153,16 @@ def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple
                             else blocks[chunk[k][1]][chunk[k][2]]) for k in at]
                 # the permuted copies would only repeat the observed pairs' warnings;
                 # MIST's cross-check runs on the observed pairs, by name, at the end
+                # a warning about one observed pair of the batch names its variables
+                named = sample_labels([
+                    f"mi_matrix: variables {labels[chunk[k][0]]!r} and "
+                    f"{labels[chunk[k][1]]!r}" for k in at]) if batched and observed else None
                 with silenced(CrossCheckWarning, *(() if observed else (
                         TiedDataWarning, DiscreteBiasWarning, SmallSampleWarning,
                         OutOfRangeWarning))), \
                         (nullcontext() if observed else copies_of(f"mi_matrix: {name}",
-                                                                  "a pair")):
+                                                                  "a pair")), \
+                        (named or nullcontext()):
                     got[at] = (np.asarray(estimator.estimate_batch(samples),
                                           dtype=np.float64).ravel() if batched
                                else [estimator.estimate(x, y) for x, y in samples])

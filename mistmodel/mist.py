@@ -63,11 +63,11 @@ import torch
 from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
 from .caller_warnings import (CrossCheckWarning, OutOfRangeWarning, SmallSampleWarning,
-                              TiedDataWarning, is_silenced, warn)
+                              TiedDataWarning, is_silenced, sample_prefix, warn)
 from . import cross_check as cc
 from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, is_mi_ceiling, load_checkpoint
 from .correlated_sides import ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, constant_columns, tied_columns, tied_flags)
@@ -232,6 +232,10 @@ class MIST(Estimator):
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.meta = dict(meta or {})
+        if self.meta.get("mi_ceiling") is not None and not is_mi_ceiling(self.meta["mi_ceiling"]):
+            raise ValueError("meta['mi_ceiling'] must map consecutive widths ('1', '2', ...) "
+                             "to non-decreasing finite numbers of nats; got "
+                             f"{self.meta['mi_ceiling']!r}")
         self.checkpoint = checkpoint
         self.max_cells = int(max_cells)
         self.seed = int(seed)
@@ -723,8 +727,7 @@ class MIST(Estimator):
             found = correlated_side(parts)
             if found is not None:
                 side, columns, correlation = found
-                where = f"sample {i}: " if len(prepared) > 1 else ""
-                warn(f"{where}{side.upper()}'s {columns} columns are strongly correlated with "
+                warn(f"{sample_prefix(i, len(prepared))}{side.upper()}'s {columns} columns are strongly correlated with "
                      f"each other (mean absolute correlation of their normal scores "
                      f"{correlation:.2f}), beyond the dependent samples MIST was trained on "
                      f"(below about 0.55; only its independent ones go further). {ADVICE}",
@@ -839,8 +842,7 @@ class MIST(Estimator):
                 continue
             top = ceiling[min(width, widest)]
             if value > top:
-                where = f"sample {numbers[k]}: " if count > 1 else ""
-                warn(f"{where}MIST reads {value:.4g} nats, above the largest MI of the samples "
+                warn(f"{sample_prefix(numbers[k], count)}MIST reads {value:.4g} nats, above the largest MI of the samples "
                      f"it was trained on with at most {min(width, widest)} columns on the "
                      f"narrower side ({top:g} nats). There it extrapolates and saturates "
                      "(8 + 8 Gaussian pairs of MI 30 and 40 nats both read about 16): the MI "

@@ -6,13 +6,16 @@ groups it read, MINE's running average of its marginal term) must then belong to
 thread that made the call, or one thread's call would report, or worse compute with,
 another's.  :class:`PerThread` is a descriptor for such attributes: each thread reads
 what it last wrote, and a thread that never wrote one reads a fresh default.
+:func:`state_without_records` is what a class using them pickles and copies: its
+attributes without the records, so a copy starts with none (and pickles at all: thread
+storage cannot be pickled).
 """
 from __future__ import annotations
 
 import threading
 from typing import Any, Callable
 
-__all__ = ["PerThread"]
+__all__ = ["PerThread", "state_without_records"]
 
 _STORE = "_per_thread_values"
 
@@ -47,3 +50,10 @@ class PerThread:
 
     def __set__(self, obj: Any, value: Any) -> None:
         setattr(self._values(obj), self.name, value)
+
+
+def state_without_records(obj: Any) -> dict[str, Any]:
+    """``obj``'s attributes less its :class:`PerThread` records (for ``__getstate__``)."""
+    state = dict(obj.__dict__)
+    state.pop(_STORE, None)
+    return state

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from . import cross_check
-from .caller_warnings import CrossCheckWarning, TiedDataWarning, silenced, warn
+from .caller_warnings import (CrossCheckWarning, TiedDataWarning, sample_labels, silenced,
+                              warn)
 from .estimators.base import check_exact_float64, constant_columns, refuse_masked
 from .estimators.ksg import KSG, discrete_columns
 from .tabular import table_columns, ties_by_name, warned_once
@@ -85,7 +86,10 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
     with ties_by_name(estimator, named), warned_once("mutual_info_scores"), \
             silenced(CrossCheckWarning):
         if callable(getattr(estimator, "estimate_batch", None)):
-            values = np.asarray(estimator.estimate_batch(samples), dtype=np.float64).ravel()
+            # a warning about one sample of the batch names its feature
+            with sample_labels([f"mutual_info_scores: feature {names[j]!r}" for j in live]):
+                values = np.asarray(estimator.estimate_batch(samples),
+                                    dtype=np.float64).ravel()
         else:
             values = np.array([estimator.estimate(x, t) for x, t in samples],
                               dtype=np.float64)

@@ -97,7 +97,8 @@ def raw_checkpoint(path, state, card_text):
     *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
                    "mi_ceiling": bad}), "mi_ceiling must map consecutive widths")
       for bad in ({}, [1.0, 2.0], {"1": 1.0, "3": 2.0}, {"1": 2.0, "2": 1.0},
-                  {"0": 1.0}, {"01": 1.0}, {"1": "a"}, {"1": True}, {"1": None})],
+                  {"0": 1.0}, {"01": 1.0}, {"1": "a"}, {"1": True}, {"1": None},
+                  {"\u00b2": 1.0}, {"1": 10 ** 400})],
 ])
 def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
     path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)

@@ -135,9 +135,10 @@ def test_estimates_above_the_training_mi_at_their_width_warn(point, qr):
         return MIST(variant.network, {"data_ranges": ranges, "mi_ceiling": ceiling},
                     device="cpu")
 
-    above = net({"1": float(values[1]) + 1.0, "2": float(values[1]) + 1.0,
-                 "3": float(values[2]) - 1e-3})
-    assert above.mi_ceiling == {1: values[1] + 1.0, 2: values[1] + 1.0, 3: values[2] - 1e-3}
+    assert values[1] < values[2]
+    mid = float(values[1] + values[2]) / 2                # between the two samples' readings
+    above = net({"1": mid, "2": mid, "3": mid})
+    assert above.mi_ceiling == {1: mid, 2: mid, 3: mid}
     with pytest.warns(OutOfRangeWarning, match=r"^sample 2: MIST reads .* at most 3 columns "
                                                r"on the narrower side"):
         np.testing.assert_allclose(above.estimate_batch([constant, narrow, wide]), values,
@@ -157,6 +158,26 @@ def test_estimates_above_the_training_mi_at_their_width_warn(point, qr):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         net({"3": median + 1e-3}, qr).interval(*wide)
+
+
+def test_table_helpers_name_the_feature_or_pair_a_warning_is_about(point):
+    import pandas as pd
+
+    from mistmodel.matrix import mi_matrix
+    from mistmodel.selection import mutual_info_scores
+    rng = np.random.default_rng(13)
+    frame = pd.DataFrame(rng.standard_normal((80, 3)), columns=["u", "v", "w"])
+    values = point.estimate_batch([(frame[["u"]].to_numpy(), frame[["w"]].to_numpy()),
+                                   (frame[["v"]].to_numpy(), frame[["w"]].to_numpy())])
+    low = MIST(point.network, {"data_ranges": point.meta["data_ranges"],
+                               "mi_ceiling": {"1": float(values.min()) - 1e-3}},
+               device="cpu", cross_check=False)
+    with pytest.warns(OutOfRangeWarning, match="^mutual_info_scores: feature 'u': MIST"):
+        mutual_info_scores(frame[["u", "v"]], frame["w"], estimator=low)
+    with pytest.warns(OutOfRangeWarning, match=r"^mi_matrix: variables '\w' and '\w': MIST"):
+        mi_matrix(frame, low)
+    with pytest.raises(ValueError, match="mi_ceiling"):
+        MIST(point.network, {"mi_ceiling": {"1": 1.0, "3": 2.0}}, device="cpu")
 
 
 def test_dims_beyond_training_are_refused_unless_asked(point):

@@ -96,3 +96,18 @@ def test_a_shared_mine_gives_each_thread_its_seeds_estimate():
     with ThreadPoolExecutor(max_workers=4) as pool:
         shared = list(pool.map(lambda s: mine.estimate(*s), samples))
     assert shared == alone
+
+
+def test_an_estimator_pickles_and_copies_after_a_call_and_the_copy_starts_afresh():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((200, 2)), rng.standard_normal((200, 1))
+    for est in (KSG(k=5), tiny_mist()):
+        value = est.estimate(x, y)
+        for clone in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est), copy.copy(est)):
+            assert clone.last_info == {}
+            assert clone.estimate(x, y) == value
+            clone.estimate(x[:50], y[:50])
+            assert clone.last_info["n"] == 50 and est.last_info["n"] == 200

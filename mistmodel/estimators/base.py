@@ -142,7 +142,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..per_thread import PerThread
+from ..per_thread import PerThread, state_without_records
 from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, OutOfRangeWarning,
                                SmallSampleWarning, TiedDataWarning, silenced, warn)
 
@@ -492,6 +492,11 @@ class Estimator(ABC):
         """Smallest number of rows :meth:`interval` accepts: ``4 * min_rows``
         (see module docs)."""
         return 4 * self.min_rows
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied without the calls' records (``last_info`` and the like are
+        per thread: :mod:`mistmodel.per_thread`): a copy starts with none."""
+        return state_without_records(self)
 
     @property
     def last_info(self) -> dict[str, Any]:
