@@ -78,13 +78,21 @@ def _permutations(n: int, count: int, seed: int) -> list[np.ndarray]:
     return [rng.permutation(n) for _ in range(count)]
 
 
+def permutation_p_value(statistic: float, null: np.ndarray) -> float:
+    """``(1 + #{null >= statistic}) / (1 + len(null))``; a non-finite permuted value counts
+    against the statistic (conservative); NaN for a NaN statistic."""
+    if np.isnan(statistic):
+        return float("nan")
+    null = np.asarray(null, dtype=np.float64)
+    return (1 + int(np.count_nonzero(~(null < statistic)))) / (1 + null.size)
+
+
 def _result(statistic: float, null: np.ndarray, name: str) -> IndependenceTest:
     if not np.isfinite(statistic):
         raise ValueError(f"{name} returned a non-finite statistic ({statistic}) on the sample")
     null = np.asarray(null, dtype=np.float64)
-    # A non-finite permuted value counts against the observed statistic (conservative).
-    exceed = int(np.count_nonzero(~(null < statistic)))
-    return IndependenceTest(statistic=float(statistic), p_value=(1 + exceed) / (1 + null.size),
+    return IndependenceTest(statistic=float(statistic),
+                            p_value=permutation_p_value(statistic, null),
                             n_permutations=int(null.size), estimator=name, null=null)
 
 

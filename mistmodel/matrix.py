@@ -14,11 +14,17 @@ variable, and no estimator here estimates it.  ``attrs`` hold the estimator's na
 settings as a JSON string (netCDF attributes cannot hold dicts), the groups as JSON, the
 units, ``permutations`` and ``seed``.
 
-``permutations=P > 0`` also tests each pair for independence by permuting the rows of the
+Each pair is estimated once, with the variable whose label sorts first as X: an
+estimator need not be exactly symmetric in X and Y (MIST is not), and so the values do not
+depend on the order of the table's columns.
+
+``permutations=P > 0`` also tests each pair for independence by permuting the rows of its
 second variable (the test of :mod:`mistmodel.independence`, with its exact level); the
 result is then an ``xarray.Dataset`` with ``mi`` and ``p_value``
-(``(1 + #{null >= observed}) / (1 + P)``, NaN on the diagonal).  All pairs share the same
-``P`` row permutations, drawn from ``seed``.
+(``(1 + #{null >= observed}) / (1 + P)``, NaN on the diagonal; an infinite estimate gets
+the smallest p-value unless its permuted copies are infinite too, a NaN one NaN and a
+warning naming the pair).  All pairs share the
+same ``P`` row permutations, drawn from ``seed``.
 
 An estimator with ``estimate_batch`` (MIST) gets all pairs, and their permuted copies, in
 batched calls; any other estimator is called pair by pair.  A progress bar (tqdm, on
@@ -39,11 +45,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .estimators.base import _json_ready
-from .independence import (_check_seed, _estimator_name, _permutations, _result,
-                           copies_of)
+from .independence import (_check_seed, _estimator_name, _permutations, copies_of,
+                           permutation_p_value)
 from . import cross_check
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
-                              SmallSampleWarning, TiedDataWarning, sample_labels, silenced)
+                              SmallSampleWarning, TiedDataWarning, sample_labels, silenced,
+                              warn)
 from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
                       warned_once)
 
@@ -100,10 +107,13 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
                          f"{values.shape[0]}")
 
     blocks = [np.ascontiguousarray(values[:, cols]) for _, cols in variables]
-    pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
+    labels = [name for name, _ in variables]
+    # each pair in the order of its labels (MIST is not exactly symmetric in X and Y):
+    # reordering the table's columns leaves every value as it was
+    pairs = [(i, j) if labels[i] <= labels[j] else (j, i)
+             for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
     perms = _permutations(values.shape[0], count, seed) if count else []
     show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
-    labels = [name for name, _ in variables]
     with ties_by_name(estimator, list(zip(labels, blocks))), warned_once("mi_matrix"):
         stats = _pair_statistics(estimator, blocks, pairs, perms, show, labels)
 
@@ -112,7 +122,13 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     for (i, j), row in zip(pairs, stats):
         mi[i, j] = mi[j, i] = row[0]
         if count:
-            pv[i, j] = pv[j, i] = _result(row[0], row[1:], _estimator_name(estimator)).p_value
+            pv[i, j] = pv[j, i] = permutation_p_value(row[0], row[1:])
+    failed = [f"{labels[i]!r} and {labels[j]!r}" for (i, j), row in zip(pairs, stats)
+              if np.isnan(row[0])]
+    if failed:
+        warn(f"mi_matrix: {_estimator_name(estimator)} returned NaN for the variables "
+             f"{'; '.join(failed[:5])}{' and more' if len(failed) > 5 else ''}: their MI "
+             "and p-value are NaN", RuntimeWarning)
     attrs = {"estimator": _estimator_name(estimator),
              "estimator_settings": json.dumps(_json_ready(_settings(estimator))),
              "groups": json.dumps({name: [names[j] for j in cols] for name, cols in variables}),
@@ -124,7 +140,7 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
         return mi_da
     p_da = xr.DataArray(pv, dims=DIMS, coords=coords, name="p_value",
                         attrs={"test": "permutation test of independence, rows of the "
-                                       "second variable permuted",
+                                       "variable whose label sorts second permuted",
                                "formula": "(1 + #{null >= observed}) / (1 + permutations)"})
     return xr.Dataset({"mi": mi_da, "p_value": p_da}, attrs=attrs)
 

@@ -134,11 +134,13 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
         return codes + rng.random((n, 1)), bool(constant_columns(codes).size)
     if y.dtype.kind in "iu":
         check_exact_float64(y.reshape(-1, 1), lambda _: "y")
-    try:
-        values = y.astype(np.float64).reshape(-1, 1)
-    except (TypeError, ValueError):
+    # numbers only: text, dates and complex values are not a continuous target
+    numeric = y.dtype.kind in "biuf" or (y.dtype == object and all(
+        isinstance(v, (int, float, np.integer, np.floating)) for v in y.tolist()))
+    if not numeric:
         raise ValueError(f"y is not numeric (dtype {y.dtype}); for class labels pass "
-                         "discrete_target=True") from None
+                         "discrete_target=True")
+    values = y.astype(np.float64).reshape(-1, 1)
     bad = np.flatnonzero(~np.isfinite(values[:, 0]))
     if bad.size:
         raise ValueError(f"y contains {values[bad[0], 0]} (first at row {bad[0]}; "

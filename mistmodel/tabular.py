@@ -3,7 +3,8 @@
     names, values = table_columns(data)         # names: list[str]; values: (n, p) float64
     groups = column_groups(names, {"a": ["x1", "x2"], "b": ["y"]})
 
-* a 2-D numpy array: columns named ``"0"``, ``"1"``, ... (its column indices);
+* a 2-D numpy array: columns named ``"0"``, ``"1"``, ... (its column indices); a scipy
+  sparse matrix is read as its dense array;
 * a pandas DataFrame: its column labels (as strings; two columns with the same label are
   refused);
 * an xarray Dataset: its data variables, each 1-D along one shared dimension.
@@ -32,7 +33,8 @@ __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_n
 
 
 def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
-    """The names and float64 values ``(n, p)`` of a table's columns."""
+    """The names and float64 values ``(n, p)`` of a table's columns (a scipy sparse
+    matrix, as scikit-learn passes one, is read dense: the values are dense anyway)."""
     refuse_masked(data, "the table")
     kind = type(data).__module__.split(".")[0]
     if kind == "pandas" and hasattr(data, "columns"):
@@ -44,7 +46,8 @@ def table_columns(data: Any) -> tuple[list[str], np.ndarray]:
         raise TypeError("an xarray DataArray is not a table: pass a Dataset (one variable "
                         "per column) or DataArray.to_dataset(dim=...)")
     else:
-        array = np.asarray(data)
+        array = data.toarray() if kind == "scipy" and hasattr(data, "toarray") else \
+            np.asarray(data)
         if array.ndim != 2:
             raise ValueError(f"a numpy table must be 2-D (rows x columns); got shape "
                              f"{array.shape}")
@@ -100,7 +103,8 @@ def column_groups(names: Sequence[str], groups: Mapping[str, Sequence[Any]] | No
                   ) -> list[tuple[str, list[int]]]:
     """``(group name, column indices)`` for each group; every column its own group when
     ``groups`` is None.  Group members are column names (or, for unnamed numpy columns,
-    indices); an unknown column, an empty group or a column in two groups is refused."""
+    indices); an unknown column, an empty group, a column in two groups and two groups of
+    one name (as text: ``1`` and ``"1"``) are refused."""
     if groups is None:
         return [(name, [j]) for j, name in enumerate(names)]
     if not isinstance(groups, Mapping) or not groups:
@@ -108,7 +112,12 @@ def column_groups(names: Sequence[str], groups: Mapping[str, Sequence[Any]] | No
     position = {name: j for j, name in enumerate(names)}
     owner: dict[int, str] = {}
     out = []
+    seen: dict[str, Any] = {}
     for group, members in groups.items():
+        if str(group) in seen:
+            raise ValueError(f"groups {seen[str(group)]!r} and {group!r} have one name, "
+                             f"{str(group)!r}: name each group differently")
+        seen[str(group)] = group
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
             raise ValueError(f"group {group!r} must be a list of columns; got {members!r}")
         if len(members) == 0:

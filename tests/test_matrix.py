@@ -138,6 +138,7 @@ def test_mist_default_is_batched_and_matches_single_estimates(frame):
     ({"g": ["a"], "h": []}, "group 'h' is empty"),
     ({"g": ["a"], "h": ["zz"]}, "group 'h': no column 'zz'"),
     ({"g": ["a", "a"], "h": ["c"]}, "column 'a' is in group 'g' twice"),
+    ({1: ["a"], "1": ["b"], "x": ["c"]}, "groups 1 and '1' have one name, '1'"),
 ])
 def test_bad_groups_are_named(frame, groups, message):
     with pytest.raises(ValueError, match=message):
@@ -228,3 +229,43 @@ def test_masked_entries_are_refused():
     data = np.random.default_rng(9).standard_normal((50, 3))
     with pytest.raises(ValueError, match="the table is a masked array with masked entries"):
         mi_matrix(np.ma.masked_array(data, mask=data > 2), estimator=CCA())
+
+
+def test_values_do_not_depend_on_the_order_of_the_columns(frame):
+    from mistmodel import MIST
+    mist = MIST.load(cross_check=False)
+    part = frame.iloc[:300]
+    forward = mi_matrix(part[["a", "b", "d"]], mist, permutations=9)
+    backward = mi_matrix(part[["d", "b", "a"]], mist, permutations=9)
+    order = {"variable_1": ["a", "b", "d"], "variable_2": ["a", "b", "d"]}
+    # the same pairs in the same order; only float32 rounding of other batch neighbours
+    np.testing.assert_allclose(forward.mi.sel(order).values, backward.mi.sel(order).values,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(forward.p_value.sel(order).values,
+                                  backward.p_value.sel(order).values)
+
+
+class Fails:
+    """Returns NaN for the pair of columns 'a' and 'b', KSG's estimate otherwise."""
+
+    name = "fails"
+
+    def estimate(self, x, y):
+        if x.shape[1] == 1 and np.array_equal(x[:, 0], self.a) and \
+                np.array_equal(np.sort(y[:, 0]), np.sort(self.b)):
+            return float("nan")
+        return KSG().estimate(x, y)
+
+
+def test_infinite_and_nan_statistics_get_p_values_and_name_the_pair(frame):
+    part = frame.iloc[:400].assign(twice=2 * frame["a"].iloc[:400])
+    res = mi_matrix(part[["a", "c", "twice"]], CCA(), permutations=9)
+    assert np.isinf(res.mi.sel(variable_1="a", variable_2="twice"))
+    assert res.p_value.sel(variable_1="a", variable_2="twice") == pytest.approx(0.1)
+    fails = Fails()
+    fails.a, fails.b = part["a"].to_numpy(), part["b"].to_numpy()
+    with pytest.warns(RuntimeWarning, match="returned NaN for the variables 'a' and 'b'"):
+        res = mi_matrix(part[["a", "b", "c"]], fails, permutations=4)
+    assert np.isnan(res.mi.sel(variable_1="a", variable_2="b"))
+    assert np.isnan(res.p_value.sel(variable_1="a", variable_2="b"))
+    assert np.isfinite(res.p_value.sel(variable_1="a", variable_2="c"))

@@ -86,6 +86,20 @@ def test_bad_input_is_named(problem):
         mutual_info_scores(X, y[:-1], estimator=KSG())
     with pytest.raises(ValueError, match="discrete_target=True"):
         mutual_info_scores(X, np.array(["a", "b"] * 200), estimator=KSG())
+    # numbers only: not their text, not dates, not complex values
+    for bad in (y.astype(str), y + 1j, np.arange(400).astype("datetime64[D]"),
+                np.array([str(v) for v in y], dtype=object)):
+        with pytest.raises(ValueError, match=r"y is not numeric \(dtype"):
+            mutual_info_scores(X, bad, estimator=KSG())
+    as_objects = mutual_info_scores(X, np.array(y.tolist(), dtype=object), estimator=KSG())
+    np.testing.assert_array_equal(as_objects, mutual_info_scores(X, y, estimator=KSG()))
+
+
+def test_a_sparse_table_scores_as_its_dense_values(problem):
+    from scipy import sparse
+    X, y = problem
+    np.testing.assert_array_equal(mutual_info_scores(sparse.csr_matrix(X), y, estimator=KSG()),
+                                  mutual_info_scores(X, y, estimator=KSG()))
 
 
 def test_discrete_target_dither_keeps_the_exact_mi():
