@@ -373,7 +373,7 @@ def _matrix(args: argparse.Namespace) -> int:
     import pandas as pd   # heavy imports: only once the input is known good
     from .matrix import mi_matrix
     estimator = _pair_estimator(args)
-    frame = pd.DataFrame(values, columns=[table.key(c) for c in cols])
+    frame = pd.DataFrame(values, columns=table.keys(cols))
     result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
                        seed=args.seed)
     result.attrs["source_file"] = str(args.file)

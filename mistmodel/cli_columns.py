@@ -62,6 +62,13 @@ class Table:
         """A column's name in the output: its header name, else its index."""
         return self.names[col] if self.names is not None and self.names[col] else str(col)
 
+    def keys(self, cols: list[int]) -> list[str]:
+        """The columns' names in a table of them: :meth:`key`, with ``[index]`` added where
+        two of them would share one (a header that repeats a name, or an unnamed column
+        whose index is another's name)."""
+        keys = [self.key(c) for c in cols]
+        return [f"{k}[{c}]" if keys.count(k) > 1 else k for k, c in zip(keys, cols)]
+
     def read(self, cols: list[int], flag: str) -> np.ndarray:
         """The columns ``cols`` as a float64 array; a non-numeric column or a NaN/inf value
         is an :class:`InputError` naming the column (by header name) and the row."""

@@ -221,7 +221,9 @@ def plot_mi_matrix(mi: Any, ax: Any = None, annotate: bool | None = None,
 
     ``mi``: the DataArray, or the Dataset with ``mi`` and ``p_value`` (then pairs with
     ``p_value > alpha`` are hatched as not significant).  ``annotate``: print the values
-    in the cells; ``None``: when there are at most 12 variables.
+    in the cells; ``None``: when there are at most 12 variables.  An infinite estimate is
+    drawn in the colour of the largest finite one and marked "inf"; the diagonal and NaN
+    estimates are left blank.
     """
     from matplotlib.patches import Rectangle
 
@@ -230,23 +232,26 @@ def plot_mi_matrix(mi: Any, ax: Any = None, annotate: bool | None = None,
         p_value = mi["p_value"].values if "p_value" in mi else None
         mi = mi["mi"]
     values = np.asarray(mi.values, dtype=np.float64)
+    infinite = np.isposinf(values)
+    top = np.nanmax(values[np.isfinite(values)]) if np.isfinite(values).any() else 0.0
+    shown = np.where(infinite, top, values)
     labels = [str(v) for v in mi.coords[mi.dims[0]].values]
     k = len(labels)
     if ax is None:
         import matplotlib.pyplot as plt
         _, ax = plt.subplots(figsize=figure_size(k))
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0)
+    image = ax.imshow(np.ma.masked_invalid(shown), cmap="viridis", vmin=0.0)
     ax.figure.colorbar(image, ax=ax, label=f"I(X;Y) [{mi.attrs.get('units', 'nats')}]")
     ax.set_xticks(range(k), labels, rotation=90)
     ax.set_yticks(range(k), labels)
     ax.set_title(f"mutual information ({mi.attrs.get('estimator', '')})")
     if annotate if annotate is not None else k <= 12:
-        top = np.nanmax(values) if np.isfinite(values).any() else 0.0
         for i in range(k):
             for j in range(k):
-                if np.isfinite(values[i, j]):
-                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                            color="black" if values[i, j] > 0.6 * top else "white")
+                if np.isfinite(shown[i, j]):
+                    text = "inf" if infinite[i, j] else f"{values[i, j]:.2f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                            color="black" if shown[i, j] > 0.6 * top else "white")
     if p_value is not None:
         weak = np.argwhere(p_value > alpha)
         for i, j in weak:

@@ -747,7 +747,10 @@ class MIST(Estimator):
                                       numbers=live, count=len(prepared))
         return out
 
-    def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
+    def _check_shapes(self, shapes: list[tuple[int, ...]],
+                      name_of: Callable[[int], str] = lambda i: "") -> None:
+        """The n and dims of the samples (``shapes``: ``(n, dim_x, dim_y[, dim_z])``) against
+        the card's ``data_ranges``; ``name_of(i)``: how a message names sample ``i``."""
         r = self.data_ranges
         lowest = max(WARN_ROWS, int(r["n"][0])) if "n" in r else WARN_ROWS
         smallest = min(s[0] for s in shapes)
@@ -762,15 +765,20 @@ class MIST(Estimator):
                 f"n = {smallest}. Expect lower accuracy below its trained range.",
                 OutOfRangeWarning)
         problems = {}                                   # key -> "key = big > hi"
+        first = len(shapes)                             # the first sample beyond a dim
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("dim_z", 3), ("n", 0)):
             if key in r and len(shapes[0]) > pos:
                 big = max(s[pos] for s in shapes)
                 if big > r[key][1]:
                     problems[key] = f"{key} = {big} > {r[key][1]}"
+                    if key != "n":
+                        first = min(first, next(i for i, s in enumerate(shapes)
+                                                if s[pos] > r[key][1]))
         if not problems:
             return
         trained = ", ".join(f"{k} in [{v[0]}, {v[1]}]" for k, v in r.items())
-        beyond = (f"sample beyond the shapes MIST was trained on "
+        where = name_of(first) if first < len(shapes) else ""
+        beyond = (f"{where}sample beyond the shapes MIST was trained on "
                   f"({'; '.join(problems.values())}; trained: {trained})")
         if set(problems) - {"n"} and self.out_of_range == "refuse":
             raise ValueError(
@@ -797,7 +805,9 @@ class MIST(Estimator):
             t = torch.as_tensor([0.5] if tau is None else tau, dtype=torch.float32,
                                 device=self.device)
         if check_shapes:
-            self._check_shapes(shapes)
+            numbered = range(len(pairs)) if numbers is None else numbers
+            total = len(pairs) if count is None else count
+            self._check_shapes(shapes, lambda i: sample_prefix(numbered[owner[i]], total))
         out = np.zeros((len(pieces), len(t)) if self.is_quantile else len(pieces))
         flat = [(s[0], s[1], sum(s[2:])) for s in shapes]
         for chunk in plan_chunks(flat, max_cells=self.max_cells, max_batch=len(pieces)):

@@ -82,7 +82,10 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
              "class codes). For class labels leave estimator=None: KSG(discrete='auto'), "
              "the mixed-KSG estimator.", TiedDataWarning)
     samples = [(features[:, [j]], target) for j in live]
-    named = [(names[j], features[:, [j]]) for j in live] + [("y", target)]
+    # the target by its name (a named pandas Series), unless a feature has that name
+    label = getattr(y, "name", None)
+    target_name = str(label) if label is not None and str(label) not in names else "y"
+    named = [(names[j], features[:, [j]]) for j in live] + [(target_name, target)]
     with ties_by_name(estimator, named), warned_once("mutual_info_scores"), \
             silenced(CrossCheckWarning):
         if callable(getattr(estimator, "estimate_batch", None)):

@@ -320,6 +320,19 @@ def test_matrix_never_overwrites_without_force(tmp_path, capsys, chain_csv):
                                                                           variable_2="c")
 
 
+def test_matrix_of_a_header_that_repeats_or_omits_a_name(tmp_path, capsys):
+    import xarray as xr
+    rng = np.random.default_rng(5)
+    body = "\n".join(",".join(f"{v:.6f}" for v in row) for row in rng.standard_normal((60, 3)))
+    for header, names in (("a,a,b", ["a[0]", "a[1]", "b"]), ("2,b,", ["2[0]", "b", "2[2]"])):
+        path, out = tmp_path / "t.csv", tmp_path / "mi.nc"
+        path.write_text(header + "\n" + body + "\n")
+        code, _, err = run(capsys, ["matrix", str(path), "--estimator", "cca", "--out", str(out),
+                                    "--force"])
+        assert code == 0, err
+        assert list(xr.load_dataarray(out).coords["variable_1"].values) == names
+
+
 @pytest.mark.parametrize("argv_tail, match", [
     (["--out", "{dir}/mi.csv"], "--out {dir}/mi.csv: the file name must end in .nc"),
     (["--out", "{dir}/missing/mi.nc"], "directory {dir}/missing does not exist"),

@@ -269,3 +269,14 @@ def test_infinite_and_nan_statistics_get_p_values_and_name_the_pair(frame):
     assert np.isnan(res.mi.sel(variable_1="a", variable_2="b"))
     assert np.isnan(res.p_value.sel(variable_1="a", variable_2="b"))
     assert np.isfinite(res.p_value.sel(variable_1="a", variable_2="c"))
+
+
+def test_heatmap_shows_an_infinite_estimate(frame):
+    part = frame.iloc[:400].assign(twice=2 * frame["a"].iloc[:400])
+    mi = mi_matrix(part[["a", "c", "twice"]], CCA())
+    ax = plot_mi_matrix(mi)
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert texts[(0, 2)] == texts[(2, 0)] == "inf" and len(texts) == 6
+    drawn = ax.images[0].get_array()
+    assert drawn[0, 2] == np.nanmax(np.where(np.isinf(mi.values), np.nan, mi.values))

@@ -178,6 +178,11 @@ def test_table_helpers_name_the_feature_or_pair_a_warning_is_about(point):
         mi_matrix(frame, low)
     with pytest.raises(ValueError, match="mi_ceiling"):
         MIST(point.network, {"mi_ceiling": {"1": 1.0, "3": 2.0}}, device="cpu")
+    wide = pd.DataFrame(rng.standard_normal((80, 11)), columns=[f"c{j}" for j in range(11)])
+    groups = {"big": [f"c{j}" for j in range(10)], "one": ["c10"]}
+    with pytest.raises(ValueError, match=r"^mi_matrix: variables 'big' and 'one': sample "
+                                         r"beyond .*dim_x = 10 > 8"):
+        mi_matrix(wide, point, groups=groups)
 
 
 def test_dims_beyond_training_are_refused_unless_asked(point):

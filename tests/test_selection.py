@@ -125,6 +125,12 @@ def test_tied_features_are_named_once(problem):
         mutual_info_scores(frame, y, estimator=KSG())
     ties = [str(w.message) for w in caught if w.category is TiedDataWarning]
     assert len(ties) == 1 and "KSG: 'level' (" in ties[0] and "column 0" not in ties[0]
+    # a tied target is named by its Series name, unless a feature has that name
+    for name, shown in (("price", "'price' ("), ("a", "'y' (")):
+        target = pd.Series(np.round(y), name=name)
+        with pytest.warns(TiedDataWarning) as caught:
+            mutual_info_scores(frame[["a", "b"]], target, estimator=KSG())
+        assert shown in str(caught[0].message), str(caught[0].message)
 
 
 def test_class_labels_go_to_mixed_ksg_whatever_their_coding():
