@@ -149,8 +149,12 @@ def test_estimates_above_the_training_mi_at_their_width_warn(point, qr):
         net({"1": float(values[1]) + 1.0}).estimate(*wide)   # beyond the widest: its ceiling
         net({"2": 0.0, "3": 0.0}).estimate(*narrow)        # narrower than any trained: no check
         MIST(point.network, {"data_ranges": ranges}, device="cpu").estimate(*wide)
-    with pytest.warns(OutOfRangeWarning, match=r"^MIST reads .* at most 1 columns"):
+    with pytest.warns(OutOfRangeWarning, match=r"^MIST reads .* at most 1 columns.*may be "
+                                               r"far higher"):
         net({"1": float(values[2]) - 1e-3}).estimate(*wide)
+    # far beyond where the network saturates: the estimate says nothing of the MI
+    with pytest.warns(OutOfRangeWarning, match=r"That is 5 times it.*says nothing of the MI"):
+        net({"1": float(values[2]) / 5}).estimate(*wide)
     # MIST-QR: its median is what is checked, whatever else is asked
     median = float(qr.quantiles(*wide, [0.5])[0])
     with pytest.warns(OutOfRangeWarning, match="MIST reads"):
