@@ -62,6 +62,7 @@ import argparse
 import json
 import math
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -92,6 +93,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.z is not None and args.level is not None:
         raise InputError("--level has no use with --z: no estimator gives an interval "
                          "for I(X;Y|Z)")
+    if args.level is not None and args.estimator != "mist":
+        raise InputError(f"--level sets MIST-QR's interval; --estimator {args.estimator} "
+                         "gives none")
     if args.neighbour_correction and args.z is not None:
         raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
                          "use with --z")
@@ -112,6 +116,9 @@ def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None])
     if args.neighbour_correction and args.estimator != "mist":
         raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "
                          "use with --estimator ksg/cca")
+    if getattr(args, "no_cross_check", False) and args.estimator != "mist":
+        raise InputError("--no-cross-check turns off MIST's cross-check against KSG; it has "
+                         f"no use with --estimator {args.estimator}")
     for flag, path in given:
         if path is None:
             continue
@@ -616,8 +623,25 @@ def _table_flags(parser: argparse.ArgumentParser, items: str) -> None:
                       help="csv: the first row is data")
 
 
+# the column flags, whose values may start with "-" (negative indices, counted from the end)
+COLUMN_FLAGS = ("--x", "--y", "--z", "--columns")
+
+
+def _attach_negative_columns(argv: Sequence[str]) -> list[str]:
+    """``--y -2:`` as ``--y=-2:``: argparse would take a value like ``-2:`` or ``-2,-1``
+    for an option (it lets only plain negative numbers through)."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in COLUMN_FLAGS and re.fullmatch(r"-\d[\d:,\-]*", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_attach_negative_columns(argv))
     command = {"estimate": _estimate, "matrix": _matrix, "test": _test}[args.command]
     with recorded() as caught:       # under -W / PYTHONWARNINGS: an error filter stops it
         try:

@@ -31,6 +31,10 @@ __all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "new_file", 
 SUFFIXES = {".npy": "npy", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 PEEK_ROWS = 200          # rows below the first one read to decide whether it is a header
 _INTEGER = re.compile(r"[+-]?\d+")
+# cells that mark a missing value (pandas' defaults, and common stand-ins)
+MISSING_MARKERS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                             "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None",
+                             "n/a", "nan", "null", "-", "?", "."})
 
 
 class InputError(ValueError):
@@ -91,6 +95,7 @@ class Table:
     def _body(self, cols: list[int]):
         if self._frame is None:
             import pandas as pd
+            _check_row_lengths(self.path, self.ncols)
             try:
                 with warnings.catch_warnings():
                     # a row longer than the header: an error, not a silently cut row
@@ -227,13 +232,13 @@ def _open_csv(path: Path, header: bool | None) -> Table:
     if not rows:
         raise InputError(f"{path} is empty")
     first, body = rows[0], rows[1:]
+    if len(first) == 1 and any(sep in first[0] for sep in (";", "\t")):
+        raise InputError(f"{path} reads as a single column; mist reads comma-separated "
+                         "files only (its first line holds ';' or a tab)")
     for line, row in zip(lines[1:], body):
         if len(row) != len(first):
             raise InputError(f"{path}: line {line} has {len(row)} fields, the first line "
                              f"{len(first)}")
-    if len(first) == 1 and any(sep in first[0] for sep in (";", "\t")):
-        raise InputError(f"{path} reads as a single column; mist reads comma-separated "
-                         "files only (its first line holds ';' or a tab)")
     if header is None:
         header = _first_row_is_header(path, first, body)
     if header and not body:
@@ -242,8 +247,10 @@ def _open_csv(path: Path, header: bool | None) -> Table:
     return Table(path, "csv", len(first), names)
 
 
-def _first_rows(path: Path) -> tuple[list[int], list[list[str]]]:
-    """The first non-blank rows of a csv file, as strings, and their line numbers."""
+def _first_rows(path: Path, limit: int | None = PEEK_ROWS
+                ) -> tuple[list[int], list[list[str]]]:
+    """The first non-blank rows of a csv file (``limit`` + 1 of them; None: all), as
+    strings, and their line numbers."""
     lines: list[int] = []
     rows: list[list[str]] = []
     try:
@@ -253,11 +260,21 @@ def _first_rows(path: Path) -> tuple[list[int], list[list[str]]]:
                 if row and any(token.strip() for token in row):
                     lines.append(reader.line_num)
                     rows.append(row)
-                    if len(rows) > PEEK_ROWS:
+                    if limit is not None and len(rows) > limit:
                         break
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
         raise InputError(f"could not read {path} as csv: {exc}") from None
     return lines, rows
+
+
+def _check_row_lengths(path: Path, fields: int) -> None:
+    """Every non-blank row of a csv file has ``fields`` fields (pandas would fill a short
+    row with missing values, and a short row in a column not read would pass)."""
+    lines, rows = _first_rows(path, limit=None)
+    for line, row in zip(lines, rows):
+        if len(row) != fields:
+            raise InputError(f"{path}: line {line} has {len(row)} fields, the first line "
+                             f"{fields}")
 
 
 def _is_number(token: str) -> bool:
@@ -272,7 +289,9 @@ def _first_row_is_header(path: Path, first: list[str], body: list[list[str]]) ->
     tokens = [t.strip() for t in first]
     shown = ", ".join(tokens[:6]) + (", ..." if len(tokens) > 6 else "")
     ask = "Pass --header if it names the columns, --no-header if it is data"
-    words = {i for i, t in enumerate(tokens) if t and not _is_number(t)}
+    # a missing-value marker is no word: "1.5,NA,2.25" is a row of data
+    words = {i for i, t in enumerate(tokens) if t and not _is_number(t)
+             and t not in MISSING_MARKERS}
     if words:
         text_columns = {i for row in body for i, t in enumerate(row)
                         if t.strip() and not _is_number(t.strip())}
@@ -281,7 +300,7 @@ def _first_row_is_header(path: Path, first: list[str], body: list[list[str]]) ->
                 f"cannot tell whether the first row of {path} ({shown}) is a header: it holds "
                 "text only in columns that hold text below it, and numbers elsewhere. " + ask)
         return True
-    filled = [t for t in tokens if t]
+    filled = [t for t in tokens if t and t not in MISSING_MARKERS]
     if not filled or not all(_INTEGER.fullmatch(t) for t in filled):
         return False
     body_tokens = [t.strip() for row in body for t in row if t.strip()]

@@ -219,7 +219,7 @@ class MIST(Estimator):
     # what a TiedDataWarning advises, after naming the column
     tie_advice = ("MIST was trained on continuous data and is biased on discrete or heavily "
                   "tied columns. For such data use KSG(discrete='auto') "
-                  "(mistmodel.estimators.KSG; on the command line --estimator ksg), the "
+                  "(mistmodel.estimators.KSG), the "
                   "mixed-KSG estimator on columns with few distinct values.")
 
     #: The calling thread's latest call: its row groups and its neighbour correction.

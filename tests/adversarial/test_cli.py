@@ -240,6 +240,39 @@ def test_header_flags_on_a_npy_file(tmp_path, capsys, data, flag):
     refused(code, err, flag, "csv files only")
 
 
+@pytest.mark.parametrize("marker", ["NA", "N/A", "null", "-", "?"])
+def test_a_missing_value_in_a_headerless_first_row_is_data(tmp_path, capsys, data, marker):
+    path = tmp_path / "d.csv"
+    rows = [",".join(f"{v:.6f}" for v in row) for row in data]
+    rows[0] = ",".join([f"{data[0, 0]:.6f}", marker] + [f"{v:.6f}" for v in data[0, 2:]])
+    path.write_text("\n".join(rows) + "\n")
+    code, out, err = run(capsys, path, "--x", "0", "--y", "2", "--estimator", "cca", "--json")
+    assert code == 0 and json.loads(out)["n"] == len(data), err
+    code, _, err = run(capsys, path, "--x", "0", "--y", "1", "--estimator", "cca")
+    refused(code, err, "column 1", "data row 0")
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--estimator", "ksg", "--level", "0.5"], ["--level sets MIST-QR's interval",
+                                                "--estimator ksg gives none"]),
+    (["--estimator", "cca", "--no-cross-check"], ["--no-cross-check", "--estimator cca"]),
+])
+def test_flags_of_mist_alone_are_refused_with_other_estimators(tmp_path, capsys, data, argv,
+                                                               needles):
+    code, _, err = run(capsys, csv(tmp_path, data, list("abcuv")), "--x", "a", "--y", "u",
+                       *argv)
+    refused(code, err, *needles)
+
+
+def test_negative_column_slices_and_lists_count_from_the_end(tmp_path, capsys, data):
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    for y in ("-2:", "-2,-1", "3:5"):
+        code, out, err = run(capsys, path, "--x", "0:2", "--y", y, "--estimator", "cca",
+                             "--json")
+        assert code == 0 and json.loads(out)["y_columns"] == ["3", "4"], (y, err)
+
+
 # ------------------------------------------------------------------ files
 def _write(tmp_path, problem, data):
     path = tmp_path / "d.csv"
@@ -260,6 +293,15 @@ def _write(tmp_path, problem, data):
         pd.concat([frame] * 4).to_csv(path, index=False)
         with open(path, "a") as f:
             f.write("1,2,3,4,5,6,7\n")
+        return path
+    elif problem == "late short row":           # beyond the rows read to find the header
+        pd.concat([frame] * 4).to_csv(path, index=False)
+        with open(path, "a") as f:
+            f.write("1,2,3,4\n")
+        return path
+    elif problem == "semicolons, decimal commas":
+        path.write_text("a;b;c;u;v\n" + "".join(
+            ";".join(f"{v:.3f}".replace(".", ",") for v in row) + "\n" for row in data))
         return path
     elif problem == "short row":
         frame.to_csv(path, index=False)
@@ -283,7 +325,9 @@ def _write(tmp_path, problem, data):
     ("text", ["--y", "non-numeric column 'u'", "'n/a?'", "data row 5"]),
     ("header only", ["header row but no data rows"]),
     ("semicolons", ["comma-separated"]),
-    ("ragged", ["could not read", "d.csv", "Expected 5 fields in line 322"]),
+    ("ragged", ["d.csv: line 322 has 7 fields, the first line 5"]),
+    ("late short row", ["d.csv: line 322 has 4 fields, the first line 5"]),
+    ("semicolons, decimal commas", ["comma-separated", "';'"]),
     ("short row", ["line 3 has 2 fields, the first line 5"]),
     ("latin-1", ["could not read", "d.csv"]),
     ("empty", ["is empty"]),
