@@ -41,7 +41,7 @@ from scipy.spatial.distance import cdist
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
                               SmallSampleWarning, TiedDataWarning, silenced)
 from .estimators.base import (TooFewRowsError, check_xy, check_xyz, constant_columns,
-                              standardize_columns)
+                              kept_columns, numbered_as_given, standardize_columns)
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
            "local_permutations", "distance_correlation", "distance_correlation_test"]
@@ -78,18 +78,26 @@ def _permutations(n: int, count: int, seed: int) -> list[np.ndarray]:
     return [rng.permutation(n) for _ in range(count)]
 
 
+# a permuted value this close to the statistic (relative, at least 1e-6 nats) is a tie: a
+# float32 network reads one sample a hair differently in batches of other sizes
+TIE_TOLERANCE = 1e-6
+
+
 def permutation_p_value(statistic: float, null: np.ndarray) -> float:
-    """``(1 + #{null >= statistic}) / (1 + len(null))``; a non-finite permuted value counts
-    against the statistic (conservative); NaN for a NaN statistic."""
+    """``(1 + #{null >= statistic}) / (1 + len(null))``, a permuted value within
+    :data:`TIE_TOLERANCE` of the statistic counting as a tie, and a non-finite one against
+    the statistic (both conservative); NaN for a NaN statistic."""
     if np.isnan(statistic):
         return float("nan")
     null = np.asarray(null, dtype=np.float64)
+    if np.isfinite(statistic):
+        statistic = statistic - TIE_TOLERANCE * max(1.0, abs(statistic))
     return (1 + int(np.count_nonzero(~(null < statistic)))) / (1 + null.size)
 
 
 def _result(statistic: float, null: np.ndarray, name: str) -> IndependenceTest:
-    if not np.isfinite(statistic):
-        raise ValueError(f"{name} returned a non-finite statistic ({statistic}) on the sample")
+    if np.isnan(statistic) or statistic == -np.inf:
+        raise ValueError(f"{name} returned {statistic} as its statistic on the sample")
     null = np.asarray(null, dtype=np.float64)
     return IndependenceTest(statistic=float(statistic),
                             p_value=permutation_p_value(statistic, null),
@@ -167,7 +175,8 @@ def local_permutations(z: ArrayLike, count: int, neighbours: int = 5, seed: int 
     rows are visited in random order, each taking a neighbour not yet taken, else any of
     its neighbours."""
     za = np.asarray(z, dtype=np.float64)
-    za = np.delete(za, constant_columns(za), axis=1)
+    kept = kept_columns(za.shape[1], constant_columns(za))
+    za = za[:, kept]
     if za.shape[1] == 0:
         raise ValueError("z is entirely constant: X and Y given Z is X and Y; use "
                          "independence_test")
@@ -177,7 +186,8 @@ def local_permutations(z: ArrayLike, count: int, neighbours: int = 5, seed: int 
         raise ValueError(f"neighbours must be an integer from 2 to n = {n} (1 would leave "
                          f"every row in place); got {neighbours!r}")
     rng = np.random.default_rng(seed)
-    zs = standardize_columns(za, "z")
+    with numbered_as_given(z=kept):
+        zs = standardize_columns(za, "z")
     zs = zs + rng.uniform(-1e-10, 1e-10, size=zs.shape)      # random order among ties
     _, nbrs = cKDTree(zs).query(zs, k=int(neighbours), p=np.inf)
     nbrs = np.asarray(nbrs).reshape(n, int(neighbours))

@@ -70,7 +70,8 @@ from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, is_mi_ceiling, load_checkpoint
 from .correlated_sides import ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
-                              check_xy, check_xyz, constant_columns, tied_columns, tied_flags)
+                              check_xy, check_xyz, column_number, constant_columns,
+                              kept_columns, tied_columns, tied_flags)
 from .model import MISTNet, ModelConfig
 from .per_thread import PerThread
 
@@ -383,7 +384,7 @@ class MIST(Estimator):
         a sample whose x or y is entirely constant gets exactly 0; one whose z is
         entirely constant is refused."""
         self._require_conditional()
-        prepared, live = [], []
+        prepared, live, kept = [], [], []
         for i, item in enumerate(samples):
             if isinstance(item, (tuple, list)):
                 parts = tuple(item)
@@ -399,7 +400,9 @@ class MIST(Estimator):
                 xa, ya, za = check_xyz(*parts, min_rows=MIN_ROWS, who="MIST")
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"sample {i}: {exc}") from None
-            xa, ya, za = (np.delete(a, constant_columns(a), axis=1) for a in (xa, ya, za))
+            kept.append(tuple(kept_columns(a.shape[1], constant_columns(a))
+                              for a in (xa, ya, za)))
+            xa, ya, za = (a[:, k] for a, k in zip((xa, ya, za), kept[-1]))
             if za.shape[1] == 0:
                 raise ValueError(f"sample {i}: {_CONSTANT_Z}")
             prepared.append((xa, ya, za))
@@ -407,7 +410,7 @@ class MIST(Estimator):
                 live.append(i)
         if not prepared:
             raise ValueError("MIST needs at least one sample")
-        self._warn_ties(prepared)
+        self._warn_ties(prepared, kept)
         out = np.zeros(len(prepared))
         if live:
             out[live] = self._forward([prepared[i] for i in live], None, numbers=live,
@@ -424,8 +427,9 @@ class MIST(Estimator):
         pass.  Returns a float64 array in input order.
         """
         self._refuse_conditional("estimate_batch")
-        prepared = self._prepare_many(samples, warn_ties=False)
-        tied = self._warn_ties(prepared)
+        kept: list[tuple[np.ndarray, ...]] = []
+        prepared = self._prepare_many(samples, warn_ties=False, kept=kept)
+        tied = self._warn_ties(prepared, kept)
         out = self._predict(prepared, None)
         out = out[:, 0] if out.ndim == 2 else out
         if self.neighbour_correction:
@@ -673,31 +677,36 @@ class MIST(Estimator):
         warn(f"{where}MIST reads {float(values[i]):.3f} nats, but KSG (k = 5) reads "
              f"{reference:.3f} on {rows} of its rows: {cc.ADVICE}", CrossCheckWarning)
 
-    def _prepare_many(self, samples: Iterable[Any], warn_ties: bool = True
+    def _prepare_many(self, samples: Iterable[Any], warn_ties: bool = True,
+                      kept: list[tuple[np.ndarray, ...]] | None = None
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Validated samples with their constant columns dropped (a side may be left
-        without columns); ``warn_ties=False`` leaves :meth:`_warn_ties` to the caller."""
-        prepared = []
+        without columns); ``warn_ties=False`` leaves :meth:`_warn_ties` to the caller, and
+        ``kept`` (a list) receives the numbers of each sample's columns left, per side."""
+        prepared, left = [], [] if kept is None else kept
         for i, item in enumerate(samples):
             x, y = as_pair(item)
             try:
                 xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
             except ValueError as exc:
                 raise ValueError(f"sample {i}: {exc}") from None
-            prepared.append((np.delete(xa, constant_columns(xa), axis=1),
-                             np.delete(ya, constant_columns(ya), axis=1)))
+            left.append(tuple(kept_columns(a.shape[1], constant_columns(a)) for a in (xa, ya)))
+            prepared.append((xa[:, left[-1][0]], ya[:, left[-1][1]]))
         if not prepared:
             raise ValueError("MIST needs at least one sample")
         if warn_ties:
-            self._warn_ties(prepared)
+            self._warn_ties(prepared, left)
         return prepared
 
     # which columns of an array a TiedDataWarning is about (more than 10% of rows repeat)
     tie_flags = staticmethod(tied_flags)
 
-    def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]]) -> list[bool]:
+    def _warn_ties(self, prepared: list[tuple[np.ndarray, ...]],
+                   kept: Sequence[tuple[np.ndarray, ...]] | None = None) -> list[bool]:
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per
-        call naming the first.  Also, for I(X;Y), one :class:`OutOfRangeWarning` per call
+        call naming the first (by its number among all the sample's columns: ``kept``
+        gives each sample's columns left after the constant ones, per side; without it,
+        :func:`~mistmodel.estimators.base.column_number` does).  Also, for I(X;Y), one :class:`OutOfRangeWarning` per call
         naming the first sample with a side of strongly correlated columns
         (:mod:`mistmodel.correlated_sides`)."""
         if not self.is_conditional:
@@ -712,6 +721,8 @@ class MIST(Estimator):
             if first:
                 side, columns = tied
                 j, fraction = columns[0]
+                j = (int(kept[i]["xyz".index(side)][j]) if kept is not None
+                     else column_number(side, j))
                 where = f"sample {i}, " if len(prepared) > 1 else ""
                 more = (f" (and {len(columns) - 1} more {side} columns)"
                         if len(columns) > 1 else "")

@@ -5,6 +5,7 @@ from scipy import stats
 
 from mistmodel.estimators import CCA, KSG
 from mistmodel.independence import (
+    conditional_independence_test,
     distance_correlation,
     distance_correlation_test,
     independence_test,
@@ -128,7 +129,7 @@ def test_bad_estimator_and_bad_data_are_refused():
         distance_correlation_test(np.where(x > 0.9, np.nan, x), x)
 
 
-def test_non_finite_statistic_is_an_error():
+def test_a_nan_statistic_is_an_error_and_an_infinite_one_is_tested():
     class Broken:
         name = "broken"
 
@@ -136,8 +137,32 @@ def test_non_finite_statistic_is_an_error():
             return float("nan")
 
     x = np.random.default_rng(0).random((10, 1))
-    with pytest.raises(ValueError, match="broken returned a non-finite statistic"):
+    with pytest.raises(ValueError, match="broken returned nan as its statistic"):
         independence_test(Broken(), x, x, 5)
+    # infinite on the sample (X = Y), finite on every permuted copy: the smallest p-value
+
+    class Sharp:
+        name = "sharp"
+
+        def estimate(self, x, y):
+            return np.inf if np.array_equal(x, y) else 0.0
+
+    res = independence_test(Sharp(), x, x, 19)
+    assert res.statistic == np.inf and res.p_value == pytest.approx(0.05)
+
+
+def test_copies_that_equal_the_sample_tie_with_it():
+    # X a function of Z: every local permutation gives x back, and MIST's batched copies
+    # read it a hair below the lone statistic in float32; they must count as ties (p = 1)
+    from mistmodel import MIST
+    cmi = MIST.load(variant="mist_cmi")
+    for seed in (2, 3):
+        rng = np.random.default_rng(seed)
+        g = rng.integers(0, 10, size=300)
+        x, z = np.c_[np.sin(g) + g ** 2 / 10], np.c_[g.astype(float)]
+        y = np.c_[g + rng.normal(size=300)]
+        res = conditional_independence_test(cmi, x, y, z, n_permutations=99, seed=seed)
+        assert res.p_value == 1.0, (seed, res.statistic, res.null[:3])
 
 
 def test_distance_correlation_values():

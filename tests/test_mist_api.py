@@ -538,3 +538,25 @@ def test_row_groups_keep_batches_and_warnings_in_range(point):
 def test_bad_max_rows_is_refused(point, bad):
     with pytest.raises(ValueError, match="max_rows"):
         MIST(point.network, point.meta, device="cpu", max_rows=bad)
+
+
+def test_messages_number_columns_as_given_after_constant_ones_are_dropped():
+    from mistmodel.estimators import CCA, KSG
+    from mistmodel.mist import TiedDataWarning
+    rng = np.random.default_rng(21)
+    n = 300
+    x, y = rng.standard_normal((n, 1)), rng.standard_normal((n, 1))
+    wide = np.c_[np.ones(n), rng.standard_normal(n), rng.standard_normal(n)]
+    wide[0, 2] = 1e300
+    for est in (KSG(), CCA()):
+        with pytest.raises(ValueError, match="^z column 2 spans too wide a range"):
+            est.estimate_conditional(x, y, wide)
+    tied = np.c_[np.ones(n), x, rng.integers(0, 3, n)]
+    with pytest.warns(TiedDataWarning, match="^x column 2 repeats values"):
+        MIST.load().estimate(tied, y)
+    with pytest.warns(TiedDataWarning, match="^sample 1, x column 2 repeats values"):
+        MIST.load().estimate_batch([(x, y), (tied, y)])
+    with pytest.warns(TiedDataWarning, match="^z column 2 repeats values"):
+        MIST.load(variant="mist_cmi").estimate_conditional(x, y, tied)
+    with pytest.warns(TiedDataWarning, match="^KSG: x column 2 has few distinct values"):
+        KSG(discrete=False).estimate(tied, y)

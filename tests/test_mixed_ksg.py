@@ -189,7 +189,7 @@ def test_many_labels_in_few_rows_warn_under_either_setting() -> None:
         [False, True]
     for setting in (False, "auto"):
         est = KSG(discrete=setting)
-        with pytest.warns(TiedDataWarning, match="x column 0 .* holds integers that repeat "
+        with pytest.warns(TiedDataWarning, match="x column 0 holds integers that repeat "
                           "in 80% of its 100 rows, with 20 distinct values: too many values"):
             est.estimate(x, y)
         assert est.last_info["estimator_used"] == "KSG-1"
@@ -218,7 +218,7 @@ def test_many_labels_in_few_rows_warn_under_either_setting() -> None:
             warnings.simplefilter("always")
             run(Resampled())
         assert [str(w.message)[:60] for w in shown] == [
-            "KSG: x column 0 (of the non-constant ones) holds integers th"]
+            "KSG: x column 0 holds integers that repeat in 80% of its 100"]
     # a constant column is left out of the sample's check, as from its estimate
     with warnings.catch_warnings():
         warnings.simplefilter("error", TiedDataWarning)
@@ -246,7 +246,7 @@ def test_plain_ksg_warns_on_a_discrete_column_and_auto_does_not() -> None:
     u = (latent[:, :1] > 0).astype(float)
     v = (0.5 * latent[:, :1] + latent[:, 1:] > 0).astype(float)    # MI 0.044 nats
     c = rng.standard_normal((300, 1))
-    with pytest.warns(TiedDataWarning, match="y column 1 .* has few distinct values.*"
+    with pytest.warns(TiedDataWarning, match="y column 1 has few distinct values.*"
                       "KSG\\(discrete='auto'\\)") as caught:
         plain = KSG().estimate(c, np.hstack([c + rng.standard_normal((300, 1)), v]))
     assert caught[0].filename == __file__ and np.isfinite(plain)

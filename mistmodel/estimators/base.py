@@ -136,8 +136,10 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -333,6 +335,32 @@ def scale_to_unit(a: np.ndarray, axis: int | None = 0) -> np.ndarray:
     return np.ldexp(a, -exponent)
 
 
+_KEPT: ContextVar[dict[str, Sequence[int]]] = ContextVar("mistmodel_kept_columns", default={})
+
+
+@contextmanager
+def numbered_as_given(**kept: Sequence[int]) -> Iterator[None]:
+    """Inside the block (this thread or task only), a message about column ``j`` of a side
+    whose constant columns were dropped names it by its number in the caller's array,
+    ``kept[side][j]`` (``kept``: the numbers of the columns left, per side)."""
+    token = _KEPT.set({**_KEPT.get(), **kept})
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def column_number(side: str, j: int) -> int:
+    """Column ``j`` of ``side`` as the caller numbers it (see :func:`numbered_as_given`)."""
+    kept = _KEPT.get().get(side)
+    return int(kept[j]) if kept is not None and 0 <= j < len(kept) else int(j)
+
+
+def kept_columns(d: int, dropped: np.ndarray) -> np.ndarray:
+    """The numbers of the columns of ``d`` left when ``dropped`` are dropped."""
+    return np.delete(np.arange(d), dropped)
+
+
 def standardize_columns(a: np.ndarray, side: str = "input") -> np.ndarray:
     """Each column of a 2-D array centred and divided by its standard deviation.
 
@@ -357,7 +385,8 @@ def standardize_columns(a: np.ndarray, side: str = "input") -> np.ndarray:
         j = int(merged[0])
         col = raw[:, j]
         raise ValueError(
-            f"{side} column {j} spans too wide a range for float64 arithmetic: "
+            f"{side} column {column_number(side, j)} spans too wide a range for float64 "
+            "arithmetic: "
             f"centring and scaling it merges {before[j] - after[j]} of its {before[j]} "
             f"distinct values (values from {col.min():.3g} to {col.max():.3g}, median "
             f"{np.median(col):.3g}); transform the column first (e.g. log or ranks)"
@@ -544,8 +573,10 @@ class Estimator(ABC):
                         note_z="z is constant, so I(X; Y | Z) = I(X; Y)")
             self._last_info = info
             return value
+        kept = {"z": kept_columns(za.shape[1], const_z)}
         za = np.delete(za, const_z, axis=1)
         const_x, const_y = constant_columns(xa), constant_columns(ya)
+        kept.update(x=kept_columns(xa.shape[1], const_x), y=kept_columns(ya.shape[1], const_y))
         info: dict[str, Any] = {
             "n": int(xa.shape[0]),
             "dx": int(xa.shape[1]),
@@ -561,7 +592,8 @@ class Estimator(ABC):
             info["note"] = "a side is constant, so the conditional mutual information is 0"
             self._last_info = info
             return 0.0
-        value = float(self._estimate_conditional(xa, ya, za, int(self.seed)))
+        with numbered_as_given(**kept):
+            value = float(self._estimate_conditional(xa, ya, za, int(self.seed)))
         info.update(self._run_info())
         self._last_info = info
         return value
@@ -719,13 +751,15 @@ class Estimator(ABC):
             "dropped_x": const_x.tolist(),
             "dropped_y": const_y.tolist(),
         }
+        kept = {"x": kept_columns(x.shape[1], const_x), "y": kept_columns(y.shape[1], const_y)}
         if const_x.size or const_y.size:
             x = np.delete(x, const_x, axis=1)
             y = np.delete(y, const_y, axis=1)
             if x.shape[1] == 0 or y.shape[1] == 0:
                 info["note"] = "a side is constant, so the mutual information is 0"
                 return 0.0, info
-        value = float(self._estimate(x, y, seed))
+        with numbered_as_given(**kept):
+            value = float(self._estimate(x, y, seed))
         info.update(self._run_info())
         return value, info
 

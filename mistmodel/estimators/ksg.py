@@ -181,8 +181,9 @@ from scipy.special import digamma
 from ..per_thread import PerThread
 from ..caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedDataWarning,
                                silenced, warn)
-from .base import (Estimator, TooFewRowsError, _distinct_per_column, constant_columns,
-                   scale_to_unit, standardize_columns)
+from .base import (Estimator, TooFewRowsError, _distinct_per_column, column_number,
+                   constant_columns, kept_columns, numbered_as_given, scale_to_unit,
+                   standardize_columns)
 
 __all__ = ["KSG", "as_categories", "conditional_counts", "discrete_columns", "ksg_counts",
            "mixed_counts"]
@@ -1015,7 +1016,9 @@ class KSG(Estimator):
         return self.many_values_advice
 
     def _warn_sample_ties(self, x: np.ndarray, y: np.ndarray) -> None:
-        self._warn_discrete(*(np.delete(a, constant_columns(a), axis=1) for a in (x, y)))
+        kept = [kept_columns(a.shape[1], constant_columns(a)) for a in (x, y)]
+        with numbered_as_given(x=kept[0], y=kept[1]):
+            self._warn_discrete(x[:, kept[0]], y[:, kept[1]])
 
     def tie_flags(self, a: np.ndarray) -> np.ndarray:
         """Which columns of ``a`` a :class:`TiedDataWarning` is about: with
@@ -1040,7 +1043,7 @@ class KSG(Estimator):
             for side, a in zip("xyz", sides):
                 found = np.flatnonzero(discrete_columns(a))
                 if found.size:
-                    warn(f"KSG: {side} column {int(found[0])} (of the non-constant ones) has "
+                    warn(f"KSG: {side} column {column_number(side, int(found[0]))} has "
                          f"few distinct values; {self.tie_advice}", TiedDataWarning)
                     return
         for side, a in zip("xyz", sides):
@@ -1048,7 +1051,7 @@ class KSG(Estimator):
             if found.size:
                 j = int(found[0])
                 distinct = int(_distinct_per_column(a[:, j:j + 1])[0])
-                warn(f"KSG: {side} column {j} (of the non-constant ones) holds integers that "
+                warn(f"KSG: {side} column {column_number(side, j)} holds integers that "
                      f"repeat in {1.0 - distinct / a.shape[0]:.0%} of its {a.shape[0]} rows, "
                      f"with {distinct} distinct values: {self.many_values_advice}",
                      TiedDataWarning)
