@@ -97,6 +97,9 @@ def split_conditional_spec(spec: str) -> tuple[str, str]:
     ``"base"`` when none is named.  Unknown names raise a ``SpecError``."""
     if not isinstance(spec, str):
         raise SpecError(f"a conditional spec must be a string, got {spec!r}")
+    if spec.endswith("-"):
+        raise SpecError(f"conditional spec {spec!r} ends in '-': name a transform after it, "
+                        "or drop it")
     parts = spec.split("-")
     base = "-".join(parts[:2])
     check_conditional_spec(base)

@@ -75,6 +75,10 @@ class Design:
             return dx, dx
         return dx, int(rng.integers(self.dim_y_range[0], self.dim_y_range[1] + 1))
 
+    def reachable_dims(self) -> list[tuple[int, int]]:
+        """Every (dim_x, dim_y) a datapoint of this design can have."""
+        return self._reachable_dims()
+
     def _reachable_dims(self) -> list[tuple[int, int]]:
         xs = range(self.dim_range[0], self.dim_range[1] + 1)
         if self.dim_y_range is None:
@@ -151,6 +155,9 @@ class GridDesign(Design):
     def count(self) -> int:
         dims = len(self.dim_grid) if self.dim_grid is not None else 1
         return len(self.specs) * len(self.n_grid) * dims * self.repeats
+
+    def reachable_dims(self) -> list[tuple[int, int]]:
+        return list(self.dim_grid) if self.dim_grid is not None else self._reachable_dims()
 
     def cell(self, i, rng):
         spec, n, dims = grid_cell(self.specs, self.n_grid, self.dim_grid, i // self.repeats)
@@ -293,10 +300,6 @@ class Plan:
         return sample(spec, n, dx, dy, data_seed, priors=self.priors)
 
 
-#: Datapoints whose dims :func:`make_plan` checks a prior override against.
-PRIOR_SCAN = 2000
-
-
 def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) -> Plan:
     seed = check_int("seed", seed, 0)
     if not isinstance(split, str) or not SPLIT_NAME.match(split):
@@ -309,14 +312,14 @@ def make_plan(design: Design, seed: int, split: str, priors, shard_size: int) ->
     return plan
 
 
-def _check_priors_at_dims(plan: Plan, scan: int = PRIOR_SCAN) -> None:
-    """Refuse now a prior override that the dims of the split's own datapoints make invalid
-    (e.g. a negative ``off_diag`` at or below ``-1 / (dim_x + dim_y - 1)``), which would
-    otherwise stop the build at the first such datapoint.  Each family with an override
-    draws its parameters once for every (dim_x, dim_y) its datapoints have among the first
-    ``scan`` (read off their addresses; no data made), so a split is refused exactly where
-    its datapoints would be.  Bounds checked on the drawn values inside ``sample`` (the
-    independence families' within-side correlation) are left to the datapoints."""
+def _check_priors_at_dims(plan: Plan) -> None:
+    """Refuse now a prior override that some dims of the split make invalid (e.g. a
+    negative ``off_diag`` at or below ``-1 / (dim_x + dim_y - 1)``), which would otherwise
+    stop the build at the first datapoint of those dims, perhaps hours in.  Each family
+    with an override draws its parameters once for every (dim_x, dim_y) the design can
+    reach (:meth:`Design.reachable_dims`; no data made).  Bounds checked on the drawn values
+    inside ``sample`` (the independence families' within-side correlation) are left to the
+    datapoints."""
     if not plan.priors:
         return
     overridden = {spec: family for spec, family in
@@ -324,11 +327,9 @@ def _check_priors_at_dims(plan: Plan, scan: int = PRIOR_SCAN) -> None:
                   if family.name in plan.priors}
     if not overridden:
         return
-    rng, seen = np.random.default_rng(0), set()
-    for i in range(min(plan.count, scan)):
-        spec, _, dim_x, dim_y = plan.design.cell(i, address_rng(plan.seed, plan.split, i, 0))
-        family = overridden.get(spec)
-        if family is None or (family.name, dim_x, dim_y) in seen:
-            continue
-        seen.add((family.name, dim_x, dim_y))
-        family.draw_params(rng, dim_x, dim_y, family.resolve_prior(plan.priors[family.name]))
+    rng = np.random.default_rng(0)
+    families = {family.name: family for family in overridden.values()}
+    for family in families.values():
+        prior = family.resolve_prior(plan.priors[family.name])
+        for dim_x, dim_y in plan.design.reachable_dims():
+            family.draw_params(rng, dim_x, dim_y, prior)

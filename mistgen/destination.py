@@ -3,8 +3,8 @@
 A store is built in a hidden sibling, ``.<name>.partial-<pid>@<host>-<token>``, and renamed
 onto its path only once complete. Replacing what stands there follows three rules:
 
-* Only a mistgen store (a directory holding nothing but a store's entries) or an empty
-  directory is ever removed, and that is checked again at the moment of replacement: the
+* Only a mistgen store (a directory holding nothing but a store's entries, down to its
+  chunk files) or an empty directory is ever removed, and that is checked again at the moment of replacement: the
   old entry is renamed aside (atomically), checked there, and put back untouched if it is
   anything else. Concurrent builds of one path therefore replace each other's stores but
   never anything else.
@@ -57,10 +57,28 @@ def _foreign(path: Path) -> str | None:
     if not is_store(path):
         return "exists and is not a mistgen meta-dataset"
     allowed = store_entries(path)
-    others = [e for e in entries if e not in allowed]
+    others = [e for e in entries if e not in allowed] or _stray_files(path)
     if others:
         return f"holds entries that are not part of a meta-dataset ({', '.join(others[:5])})"
     return None
+
+
+# the files of a store below its top directory: an array's or group's metadata and chunks
+_STORE_FILE = re.compile(r"(?:(?!shards/)[^/]+|shards/\d+)/(?:zarr\.json|c(?:/\d+)+)"
+                         r"|shards/zarr\.json")
+
+
+def _stray_files(path: Path) -> list[str]:
+    """Files (or links) under a store's entries that a store does not hold, as paths
+    relative to ``path``: a user's notes left inside a store are not ours to delete."""
+    stray = []
+    for root, dirs, files in os.walk(path):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = os.path.relpath(os.path.join(root, name), path).replace(os.sep, "/")
+            if rel != "zarr.json" and (os.path.islink(os.path.join(root, name))
+                                       or not _STORE_FILE.fullmatch(rel)):
+                stray.append(rel)
+    return sorted(stray)
 
 
 def check_destination(path: Path, overwrite: bool) -> None:

@@ -47,11 +47,22 @@ class ParsedSpec:
         return x, y
 
 
-@lru_cache(maxsize=None)
 def parse_spec(spec: str) -> ParsedSpec:
     """Split a spec string into its family and transforms, or raise ``SpecError``."""
     if not isinstance(spec, str) or not spec:
         raise SpecError(f"a spec must be a non-empty string like 'normal-dense-base', got {spec!r}")
+    if spec.endswith("-"):
+        raise SpecError(f"spec {spec!r} ends in '-': name a transform after it, or drop it")
+    return _parse_spec(spec)
+
+
+def forget_parsed_specs() -> None:
+    """Forget the specs parsed so far (after a family or transform is unregistered)."""
+    _parse_spec.cache_clear()
+
+
+@lru_cache(maxsize=None)
+def _parse_spec(spec: str) -> ParsedSpec:
     family_name = None
     for name in sorted(FAMILIES.names(), key=len, reverse=True):
         if spec == name or spec.startswith(name + "-"):

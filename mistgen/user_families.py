@@ -110,7 +110,7 @@ def defining_file(kind: str, name: str) -> str | None:
 
 def unload_family_files(paths: Iterable[str | Path]) -> None:
     """Forget what the files of ``paths`` registered, so a later load runs them again."""
-    from .spec import parse_spec
+    from .spec import forget_parsed_specs
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -121,7 +121,7 @@ def unload_family_files(paths: Iterable[str | Path]) -> None:
             for name in added.get(registry.kind, []):
                 registry.unregister(name)
         sys.modules.pop(_module_name(resolved), None)
-    parse_spec.cache_clear()
+    forget_parsed_specs()
 
 
 def _names(added: dict[str, list[str]]) -> list[str]:

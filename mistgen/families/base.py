@@ -99,6 +99,11 @@ class Family:
                     f"its parameters are: {', '.join(sorted(prior)) or '(none)'}"
                 )
             low, high = _check_range(self.name, key, value, key in self.integer_params)
+            if high is None and prior[key][1] is not None:
+                raise PriorError(
+                    f"prior for {self.name}.{key} needs an upper bound, got {list(value)!r}; "
+                    "only a parameter the dims cap (k of the sparse and latent-variable "
+                    "families: at most min(dim_x, dim_y)) may leave it open")
             if key in self.param_bounds and not (
                     _within(low, self.param_bounds[key]) and _within(high, self.param_bounds[key])):
                 raise PriorError(
@@ -113,12 +118,13 @@ class Family:
         low, high = prior[key]
         if key not in self.integer_params:
             return float(rng.uniform(low, high))
-        if high is None:
-            high = cap
-        elif cap is not None:
-            high = min(int(high), cap)
-        low = min(int(low), high)
-        return int(rng.integers(low, high + 1))
+        if cap is not None and int(low) > cap:
+            raise PriorError(
+                f"prior for {self.name}.{key} [{low}, {high}] starts above {cap}, the most "
+                f"these dims allow (min(dim_x, dim_y) = {cap}): narrow the prior or raise "
+                "the dims")
+        high = cap if high is None else (int(high) if cap is None else min(int(high), cap))
+        return int(rng.integers(int(low), high + 1))
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Explicit parameters must name every parameter of the prior, with valid values."""

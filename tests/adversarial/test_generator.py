@@ -283,6 +283,16 @@ def test_user_files_inside_a_store_directory_are_not_deleted(tmp_path):
                                          "\\(notes.txt\\)"):
         small_build(path, overwrite=True)
     assert (path / "notes.txt").read_text() == "mine"
+    # also deeper down, in an index array or a shard
+    (path / "notes.txt").unlink()
+    for nested in ("mi/keep.csv", "shards/00000/my_notes.txt", "shards/c/0"):
+        (path / nested).parent.mkdir(parents=True, exist_ok=True)
+        (path / nested).write_text("mine")
+        with pytest.raises(StoreError, match=f"not part of a meta-dataset \\({nested}"):
+            small_build(path, overwrite=True)
+        assert (path / nested).read_text() == "mine"
+        (path / nested).unlink()
+    small_build(path, overwrite=True)          # a store and nothing else: replaced
 
 
 @pytest.mark.parametrize("target_kind", ["store", "user", "dangling"])
@@ -477,3 +487,30 @@ def test_unguarded_build_script_gets_one_clear_message(tmp_path, how):
     assert "if __name__ == \"__main__\":" in run.stderr
     assert len(run.stderr.splitlines()) < 25 and "Nanny" not in run.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["build.py"]  # refused before any folder
+
+
+@pytest.mark.parametrize("priors, match", [
+    ({"discrete-copy": {"k": [2, None]}}, "discrete-copy.k needs an upper bound"),
+    ({"normal-sparse": {"k": [3, 5]}}, r"normal-sparse.k \[3, 5\] starts above 2"),
+])
+def test_integer_priors_the_dims_cannot_honour_are_refused(tmp_path, priors, match):
+    spec = next(iter(priors))
+    with pytest.raises(mistgen.PriorError, match=match):
+        mistgen.build_meta_dataset(tmp_path / "s.zarr", specs=[spec], count=4, n_range=(10, 20),
+                                   dim_range=(1 if spec == "discrete-copy" else 2,) * 2,
+                                   seed=0, priors=priors, progress=False, workers=1)
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_prior_invalid_at_dims_first_drawn_late_is_refused_at_the_plan():
+    from mistgen.design import make_design, make_plan
+    design = make_design(["normal-dense"], count=20000, n_range=(2, 3), dim_range=(2, 64),
+                         dim_y_range=(2, 64))
+    with pytest.raises(mistgen.PriorError, match="for dim_x=64, dim_y=64"):
+        make_plan(design, 0, "train", {"normal-dense": {"off_diag": [-0.0079, 0.1]}}, 1000)
+
+
+@pytest.mark.parametrize("spec", ["normal-dense-", ["normal-dense"]])
+def test_a_malformed_spec_is_a_spec_error(spec):
+    with pytest.raises(mistgen.SpecError):
+        mistgen.parse_spec(spec)
