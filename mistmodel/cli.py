@@ -105,6 +105,38 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise InputError(f"--level must lie strictly between 0 and 1; got {args.level}")
     _check_checkpoints(args, ("--checkpoint", args.checkpoint),
                        ("--qr-checkpoint", args.qr_checkpoint))
+    if args.estimator == "mist" and args.z is None:
+        _check_level_on_the_grid(args)
+
+
+def _check_level_on_the_grid(args: argparse.Namespace) -> None:
+    """Refuse, before the estimate runs, a ``--level`` beyond the quantile grid of the
+    MIST-QR that gives the interval (its card read from the file's header, without
+    torch); a card that cannot be read here is left to the interval's own check."""
+    from .shipped import default_checkpoint
+
+    path = args.qr_checkpoint
+    if path is None and args.checkpoint is not None and \
+            _card_of(args.checkpoint).get("variant") == "mist_qr":
+        path = args.checkpoint
+    config = _card_of(path or default_checkpoint("mist_qr")).get("model_config") or {}
+    tau_min = config.get("tau_min")
+    if isinstance(tau_min, (int, float)) and args.level > 1 - 2 * tau_min + 1e-9:
+        raise InputError(f"--level {args.level:g} needs MIST-QR's quantiles at "
+                         f"{(1 - args.level) / 2:g} and {(1 + args.level) / 2:g}, but it was "
+                         f"trained on quantiles from {tau_min:g} to {1 - tau_min:g}: its "
+                         f"intervals go up to level {1 - 2 * tau_min:g}")
+
+
+def _card_of(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's card from its safetensors header (no torch), or {} if unreadable."""
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="numpy") as f:
+            card = json.loads((f.metadata() or {}).get("mist_card", "{}"))
+    except Exception:                    # the load that follows reports what is wrong
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 def _check_checkpoints(args: argparse.Namespace, *given: tuple[str, str | None]) -> None:

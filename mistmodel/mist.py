@@ -74,6 +74,7 @@ from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as
                               kept_columns, tied_columns, tied_flags)
 from .model import MISTNet, ModelConfig
 from .per_thread import PerThread
+from .shipped import default_checkpoint
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
            "CrossCheckWarning",
@@ -83,20 +84,8 @@ __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
 # an estimate this many times its width's mi_ceiling is no saturation (see _check_values)
 RUNAWAY = 3.0
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT_CHECKPOINTS = {"mist": CHECKPOINT_DIR / "mist.safetensors",
-                       "mist_qr": CHECKPOINT_DIR / "mist_qr.safetensors",
-                       "mist_cmi": CHECKPOINT_DIR / "mist_cmi.safetensors"}
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
-
-
-def default_checkpoint(variant: str = "mist") -> Path:
-    """Path of the checkpoint shipped inside the package for ``variant``."""
-    if variant not in DEFAULT_CHECKPOINTS:
-        raise ValueError(f"variant must be one of {', '.join(map(repr, DEFAULT_CHECKPOINTS))}, "
-                         f"got {variant!r}")
-    return DEFAULT_CHECKPOINTS[variant]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError, save_checkpoint
-from .mist import CHECKPOINT_DIR, load_network
+from .mist import load_network
+from .shipped import CHECKPOINT_DIR
 
 __all__ = ["publish"]
 

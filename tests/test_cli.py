@@ -351,7 +351,14 @@ def test_matrix_bad_input_is_named(tmp_path, capsys, chain_csv, argv_tail, match
     assert code == 2 and match.format(dir=tmp_path) in err, err
 
 
-def test_matrix_typo_is_answered_without_importing_torch(tmp_path, chain_csv):
+@pytest.mark.parametrize("argv, message", [
+    (["matrix", "{path}", "--columns", "a,zz", "--out", "{dir}/mi.nc"],
+     "--columns: no column named 'zz'"),
+    # a level beyond MIST-QR's quantile grid, read from its card's header
+    (["estimate", "{path}", "--x", "a", "--y", "b", "--level", "0.99"],
+     "its intervals go up to level 0.98"),
+])
+def test_a_typo_is_answered_without_importing_torch(tmp_path, chain_csv, argv, message):
     import os
     import subprocess
     import sys
@@ -362,11 +369,11 @@ def test_matrix_typo_is_answered_without_importing_torch(tmp_path, chain_csv):
         root, os.environ.get("PYTHONPATH")]))}
     check = ("import sys\nfrom mistmodel.cli import main\ncode = main(sys.argv[1:])\n"
              "print(code, [m for m in ('torch', 'xarray') if m in sys.modules])\n")
-    argv = ["matrix", str(path), "--columns", "a,zz", "--out", str(tmp_path / "mi.nc")]
+    argv = [a.format(path=path, dir=tmp_path) for a in argv]
     proc = subprocess.run([sys.executable, "-c", check, *argv], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=120)
     assert proc.stdout.strip() == "2 []", (proc.stdout, proc.stderr)
-    assert "--columns: no column named 'zz'" in proc.stderr
+    assert message in proc.stderr
 
 
 # -- mist test ---------------------------------------------------------------------------------
