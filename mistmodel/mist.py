@@ -118,7 +118,8 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu"
     if card["variant"] != config.variant:
         raise CheckpointError(f"{path}: its card says variant {card['variant']!r} but its "
                               f"model_config says {config.variant!r}")
-    net = MISTNet(config)
+    with torch.random.fork_rng(devices=[]):     # the initial weights are replaced: leave
+        net = MISTNet(config)                   # the caller's generator as it was
     _check_tensors(net.state_dict(), state, path)
     net.load_state_dict(state)
     return net.to(device).eval(), card
@@ -230,6 +231,10 @@ class MIST(Estimator):
                              "to non-decreasing finite numbers of nats; got "
                              f"{self.meta['mi_ceiling']!r}")
         self.checkpoint = checkpoint
+        for name, value, low in (("max_cells", max_cells, 1), ("seed", seed, 0)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
         self.max_cells = int(max_cells)
         self.seed = int(seed)
         self.backend = backend
@@ -529,7 +534,8 @@ class MIST(Estimator):
             return super().interval(x, y, level=level, n_boot=n_boot, seed=seed)
         xa, ya = check_xy(x, y, MIN_ROWS, who="MIST")
         q, factor, _ = self._intervals(self._prepare_many([(xa, ya)]), level, calibrated=True)
-        self._last_info = {**_columns_info(xa, ya), **self._interval_info(level, factor)}
+        self._last_info = {**_columns_info(xa, ya), **self._run_info(),
+                           **self._interval_info(level, factor)}
         return float(q[0, 0]), float(q[0, 1])
 
     def interval_batch(self, samples: Iterable[Any], level: float = 0.9,
@@ -624,17 +630,27 @@ class MIST(Estimator):
     def _intervals(self, prepared: list[tuple[np.ndarray, np.ndarray]], level: float,
                    calibrated: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Central ``level`` intervals ``(len(prepared), 2)``, the factor applied to each
-        (None: raw quantiles) and the medians; one forward pass for both ends and the
-        median."""
+        (None: raw quantiles) and the medians; one forward pass for both ends, the median
+        and, when ``calibrated``, the ends of every calibrated level below ``level``: an
+        interval holds those levels' calibrated intervals, so that a higher level never
+        gives a narrower interval (each level's own factor could)."""
         self._require_quantiles("interval_batch")
-        taus = self._check_taus([(1 - level) / 2, 0.5, (1 + level) / 2], level=level)
-        q = self._predict(prepared, taus)
-        factor = (self.calibration_factors(level, sample_rows(prepared), q[:, 1])
-                  if calibrated else None)
-        median, q = q[:, 1], q[:, [0, 2]]
+        below = [float(k) for k in (self.meta.get("interval_calibration") or {}).get(
+            "factors") or {} if float(k) < level - 1e-12] if calibrated else []
+        ends = [(1 - level) / 2, 0.5, (1 + level) / 2] + [
+            t for low in below for t in ((1 - low) / 2, (1 + low) / 2)]
+        q = self._predict(prepared, self._check_taus(ends, level=level))
+        rows = sample_rows(prepared)
+        median = q[:, 1]
+        factor = self.calibration_factors(level, rows, median) if calibrated else None
         self._cross_check(lambda: prepared, median)
-        if factor is not None:
-            q = np.stack(widen(q[:, 0], q[:, 1], factor), axis=1)
+        lower, upper = (q[:, 0], q[:, 2]) if factor is None else widen(q[:, 0], q[:, 2], factor)
+        for k, low in enumerate(below):
+            inner = self.calibration_factors(low, rows, median)
+            if inner is not None:
+                lo, hi = widen(q[:, 3 + 2 * k], q[:, 4 + 2 * k], inner)
+                lower, upper = np.minimum(lower, lo), np.maximum(upper, hi)
+        q = np.stack([lower, upper], axis=1)
         q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
         return q, factor, median
 

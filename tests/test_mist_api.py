@@ -560,3 +560,39 @@ def test_messages_number_columns_as_given_after_constant_ones_are_dropped():
         MIST.load(variant="mist_cmi").estimate_conditional(x, y, tied)
     with pytest.warns(TiedDataWarning, match="^KSG: x column 2 has few distinct values"):
         KSG(discrete=False).estimate(tied, y)
+
+
+def test_loading_leaves_torch_s_generator_and_bad_settings_are_named():
+    torch.manual_seed(0)
+    expected = torch.randn(3)
+    torch.manual_seed(0)
+    MIST.load()
+    assert torch.equal(torch.randn(3), expected)
+    for bad in ({"seed": -1}, {"seed": 2.7}, {"seed": True}, {"max_cells": 0}):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+            MIST.load(**bad)
+    assert MIST.load(threads=np.int64(1), seed=np.int64(3)).threads == 1
+
+
+def test_a_quantile_interval_reports_its_row_groups():
+    qr = MIST.load(variant="mist_qr", cross_check=False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4500, 1))
+    qr.interval(x, x + rng.standard_normal((4500, 1)))
+    assert qr.last_info["row_groups"] == 2
+
+
+def test_a_higher_level_never_gives_a_narrower_interval():
+    import mistgen
+    qr = MIST.load(variant="mist_qr", cross_check=False)
+    samples = [mistgen.sample("normal-dense", n, d, d, 1000 * n + d)
+               for n in (10, 15, 50, 300) for d in (1, 4)]
+    levels = (0.5, 0.8, 0.9, 0.95, 0.96, 0.98)
+    intervals = [qr.interval_batch(samples, level=level) for level in levels]
+    for inner, outer in zip(intervals, intervals[1:]):
+        assert np.all(outer[:, 0] <= inner[:, 0] + 1e-12)
+        assert np.all(outer[:, 1] >= inner[:, 1] - 1e-12)
+    # each calibrated level's own interval is the lower bound of what it gives
+    raw = qr.interval_batch(samples, level=0.96, calibrated=False)
+    assert np.all(intervals[4][:, 0] <= raw[:, 0]) and np.all(intervals[4][:, 1] >= raw[:, 1])

@@ -27,6 +27,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 __all__ = ["BACKENDS", "Backend", "make_backend", "available_backends", "check_threads"]
@@ -44,10 +45,10 @@ BACKENDS = tuple(_REGISTRY)
 
 def check_threads(threads: int | None) -> int | None:
     """``threads`` if it is None or a positive integer, else a ``ValueError``."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (isinstance(threads, (bool, np.bool_))
+                                or not isinstance(threads, (int, np.integer)) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
-    return threads
+    return None if threads is None else int(threads)
 
 
 def available_backends() -> tuple[str, ...]:
