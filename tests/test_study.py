@@ -57,6 +57,11 @@ def test_benchmark_combine_summarize(stores, tmp_path):
     assert summary.by_n_mse.sel(estimator="KSG", split="test_id", n_bin="[10,100)").item() == \
         pytest.approx(float((err[in_bin] ** 2).mean()))
     assert summary.by_n_count.sel(estimator="KSG", split="test_id", n_bin="[300,500]").item() == 4
+    # an n outside the paper's bins gets a bin of its own: every datapoint is in one
+    wide = back.assign_coords(n=back.n.where(back.n < 300, 2000))
+    counted = summarize(wide).by_n_count.sel(estimator="KSG").sum("n_bin")
+    assert (counted == summarize(wide).overall_count.sel(estimator="KSG")).all()
+    assert "[501,2000]" in summarize(wide).n_bin.values
     summary.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")
     table = headline_markdown(summary)
     assert "| KSG |" in table and "test_out_of_distribution" in table
@@ -135,6 +140,23 @@ def test_study_model_entry_becomes_a_training_config(tmp_path):
     with pytest.raises(ValueError, match="batch_sise"):
         train_config(dict(entry, settings={"batch_sise": 5}), train=["a.zarr"], val=["b.zarr"],
                      out=tmp_path, seed=0, threads=1)
+
+
+def test_a_fine_tune_goes_over_its_base_model_key_by_key():
+    from common.study import derived_study
+    base = {"variant": "mist", "train": ["t"], "val": ["v"], "calibrate": ["c"],
+            "epochs": 3, "settings": {"lr": 0.01, "model": {"width": 8, "blocks": 1}}}
+    config = {"models": {"mist": base}, "estimators": {}, "runs": {}, "modalities": {"bc": {}},
+              "modality_study": {"base_model": "mist", "train_split": "t", "val_split": "v",
+                                 "test_splits": ["x"], "estimators": [],
+                                 "finetune": {"max_steps": 5, "settings": {
+                                     "lr": 0.001, "model": {"blocks": 2}}}}}
+    models, estimators, runs = derived_study(config)
+    assert models["mist_bc"] == {
+        "variant": "mist", "init": "mist", "train": ["t@bc"], "val": ["v@bc"], "epochs": 3,
+        "max_steps": 5, "settings": {"lr": 0.001, "model": {"width": 8, "blocks": 2}}}
+    assert base["settings"] == {"lr": 0.01, "model": {"width": 8, "blocks": 1}}   # untouched
+    assert estimators["MIST-bc"]["model"] == "mist_bc" and runs["bc"]["splits"] == ["x@bc"]
 
 
 def test_a_store_records_the_split_entry_less_what_does_not_make_it():

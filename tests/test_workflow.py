@@ -91,6 +91,13 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
      "splits.train.priors, splits.train (store normal-dense-base), splits.train (store "
      "normal-dense-halfcube) and 1 more: family 'normal-dense' has no parameter 'of_diag'"),
     (lambda c: c["estimators"]["KSG"].update({"class": "KNN"}), "KNN"),
+    (lambda c: c["modalities"].update(main=dict(next(iter(c["modalities"].values())))),
+     "modalities.main: the modality study names its fine-tuned model, estimator and run "
+     "after it, and runs.main exists"),
+    (lambda c: c["modality_study"]["finetune"].update(max_step=5),
+     "modality_study.finetune: Additional properties are not allowed ('max_step'"),
+    (lambda c: c["modalities"].update(conditional=dict(next(iter(c["modalities"].values())))),
+     "and runs.conditional is results/conditional/"),
     (lambda c: c.update(conditional_models={"cmi": {"init": "nope", "steps": 2}}),
      "conditional_models.cmi.init: unknown model 'nope'"),
     (lambda c: c.update(conditional_models={"cmi": {"init": "mist", "steps": 2,

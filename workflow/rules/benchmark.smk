@@ -8,7 +8,7 @@ rule benchmark:
         "results/{run}/parts/{estimator}/{split}/{family}.nc",
     params:
         estimator=lambda w: ESTIMATORS[w.estimator],
-        level=config["interval_level"],
+        level=lambda w: interval_level(w.estimator),
         seed=config["seed"],
     threads: 1
     log:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from common.families import conditional_family_files, store_family_files
 from common.stores import (COMBINED, conditional_store_path, conditional_store_recipe,
-                           families_of, split_stores, store_path, store_recipe,
-                           store_split_config)
+                           families_of, modality_base_recipe, split_stores, store_path,
+                           store_recipe, store_split_config)
 from common.study import derived_study
 
 
@@ -94,6 +94,20 @@ def estimator_inputs(wildcards):
             variant = spec.get("settings", {}).get("variant", "mist")
             inputs["checkpoint"] = shipped_checkpoint(variant)
     return inputs
+
+
+def interval_level(name):
+    """The run's interval level for an estimator that gives intervals (a bootstrap, or a
+    quantile MIST), else None: a new level reruns only the jobs it changes."""
+    spec = ESTIMATORS[name]
+    if spec.get("n_boot", 0) > 0:
+        return config["interval_level"]
+    if spec["class"] == "MIST":
+        variant = (spec.get("settings", {}).get("variant", "mist") if spec["model"] == "default"
+                   else MODELS[spec["model"]]["variant"])
+        if variant == "mist_qr":
+            return config["interval_level"]
+    return None
 
 
 def run_parts(run):

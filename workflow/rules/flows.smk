@@ -32,7 +32,7 @@ rule modality_base:
     params:
         entry=lambda w: modality_entry(w.modality),
         base_dir=workflow.basedir,
-        recipe=lambda w: store_recipe(config, w.split, w.family),
+        recipe=lambda w: modality_base_recipe(config, w.split, w.family),
     priority: 30
     threads: 1
     log:

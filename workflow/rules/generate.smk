@@ -11,7 +11,6 @@ rule generate:
     params:
         recipe=lambda w: store_recipe(config, w.split, w.family),
         split_config=lambda w: store_split_config(config, w.split, w.family),
-        scheduler=config["dask_scheduler"],
     priority: 50
     threads: 1
     log:
@@ -35,7 +34,6 @@ rule generate_conditional:
     params:
         recipe=lambda w: conditional_store_recipe(config, w.split),
         split_config=lambda w: config["conditional_splits"][w.split],
-        scheduler=config["dask_scheduler"],
     priority: 50
     threads: 1
     log:

@@ -15,7 +15,8 @@ rule train:
         curves=report("models/{model}/curves.png", caption="../report/curves.rst",
                       category="Training"),
     params:
-        model=lambda w: MODELS[w.model],
+        # the entry less `calibrate`, which makes the calibrated copy, not this checkpoint
+        model=lambda w: {k: v for k, v in MODELS[w.model].items() if k != "calibrate"},
         seed=config["seed"],
     priority: 100
     # an entry without `threads` takes all the cores the run has

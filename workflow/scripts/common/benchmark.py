@@ -35,8 +35,12 @@ def _as_text(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords({k: ds[k].astype(object) for k in TEXT if k in ds.coords})
 
 
-def _interval(est, x, y, level: float, n_boot: int, seed: int) -> tuple[float, float]:
-    """The estimator's own interval (MIST-QR's quantiles), else a bootstrap one."""
+def _interval(est, x, y, level: float | None, n_boot: int, seed: int
+              ) -> tuple[float, float]:
+    """The estimator's own interval (MIST-QR's quantiles), else a bootstrap one; none
+    without a ``level``."""
+    if level is None:
+        return float("nan"), float("nan")
     if getattr(est, "is_quantile", False):
         return est.interval(x, y, level=level)
     if n_boot <= 0:
@@ -52,12 +56,13 @@ def benchmark_stores(
     estimator,
     stores: Sequence[tuple[str, str, str | Path]],
     *,
-    level: float = 0.9,
+    level: float | None = 0.9,
     n_boot: int = 0,
     seed: int = 0,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Estimate every datapoint of ``stores``: a list of (split, family, path)."""
+    """Estimate every datapoint of ``stores``: a list of (split, family, path); intervals
+    at ``level`` (None: none)."""
     rows: dict[str, list[Any]] = {k: [] for k in (
         "datapoint", "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed",
         "estimate", "lower", "upper", "seconds", "interval_seconds")}
@@ -90,7 +95,7 @@ def benchmark_stores(
     settings = estimator.settings() if hasattr(estimator, "settings") else {}
     ds["settings"] = ("estimator", np.asarray([json.dumps(settings, sort_keys=True, default=str)],
                                               dtype=object))
-    ds.attrs.update(level=level, n_boot=n_boot)
+    ds.attrs.update(n_boot=n_boot, **({} if level is None else {"level": level}))
     return ds
 
 
@@ -118,4 +123,9 @@ def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     out = xr.concat(merged, dim="estimator", data_vars="all", coords="minimal",
                     compat="override", join="outer")
     out.attrs.update(merged[0].attrs)
+    levels = {m.attrs["level"] for m in merged if "level" in m.attrs}
+    if len(levels) > 1:
+        raise ValueError(f"the parts' intervals are at different levels: {sorted(levels)}")
+    out.attrs.pop("level", None)
+    out.attrs.update({"level": levels.pop()} if levels else {})
     return out

@@ -122,6 +122,18 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
     if "conditional" in config["runs"]:
         problems.append("runs.conditional: the name is taken by results/conditional/ (the "
                         "conditional runs); give the run another name")
+    study = config.get("modality_study")
+    for m in config["modalities"] if study else []:
+        # the names a modality study derives for m must not hide the config's own entries
+        taken = [(f"models.{study['base_model']}_{m}", f"{study['base_model']}_{m}" in models),
+                 (f"estimators.MIST-{m}", f"MIST-{m}" in config["estimators"]),
+                 (f"runs.{m}", m in config["runs"] or m == "conditional")]
+        for where, clash in taken:
+            if clash:
+                problems.append(f"modalities.{m}: the modality study names its fine-tuned "
+                                f"model, estimator and run after it, and {where} "
+                                f"{'is results/conditional/' if where == 'runs.conditional' else 'exists'}; "
+                                "give the modality another name")
     for name, entry in conditional.items():
         own = sorted(set(entry.get("settings") or {}) & {"out", "init", "steps", "seed",
                                                           "threads"})

@@ -74,8 +74,11 @@ def coverage(summary: xr.Dataset, path, level: float) -> None:
     splits = [str(s) for s in summary.split.values]
     width = 0.8 / max(1, len(splits))
     for j, split in enumerate(splits):
-        vals = [summary.coverage.sel(estimator=e, split=split).item() for e in ests]
-        ax.bar(np.arange(len(ests)) + j * width, np.nan_to_num(vals, nan=0.0), width, label=split)
+        vals = np.array([summary.coverage.sel(estimator=e, split=split).item() for e in ests])
+        at = np.arange(len(ests)) + j * width
+        ax.bar(at, np.nan_to_num(vals, nan=0.0), width, label=split)
+        for x in at[np.isnan(vals)]:           # no interval: no bar, and say so
+            ax.text(x, 0.02, "no interval", rotation=90, ha="center", va="bottom", fontsize=7)
     ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:.2f}")
     ax.set_xticks(np.arange(len(ests)) + width * (len(splits) - 1) / 2, ests, rotation=20)
     ax.set_ylim(0, 1)

@@ -75,11 +75,18 @@ def store_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, 
 def store_split_config(config: Mapping[str, Any], split: str, name: str) -> dict[str, Any]:
     """The split entry a store records with its data (the generate rule's ``split_config``
     parameter, whose change reruns the rule), less what does not make that store: the
-    priors (:func:`store_recipe` holds those of its families), and, for one family's
-    store, the split's families, so that adding a family to the split builds the new
-    store and leaves the others be."""
-    skip = {"priors"} if name == COMBINED else {"priors", "families"}
+    priors (:func:`store_recipe` holds those of its families), its ``role`` (a label), and,
+    for one family's store, the split's families, so that adding a family to the split
+    builds the new store and leaves the others be."""
+    skip = {"priors", "role"} if name == COMBINED else {"priors", "role", "families"}
     return {k: v for k, v in config["splits"][split].items() if k not in skip}
+
+
+def modality_base_recipe(config: Mapping[str, Any], split: str, name: str) -> dict[str, Any]:
+    """:func:`store_recipe` less the split's dims: a modality's base store takes the
+    modality's dims, so the split's do not make it (and a change of them rebuilds
+    nothing)."""
+    return {k: v for k, v in store_recipe(config, split, name).items() if k not in DIM_KEYS}
 
 
 def store_priors(config: Mapping[str, Any], specs: list[str],

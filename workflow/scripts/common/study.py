@@ -16,13 +16,23 @@ def derived_study(config: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     study = config.get("modality_study")
     for m in config["modalities"] if study else []:
         base = study["base_model"]
+        tuned = {k: v for k, v in models[base].items() if k not in MODEL_OWN_KEYS}
         models[f"{base}_{m}"] = {
             "variant": models[base]["variant"], "init": base,
             "train": [f"{study['train_split']}@{m}"], "val": [f"{study['val_split']}@{m}"],
-            **{k: v for k, v in models[base].items() if k not in MODEL_OWN_KEYS},
-            **study["finetune"],
+            **_merged(tuned, study.get("finetune") or {}),
         }
         estimators[f"MIST-{m}"] = {"class": "MIST", "model": f"{base}_{m}", "n_boot": 0}
         runs[m] = {"splits": [f"{s}@{m}" for s in study["test_splits"]],
                    "estimators": list(study["estimators"]) + [f"MIST-{m}"]}
     return models, estimators, runs
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base`` key by key, nested dicts (settings, settings.model) merged
+    the same way."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, Mapping)
+                    and isinstance(out.get(key), Mapping) else value)
+    return out

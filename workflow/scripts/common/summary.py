@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-N_BINS = (10, 100, 300, 501)  # [10, 100), [100, 300), [300, 500]
+N_BINS = (10, 100, 300, 501)  # [10, 100), [100, 300), [300, 500]: the paper's, widened
+                              # to hold every n of a run (covering_edges)
 DIM_BINS = (1, 2, 5, 9, 17, 33, 65, 1_000_000)
 
 
@@ -16,6 +17,18 @@ def bin_labels(edges: Sequence[int], last_inclusive: bool = True) -> list[str]:
     if last_inclusive:
         labels[-1] = f"[{edges[-2]},{edges[-1] - 1}]"
     return labels
+
+
+def covering_edges(edges: Sequence[int], values: Sequence[int]) -> list[int]:
+    """``edges`` with a bin added below and above where ``values`` fall outside them, so
+    that no value is left out of a table by bin (n = 5 or 2,000 beside the paper's bins)."""
+    edges = [int(e) for e in edges]
+    values = np.asarray(values)
+    if values.size and values.min() < edges[0]:
+        edges.insert(0, int(values.min()))
+    if values.size and values.max() >= edges[-1]:
+        edges.append(int(values.max()) + 1)
+    return edges
 
 
 def _frame(ds: xr.Dataset) -> pd.DataFrame:
@@ -48,7 +61,8 @@ def summarize(ds: xr.Dataset, n_bins: Sequence[int] = N_BINS,
     The dim of a datapoint is ``max(dim_x, dim_y)``. Errors are estimate - true MI.
     """
     df = _frame(ds)
-    df["n_bin"] = pd.cut(df["n"], list(n_bins), right=False, labels=bin_labels(n_bins))
+    n_bins = covering_edges(n_bins, df["n"])
+    df["n_bin"] = pd.cut(df["n"], n_bins, right=False, labels=bin_labels(n_bins))
     df["dim"] = np.maximum(df["dim_x"], df["dim_y"])
     df["dim_bin"] = pd.cut(df["dim"], list(dim_bins), right=False,
                            labels=bin_labels(dim_bins, last_inclusive=False))
