@@ -4,7 +4,8 @@ A store is built in a hidden sibling, ``.<name>.partial-<pid>@<host>-<token>``, 
 onto its path only once complete. Replacing what stands there follows three rules:
 
 * Only a mistgen store (a directory holding nothing but a store's entries, down to its
-  chunk files) or an empty directory is ever removed, and that is checked again at the moment of replacement: the
+  chunk files) or an empty directory is ever removed, and that is checked again at the
+  moment of replacement: the
   old entry is renamed aside (atomically), checked there, and put back untouched if it is
   anything else. Concurrent builds of one path therefore replace each other's stores but
   never anything else.

@@ -711,7 +711,8 @@ class MIST(Estimator):
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per
         call naming the first (by its number among all the sample's columns: ``kept``
         gives each sample's columns left after the constant ones, per side; without it,
-        :func:`~mistmodel.estimators.base.column_number` does).  Also, for I(X;Y), one :class:`OutOfRangeWarning` per call
+        :func:`~mistmodel.estimators.base.column_number` does).  Also, for I(X;Y), one
+        :class:`OutOfRangeWarning` per call
         naming the first sample with a side of strongly correlated columns
         (:mod:`mistmodel.correlated_sides`)."""
         if not self.is_conditional:
@@ -746,8 +747,9 @@ class MIST(Estimator):
             found = correlated_side(parts)
             if found is not None:
                 side, columns, correlation = found
-                warn(f"{sample_prefix(i, len(prepared))}{side.upper()}'s {columns} columns are strongly correlated with "
-                     f"each other (mean absolute correlation of their normal scores "
+                warn(f"{sample_prefix(i, len(prepared))}{side.upper()}'s {columns} columns "
+                     "are strongly correlated with each other (mean absolute correlation of "
+                     "their normal scores "
                      f"{correlation:.2f}), beyond the dependent samples MIST was trained on "
                      f"(below about 0.55; only its independent ones go further). {ADVICE}",
                      OutOfRangeWarning)

@@ -129,10 +129,10 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
                  (f"estimators.MIST-{m}", f"MIST-{m}" in config["estimators"]),
                  (f"runs.{m}", m in config["runs"] or m == "conditional")]
         for where, clash in taken:
+            what = "is results/conditional/" if where == "runs.conditional" else "exists"
             if clash:
                 problems.append(f"modalities.{m}: the modality study names its fine-tuned "
-                                f"model, estimator and run after it, and {where} "
-                                f"{'is results/conditional/' if where == 'runs.conditional' else 'exists'}; "
+                                f"model, estimator and run after it, and {where} {what}; "
                                 "give the modality another name")
     for name, entry in conditional.items():
         own = sorted(set(entry.get("settings") or {}) & {"out", "init", "steps", "seed",
