@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -151,3 +153,31 @@ def test_small_n_sanity() -> None:
         x, y = rng.standard_normal((n, d)), rng.standard_normal((n, d))
         value = CCA().estimate(x, y)
         assert np.isfinite(value) and abs(value) < 0.5
+
+
+def test_the_bootstrap_form_is_that_of_the_columns_the_estimate_reads() -> None:
+    # nine constant columns beside one: the estimate uses the unbiased form (one column),
+    # and so must its interval, not "replacement-bc" counted on ten columns
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20, 1))
+    y = 0.6 * x + 0.8 * rng.standard_normal((20, 1))
+    padded = np.hstack([x, np.ones((20, 9))])
+    est = CCA()
+    assert est.interval(padded, y, n_boot=200) == pytest.approx(est.interval(x, y, n_boot=200))
+
+
+def test_a_singular_bootstrap_replicate_is_left_out_with_a_warning() -> None:
+    # 14 + 1 columns at n = 30: a resample holds about 19 distinct rows, sometimes too few
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((30, 14))
+    y = x[:, :1] + rng.standard_normal((30, 1))
+    est = CCA()
+    assert np.isfinite(est.estimate(x, y))
+    found = False
+    for seed in range(20):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lo, hi = est.interval(x, y, n_boot=100, seed=seed)
+        assert lo <= hi
+        found = found or any("left out" in str(w.message) for w in caught)
+    assert found

@@ -91,6 +91,17 @@ def test_tree_and_brute_give_the_same_counts_in_blocks() -> None:
         np.testing.assert_array_equal(ny_t, ny_b)
 
 
+@pytest.mark.parametrize("jitter", [0.0, 1e-10])
+def test_euclidean_tree_counts_neighbours_at_a_hair_from_eps_as_the_brute_force(jitter):
+    # integer data with ties: broken ties put neighbours within a relative 1e-12 of eps
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 30, (300, 1)).astype(float)
+    y = x + rng.integers(0, 30, (300, 1))
+    values = [KSG(metric=metric, algorithm=algorithm, jitter=jitter).estimate(x, y)
+              for metric in ("euclidean", "chebyshev") for algorithm in ("tree", "brute")]
+    assert max(values) - min(values) < 1e-12, values
+
+
 def _exact_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):
     """Counts from the difference-based brute force only (matrix products off)."""
     with monkeypatch.context() as m:
@@ -231,6 +242,11 @@ def test_settings_and_bad_arguments() -> None:
         KSG(jitter=-1.0)
     with pytest.raises(ValueError, match="k must be a positive integer; got True"):
         KSG(k=True)
+    for bad in ({"k": float("inf")}, {"k": 2.5}, {"seed": -1}, {"seed": 2.7},
+                {"jitter": "a"}, {"jitter": float("nan")}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must"):
+            KSG(**bad)
+    assert KSG(k=5.0).k == 5
 
 
 def test_n_not_above_k_plus_one_is_refused() -> None:

@@ -846,7 +846,9 @@ class Estimator(ABC):
         center: float | None,
     ) -> np.ndarray:
         n_boot = _check_n_boot(n_boot)
-        scheme = self.bootstrap_scheme(x, y)
+        # the scheme of the sample the estimate reads: its constant columns dropped
+        scheme = self.bootstrap_scheme(*(np.delete(a, constant_columns(a), axis=1)
+                                         for a in (x, y)))
         if scheme not in BOOTSTRAP_SCHEMES:
             raise ValueError(f"unknown bootstrap scheme {scheme!r}")
         n = x.shape[0]

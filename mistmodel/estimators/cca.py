@@ -78,7 +78,7 @@ import numpy as np
 from scipy.special import digamma
 
 from ..per_thread import PerThread
-from .base import Estimator, standardize_columns
+from .base import Estimator, TooFewRowsError, standardize_columns
 
 __all__ = [
     "CCA",
@@ -124,7 +124,9 @@ def canonical_correlations(
         lx = np.linalg.cholesky(rxx)
         ly = np.linalg.cholesky(ryy)
     except np.linalg.LinAlgError as exc:
-        raise ValueError(
+        # a TooFewRowsError: a bootstrap replicate with too few distinct rows for its
+        # columns is left out, not taken for the user's sample
+        raise TooFewRowsError(
             "the correlation matrix of x or y is singular (collinear columns, or "
             f"n <= dx + dy without shrinkage; shrinkage used: {lam:g}); use "
             "shrinkage='ledoit-wolf' or a positive shrinkage"

@@ -362,14 +362,17 @@ def _block_gram(x: np.ndarray, y: np.ndarray, factors: tuple, bounds: tuple, sta
 
 
 def _block_exact(x: np.ndarray, y: np.ndarray, metric: str, start: int, stop: int,
-                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """eps (squared for the Euclidean metric), n_x, n_y of rows ``start:stop``, by cdist."""
-    local = np.arange(stop - start)
-    shape = (stop - start, x.shape[0])
-    dx = _distances(x[start:stop], x, metric, _scratch.get("dx", shape))
-    dy = _distances(y[start:stop], y, metric, _scratch.get("dy", shape))
-    dx[local, local + start] = np.inf  # a point is not its own neighbour
-    dy[local, local + start] = np.inf
+                 k: int, rows: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """eps (squared for the Euclidean metric), n_x, n_y of rows ``start:stop`` (or of the
+    rows ``rows``), by cdist."""
+    rows = np.arange(start, stop) if rows is None else rows
+    local = np.arange(rows.size)
+    shape = (rows.size, x.shape[0])
+    dx = _distances(x[rows], x, metric, _scratch.get("dx", shape))
+    dy = _distances(y[rows], y, metric, _scratch.get("dy", shape))
+    dx[local, rows] = np.inf  # a point is not its own neighbour
+    dy[local, rows] = np.inf
     e = _kth_smallest_rows(np.maximum(dx, dy, out=_scratch.get("joint", shape)), k)
     return (e, np.count_nonzero(dx < e[:, None], axis=1),
             np.count_nonzero(dy < e[:, None], axis=1))
@@ -477,6 +480,16 @@ def _counts_tree(
     zero = eps <= 0.0
     radius = np.where(zero, 0.0, radius)
     nx, ny = _ball_counts((x, y), radius, p, zero)
+    if metric == "euclidean":
+        # a point within a relative 1e-12 of eps is in or out by rounding: the points with
+        # any such neighbour are counted again on exact differences, as the brute force
+        # counts them, so that both give the same counts
+        wide = _ball_counts((x, y), np.where(zero, 0.0, eps / _EUCLIDEAN_SHRINK), p, zero)
+        unsure = np.flatnonzero(((wide[0] != nx) | (wide[1] != ny)) & ~zero)
+        for start in range(0, unsure.size, max(1, _BLOCK_ENTRIES // max(x.shape[0], 1))):
+            rows = unsure[start:start + _BLOCK_ENTRIES // max(x.shape[0], 1) or 1]
+            e2, nx[rows], ny[rows] = _block_exact(x, y, metric, 0, 0, k, rows=rows)
+            eps[rows] = np.sqrt(e2)
     return eps, nx, ny
 
 
@@ -907,8 +920,15 @@ class KSG(Estimator):
         algorithm: str = "auto",
         discrete: bool | str = False,
     ) -> None:
-        if isinstance(k, bool) or int(k) != k or k < 1:
+        if isinstance(k, (bool, np.bool_)) or not (
+                isinstance(k, (int, np.integer))
+                or (isinstance(k, (float, np.floating)) and float(k).is_integer())) or k < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) \
+                or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+        if isinstance(jitter, (bool, str)) or not isinstance(jitter, (int, float, np.number)):
+            raise ValueError(f"jitter must be a finite number >= 0; got {jitter!r}")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
         if algorithm not in ALGORITHMS:
