@@ -655,12 +655,16 @@ class MIST(Estimator):
         return q, factor, median
 
     def _interval_info(self, level: float, factor: np.ndarray | None) -> dict[str, Any]:
+        known = sorted((self.meta.get("interval_calibration") or {}).get("factors") or {})
         if factor is None:
-            known = sorted((self.meta.get("interval_calibration") or {}).get("factors") or {})
             method = (f"raw quantiles: no conformal factor at level {level:g} (calibrated "
                       f"levels: {', '.join(known) or 'none'})")
         else:
             method = f"split-conformal calibrated quantiles, factor {float(factor[0]):+.3f}"
+        below = [k for k in known if float(k) < level - 1e-12]
+        if below:
+            method += (f", widened where needed to hold the calibrated intervals at "
+                       f"{', '.join(below)}")
         return {"level": level, "interval_method": method}
 
     def _who(self) -> str:

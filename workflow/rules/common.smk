@@ -84,6 +84,14 @@ def shipped_checkpoint(variant):
     return str(Path(package) / "checkpoints" / f"{variant}.safetensors")
 
 
+def mist_variant(spec):
+    """The variant of a MIST estimator entry's network: its model's, or for the shipped
+    one its settings' (default "mist")."""
+    if spec["model"] == "default":
+        return spec.get("settings", {}).get("variant", "mist")
+    return MODELS[spec["model"]]["variant"]
+
+
 def estimator_inputs(wildcards):
     spec = ESTIMATORS[wildcards.estimator]
     inputs = {"store": store_path(wildcards.split, wildcards.family)}
@@ -91,8 +99,7 @@ def estimator_inputs(wildcards):
         if spec["model"] != "default":
             inputs["checkpoint"] = model_checkpoint(spec["model"])
         else:   # the checkpoint shipped in the package: a new one reruns these jobs
-            variant = spec.get("settings", {}).get("variant", "mist")
-            inputs["checkpoint"] = shipped_checkpoint(variant)
+            inputs["checkpoint"] = shipped_checkpoint(mist_variant(spec))
     return inputs
 
 
@@ -100,13 +107,8 @@ def interval_level(name):
     """The run's interval level for an estimator that gives intervals (a bootstrap, or a
     quantile MIST), else None: a new level reruns only the jobs it changes."""
     spec = ESTIMATORS[name]
-    if spec.get("n_boot", 0) > 0:
+    if spec.get("n_boot", 0) > 0 or (spec["class"] == "MIST" and mist_variant(spec) == "mist_qr"):
         return config["interval_level"]
-    if spec["class"] == "MIST":
-        variant = (spec.get("settings", {}).get("variant", "mist") if spec["model"] == "default"
-                   else MODELS[spec["model"]]["variant"])
-        if variant == "mist_qr":
-            return config["interval_level"]
     return None
 
 
