@@ -422,8 +422,13 @@ def _check_conditional_run(config: Mapping[str, Any], run: Mapping[str, Any]) ->
             whose = f"the shipped {variant}"
         else:
             entry = config["conditional_models"][spec["model"]]
-            limit = (max(_largest_dims(config, entry["train"])) if "train" in entry
-                     else (entry.get("settings") or {}).get("dim_range", (1, 16))[1])
+            if "train" in entry:
+                limit = max(_largest_dims(config, entry["train"]))
+            else:   # drawn by address: the settings' dim_range, else the training default
+                from mistmodel.conditional_training import ConditionalTrainConfig
+
+                limit = (entry.get("settings") or {}).get(
+                    "dim_range", ConditionalTrainConfig.dim_range)[1]
             whose = f"conditional_models.{spec['model']}"
         for split in run["splits"]:
             widest = max(_largest_dims(config, split))
