@@ -61,6 +61,7 @@ import torch
 from .caller_warnings import warn
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config_checks import check_fields
 from .threads import torch_threads
 from .losses import pinball_loss, point_loss, quantile_loss
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
@@ -114,17 +115,19 @@ class TrainConfig:
             raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
         if self.train is None:
             raise ValueError("TrainConfig.train: give the training store path(s)")
-        for name in ("max_steps", "threads"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or int(value) != value
-                                      or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.time_budget_min is not None and not self.time_budget_min > 0:
-            raise ValueError(f"time_budget_min must be positive or None, got {self.time_budget_min!r}")
-        if not self.log_weight >= 0:
-            raise ValueError(f"log_weight must be >= 0, got {self.log_weight!r}")
-        if not self.log_eps > 0:
-            raise ValueError(f"log_eps must be positive, got {self.log_eps!r}")
+        check_fields(self, positive_ints=("epochs", "max_steps", "threads", "batch_size",
+                                          "max_cells", "buffer_shards", "taus_per_sample",
+                                          "epochs_per_call"),
+                     ranges={"lr": (0.0, math.inf, True, True),
+                             "weight_decay": (0.0, math.inf, False, True),
+                             "warmup": (0.0, 1.0, False, True),
+                             "min_lr_ratio": (0.0, 1.0, False, False),
+                             "grad_clip": (0.0, math.inf, True, True),
+                             "log_weight": (0.0, math.inf, False, True),
+                             "log_eps": (0.0, math.inf, True, True),
+                             "subsample_rows": (0.0, 1.0, False, False)})
+        if self.time_budget_min is not None:
+            check_fields(self, ranges={"time_budget_min": (0.0, math.inf, True, True)})
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict({**self.model, "variant": self.variant})
@@ -323,6 +326,23 @@ def _atomic_write_text(text: str, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# the settings a resumed run may change: how long it runs and how it reports
+RESUMABLE_CHANGES = ("out", "epochs", "epochs_per_call", "progress", "threads", "device",
+                     "resume")
+
+
+def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume the run saved at ``path`` under other data or settings (stores,
+    learning rate, seed, init...): it would go on as the saved run and ignore them."""
+    now = cfg.to_dict()
+    changed = sorted(k for k in set(saved) | set(now)
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if changed:
+        raise ValueError(f"{path} is a run with other {', '.join(changed)} than asked for; "
+                         "resuming it would ignore them: use another --out directory, or "
+                         "resume=False (--no-resume) to start afresh")
+
+
 def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: [int(shapes[k].min()), int(shapes[k].max())] for k in ("n", "dim_x", "dim_y")}
 
@@ -479,6 +499,7 @@ def _train(cfg: TrainConfig) -> Path:
         if _filled(saved["model_config"], out / TRAINING_STATE) != net.config.to_dict():
             raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "
                              "use another --out directory or resume=False")
+        _check_same_run(saved.get("train_config") or {}, cfg, out / TRAINING_STATE)
         net.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
         scheduler.load_state_dict(saved["scheduler_state"])
@@ -503,7 +524,8 @@ def _train(cfg: TrainConfig) -> Path:
     stage = {"train_config": cfg.to_dict(), "train_recipes": store_recipes(train_ds),
              "val_recipes": store_recipes(val_ds) if val_ds is not None else None}
     stop = start_epoch >= cfg.epochs
-    running = None
+    # the running mean of the loss goes on where a resumed run left it
+    running = history["steps"][-1][2] if history["steps"] else None
     last_plot = time.perf_counter()
     end_epoch = cfg.epochs if cfg.epochs_per_call is None else min(
         cfg.epochs, start_epoch + cfg.epochs_per_call)
@@ -548,18 +570,8 @@ def _train(cfg: TrainConfig) -> Path:
         history["epochs"].append(record)
         progress_record = {"epoch": epoch, "step": step, "samples_seen": samples_seen,
                            "elapsed_s": record["seconds"], "stopped_early": stop}
-        _atomic_torch_save({
-            "format": STATE_FORMAT,
-            "model_config": net.config.to_dict(),
-            "model_state": net.state_dict(),
-            "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(),
-            "rng_state": {"torch": torch.get_rng_state()},
-            **progress_record,
-            "train_config": cfg.to_dict(),
-            "history": history,
-            "earlier_stages": earlier_stages,
-        }, out / TRAINING_STATE)
+        # the checkpoint and the metrics first, the state last: an epoch counts as done
+        # (and is not run again on resume) only once all of it is written
         vals = [e["val"]["loss"] for e in history["epochs"] if e.get("val")]
         if val_ds is None or record["val"]["loss"] <= min(vals):
             save_checkpoint(out / CHECKPOINT, net.state_dict(), {
@@ -574,6 +586,18 @@ def _train(cfg: TrainConfig) -> Path:
         _write_metrics(out, cfg, net, history, extra, plot=plot)
         if plot:
             last_plot = time.perf_counter()
+        _atomic_torch_save({
+            "format": STATE_FORMAT,
+            "model_config": net.config.to_dict(),
+            "model_state": net.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(),
+            "rng_state": {"torch": torch.get_rng_state()},
+            **progress_record,
+            "train_config": cfg.to_dict(),
+            "history": history,
+            "earlier_stages": earlier_stages,
+        }, out / TRAINING_STATE)
         if cfg.progress:
             msg = f"epoch {epoch + 1}: train {record['train_loss']:.4f}"
             if record.get("val"):

@@ -61,6 +61,8 @@ def test_resume_reproduces_an_uninterrupted_run(stores, tmp_path):
     assert states_equal(a["model_state"], b["model_state"])
     assert not states_equal(first["model_state"], b["model_state"])
     assert len(b["history"]["epochs"]) == 2
+    # the loss curve too: the running mean goes on where the first call left it
+    assert a["history"]["steps"] == b["history"]["steps"]
 
 
 def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
@@ -258,3 +260,53 @@ def test_a_removed_checkpoint_retrains_from_scratch_to_the_same_weights(stores, 
     with pytest.warns(RuntimeWarning, match="starts afresh"):
         again, _ = load_checkpoint(train(cfg))
     assert states_equal(again, first)
+
+
+@pytest.mark.parametrize("bad", [{"grad_clip": -1.0}, {"grad_clip": 0.0}, {"batch_size": 0},
+                                 {"epochs": 0}, {"warmup": 2.0}, {"min_lr_ratio": -1.0},
+                                 {"taus_per_sample": 0}, {"lr": float("nan")},
+                                 {"subsample_rows": 5.0}, {"epochs_per_call": 0}])
+def test_bad_settings_are_refused_before_any_file_is_written(stores, tmp_path, bad):
+    import dataclasses
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        dataclasses.replace(config(stores, tmp_path / "run", epochs=1), **bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_resumes_only_under_its_own_settings(stores, tmp_path):
+    out = tmp_path / "run"
+    train(config(stores, out, epochs=1))
+    import dataclasses
+    with pytest.raises(ValueError, match="other lr, seed than asked for.*--no-resume"):
+        train(dataclasses.replace(config(stores, out, epochs=2), lr=1e-4, seed=99))
+    train(config(stores, out, epochs=2))                 # more epochs: the same run, resumed
+    assert read_training_state(out)["epoch"] == 1
+
+
+def test_an_interrupted_epoch_is_run_again_whole(stores, tmp_path, monkeypatch):
+    # a run killed while writing its second epoch's checkpoint: on resume that epoch runs
+    # again, and the checkpoint is that of an uninterrupted run
+    import dataclasses
+    import mistmodel.training as training_module
+
+    def run(out):
+        return train(dataclasses.replace(config(stores, out, epochs=2, variant="mist"),
+                                         val=None))      # a checkpoint every epoch
+
+    straight = run(tmp_path / "straight")
+    real, calls = training_module.save_checkpoint, []
+
+    def dies_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "save_checkpoint", dies_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut")
+    monkeypatch.setattr(training_module, "save_checkpoint", real)
+    resumed = run(tmp_path / "cut")
+    assert states_equal(load_checkpoint(resumed)[0], load_checkpoint(straight)[0])
+    assert read_card(resumed)["epoch"] == 1
