@@ -28,7 +28,6 @@ import dataclasses
 import io
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -249,13 +248,18 @@ class ModalityFlow:
                 f"layers={self.settings.num_layers})")
 
 
+# the fewest rows a flow is fitted on
+MIN_FIT_ROWS = 10
+
+
 def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None = None, *,
              names: list[str] | None = None) -> ModalityFlow:
     """Fit a flow to ``data`` (rows, dim) by maximum likelihood; deterministic given settings."""
     settings = FlowSettings.from_mapping(settings)
     data = np.asarray(data, dtype=np.float64)
-    if data.ndim != 2 or data.shape[0] < 10 or data.shape[1] < 1:
-        raise FlowError(f"fit_flow needs a (rows >= 10, dim >= 1) array, got {data.shape}")
+    if data.ndim != 2 or data.shape[0] < MIN_FIT_ROWS or data.shape[1] < 1:
+        raise FlowError(f"fit_flow needs a (rows >= {MIN_FIT_ROWS}, dim >= 1) array, got "
+                        f"{data.shape}")
     if not np.isfinite(data).all():
         raise FlowError("fit_flow: data holds NaN or inf")
     mean, std = data.mean(axis=0), data.std(axis=0)
@@ -270,7 +274,6 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
     train = u[order[n_val:]]
     train_t = torch.from_numpy(train.astype(np.float32))
     batch = min(settings.batch_size, train.shape[0])
-    start = time.perf_counter()
     with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         transform = build_transform(dim, settings)
@@ -315,11 +318,12 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
                     stale += 1
                     if stale >= settings.patience:
                         break
-    seconds = time.perf_counter() - start
     log_scale = float(np.log(std).sum())
+    # no wall time here: the flows' bytes (and the warped stores that record their digest)
+    # depend on the settings and the data alone
     history = {
         "rows": int(data.shape[0]), "train_rows": int(train.shape[0]), "val_rows": n_val,
-        "steps": step, "best_step": best[1], "seconds": seconds,
+        "steps": step, "best_step": best[1],
         "val_nll": best[0] + log_scale, "last_train_nll": train_loss + log_scale,
         "nll_units": "nats per row, data units",
     }
@@ -379,8 +383,16 @@ class ModalityFlows:
                    json.loads(p["modality"]))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the flows to ``path`` (``.pt``) and a ``.json`` sidecar, each atomically."""
+        """Write the flows to ``path`` (``.pt``) and a ``.json`` sidecar, each atomically.
+        A ``.json`` already at the sidecar's path that is not a flows description (a
+        user's file) is refused, not replaced."""
         path = Path(path)
+        if path.suffix.lower() == ".json":
+            raise FlowError(f"{path}: flows are saved as a .pt file (a .json describes them)")
+        sidecar = path.with_suffix(".json")
+        if sidecar.exists() and not _is_flows_description(sidecar):
+            raise FlowError(f"{sidecar} exists and is not a flows description; refusing to "
+                            "replace it: save the flows under another name")
         path.parent.mkdir(parents=True, exist_ok=True)
         for target, blob in ((path, self.to_bytes()),
                              (path.with_suffix(".json"),
@@ -392,6 +404,15 @@ class ModalityFlows:
 
     def __repr__(self) -> str:
         return f"ModalityFlows({self.name!r}, dim_x={self.dim_x}, dim_y={self.dim_y})"
+
+
+def _is_flows_description(path: Path) -> bool:
+    """Whether ``path`` is a sidecar :meth:`ModalityFlows.save` wrote (its keys)."""
+    try:
+        described = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(described, dict) and described.get("format") == FLOWS_FORMAT
 
 
 def save_flows(flows: ModalityFlows, path: str | os.PathLike) -> Path:

@@ -110,6 +110,8 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
             table = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise ModalityError(f"cannot read {str(path)!r} as a .npy array: {exc}") from exc
+        if not isinstance(table, np.ndarray):       # a .npz archive under a .npy name
+            raise ModalityError(f"{str(path)!r} is an .npz archive, not a .npy array")
         if table.dtype.kind not in "biuf":
             raise ModalityError(
                 f"{str(path)!r} holds {table.dtype} values; modality data must be numeric"
@@ -125,16 +127,31 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
     return _read_csv(path)
 
 
+# cells that mark a missing value, not a name: a first row with them and numbers is data
+MISSING_MARKERS = frozenset({"", "#N/A", "#NA", "<NA>", "N/A", "NA", "NULL", "NaN", "None",
+                             "n/a", "nan", "null", "-", "?", "."})
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:   # a byte-order mark is no name
         lines = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
     if not lines:
         raise ModalityError(f"{str(path)!r} is empty")
     header = None
-    try:
-        [float(c) for c in lines[0]]
-    except ValueError:
-        header = [c.strip() for c in lines[0]]
+    first = [c.strip() for c in lines[0]]
+    # a header holds a name; a first row of numbers and missing-value markers is data, and
+    # its missing values are reported below like any other row's
+    if any(c not in MISSING_MARKERS and not _is_number(c) for c in first) or \
+            not any(_is_number(c) for c in first):
+        header = first
         lines = lines[1:]
     width = len(header) if header is not None else len(lines[0]) if lines else 0
     values = np.empty((len(lines), width), dtype=np.float64)
@@ -259,9 +276,11 @@ def load_modality(
     label = (lambda j: repr(header[j])) if header is not None else (lambda j: str(j))
     names_x = [label(j) for j in xc]
     names_y = [label(j) for j in yc]
-    for k, v in (("min_rows", min_rows), ("min_unique", min_unique)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ModalityError(f"{k} must be an integer >= 2, got {v!r}")
+    from .flows import MIN_FIT_ROWS
+
+    for k, v, low in (("min_rows", min_rows, MIN_FIT_ROWS), ("min_unique", min_unique, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ModalityError(f"{k} must be an integer >= {low}, got {v!r}")
     check_values(table[:, xc + yc], names_x + names_y, where, min_rows=int(min_rows),
                  min_unique=int(min_unique))
     if flow is not None and not isinstance(flow, Mapping):

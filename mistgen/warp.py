@@ -61,6 +61,9 @@ from .spec import parse_spec
 
 STANDARDISE = ("marginal", "asinh")
 DEFAULT_TOLERANCE = 1e-6
+# the round trip of values stored in float32 is checked to this tolerance at least: float32
+# resolves about 6e-8 of a value, and the flow's slope scales that in the noise space
+FLOAT32_TOLERANCE = 1e-4
 DEFAULT_MAX_ABS = 100.0
 DEFAULT_MAX_REGENERATIONS = 100
 
@@ -203,12 +206,17 @@ def _relative_error(back: np.ndarray, v: np.ndarray) -> float:
 
 def warp_batch(samples: Sequence[Sample], flows: ModalityFlows, *, standardise: str = "marginal",
                tolerance: float = DEFAULT_TOLERANCE,
-               max_abs: float = DEFAULT_MAX_ABS) -> list[WarpResult]:
+               max_abs: float = DEFAULT_MAX_ABS, dtype: str = "float64") -> list[WarpResult]:
     """Warp several samples with one flow call per side; checks each (no regeneration).
 
-    Rows are independent through the flows, so a sample's result does not depend on the
-    other samples of the batch.
+    The round trip is checked on the values as they will be stored (``dtype``): a column
+    whose spread float32 cannot resolve around its mean (5.2e6 + 3 z) is no invertible map
+    of the sample once stored, and fails the check (to :data:`FLOAT32_TOLERANCE` at least
+    in float32).  Rows are independent through the flows, so a sample's result does not
+    depend on the other samples of the batch.
     """
+    if dtype != "float64":
+        tolerance = max(tolerance, FLOAT32_TOLERANCE)
     stds, us, ok = [], [], []
     for s in samples:
         if s.dim_x != flows.dim_x or s.dim_y != flows.dim_y:
@@ -235,8 +243,9 @@ def warp_batch(samples: Sequence[Sample], flows: ModalityFlows, *, standardise: 
         for side, k, flow in (("x", 0, flows.x), ("y", 1, flows.y)):
             u = np.concatenate([us[i][k] for i in take], axis=0)
             z = flow.to_data(u)
+            stored = z.astype(dtype).astype(np.float64)
             with np.errstate(all="ignore"):
-                back = flow.to_noise(np.where(np.isfinite(z), z, 0.0))
+                back = flow.to_noise(np.where(np.isfinite(stored), stored, 0.0))
                 zs = np.abs((z - flow.mean) / flow.std)
             sides[side] = (z, back, zs)
         start = {"x": 0, "y": 0}
@@ -287,7 +296,8 @@ def _regenerate(s: Sample, flows: ModalityFlows, modality: str, priors, dtype: s
         fresh = Sample(x=fresh.x.astype(dtype), y=fresh.y.astype(dtype), mi=fresh.mi,
                        params=fresh.params, spec=fresh.spec, seed=fresh.seed)
         r = warp_batch([fresh], flows, standardise=kw["standardise"],
-                       tolerance=kw["tolerance"], max_abs=kw["max_abs"])[0]
+                       tolerance=kw["tolerance"], max_abs=kw["max_abs"],
+                       dtype=kw.get("dtype", "float64"))[0]
         if r.problem is None:
             return _record(fresh, r, modality, j, int(s.seed), None)
         first = first or r.problem
@@ -305,9 +315,10 @@ def warp_sample(s: Sample, flows: ModalityFlows, *, modality: str | None = None,
                 priors: Mapping[str, Any] | None = None, dtype: str = "float64") -> Sample:
     """Warp one sample (regenerating it from the next seeds if it fails the checks)."""
     kw = dict(standardise=standardise, tolerance=tolerance, max_abs=max_abs,
-              max_regenerations=max_regenerations)
+              max_regenerations=max_regenerations, dtype=dtype)
     name = modality or flows.name
-    r = warp_batch([s], flows, standardise=standardise, tolerance=tolerance, max_abs=max_abs)[0]
+    r = warp_batch([s], flows, standardise=standardise, tolerance=tolerance, max_abs=max_abs,
+                   dtype=dtype)[0]
     if r.problem is None:
         return _record(s, r, name, 0, int(s.seed), None)
     return _regenerate(s, flows, name, priors, dtype, kw)
@@ -335,6 +346,7 @@ class WarpPlan:
     tolerance: float = DEFAULT_TOLERANCE
     max_abs: float = DEFAULT_MAX_ABS
     max_regenerations: int = DEFAULT_MAX_REGENERATIONS
+    dtype: str = "float32"             # of the warped store's values
     _state: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -365,10 +377,11 @@ class WarpPlan:
         flows = self._flows()
         base = self._base().shard(k)
         kw = dict(standardise=self.standardise, tolerance=self.tolerance, max_abs=self.max_abs,
-                  max_regenerations=self.max_regenerations)
+                  max_regenerations=self.max_regenerations, dtype=self.dtype)
         with torch_threads(1):
             results = warp_batch(base, flows, standardise=self.standardise,
-                                 tolerance=self.tolerance, max_abs=self.max_abs)
+                                 tolerance=self.tolerance, max_abs=self.max_abs,
+                                 dtype=self.dtype)
             out = []
             for s, r in zip(base, results):
                 if r.problem is None:
@@ -464,7 +477,7 @@ def warp_store(
         base_path=str(ds.path), flows_blob=blob, modality=name, count=len(ds),
         shard_size=ds.shard_size, base_dtype=ds.meta.get("dtype", "float32"),
         priors=ds.meta.get("priors", {}), standardise=standardise, tolerance=float(tolerance),
-        max_abs=float(max_abs), max_regenerations=max_regenerations,
+        max_abs=float(max_abs), max_regenerations=max_regenerations, dtype=dtype,
     )
     meta = dict(ds.meta)
     meta.update({

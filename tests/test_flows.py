@@ -150,3 +150,18 @@ def test_fit_from_config(tmp_path):
     g = load_flows(tmp_path / "flows" / "toy.pt")
     assert g.name == "toy" and g.x.settings.max_steps == 40 and g.x.settings.num_layers == 1
     assert (f.dim_x, f.dim_y) == (1, 1)
+
+
+def test_the_same_fit_gives_the_same_bytes_and_a_users_json_is_kept(modality, tmp_path):
+    a = fit_modality(modality, QUICK, path=tmp_path / "a.pt")
+    fit_modality(modality, QUICK, path=tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    (tmp_path / "mine.json").write_text('{"my": "notes"}')
+    with pytest.raises(FlowError, match="mine.json exists and is not a flows description"):
+        a.save(tmp_path / "mine.pt")
+    assert (tmp_path / "mine.json").read_text() == '{"my": "notes"}'
+    assert not (tmp_path / "mine.pt").exists()
+    a.save(tmp_path / "a.pt")                         # its own sidecar: replaced
+    with pytest.raises(FlowError, match="saved as a .pt file"):
+        a.save(tmp_path / "c.json")

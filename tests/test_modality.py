@@ -192,3 +192,21 @@ def test_base_store_has_modality_dims(tmp_path):
                                        workers=1, progress=False)
     with pytest.raises(ModalityError, match="do not have the dims"):
         check_store_dims(other, m)
+
+
+@pytest.mark.parametrize("first", ["0.5,,1.2,3.4", "0.5,NA,1.2,3.4"])
+def test_a_missing_value_in_a_headerless_first_row_is_named_not_taken_for_names(tmp_path, first):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in r) for r in rng.standard_normal((300, 4))]
+    path = tmp_path / "d.csv"
+    path.write_text(first + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ModalityError, match="line 1, column 1"):
+        load_modality(path, [0, 1], [2, 3])
+
+
+def test_a_byte_order_mark_is_no_part_of_a_column_name(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in r) for r in rng.standard_normal((300, 4))]
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,c,d\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    assert load_modality(path, ["a", "b"], ["c", "d"]).x_names == ("a", "b")

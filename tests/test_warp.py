@@ -291,3 +291,25 @@ def _small_ksg(x, y, k=5):
     ny = cKDTree(y).query_ball_point(y, r, p=np.inf, return_length=True) - 1
     n = x.shape[0]
     return float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
+
+
+def test_values_float32_cannot_resolve_fail_the_round_trip_as_stored(tmp_path):
+    # X's columns sit at 5.2e6 and 4.1e5 with a spread of 3: float32 keeps a few levels
+    # of them, so stored in float32 the warp is no invertible map of the sample
+    from mistgen.modality import load_modality
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, 4))
+    table = np.c_[5.2e6 + 3 * z[:, 0], 4.1e5 + 3 * z[:, 1], z[:, 2], z[:, 3]]
+    np.save(tmp_path / "utm.npy", table)
+    modality = load_modality(tmp_path / "utm.npy", [0, 1], [2, 3], name="utm")
+    flows = tmp_path / "utm.pt"
+    fit_modality(modality, {"max_steps": 40, "eval_every": 20, "patience": 100}, path=flows)
+    base = build_modality_base(tmp_path / "b.zarr", modality, ["normal-dense-base"], 4,
+                               n_range=(200, 300), seed=1, split="train", shard_size=4,
+                               workers=1, progress=False)
+    with pytest.raises(WarpError, match="round-trip error"):
+        warp_store(base, flows, path=tmp_path / "w32.zarr", workers=1, progress=False,
+                   max_regenerations=1)
+    warped = warp_store(base, flows, path=tmp_path / "w64.zarr", dtype="float64", workers=1,
+                        progress=False)
+    assert warp_summary(warped)["max_roundtrip_error"] < 1e-6
