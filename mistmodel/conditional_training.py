@@ -50,7 +50,7 @@ from mistgen.conditional import (CONDITIONAL_SPECS, ConditionalSample, condition
 
 from .batching import bucket_batches, collate, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config_checks import check_fields
+from .config_checks import OPTIMISATION_RANGES, check_fields
 from .losses import point_loss
 from .model import MISTNet, ModelConfig
 from .threads import torch_threads
@@ -117,13 +117,7 @@ class ConditionalTrainConfig:
                                  f"got {value!r}")
         check_fields(self, positive_ints=("steps", "batch_size", "max_cells", "val_count",
                                           "eval_every", "threads"),
-                     ranges={"lr": (0.0, math.inf, True, True),
-                             "weight_decay": (0.0, math.inf, False, True),
-                             "warmup": (0.0, 1.0, False, True),
-                             "min_lr_ratio": (0.0, 1.0, False, False),
-                             "grad_clip": (0.0, math.inf, True, True),
-                             "log_weight": (0.0, math.inf, False, True),
-                             "log_eps": (0.0, math.inf, True, True)})
+                     ranges=OPTIMISATION_RANGES)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

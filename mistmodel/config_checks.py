@@ -6,7 +6,17 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["check_fields"]
+__all__ = ["check_fields", "OPTIMISATION_RANGES"]
+
+# the optimisation settings both training configs share: field -> (low, high, low open,
+# high open)
+OPTIMISATION_RANGES = {"lr": (0.0, math.inf, True, True),
+                       "weight_decay": (0.0, math.inf, False, True),
+                       "warmup": (0.0, 1.0, False, True),
+                       "min_lr_ratio": (0.0, 1.0, False, False),
+                       "grad_clip": (0.0, math.inf, True, True),
+                       "log_weight": (0.0, math.inf, False, True),
+                       "log_eps": (0.0, math.inf, True, True)}
 
 
 def _is_int(value: Any) -> bool:

@@ -61,7 +61,7 @@ import torch
 from .caller_warnings import warn
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config_checks import check_fields
+from .config_checks import OPTIMISATION_RANGES, check_fields
 from .threads import torch_threads
 from .losses import pinball_loss, point_loss, quantile_loss
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
@@ -118,13 +118,7 @@ class TrainConfig:
         check_fields(self, positive_ints=("epochs", "max_steps", "threads", "batch_size",
                                           "max_cells", "buffer_shards", "taus_per_sample",
                                           "epochs_per_call"),
-                     ranges={"lr": (0.0, math.inf, True, True),
-                             "weight_decay": (0.0, math.inf, False, True),
-                             "warmup": (0.0, 1.0, False, True),
-                             "min_lr_ratio": (0.0, 1.0, False, False),
-                             "grad_clip": (0.0, math.inf, True, True),
-                             "log_weight": (0.0, math.inf, False, True),
-                             "log_eps": (0.0, math.inf, True, True),
+                     ranges={**OPTIMISATION_RANGES,
                              "subsample_rows": (0.0, 1.0, False, False)})
         if self.time_budget_min is not None:
             check_fields(self, ranges={"time_budget_min": (0.0, math.inf, True, True)})
