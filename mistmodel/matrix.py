@@ -23,8 +23,8 @@ second variable (the test of :mod:`mistmodel.independence`, with its exact level
 result is then an ``xarray.Dataset`` with ``mi`` and ``p_value``
 (``(1 + #{null >= observed}) / (1 + P)``, NaN on the diagonal; an infinite estimate gets
 the smallest p-value unless its permuted copies are infinite too, a NaN one NaN and a
-warning naming the pair).  All pairs share the
-same ``P`` row permutations, drawn from ``seed``.
+warning naming the pair).  All pairs share the same ``P`` row permutations, drawn from
+``seed``.
 
 An estimator with ``estimate_batch`` (MIST) gets all pairs, and their permuted copies, in
 batched calls; any other estimator is called pair by pair.  A progress bar (tqdm, on
