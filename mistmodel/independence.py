@@ -29,7 +29,7 @@ enough rows per value of ``Z``).
 from __future__ import annotations
 
 import numbers
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -136,7 +136,7 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
     # permuted copies would only repeat them, and the cross-check would cost time
     with silenced(CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
                   SmallSampleWarning, TiedDataWarning), \
-            copies_of(name, "the sample"):
+            copies_of(name, "the sample"), same_discreteness(estimator, x=xa, y=ya):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
     return _result(statistic, null, name)
@@ -153,6 +153,14 @@ def copies_of(who: str, what: str) -> Iterator[None]:
             f"{who} could not estimate a permuted copy of {what} ({err}); there are too few "
             "rows per group of equal discrete values for permutations with this "
             "estimator") from err
+
+
+def same_discreteness(estimator: Any, **sides: np.ndarray) -> Any:
+    """A block in which the estimator takes the sample's discrete columns as those of its
+    copies (KSG's ``discreteness_of``), so that every copy is estimated the same way as the
+    sample; a no-op for estimators that do not decide discreteness per sample."""
+    hold = getattr(estimator, "discreteness_of", None)
+    return hold(**sides) if callable(hold) else nullcontext()
 
 
 def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarray]) -> np.ndarray:
@@ -245,7 +253,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     # keep their warnings.
     with silenced(TiedDataWarning, CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
                   SmallSampleWarning), \
-            copies_of(name, "the sample"):
+            copies_of(name, "the sample"), same_discreteness(estimator, x=xa, y=ya, z=za):
         if batched:
             per_chunk = max(1, BATCH_CELLS // (xa.shape[0] * (xa.shape[1] + ya.shape[1]
                                                                + za.shape[1])))

@@ -304,3 +304,41 @@ def test_mist_conditional_test_raises_no_warning_about_the_copies():
     x_tied = np.round(x)                               # the user's own ties still warn
     with pytest.warns(UserWarning, match="repeats values"):
         mist.test_conditional_independence(x_tied, y, z, 5, seed=0)
+
+
+class RecordingKSG(KSG):
+    """KSG(discrete="auto") recording which estimator each estimate used."""
+
+    def __init__(self):
+        super().__init__(discrete="auto")
+        self.used = []
+
+    def estimate_conditional(self, x, y, z):
+        value = super().estimate_conditional(x, y, z)
+        self.used.append(self.last_info["estimator_used"])
+        return value
+
+
+def test_conditional_copies_take_the_samples_discrete_columns():
+    # x has 20 distinct values at n = 400: continuous for discrete="auto" (fewer than 20
+    # makes a column discrete), but a local permutation repeats a few rows, and some
+    # copies keep only 19 values
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, 1))
+    x = np.round(rng.standard_normal((400, 1)) * 3.38) / 3.38
+    assert np.unique(x).size == 20
+    y = z + rng.standard_normal((400, 1))
+    from mistmodel.independence import local_permutations
+    assert min(np.unique(x[p]).size for p in local_permutations(z, 100, 5, 1)) < 20
+    ksg = RecordingKSG()
+    conditional_independence_test(ksg, x, y, z, 100, seed=1)
+    assert set(ksg.used) == {"Frenzel-Pompe"} and len(ksg.used) == 101
+    # outside the test each copy decides for itself
+    ksg.used.clear()
+    for p in local_permutations(z, 100, 5, 1):
+        ksg.estimate_conditional(x[p], y, z)
+    assert "mixed-KSG (conditional)" in ksg.used
+    # the sample's flags also hold where a copy drops a constant column
+    with ksg.discreteness_of(x=np.hstack([np.ones((400, 1)), x]), y=y, z=z):
+        ksg.estimate_conditional(np.hstack([np.ones((400, 1)), x[:200].repeat(2, 0)]), y, z)
+    assert ksg.used[-1] == "Frenzel-Pompe" and np.unique(x[:200]).size < 20

@@ -170,10 +170,12 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from scipy.special import digamma
@@ -825,13 +827,11 @@ def many_valued_ties(a: np.ndarray) -> np.ndarray:
     return (repeated >= HEAVY_TIES) & integers & ~discrete_columns(a)
 
 
-# In this thread or task, while the bootstrap replicates of a sample are estimated: the
-# discrete flags of the sample's columns (x, y), and those of the replicate being estimated
-# (its constant columns left out), which its estimate uses instead of its own.
-_SAMPLE_FLAGS: ContextVar[tuple[np.ndarray, np.ndarray] | None] = ContextVar(
+# In this thread or task, while copies of a sample are estimated (bootstrap replicates,
+# permuted copies): the discrete flags of the sample's columns, per side ("x", "y", "z"),
+# numbered as the sample's; a copy's estimate takes these rather than its own.
+_SAMPLE_FLAGS: ContextVar[dict[str, np.ndarray] | None] = ContextVar(
     "ksg_sample_flags", default=None)
-_REPLICATE_FLAGS: ContextVar[tuple[np.ndarray, np.ndarray] | None] = ContextVar(
-    "ksg_replicate_flags", default=None)
 
 
 class KSG(Estimator):
@@ -995,38 +995,40 @@ class KSG(Estimator):
             a = a + noise
         return a
 
-    def _discrete_flags(self, a: np.ndarray) -> np.ndarray:
-        if self.discrete == "auto":
+    def _discrete_flags(self, a: np.ndarray, side: str | None = None) -> np.ndarray:
+        """Which columns of ``a`` are discrete; for a copy of a sample, those of the sample
+        (:meth:`discreteness_of`), its columns numbered as the sample's (``side``)."""
+        if self.discrete != "auto":
+            return np.full(a.shape[1], bool(self.discrete))
+        sample = _SAMPLE_FLAGS.get()
+        if sample is None or side not in sample:
             return discrete_columns(a)
-        return np.full(a.shape[1], bool(self.discrete))
+        return sample[side][[column_number(side, j) for j in range(a.shape[1])]]
+
+    @contextmanager
+    def discreteness_of(self, **sides: ArrayLike) -> Iterator[None]:
+        """Inside the block (this thread or task only), estimates of copies of a sample
+        (its rows resampled or permuted, constant columns dropped or not) take as discrete
+        the columns this estimator finds discrete in the sample's own ``x``, ``y`` (and
+        ``z``), however few distinct values a copy keeps: :func:`discrete_columns` on a
+        copy can decide otherwise, and its estimate would then use another estimator than
+        the sample's (65 values of a column rounded to 0.1 at n = 2,000 were categories for
+        the estimate and continuous for its half-size replicates; a column of 20 values,
+        continuous at n = 400, became discrete in 6 of 100 local permutations)."""
+        flags = {side: discrete_columns(np.asarray(a, dtype=np.float64))
+                 for side, a in sides.items()} if self.discrete == "auto" else None
+        token = _SAMPLE_FLAGS.set(flags)
+        try:
+            yield
+        finally:
+            _SAMPLE_FLAGS.reset(token)
 
     def _bootstrap_values(self, x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
                           center: float | None) -> np.ndarray:
         """The base class's replicates, each taking as discrete the columns the sample's own
-        estimate does: :func:`discrete_columns` on a replicate's n / 2 rows can decide
-        otherwise (65 values of a column rounded to 0.1 at n = 2,000 were categories for
-        the estimate and continuous for its replicates)."""
-        if self.discrete != "auto":
+        estimate does (:meth:`discreteness_of`)."""
+        with self.discreteness_of(x=x, y=y):
             return super()._bootstrap_values(x, y, n_boot, seed, center)
-        token = _SAMPLE_FLAGS.set((discrete_columns(x), discrete_columns(y)))
-        try:
-            return super()._bootstrap_values(x, y, n_boot, seed, center)
-        finally:
-            _SAMPLE_FLAGS.reset(token)
-
-    def _estimate_checked(self, x: np.ndarray, y: np.ndarray, seed: int
-                          ) -> tuple[float, dict[str, Any]]:
-        """The base class's, with a bootstrap replicate's discrete flags those of its
-        sample (:meth:`_bootstrap_values`), less the columns it drops as constant."""
-        sample = _SAMPLE_FLAGS.get()
-        if sample is None:
-            return super()._estimate_checked(x, y, seed)
-        token = _REPLICATE_FLAGS.set(tuple(np.delete(flags, constant_columns(a))
-                                           for flags, a in zip(sample, (x, y))))
-        try:
-            return super()._estimate_checked(x, y, seed)
-        finally:
-            _REPLICATE_FLAGS.reset(token)
 
     def tie_advice_for(self, a: np.ndarray) -> str:
         """What a :class:`TiedDataWarning` about the columns ``a`` advises (for callers
@@ -1163,8 +1165,7 @@ class KSG(Estimator):
         n = x.shape[0]
         rng = np.random.default_rng(seed)
         self._warn_discrete(x, y)
-        flags_x, flags_y = _REPLICATE_FLAGS.get() or (self._discrete_flags(x),
-                                                     self._discrete_flags(y))
+        flags_x, flags_y = self._discrete_flags(x, "x"), self._discrete_flags(y, "y")
         if self.discrete == "auto" and flags_x.all() and flags_y.all():
             value, self._info = self._table_estimate((x, y), (flags_x, flags_y))
             return value
@@ -1348,7 +1349,7 @@ class KSG(Estimator):
     def _estimate_conditional(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                               seed: int) -> float:
         self._warn_discrete(x, y, z)
-        flags = [self._discrete_flags(a) for a in (x, y, z)]
+        flags = [self._discrete_flags(a, side) for a, side in zip((x, y, z), "xyz")]
         if self.discrete == "auto" and all(f.all() for f in flags):
             value, self._info = self._table_estimate((x, y, z), tuple(flags))
             return value
