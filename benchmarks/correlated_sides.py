@@ -1,7 +1,7 @@
 """Strongly correlated columns within a side: where MIST reads far less than the MI.
 
     python benchmarks/correlated_sides.py [--reps 3] [--n 2000] [--checkpoint PATH]
-                                          [--qr-checkpoint PATH]
+                                          [--qr-checkpoint PATH] [--conditional]
 
 First, ``mistgen``'s ``normal-dense`` at d + d columns with every pair of the 2d columns
 correlated r (MI exact), beyond its training prior (r in [0, 0.5]) from r = 0.6: over
@@ -15,6 +15,12 @@ Then how often that warning fires on the dependent families MIST was trained on 
 release config's, default priors, 4 to 32 columns a side, n = 500; ``--reps`` * 10 samples
 per family) and on its independence families, with MIST's mean absolute error on the
 samples that warned and on those that did not.
+
+With ``--conditional``, the same for the conditional network (``mist_cmi``, 2 to 16
+columns a side): each sample above with two more columns Z, independent of X and Y (so
+I(X;Y|Z) is the MI), read by ``mist_cmi`` and by CCA's conditional form; then the largest
+mean absolute correlation of a side over the conditional network's training families (4
+to 16 columns a side, n = 500), and how often its warning fires there.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from mistmodel import MIST  # noqa: E402
 from mistmodel.caller_warnings import OutOfRangeWarning  # noqa: E402
 from mistmodel.correlated_sides import mean_correlation  # noqa: E402
 from mistmodel.estimators import CCA  # noqa: E402
+from mistgen.conditional import conditional_sample  # noqa: E402
 
 DIMS = (2, 4, 8, 16, 32)
 CORRELATIONS = (0.3, 0.5, 0.55, 0.6, 0.7, 0.9)
@@ -51,21 +58,76 @@ def whitened(a: np.ndarray) -> np.ndarray:
 
 
 def warned(mist: MIST, pairs: list) -> tuple[np.ndarray, list[bool]]:
-    """Estimates of ``pairs``, one call each, and whether each raised the warning."""
+    """Estimates of ``pairs`` (or of triples, by a conditional network), one call each, and
+    whether each raised the warning."""
     values, flags = [], []
-    for x, y in pairs:
+    for parts in pairs:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            values.append(mist.estimate(x, y))
+            values.append(mist.estimate_conditional(*parts) if mist.is_conditional
+                          else mist.estimate(*parts))
         flags.append(any(w.category is OutOfRangeWarning and "strongly correlated"
                          in str(w.message) for w in caught))
     return np.array(values), flags
 
 
+CONDITIONAL_DIMS = (2, 4, 8, 16)
+CONDITIONAL_SPECS = ["normal-chain", "normal-collider", "normal-confounded", "student-chain",
+                     "student-collider", "student-confounded"]
+
+
+def side_correlation(parts) -> float:
+    """The larger mean absolute correlation of X's and Y's columns (0 for one column)."""
+    return max(mean_correlation(a) if a.shape[1] > 1 else 0.0 for a in parts[:2])
+
+
+def conditional(args) -> int:
+    """The conditional network's tables (``--conditional``)."""
+    cmi = MIST.load(args.checkpoint, variant="mist_cmi", cross_check=False)
+    n = args.n[0]
+    print(f"`python benchmarks/correlated_sides.py --conditional --reps {args.reps} --n {n}"
+          f"{checkpoint_options(args)}`\n")
+    print("| d + d | r | side correlation | I(X;Y\\|Z) | mist_cmi | CCA | warned |")
+    print("|---|---|---|---|---|---|---|")
+    for d in CONDITIONAL_DIMS:
+        for r in CORRELATIONS:
+            triples = []
+            for seed in range(args.reps):
+                s = mistgen.sample("normal-dense", n, d, d, seed, params={"off_diag": r})
+                z = np.random.default_rng([seed, 2]).standard_normal((n, 2))
+                triples.append((s.x, s.y, z))
+            truth = s.mi
+            point, flags = warned(cmi, triples)
+            cca = np.mean([CCA().estimate_conditional(*t) for t in triples])
+            side = np.mean([side_correlation(t) for t in triples])
+            print(f"| {d} + {d} | {r} | {side:.2f} | {truth:.3f} | {np.mean(point):.3f} | "
+                  f"{cca:.3f} | {sum(flags)}/{len(flags)} |", flush=True)
+    print("\n| training families | samples | largest side correlation | warned | "
+          "mist_cmi MAE |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(10 * args.reps):
+        for spec in CONDITIONAL_SPECS:
+            dx, dy, dz = (int(v) for v in rng.integers(4, 17, size=3))
+            samples.append(conditional_sample(spec, 500, dx, dy, dz, seed=[10_000, i]))
+    triples = [(s.x, s.y, s.z) for s in samples]
+    point, flags = warned(cmi, triples)
+    err = np.abs(point - np.array([s.cmi for s in samples]))
+    largest = max(side_correlation(t) for t in triples)
+    print(f"| {', '.join(CONDITIONAL_SPECS)} | {len(samples)} | {largest:.2f} | {sum(flags)} | "
+          f"{err.mean():.3f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = arguments(__doc__)
+    ap.add_argument("--conditional", action="store_true",
+                    help="the conditional network's tables instead")
     ap.set_defaults(reps=3, n=[2000])
     args = ap.parse_args(argv)
+    if args.conditional:
+        return conditional(args)
     mist = MIST.load(args.checkpoint, cross_check=False)
     qr = load_qr(args, cross_check=False)
     ckpt = checkpoint_options(args)

@@ -68,7 +68,7 @@ from . import cross_check as cc
 from .calibration import sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, is_mi_ceiling, load_checkpoint
-from .correlated_sides import ADVICE, correlated_side
+from .correlated_sides import ADVICE, CONDITIONAL_ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, column_number, constant_columns,
                               kept_columns, tied_columns, tied_flags)
@@ -715,12 +715,10 @@ class MIST(Estimator):
         """Whether each sample has a heavily tied column; one :class:`TiedDataWarning` per
         call naming the first (by its number among all the sample's columns: ``kept``
         gives each sample's columns left after the constant ones, per side; without it,
-        :func:`~mistmodel.estimators.base.column_number` does).  Also, for I(X;Y), one
-        :class:`OutOfRangeWarning` per call
-        naming the first sample with a side of strongly correlated columns
-        (:mod:`mistmodel.correlated_sides`)."""
-        if not self.is_conditional:
-            self._warn_correlated_sides(prepared)
+        :func:`~mistmodel.estimators.base.column_number` does).  Also one
+        :class:`OutOfRangeWarning` per call naming the first sample with an X or Y side of
+        strongly correlated columns (:mod:`mistmodel.correlated_sides`)."""
+        self._warn_correlated_sides(prepared)
         flags: list[bool] = []
         warned = False
         for i, parts in enumerate(prepared):
@@ -751,11 +749,13 @@ class MIST(Estimator):
             found = correlated_side(parts)
             if found is not None:
                 side, columns, correlation = found
+                trained = ("the samples the conditional network was trained on (below "
+                           f"about 0.5). {CONDITIONAL_ADVICE}" if self.is_conditional else
+                           "the dependent samples MIST was trained on (below about 0.55; "
+                           f"only its independent ones go further). {ADVICE}")
                 warn(f"{sample_prefix(i, len(prepared))}{side.upper()}'s {columns} columns "
                      "are strongly correlated with each other (mean absolute correlation of "
-                     "their normal scores "
-                     f"{correlation:.2f}), beyond the dependent samples MIST was trained on "
-                     f"(below about 0.55; only its independent ones go further). {ADVICE}",
+                     f"their normal scores {correlation:.2f}), beyond {trained}",
                      OutOfRangeWarning)
                 return
 

@@ -70,3 +70,26 @@ def test_a_bootstrap_interval_warns_once(mist):
         warnings.simplefilter("always")
         mist.interval(x, y, n_boot=5)
     assert sum("strongly correlated" in str(w.message) for w in caught) == 1
+
+
+def test_the_conditional_network_warns_where_it_reads_strongly_correlated_sides_high():
+    """mist_cmi on 8 + 8 columns all correlated 0.7 and two Z columns independent of both
+    (I(X;Y|Z) = I(X;Y) = 1.16 nats) reads far too high; its conditional test warns once."""
+    from mistmodel.independence import conditional_independence_test
+
+    cmi = MIST.load(variant="mist_cmi", cross_check=False)
+    x, y, truth = equicorrelated(8, 0.7, n=1000)
+    z = np.random.default_rng(1).standard_normal((1000, 2))
+    with pytest.warns(OutOfRangeWarning, match=r"X's 8 columns are strongly correlated .*"
+                                               r"conditional network"):
+        value = cmi.estimate_conditional(x, y, z)
+    assert value > truth + 0.2
+    calm = equicorrelated(8, 0.3, n=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfRangeWarning)
+        cmi.estimate_conditional(*calm[:2], z)
+        cmi.estimate_conditional_batch([(calm[0], calm[1], z)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conditional_independence_test(cmi, x[:300], y[:300], z[:300], n_permutations=9)
+    assert sum("strongly correlated" in str(w.message) for w in caught) == 1
