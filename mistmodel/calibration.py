@@ -43,16 +43,17 @@ from typing import Any
 
 import numpy as np
 
-from .estimators.base import as_pair
+from .estimators.base import _check_level, as_pair
 
 __all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "enough_points",
-           "MI_CUTS", "cell_bins", "fit_interval_calibration", "n_bins", "sample_factors",
-           "sample_rows", "widen"]
+           "MI_CUTS", "calibration_problem", "cell_bins", "fit_interval_calibration", "n_bins",
+           "sample_factors", "sample_rows", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 N_CUTS = (20, 50, 100, 300)   # rows: bins n < 20, [20, 50), [50, 100), [100, 300), >= 300
 MI_CUTS = (0.05, 0.3)          # nats of the raw median: cells < 0.05, [0.05, 0.3), >= 0.3
+LOWEST_FACTOR = -0.5           # the smallest score: the truth at the interval's middle
 
 
 def _width(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -62,9 +63,14 @@ def _width(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
 def conformal_factor(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray,
                      level: float) -> float:
     """The split-conformal factor ``s*`` at ``level`` from raw intervals and true values."""
+    _check_level(level)
     lower, upper, truth = (np.asarray(a, dtype=np.float64) for a in (lower, upper, truth))
     if not (lower.shape == upper.shape == truth.shape) or lower.ndim != 1:
         raise ValueError("lower, upper and truth must be 1-D arrays of the same length")
+    for name, a in (("lower", lower), ("upper", upper), ("truth", truth)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} holds {int(np.count_nonzero(~np.isfinite(a)))} NaN or "
+                             "infinite values; a factor needs finite intervals and truths")
     m = lower.size
     if not enough_points(m, level):
         raise ValueError(f"{m} calibration datapoints are too few for level {level}: "
@@ -162,6 +168,79 @@ def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
             "count_by_cell": [[int(((bins == b) & (cells == c)).sum()) for c in cell_range]
                               for b in n_range],
             "raw_coverage": raw, "raw_coverage_by_n": raw_by_n}
+
+
+def is_finite_number(v: Any) -> bool:
+    """Whether a JSON value is a finite number (not a bool; an int small enough for a
+    float64 to hold exactly)."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2 ** 53
+
+
+def _is_level_key(key: Any) -> bool:
+    try:
+        return isinstance(key, str) and 0.0 < float(key) < 1.0
+    except ValueError:
+        return False
+
+
+def _is_factor(v: Any, may_be_none: bool = False) -> bool:
+    return (v is None and may_be_none) or (is_finite_number(v) and v >= LOWEST_FACTOR)
+
+
+def _are_cuts(cuts: Any) -> bool:
+    return (isinstance(cuts, list) and len(cuts) > 0 and all(is_finite_number(c) for c in cuts)
+            and all(a < b for a, b in zip(cuts, cuts[1:])))
+
+
+def calibration_problem(calibration: Any) -> str | None:
+    """What is wrong with a card's ``interval_calibration`` (as
+    :func:`fit_interval_calibration` writes it), or None: level keys strictly between 0
+    and 1, finite factors of at least :data:`LOWEST_FACTOR` (the smallest score), increasing
+    cut points wherever per-bin or per-cell factors need them, one factor (or null) per bin
+    and per cell."""
+    if not isinstance(calibration, dict):
+        return "must be a JSON object"
+    factors = calibration.get("factors")
+    if not isinstance(factors, dict) or not factors:
+        return "needs 'factors', an object mapping levels to factors"
+    for name, table in (("factors", factors), ("factors_by_n", calibration.get("factors_by_n")),
+                        ("factors_by_cell", calibration.get("factors_by_cell"))):
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            return f"{name!r} must be a JSON object"
+        bad = [k for k in table if not _is_level_key(k)]
+        if bad:
+            return f"{name!r} has a key {bad[0]!r} that is not a level strictly between 0 and 1"
+    bad = [k for k, v in factors.items() if not _is_factor(v)]
+    if bad:
+        return (f"factors[{bad[0]!r}] must be a finite number >= {LOWEST_FACTOR}; got "
+                f"{factors[bad[0]]!r}")
+    per_bin, per_cell = calibration.get("factors_by_n"), calibration.get("factors_by_cell")
+    if per_bin is None and per_cell is None:
+        return None
+    if not _are_cuts(calibration.get("n_cuts")):
+        return "'n_cuts' must be a non-empty list of increasing numbers"
+    bins = len(calibration["n_cuts"]) + 1
+    for key, row in (per_bin or {}).items():
+        if not (isinstance(row, list) and len(row) == bins
+                and all(_is_factor(v, may_be_none=True) for v in row)):
+            return (f"factors_by_n[{key!r}] must list {bins} factors (finite numbers >= "
+                    f"{LOWEST_FACTOR}, or null), one per bin of n; got {row!r}")
+    if per_cell is None:
+        return None
+    if not _are_cuts(calibration.get("mi_cuts")):
+        return "'mi_cuts' must be a non-empty list of increasing numbers"
+    cells = len(calibration["mi_cuts"]) + 1
+    for key, rows in per_cell.items():
+        if not (isinstance(rows, list) and len(rows) == bins and all(
+                isinstance(r, list) and len(r) == cells
+                and all(_is_factor(v, may_be_none=True) for v in r) for r in rows)):
+            return (f"factors_by_cell[{key!r}] must hold {bins} rows (bins of n) of {cells} "
+                    f"factors (finite numbers >= {LOWEST_FACTOR}, or null); got {rows!r}")
+    return None
 
 
 def sample_factors(calibration: dict[str, Any] | None, level: float,

@@ -20,7 +20,6 @@ plain containers only)::
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -29,12 +28,16 @@ from typing import Any, Mapping
 
 import torch
 
+from .calibration import calibration_problem, is_finite_number
+
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_card",
            "convert_legacy"]
 
 FORMAT = "mist-checkpoint/2"
 CARD_KEY = "mist_card"
 REQUIRED_CARD_KEYS = ("format", "variant", "model_config")
+# data_ranges keys that count rows or columns, and their smallest meaningful value
+COUNT_RANGES = {"n": 2, "dim_x": 1, "dim_y": 1, "dim_z": 1}
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")   # torch.save's zip archive; a raw pickle
 
 
@@ -142,6 +145,8 @@ def _parse_card(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
         card = json.loads(meta[CARD_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: its MIST card is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: its MIST card nests too deeply to read") from None
     _check_card(card, path)
     return card
 
@@ -163,31 +168,36 @@ def _check_card(card: Any, path: Path) -> None:
             raise CheckpointError(f"{path}: the card's data_ranges must be a JSON object")
         for key, value in ranges.items():
             if not (isinstance(value, list) and len(value) == 2
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                            for v in value) and value[0] <= value[1]):
+                    and all(is_finite_number(v) for v in value) and value[0] <= value[1]):
                 raise CheckpointError(f"{path}: the card's data_ranges[{key!r}] must be "
-                                      f"[low, high] numbers with low <= high; got {value!r}")
+                                      f"[low, high] finite numbers with low <= high; got "
+                                      f"{value!r}")
+            if key in COUNT_RANGES and not all(float(v).is_integer() and v >= COUNT_RANGES[key]
+                                               for v in value):
+                raise CheckpointError(f"{path}: the card's data_ranges[{key!r}] must be whole "
+                                      f"numbers >= {COUNT_RANGES[key]}; got {value!r}")
     ceiling = card.get("mi_ceiling")
     if ceiling is not None and not is_mi_ceiling(ceiling):
         raise CheckpointError(
             f"{path}: the card's mi_ceiling must map consecutive widths (\"1\", \"2\", ...) "
-            f"to non-decreasing finite numbers of nats; got {ceiling!r}")
+            f"to non-decreasing finite numbers of nats, none negative; got {ceiling!r}")
+    calibration = card.get("interval_calibration")
+    problem = None if calibration is None else calibration_problem(calibration)
+    if problem:
+        raise CheckpointError(f"{path}: the card's interval_calibration {problem}")
 
 
 def is_mi_ceiling(ceiling: Any) -> bool:
     """Whether ``ceiling`` is a card's ``mi_ceiling``: consecutive positive widths, as
-    strings (``"1"``, ``"2"``, ...), mapped to non-decreasing finite numbers."""
+    strings (``"1"``, ``"2"``, ...), mapped to non-decreasing finite numbers >= 0."""
     if not isinstance(ceiling, dict) or not ceiling:
         return False
     if not all(isinstance(k, str) and re.fullmatch(r"[1-9][0-9]{0,5}", k) for k in ceiling):
         return False
     widths = sorted(int(k) for k in ceiling)      # JSON may hold them in any order
     tops = [ceiling[str(w)] for w in widths]
-    if not all(isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)
-                                        and abs(v) < 2 ** 53) for v in tops):
-        return False
     return (widths == list(range(widths[0], widths[0] + len(widths)))
-            and all(math.isfinite(v) for v in tops)
+            and all(is_finite_number(v) and v >= 0 for v in tops)
             and all(a <= b for a, b in zip(tops, tops[1:])))
 
 

@@ -65,7 +65,7 @@ from .batching import collate, plan_chunks
 from .caller_warnings import (CrossCheckWarning, OutOfRangeWarning, SmallSampleWarning,
                               TiedDataWarning, is_silenced, sample_prefix, warn)
 from . import cross_check as cc
-from .calibration import sample_factors, sample_rows, widen
+from .calibration import calibration_problem, sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import CheckpointError, is_mi_ceiling, load_checkpoint
 from .correlated_sides import ADVICE, CONDITIONAL_ADVICE, correlated_side
@@ -228,8 +228,11 @@ class MIST(Estimator):
         self.meta = dict(meta or {})
         if self.meta.get("mi_ceiling") is not None and not is_mi_ceiling(self.meta["mi_ceiling"]):
             raise ValueError("meta['mi_ceiling'] must map consecutive widths ('1', '2', ...) "
-                             "to non-decreasing finite numbers of nats; got "
+                             "to non-decreasing finite numbers of nats, none negative; got "
                              f"{self.meta['mi_ceiling']!r}")
+        if self.meta.get("interval_calibration") is not None and (
+                problem := calibration_problem(self.meta["interval_calibration"])):
+            raise ValueError(f"meta['interval_calibration'] {problem}")
         self.checkpoint = checkpoint
         for name, value, low in (("max_cells", max_cells, 1), ("seed", seed, 0)):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
@@ -296,6 +299,10 @@ class MIST(Estimator):
     def _check_max_rows(self, max_rows: int | str | None) -> int | None:
         if max_rows == "trained":
             n_range = self.data_ranges.get("n")
+            if n_range and not n_range[1] >= 2 * WARN_ROWS:
+                raise ValueError(f"max_rows='trained' reads the card's largest n, "
+                                 f"{n_range[1]!r}, which is below {2 * WARN_ROWS}; give "
+                                 "max_rows as a number or None")
             return int(n_range[1]) if n_range else None
         if max_rows is None:
             return None
@@ -551,6 +558,7 @@ class MIST(Estimator):
         whose raw median is ``median`` (the factor of each one's (n-bin, median cell), else
         its n-bin's, else the pooled one: :func:`mistmodel.calibration.sample_factors`), or
         None if the checkpoint has no factor for ``level``."""
+        _check_level(level)
         return sample_factors(self.meta.get("interval_calibration"), level, n, median)
 
     def estimate_with_interval(self, x: Any, y: Any, level: float = 0.9,
@@ -620,7 +628,8 @@ class MIST(Estimator):
             return np.clip(tau, lo, hi)
         if level is not None:
             raise ValueError(
-                f"level {level:g} needs the quantiles at tau = {tau[0]:g} and {tau[-1]:g}, "
+                f"level {level:g} needs the quantiles at tau = {(1 - level) / 2:g} and "
+                f"{(1 + level) / 2:g}, "
                 f"but this MIST-QR was trained on tau in [{lo:g}, {hi:g}]: its central "
                 f"intervals go up to level {1 - 2 * lo:g}")
         bad = tau[(tau < lo - slack) | (tau > hi + slack)]
@@ -635,6 +644,7 @@ class MIST(Estimator):
         interval holds those levels' calibrated intervals, so that a higher level never
         gives a narrower interval (each level's own factor could)."""
         self._require_quantiles("interval_batch")
+        _check_level(level)
         below = [float(k) for k in (self.meta.get("interval_calibration") or {}).get(
             "factors") or {} if float(k) < level - 1e-12] if calibrated else []
         ends = [(1 - level) / 2, 0.5, (1 + level) / 2] + [

@@ -150,6 +150,18 @@ class ModelConfig:
                              "stats_features=True")
         if self.corrected_stat and not self.stats_features:
             raise ValueError("corrected_stat needs stats_features=True")
+        sizes = ("width", "heads", "blocks", "inducing", "ffn_mult", "summary_width",
+                 "pair_width", "head_hidden")
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"model config {name} must be >= 1; got {getattr(self, name)!r}")
+        if self.quantile_knots < 2:
+            raise ValueError(f"model config quantile_knots must be >= 2; got "
+                             f"{self.quantile_knots!r}")
+        if not 0.0 < self.tau_min < 0.5 < self.tau_max < 1.0:
+            raise ValueError("model config needs 0 < tau_min < 0.5 < tau_max < 1 (the quantile "
+                             f"grid holds the median); got tau_min {self.tau_min!r}, tau_max "
+                             f"{self.tau_max!r}")
         if self.width % self.heads or self.summary_width % self.heads:
             raise ValueError(f"width {self.width} and summary_width {self.summary_width} "
                              f"must be divisible by heads {self.heads}")

@@ -41,6 +41,26 @@ def test_too_few_points_and_bad_shapes_are_refused():
         conformal_factor(np.zeros(5), np.ones(5), np.ones(5), 0.9)
     with pytest.raises(ValueError, match="same length"):
         conformal_factor(np.zeros(5), np.ones(4), np.ones(5), 0.5)
+    for level in (0.0, -0.5, 1.0, 1.5, float("nan"), True, "0.9"):
+        with pytest.raises(ValueError, match="level must be a number strictly between"):
+            conformal_factor(np.zeros(50), np.ones(50), np.ones(50), level)
+    truth = np.full(20, 0.5)
+    truth[:2] = np.nan
+    with pytest.raises(ValueError, match="truth holds 2 NaN or infinite values"):
+        conformal_factor(np.zeros(20), np.ones(20), truth, 0.9)
+
+
+def test_bad_levels_are_refused_before_any_work_and_named_right():
+    qr = MIST.load(variant="mist_qr", device="cpu")
+    rng = np.random.default_rng(0)
+    pair = (rng.standard_normal((50, 1)), rng.standard_normal((50, 1)))
+    for level in ("0.9", None, [0.9], 1.0):
+        with pytest.raises(ValueError, match="level must be a number strictly between"):
+            qr.interval_batch([pair], level=level)
+        with pytest.raises(ValueError, match="level must be a number strictly between"):
+            qr.calibration_factors(level, [50])
+    with pytest.raises(ValueError, match=r"tau = 0.005 and 0.995"):
+        qr.interval_batch([pair], level=0.99)
 
 
 def test_widen_keeps_the_lower_end_non_negative():

@@ -73,6 +73,27 @@ def raw_checkpoint(path, state, card_text):
     return path
 
 
+GOOD_CALIBRATION = {"factors": {"0.9": 0.2}, "n_cuts": [20, 50], "mi_cuts": [0.05],
+                    "factors_by_n": {"0.9": [0.3, None, 0.1]},
+                    "factors_by_cell": {"0.9": [[0.3, None], [None, None], [0.1, 0.2]]}}
+BAD_CALIBRATIONS = [
+    ([1, 2], "must be a JSON object"),
+    ({"factors": {}}, "needs 'factors'"),
+    ({**GOOD_CALIBRATION, "factors": {"0.9": float("nan")}}, r"factors\['0.9'\] must be a finite"),
+    ({**GOOD_CALIBRATION, "factors": {"0.9": float("inf")}}, r"factors\['0.9'\] must be a finite"),
+    ({**GOOD_CALIBRATION, "factors": {"0.9": "wide"}}, r"factors\['0.9'\] must be a finite"),
+    ({**GOOD_CALIBRATION, "factors": {"0.9": -5.0}}, r">= -0.5"),
+    ({**GOOD_CALIBRATION, "factors": {"abc": 0.1}}, "key 'abc' that is not a level"),
+    ({**GOOD_CALIBRATION, "factors": {"1.5": 0.1}}, "key '1.5' that is not a level"),
+    ({k: v for k, v in GOOD_CALIBRATION.items() if k != "n_cuts"}, "'n_cuts' must be"),
+    ({k: v for k, v in GOOD_CALIBRATION.items() if k != "mi_cuts"}, "'mi_cuts' must be"),
+    ({**GOOD_CALIBRATION, "n_cuts": [50, 20]}, "'n_cuts' must be"),
+    ({**GOOD_CALIBRATION, "factors_by_n": {"0.9": [0.3]}}, r"factors_by_n\['0.9'\] must list 3"),
+    ({**GOOD_CALIBRATION, "factors_by_cell": {"0.9": [[0.3, None]]}},
+     r"factors_by_cell\['0.9'\] must hold 3 rows"),
+]
+
+
 @pytest.mark.parametrize("card_text,message", [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
@@ -91,14 +112,28 @@ def raw_checkpoint(path, state, card_text):
      r"'copula' must be true or false; got 1"),
     (json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
                  "data_ranges": {"dim_x": [1, "a"]}}),
-     r"data_ranges\['dim_x'\] must be \[low, high\] numbers with low <= high; got \[1, 'a'\]"),
+     r"data_ranges\['dim_x'\] must be \[low, high\] finite numbers with low <= high; got "
+     r"\[1, 'a'\]"),
+    *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
+                   "data_ranges": {"n": bad}}), message)
+      for bad, message in (([10, 10 ** 400], "finite numbers"), ([0, 1], "whole numbers >= 2"),
+                           ([-5, -1], "whole numbers >= 2"), ([10, 150.9], "whole numbers"))],
+    *[(json.dumps({"format": FORMAT, "variant": "mist",
+                   "model_config": {**CONFIG.to_dict(), **bad}}), message)
+      for bad, message in (({"tau_min": 0.6, "tau_max": 0.4}, "0 < tau_min < 0.5 < tau_max"),
+                           ({"tau_min": 0.0}, "0 < tau_min"), ({"quantile_knots": 1}, ">= 2"),
+                           ({"width": 0}, "width must be >= 1"))],
     (json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
                  "data_ranges": {"n": [500, 10]}}), r"data_ranges\['n'\]"),
     *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
                    "mi_ceiling": bad}), "mi_ceiling must map consecutive widths")
       for bad in ({}, [1.0, 2.0], {"1": 1.0, "3": 2.0}, {"1": 2.0, "2": 1.0},
                   {"0": 1.0}, {"01": 1.0}, {"1": "a"}, {"1": True}, {"1": None},
-                  {"\u00b2": 1.0}, {"1": 10 ** 400})],
+                  {"\u00b2": 1.0}, {"1": 10 ** 400}, {"1": -1.0})],
+    *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
+                   "interval_calibration": bad}), message)
+      for bad, message in BAD_CALIBRATIONS],
+    ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
 ])
 def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
     path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)
@@ -138,3 +173,15 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path.write_text("just some text")
     with pytest.raises(CheckpointError, match="not a safetensors MIST checkpoint"):
         MIST.load(path)
+
+
+def test_a_good_calibration_is_read_and_meta_is_checked_like_a_card(state):
+    from mistmodel.calibration import calibration_problem
+
+    assert calibration_problem(GOOD_CALIBRATION) is None
+    net = MISTNet(CONFIG)
+    for bad, message in BAD_CALIBRATIONS[:4]:
+        with pytest.raises(ValueError, match=r"meta\['interval_calibration'\]"):
+            MIST(net, meta={"interval_calibration": bad})
+    with pytest.raises(ValueError, match="max_rows='trained'.*below 20"):
+        MIST(net, meta={"data_ranges": {"n": [2, 5]}})
