@@ -19,7 +19,8 @@ of a sample with at least :data:`MIN_ROWS` rows and at most :data:`MAX_DIMS` col
 all (where KSG is cheap and not biased far down) is compared with KSG (k = 5; for
 I(X;Y|Z) its Frenzel-Pompe form) on :data:`ROWS` evenly spaced rows of the sample; where KSG reads at
 least :func:`margin` nats more than MIST and at least :func:`ratio` times MIST's value
-(twice it below :data:`RATIO_FROM` nats, :data:`RATIO` times from there),
+(twice it below :data:`RATIO_FROM` nats, :data:`RATIO` times from there; below
+:data:`RATIO_FROM` never more than ``RATIO * RATIO_FROM`` nats: :func:`threshold`),
 :func:`first_miss` reports it and MIST raises a
 :class:`~mistmodel.caller_warnings.CrossCheckWarning`.  The margin is 0.1 nats from 400
 rows and ``2 / sqrt(rows)`` below (0.2 at 100 rows): KSG's own noise at independence is
@@ -44,7 +45,7 @@ from .estimators.base import constant_columns, tied_columns
 from .estimators.ksg import KSG
 
 __all__ = ["ADVICE", "ROWS", "MIN_ROWS", "MAX_DIMS", "MARGIN", "RATIO", "RATIO_FROM",
-           "first_miss", "margin", "ratio",
+           "first_miss", "margin", "ratio", "threshold",
            "misses", "subsample_rows", "warn_by_name"]
 
 ROWS = 500        # rows KSG reads
@@ -71,6 +72,18 @@ def ratio(value: float) -> float:
     """The factor by which KSG must exceed MIST's ``value``: 2 below :data:`RATIO_FROM`
     nats, :data:`RATIO` from there."""
     return RATIO if value >= RATIO_FROM else 2.0
+
+
+def threshold(value: float, rows: int) -> float:
+    """What KSG on ``rows`` rows must read for MIST's ``value`` to be a miss: at least
+    :func:`margin` more and :func:`ratio` times as much, except that below
+    :data:`RATIO_FROM` no more than ``RATIO * RATIO_FROM`` is asked, so that a lower
+    ``value`` never needs a higher reading to warn (twice 0.95 nats would ask more than
+    1.15 times 1 nat)."""
+    scaled = ratio(value) * value
+    if value < RATIO_FROM:
+        scaled = min(scaled, RATIO * RATIO_FROM)
+    return max(value + margin(rows), scaled)
 
 
 def subsample_rows(n: int, rows: int = ROWS) -> np.ndarray:
@@ -103,8 +116,7 @@ def misses(samples: Sequence[tuple[np.ndarray, ...]], values: Sequence[float],
                                   else ksg.estimate_conditional(*(a[rows] for a in parts)))
         except ValueError:
             continue
-        if reference >= float(value) + margin(rows.size) and \
-                reference >= ratio(float(value)) * float(value):
+        if reference >= threshold(float(value), rows.size):
             found.append((i, reference, rows.size))
             if first_only:
                 break

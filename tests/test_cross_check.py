@@ -41,11 +41,21 @@ def test_first_miss_finds_a_clear_gap_and_skips_what_it_cannot_judge():
     assert cc.first_miss([(x, x + 0.1)], [4.0]) is None                # within the ratio
     assert cc.first_miss([(x[:99], y[:99])], [0.0]) is None             # too few rows
     assert cc.margin(100) == pytest.approx(0.2) and cc.margin(500) == cc.MARGIN
+
     wide = np.hstack([x] * 5)
     assert cc.first_miss([(wide, np.hstack([y] * 4))], [0.0]) is None   # 9 columns
     assert cc.first_miss([(np.round(x), y)], [0.0]) is None             # tied column
     assert list(cc.subsample_rows(5, 3)) == [0, 2, 4]
 
+
+def test_a_lower_estimate_never_needs_a_higher_reading_to_warn():
+    values = np.linspace(0.0, 5.0, 5001)
+    for rows in (100, 500):
+        needed = np.array([cc.threshold(v, rows) for v in values])
+        assert np.all(np.diff(needed) >= 0)
+        # just below 1 nat it asks what 1 nat asks (1.15 nats), not twice 0.95
+        assert cc.threshold(0.95, 500) == pytest.approx(cc.threshold(1.0, 500)) == 1.15
+    assert cc.threshold(0.3, 500) == pytest.approx(0.6) and cc.threshold(2.0, 500) == 2.3
 
 def test_mist_warns_on_folded_dependence_once_per_call(mist):
     x, y = folded()
