@@ -150,11 +150,13 @@ class ModelConfig:
                              "stats_features=True")
         if self.corrected_stat and not self.stats_features:
             raise ValueError("corrected_stat needs stats_features=True")
-        sizes = ("width", "heads", "blocks", "inducing", "ffn_mult", "summary_width",
-                 "pair_width", "head_hidden")
+        sizes = ("width", "heads", "inducing", "ffn_mult", "summary_width", "pair_width",
+                 "head_hidden")
         for name in sizes:
             if getattr(self, name) < 1:
                 raise ValueError(f"model config {name} must be >= 1; got {getattr(self, name)!r}")
+        if self.blocks < 0:
+            raise ValueError(f"model config blocks must be >= 0; got {self.blocks!r}")
         if self.quantile_knots < 2:
             raise ValueError(f"model config quantile_knots must be >= 2; got "
                              f"{self.quantile_knots!r}")

@@ -227,7 +227,7 @@ def test_bad_threads() -> None:
             InfoNCE(threads=bad)
 
 
-def test_thread_blocks_overlapping_in_two_threads_restore_the_first_count():
+def test_thread_blocks_overlapping_in_two_threads_give_each_thread_its_own_count_back():
     import threading
 
     import torch
@@ -239,25 +239,32 @@ def test_thread_blocks_overlapping_in_two_threads_restore_the_first_count():
     seen = {}
 
     def first():
+        torch.ones(2).sum()                     # this thread's count is its own from here
+        seen["a before"] = torch.get_num_threads()
         with torch_threads(1):
             a_in.set()
             seen["overlap"] = b_in.wait(10)   # the second block starts while this one runs
         a_out.set()
+        seen["a after"] = torch.get_num_threads()
 
     def second():
+        torch.ones(2).sum()
+        torch.set_num_threads(4)                # a count this thread chose itself
         a_in.wait(10)
         with torch_threads(3):
             b_in.set()
             a_out.wait(10)          # and ends after it: neither waits for the other
-            seen["inside"] = True
+            seen["b inside"] = torch.get_num_threads()
+        seen["b after"] = torch.get_num_threads()
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(20)
-    assert seen == {"inside": True, "overlap": True}
-    assert torch.get_num_threads() == before
+    assert seen["overlap"] and seen["b inside"] == 3
+    assert seen["a after"] == seen["a before"] and seen["b after"] == 4
+    torch.set_num_threads(before)               # the count set last, as new threads see it
     with torch_threads(2):
         with torch_threads(1):
             assert torch.get_num_threads() == 1

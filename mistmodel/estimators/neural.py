@@ -33,11 +33,9 @@ global random state is left untouched. Computation runs on ``device``:
 
 Threads: with ``threads=None`` (the default) the estimator uses torch's
 thread count as the caller left it. ``threads=T`` runs the CPU training on
-``T`` intra-op threads through :func:`mistmodel.threads.torch_threads`, which restores the
-caller's exact setting when the call returns or raises. torch's thread count
-is process-wide: for the duration of the call it applies to every thread of
-the process, so do not pass ``threads`` while other threads run torch work
-that must keep its own count. The critics are small: on a busy machine, or
+``T`` intra-op threads through :func:`mistmodel.threads.torch_threads`, which gives the
+calling thread its count back when the call returns or raises (torch keeps the count per
+thread; other threads keep theirs). The critics are small: on a busy machine, or
 with several estimates running side by side, ``threads=1`` is often many
 times faster than torch's default of one thread per core.
 
