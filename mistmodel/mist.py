@@ -72,7 +72,7 @@ from .correlated_sides import ADVICE, CONDITIONAL_ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, column_number, constant_columns,
                               kept_columns, tied_columns, tied_flags)
-from .model import MISTNet, ModelConfig
+from .model import MISTNet, ModelConfig, QuantileHead
 from .per_thread import PerThread
 from .shipped import default_checkpoint
 
@@ -118,11 +118,22 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu"
     if card["variant"] != config.variant:
         raise CheckpointError(f"{path}: its card says variant {card['variant']!r} but its "
                               f"model_config says {config.variant!r}")
-    with torch.random.fork_rng(devices=[]):     # the initial weights are replaced: leave
-        net = MISTNet(config)                   # the caller's generator as it was
+    return network_from_state(config, state, path).to(device).eval(), card
+
+
+def network_from_state(config: ModelConfig, state: dict[str, torch.Tensor],
+                       path: str | os.PathLike) -> MISTNet:
+    """A float32 :class:`MISTNet` holding ``state``: built without initial weights (on
+    torch's meta device, so no random generator is touched, the caller's or another
+    thread's), then given the checkpoint's tensors and the quantile grid."""
+    with torch.device("meta"):
+        net = MISTNet(config)
     _check_tensors(net.state_dict(), state, path)
-    net.load_state_dict(state)
-    return net.to(device).eval(), card
+    net.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
+                         for k, v in state.items()}, assign=True)
+    if isinstance(net.head, QuantileHead):
+        net.head.grid = net.head.make_grid(config.quantile_knots)
+    return net
 
 
 def _check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor],

@@ -587,7 +587,13 @@ class QuantileHead(nn.Module):
             self.net[-1].weight.mul_(0.1)
             self.net[-1].bias.fill_(-3.0)
             self.net[-1].bias[0] = -2.0
-        self.register_buffer("grid", torch.linspace(tau_min, tau_max, knots), persistent=False)
+        self.tau_min, self.tau_max = float(tau_min), float(tau_max)
+        self.register_buffer("grid", self.make_grid(knots), persistent=False)
+
+    def make_grid(self, knots: int, device: torch.device | str = "cpu") -> Tensor:
+        """The knots' taus (not stored in a checkpoint: rebuilt from the config)."""
+        return torch.linspace(self.tau_min, self.tau_max, knots, dtype=torch.float32,
+                              device=device)
 
     def knots(self, emb: Tensor) -> Tensor:
         return torch.cumsum(F.softplus(self.net(emb)), dim=-1)        # (B, K), increasing

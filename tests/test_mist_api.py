@@ -575,6 +575,52 @@ def test_loading_leaves_torch_s_generator_and_bad_settings_are_named():
     assert MIST.load(threads=np.int64(1), seed=np.int64(3)).threads == 1
 
 
+def test_loading_draws_nothing_from_the_generator_other_threads_use():
+    """The network is built without initial weights: a thread drawing from torch's global
+    generator while checkpoints load gets the sequence its seed gives (saving and
+    restoring the generator around a load would hand it repeats)."""
+    import threading
+
+    from mistmodel.mist import load_network
+    from mistmodel.shipped import default_checkpoint
+
+    def draws(count):
+        torch.manual_seed(999)
+        return torch.cat([torch.randint(1 << 62, (1,)) for _ in range(count)])
+
+    expected = draws(20_000)
+    got, loading = {}, threading.Event()
+
+    def drawer():
+        loading.wait(10)
+        got["values"] = draws(20_000)
+
+    t = threading.Thread(target=drawer)
+    t.start()
+    loading.set()
+    for _ in range(10):
+        load_network(default_checkpoint("mist_qr"))
+    t.join(60)
+    assert torch.equal(got["values"], expected)
+
+
+def test_a_float64_default_dtype_gives_the_same_estimates():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 2))
+    y = x + rng.standard_normal((300, 2))
+    expected = {b: MIST.load(backend=b, cross_check=False).estimate(x, y)
+                for b in ("torch", "auto")}
+    qr = MIST.load(variant="mist_qr", cross_check=False).interval(x, y)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for b, value in expected.items():
+            assert MIST.load(backend=b, cross_check=False).estimate(x, y) == value
+        assert MIST.load(variant="mist_qr", cross_check=False).interval(x, y) == qr
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def test_a_quantile_interval_reports_its_row_groups():
     qr = MIST.load(variant="mist_qr", cross_check=False)
     rng = np.random.default_rng(4)
