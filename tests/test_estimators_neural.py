@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -239,8 +240,7 @@ def test_thread_blocks_overlapping_in_two_threads_give_each_thread_its_own_count
     seen = {}
 
     def first():
-        torch.ones(2).sum()                     # this thread's count is its own from here
-        seen["a before"] = torch.get_num_threads()
+        torch.set_num_threads(2)                # a count this thread chose itself
         with torch_threads(1):
             a_in.set()
             seen["overlap"] = b_in.wait(10)   # the second block starts while this one runs
@@ -248,9 +248,8 @@ def test_thread_blocks_overlapping_in_two_threads_give_each_thread_its_own_count
         seen["a after"] = torch.get_num_threads()
 
     def second():
-        torch.ones(2).sum()
-        torch.set_num_threads(4)                # a count this thread chose itself
         a_in.wait(10)
+        torch.set_num_threads(4)                # and this one, another
         with torch_threads(3):
             b_in.set()
             a_out.wait(10)          # and ends after it: neither waits for the other
@@ -263,10 +262,95 @@ def test_thread_blocks_overlapping_in_two_threads_give_each_thread_its_own_count
     for t in threads:
         t.join(20)
     assert seen["overlap"] and seen["b inside"] == 3
-    assert seen["a after"] == seen["a before"] and seen["b after"] == 4
+    assert seen["a after"] == 2 and seen["b after"] == 4
     torch.set_num_threads(before)               # the count set last, as new threads see it
     with torch_threads(2):
         with torch_threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("cls", [MINE, InfoNCE])
+def test_a_callers_no_grad_inference_mode_or_float64_default_changes_nothing(cls) -> None:
+    x, y, _ = dense_gaussian(np.random.default_rng(4), 200, 2, 3, 0.4)
+    expected = cls(seed=5, max_steps=40).estimate(x, y)
+    with torch.no_grad():
+        assert cls(seed=5, max_steps=40).estimate(x, y) == expected
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode():
+        assert cls(seed=5, max_steps=40).estimate(x, y) == expected
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert cls(seed=5, max_steps=40).estimate(x, y) == expected
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_training_draws_nothing_from_the_generator_other_threads_use() -> None:
+    x, y, _ = dense_gaussian(np.random.default_rng(4), 200, 2, 3, 0.4)
+
+    def draws(count):
+        torch.manual_seed(999)
+        return torch.cat([torch.randint(1 << 62, (1,)) for _ in range(count)])
+
+    expected = draws(20_000)
+    got, started = {}, threading.Event()
+
+    def drawer():
+        started.wait(10)
+        got["values"] = draws(20_000)
+
+    t = threading.Thread(target=drawer)
+    t.start()
+    started.set()
+    for seed in range(5):
+        InfoNCE(seed=seed, max_steps=5).estimate(x, y)
+    t.join(60)
+    assert torch.equal(got["values"], expected)
+
+
+def test_bad_seeds_widths_and_devices_are_refused_at_construction() -> None:
+    for bad in (-1, 2 ** 32, 1.7, True, "3"):
+        with pytest.raises(ValueError, match="seed must be an integer from 0 to 2\\*\\*32 - 1"):
+            MINE(seed=bad)
+    for bad in ((8.9,), ("8",), (True,), "64", (0,)):
+        with pytest.raises(ValueError, match="hidden must list at least one positive integer"):
+            InfoNCE(hidden=bad)
+    with pytest.raises(ValueError, match="device 'tpu' is not a torch device"):
+        InfoNCE(device="tpu")
+    assert MINE(seed=np.int64(2 ** 32 - 1), hidden=(np.int64(8),)).hidden == (8,)
+
+
+@pytest.mark.parametrize("cls", [MINE, InfoNCE])
+def test_unstandardised_columns_far_from_unit_scale_warn_and_merged_ones_are_refused(cls):
+    from mistmodel.caller_warnings import OutOfRangeWarning
+
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((300, 1))
+    y = t + rng.standard_normal((300, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfRangeWarning)
+        cls(standardize=False, max_steps=20).estimate(t, y)                 # unit scale
+    for x in (1e3 * t, 1e3 + t):
+        with pytest.warns(OutOfRangeWarning, match="x column 0 goes to the critic far from "
+                                                   "unit scale"):
+            cls(standardize=False, max_steps=20).estimate(x, y)
+    constant = np.ones((300, 1))
+    with pytest.raises(ValueError, match="x column 1 has more than 1% of its distinct values "
+                                         "merged by float32"):
+        cls(standardize=False, max_steps=20).estimate(np.hstack([constant, 1e8 + 20 * t]), y)
+
+
+def test_unstandardised_huge_scores_do_not_read_high() -> None:
+    """Scores near 1e8 in float32: rows whose scores were all alike used to count as
+    matches (their log-sum-exp rounded away), and InfoNCE read 1.5 nats for 0.35."""
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((600, 1))
+    y = t + rng.standard_normal((600, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = InfoNCE(standardize=False, max_steps=300, seed=1).estimate(1e8 + 1e6 * t, y)
+    assert value < 0.5
+

@@ -12,6 +12,7 @@ function computed is exactly that of an MLP on ``[x, y]``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +44,25 @@ class ConcatCritic(nn.Module):
             layers += [nn.ReLU(), nn.Linear(width_in, width_out)]
         layers += [nn.ReLU(), nn.Linear(hidden[-1], 1)]
         self.rest = nn.Sequential(*layers)
+
+    @classmethod
+    def seeded(cls, dx: int, dy: int, hidden: Sequence[int], seed: int) -> "ConcatCritic":
+        """A float32 critic on the CPU with the initial weights ``nn.Linear`` gives (uniform
+        on +-1/sqrt(fan_in), weight then bias, layer by layer), drawn from a generator of
+        its own seeded with ``seed``: torch's global generator, which other threads may be
+        drawing from, is neither read nor reset."""
+        with torch.device("meta"):
+            critic = cls(dx, dy, hidden)
+        critic = critic.to_empty(device="cpu").float()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in critic.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                    if layer.bias is not None:
+                        bound = 1.0 / math.sqrt(layer.in_features)
+                        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        return critic
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Scores of the aligned pairs ``(x_i, y_i)``, shape ``(b,)``."""
