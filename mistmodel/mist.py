@@ -544,6 +544,7 @@ class MIST(Estimator):
         of its own: it raises a clear error, unless ``n_boot`` is given explicitly, in
         which case it returns the base class's subsample-bootstrap interval.
         """
+        self._last_info = {}
         _check_level(level)
         self._refuse_conditional("interval")
         if not self.is_quantile:

@@ -26,7 +26,8 @@ import numpy as np
 
 from .caller_warnings import (CeilingWarning, DiscreteBiasWarning, SmallSampleWarning,
                               TiedDataWarning, held, warn)
-from .estimators.base import check_exact_float64, constant_columns, refuse_masked, tied_flags
+from .estimators.base import (check_exact_float64, constant_columns, refuse_durations,
+                              refuse_masked, tied_flags)
 
 __all__ = ["table_columns", "column_groups", "constant_column_names", "ties_by_name",
            "warned_once"]
@@ -82,6 +83,7 @@ def _dataset_columns(ds: Any) -> tuple[list[str], list[np.ndarray]]:
 
 def _numeric(column: np.ndarray, name: str) -> np.ndarray:
     column = np.asarray(column)
+    refuse_durations(column.dtype, f"column {name!r}")
     if column.dtype == object or not (np.issubdtype(column.dtype, np.number)
                                       or column.dtype == np.bool_):
         raise ValueError(f"column {name!r} is not numeric (dtype {column.dtype})")

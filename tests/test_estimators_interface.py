@@ -168,3 +168,43 @@ def test_a_new_subclass_gets_checks_and_bootstrap() -> None:
     with pytest.raises(ValueError, match="toy"):
         est.estimate(x[:1], y[:1])
     assert repr(est) == "toy(seed=0)"
+
+
+def test_a_dataframe_is_read_column_by_column_and_durations_are_refused():
+    pd = pytest.importorskip("pandas")
+    from mistmodel.tabular import table_columns
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((200, 1))
+    ids = pd.DataFrame({"id": 2 ** 60 + np.arange(200), "v": rng.standard_normal(200)})
+    with pytest.raises(ValueError, match=r"x column 0 \('id'\) holds integers beyond 2\*\*53"):
+        CCA().estimate(ids, y)                  # as a whole frame: float64, one value
+    mixed = pd.DataFrame({"a": rng.standard_normal(200), "flag": rng.random(200) > 0.5})
+    assert CCA().estimate(mixed, y) == CCA().estimate(mixed.to_numpy(dtype=float), y)
+    words = pd.DataFrame({"a": rng.standard_normal(200), "w": ["u", "v"] * 100})
+    with pytest.raises(ValueError, match=r"x column 1 \('w'\) must be numeric"):
+        KSG().estimate(words, y)
+    durations = np.array([1, 2, 3, 4] * 50, dtype="m8[s]").reshape(-1, 1)
+    with pytest.raises(ValueError, match=r"x holds durations \(timedelta64\[s\]\)"):
+        KSG().estimate(durations, y)
+    missing = pd.DataFrame({"d": pd.to_timedelta([1, 2, None, 4], unit="s")})
+    with pytest.raises(ValueError, match=r"column 'd' holds durations"):
+        table_columns(missing)
+
+
+@pytest.mark.parametrize("make", [KSG, CCA])
+def test_a_call_that_raises_leaves_no_earlier_record(make):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((100, 1)), rng.standard_normal((100, 1))
+    est = make()
+    est.estimate(x, y)
+    assert est.last_info["n"] == 100
+    bad = x.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError):
+        est.estimate(bad, y)
+    assert est.last_info == {}
+    est.estimate_conditional(x, y, rng.standard_normal((100, 1)))
+    with pytest.raises(ValueError):
+        est.estimate_conditional(bad, y, x)
+    assert est.last_info == {}

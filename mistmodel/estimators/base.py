@@ -157,6 +157,7 @@ __all__ = [
     "check_xy",
     "check_xyz",
     "constant_columns",
+    "refuse_durations",
     "refuse_masked",
     "scale_to_unit",
     "standardize_columns",
@@ -199,13 +200,43 @@ def refuse_masked(a: Any, label: str) -> None:
                          "(np.ma.compress_rows) or fill them first")
 
 
+def refuse_durations(dtype: np.dtype, what: str) -> None:
+    """Refuse durations (numpy counts ``timedelta64`` as a number, and reads a missing one,
+    NaT, as the smallest int64)."""
+    if dtype.kind == "m":
+        raise ValueError(f"{what} holds durations ({dtype}); convert them to numbers first, "
+                         "e.g. seconds: values / np.timedelta64(1, 's'), with missing ones "
+                         "(NaT) dropped")
+
+
+def _frame_columns(frame: Any, label: str) -> np.ndarray:
+    """A pandas DataFrame read column by column, each checked as its own dtype: converting
+    the whole frame first would turn int64 ids beyond 2**53 into float64 unchecked, and
+    refuse a frame of floats and booleans as "object"."""
+    columns = []
+    for j in range(frame.shape[1]):
+        column = np.asarray(frame.iloc[:, j].to_numpy())
+        what = f"{label} column {j} ({str(frame.columns[j])!r})"
+        refuse_durations(column.dtype, what)
+        if column.dtype == object or not (np.issubdtype(column.dtype, np.number)
+                                          or column.dtype == np.bool_):
+            raise ValueError(f"{what} must be numeric; got dtype {column.dtype}")
+        check_exact_float64(column.reshape(-1, 1), lambda _: what)
+        columns.append(column.astype(np.float64))
+    return np.stack(columns, axis=1) if columns else np.empty((len(frame), 0))
+
+
 def _as_2d_float(a: ArrayLike, label: str) -> np.ndarray:
     """Convert one side to a float64 2-D array or raise a clear error."""
     refuse_masked(a, label)
+    if type(a).__module__.split(".")[0] == "pandas" and hasattr(a, "columns") \
+            and hasattr(a, "iloc"):
+        a = _frame_columns(a, label)
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{label} could not be read as an array: {exc}") from exc
+    refuse_durations(arr.dtype, label)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
     ):
@@ -529,11 +560,13 @@ class Estimator(ABC):
 
     @property
     def last_info(self) -> dict[str, Any]:
-        """What happened in the most recent :meth:`estimate` call."""
+        """What happened in the most recent :meth:`estimate` call (empty after a call
+        that raised)."""
         return dict(self._last_info)
 
     def estimate(self, x: ArrayLike, y: ArrayLike) -> float:
         """Estimate ``I(X; Y)`` in nats from ``x`` (n, dx) and ``y`` (n, dy)."""
+        self._last_info = {}            # a call that fails leaves no earlier call's record
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
         value, info = self._estimate_checked(xa, ya, int(self.seed))
         self._last_info = info
@@ -565,6 +598,7 @@ class Estimator(ABC):
                 "KSG (Frenzel-Pompe), CCA (Gaussian partial form) and the conditional MIST "
                 "(MIST.load(variant='mist_cmi')) do"
             )
+        self._last_info = {}
         xa, ya, za = check_xyz(x, y, z, self.min_rows, who=self._who())
         const_z = constant_columns(za)
         if const_z.size == za.shape[1]:
