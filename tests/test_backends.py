@@ -153,6 +153,40 @@ def test_onnx_graph_is_exported_once_per_set_of_weights():
     assert cached_embedding_graph(network) != first
 
 
+def test_onnx_follows_changed_weights_and_survives_copies_and_concurrent_builds():
+    import copy
+    import pickle
+    import threading
+
+    backend_or_skip("onnx")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((200, 2)), rng.standard_normal((200, 2))
+    mist = MIST(random_network("mist", seed=4), backend="onnx", cross_check=False)
+    value = mist.estimate(x, y)
+    for twin in (pickle.loads(pickle.dumps(mist)), copy.deepcopy(mist)):
+        assert twin.estimate(x, y) == value
+    with torch.no_grad():
+        weight = mist.network.embed.tag.weight                # a weight inside the graph
+        weight.add_(torch.linspace(-1.0, 1.0, weight.numel()).view_as(weight))
+    changed = MIST(mist.network, backend="torch", cross_check=False).estimate(x, y)
+    assert abs(changed - value) > 1e-3
+    assert mist.estimate(x, y) == pytest.approx(changed, abs=ABS_TOL_BY_BACKEND["onnx"])
+    errors = []
+
+    def build(seed):
+        try:
+            make_backend("onnx", random_network("mist", seed=100 + seed))
+        except Exception as exc:        # the TorchScript exporter is not re-entrant
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+
+
 def test_onnx_without_onnxruntime_says_what_to_install():
     script = ("import sys; sys.modules['onnxruntime'] = None\n"
               "from mistmodel.backends import make_backend\n"

@@ -43,6 +43,8 @@ CACHED_GRAPHS = 8
 
 _graphs: OrderedDict[str, bytes] = OrderedDict()
 _graphs_lock = threading.Lock()
+# torch's TorchScript exporter keeps global state while it runs: one export at a time
+_export_lock = threading.RLock()
 
 
 def _onnxruntime():
@@ -99,10 +101,13 @@ def export_embedding_graph(network: nn.Module) -> bytes:
     """The ONNX graph (serialised) of ``network.embed_dataset`` with dynamic batch, rows
     and columns; inputs :data:`INPUTS`, output ``embedding``."""
     buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with _export_lock, torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter announces its deprecation and notes how it lowers
-        # indexing; neither concerns the graph it writes
-        warnings.simplefilter("ignore")
+        # indexing; neither concerns the graph it writes.  Only these are ignored: other
+        # threads' warnings during the export are shown as usual.
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message="You are using the legacy TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", module=r"torch\.onnx\.")
         torch.onnx.export(_Embedding(network), _example_inputs(network), buffer,
                           dynamo=False, opset_version=OPSET, input_names=list(INPUTS),
                           output_names=["embedding"], dynamic_axes=DYNAMIC_AXES)
@@ -117,12 +122,21 @@ def cached_embedding_graph(network: nn.Module) -> bytes:
         if key in _graphs:
             _graphs.move_to_end(key)
             return _graphs[key]
-    graph = export_embedding_graph(network)
-    with _graphs_lock:
-        _graphs[key] = graph
-        while len(_graphs) > CACHED_GRAPHS:
-            _graphs.popitem(last=False)
+    with _export_lock:                 # threads asking for one graph wait for one export
+        with _graphs_lock:
+            if key in _graphs:
+                return _graphs[key]
+        graph = export_embedding_graph(network)
+        with _graphs_lock:
+            _graphs[key] = graph
+            while len(_graphs) > CACHED_GRAPHS:
+                _graphs.popitem(last=False)
     return graph
+
+
+def _weights_state(network: nn.Module) -> list[tuple[int, int]]:
+    """Which tensors the network holds and how often each was changed in place."""
+    return [(id(t), t._version) for t in (*network.parameters(), *network.buffers())]
 
 
 class OnnxBackend:
@@ -130,8 +144,9 @@ class OnnxBackend:
 
     ``threads``: the session's intra-op threads (None: ONNX Runtime's default, one per
     physical core), which sleep between operators rather than spin.  The network must be
-    on the CPU.  The graph holds the weights the network had when the backend was built:
-    build a new backend after changing them.
+    on the CPU.  The graph holds the weights the network had when the session was built;
+    a call after the network's weights changed (in place, or replaced) builds a new one.
+    A pickled or copied backend builds its session again.
     """
 
     name = "onnx"
@@ -143,19 +158,38 @@ class OnnxBackend:
             raise ValueError(f"the 'onnx' backend runs on the CPU, but the network is on "
                              f"{sorted(devices)}; load it with device='cpu' or use "
                              "backend='torch'")
+        self.threads = check_threads(threads)
+        self.network = network
+        self._session_lock = threading.Lock()
+        self._build_session()
+
+    def _build_session(self) -> None:
+        ort = _onnxruntime()
         options = ort.SessionOptions()
-        if check_threads(threads) is not None:
-            options.intra_op_num_threads = threads
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
         # threads wait for work asleep, not spinning: the CPU is often shared with other jobs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.network = network
-        self.session = ort.InferenceSession(cached_embedding_graph(network), options,
+        self._weights = _weights_state(self.network)
+        self.session = ort.InferenceSession(cached_embedding_graph(self.network), options,
                                             providers=["CPUExecutionProvider"])
         # the exporter drops inputs the graph does not read (corr without statistics)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
+    def __getstate__(self) -> dict:
+        return {"network": self.network, "threads": self.threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.network, self.threads = state["network"], state["threads"]
+        self._session_lock = threading.Lock()
+        self._build_session()
+
     def __call__(self, values: Tensor, row_mask: Tensor, col_mask: Tensor, col_type: Tensor,
                  tau: Tensor | None = None) -> Tensor:
+        if _weights_state(self.network) != self._weights:
+            with self._session_lock:
+                if _weights_state(self.network) != self._weights:
+                    self._build_session()
         with torch.inference_mode():
             corr, feats = self.network.statistics(values, row_mask, col_mask, col_type)
             given = dict(zip(INPUTS, (values, row_mask.bool(), col_mask.bool(),
