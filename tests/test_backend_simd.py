@@ -359,6 +359,21 @@ def test_the_backend_reads_the_network_and_leaves_torch_threads_as_they_were():
 
 
 @needs_kernels
+def test_calls_of_every_width_share_one_pool_of_worker_threads():
+    import threading
+    import time
+
+    network = load_network(default_checkpoint("mist"))[0]
+    run = SimdBackend(network, threads=12)
+    for shapes in ([(100, 2, 2)], [(500, 8, 8)], [(2000, 16, 16)], [(800, 4, 4)],
+                   [(3000, 32, 32)], [(50, 1, 1)]):
+        run(*padded_batch(shapes))
+    time.sleep(0.5)                         # replaced pools' threads exit when idle
+    workers = [t for t in threading.enumerate() if t.name.startswith("mist-simd")]
+    assert 1 < len(workers) <= 12
+
+
+@needs_kernels
 def test_any_thread_count_gives_the_same_bytes():
     network = load_network(default_checkpoint("mist"))[0]
     inputs = padded_batch([(500, 3, 5), (200, 8, 8), (57, 1, 1)])

@@ -48,19 +48,34 @@ MIN_WORK_PER_THREAD = 8      # columns (or 64-row pieces) below which a call is 
 # width, heads x columns of the column mixing; and whether this CPU has AVX2 and FMA
 LIMITS: dict[str, int] = _simd.limits() if _simd is not None else {}
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+# one pool of worker threads for the process, as wide as the widest call so far
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pools_lock = threading.Lock()
 
 
 def _forget_pools_in_child() -> None:
-    """A forked child has none of its parent's threads: fresh pools and lock."""
-    global _pools_lock
+    """A forked child has none of its parent's threads: a fresh pool and lock."""
+    global _pools_lock, _pool, _pool_size
     _pools_lock = threading.Lock()
-    _pools.clear()
+    _pool, _pool_size = None, 0
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
+def _shared_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool, widened (replaced; the old one finishes its work and exits)
+    where a call asks for more workers than it has."""
+    global _pool, _pool_size
+    with _pools_lock:
+        if _pool is None or _pool_size < workers:
+            old = _pool
+            _pool, _pool_size = ThreadPoolExecutor(workers, "mist-simd"), workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
 
 
 def unavailable_reason() -> str | None:
@@ -97,11 +112,7 @@ def _run(call: Callable[[int, int], None], pieces: list[tuple[int, int]]) -> Non
         for piece in pieces:
             call(*piece)
         return
-    with _pools_lock:
-        pool = _pools.get(len(pieces))
-        if pool is None:
-            pool = _pools[len(pieces)] = ThreadPoolExecutor(len(pieces), "mist-simd")
-    list(pool.map(lambda piece: call(*piece), pieces))
+    list(_shared_pool(len(pieces)).map(lambda piece: call(*piece), pieces))
 
 
 def _threads(threads: int | None) -> int:
