@@ -866,6 +866,11 @@ class MIST(Estimator):
             np.add.at(mean, owner, out)
             counts = np.bincount(owner, minlength=len(pairs))
             out = mean / counts.reshape((-1,) + (1,) * (out.ndim - 1))
+        if not np.isfinite(out).all():
+            raise FloatingPointError(
+                f"{self.checkpoint or 'the network'} answered NaN or an infinite value: its "
+                "weights are broken (a checkpoint's are checked at load; check a network "
+                "built or changed by hand)")
         if check_shapes:
             median = None if t is None else int(np.argmin(np.abs(t.cpu().numpy() - 0.5)))
             self._check_values(out if median is None else out[:, median],

@@ -642,3 +642,12 @@ def test_a_higher_level_never_gives_a_narrower_interval():
     # each calibrated level's own interval is the lower bound of what it gives
     raw = qr.interval_batch(samples, level=0.96, calibrated=False)
     assert np.all(intervals[4][:, 0] <= raw[:, 0]) and np.all(intervals[4][:, 1] >= raw[:, 1])
+
+
+def test_a_network_that_answers_nan_is_an_error_not_an_estimate():
+    mist = MIST.load(cross_check=False)
+    with torch.no_grad():
+        next(mist.network.head.parameters()).fill_(float("nan"))
+    rng = np.random.default_rng(0)
+    with pytest.raises(FloatingPointError, match="answered NaN or an infinite value"):
+        mist.estimate(rng.standard_normal((50, 1)), rng.standard_normal((50, 1)))
