@@ -2,7 +2,8 @@
 
 Builds the paper's 16 training families (n ~ U{10..500}, d ~ U{2..32} for both X and Y)
 into a temporary store, each configuration in a fresh subprocess so that peak memory
-(max RSS of the building process) is measured alone, and prints datapoints per second
+(max RSS of the building process; with several workers, also the largest worker
+process's) is measured alone, and prints datapoints per second
 per core and peak memory. Builds run with glibc's ``MALLOC_MMAP_THRESHOLD_=1048576`` in
 their environment (shard buffers of 1 MiB and more are then mapped and returned to the OS
 when freed, which keeps a long build's memory flat; mistgen itself leaves the allocator
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # this checkout's mistgen
 
 PAPER_TRAIN = [
     "normal-dense-base", "normal-dense-halfcube", "normal-dense-asinh", "normal-sparse-wiggly",
@@ -53,6 +56,8 @@ def run_one(count: int, workers: int, shard_size: int, workdir: Path) -> dict:
         "count": count, "workers": workers, "seconds": seconds,
         "datapoints_per_s": count / seconds, "datapoints_per_s_per_core": count / seconds / workers,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # dask's worker processes, ended with the build: the largest one's peak
+        "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "store_mib": size / 2**20, "raw_float32_mib": raw / 2**20,
     }
 
@@ -108,7 +113,10 @@ def main() -> None:
             print(f"count={r['count']:>7} workers={r['workers']}  {r['seconds']:8.1f} s  "
                   f"{r['datapoints_per_s']:8.0f} datapoints/s  "
                   f"{r['datapoints_per_s_per_core']:8.0f} /s/core  "
-                  f"peak RSS {r['peak_rss_mib']:7.0f} MiB (driver)  "
+                  f"peak RSS {r['peak_rss_mib']:7.0f} MiB (driver)"
+                  + (f" + {r['worker_peak_rss_mib']:.0f} MiB (largest worker)  "
+                     if r["workers"] > 1 else "  ")
+                  + 
                   f"store {r['store_mib']:8.0f} MiB (raw float32 {r['raw_float32_mib']:.0f} MiB)",
                   flush=True)
     one = [r for r in rows if r["workers"] == rows[0]["workers"]]

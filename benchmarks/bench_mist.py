@@ -100,7 +100,8 @@ def run_worker(args) -> dict:
 
     start = time.perf_counter()
     mist, info = load_estimator(args.worker, args.threads)
-    info.update(load_s=time.perf_counter() - start, module=mistmodel.__file__)
+    info.update(load_s=time.perf_counter() - start, module=mistmodel.__file__,
+                runtime=mist.runtime)
     batch8 = dense_samples(0, args.batch, 8)
     singles = {d: dense_samples(1 + d, args.calls, d) for d in (8, 32)}
     mist.estimate_batch(batch8[:8])                                   # warm up
@@ -182,6 +183,10 @@ def table(results: dict, args) -> str:
             label = "release kernels" if r["compiled_kernels"] else "release (no kernels)"
         if "skipped" in r or "failed" in r:
             lines.append(f"{label:18s} {r.get('skipped') or 'FAILED: ' + ' '.join(r['failed'])}")
+            continue
+        if name not in ("release", "MINE") and r.get("runtime", name) != name:
+            lines.append(f"{label:18s} not measured: it ran as {r['runtime']!r} here (its "
+                         "kernels or package are unavailable)")
             continue
         if name == "MINE":
             lines.append(f"{label:18s} {'':>18s} {'':>10s} {'':>17s} "

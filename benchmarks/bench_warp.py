@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # this checkout's packages
+
 PAPER_TRAIN = [
     "normal-dense-base", "normal-dense-halfcube", "normal-dense-asinh", "normal-sparse-wiggly",
     "normal-sparse-base", "normal-lvm-wiggly", "normal-lvm-base", "normal-2pair-base",

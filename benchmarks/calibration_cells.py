@@ -38,7 +38,7 @@ def build(recipes: list[dict], root: Path) -> dict[str, mistgen.MetaDataset]:
     stores = {}
     for r in recipes:
         d, name = r["design"], Path(r["path"]).parent.name
-        path = root / f"{name}.zarr"
+        path = root / f"{name}_seed{r['seed']}.zarr"    # another card's recipe: another store
         if not path.exists():
             mistgen.build_meta_dataset(path, r["specs"], d["count"], n_range=d["n_range"],
                                        dim_range=d["dim_range"], dim_y_range=d["dim_y_range"],

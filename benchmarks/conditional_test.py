@@ -55,6 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2029)
     p.add_argument("--out", default=None, help="write every p-value as JSON")
     a = p.parse_args(argv)
+    if (1 + a.permutations) * ALPHA < 1:
+        p.error(f"--permutations {a.permutations}: the smallest p-value, 1 / (1 + "
+                f"permutations), would stay above alpha = {ALPHA}; use at least "
+                f"{round(1 / ALPHA) - 1}")
     a.dims = [int(v) for v in a.dims.split(",")]
     a.ns = [int(v) for v in a.ns.split(",")]
     return a

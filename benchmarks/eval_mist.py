@@ -137,8 +137,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
-    stores = {"id": (root / "test_id.zarr", ID_SPECS, args.seed),
-              "ood": (root / "test_ood.zarr", OOD_SPECS, args.seed + 1)}
+    # a store is named by its seed: one built under another seed is never read instead
+    stores = {"id": (root / f"test_id_seed{args.seed}.zarr", ID_SPECS, args.seed),
+              "ood": (root / f"test_ood_seed{args.seed + 1}.zarr", OOD_SPECS, args.seed + 1)}
     for path, specs, seed in stores.values():
         build(path, specs, seed)
     if args.neighbour_correction and args.record:
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
     mist = MIST.load(args.checkpoint, device="cpu", neighbour_correction=args.neighbour_correction)
     qr = MIST.load(args.qr_checkpoint, variant="mist_qr", device="cpu")
     ksg = None if args.no_ksg else KSG(k=5)
-    results = {"n_grid": N_GRID, "repeats": 9, "dim_range": [2, 32],
+    results = {"seed": args.seed, "n_grid": N_GRID, "repeats": 9, "dim_range": [2, 32],
                "checkpoints": {"mist": mist.checkpoint, "mist_qr": qr.checkpoint},
                "neighbour_correction": args.neighbour_correction,
                "reference_mist_mse_by_n": REFERENCE}

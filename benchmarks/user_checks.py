@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -56,7 +57,8 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 import mistgen  # noqa: E402
 import mistgen.families.checks  # noqa: E402,F401  (registers the check families)
@@ -278,10 +280,13 @@ def section_independence(runners, cfg, seed) -> tuple[dict, str]:
 # -- 2. independence test ------------------------------------------------------------------
 
 def null_case(i: int) -> tuple[str, int, int, int]:
+    """The i-th null: families, then n, then dims cycled in turn, so that every family
+    meets every n and every dims (80 cases in all)."""
     dims = [(1, 1), (2, 2), (4, 4), (1, 4), (8, 8)]
     ns = [100, 300]
-    return (INDEPENDENT_SPECS[i % len(INDEPENDENT_SPECS)], ns[i % len(ns)],
-            *dims[(i // len(ns)) % len(dims)])
+    families = len(INDEPENDENT_SPECS)
+    return (INDEPENDENT_SPECS[i % families], ns[(i // families) % len(ns)],
+            *dims[(i // (families * len(ns))) % len(dims)])
 
 
 def test_pvalues(testers: list[Runner], s: mistgen.Sample, perms: int, perm_seed: int,
@@ -520,7 +525,10 @@ def section_timing(runners, cfg, seed, checkpoints) -> tuple[dict, str]:
             "| warnings |", "|---|---|---|---|---|---|"]
     for r in timed:
         command = [sys.executable, "-c", TIMING_SCRIPT, r.name, checkpoints[r.name] or ""]
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        # the checkout this script belongs to, as sections 1-5 import it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
         if proc.returncode != 0:
             results[r.name] = {"error": proc.stderr[-2000:]}
             reason = proc.stderr.strip().splitlines()[-1][:200]
@@ -604,6 +612,10 @@ def main(argv=None) -> int:
     if args.null_samples is not None:
         cfg["null_samples"] = args.null_samples
     if args.permutations is not None:
+        if (1 + args.permutations) * ALPHA < 1:
+            raise SystemExit(f"--permutations {args.permutations}: the smallest p-value, "
+                             f"1 / (1 + permutations), would stay above alpha = {ALPHA}, so "
+                             f"no test could reject; use at least {math.ceil(1 / ALPHA) - 1}")
         cfg["permutations"] = args.permutations
     if args.reps is not None:
         cfg["reps_independence"] = cfg["reps_consistency"] = cfg["reps_discrete"] = args.reps
