@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mistgen  # noqa: E402
 from mistmodel import MIST  # noqa: E402
-from mistmodel.calibration import MI_CUTS, N_CUTS, cell_bins, conformal_factor, n_bins  # noqa: E402
+from mistmodel.calibration import (MI_CUTS, MIN_WIDTH, N_CUTS, cell_bins, conformal_factor,  # noqa: E402
+                                   n_bins)
 
 
 def one_sided(scores: np.ndarray, level: float) -> float:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
         q = qr.quantiles_batch([(s.x, s.y) for s in samples], [tail, 0.5, 1 - tail])
     lo, med, hi = q[:, 0], q[:, 1], q[:, 2]
-    width = np.maximum(hi - lo, 1e-12)
+    width = np.maximum(hi - lo, MIN_WIDTH)   # as the library scores
     nb, cb = n_bins([s.n for s in samples]), cell_bins(med)
     n_labels = ([f"n < {N_CUTS[0]}"] + [f"{a}-{b}" for a, b in zip(N_CUTS, N_CUTS[1:])]
                 + [f"n >= {N_CUTS[-1]}"])
