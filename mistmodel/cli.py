@@ -65,8 +65,9 @@ import os
 import re
 import secrets
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -213,7 +214,8 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from .mist import MIST, default_checkpoint   # torch: only once the input is known good
     point = _pair_estimator(args)
-    with ties_by_name(point, _named_columns(table, [("x", xc, x), ("y", yc, y)])):
+    sides = [("x", xc, x), ("y", yc, y)]
+    with ties_by_name(point, _named_columns(table, sides)), _errors_by_name(table, sides):
         result["estimate"] = point.estimate(x, y)
     if args.neighbour_correction:
         result["neighbour_correction"] = point.last_info.get(
@@ -251,7 +253,7 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     if zc is not None and not getattr(estimator, "estimates_conditional", False):
         raise InputError(f"{estimator.name} in this installation has no conditional "
                          "estimator (estimate_conditional); I(X;Y|Z) is not available")
-    with ties_by_name(estimator, _named_columns(table, sides)):
+    with ties_by_name(estimator, _named_columns(table, sides)), _errors_by_name(table, sides):
         value = (estimator.estimate(x, y) if zc is None
                  else estimator.estimate_conditional(x, y, z))
     result: dict[str, Any] = {
@@ -274,6 +276,23 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
                                + ": each is alone in its combination of discrete values")
     _print(result, x.shape[1], y.shape[1], args.json)
     return 0
+
+
+@contextmanager
+def _errors_by_name(table, sides) -> Iterator[None]:
+    """An estimator's error about "x column j" (its j-th column of a side) as an
+    :class:`InputError` naming the table's column (by header name where there is one)."""
+    columns = {side: cols for side, cols, _ in sides}
+
+    def named(match: re.Match) -> str:
+        side, j = match.group(1), int(match.group(2))
+        cols = columns.get(side, [])
+        return (f"{table.label(cols[j])} (--{side})" if j < len(cols) else match.group(0))
+
+    try:
+        yield
+    except ValueError as exc:
+        raise InputError(re.sub(r"\b([xyz]) column (\d+)\b", named, str(exc))) from None
 
 
 def _named_columns(table, sides) -> list[tuple[str, np.ndarray]]:

@@ -678,3 +678,16 @@ def test_no_cross_check_reaches_mist(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc"),
                                 "--no-cross-check"])
     assert code == 0 and seen == [False], err
+
+
+def test_an_estimators_error_names_the_tables_column(tmp_path, capsys):
+    rows = np.column_stack([np.arange(40.0), np.arange(40.0) % 7, np.arange(40.0) + 1])
+    rows[0, 2] = 1e300
+    path = tmp_path / "huge.csv"
+    pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(path, index=False)
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a,c", "--y", "b",
+                                "--estimator", "ksg"])
+    assert code == 2 and "column 'c' (--x) spans too wide a range" in err, err
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "c",
+                                "--estimator", "ksg"])
+    assert code == 2 and "column 'c' (--z) spans too wide a range" in err, err
