@@ -54,11 +54,13 @@ from .config_checks import OPTIMISATION_RANGES, check_fields
 from .losses import point_loss
 from .model import MISTNet, ModelConfig
 from .threads import torch_threads
-from .training import WarmupCosine, make_optimizer, optimizer_step, store_recipes
+from .training import (WarmupCosine, _atomic_write_text, make_optimizer, optimizer_step,
+                       store_recipes)
 
 __all__ = ["ConditionalTrainConfig", "draw_step", "widen_unconditional", "train_conditional"]
 
 CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.json"
 
 
 @dataclass
@@ -100,12 +102,20 @@ class ConditionalTrainConfig:
         if bad or not self.transforms:
             raise ValueError(f"transforms must be a non-empty list of chains of "
                              f"{', '.join(TRANSFORMS.names())} joined by '-'; bad: {bad}")
-        lo, hi = self.n_range
-        if not 10 <= lo <= hi:
-            raise ValueError(f"n_range must satisfy 10 <= low <= high, got {self.n_range}")
-        dlo, dhi = self.dim_range
-        if not 1 <= dlo <= dhi:
-            raise ValueError(f"dim_range must satisfy 1 <= low <= high, got {self.dim_range}")
+        for name, least in (("n_range", 10), ("dim_range", 1)):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) \
+                    or len(value) != 2 or not all(_is_int(v) for v in value) \
+                    or not least <= value[0] <= value[1]:
+                raise ValueError(f"{name} must be two whole numbers [low, high] with "
+                                 f"{least} <= low <= high; got {value!r}")
+            setattr(self, name, (int(value[0]), int(value[1])))
+        for name in ("anchor", "corrected_stat", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false; got {getattr(self, name)!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1; got "
+                             f"{self.seed!r}")
         for name in ("train_store", "val_store"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
@@ -118,6 +128,12 @@ class ConditionalTrainConfig:
         check_fields(self, positive_ints=("steps", "batch_size", "max_cells", "val_count",
                                           "eval_every", "threads"),
                      ranges=OPTIMISATION_RANGES)
+        largest = self.n_range[1] * 3 * self.dim_range[1]
+        if self.train_store is None and largest > self.max_cells:
+            raise ValueError(f"one sample of n = {self.n_range[1]} rows and {self.dim_range[1]} "
+                             f"columns per group holds {largest:,} cells, above max_cells = "
+                             f"{self.max_cells:,}: raise max_cells or lower n_range / "
+                             "dim_range")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -244,6 +260,11 @@ def _start(cfg: ConditionalTrainConfig) -> tuple[MISTNet, list[dict[str, Any]]]:
                          "network starts from a point-estimate (mist) one")
     stages = list(card.get("stages", []))
     if config.conditional:
+        if (config.anchor, config.corrected_stat) != (cfg.anchor, cfg.corrected_stat):
+            raise ValueError(
+                f"init {cfg.init} is a conditional network with anchor={config.anchor}, "
+                f"corrected_stat={config.corrected_stat}; a further stage keeps them: set "
+                "the same in this config")
         net = MISTNet(config)
         net.load_state_dict(state)
     else:
@@ -295,12 +316,18 @@ def train_conditional(cfg: ConditionalTrainConfig) -> Path:
 
 def _train(cfg: ConditionalTrainConfig) -> Path:
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    earlier = [name for name in (CHECKPOINT, METRICS) if (out / name).exists()]
+    if earlier:
+        raise FileExistsError(
+            f"{out} already holds {' and '.join(earlier)} of an earlier run; conditional "
+            "training does not resume and will not write over it: choose another out, or "
+            "move those files away")
     net, stages = _start(cfg)
     net.train()
     optimizer = make_optimizer(net, cfg.lr, cfg.weight_decay)
     scheduler = WarmupCosine(optimizer, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
     val = _validation_set(cfg)
+    out.mkdir(parents=True, exist_ok=True)
     stores = None
     val_stores = store_recipes(val.ds) if isinstance(val, StoreValidation) else None
     if cfg.train_store is None:
@@ -319,6 +346,7 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
                                              max(ranges["dim_x"][1], ranges["dim_y"][1])]
     history: dict[str, Any] = {"steps": [], "val": []}
     best = math.inf
+    saved = False
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
@@ -343,8 +371,13 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
             if bar is not None:
                 bar.write(f"step {step + 1}: val loss {record['loss']:.4f}, "
                           f"mae {record['mae']:.4f}")
+            if not math.isfinite(record["loss"]):
+                _write_metrics(out, cfg, history)
+                raise FloatingPointError(
+                    f"conditional training diverged: validation loss {record['loss']} at step "
+                    f"{step + 1}; lower lr (now {cfg.lr:g}) or grad_clip")
             if record["loss"] <= best:
-                best = record["loss"]
+                best, saved = record["loss"], True
                 save_checkpoint(out / CHECKPOINT, net.state_dict(), {
                     "variant": "mist", "model_config": net.config.to_dict(),
                     "data_ranges": ranges,
@@ -358,9 +391,21 @@ def _train(cfg: ConditionalTrainConfig) -> Path:
                 })
     if bar is not None:
         bar.close()
-    (out / "metrics.json").write_text(json.dumps({"config": cfg.to_dict(), **history},
-                                                 indent=1))
+    _write_metrics(out, cfg, history)
+    if not saved:
+        raise RuntimeError(f"conditional training wrote no checkpoint to {out}: no validation "
+                           "ran")
     return out / CHECKPOINT
+
+
+def _write_metrics(out: Path, cfg: ConditionalTrainConfig, history: dict[str, Any]) -> None:
+    """``metrics.json``, written whole or not at all."""
+    _atomic_write_text(json.dumps({"config": cfg.to_dict(), **history}, indent=1),
+                       out / METRICS)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def build_parser() -> argparse.ArgumentParser:

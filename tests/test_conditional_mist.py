@@ -349,3 +349,41 @@ def test_default_checkpoint_names_the_variants() -> None:
     with pytest.raises(ValueError, match="'mist', 'mist_qr', 'mist_cmi'"):
         default_checkpoint("cmi")
     assert CONDITIONAL_SPECS[0] == "normal-chain"
+
+
+def test_bad_training_configs_are_refused_by_name(tmp_path) -> None:
+    for bad, message in (({"n_range": (20.5, 60.2)}, "n_range must be two whole numbers"),
+                         ({"n_range": (10, 3, 4)}, "n_range must be two whole numbers"),
+                         ({"n_range": "ab"}, "n_range must be two whole numbers"),
+                         ({"dim_range": (1.5, 2.5)}, "dim_range must be two whole numbers"),
+                         ({"seed": -1}, "seed must be a whole number"),
+                         ({"seed": 1.5}, "seed must be a whole number"),
+                         ({"seed": 2 ** 70}, "seed must be a whole number"),
+                         ({"anchor": "no"}, "anchor must be true or false"),
+                         ({"progress": "no"}, "progress must be true or false"),
+                         ({"n_range": (200_000, 200_000), "dim_range": (16, 16),
+                           "max_cells": 1000}, "holds 9,600,000 cells, above max_cells")):
+        with pytest.raises(ValueError, match=message):
+            ConditionalTrainConfig(out=str(tmp_path / "o"), init="i", **bad)
+    assert not (tmp_path / "o").exists()
+
+
+def test_training_writes_over_no_earlier_run_and_stops_when_it_diverges(tmp_path) -> None:
+    from mistmodel.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    base = MISTNet(ModelConfig(**SMALL))
+    init = save_checkpoint(tmp_path / "base.safetensors", base.state_dict(),
+                           {"variant": "mist", "model_config": base.config.to_dict()})
+    settings = dict(init=str(init), steps=2, n_range=(20, 60), dim_range=(1, 3), val_count=8,
+                    eval_every=2, progress=False, threads=1)
+    first = train_conditional(ConditionalTrainConfig(out=str(tmp_path / "run"), **settings))
+    before = first.read_bytes()
+    with pytest.raises(FileExistsError, match="already holds checkpoint.safetensors and "
+                                              "metrics.json of an earlier run"):
+        train_conditional(ConditionalTrainConfig(out=str(tmp_path / "run"),
+                                                 **{**settings, "seed": 7}))
+    assert first.read_bytes() == before
+    with pytest.raises(FloatingPointError, match="loss (became )?nan at step"):
+        train_conditional(ConditionalTrainConfig(out=str(tmp_path / "nan"),
+                                                 **{**settings, "lr": 1e30}))
+    assert not (tmp_path / "nan" / "checkpoint.safetensors").exists()
