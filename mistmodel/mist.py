@@ -132,7 +132,7 @@ def network_from_state(config: ModelConfig, state: dict[str, torch.Tensor],
     net.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
                          for k, v in state.items()}, assign=True)
     if isinstance(net.head, QuantileHead):
-        net.head.grid = net.head.make_grid(config.quantile_knots)
+        net.head.grid = net.head.make_grid(config.quantile_knots, device="cpu")
     return net
 
 
@@ -310,10 +310,6 @@ class MIST(Estimator):
     def _check_max_rows(self, max_rows: int | str | None) -> int | None:
         if max_rows == "trained":
             n_range = self.data_ranges.get("n")
-            if n_range and not n_range[1] >= 2 * WARN_ROWS:
-                raise ValueError(f"max_rows='trained' reads the card's largest n, "
-                                 f"{n_range[1]!r}, which is below {2 * WARN_ROWS}; give "
-                                 "max_rows as a number or None")
             return int(n_range[1]) if n_range else None
         if max_rows is None:
             return None

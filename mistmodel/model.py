@@ -590,8 +590,9 @@ class QuantileHead(nn.Module):
         self.tau_min, self.tau_max = float(tau_min), float(tau_max)
         self.register_buffer("grid", self.make_grid(knots), persistent=False)
 
-    def make_grid(self, knots: int, device: torch.device | str = "cpu") -> Tensor:
-        """The knots' taus (not stored in a checkpoint: rebuilt from the config)."""
+    def make_grid(self, knots: int, device: torch.device | str | None = None) -> Tensor:
+        """The knots' taus (not stored in a checkpoint: rebuilt from the config); on
+        torch's default device unless ``device`` is given."""
         return torch.linspace(self.tau_min, self.tau_max, knots, dtype=torch.float32,
                               device=device)
 

@@ -371,6 +371,12 @@ def test_calls_of_every_width_share_one_pool_of_worker_threads():
     time.sleep(0.5)                         # replaced pools' threads exit when idle
     workers = [t for t in threading.enumerate() if t.name.startswith("mist-simd")]
     assert 1 < len(workers) <= 12
+    # a narrower pool handed to a call before another widened it still takes its work
+    from mistmodel.backends import _simd_ops
+
+    narrow = _simd_ops._shared_pool(1)
+    _simd_ops._shared_pool(_simd_ops._pool_size + 1)
+    assert narrow.submit(lambda: 7).result() == 7
 
 
 @needs_kernels

@@ -171,6 +171,10 @@ def test_onnx_follows_changed_weights_and_survives_copies_and_concurrent_builds(
     changed = MIST(mist.network, backend="torch", cross_check=False).estimate(x, y)
     assert abs(changed - value) > 1e-3
     assert mist.estimate(x, y) == pytest.approx(changed, abs=ABS_TOL_BY_BACKEND["onnx"])
+    weight = mist.network.embed.tag.weight
+    weight.data = weight.data * 1.5                           # replaced, not changed in place
+    changed = MIST(mist.network, backend="torch", cross_check=False).estimate(x, y)
+    assert mist.estimate(x, y) == pytest.approx(changed, abs=ABS_TOL_BY_BACKEND["onnx"])
     errors = []
 
     def build(seed):

@@ -183,5 +183,3 @@ def test_a_good_calibration_is_read_and_meta_is_checked_like_a_card(state):
     for bad, message in BAD_CALIBRATIONS[:4]:
         with pytest.raises(ValueError, match=r"meta\['interval_calibration'\]"):
             MIST(net, meta={"interval_calibration": bad})
-    with pytest.raises(ValueError, match="max_rows='trained'.*below 20"):
-        MIST(net, meta={"data_ranges": {"n": [2, 5]}})

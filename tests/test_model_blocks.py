@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from mistmodel import MIST
-from mistmodel.model import (ColumnSetAttention, LearnedQueryReader, MISTNet, PairReadout,
-                             TiedColumnAttention)
+from mistmodel.model import (ColumnSetAttention, LearnedQueryReader, MISTNet, ModelConfig,
+                             PairReadout, TiedColumnAttention)
 
 B, D, N, C = 3, 5, 200, 16
 
@@ -207,3 +207,9 @@ def test_pair_readout_sums_its_mlp_over_distinct_valid_pairs():
                 total, pairs = total + readout.net(feats), pairs + 1
         torch.testing.assert_close(got[b], torch.cat([total / 64.0, total / pairs]).detach(),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_the_quantile_grid_follows_torch_s_device_context():
+    with torch.device("meta"):
+        net = MISTNet(ModelConfig(variant="mist_qr"))
+    assert net.head.grid.device.type == "meta" == next(net.parameters()).device.type

@@ -66,15 +66,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _shared_pool(workers: int) -> ThreadPoolExecutor:
-    """The process's pool, widened (replaced; the old one finishes its work and exits)
-    where a call asks for more workers than it has."""
+    """The process's pool, widened where a call asks for more workers than it has: replaced,
+    not shut down (a call may still be handing work to the old one, which finishes it, and
+    whose threads exit once nothing refers to it)."""
     global _pool, _pool_size
     with _pools_lock:
         if _pool is None or _pool_size < workers:
-            old = _pool
             _pool, _pool_size = ThreadPoolExecutor(workers, "mist-simd"), workers
-            if old is not None:
-                old.shutdown(wait=False)
         return _pool
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -134,9 +135,21 @@ def cached_embedding_graph(network: nn.Module) -> bytes:
     return graph
 
 
-def _weights_state(network: nn.Module) -> list[tuple[int, int]]:
-    """Which tensors the network holds and how often each was changed in place."""
-    return [(id(t), t._version) for t in (*network.parameters(), *network.buffers())]
+def _weights_state(network: nn.Module) -> list[tuple[int, int, int]]:
+    """Which tensors the network holds, where their data lie (``p.data = ...`` moves it)
+    and how often each was changed in place."""
+    return [(id(t), t.data_ptr(), t._version)
+            for t in (*network.parameters(), *network.buffers())]
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child has none of its parent's threads: locks one of them held are free."""
+    global _graphs_lock, _export_lock
+    _graphs_lock, _export_lock = threading.Lock(), threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 class OnnxBackend:
@@ -170,11 +183,13 @@ class OnnxBackend:
             options.intra_op_num_threads = self.threads
         # threads wait for work asleep, not spinning: the CPU is often shared with other jobs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._weights = _weights_state(self.network)
-        self.session = ort.InferenceSession(cached_embedding_graph(self.network), options,
-                                            providers=["CPUExecutionProvider"])
-        # the exporter drops inputs the graph does not read (corr without statistics)
-        self._inputs = [i.name for i in self.session.get_inputs()]
+        weights = _weights_state(self.network)        # the state the graph is made from
+        session = ort.InferenceSession(cached_embedding_graph(self.network), options,
+                                       providers=["CPUExecutionProvider"])
+        # the exporter drops inputs the graph does not read (corr without statistics);
+        # the weights' state is published last: a call that sees it finds the new session
+        self.session, self._inputs = session, [i.name for i in session.get_inputs()]
+        self._weights = weights
 
     def __getstate__(self) -> dict:
         return {"network": self.network, "threads": self.threads}
