@@ -12,8 +12,8 @@ nats) MIST reads 0.13 and 0.001, and from 0.6 it reads low
 :func:`correlated_side` finds the first side of a sample from :data:`CORRELATION_WARN`,
 and :class:`mistmodel.MIST` raises an
 :class:`~mistmodel.caller_warnings.OutOfRangeWarning` naming it.  The conditional network
-(``mist_cmi``) warns on X and Y alike: its training samples' sides are less correlated
-still, and it reads such samples too high.
+(``mist_cmi``) warns on X and Y alike: its training draws rarely have such sides, and
+it reads such samples far off, too high or too low.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ ADVICE = ("There MIST can read far less than the MI, down to nothing (16 + 16 co
           "the Gaussian part of the dependence; an invertible map of each side leaves the "
           "MI as it is, and whitening each side's columns helped on Gaussian samples of this "
           "kind up to 16 + 16 columns, but read other shapes high (see docs/mist.md).")
-# the conditional network's samples keep X's and Y's columns less correlated still (mean
-# absolute correlation 0.49 at most over 600 samples of its training families, 4 to 16
-# columns a side; ``benchmarks/correlated_sides.py --conditional``)
-CONDITIONAL_ADVICE = ("There the conditional MIST reads I(X;Y|Z) too high, by up to half "
-                      "(8 + 8 columns all correlated 0.7, I(X;Y|Z) 1.16 nats, read about "
-                      "1.6), and at 0.9 low. CCA's conditional form "
+# the conditional network's training draws rarely have such sides: 4 of 449 reach 0.55
+# (its six families, 1 to 16 columns a group, n 50-1,000;
+# ``benchmarks/correlated_sides.py --conditional``)
+CONDITIONAL_ADVICE = ("There the conditional MIST can be far from I(X;Y|Z), in either "
+                      "direction (8 + 8 columns all correlated 0.7, I(X;Y|Z) 1.16 nats, read "
+                      "1.62; 16 + 16 at 0.9, 2.14 nats, read 1.61). CCA's conditional form "
                       "(mistmodel.estimators.CCA().estimate_conditional) reads the Gaussian "
                       "part of the dependence (see docs/mist.md).")
 

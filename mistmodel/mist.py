@@ -767,8 +767,9 @@ class MIST(Estimator):
             found = correlated_side(parts)
             if found is not None:
                 side, columns, correlation = found
-                trained = ("the samples the conditional network was trained on (below "
-                           f"about 0.5). {CONDITIONAL_ADVICE}" if self.is_conditional else
+                trained = ("nearly all the samples the conditional network was trained on "
+                           f"(about 1% of them reach 0.55). {CONDITIONAL_ADVICE}"
+                           if self.is_conditional else
                            "the dependent samples MIST was trained on (below about 0.55; "
                            f"only its independent ones go further). {ADVICE}")
                 warn(f"{sample_prefix(i, len(prepared))}{side.upper()}'s {columns} columns "
