@@ -203,10 +203,13 @@ def conditional_truth(spec: str, dim_x: int, dim_y: int, dim_z: int,
                       seed: int | list[int]) -> tuple[float, float, dict[str, Any]]:
     """``(I(X;Y|Z), I(X;Y), params)`` of the datapoint ``conditional_sample`` (or
     :func:`draw_conditional`) draws from these arguments, without drawing its rows."""
-    noise, structure = check_conditional_spec(split_conditional_spec(spec)[0])
+    base, chain = split_conditional_spec(spec)
+    noise, structure = check_conditional_spec(base)
     _check_dims(2, dim_x, dim_y, dim_z)
     dims = (int(dim_x), int(dim_y), int(dim_z))
     s, params, nu = _draw_structure(noise, structure, np.random.default_rng(seed), dims)
+    if chain != "base":                      # as draw_conditional records them
+        params = {**params, "transforms": chain}
     return (*conditional_mi(s, dims, nu), params)
 
 

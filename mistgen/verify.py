@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conditional import conditional_truth, split_conditional_spec
+from .conditional import conditional_truth
 from .conditional_design import design_from_attrs, make_conditional_plan
 from .dataset import MetaDataset
 from .design import make_design, make_plan
@@ -187,9 +187,6 @@ def _conditional_label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
             continue
         problems.extend(_label_differs(ds, i, "cmi", s.cmi, cmi, f"the CMI {what}"))
         problems.extend(_label_differs(ds, i, "mi", s.mi, mi, f"the MI {what}"))
-        chain = split_conditional_spec(s.spec)[1]
-        if chain != "base":
-            params["transforms"] = chain
         if s.params != params:
             problems.append(f"{ds.path}: array 'params', datapoint {i}: {s.params} differ "
                             f"from {params}, {what}")

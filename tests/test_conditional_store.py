@@ -255,3 +255,12 @@ def test_verify_finds_a_changed_transform_chain(tmp_path):
     params[:] = values
     report = mistgen.verify_store(ds.path)
     assert any("array 'params', datapoint 0" in p for p in report.problems), report.problems
+
+
+def test_conditional_truth_gives_the_parameters_the_drawn_datapoint_records():
+    from mistgen.conditional import conditional_truth, draw_conditional
+
+    for spec in ("normal-chain", "normal-chain-halfcube", "student-collider-halfcube-spiral"):
+        s = draw_conditional(spec, 30, 2, 2, 2, seed=[3, 1])
+        cmi, mi, params = conditional_truth(spec, 2, 2, 2, [3, 1])
+        assert (cmi, mi, params) == (s.cmi, s.mi, s.params)
