@@ -160,7 +160,7 @@ def test_truth_without_drawing_rows_matches_the_draw():
         s = draw_conditional(spec, 40, 2, 1, 3, 99)
         cmi, mi, params = conditional_truth(spec, 2, 1, 3, 99)
         assert (cmi, mi) == (s.cmi, s.mi)
-        assert params == {k: v for k, v in s.params.items() if k != "transforms"}
+        assert params == s.params                  # transforms included
 
 
 # -- consumers --------------------------------------------------------------------------
@@ -256,11 +256,3 @@ def test_verify_finds_a_changed_transform_chain(tmp_path):
     report = mistgen.verify_store(ds.path)
     assert any("array 'params', datapoint 0" in p for p in report.problems), report.problems
 
-
-def test_conditional_truth_gives_the_parameters_the_drawn_datapoint_records():
-    from mistgen.conditional import conditional_truth, draw_conditional
-
-    for spec in ("normal-chain", "normal-chain-halfcube", "student-collider-halfcube-spiral"):
-        s = draw_conditional(spec, 30, 2, 2, 2, seed=[3, 1])
-        cmi, mi, params = conditional_truth(spec, 2, 2, 2, [3, 1])
-        assert (cmi, mi, params) == (s.cmi, s.mi, s.params)
