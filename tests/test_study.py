@@ -300,3 +300,15 @@ def test_conditional_run_tables_and_figure(tmp_path, capsys):
         plain = mistgen.build_meta_dataset(tmp_path / "p.zarr", ["normal-dense-base"], 3,
                                            dim_range=(1, 1), progress=False)
         benchmark_conditional_store("KSG", KSG(), "p", plain.path, progress=False)
+
+
+def test_a_conditional_entry_s_settings_may_not_set_what_the_entry_sets():
+    from common.training import conditional_train_config
+
+    for key in ("seed", "threads", "train_store"):
+        with pytest.raises(ValueError, match=f"may not set {key}: the entry sets them itself"):
+            conditional_train_config({"steps": 2, "settings": {key: 3}}, init="i",
+                                     checkpoint="models/c/checkpoint.safetensors")
+    cfg = conditional_train_config({"steps": 2, "seed": 5, "settings": {"n_range": [20, 60]}},
+                                   init="i", checkpoint="models/c/checkpoint.safetensors")
+    assert (cfg.seed, cfg.n_range, cfg.out) == (5, (20, 60), "models/c")

@@ -47,6 +47,12 @@ def conditional_train_config(entry: Mapping[str, Any], *, init: str | Path,
     from mistmodel.conditional_training import ConditionalTrainConfig
 
     settings = dict(entry.get("settings") or {})
+    entry_level = sorted(set(settings) & {"out", "init", "steps", "seed", "threads",
+                                          "train_store", "val_store"})
+    if entry_level:
+        raise ValueError(f"settings of a conditional_models entry may not set "
+                         f"{', '.join(entry_level)}: the entry sets them itself (its init, "
+                         "steps, seed, threads, train and val keys; out is its folder)")
     for key in ("n_range", "dim_range"):
         if key in settings:
             settings[key] = tuple(settings[key])
