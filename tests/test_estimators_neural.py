@@ -288,27 +288,9 @@ def test_a_callers_no_grad_inference_mode_or_float64_default_changes_nothing(cls
         torch.set_default_dtype(previous)
 
 
-def test_training_draws_nothing_from_the_generator_other_threads_use() -> None:
+def test_training_draws_nothing_from_the_generator_other_threads_use(drawn_beside) -> None:
     x, y, _ = dense_gaussian(np.random.default_rng(4), 200, 2, 3, 0.4)
-
-    def draws(count):
-        torch.manual_seed(999)
-        return torch.cat([torch.randint(1 << 62, (1,)) for _ in range(count)])
-
-    expected = draws(20_000)
-    got, started = {}, threading.Event()
-
-    def drawer():
-        started.wait(10)
-        got["values"] = draws(20_000)
-
-    t = threading.Thread(target=drawer)
-    t.start()
-    started.set()
-    for seed in range(5):
-        InfoNCE(seed=seed, max_steps=5).estimate(x, y)
-    t.join(60)
-    assert torch.equal(got["values"], expected)
+    drawn_beside(lambda: [InfoNCE(seed=seed, max_steps=5).estimate(x, y) for seed in range(5)])
 
 
 def test_bad_seeds_widths_and_devices_are_refused_at_construction() -> None:

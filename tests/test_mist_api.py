@@ -575,33 +575,14 @@ def test_loading_leaves_torch_s_generator_and_bad_settings_are_named():
     assert MIST.load(threads=np.int64(1), seed=np.int64(3)).threads == 1
 
 
-def test_loading_draws_nothing_from_the_generator_other_threads_use():
+def test_loading_draws_nothing_from_the_generator_other_threads_use(drawn_beside):
     """The network is built without initial weights: a thread drawing from torch's global
     generator while checkpoints load gets the sequence its seed gives (saving and
     restoring the generator around a load would hand it repeats)."""
-    import threading
-
     from mistmodel.mist import load_network
     from mistmodel.shipped import default_checkpoint
 
-    def draws(count):
-        torch.manual_seed(999)
-        return torch.cat([torch.randint(1 << 62, (1,)) for _ in range(count)])
-
-    expected = draws(20_000)
-    got, loading = {}, threading.Event()
-
-    def drawer():
-        loading.wait(10)
-        got["values"] = draws(20_000)
-
-    t = threading.Thread(target=drawer)
-    t.start()
-    loading.set()
-    for _ in range(10):
-        load_network(default_checkpoint("mist_qr"))
-    t.join(60)
-    assert torch.equal(got["values"], expected)
+    drawn_beside(lambda: [load_network(default_checkpoint("mist_qr")) for _ in range(10)])
 
 
 def test_a_float64_default_dtype_gives_the_same_estimates():
