@@ -26,7 +26,8 @@ a JSON card (:mod:`mistmodel.checkpoint`): loading one runs nothing from the fil
 where they can run the network here and the plain ``"torch"`` forward pass elsewhere;
 ``"torch"`` always works.  ``threads`` sets torch's CPU
 thread count for the duration of each call and restores it afterwards, also when the
-call raises; by default torch's setting is left as it is.
+call raises; by default torch's setting is left as it is, except that ``"simd"`` runs
+torch's small steps on one thread during a call (its kernels use the threads).
 
 Input rules (all shared with the other estimators through ``check_xy``):
 

@@ -13,7 +13,8 @@ them by ``LOG2E``).  Inputs are CPU tensors; the C side checks each one's dtype 
 int64 indices, bool masks), shape and contiguity and names the one that fails.
 
 Each call splits its columns (or rows, or samples) over ``threads`` threads of a pool
-private to this module (one per thread count, recreated in a forked child).  Every output
+private to this module (one for the process, widened when a call asks for more threads,
+recreated in a forked child).  Every output
 number is computed by one thread in a fixed order, so the result does not depend on the
 split - except :func:`column_moments` for fewer samples than threads, which splits rows
 and adds the parts' sums.

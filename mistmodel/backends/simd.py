@@ -155,7 +155,9 @@ class SimdBackend:
             return self.fallback(values, row_mask, col_mask, col_type, tau)
         net = self.network
         threads = self.threads or torch.get_num_threads()
-        with torch_threads(self.threads), torch.inference_mode():
+        # torch's steps (statistics, summaries, head) on one thread, the kernels on
+        # ``threads``; the calling thread's count is restored after
+        with torch_threads(1), torch.inference_mode():
             corr, feats = net.statistics(values, row_mask, col_mask, col_type)
             emb = self._embed_dataset(values, row_mask.bool().contiguous(), col_mask.bool(),
                                       col_type.long(), corr, feats, threads)
