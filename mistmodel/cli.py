@@ -642,7 +642,12 @@ def _discrete_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _on_the_command_line(text: str) -> str:
-    """``text`` with the ``--discrete`` flag of each KSG setting it advises."""
+    """``text`` with the ``--discrete`` flag of each KSG setting it advises, and without
+    advice that only Python can follow."""
+    text = text.replace("use CCA or KSG (mistmodel.estimators), or load MIST with "
+                        "out_of_range='warn' to get the estimate anyway",
+                        "or use --estimator cca or ksg (from Python, "
+                        "MIST.load(out_of_range='warn') answers anyway)")
     named = {}
     for form, flag in KSG_FORMS:
         if form in text:

@@ -393,6 +393,7 @@ class MIST(Estimator):
         a sample whose x or y is entirely constant gets exactly 0; one whose z is
         entirely constant is refused."""
         self._require_conditional()
+        self._last_info = {}
         prepared, live, kept = [], [], []
         for i, item in enumerate(samples):
             if isinstance(item, (tuple, list)):
@@ -436,6 +437,7 @@ class MIST(Estimator):
         pass.  Returns a float64 array in input order.
         """
         self._refuse_conditional("estimate_batch")
+        self._last_info = {}            # last_info records single-sample calls
         kept: list[tuple[np.ndarray, ...]] = []
         prepared = self._prepare_many(samples, warn_ties=False, kept=kept)
         tied = self._warn_ties(prepared, kept)
@@ -526,6 +528,7 @@ class MIST(Estimator):
     def quantiles_batch(self, samples: Iterable[Any], taus: Sequence[float]) -> np.ndarray:
         """Quantiles for many samples: array ``(len(samples), len(taus))``."""
         self._require_quantiles("quantiles")
+        self._last_info = {}
         return self._predict(self._prepare_many(samples), self._check_taus(taus))
 
     def interval(self, x: Any, y: Any, level: float = 0.9, n_boot: int | None = None,
@@ -559,6 +562,7 @@ class MIST(Estimator):
         """Intervals for many samples: array ``(len(samples), 2)``.  ``calibrated=False``
         gives the raw quantile intervals even where a conformal factor exists.  A sample
         with an entirely constant side gets exactly ``[0, 0]``."""
+        self._last_info = {}
         return self._intervals(self._prepare_many(samples), level, calibrated)[0]
 
     def calibration_factors(self, level: float, n: Sequence[int],

@@ -691,3 +691,11 @@ def test_an_estimators_error_names_the_tables_column(tmp_path, capsys):
     code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b", "--z", "c",
                                 "--estimator", "ksg"])
     assert code == 2 and "column 'c' (--z) spans too wide a range" in err, err
+
+
+def test_advice_beyond_the_trained_dims_is_given_as_flags(tmp_path, capsys):
+    path = tmp_path / "wide.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((200, 80)))
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "0:40", "--y", "40:80"])
+    assert code == 2 and "or use --estimator cca or ksg" in err, err
+    assert "load MIST with out_of_range" not in err

@@ -632,3 +632,16 @@ def test_a_network_that_answers_nan_is_an_error_not_an_estimate():
     rng = np.random.default_rng(0)
     with pytest.raises(FloatingPointError, match="answered NaN or an infinite value"):
         mist.estimate(rng.standard_normal((50, 1)), rng.standard_normal((50, 1)))
+
+
+def test_a_batch_call_leaves_no_single_calls_record():
+    qr = MIST.load(variant="mist_qr", cross_check=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((80, 1)), rng.standard_normal((80, 1))
+    qr.interval(x[:50], y[:50])
+    assert qr.last_info["n"] == 50
+    qr.interval_batch([(x, y)], level=0.97, calibrated=False)
+    assert qr.last_info == {}
+    qr.interval(x, y)
+    qr.quantiles_batch([(x, y)], [0.5])
+    assert qr.last_info == {}

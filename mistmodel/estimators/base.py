@@ -560,8 +560,8 @@ class Estimator(ABC):
 
     @property
     def last_info(self) -> dict[str, Any]:
-        """What happened in the most recent :meth:`estimate` call (empty after a call
-        that raised)."""
+        """What happened in the most recent single-sample call (:meth:`estimate`,
+        :meth:`interval`, ...): empty after a call that raised, and after a batch call."""
         return dict(self._last_info)
 
     def estimate(self, x: ArrayLike, y: ArrayLike) -> float:
