@@ -9,7 +9,15 @@ Public API:
     verify_store(path)                           -> VerifyReport  (also: mistgen verify PATH)
     FAMILIES, TRANSFORMS                         registries of the names a spec may use
 """
-from .errors import MistgenError, PriorError, ShapeError, SpecError, StoreError, StoreWarning
+from .errors import (
+    MergedValuesWarning,
+    MistgenError,
+    PriorError,
+    ShapeError,
+    SpecError,
+    StoreError,
+    StoreWarning,
+)
 from .modality import Modality, ModalityError, build_modality_base, load_modality, modality_from_config
 from .registry import FAMILIES, TRANSFORMS
 from .build import build_conditional_dataset, build_meta_dataset, write_store
@@ -26,5 +34,6 @@ __all__ = [
     "Modality", "ModalityError", "build_modality_base", "load_modality", "modality_from_config",
     "verify_store", "VerifyReport",
     "MistgenError", "SpecError", "ShapeError", "PriorError", "StoreError", "StoreWarning",
+    "MergedValuesWarning",
     "__version__",
 ]

@@ -3,16 +3,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .design import Plan, make_design, make_plan
 from .destination import check_destination, clean_stale_builds, finalize, partial_path
-from .errors import MistgenError
+from .errors import MergedValuesWarning, MistgenError
 from .execution import check_workers, run_tasks
+from .user_families import load_family_files, loaded_family_files
 from .conditional_design import make_conditional_design, make_conditional_plan
-from .store import CONDITIONAL_FORMAT, DTYPES, FORMAT, create_skeleton, write_shard
+from .store import (
+    CONDITIONAL_FORMAT,
+    DTYPES,
+    FORMAT,
+    MERGED_SHARE,
+    create_skeleton,
+    record_merged,
+    write_shard,
+)
 
 
 def build_meta_dataset(
@@ -141,6 +152,13 @@ def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
     }
 
 
+def _with_family_files(files: tuple[str, ...], task, k: int):
+    """``task(k)`` once this process has loaded the user's family files: Dask's worker
+    processes start without the ones the caller loaded."""
+    load_family_files(files)
+    return task(k)
+
+
 def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=None,
                 scheduler=None, progress=True, desc="shards"):
     """Write every shard of ``plan`` into a new store at ``path``, atomically.
@@ -160,13 +178,27 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
     tmp = partial_path(path)
     try:
         create_skeleton(tmp, plan, attrs)
-        run_tasks(
-            partial(write_shard, str(tmp), plan=plan, dtype=dtype),
-            range(plan.num_shards), workers=workers, scheduler=scheduler, progress=progress,
+        task = partial(write_shard, str(tmp), plan=plan, dtype=dtype)
+        files = loaded_family_files()
+        if files:
+            task = partial(_with_family_files, tuple(files), task)
+        written = run_tasks(
+            task, range(plan.num_shards), workers=workers, scheduler=scheduler, progress=progress,
             desc=desc,
         )
+        merged = Counter(spec for _, specs in written for spec in specs)
+        if merged:
+            record_merged(tmp, dict(sorted(merged.items())))
         finalize(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if merged:
+        listed = ", ".join(f"{spec} ({count})" for spec, count in sorted(merged.items()))
+        warnings.warn(
+            f"{path}: in {sum(merged.values())} datapoint(s), storing the sample as {dtype} "
+            f"merged distinct values in more than {MERGED_SHARE:.0%} of a column's rows, so "
+            f"hold less MI than their labels: {listed}. dtype='float64' keeps them apart; "
+            "the counts are in the store's attributes (mistgen.merged_by_dtype).",
+            MergedValuesWarning, stacklevel=2)
     return MetaDataset(path)

@@ -23,3 +23,7 @@ class StoreError(MistgenError):
 
 class StoreWarning(UserWarning):
     """Something beside a store needs attention (e.g. a partial build left by a killed run)."""
+
+
+class MergedValuesWarning(UserWarning):
+    """Storing samples in the store's dtype merged distinct values: labels overstate MI."""

@@ -20,7 +20,8 @@ without a name, a name that is taken or that would change what an existing spec 
 class that is not a ``Family`` / ``Transform``, nothing registered at all) raises
 :class:`FamilyFileError` naming the file (and the line), and leaves the registries as they
 were. Processes that parse specs on their own (workflow jobs, Dask workers) load the files
-named in ``MISTGEN_FAMILY_FILES`` (see ``mistgen.registry``).
+named in ``MISTGEN_FAMILY_FILES`` (see ``mistgen.registry``); a build also has its
+workers load the files loaded in the process that started it.
 """
 from __future__ import annotations
 

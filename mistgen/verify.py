@@ -157,7 +157,8 @@ def _label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
     problems = []
     for i, s in enumerate(samples, start=lo):
         try:
-            mi = parse_spec(s.spec).family.mutual_information(s.params, s.dim_x, s.dim_y)
+            family = parse_spec(s.spec).family
+            mi = family.mutual_information(family.check_params(s.params), s.dim_x, s.dim_y)
         except (MistgenError, KeyError, TypeError, ValueError, IndexError) as exc:
             problems.append(f"{ds.path}: array 'params', datapoint {i}: parameters "
                             f"{s.params} do not define an MI ({exc})")
@@ -169,7 +170,7 @@ def _label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
 
 def _label_differs(ds: MetaDataset, i: int, name: str, label: float, truth: float,
                    what: str) -> list[str]:
-    if abs(truth - label) > MI_TOLERANCE * max(1.0, abs(truth)):
+    if not abs(truth - label) <= MI_TOLERANCE * max(1.0, abs(truth)):  # NaN: differs
         return [f"{ds.path}: array {name!r}, datapoint {i}: label {label!r} differs from "
                 f"{float(truth)!r}, {what}"]
     return []

@@ -57,6 +57,23 @@ def test_student_equals_gaussian_plus_correction():
         g + student_mi_correction(3.5, 4, 6), abs=1e-12)
 
 
+@pytest.mark.parametrize("nu, dx, dy, expected", [
+    # 50-digit values of the direct form (mpmath)
+    (1e3, 1, 1, 4.996664e-07), (1e4, 8, 3, 1.198841e-07), (1e5, 1, 1, 4.999967e-11),
+    (1e8, 32, 32, 5.119997e-14), (1e10, 1, 1, 5.0e-21), (1e4, 256, 256, 3.116633e-04),
+])
+def test_student_correction_keeps_its_precision_at_many_degrees_of_freedom(nu, dx, dy, expected):
+    assert student_mi_correction(nu, dx, dy) == pytest.approx(expected, rel=1e-6)
+
+
+def test_student_correction_is_continuous_where_its_series_takes_over():
+    from mistgen.families.student import ASYMPTOTIC_FROM_NU, _g, _mixed_difference
+
+    for dx, dy in [(1, 1), (8, 3), (32, 32), (256, 256)]:
+        direct = _mixed_difference(_g, ASYMPTOTIC_FROM_NU / 2, dx / 2, dy / 2)
+        assert student_mi_correction(ASYMPTOTIC_FROM_NU, dx, dy) == pytest.approx(direct, rel=1e-8)
+
+
 @pytest.mark.parametrize("eps, expected", [(0.1, 1.709), (0.75, 0.333)])
 def test_additive_noise_check_values(eps, expected):
     assert mi_of("additive_noise", 1, 1, epsilon=[eps]) == pytest.approx(expected, abs=1e-3)
@@ -136,6 +153,17 @@ def test_prior_overrides_and_bad_priors():
         mistgen.sample("normal-lvm", 2, 3, 3, 0, priors={"normal-lvm": {"k": [0, 2]}})
     with pytest.raises(PriorError, match="low <= high"):
         mistgen.sample("normal-dense", 2, 3, 3, 0, priors={"normal-dense": {"off_diag": [0.4, 0.1]}})
+
+
+def test_explicit_parameters_are_those_the_family_has():
+    with pytest.raises(PriorError, match="no parameter\\(s\\) 'offdiag'"):
+        mistgen.sample("normal-dense", 10, 2, 2, 0, params={"off_diag": 0.2, "offdiag": 0.9})
+    with pytest.raises(PriorError, match="k must be 2"):
+        mistgen.sample("normal-2pair", 10, 4, 4, 0, params={"k": 4, "strength": 2.0})
+    drawn = mistgen.sample("student-2pair", 10, 4, 4, 0)        # parameters a draw records
+    assert mistgen.sample("student-2pair", 10, 4, 4, 0, params=drawn.params).mi == drawn.mi
+    table = mistgen.sample("discrete-table", 10, 1, 1, 0)
+    assert mistgen.sample("discrete-table", 10, 1, 1, 0, params=table.params).mi == table.mi
 
 
 # -- Monte Carlo: the sampled data follow the stated distribution -------------------------

@@ -2,6 +2,7 @@
 import hashlib
 import itertools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,45 @@ def test_every_array_chunk_carries_a_checksum(tmp_path):
     arrays = {k: v for k, v in meta.items() if v["node_type"] == "array"}
     assert len(arrays) == 9 + ds.num_shards
     assert all(v["codecs"][-1]["name"] == "crc32c" for v in arrays.values())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"nu": float("nan")}, "nu must be a finite number"),
+    ({"offdiag": 0.5}, "no parameter"),
+])
+def test_verify_reports_parameters_that_do_not_define_the_label(tmp_path, change, message):
+    import zarr
+
+    ds = build(tmp_path / "s.zarr", specs=["student-dense-base"], count=4)
+    params = zarr.open_array(str(ds.path / "params"), mode="r+")
+    values = params[:]
+    values[0] = json.dumps({**json.loads(values[0]), **change}, sort_keys=True)
+    params[:] = values
+    report = mistgen.verify_store(ds.path)
+    assert [p for p in report.problems if "datapoint 0" in p and message in p], report.problems
+
+
+def test_a_cast_that_merges_values_is_warned_of_and_recorded(tmp_path):
+    from mistgen import MergedValuesWarning
+
+    # normal_cdf maps 6 and 7 both to 1.0 in float32: 8 labels become 7
+    kw = dict(specs=["discrete-copy-normal_cdf"], count=3, n_range=(400, 400),
+              dim_range=(1, 1), priors={"discrete-copy": {"k": [8, 8]}})
+    with pytest.warns(MergedValuesWarning, match=r"3 datapoint\(s\).*discrete-copy-normal_cdf"):
+        ds = build(tmp_path / "f32.zarr", **kw)
+    assert ds.meta["merged_by_dtype"] == {"discrete-copy-normal_cdf": 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MergedValuesWarning)
+        ds = build(tmp_path / "f64.zarr", dtype="float64", **kw)
+    assert "merged_by_dtype" not in ds.meta
+
+
+def test_merged_values_counts_rows_not_chance_ties():
+    from mistgen.store import merges_values
+
+    x = np.random.default_rng(0).standard_normal((1000, 3))
+    x[0, 1] = np.nextafter(x[1, 1], 2.0)                       # one chance tie: 2 rows
+    assert not merges_values(x, x.astype(np.float32))
+    x[:20, 2] = 20.0 + np.arange(20) * 1e-9                    # 2% of a column merged
+    assert merges_values(x, x.astype(np.float32))
+    assert not merges_values(x, x)                             # no cast, nothing merged

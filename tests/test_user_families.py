@@ -310,6 +310,15 @@ def test_use_family_files_refuses_a_broken_file_as_a_config_error(family_file):
         use_family_files({"family_files": [str(path)]}, ROOT)
 
 
+def test_a_family_loaded_in_python_reaches_the_build_workers(example, tmp_path, monkeypatch):
+    monkeypatch.delenv(FAMILY_FILES_ENV, raising=False)
+    kw = dict(specs=["laplace_channel-asinh"], count=6, shard_size=3, dim_range=(2, 2),
+              n_range=(20, 30), progress=False)
+    two = mistgen.build_meta_dataset(tmp_path / "two.zarr", workers=2, **kw)
+    one = mistgen.build_meta_dataset(tmp_path / "one.zarr", workers=1, **kw)
+    assert np.array_equal(two[5].x, one[5].x) and two.index.mi.values.tolist() == one.index.mi.values.tolist()
+
+
 def test_a_new_process_loads_the_files_of_the_environment(tmp_path):
     """What a workflow job or a Dask worker does: its first spec loads the files."""
     env = {**os.environ, FAMILY_FILES_ENV: str(EXAMPLE), "PYTHONPATH": str(ROOT)}

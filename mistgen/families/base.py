@@ -40,6 +40,9 @@ class Family:
     #: Open intervals that every value of a parameter must lie in (e.g. ``nu > 0``);
     #: parameters not listed take any finite value.
     param_bounds: ClassVar[dict[str, Bounds]] = {}
+    #: Parameters that ``draw_params`` adds beside the prior's (e.g. a drawn table);
+    #: explicit parameters may name these and the prior's, nothing else.
+    drawn_params: ClassVar[frozenset[str]] = frozenset()
 
     # -- cost ----------------------------------------------------------------
     def memory_bytes(self, n: int, dim_x: int, dim_y: int) -> int:
@@ -133,6 +136,12 @@ class Family:
             raise PriorError(
                 f"family {self.name!r} needs parameter(s) {', '.join(missing)}; got {dict(params)}"
             )
+        unknown = sorted(set(params) - set(self.default_prior) - self.drawn_params, key=str)
+        if unknown:
+            known = sorted(set(self.default_prior) | self.drawn_params)
+            raise PriorError(
+                f"family {self.name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {', '.join(known) or '(none)'}")
         for key in self.default_prior:
             values = params[key] if isinstance(params[key], (list, tuple)) else [params[key]]
             for value in values:

@@ -230,6 +230,7 @@ class DiscreteTable(DiscreteFamily):
     default_prior = {"k_x": (2, 6), "k_y": (2, 6), "concentration": (0.2, 2.0)}
     param_bounds = {"k_x": POSITIVE, "k_y": POSITIVE, "concentration": POSITIVE}
     integer_params = frozenset({"k_x", "k_y"})
+    drawn_params = frozenset({"table"})
 
     def draw_params(self, rng, dim_x, dim_y, prior):
         params = super().draw_params(rng, dim_x, dim_y, prior)

@@ -135,9 +135,17 @@ class TwoPairStructure(SparseStructure):
 
     structure_prior: ClassVar[Prior] = {"strength": (0.1, 5.0)}
     min_dim = 2
+    drawn_params = frozenset({"k"})
 
     def draw_structure(self, rng, dim_x, dim_y, prior):
         return {"k": 2, "strength": self.draw(rng, "strength", prior)}
+
+    def check_params(self, params):
+        params = super().check_params(params)
+        if "k" in params and (isinstance(params["k"], bool) or params["k"] != 2):
+            raise PriorError(f"family {self.name!r} has exactly 2 interacting pairs: k must be "
+                             f"2 where given, got {params['k']!r}")
+        return params
 
     def matrix(self, params, dim_x, dim_y):
         s = params["strength"]

@@ -6,6 +6,8 @@ where ``g(a) = gammaln(a) - a digamma(a)``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import digamma, gammaln
 
@@ -22,15 +24,31 @@ from .structures import (
 NU_PRIOR = {"nu": (1.0, 10.0)}
 
 
+#: From this many degrees of freedom the correction is summed from g's asymptotic series:
+#: the four terms of the direct form grow like nu log nu and cancel to ~dx dy / (2 nu^2),
+#: losing all precision by nu ~ 1e5 (and going negative).
+ASYMPTOTIC_FROM_NU = 300.0
+
+
 def _g(a: float) -> float:
     return float(gammaln(a) - a * digamma(a))
 
 
+def _mixed_difference(f, a: float, hx: float, hy: float) -> float:
+    """f(a) + f(a + hx + hy) - f(a + hx) - f(a + hy)."""
+    return f(a) + f(a + hx + hy) - f(a + hx) - f(a + hy)
+
+
 def student_mi_correction(nu: float, dim_x: int, dim_y: int) -> float:
     """MI of a Student-t with identity dispersion; add it to the Gaussian MI of S."""
-    return (
-        _g(nu / 2) + _g((nu + dim_x + dim_y) / 2) - _g((nu + dim_x) / 2) - _g((nu + dim_y) / 2)
-    )
+    a, hx, hy = nu / 2, dim_x / 2, dim_y / 2
+    if nu < ASYMPTOTIC_FROM_NU:
+        return _mixed_difference(_g, a, hx, hy)
+    # g(t) = -t - log(t) / 2 + const + 1 / (6 t) - 1 / (90 t^3) + O(t^-5); the log terms'
+    # mixed difference is -log1p(-hx hy / ((a + hx) (a + hy))) / 2, exactly
+    log_part = -0.5 * math.log1p(-hx * hy / ((a + hx) * (a + hy)))
+    return (log_part + _mixed_difference(lambda t: 1 / (6 * t), a, hx, hy)
+            - _mixed_difference(lambda t: 1 / (90 * t**3), a, hx, hy))
 
 
 class StudentFamily(Structure):
