@@ -45,6 +45,18 @@ class CheckpointError(ValueError):
     """A file that is not a readable MIST checkpoint (the message says why)."""
 
 
+def _new_file_mode() -> int:
+    """The mode a new file gets under this process's umask (read, not set: setting it
+    would change it for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
                     card: Mapping[str, Any]) -> Path:
     """Write ``state`` (name -> tensor) and ``card`` (JSON-ready) to ``path`` atomically."""
@@ -58,7 +70,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card, sort_keys=True)})
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _new_file_mode())     # safetensors writes 0o600 whatever the umask
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

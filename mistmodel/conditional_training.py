@@ -50,7 +50,7 @@ from mistgen.conditional import (CONDITIONAL_SPECS, ConditionalSample, condition
 
 from .batching import bucket_batches, collate, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config_checks import OPTIMISATION_RANGES, check_fields
+from .config_checks import OPTIMISATION_RANGES, check_fields, check_switches_and_seed
 from .losses import point_loss
 from .model import MISTNet, ModelConfig
 from .threads import torch_threads
@@ -110,12 +110,7 @@ class ConditionalTrainConfig:
                 raise ValueError(f"{name} must be two whole numbers [low, high] with "
                                  f"{least} <= low <= high; got {value!r}")
             setattr(self, name, (int(value[0]), int(value[1])))
-        for name in ("anchor", "corrected_stat", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false; got {getattr(self, name)!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2 ** 63:
-            raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1; got "
-                             f"{self.seed!r}")
+        check_switches_and_seed(self, ("anchor", "corrected_stat", "progress"))
         for name in ("train_store", "val_store"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):

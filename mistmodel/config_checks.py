@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["check_fields", "OPTIMISATION_RANGES"]
+__all__ = ["check_fields", "check_switches_and_seed", "OPTIMISATION_RANGES"]
 
 # the optimisation settings both training configs share: field -> (low, high, low open,
 # high open)
@@ -47,3 +47,13 @@ def check_fields(config: Any, positive_ints: tuple[str, ...] = (),
             span = (f"{'(' if low_open else '['}{low:g}, "
                     f"{high:g}{')' if high_open else ']'}")
             raise ValueError(f"{name} must be a finite number in {span}, got {value!r}")
+
+
+def check_switches_and_seed(config: Any, switches: tuple[str, ...]) -> None:
+    """``switches`` must be true or false, and ``seed`` a whole number in [0, 2**63)."""
+    for name in switches:
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name} must be true or false; got {getattr(config, name)!r}")
+    if not _is_int(config.seed) or not 0 <= config.seed < 2 ** 63:
+        raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1; got "
+                         f"{config.seed!r}")

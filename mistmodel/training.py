@@ -61,7 +61,7 @@ import torch
 from .caller_warnings import warn
 from .batching import Batch, bucket_batches, collate, iter_buffered, plan_chunks
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config_checks import OPTIMISATION_RANGES, check_fields
+from .config_checks import OPTIMISATION_RANGES, check_fields, check_switches_and_seed
 from .threads import torch_threads
 from .losses import pinball_loss, point_loss, quantile_loss
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
@@ -115,6 +115,9 @@ class TrainConfig:
             raise ValueError(f"variant must be 'mist' or 'mist_qr', got {self.variant!r}")
         if self.train is None:
             raise ValueError("TrainConfig.train: give the training store path(s)")
+        check_switches_and_seed(self, ("swap_xy", "resume", "progress"))
+        if self.init is not None and not isinstance(self.init, (str, os.PathLike)):
+            raise ValueError(f"init must be a checkpoint path or None; got {self.init!r}")
         check_fields(self, positive_ints=("epochs", "max_steps", "threads", "batch_size",
                                           "max_cells", "buffer_shards", "taus_per_sample",
                                           "epochs_per_call"),
@@ -320,21 +323,42 @@ def _atomic_write_text(text: str, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-# the settings a resumed run may change: how long it runs and how it reports
-RESUMABLE_CHANGES = ("out", "epochs", "epochs_per_call", "progress", "threads", "device",
-                     "resume")
+# the settings a resumed run may change: where it stops this call and how it reports
+# (not ``epochs``: the schedule is laid out over them, so the run would not be the same)
+RESUMABLE_CHANGES = ("out", "epochs_per_call", "progress", "threads", "device", "resume")
 
 
-def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path,
+                    saved_recipes: Any = None, recipes: Any = None) -> None:
     """Refuse to resume the run saved at ``path`` under other data or settings (stores,
-    learning rate, seed, init...): it would go on as the saved run and ignore them."""
+    learning rate, seed, init, epochs...): it would go on as the saved run and ignore them.
+    ``saved_recipes`` / ``recipes``: what the stores were built from then and now (a store
+    rebuilt at the same path is other data)."""
     now = cfg.to_dict()
     changed = sorted(k for k in set(saved) | set(now)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if saved_recipes is not None and saved_recipes != recipes:
+        changed.append("store contents (rebuilt since)")
     if changed:
         raise ValueError(f"{path} is a run with other {', '.join(changed)} than asked for; "
                          "resuming it would ignore them: use another --out directory, or "
                          "resume=False (--no-resume) to start afresh")
+
+
+def _check_disjoint(train_ds, val_ds) -> None:
+    """Refuse a validation store that is one of the training stores (by path, or built
+    from the same recipe elsewhere): the best epoch would be picked on training data."""
+    def key(recipe):
+        return {k: v for k, v in recipe.items() if k != "path"}
+
+    train = store_recipes(train_ds)
+    paths = {Path(r["path"]).resolve() for r in train}
+    for recipe in store_recipes(val_ds):
+        same_path = Path(recipe["path"]).resolve() in paths
+        if same_path or (len(recipe) > 1 and any(key(recipe) == key(t) for t in train)):
+            raise ValueError(f"validation store {recipe['path']} is "
+                             f"{'one of the training stores' if same_path else 'built from the same recipe as a training store'}: "
+                             "validate on a split of its own")
 
 
 def _data_ranges(shapes: dict[str, np.ndarray]) -> dict[str, list[int]]:
@@ -352,29 +376,38 @@ def mi_ceiling(shapes: dict[str, np.ndarray]) -> dict[str, float]:
             for m in range(int(narrow.min()), int(narrow.max()) + 1)}
 
 
-def _plot_curves(history: dict[str, Any], path: Path, variant: str) -> None:
+def _plot_curves(history: dict[str, Any], path: Path, variant: str,
+                 log_term: bool = False) -> None:
     """Training loss (running mean) and validation loss by step; the learning rate of
-    every step (the schedule) below."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    every step (the schedule) below. ``log_term``: the training loss has the log-scale
+    term, which the validation loss (what picks the best epoch) leaves out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig = Figure(figsize=(8, 6))     # drawn without pyplot: the caller's backend stays
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(2, 1, sharex=True)
     steps = np.asarray(history.get("steps", []), dtype=float).reshape(-1, 4)
     if len(steps):
-        ax[0].plot(steps[:, 0], steps[:, 2], lw=0.8, alpha=0.8, label="train (running mean)")
+        ax[0].plot(steps[:, 0], steps[:, 2], lw=0.8, alpha=0.8,
+                   label="train (running mean)" + (" with the log-scale term" if log_term else ""))
         ax[1].plot(steps[:, 0], steps[:, 3], lw=1.0)
     val = [(e["step"], e["val"]["loss"]) for e in history.get("epochs", []) if e.get("val")]
     if val:
-        ax[0].plot(*zip(*val), "s-", label="validation (end of epoch)")
+        ax[0].plot(*zip(*val), "s-", label="validation (end of epoch)"
+                   + (", without it" if log_term else ""))
     ax[0].set_ylabel("MSE (nats^2)" if variant == "mist" else "pinball loss")
     ax[0].set_yscale("log")
     ax[0].legend()
     ax[1].set_xlabel("optimizer step")
     ax[1].set_ylabel("learning rate")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_metrics(out: Path, cfg: TrainConfig, net: MISTNet, history: dict[str, Any],
@@ -397,7 +430,7 @@ def _write_metrics(out: Path, cfg: TrainConfig, net: MISTNet, history: dict[str,
     }
     _atomic_write_text(json.dumps(metrics, indent=1), out / "metrics.json")
     if plot:
-        _plot_curves(history, out / "curves.png", cfg.variant)
+        _plot_curves(history, out / "curves.png", cfg.variant, cfg.log_weight > 0)
 
 
 def _progress_bar(cfg: TrainConfig, count: int, step: int, samples_seen: int):
@@ -474,6 +507,10 @@ def _train(cfg: TrainConfig) -> Path:
                           else ("cpu" if cfg.device == "auto" else cfg.device))
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
+    if val_ds is not None:
+        _check_disjoint(train_ds, val_ds)
+    recipes = {"train": store_recipes(train_ds),
+               "val": store_recipes(val_ds) if val_ds is not None else None}
     shapes = _shapes_of(train_ds)
     count = len(train_ds)
 
@@ -493,7 +530,8 @@ def _train(cfg: TrainConfig) -> Path:
         if _filled(saved["model_config"], out / TRAINING_STATE) != net.config.to_dict():
             raise ValueError(f"{out / TRAINING_STATE} holds a different model configuration; "
                              "use another --out directory or resume=False")
-        _check_same_run(saved.get("train_config") or {}, cfg, out / TRAINING_STATE)
+        _check_same_run(saved.get("train_config") or {}, cfg, out / TRAINING_STATE,
+                        saved.get("store_recipes"), recipes)
         net.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
         scheduler.load_state_dict(saved["scheduler_state"])
@@ -515,8 +553,8 @@ def _train(cfg: TrainConfig) -> Path:
              "train_count": count, "data_ranges": _data_ranges(shapes),
              "mi_ceiling": mi_ceiling(shapes),
              "device": str(device), "threads": torch.get_num_threads()}
-    stage = {"train_config": cfg.to_dict(), "train_recipes": store_recipes(train_ds),
-             "val_recipes": store_recipes(val_ds) if val_ds is not None else None}
+    stage = {"train_config": cfg.to_dict(), "train_recipes": recipes["train"],
+             "val_recipes": recipes["val"]}
     stop = start_epoch >= cfg.epochs
     # the running mean of the loss goes on where a resumed run left it
     running = history["steps"][-1][2] if history["steps"] else None
@@ -589,6 +627,7 @@ def _train(cfg: TrainConfig) -> Path:
             "rng_state": {"torch": torch.get_rng_state()},
             **progress_record,
             "train_config": cfg.to_dict(),
+            "store_recipes": recipes,
             "history": history,
             "earlier_stages": earlier_stages,
         }, out / TRAINING_STATE)

@@ -279,9 +279,65 @@ def test_a_run_resumes_only_under_its_own_settings(stores, tmp_path):
     train(config(stores, out, epochs=1))
     import dataclasses
     with pytest.raises(ValueError, match="other lr, seed than asked for.*--no-resume"):
-        train(dataclasses.replace(config(stores, out, epochs=2), lr=1e-4, seed=99))
-    train(config(stores, out, epochs=2))                 # more epochs: the same run, resumed
-    assert read_training_state(out)["epoch"] == 1
+        train(dataclasses.replace(config(stores, out, epochs=1), lr=1e-4, seed=99))
+    # more epochs lay the schedule out anew: not the run that was saved
+    with pytest.raises(ValueError, match="other epochs than asked for"):
+        train(config(stores, out, epochs=2))
+    assert read_training_state(out)["epoch"] == 0
+
+
+def test_a_store_rebuilt_at_the_same_path_is_not_resumed_on(stores, tmp_path):
+    import shutil
+    train_copy = tmp_path / "train.zarr"
+    shutil.copytree(stores[0], train_copy)
+    out = tmp_path / "run"
+    train(config((train_copy, stores[1]), out, epochs=2, epochs_per_call=1))
+    mistgen.build_meta_dataset(train_copy, specs=["normal-dense-base"], count=16,
+                               n_range=(10, 40), dim_range=(1, 3), seed=5, shard_size=8,
+                               progress=False, workers=1, overwrite=True)
+    with pytest.raises(ValueError, match="other store contents"):
+        train(config((train_copy, stores[1]), out, epochs=2))
+
+
+def test_the_validation_store_may_not_be_a_training_store(stores, tmp_path):
+    import dataclasses
+    import shutil
+    with pytest.raises(ValueError, match="is one of the training stores"):
+        train(dataclasses.replace(config(stores, tmp_path / "a", epochs=1), val=str(stores[0])))
+    shutil.copytree(stores[0], tmp_path / "copy.zarr")
+    with pytest.raises(ValueError, match="built from the same recipe as a training store"):
+        train(dataclasses.replace(config(stores, tmp_path / "b", epochs=1),
+                                  val=str(tmp_path / "copy.zarr")))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"swap_xy": "no"}, "swap_xy must be true or false"),
+    ({"resume": 1}, "resume must be true or false"),
+    ({"seed": -1}, "seed must be a whole number"), ({"seed": True}, "seed must be a whole"),
+    ({"seed": 2**70}, "seed must be a whole"), ({"seed": "3"}, "seed must be a whole"),
+    ({"init": 5}, "init must be a checkpoint path"),
+])
+def test_switches_seed_and_init_are_checked_when_the_config_is_made(stores, tmp_path, bad,
+                                                                     message):
+    import dataclasses
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(config(stores, tmp_path / "run", epochs=1), **bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_leaves_the_matplotlib_backend_and_honours_the_umask(stores, tmp_path):
+    import os
+
+    import matplotlib
+    before = matplotlib.get_backend()
+    old = os.umask(0o077)
+    try:
+        path = train(config(stores, tmp_path / "run", epochs=1, variant="mist"))
+    finally:
+        os.umask(old)
+    assert matplotlib.get_backend() == before
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert (tmp_path / "run" / "curves.png").stat().st_mode & 0o777 == 0o600
 
 
 def test_an_interrupted_epoch_is_run_again_whole(stores, tmp_path, monkeypatch):
