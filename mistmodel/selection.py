@@ -81,11 +81,9 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
              "their dependence on the features (its scores change with the order of the "
              "class codes). For class labels leave estimator=None: KSG(discrete='auto'), "
              "the mixed-KSG estimator.", TiedDataWarning)
-    samples = [(features[:, [j]], target) for j in live]
-    # the target by its name (a named pandas Series), unless a feature has that name
-    label = getattr(y, "name", None)
-    target_name = str(label) if label is not None and str(label) not in names else "y"
-    named = [(names[j], features[:, [j]]) for j in live] + [(target_name, target)]
+    samples = [(features[:, j:j + 1], target) for j in live]        # views, not copies
+    named = [(names[j], x) for j, (x, _) in zip(live, samples)]
+    named.append((_target_name(getattr(y, "name", None), names), target))
     with ties_by_name(estimator, named), warned_once("mutual_info_scores"), \
             silenced(CrossCheckWarning):
         if callable(getattr(estimator, "estimate_batch", None)):
@@ -98,8 +96,23 @@ def mutual_info_scores(X: Any, y: Any, estimator: Any = None, discrete_target: b
                               dtype=np.float64)
     cross_check.warn_by_name(estimator, "mutual_info_scores",
                              [f"feature {names[j]!r}" for j in live], samples, values)
+    failed = [names[j] for j, v in zip(live, values) if np.isnan(v)]
+    if failed:
+        warn(f"mutual_info_scores: {getattr(estimator, 'name', type(estimator).__name__)} "
+             f"returned NaN for the feature(s) {', '.join(map(repr, failed[:5]))}"
+             f"{' and more' if len(failed) > 5 else ''}: their scores are NaN (a selector "
+             "such as SelectKBest ranks NaN last)", RuntimeWarning)
     scores[live] = values
     return scores
+
+
+def _target_name(label: Any, names: list[str]) -> str:
+    """The target's name in warnings: its own (a named pandas Series), or ``y``, made
+    unlike every feature's name."""
+    name = "y" if label is None or str(label) in names else str(label)
+    while name in names:
+        name += "_"
+    return name
 
 
 def _reads_classes(estimator: Any) -> bool:
@@ -135,6 +148,15 @@ def _target(y: Any, n: int, discrete: bool, random_state: int | None,
             return codes, bool(constant_columns(codes).size)
         rng = np.random.default_rng(0 if random_state is None else random_state)
         return codes + rng.random((n, 1)), bool(constant_columns(codes).size)
+    if y.dtype == object:
+        # Python ints beyond 2**53 round together as float64, as int64 ones do
+        ints = [int(v) for v in y.tolist()
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+        if ints and max(-min(ints), max(ints)) > 2**53 and \
+                np.unique(np.array(ints, dtype=np.float64)).size < len(set(ints)):
+            raise ValueError("y holds integers beyond 2**53 that float64 cannot tell apart: "
+                             "converting them merges distinct values. Subtract an offset "
+                             "(such as its minimum) first.")
     if y.dtype.kind in "iu":
         check_exact_float64(y.reshape(-1, 1), lambda _: "y")
     # numbers only: text, dates and complex values are not a continuous target

@@ -120,6 +120,8 @@ def column_groups(names: Sequence[str], groups: Mapping[str, Sequence[Any]] | No
             raise ValueError(f"groups {seen[str(group)]!r} and {group!r} have one name, "
                              f"{str(group)!r}: name each group differently")
         seen[str(group)] = group
+        if not isinstance(members, (str, bytes)) and callable(getattr(members, "tolist", None)):
+            members = members.tolist()      # a numpy array, pandas Index or array of names
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence):
             raise ValueError(f"group {group!r} must be a list of columns; got {members!r}")
         if len(members) == 0:

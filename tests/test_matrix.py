@@ -90,6 +90,10 @@ def test_groups_are_multivariate_variables(frame):
     expected = CCA().estimate(frame[["a", "b"]].to_numpy(), frame[["c", "d"]].to_numpy())
     assert float(mi.sel(variable_1="ab", variable_2="cd")) == pytest.approx(expected)
     assert json.loads(mi.attrs["groups"]) == groups
+    # a pandas Index or numpy array of column names is a list of columns too
+    same = mi_matrix(frame, estimator=CCA(),
+                     groups={"ab": frame.columns[:2], "cd": np.array(["c", "d"])})
+    np.testing.assert_array_equal(same.values, mi.values)
 
 
 def test_batched_and_looped_estimators_agree(frame):

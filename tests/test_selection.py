@@ -174,3 +174,42 @@ def test_targets_float64_cannot_hold_and_masked_or_na_labels_are_refused(problem
     with pytest.raises(ValueError, match="missing class label .<NA>, first at row 1"):
         mutual_info_scores(X, pd.Series(["a", pd.NA] * 200, dtype="string"),
                            discrete_target=True)
+
+
+class _NaNOnStrongFeatures:
+    """KSG, except that it answers NaN where the feature is strongly correlated."""
+    name = "nan-on-strong"
+
+    def estimate(self, x, y):
+        strong = abs(np.corrcoef(x[:, 0], y[:, 0])[0, 1]) > 0.5
+        return float("nan") if strong else KSG().estimate(x, y)
+
+
+def test_a_nan_score_is_warned_of_by_feature():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.standard_normal((300, 3)), columns=["signal", "b", "c"])
+    y = X["signal"] + 0.3 * rng.standard_normal(300)
+    with pytest.warns(RuntimeWarning, match="returned NaN for the feature\\(s\\) 'signal'"):
+        scores = mutual_info_scores(X, y, estimator=_NaNOnStrongFeatures())
+    assert np.isnan(scores[0]) and np.isfinite(scores[1:]).all()
+
+
+def test_object_integers_beyond_2_53_are_refused_as_int64_ones_are():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    labels = 2**60 + (X[:, 0] > 0).astype(np.int64)
+    for y in (pd.Series(labels), pd.Series(labels.astype(object))):
+        with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+            mutual_info_scores(X, y, estimator=KSG())
+    small = pd.Series((5 + (X[:, 0] > 0)).astype(object))
+    assert mutual_info_scores(X, small, estimator=KSG(discrete="auto"))[0] > 0.3
+
+
+def test_the_target_is_never_named_like_a_feature():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(np.round(rng.standard_normal((300, 2)), 0), columns=["y", "b"])
+    target = np.round(X["y"].to_numpy() + rng.standard_normal(300), 0)
+    with pytest.warns(TiedDataWarning) as caught:
+        mutual_info_scores(X, target, estimator=KSG(discrete=False))
+    text = " ".join(str(w.message) for w in caught)
+    assert "'y_'" in text and "'y'" in text
