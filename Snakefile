@@ -21,7 +21,9 @@ check_schema(config, SCHEMA)  # one line per problem
 validate(config, SCHEMA)  # fills in the schema's defaults
 
 use_family_files(config, base_dir=workflow.basedir)  # user families: here and in every job
-check_config(config, base_dir=workflow.basedir)  # what the jobs would refuse, refused now
+# what the jobs would refuse, refused now; what would run otherwise than asked, said
+for warning in check_config(config, base_dir=workflow.basedir):
+    print(f"warning: {warning}", file=sys.stderr)
 
 
 include: "workflow/rules/common.smk"

@@ -115,6 +115,20 @@ def test_benchmark_reports_each_stores_warnings_once(stores, capsys):
     assert lines == []
 
 
+def test_a_combined_store_records_each_datapoint_s_spec_as_its_family(tmp_path):
+    specs = ["normal-dense-base", "student-sparse-asinh", "additive_noise-base"]
+    path = mistgen.build_meta_dataset(tmp_path / "all.zarr", specs, 6, n_range=(20, 40),
+                                      dim_range=(1, 2), split="s", workers=1,
+                                      progress=False).path
+    ds = benchmark_stores("CCA", make_estimator({"class": "CCA"}), [("s", "all", path)],
+                          level=None, progress=False)
+    assert list(ds.family.values) == specs * 2
+    assert list(ds.datapoint.values) == [f"s/all/{i}" for i in range(6)]
+    summary = summarize(combine_estimates([ds]))
+    assert sorted(summary.family.values) == sorted(specs)
+    assert (summary.by_family_count.sel(estimator="CCA", split="s") == 2).all()
+
+
 def test_combine_rejects_mismatched_datapoints(stores):
     est = make_estimator({"class": "CCA"})
     a = benchmark_stores("A", est, stores[:2], progress=False)
@@ -131,15 +145,21 @@ def test_unknown_estimator_class():
 def test_study_model_entry_becomes_a_training_config(tmp_path):
     from common.training import train_config
     entry = {"variant": "mist_qr", "train": ["train"], "val": ["val"], "max_steps": 600,
-             "epochs": 30, "threads": 1, "settings": {"batch_size": 16, "model": {"width": 8}}}
-    cfg = train_config(entry, train=["a.zarr"], val=["b.zarr"], out=tmp_path, seed=3, threads=1)
+             "epochs": 30, "threads": 3, "settings": {"batch_size": 16, "model": {"width": 8}}}
+    cfg = train_config(entry, train=["a.zarr"], val=["b.zarr"], out=tmp_path, seed=3)
     assert (cfg.max_steps, cfg.epochs, cfg.time_budget_min) == (600, 30, None)
     assert (cfg.variant, cfg.batch_size, cfg.model, cfg.seed) == ("mist_qr", 16, {"width": 8}, 3)
+    assert cfg.threads == 3                  # the entry's, whatever the machine's cores
+    entry.pop("threads")
+    assert train_config(entry, train=["a.zarr"], val=["b.zarr"], out=tmp_path, seed=3).threads == 1
     assert train_config(dict(entry, seed=11), train=["a.zarr"], val=["b.zarr"], out=tmp_path,
-                        seed=3, threads=1).seed == 11
+                        seed=3).seed == 11
     with pytest.raises(ValueError, match="batch_sise"):
         train_config(dict(entry, settings={"batch_sise": 5}), train=["a.zarr"], val=["b.zarr"],
-                     out=tmp_path, seed=0, threads=1)
+                     out=tmp_path, seed=0)
+    with pytest.raises(ValueError, match="settings may not set init, seed: the entry sets"):
+        train_config(dict(entry, settings={"seed": 5, "init": "x"}), train=["a.zarr"],
+                     val=["b.zarr"], out=tmp_path, seed=0)
 
 
 def test_a_fine_tune_goes_over_its_base_model_key_by_key():
@@ -311,4 +331,6 @@ def test_a_conditional_entry_s_settings_may_not_set_what_the_entry_sets():
                                      checkpoint="models/c/checkpoint.safetensors")
     cfg = conditional_train_config({"steps": 2, "seed": 5, "settings": {"n_range": [20, 60]}},
                                    init="i", checkpoint="models/c/checkpoint.safetensors")
-    assert (cfg.seed, cfg.n_range, cfg.out) == (5, (20, 60), "models/c")
+    assert (cfg.seed, cfg.n_range, cfg.out, cfg.threads) == (5, (20, 60), "models/c", 1)
+    assert conditional_train_config({"steps": 2, "threads": 3}, init="i",
+                                    checkpoint="models/c/checkpoint.safetensors").threads == 3

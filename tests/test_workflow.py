@@ -138,6 +138,10 @@ def test_adding_a_split_adds_jobs(tmp_path, default_config):
      "runs.conditional: the name is taken by results/conditional/"),
     (lambda c: c.update(conditional_models={"mist": {"init": "mist_qr", "steps": 2}}),
      "conditional_models.mist: the name is also a models entry"),
+    (lambda c: c.update(interval_level=0.99),
+     "interval_level: 0.99 needs MIST-QR's quantiles at tau = 0.005 and 0.995"),
+    (lambda c: c["runs"]["main"]["splits"].append("test_id"),
+     "runs.main.splits: ['test_id', 'test_ood', 'test_id'] has non-unique elements"),
 ])
 def test_bad_config_fails_fast_naming_the_problem(tmp_path, default_config, edit, message):
     edit(default_config)
@@ -245,3 +249,61 @@ def test_release_config_is_a_chain_of_stages(tmp_path, trial):
         assert "models/mist_qr_s9/calibrated.safetensors" in inputs["mist_qr_s10"]
         assert "data/meta/s13_corr/all.zarr" in inputs["mist_s13"]
     assert "checkpoint" not in inputs["mist_s1"]
+
+
+def test_the_workflow_profile_applies_as_the_docs_say(tmp_path):
+    # Snakemake looks for profiles/default beside the Snakefile or the working directory,
+    # not under workflow/: the docs name the option that applies it
+    flag = "--workflow-profile workflow/profiles/default"
+    assert flag in (ROOT / "docs" / "study.md").read_text()
+    result = snakemake("-n", *flag.split(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Using workflow specific profile workflow/profiles/default" in result.stderr
+
+
+def test_training_threads_are_the_entry_s_whatever_the_cores(tmp_path):
+    config = yaml.safe_load((ROOT / "workflow/configs/test.yaml").read_text())
+    config["models"]["mist_qr"]["threads"] = 2   # mist (and its fine-tune) say nothing: 1
+    config["conditional_models"]["mist_cmi"]["threads"] = 2
+    result = snakemake("-n", "--cores", "3", "--configfile",
+                       str(write_config(tmp_path / "t.yaml", config)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    jobs = {block.split("wildcards: model=")[1].split()[0]: block.split("\n[")[0]
+            for rule in ("train", "train_conditional")
+            for block in text.split(f"rule {rule}:")[1:]}
+    assert sorted(jobs) == ["mist", "mist_bc", "mist_cmi", "mist_qr"]
+    threads = {name: re.findall(r"threads: (\d+)", job) for name, job in jobs.items()}
+    assert threads == {"mist": [], "mist_bc": [], "mist_cmi": ["2"], "mist_qr": ["2"]}
+
+
+def test_a_conditional_model_reads_the_files_of_its_transforms(tmp_path):
+    family_file = tmp_path / "doubling.py"
+    family_file.write_text(
+        "from mistgen.registry import TRANSFORMS\n"
+        "from mistgen.transforms import Transform\n\n\n"
+        "@TRANSFORMS.register\n"
+        "class Doubling(Transform):\n"
+        "    name = 'doubling_it'\n\n"
+        "    def forward(self, v, side):\n"
+        "        return 2 * v\n\n"
+        "    def inverse(self, v, side):\n"
+        "        return v / 2\n")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["family_files"] = [str(family_file)]
+    config["conditional_models"] = {"cmi": {"init": "mist", "steps": 2, "settings": {
+        "transforms": ["base", "halfcube-doubling_it"]}}}
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "f.yaml", config)),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = (result.stdout + result.stderr).split("rule train_conditional:")[1]
+    assert str(family_file) in job.split("input:")[1].splitlines()[0]
+
+
+def test_a_level_without_conformal_factors_is_said_at_the_dry_run(tmp_path, default_config):
+    default_config["interval_level"] = 0.85
+    result = snakemake("-n", "--configfile",
+                       str(write_config(tmp_path / "l.yaml", default_config)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning: interval_level: MIST-QR-shipped (the shipped mist_qr checkpoint; " \
+           "runs.main) has conformal factors at levels 0.5, 0.8, 0.9, 0.95 only" in result.stderr

@@ -134,7 +134,8 @@ BAD = {
                                                      dim_y_range=[1, 40])),
         ["runs.main: MIST-shipped (the shipped mist checkpoint)", "'test_ood' (dim_y = 40 > 32)"]),
     "a dim grid wider than the MIST of its run": (
-        lambda c, p: c["splits"]["test_id"].update(n_grid=[100], dim_grid=[4, 48]),
+        lambda c, p: (c["splits"]["test_id"].pop("dim_range", None),
+                      c["splits"]["test_id"].update(n_grid=[100], dim_grid=[4, 48])),
         ["runs.main: MIST-QR (model 'mist_qr'", "'test_id' (dim_x = 48 > 32, dim_y = 48 > 32)"]),
     "a modality wider than the base MIST of the modality study": (
         lambda c, p: (c["models"]["mist"].update(train=["train_uneven"]),
@@ -231,16 +232,21 @@ def test_every_refusing_estimator_of_a_run_is_named(base_config):
                for line in lines)
 
 
-def test_a_dim_grid_is_read_for_its_dims_not_its_dim_range(base_config):
+def test_a_dim_grid_is_read_for_its_dims_and_a_dim_range_beside_it_refused(base_config):
     """A grid split takes its dims from dim_grid alone: narrow grid dims pass a model
-    trained on narrow splits even where the split's dim_range is wide."""
+    trained on narrow splits; a dim_range beside the grid, which it would ignore, is
+    refused naming it."""
     config = copy.deepcopy(base_config)
     config["splits"]["train"].update(dim_range=[2, 8])
     config["splits"]["train_uneven"].update(dim_range=[1, 8], dim_y_range=[1, 8])
     for split in ("test_id", "test_ood"):
-        config["splits"][split].update(n_grid=[100], dim_grid=[4, 8], dim_range=[2, 32])
+        config["splits"][split].pop("dim_range", None)
+        config["splits"][split].update(n_grid=[100], dim_grid=[4, 8])
     config["runs"]["main"]["estimators"] = ["KSG", "MIST", "MIST-QR"]
     check_config(validated(config), str(ROOT))
+    config["splits"]["test_id"]["dim_range"] = [2, 32]
+    with pytest.raises(Exception, match="drop dim_range"):
+        validated(config)
 
 
 def test_a_study_model_is_limited_to_the_dims_its_training_splits_draw(base_config):

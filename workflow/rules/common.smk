@@ -3,7 +3,8 @@
 import importlib.util
 from pathlib import Path
 
-from common.families import conditional_family_files, store_family_files
+from common.families import (conditional_family_files, conditional_model_family_files,
+                             store_family_files)
 from common.stores import (COMBINED, conditional_store_path, conditional_store_recipe,
                            families_of, modality_base_recipe, split_stores, store_path,
                            store_recipe, store_split_config)
@@ -50,9 +51,11 @@ def conditional_init(name):
 
 
 def conditional_inputs(wildcards):
-    """A conditional entry's start and, when it names them, its train / val stores."""
+    """A conditional entry's start, the family files of its transforms and, when it names
+    them, its train / val stores."""
     entry = CONDITIONAL[wildcards.model]
-    inputs = {"init": conditional_init(entry["init"])}
+    inputs = {"init": conditional_init(entry["init"]),
+              "family_files": conditional_model_family_files(entry)}
     inputs.update({key: conditional_store_path(entry[key]) for key in ("train", "val")
                    if key in entry})
     return inputs

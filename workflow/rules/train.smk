@@ -19,8 +19,8 @@ rule train:
         model=lambda w: {k: v for k, v in MODELS[w.model].items() if k != "calibrate"},
         seed=config["seed"],
     priority: 100
-    # an entry without `threads` takes all the cores the run has
-    threads: lambda w: MODELS[w.model].get("threads", workflow.cores)
+    # the entry's threads are torch's (part of the recipe); here they only reserve cores
+    threads: lambda w: MODELS[w.model]["threads"]
     log:
         "logs/train/{model}.log",
     benchmark:
@@ -57,7 +57,7 @@ rule train_conditional:
     params:
         model=lambda w: CONDITIONAL[w.model],
         seed=config["seed"],
-    threads: lambda w: CONDITIONAL[w.model].get("threads", workflow.cores)
+    threads: lambda w: CONDITIONAL[w.model]["threads"]
     log:
         "logs/train_conditional/{model}.log",
     benchmark:

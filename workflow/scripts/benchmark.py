@@ -2,6 +2,7 @@
 from common.logs import log_to
 from common.benchmark import benchmark_stores
 from common.estimators import make_estimator
+from common.outputs import atomic_output
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     sm = snakemake  # noqa: F821
@@ -12,4 +13,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
         [(sm.wildcards.split, sm.wildcards.family, sm.input.store)],
         level=sm.params.level, n_boot=spec["n_boot"], seed=sm.params.seed,
     )
-    ds.to_netcdf(sm.output[0], engine="h5netcdf")
+    with atomic_output(sm.output[0]) as out:
+        ds.to_netcdf(out, engine="h5netcdf")

@@ -4,6 +4,7 @@ from common.logs import log_to
 import xarray as xr
 
 from common.conditional_runs import conditional_markdown
+from common.outputs import atomic_output
 from common.summary import headline_document
 
 with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
@@ -14,5 +15,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     for run, path in zip(sm.params.conditional_runs, sm.input.conditional):
         page += "\n" + conditional_markdown(xr.load_dataset(path, engine="h5netcdf"),
                                             f"Conditional run `{run}`")
-    with open(sm.output[0], "w") as f:
-        f.write(page)
+    with atomic_output(sm.output[0]) as out:
+        out.write_text(page)

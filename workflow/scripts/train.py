@@ -7,5 +7,5 @@ with log_to(snakemake.log[0]):  # noqa: F821 (snakemake injects this object)
     train_model(
         sm.params.model, train=list(sm.input.train), val=list(sm.input.val),
         init=sm.input.init[0] if sm.input.init else None, checkpoint=sm.output.checkpoint,
-        seed=sm.params.seed, threads=sm.threads,
+        seed=sm.params.seed,
     )

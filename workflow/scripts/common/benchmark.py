@@ -1,9 +1,10 @@
 """Run one estimator over test stores into an ``xarray.Dataset`` (estimator x datapoint).
 
 Variables: ``estimate``, ``lower``, ``upper`` (NaN without an interval), ``seconds`` (one
-point estimate) and ``interval_seconds``; coordinates ``split``, ``family``, ``n``,
-``dim_x``, ``dim_y``, ``true_mi``, ``seed`` and a string ``datapoint`` id
-``"<split>/<family>/<i>"`` that aligns results of different estimators.  A bootstrap
+point estimate) and ``interval_seconds``; coordinates ``split``, ``family`` (the
+datapoint's spec, also in a store of several families), ``n``, ``dim_x``, ``dim_y``,
+``true_mi``, ``seed`` and a string ``datapoint`` id ``"<split>/<store>/<i>"`` that aligns
+results of different estimators.  A bootstrap
 interval that the sample cannot support (too few rows) is recorded as NaN (no interval),
 as for an estimator without one; coverage is computed over the intervals given.
 Warnings are gathered per store and printed once per kind
@@ -61,16 +62,16 @@ def benchmark_stores(
     seed: int = 0,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Estimate every datapoint of ``stores``: a list of (split, family, path); intervals
-    at ``level`` (None: none)."""
+    """Estimate every datapoint of ``stores``: a list of (split, store name, path);
+    intervals at ``level`` (None: none)."""
     rows: dict[str, list[Any]] = {k: [] for k in (
         "datapoint", "split", "family", "n", "dim_x", "dim_y", "true_mi", "seed",
         "estimate", "lower", "upper", "seconds", "interval_seconds")}
-    opened = [(split, family, mistgen.open_meta_dataset(path)) for split, family, path in stores]
+    opened = [(split, store, mistgen.open_meta_dataset(path)) for split, store, path in stores]
     total = sum(len(ds) for _, _, ds in opened)
     with tqdm(total=total, desc=f"{name}", unit="sample", disable=not progress) as bar:
-        for split, family, ds in opened:
-            with warnings_reported(f"{name}, {split}/{family}", len(ds)) as each_sample:
+        for split, store, ds in opened:
+            with warnings_reported(f"{name}, {split}/{store}", len(ds)) as each_sample:
                 for i, s in enumerate(ds):
                     with each_sample():
                         start = time.perf_counter()
@@ -78,8 +79,8 @@ def benchmark_stores(
                         mid = time.perf_counter()
                         lo, hi = _interval(estimator, s.x, s.y, level, n_boot, seed + i)
                         end = time.perf_counter()
-                    for key, v in (("datapoint", f"{split}/{family}/{i}"), ("split", split),
-                                   ("family", family), ("n", s.n), ("dim_x", s.dim_x),
+                    for key, v in (("datapoint", f"{split}/{store}/{i}"), ("split", split),
+                                   ("family", str(s.spec)), ("n", s.n), ("dim_x", s.dim_x),
                                    ("dim_y", s.dim_y), ("true_mi", s.mi), ("seed", s.seed),
                                    ("estimate", value), ("lower", lo), ("upper", hi),
                                    ("seconds", mid - start), ("interval_seconds", end - mid)):

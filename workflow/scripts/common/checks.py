@@ -22,10 +22,12 @@ class ConfigError(ValueError):
     """The study config asks for something its jobs cannot do."""
 
 
-def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
+def check_config(config: Mapping[str, Any], base_dir: str = ".") -> list[str]:
     """Raise :class:`ConfigError` listing every problem of ``config`` (validated against
-    the schema first, so keys and types are already right)."""
+    the schema first, so keys and types are already right); return what runs, but not as
+    the config may expect (one line each, naming the key)."""
     problems: list[str] = []
+    warnings: list[str] = []
     places: dict[str, list[str]] = {}   # a message -> where it was found (one line each)
 
     def check(where: str, fn: Callable[[], Any]) -> None:
@@ -64,11 +66,13 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> None:
                   lambda e=entry: _check_conditional_settings(e))
         for name, run in config["conditional_runs"].items():
             check(f"conditional_runs.{name}", lambda r=run: _check_conditional_run(config, r))
-        if not problems:   # the dims of valid designs and estimators
+        if not problems:   # the dims of valid designs and estimators, the interval level
             _check_dims(config, models, estimators, runs, problems, plans)
+            _check_interval_level(config, models, estimators, runs, problems, warnings)
     if problems:
         lines = [f"{_places(places[p])}: {p}" if p in places else p for p in problems]
         raise ConfigError("the study config cannot run:\n  " + "\n  ".join(lines))
+    return warnings
 
 
 def _places(wheres: list[str]) -> str:
@@ -88,6 +92,11 @@ def _check_names(config: Mapping[str, Any], problems: list[str]) -> None:
         if twice:
             problems.append(f"splits.{name}.families lists {', '.join(map(repr, twice))} more "
                             "than once (each spec is one store and one row of the results)")
+        grid = entry.get("n_grid")
+        if isinstance(grid, Mapping) and len(set(n_grid(grid))) < len(n_grid(grid)):
+            problems.append(f"splits.{name}.n_grid: {dict(grid)} rounds to repeated sample "
+                            f"sizes {n_grid(grid)}; give fewer points (num) or a wider "
+                            "[start, stop]")
 
     def split_known(where: str, split: str) -> None:
         base, _, modality = split.partition("@")
@@ -380,6 +389,74 @@ def _check_dims(config: Mapping[str, Any], models: Mapping[str, Any],
                 f"{'; '.join(wide)}. Narrow them or widen its training splits")
 
 
+def _quantile_grid(spec: Mapping[str, Any], models: Mapping[str, Any]
+                   ) -> tuple[float, float, list[float], str] | None:
+    """``(tau_min, tau_max, calibrated levels, whose)`` of a MIST-QR estimators entry's
+    network (the shipped card, or a model entry's settings), None for another estimator."""
+    if spec["class"] != "MIST":
+        return None
+    from mistmodel.model import ModelConfig
+
+    name = spec.get("model", "default")
+    if name == "default":
+        from mistmodel.checkpoint import read_card
+        from mistmodel.mist import default_checkpoint
+
+        variant = (spec.get("settings") or {}).get("variant", "mist")
+        if variant != "mist_qr":
+            return None
+        card = read_card(default_checkpoint(variant))
+        grid = card.get("model_config") or {}
+        factors = (card.get("interval_calibration") or {}).get("factors") or {}
+        return (grid.get("tau_min", ModelConfig.tau_min),
+                grid.get("tau_max", ModelConfig.tau_max), sorted(map(float, factors)),
+                f"the shipped {variant} checkpoint")
+    entry = models[name]
+    if entry["variant"] != "mist_qr":
+        return None
+    from mistmodel.calibration import LEVELS
+
+    from .training import train_config
+
+    grid = train_config(entry, train=["-"], val=["-"], out="-", seed=0).model_config()
+    return (grid.tau_min, grid.tau_max, list(LEVELS) if "calibrate" in entry else [],
+            f"model {name!r}")
+
+
+def _check_interval_level(config: Mapping[str, Any], models: Mapping[str, Any],
+                          estimators: Mapping[str, Any], runs: Mapping[str, Any],
+                          problems: list[str], warnings: list[str]) -> None:
+    """A MIST-QR of a run answers an interval at ``interval_level`` with its quantiles at
+    (1 - level) / 2 and (1 + level) / 2, which must lie on the tau grid it was trained on;
+    a calibrated one answers with raw quantiles at a level it has no factor for (a
+    warning)."""
+    level = config["interval_level"]
+    ends = ((1 - level) / 2, (1 + level) / 2)
+    used: dict[str, list[str]] = {}
+    derived = set(runs) - set(config["runs"])
+    for run_name, run in runs.items():
+        for est in run["estimators"]:
+            used.setdefault(est, []).append(f"modality_study (run {run_name})"
+                                            if run_name in derived else f"runs.{run_name}")
+    for est, where in used.items():
+        grid = _quantile_grid(estimators[est], models)
+        if grid is None:
+            continue
+        tau_min, tau_max, levels, whose = grid
+        if ends[0] < tau_min - 1e-9 or ends[1] > tau_max + 1e-9:
+            top = min(1 - 2 * tau_min, 2 * tau_max - 1)
+            problems.append(
+                f"interval_level: {level:g} needs MIST-QR's quantiles at tau = {ends[0]:g} and "
+                f"{ends[1]:g}, but {est} ({whose}; {', '.join(where)}) was trained on tau in "
+                f"[{tau_min:g}, {tau_max:g}]: its intervals go up to level {top:g}")
+        elif levels and not any(abs(level - k) < 1e-9 for k in levels):
+            warnings.append(
+                f"interval_level: {est} ({whose}; {', '.join(where)}) has conformal factors "
+                f"at levels {', '.join(f'{k:g}' for k in levels)} only: at {level:g} its "
+                "intervals are not calibrated (raw quantiles, widened where needed to hold "
+                "the calibrated intervals of lower levels)")
+
+
 def _check_conditional_store(config: Mapping[str, Any], name: str) -> None:
     """mistgen's checks of a conditional store's specs, design and address (no data made)."""
     from mistgen.conditional_design import make_conditional_design, make_conditional_plan
@@ -442,8 +519,7 @@ def _check_conditional_settings(entry: Mapping[str, Any]) -> None:
     """The settings make a valid ``ConditionalTrainConfig`` (unknown keys, bad ranges)."""
     from .training import conditional_train_config
 
-    conditional_train_config(entry, init="init", checkpoint="models/conditional/x/c",
-                             seed=0, threads=None)
+    conditional_train_config(entry, init="init", checkpoint="models/conditional/x/c", seed=0)
 
 
 def _check_modality(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],
@@ -498,12 +574,11 @@ def _check_model(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],
     """The training settings, as the train job will build them (no stores needed)."""
     from .training import train_config
 
-    cfg = train_config(entry, train=["-"], val=["-"], out=f"models/{name}",
-                       seed=config["seed"], threads=entry.get("threads"))
+    cfg = train_config(entry, train=["-"], val=["-"], out=f"models/{name}", seed=config["seed"])
     cfg.model_config()
     if "init" in entry:
         base = models[entry["init"]]
-        mine = train_config(base, train=["-"], val=["-"], out="-", seed=0, threads=None)
+        mine = train_config(base, train=["-"], val=["-"], out="-", seed=0)
         if mine.model_config() != cfg.model_config():
             raise ValueError(f"init {entry['init']!r} has another model configuration "
                              f"({mine.model_config().to_dict()}) than this entry's "

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 import mistgen
 
+from .outputs import atomic_output
 from .summary import bin_labels
 from .warning_report import warnings_reported
 
@@ -149,7 +150,8 @@ def plot_conditional(summary: xr.Dataset, path: str | Path) -> None:
     axes[0][0].set_ylabel("mean |error| of I(X;Y|Z) (nats)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as out:
+        fig.savefig(out, dpi=120)
     plt.close(fig)
 
 

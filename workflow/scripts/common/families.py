@@ -66,6 +66,15 @@ def conditional_family_files(config: Mapping[str, Any], name: str) -> list[str]:
     return sorted({f for f in files if f})
 
 
+
+def conditional_model_family_files(entry: Mapping[str, Any]) -> list[str]:
+    """The family files that define the transforms of a ``conditional_models`` entry's
+    ``settings.transforms`` (inputs of its training job, as for :func:`store_family_files`)."""
+    chains = (entry.get("settings") or {}).get("transforms", [])
+    files = [defining_file("transform", t) for chain in chains for t in chain.split("-")
+             if t != "base"]
+    return sorted({f for f in files if f})
+
 def check_family_mi(spec: str, params: Mapping[str, Any] | None = None, *, n: int = 20_000,
                     k: int = 3, seed: int = 0, tol: float = 0.03) -> tuple[float, float]:
     """A family's exact MI at d = 1 next to a KSG estimate on ``n`` rows of its sample.

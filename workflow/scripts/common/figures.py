@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from .outputs import atomic_output  # noqa: E402
+
 
 def _splits(ds):
     return [str(s) for s in np.unique(ds.split.values)]
@@ -18,7 +20,8 @@ def _splits(ds):
 def _save(fig, path):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as out:
+        fig.savefig(out, dpi=110)
     plt.close(fig)
 
 

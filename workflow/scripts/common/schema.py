@@ -2,8 +2,9 @@
 
 Snakemake's ``validate`` reports the first problem followed by the whole schema; the
 Snakefile calls :func:`check_schema` first, which lists every problem as ``key.path:
-message`` (for a value that matches none of several forms, the closest form's complaint),
-and then ``validate`` only to fill in the schema's defaults.
+message`` (for a value that matches none of several forms, the closest form's complaint;
+for a key that a ``not`` rule excludes, the rule's description), and then ``validate``
+only to fill in the schema's defaults.
 """
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def schema_problems(config: Mapping[str, Any], schema_path: str | Path) -> list[
             best = jsonschema.exceptions.best_match(error.context)
         error = best
         where = ".".join(map(str, error.absolute_path)) or "the config"
-        problems.append(f"{where}: {error.message}")
+        said = error.schema.get("description") if isinstance(error.schema, dict) else None
+        message = f"not allowed here: {said}" if error.validator == "not" and said \
+            else error.message
+        problems.append(f"{where}: {message}")
     return problems
 
 
