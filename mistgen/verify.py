@@ -158,7 +158,10 @@ def _label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
     for i, s in enumerate(samples, start=lo):
         try:
             family = parse_spec(s.spec).family
-            mi = family.mutual_information(family.check_params(s.params), s.dim_x, s.dim_y)
+            params = dict(s.params)
+            if "warp" in ds.meta:          # a warped datapoint's record of its warp
+                params.pop("warp", None)
+            mi = family.mutual_information(family.check_params(params), s.dim_x, s.dim_y)
         except (MistgenError, KeyError, TypeError, ValueError, IndexError) as exc:
             problems.append(f"{ds.path}: array 'params', datapoint {i}: parameters "
                             f"{s.params} do not define an MI ({exc})")
