@@ -5,7 +5,9 @@
 For each (n, dx = dy) in {(100, 2), (500, 8), (500, 32)} it draws one dense
 Gaussian sample (all correlations 0.5, closed-form MI) and prints the median
 wall time of one ``estimate`` call for KSG (both norms), CCA, MINE and
-InfoNCE with their default settings, next to the estimate and the truth.
+InfoNCE with their default settings, and the peak memory of one call above the
+memory in use before it (a lower bound: ``peak_memory.PeakMemory`` says what it
+sees), next to the estimate and the truth.
 
 KSG is then compared with benchmark-mi's KSG (``bmi.estimators.
 KSGEnsembleFirstEstimator`` with a single k and the same norm) on the same
@@ -15,7 +17,8 @@ so it usually lives in a virtualenv of its own; the samples are handed over in
 an .npz file and only benchmark-mi runs there); otherwise the comparison is
 reported as skipped, with the reason. As a clearly separate extra,
 scikit-learn's ``mutual_info_regression`` (a KSG for one target column) is
-timed against KSG on the first coordinate of X and of Y.
+timed against KSG on the first coordinate of X and of Y. Every comparison gives
+time and peak memory side by side, each as a ratio to ours.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mistmodel.estimators import CCA, KSG, MINE, Estimator, InfoNCE  # noqa: E402
 from mistmodel.estimators import ksg as ksg_module  # noqa: E402
+from peak_memory import PeakMemory, fmt, ratio  # noqa: E402
 
 CONFIGS = [(100, 2), (500, 8), (500, 32)]
 CORRELATION = 0.5
@@ -69,6 +74,13 @@ def seconds_per_call(fn: Callable[[], object], repeats: int, budget: float = 2.0
         times.append(time.perf_counter() - start)
         spent += times[-1]
     return statistics.median(times)
+
+
+def peak_of_call(fn: Callable[[], object]) -> float | None:
+    """Peak memory (MiB) of one call above the memory in use before it (a lower bound)."""
+    with PeakMemory() as peak:
+        fn()
+    return peak.mib
 
 
 def estimators() -> list[tuple[str, Estimator, int]]:
@@ -124,15 +136,66 @@ def bmi_in_other_python(python: str, samples: dict, repeats: int) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "samples.npz"
-        arrays = {}
-        for (n, d), (x, y, _) in samples.items():
-            arrays[f"n{n}d{d}_x"], arrays[f"n{n}d{d}_y"] = x, y
-        np.savez(path, **arrays)
+        path = save_samples(samples, Path(tmp))
         done = subprocess.run([python, "-c", BMI_CHILD, str(path), str(K), str(repeats)],
                               capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {(r["sample"], r["metric"]): r for r in result["runs"]}
+
+
+def save_samples(samples: dict, folder: Path) -> Path:
+    """The samples in one .npz file, ``n{n}d{d}_x`` / ``_y``."""
+    arrays = {}
+    for (n, d), (x, y, _) in samples.items():
+        arrays[f"n{n}d{d}_x"], arrays[f"n{n}d{d}_y"] = x, y
+    np.savez(folder / "samples.npz", **arrays)
+    return folder / "samples.npz"
+
+
+def first_call_peaks(bmi_python: str, samples: dict) -> dict:
+    """(sample, metric) -> (benchmark-mi's, ours) first-call peaks, each in a fresh process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_samples(samples, Path(tmp))
+        return {(name, metric): (first_call_peak(bmi_python, "bmi", path, name, metric),
+                                 first_call_peak(sys.executable, "ours", path, name, metric))
+                for name in (f"n{n}d{d}" for n, d in samples)
+                for metric in ("euclidean", "chebyshev")}
+
+
+# Runs in a fresh interpreter: the peak memory of one estimator's first call on one sample,
+# above what the process held before it (imports and data loaded); see peak_memory.py.
+FIRST_CALL_CHILD = r"""
+import json, sys
+import numpy as np
+kind, path, name, metric, k, here, root = sys.argv[1:8]
+sys.path[:0] = [here, root]
+from peak_memory import PeakMemory
+data = np.load(path)
+x, y = data[name + "_x"], data[name + "_y"]
+if kind == "bmi":
+    import bmi
+    est = bmi.estimators.KSGEnsembleFirstEstimator(neighborhoods=(int(k),), standardize=True,
+                                                   metric_x=metric)
+else:
+    from mistmodel.estimators import KSG
+    est = KSG(k=int(k), metric=metric)
+with PeakMemory() as peak:
+    est.estimate(x, y)
+print(json.dumps({"mib": peak.mib}))
+"""
+
+
+def first_call_peak(python: str, kind: str, path: Path, name: str, metric: str) -> float | None:
+    """Peak memory (MiB, a lower bound) of ``kind``'s first KSG call in a fresh ``python``."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    done = subprocess.run([python, "-c", FIRST_CALL_CHILD, kind, str(path), name, metric,
+                           str(K), str(here), str(here.parent)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["mib"]
 
 
 def main() -> int:
@@ -159,7 +222,8 @@ def main() -> int:
     samples = {cfg: dense_gaussian(*cfg, seed=i) for i, cfg in enumerate(CONFIGS)}
     ksg_seconds: dict[tuple[int, int, str], float] = {}
 
-    header = f"{'n':>5} {'d':>3}  {'estimator':<14} {'s/estimate':>11} {'estimate':>9} {'truth':>7}  notes"
+    header = (f"{'n':>5} {'d':>3}  {'estimator':<14} {'s/estimate':>11} {'peak MiB':>9} "
+              f"{'estimate':>9} {'truth':>7}  notes")
     print(header)
     print("-" * len(header))
     for (n, d), (x, y, truth) in samples.items():
@@ -168,6 +232,7 @@ def main() -> int:
             value = est.estimate(x, y)
             info = est.last_info
             secs = seconds_per_call(lambda: est.estimate(x, y), reps)
+            peak = peak_of_call(lambda: est.estimate(x, y))
             if isinstance(est, KSG):
                 note = f"k={est.k}, {info['algorithm_used']}"
                 ksg_seconds[(n, d, est.metric)] = secs
@@ -178,13 +243,17 @@ def main() -> int:
                     f"batch {info['batch_size_used']}, {info['steps']} steps "
                     f"(best {info['best_step']}), hidden {info['hidden']}, {info['device']}"
                 )
-            print(f"{n:>5} {d:>3}  {label:<14} {secs:>11.4f} {value:>9.3f} {truth:>7.3f}  {note}")
+            print(f"{n:>5} {d:>3}  {label:<14} {secs:>11.4f} {fmt(peak):>9} {value:>9.3f} "
+                  f"{truth:>7.3f}  {note}")
             results["estimators"].append(
-                {"n": n, "d": d, "estimator": label, "seconds": secs, "estimate": value,
+                {"n": n, "d": d, "estimator": label, "seconds": secs, "peak_mib": peak,
+                 "estimate": value,
                  "truth": truth, "settings": est.settings(), "info": info}
             )
 
-    print("\nKSG against benchmark-mi's KSG (same k, same norm, standardised, one k)")
+    print("\nKSG against benchmark-mi's KSG (same k, same norm, standardised, one k); the "
+          "peak memory of each one's first call\n  in a fresh process (above what the process "
+          "held before it; see benchmarks/peak_memory.py)")
     bmi, reason = (None, "") if args.bmi_python else import_bmi()
     timings = None
     if args.bmi_python:
@@ -214,38 +283,49 @@ def main() -> int:
         results["ksg_vs_bmi"].append({"skipped": reason, "quoted_bmi_seconds": BMI_QUOTED_SECONDS,
                                       "ours_seconds": ours, "config": [n, d]})
     else:
+        peaks = first_call_peaks(args.bmi_python or sys.executable, samples)
         for (n, d), (x, y, _) in samples.items():
             for metric in ("euclidean", "chebyshev"):
                 theirs = timings[(f"n{n}d{d}", metric)]
                 t_theirs, v_theirs = theirs["seconds"], theirs["estimate"]
+                m_theirs, m_ours = peaks[(f"n{n}d{d}", metric)]
                 t_ours = ksg_seconds[(n, d, metric)]
                 v_ours = max(0.0, KSG(k=K, metric=metric).estimate(x, y))  # bmi clips at 0
                 print(
                     f"  n={n:>4} d={d:>2} {metric:<9}: bmi {t_theirs:.4f} s, ours {t_ours:.4f} s, "
-                    f"ratio {t_theirs / t_ours:5.1f}x; estimates {v_theirs:.4f} vs {v_ours:.4f}"
+                    f"ratio {t_theirs / t_ours:5.1f}x; first call's peak bmi {fmt(m_theirs)} "
+                    f"MiB, ours {fmt(m_ours)} MiB, ratio {ratio(m_ours, m_theirs)}; "
+                    f"estimates {v_theirs:.4f} vs {v_ours:.4f}"
                 )
                 results["ksg_vs_bmi"].append(
                     {"n": n, "d": d, "metric": metric, "bmi_seconds": t_theirs,
                      "ours_seconds": t_ours, "ratio": t_theirs / t_ours,
+                     "bmi_first_call_mib": m_theirs, "ours_first_call_mib": m_ours,
                      "bmi_estimate": v_theirs, "ours_estimate": v_ours}
                 )
 
     print("\nKSG euclidean brute force: distances from matrix products vs from differences "
-          "(seconds per estimate; the library switches at dx + dy >= "
+          "(seconds per estimate and peak memory of one; the library switches at dx + dy >= "
           f"{ksg_module._GRAM_FROM_DIM})")
     gram_from = ksg_module._GRAM_FROM_DIM
     results["ksg_brute_strategies"] = []
     for n, d in [(500, 2), (500, 3), (500, 4), (500, 8), (500, 32), (2000, 4), (2000, 32)]:
         x, y, _ = dense_gaussian(n, d, seed=100 + d)
         est = KSG(k=K, metric="euclidean", algorithm="brute")
-        times = {}
-        for label, switch in (("products", 2), ("differences", 10**9)):
-            ksg_module._GRAM_FROM_DIM = switch
-            times[label] = seconds_per_call(lambda: est.estimate(x, y), 30)
-        ksg_module._GRAM_FROM_DIM = gram_from
+        times, peaks = {}, {}
+        try:
+            for label, switch in (("products", 2), ("differences", 10**9)):
+                ksg_module._GRAM_FROM_DIM = switch
+                times[label] = seconds_per_call(lambda: est.estimate(x, y), 30)
+                peaks[label] = peak_of_call(lambda: est.estimate(x, y))
+        finally:
+            ksg_module._GRAM_FROM_DIM = gram_from
         print(f"  n={n:>4} d={d:>2}+{d:<2}: products {times['products']:.4f} s, differences "
-              f"{times['differences']:.4f} s, ratio {times['differences'] / times['products']:.2f}x")
-        results["ksg_brute_strategies"].append({"n": n, "d": d, **times})
+              f"{times['differences']:.4f} s, ratio {times['differences'] / times['products']:.2f}x; "
+              f"peak {fmt(peaks['products'])} / {fmt(peaks['differences'])} MiB, ratio "
+              f"{ratio(peaks['products'], peaks['differences'])}")
+        results["ksg_brute_strategies"].append(
+            {"n": n, "d": d, **times, "peak_mib": peaks})
 
     print(
         "\nExtra (not the same quantity as above): scikit-learn mutual_info_regression, "
@@ -260,14 +340,18 @@ def main() -> int:
         ours = KSG(k=K)
         t_sk = seconds_per_call(sk, 30)
         t_ours = seconds_per_call(lambda: ours.estimate(x1, y1), 30)
+        m_sk = peak_of_call(sk)
+        m_ours = peak_of_call(lambda: ours.estimate(x1, y1))
         v_sk = float(sk()[0])
         v_ours = ours.estimate(x1, y1)
         print(
-            f"  n={n:>4}: sklearn {t_sk:.4f} s, ours {t_ours:.4f} s, ratio {t_sk / t_ours:5.1f}x; "
+            f"  n={n:>4} (from d={d:>2}): sklearn {t_sk:.4f} s, ours {t_ours:.4f} s, ratio {t_sk / t_ours:5.1f}x; "
+            f"peak sklearn {fmt(m_sk)} MiB, ours {fmt(m_ours)} MiB, ratio {ratio(m_ours, m_sk)}; "
             f"estimates {v_sk:.4f} vs {v_ours:.4f} (truth {-0.5 * math.log(1 - CORRELATION**2):.4f})"
         )
         results["sklearn_extra"].append(
             {"n": n, "sklearn_seconds": t_sk, "ours_seconds": t_ours,
+             "sklearn_peak_mib": m_sk, "ours_peak_mib": m_ours,
              "sklearn_estimate": v_sk, "ours_estimate": v_ours}
         )
 
