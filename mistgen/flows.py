@@ -179,7 +179,10 @@ class ModalityFlow:
         self.std = np.asarray(std, dtype=np.float64).reshape(self.dim)
         self.names = list(names) if names is not None else [str(j) for j in range(self.dim)]
         self.history = dict(history or {})
-        self.transform = build_transform(self.dim, settings).double()
+        # the weights come from the file: the draws of a fresh initialisation are the
+        # caller's torch generator's, and are not to be used up here
+        with torch.random.fork_rng(devices=[]):
+            self.transform = build_transform(self.dim, settings).double()
         try:
             self.transform.load_state_dict(dict(state_dict))
         except RuntimeError as exc:
@@ -276,7 +279,7 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
     batch = min(settings.batch_size, train.shape[0])
     with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        transform = build_transform(dim, settings)
+        transform = build_transform(dim, settings).float()   # float32 whatever the default
         params = list(transform.parameters())
         opt = torch.optim.Adam(params, lr=settings.learning_rate,
                                weight_decay=settings.weight_decay)
@@ -379,8 +382,14 @@ class ModalityFlows:
         if not isinstance(p, dict) or p.get("format") != FLOWS_FORMAT:
             got = p.get("format") if isinstance(p, dict) else type(p).__name__
             raise FlowError(f"{where} has format {got!r}, expected {FLOWS_FORMAT!r}")
-        return cls(ModalityFlow.from_payload(p["x"]), ModalityFlow.from_payload(p["y"]),
-                   json.loads(p["modality"]))
+        try:
+            return cls(ModalityFlow.from_payload(p["x"]), ModalityFlow.from_payload(p["y"]),
+                       json.loads(p["modality"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, FlowError):
+                raise
+            raise FlowError(f"{where} is not a complete flow file ({type(exc).__name__}: "
+                            f"{exc})") from exc
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the flows to ``path`` (``.pt``) and a ``.json`` sidecar, each atomically.

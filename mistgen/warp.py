@@ -58,6 +58,7 @@ from .flows import ModalityFlows, load_flows, torch_threads
 from .modality import store_dims_problem
 from .sampling import Sample, sample
 from .spec import parse_spec
+from .store import MERGED_SHARE, merges_values
 
 STANDARDISE = ("marginal", "asinh")
 DEFAULT_TOLERANCE = 1e-6
@@ -196,6 +197,11 @@ class WarpResult:
     standardise: str
 
 
+def checked_tolerance(tolerance: float, dtype: str) -> float:
+    """The round-trip tolerance a warp to ``dtype`` is checked to."""
+    return tolerance if dtype == "float64" else max(tolerance, FLOAT32_TOLERANCE)
+
+
 def _relative_error(back: np.ndarray, v: np.ndarray) -> float:
     if v.size == 0:
         return 0.0
@@ -215,8 +221,7 @@ def warp_batch(samples: Sequence[Sample], flows: ModalityFlows, *, standardise: 
     in float32).  Rows are independent through the flows, so a sample's result does not
     depend on the other samples of the batch.
     """
-    if dtype != "float64":
-        tolerance = max(tolerance, FLOAT32_TOLERANCE)
+    tolerance = checked_tolerance(tolerance, dtype)
     stds, us, ok = [], [], []
     for s in samples:
         if s.dim_x != flows.dim_x or s.dim_y != flows.dim_y:
@@ -271,6 +276,11 @@ def warp_batch(samples: Sequence[Sample], flows: ModalityFlows, *, standardise: 
             error = max(errors)
             if problem is None and not error <= tolerance:
                 problem = f"round-trip error {error:.3g} > tolerance {tolerance:g}"
+            if problem is None and merges_values(np.concatenate([parts["x"], parts["y"]], 1),
+                                                 np.concatenate([parts["x"], parts["y"]], 1)
+                                                 .astype(dtype)):
+                problem = (f"stored as {dtype}, the warped values merge in more than "
+                           f"{MERGED_SHARE:.0%} of a column's rows")
             out[i] = WarpResult(parts["x"], parts["y"], error, problem, st.kind)
     return out  # type: ignore[return-value]
 
@@ -487,7 +497,8 @@ def warp_store(
             "base_version": ds.meta.get("version"),
             "flows_path": flows_path, "flows_sha256": hashlib.sha256(blob).hexdigest(),
             "flows": flows.describe(), "standardise": standardise,
-            "tolerance": float(tolerance), "tolerance_kind": "max |v_back - v| / max(1, |v|)",
+            "tolerance": float(checked_tolerance(tolerance, dtype)),
+            "tolerance_kind": "max |v_back - v| / max(1, |v|)",
             "max_abs": float(max_abs), "max_regenerations": max_regenerations,
             "precision": "float64",
         },
@@ -566,10 +577,8 @@ def plot_warped_samples(warped, modality, path: str | os.PathLike, *,
     Rows show the X plane (first two X columns, or a histogram for one column), the Y
     plane, and X[0] against Y[0]. Warped panels share the real data's axis limits.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if indices is None:
         total = len(warped)
@@ -586,8 +595,9 @@ def plot_warped_samples(warped, modality, path: str | os.PathLike, *,
                 columns.append((f"#{i} before warping\n{b.spec}", b.x, b.y, "0.5"))
         columns.append((f"#{i} warped, n={s.n}\n{s.spec}\nMI={s.mi:.3f}{extra}", s.x, s.y, "C0"))
     rows = [("X", "x"), ("Y", "y"), ("X[0] vs Y[0]", "xy")]
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 7.4),
-                             squeeze=False)
+    fig = Figure(figsize=(2.6 * len(columns), 7.4))   # without pyplot: the caller's
+    FigureCanvasAgg(fig)                               # backend stays as it was
+    axes = fig.subplots(len(rows), len(columns), squeeze=False)
 
     def lims(a):
         lo, hi = np.quantile(a, [0.0, 1.0])
@@ -633,6 +643,10 @@ def plot_warped_samples(warped, modality, path: str | os.PathLike, *,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

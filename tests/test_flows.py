@@ -139,6 +139,29 @@ def test_bad_fit_data_and_files(tmp_path):
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
     with pytest.raises(FlowError, match="format"):
         load_flows(tmp_path / "other.pt")
+    from mistgen.flows import FLOWS_FORMAT
+    torch.save({"format": FLOWS_FORMAT}, tmp_path / "half.pt")       # the right format, no flows
+    with pytest.raises(FlowError, match="half.pt is not a complete flow file"):
+        load_flows(tmp_path / "half.pt")
+
+
+def test_loading_and_fitting_leave_the_callers_torch_state(flows, modality, tmp_path):
+    _, path = flows
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_flows(path)
+    assert torch.equal(torch.rand(3), expected)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)      # a caller's choice: the fit still runs
+    try:
+        torch.manual_seed(0)
+        fitted = fit_flow(modality.x, {"max_steps": 20, "eval_every": 10})
+        assert torch.equal(torch.rand(3, dtype=torch.float32), expected)
+    finally:
+        torch.set_default_dtype(before)
+    back = fitted.to_noise(fitted.to_data(np.zeros((5, modality.x.shape[1]))))
+    assert np.abs(back).max() < 1e-9
 
 
 def test_fit_from_config(tmp_path):
