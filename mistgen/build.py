@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import warnings
 from collections import Counter
 from functools import partial
@@ -152,6 +153,16 @@ def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
     }
 
 
+def _outside_mistgen() -> int:
+    """The ``stacklevel`` that makes a warning raised in the caller of this function point
+    at the first frame outside the mistgen package (the user's call)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _with_family_files(files: tuple[str, ...], task, k: int):
     """``task(k)`` once this process has loaded the user's family files: Dask's worker
     processes start without the ones the caller loaded."""
@@ -198,7 +209,7 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
         warnings.warn(
             f"{path}: in {sum(merged.values())} datapoint(s), storing the sample as {dtype} "
             f"merged distinct values in more than {MERGED_SHARE:.0%} of a column's rows, so "
-            f"hold less MI than their labels: {listed}. dtype='float64' keeps them apart; "
-            "the counts are in the store's attributes (mistgen.merged_by_dtype).",
-            MergedValuesWarning, stacklevel=2)
+            f"the stored rows no longer have the MI of their labels: {listed}. "
+            "dtype='float64' keeps them apart; the counts are in the store's attributes "
+            "(mistgen.merged_by_dtype).", MergedValuesWarning, stacklevel=_outside_mistgen())
     return MetaDataset(path)

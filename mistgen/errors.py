@@ -26,4 +26,5 @@ class StoreWarning(UserWarning):
 
 
 class MergedValuesWarning(UserWarning):
-    """Storing samples in the store's dtype merged distinct values: labels overstate MI."""
+    """Storing samples in the store's dtype merged distinct values: the stored rows no longer
+    have the MI (or conditional MI) of their labels."""

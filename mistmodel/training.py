@@ -47,6 +47,7 @@ What happens:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -74,7 +75,10 @@ EVAL_TAUS = tuple(np.round(np.linspace(0.05, 0.95, 19), 4))
 CHECKPOINT = "checkpoint.safetensors"
 TRAINING_STATE = "training_state.pt"
 STATE_FORMAT = "mist-training-state/1"
-STORE_RECIPE_KEYS = ("split", "seed", "count", "specs", "design", "priors", "shard_size")
+# what a store was built from: its design and draws, its dtype and, for a warped store,
+# its warp (the flows' sha256 among it)
+STORE_RECIPE_KEYS = ("split", "seed", "count", "specs", "design", "priors", "shard_size",
+                     "dtype", "warp")
 
 
 @dataclass
@@ -118,6 +122,8 @@ class TrainConfig:
         check_switches_and_seed(self, ("swap_xy", "resume", "progress"))
         if self.init is not None and not isinstance(self.init, (str, os.PathLike)):
             raise ValueError(f"init must be a checkpoint path or None; got {self.init!r}")
+        if self.init is not None:
+            self.init = os.fspath(self.init)
         check_fields(self, positive_ints=("epochs", "max_steps", "threads", "batch_size",
                                           "max_cells", "buffer_shards", "taus_per_sample",
                                           "epochs_per_call"),
@@ -337,8 +343,12 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path,
     now = cfg.to_dict()
     changed = sorted(k for k in set(saved) | set(now)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
-    if saved_recipes is not None and saved_recipes != recipes:
-        changed.append("store contents (rebuilt since)")
+    if saved_recipes is not None:
+        if saved_recipes.get("init_sha256") != recipes.get("init_sha256"):
+            changed.append("init checkpoint contents (rewritten since)")
+        if {k: saved_recipes.get(k) for k in ("train", "val")} != \
+                {k: recipes.get(k) for k in ("train", "val")}:
+            changed.append("store contents (rebuilt since)")
     if changed:
         raise ValueError(f"{path} is a run with other {', '.join(changed)} than asked for; "
                          "resuming it would ignore them: use another --out directory, or "
@@ -510,7 +520,9 @@ def _train(cfg: TrainConfig) -> Path:
     if val_ds is not None:
         _check_disjoint(train_ds, val_ds)
     recipes = {"train": store_recipes(train_ds),
-               "val": store_recipes(val_ds) if val_ds is not None else None}
+               "val": store_recipes(val_ds) if val_ds is not None else None,
+               "init_sha256": None if cfg.init is None or not Path(cfg.init).is_file()
+               else hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest()}
     shapes = _shapes_of(train_ds)
     count = len(train_ds)
 

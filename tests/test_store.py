@@ -336,8 +336,10 @@ def test_a_cast_that_merges_values_is_warned_of_and_recorded(tmp_path):
     # normal_cdf maps 6 and 7 both to 1.0 in float32: 8 labels become 7
     kw = dict(specs=["discrete-copy-normal_cdf"], count=3, n_range=(400, 400),
               dim_range=(1, 1), priors={"discrete-copy": {"k": [8, 8]}})
-    with pytest.warns(MergedValuesWarning, match=r"3 datapoint\(s\).*discrete-copy-normal_cdf"):
+    with pytest.warns(MergedValuesWarning,
+                      match=r"3 datapoint\(s\).*discrete-copy-normal_cdf") as caught:
         ds = build(tmp_path / "f32.zarr", **kw)
+    assert caught[0].filename == __file__                   # the caller's line
     assert ds.meta["merged_by_dtype"] == {"discrete-copy-normal_cdf": 3}
     with warnings.catch_warnings():
         warnings.simplefilter("error", MergedValuesWarning)

@@ -299,6 +299,16 @@ def test_a_store_rebuilt_at_the_same_path_is_not_resumed_on(stores, tmp_path):
         train(config((train_copy, stores[1]), out, epochs=2))
 
 
+def test_a_rewritten_init_checkpoint_is_not_resumed_on(stores, tmp_path):
+    from pathlib import Path
+    first = train(config(stores, tmp_path / "s1", epochs=1, max_steps=1))
+    out = tmp_path / "s2"
+    train(config(stores, out, epochs=2, epochs_per_call=1, init=Path(first)))
+    train(config(stores, tmp_path / "s1", epochs=1, max_steps=2, resume=False))
+    with pytest.raises(ValueError, match="other init checkpoint contents"):
+        train(config(stores, out, epochs=2, init=str(first)))
+
+
 def test_the_validation_store_may_not_be_a_training_store(stores, tmp_path):
     import dataclasses
     import shutil

@@ -319,6 +319,21 @@ def test_a_family_loaded_in_python_reaches_the_build_workers(example, tmp_path, 
     assert np.array_equal(two[5].x, one[5].x) and two.index.mi.values.tolist() == one.index.mi.values.tolist()
 
 
+def test_a_family_that_records_more_than_its_prior_takes_its_draws_back(family_file,
+                                                                           tmp_path):
+    body = A_FAMILY.format(name="recording", bias=0.0).replace(
+        'return {"rho": self.draw(rng, "rho", prior)}',
+        'rho = self.draw(rng, "rho", prior)\n'
+        '            return {"rho": rho, "mi_per_pair": -0.5 * np.log(1 - rho ** 2)}')
+    load_family_files([family_file(body)])
+    drawn = mistgen.sample("recording-base", 20, 1, 1, seed=0)
+    assert "mi_per_pair" in drawn.params
+    assert mistgen.sample("recording-base", 20, 1, 1, seed=0, params=drawn.params).mi == drawn.mi
+    store = mistgen.build_meta_dataset(tmp_path / "r.zarr", ["recording-base"], 4,
+                                       dim_range=(1, 1), workers=1, progress=False)
+    assert mistgen.verify_store(store.path).ok
+
+
 def test_a_new_process_loads_the_files_of_the_environment(tmp_path):
     """What a workflow job or a Dask worker does: its first spec loads the files."""
     env = {**os.environ, FAMILY_FILES_ENV: str(EXAMPLE), "PYTHONPATH": str(ROOT)}

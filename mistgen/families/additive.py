@@ -19,6 +19,7 @@ class AdditiveNoise(Family):
     default_prior = {"epsilon": (0.1, 2.0)}
     param_bounds = {"epsilon": (0.0, np.inf)}
     equal_dims = True
+    drawn_params = frozenset()        # draws add no parameter: explicit ones are checked
 
     def draw_params(self, rng, dim_x, dim_y, prior):
         low, high = prior["epsilon"]

@@ -40,9 +40,10 @@ class Family:
     #: Open intervals that every value of a parameter must lie in (e.g. ``nu > 0``);
     #: parameters not listed take any finite value.
     param_bounds: ClassVar[dict[str, Bounds]] = {}
-    #: Parameters that ``draw_params`` adds beside the prior's (e.g. a drawn table);
-    #: explicit parameters may name these and the prior's, nothing else.
-    drawn_params: ClassVar[frozenset[str]] = frozenset()
+    #: Parameters that ``draw_params`` adds beside the prior's (e.g. a drawn table). Where
+    #: declared (a set, empty for none), explicit parameters may name these and the
+    #: prior's, nothing else; ``None`` (not declared) lets other names through unchecked.
+    drawn_params: ClassVar[frozenset[str] | None] = None
 
     # -- cost ----------------------------------------------------------------
     def memory_bytes(self, n: int, dim_x: int, dim_y: int) -> int:
@@ -136,9 +137,11 @@ class Family:
             raise PriorError(
                 f"family {self.name!r} needs parameter(s) {', '.join(missing)}; got {dict(params)}"
             )
-        unknown = sorted(set(params) - set(self.default_prior) - self.drawn_params, key=str)
+        drawn = self.drawn_params
+        unknown = [] if drawn is None else sorted(set(params) - set(self.default_prior) - drawn,
+                                                  key=str)
         if unknown:
-            known = sorted(set(self.default_prior) | self.drawn_params)
+            known = sorted(set(self.default_prior) | drawn)
             raise PriorError(
                 f"family {self.name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
                 f"its parameters are: {', '.join(known) or '(none)'}")

@@ -92,6 +92,7 @@ def _both_sides(marginals, table: str) -> dict[str, Any]:
 class IndependentFamily(Family):
     """X and Y independent, each side drawn from its marginal; MI is exactly 0."""
 
+    drawn_params = frozenset()        # draws add no parameter: explicit ones are checked
     marginal: ClassVar[str] = ""
 
     def side_marginals(self, params: Mapping[str, Any]) -> tuple[Marginal, Marginal]:
@@ -160,6 +161,7 @@ def table_mi(table: np.ndarray) -> float:
 class DiscreteFamily(Family):
     """One coordinate per side taking the values ``0 .. k-1``."""
 
+    drawn_params = frozenset()        # draws add no parameter: explicit ones are checked
     def shape_problem(self, dim_x, dim_y):
         if (dim_x, dim_y) != (1, 1):
             return (f"family {self.name!r} has one coordinate per side (dim_x = dim_y = 1), "

@@ -15,6 +15,7 @@ from .base import FLOAT_BYTES, WORKING_COPIES, Family, Prior, dense_matrix, lvm_
 
 class Structure(Family):
     structure_prior: ClassVar[Prior] = {}
+    drawn_params = frozenset()        # draws add no parameter: explicit ones are checked
 
     def memory_bytes(self, n: int, dim_x: int, dim_y: int) -> int:
         """The sample's working copies plus the d x d dispersion matrix and its factors."""
