@@ -68,6 +68,11 @@ class CeilingWarning(UserWarning):
     the MI may be far higher."""
 
 
+class PermutationLevelWarning(UserWarning):
+    """A local permutation test's copies lose much of X's dependence on Z: their
+    neighbourhoods in Z are wide, and the test rejects more often than its alpha."""
+
+
 class CrossCheckWarning(UserWarning):
     """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
     MIST does not see (not monotone) or reads low (sharp-edged, or strong in few

@@ -813,6 +813,15 @@ class MIST(Estimator):
                 f"this network was trained on samples of n >= {lowest} rows; got "
                 f"n = {smallest}. Expect lower accuracy below its trained range.",
                 OutOfRangeWarning)
+        if self.network.config.corrected_stat:
+            narrow = [i for i, s in enumerate(shapes) if s[0] <= sum(s[1:]) + 2]
+            if narrow:
+                n, columns = shapes[narrow[0]][0], sum(shapes[narrow[0]][1:])
+                warn(f"{name_of(narrow[0])}n = {n} rows for {columns} columns in all: with "
+                     "no more rows than columns + 2 the bias-corrected Gaussian-copula "
+                     "statistic this network leans on is undefined (a shrunk one stands in), "
+                     "and its estimates can be off by a nat or more. Use more rows or fewer "
+                     "columns (e.g. principal components per side).", SmallSampleWarning)
         problems = {}                                   # key -> "key = big > hi"
         first = len(shapes)                             # the first sample beyond a dim
         for key, pos in (("dim_x", 1), ("dim_y", 2), ("dim_z", 3), ("n", 0)):

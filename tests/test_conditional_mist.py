@@ -387,3 +387,17 @@ def test_training_writes_over_no_earlier_run_and_stops_when_it_diverges(tmp_path
         train_conditional(ConditionalTrainConfig(out=str(tmp_path / "nan"),
                                                  **{**settings, "lr": 1e30}))
     assert not (tmp_path / "nan" / "checkpoint.safetensors").exists()
+
+
+def test_no_more_rows_than_columns_plus_two_is_warned_of() -> None:
+    from mistmodel.caller_warnings import SmallSampleWarning
+
+    net = MIST.load(variant="mist_cmi")
+    wide = conditional_sample("normal-collider", n=50, dim_x=16, dim_y=16, dim_z=16, seed=0)
+    with pytest.warns(SmallSampleWarning, match="n = 50 rows for 48 columns"):
+        net.estimate_conditional(wide.x, wide.y, wide.z)
+    import warnings
+    one_more = conditional_sample("normal-collider", n=51, dim_x=16, dim_y=16, dim_z=16, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallSampleWarning)
+        net.estimate_conditional(one_more.x, one_more.y, one_more.z)

@@ -342,3 +342,24 @@ def test_conditional_copies_take_the_samples_discrete_columns():
     with ksg.discreteness_of(x=np.hstack([np.ones((400, 1)), x]), y=y, z=z):
         ksg.estimate_conditional(np.hstack([np.ones((400, 1)), x[:200].repeat(2, 0)]), y, z)
     assert ksg.used[-1] == "Frenzel-Pompe" and np.unique(x[:200]).size < 20
+
+
+def test_copies_that_lose_the_dependence_on_z_are_warned_of():
+    import warnings
+
+    from mistmodel.caller_warnings import PermutationLevelWarning
+    from mistmodel.independence import conditional_independence_test
+
+    def chain(dz, seed=0, n=200):
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, dz))
+        signal = 3 * z.sum(axis=1, keepdims=True) / np.sqrt(dz)
+        return signal + rng.standard_normal((n, 1)), signal + rng.standard_normal((n, 1)), z
+
+    # three Z columns: five neighbours span much of Z, and the level runs above alpha
+    with pytest.warns(PermutationLevelWarning, match="keep 0.7\\d of the 1.\\d\\d nats") as w:
+        conditional_independence_test(CCA(), *chain(3), 19, seed=0)
+    assert w[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PermutationLevelWarning)
+        conditional_independence_test(CCA(), *chain(1), 19, seed=0)
