@@ -54,6 +54,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
 from .errors import MistgenError, StoreError
+from .files import atomic_output
 from .flows import ModalityFlows, load_flows, torch_threads
 from .modality import store_dims_problem
 from .sampling import Sample, sample
@@ -643,10 +644,6 @@ def plot_warped_samples(warped, modality, path: str | os.PathLike, *,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -394,6 +394,8 @@ def _plot_curves(history: dict[str, Any], path: Path, variant: str,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from mistgen.files import atomic_output
+
     fig = Figure(figsize=(8, 6))     # drawn without pyplot: the caller's backend stays
     FigureCanvasAgg(fig)
     ax = fig.subplots(2, 1, sharex=True)
@@ -412,12 +414,8 @@ def _plot_curves(history: dict[str, Any], path: Path, variant: str,
     ax[1].set_xlabel("optimizer step")
     ax[1].set_ylabel("learning rate")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_metrics(out: Path, cfg: TrainConfig, net: MISTNet, history: dict[str, Any],

@@ -296,20 +296,25 @@ def _small_ksg(x, y, k=5):
     return float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
 
 
+def quick_flows_and_base(tmp_path, table, count, n_range):
+    """Flows briefly fitted to a 2 + 2 column ``table``, and a base store at its dims."""
+    from mistgen.modality import load_modality
+    np.save(tmp_path / "m.npy", table)
+    modality = load_modality(tmp_path / "m.npy", [0, 1], [2, 3], name="m")
+    flows = tmp_path / "f.pt"
+    fit_modality(modality, {"max_steps": 40, "eval_every": 20, "patience": 100}, path=flows)
+    base = build_modality_base(tmp_path / "b.zarr", modality, ["normal-dense-base"], count,
+                               n_range=n_range, seed=1, split="train", shard_size=count,
+                               workers=1, progress=False)
+    return flows, base
+
+
 def test_values_float32_cannot_resolve_fail_the_round_trip_as_stored(tmp_path):
     # X's columns sit at 5.2e6 and 4.1e5 with a spread of 3: float32 keeps a few levels
     # of them, so stored in float32 the warp is no invertible map of the sample
-    from mistgen.modality import load_modality
-    rng = np.random.default_rng(0)
-    z = rng.standard_normal((400, 4))
+    z = np.random.default_rng(0).standard_normal((400, 4))
     table = np.c_[5.2e6 + 3 * z[:, 0], 4.1e5 + 3 * z[:, 1], z[:, 2], z[:, 3]]
-    np.save(tmp_path / "utm.npy", table)
-    modality = load_modality(tmp_path / "utm.npy", [0, 1], [2, 3], name="utm")
-    flows = tmp_path / "utm.pt"
-    fit_modality(modality, {"max_steps": 40, "eval_every": 20, "patience": 100}, path=flows)
-    base = build_modality_base(tmp_path / "b.zarr", modality, ["normal-dense-base"], 4,
-                               n_range=(200, 300), seed=1, split="train", shard_size=4,
-                               workers=1, progress=False)
+    flows, base = quick_flows_and_base(tmp_path, table, count=4, n_range=(200, 300))
     with pytest.raises(WarpError, match="round-trip error"):
         warp_store(base, flows, path=tmp_path / "w32.zarr", workers=1, progress=False,
                    max_regenerations=1)
@@ -324,15 +329,9 @@ def test_a_warp_whose_float32_values_merge_is_regenerated(tmp_path):
     import warnings
 
     from mistgen import MergedValuesWarning
-    from mistgen.modality import load_modality
     z = np.random.default_rng(0).standard_normal((600, 4))
-    np.save(tmp_path / "m.npy", np.c_[2000.0 + z[:, 0], z[:, 1:]])
-    modality = load_modality(tmp_path / "m.npy", [0, 1], [2, 3], name="elev")
-    flows = tmp_path / "f.pt"
-    fit_modality(modality, {"max_steps": 40, "eval_every": 20, "patience": 100}, path=flows)
-    base = build_modality_base(tmp_path / "b.zarr", modality, ["normal-dense-base"], 8,
-                               n_range=(500, 500), seed=1, split="train", shard_size=8,
-                               workers=1, progress=False)
+    flows, base = quick_flows_and_base(tmp_path, np.c_[2000.0 + z[:, 0], z[:, 1:]], count=8,
+                                       n_range=(500, 500))
     with warnings.catch_warnings():
         warnings.simplefilter("error", MergedValuesWarning)
         warped = warp_store(base, flows, path=tmp_path / "w.zarr", workers=1, progress=False)

@@ -1,20 +1,4 @@
 """A rule's output files appear whole or not at all (as ``mistmodel.checkpoint`` writes)."""
-from __future__ import annotations
+from mistgen.files import atomic_output
 
-import contextlib
-import os
-from pathlib import Path
-from typing import Iterator
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path``, with its suffix (so writers that go by it still
-    do), that replaces ``path`` when the block ends; removed if the block raises."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+__all__ = ["atomic_output"]
