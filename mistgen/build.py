@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import warnings
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from .design import Plan, make_design, make_plan
 from .destination import check_destination, clean_stale_builds, finalize, partial_path
-from .errors import MergedValuesWarning, MistgenError
+from .errors import MergedValuesWarning, MistgenError, warn_caller
 from .execution import check_workers, run_tasks
 from .user_families import load_family_files, loaded_family_files
 from .conditional_design import make_conditional_design, make_conditional_plan
@@ -153,16 +151,6 @@ def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
     }
 
 
-def _outside_mistgen() -> int:
-    """The ``stacklevel`` that makes a warning raised in the caller of this function point
-    at the first frame outside the mistgen package (the user's call)."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(2), 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _with_family_files(files: tuple[str, ...], task, k: int):
     """``task(k)`` once this process has loaded the user's family files: Dask's worker
     processes start without the ones the caller loaded."""
@@ -206,10 +194,10 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
         raise
     if merged:
         listed = ", ".join(f"{spec} ({count})" for spec, count in sorted(merged.items()))
-        warnings.warn(
+        warn_caller(
             f"{path}: in {sum(merged.values())} datapoint(s), storing the sample as {dtype} "
             f"merged distinct values in more than {MERGED_SHARE:.0%} of a column's rows, so "
             f"the stored rows no longer have the MI of their labels: {listed}. "
             "dtype='float64' keeps them apart; the counts are in the store's attributes "
-            "(mistgen.merged_by_dtype).", MergedValuesWarning, stacklevel=_outside_mistgen())
+            "(mistgen.merged_by_dtype).", MergedValuesWarning)
     return MetaDataset(path)

@@ -1,4 +1,8 @@
-"""Exceptions raised by mistgen. All derive from ``ValueError`` so callers can catch broadly."""
+"""Exceptions raised by mistgen (all derive from ``ValueError``, so callers can catch
+broadly), its warnings, and how a warning names the caller's line."""
+import os
+import sys
+import warnings
 
 
 class MistgenError(ValueError):
@@ -28,3 +32,13 @@ class StoreWarning(UserWarning):
 class MergedValuesWarning(UserWarning):
     """Storing samples in the store's dtype merged distinct values: the stored rows no longer
     have the MI (or conditional MI) of their labels."""
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside the mistgen package (the
+    user's call), wherever inside the package it is raised."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -33,7 +33,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import MistgenError
+from .errors import MistgenError, warn_caller
+from .store import merges_values
 
 #: Shipped example modalities: name -> data file in ``mistgen/modalities``.
 EXAMPLES_DIR = Path(__file__).resolve().parent / "modalities"
@@ -45,6 +46,11 @@ CONFIG_KEYS = frozenset({"path", "x_columns", "y_columns", "flow", "min_rows", "
 
 class ModalityError(MistgenError):
     """Modality data or its description is unusable (the message says why)."""
+
+
+class ModalityWarning(UserWarning):
+    """A modality column that loads but may not warp as hoped (an ID, or values float32
+    cannot tell apart)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,6 +241,20 @@ def check_values(values: np.ndarray, names: Sequence[str], where: str, *, min_ro
                 f"{where}: column {name} has only {distinct} distinct values; flows model "
                 f"continuous data (need at least {min_unique} distinct values, min_unique)"
             )
+        column = values[:, j]
+        if merges_values(column[:, None], column[:, None].astype(np.float32)):
+            warn_caller(
+                f"{where}: column {name} spreads {float(column.std()):.3g} around "
+                f"{float(column.mean()):.6g}, finer than float32 resolves there: warped into "
+                "a float32 store its values merge or fail the round trip. Centre the column "
+                "first, or warp into float64 stores (dtype='float64').", ModalityWarning)
+        steps = np.diff(column)
+        if distinct == len(column) and np.all(column == np.round(column)) and \
+                steps.size and np.all(steps == steps[0]):
+            warn_caller(
+                f"{where}: column {name} counts up by {float(steps[0]):g} from row to row, "
+                "like a row ID: it carries no dependence to learn from; drop it if it is one.",
+                ModalityWarning)
 
 
 def load_modality(

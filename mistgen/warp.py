@@ -277,9 +277,8 @@ def warp_batch(samples: Sequence[Sample], flows: ModalityFlows, *, standardise: 
             error = max(errors)
             if problem is None and not error <= tolerance:
                 problem = f"round-trip error {error:.3g} > tolerance {tolerance:g}"
-            if problem is None and merges_values(np.concatenate([parts["x"], parts["y"]], 1),
-                                                 np.concatenate([parts["x"], parts["y"]], 1)
-                                                 .astype(dtype)):
+            both = np.concatenate([parts["x"], parts["y"]], axis=1)
+            if problem is None and merges_values(both, both.astype(dtype)):
                 problem = (f"stored as {dtype}, the warped values merge in more than "
                            f"{MERGED_SHARE:.0%} of a column's rows")
             out[i] = WarpResult(parts["x"], parts["y"], error, problem, st.kind)

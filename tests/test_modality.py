@@ -210,3 +210,22 @@ def test_a_byte_order_mark_is_no_part_of_a_column_name(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b,c,d\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
     assert load_modality(path, ["a", "b"], ["c", "d"]).x_names == ("a", "b")
+
+
+def test_an_id_column_and_one_float32_cannot_resolve_are_warned_of_by_name(tmp_path):
+    import warnings
+
+    from mistgen.modality import ModalityWarning, load_modality
+    rng = np.random.default_rng(0)
+    table = np.c_[100000 + np.arange(300), rng.standard_normal(300),
+                  7 + 1e-9 * rng.standard_normal(300), rng.standard_normal(300)]
+    np.save(tmp_path / "m.npy", table)
+    with pytest.warns(ModalityWarning) as caught:
+        load_modality(tmp_path / "m.npy", [0, 1], [2, 3], name="clinic")
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2 and all(w.filename == __file__ for w in caught)
+    assert "column 0 counts up by 1" in messages[0]
+    assert "column 2 spreads" in messages[1] and "float64" in messages[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModalityWarning)
+        load_modality(tmp_path / "m.npy", [1], [3], name="clean")
