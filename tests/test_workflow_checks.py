@@ -58,6 +58,17 @@ def test_a_study_model_s_own_quantile_grid_bounds_the_level(config):
     checked(config)                          # the model in no run: no interval asked of it
 
 
+def test_a_calibrated_model_needs_the_taus_of_every_calibrated_level(config):
+    config["models"]["mist_qr"]["calibrate"] = ["val"]
+    config["models"]["mist_qr"]["settings"] = {"model": {"tau_min": 0.04, "tau_max": 0.96}}
+    config["interval_level"] = 0.9
+    message = refusal(config)
+    assert "calibrate: factors are fitted at levels up to 0.95" in message
+    assert "trained on tau in [0.04, 0.96]" in message
+    config["models"]["mist_qr"]["settings"]["model"].update(tau_min=0.02, tau_max=0.98)
+    checked(config)
+
+
 def test_a_level_without_conformal_factors_is_warned(config):
     assert checked(copy.deepcopy(config)) == []                  # 0.9 is calibrated
     config["interval_level"] = 0.85

@@ -575,7 +575,15 @@ def _check_model(config: Mapping[str, Any], name: str, entry: Mapping[str, Any],
     from .training import train_config
 
     cfg = train_config(entry, train=["-"], val=["-"], out=f"models/{name}", seed=config["seed"])
-    cfg.model_config()
+    grid = cfg.model_config()
+    if "calibrate" in entry and entry["variant"] == "mist_qr":
+        from mistmodel.calibration import LEVELS
+        top = max(LEVELS)
+        if grid.tau_min > (1 - top) / 2 + 1e-9 or grid.tau_max < (1 + top) / 2 - 1e-9:
+            raise ValueError(f"calibrate: factors are fitted at levels up to {top:g}, which "
+                             f"need tau = {(1 - top) / 2:g} and {(1 + top) / 2:g}, but this "
+                             f"MIST-QR is trained on tau in [{grid.tau_min:g}, "
+                             f"{grid.tau_max:g}]: widen settings.model's tau range")
     if "init" in entry:
         base = models[entry["init"]]
         mine = train_config(base, train=["-"], val=["-"], out="-", seed=0)
