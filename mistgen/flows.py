@@ -34,6 +34,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .errors import MistgenError
 
@@ -256,8 +257,11 @@ MIN_FIT_ROWS = 10
 
 
 def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None = None, *,
-             names: list[str] | None = None) -> ModalityFlow:
-    """Fit a flow to ``data`` (rows, dim) by maximum likelihood; deterministic given settings."""
+             names: list[str] | None = None, progress: bool = False,
+             desc: str = "flow") -> ModalityFlow:
+    """Fit a flow to ``data`` (rows, dim) by maximum likelihood; deterministic given settings.
+    ``progress``: a bar over the step budget, with the validation loss and how many
+    evaluations it has not improved (the fit stops early at ``patience``)."""
     settings = FlowSettings.from_mapping(settings)
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] < MIN_FIT_ROWS or data.shape[1] < 1:
@@ -292,7 +296,9 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
 
         best = (float("inf"), 0, copy.deepcopy(transform.state_dict()))
         stale, step, train_loss = 0, 0, float("nan")
+        bar = tqdm(total=settings.max_steps, desc=desc, unit="step", disable=not progress)
         for step in range(1, settings.max_steps + 1):
+            bar.update()
             transform.train()
             if batch < train.shape[0]:
                 idx = torch.from_numpy(rng.choice(train.shape[0], size=batch, replace=False))
@@ -319,8 +325,10 @@ def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None
                     best, stale = (val, step, copy.deepcopy(transform.state_dict())), 0
                 else:
                     stale += 1
-                    if stale >= settings.patience:
-                        break
+                bar.set_postfix(val_nll=f"{val:.3f}", stale=f"{stale}/{settings.patience}")
+                if stale >= settings.patience:
+                    break
+        bar.close()
     log_scale = float(np.log(std).sum())
     # no wall time here: the flows' bytes (and the warped stores that record their digest)
     # depend on the settings and the data alone
@@ -438,7 +446,7 @@ def load_flows(path: str | os.PathLike) -> ModalityFlows:
 
 
 def fit_modality(modality, settings: FlowSettings | Mapping[str, Any] | None = None,
-                 path: str | os.PathLike | None = None) -> ModalityFlows:
+                 path: str | os.PathLike | None = None, progress: bool = False) -> ModalityFlows:
     """Fit the X-side and Y-side flows of a :class:`mistgen.modality.Modality`.
 
     Settings are the defaults, updated by the modality's own ``flow`` entry, updated by
@@ -450,9 +458,10 @@ def fit_modality(modality, settings: FlowSettings | Mapping[str, Any] | None = N
     elif settings is not None:
         merged.update(settings)
     s = FlowSettings.from_mapping(merged)
-    fx = fit_flow(modality.x, s, names=list(modality.x_names))
+    fx = fit_flow(modality.x, s, names=list(modality.x_names), progress=progress,
+                  desc=f"{modality.name}: X flow")
     fy = fit_flow(modality.y, dataclasses.replace(s, seed=s.seed + 1),
-                  names=list(modality.y_names))
+                  names=list(modality.y_names), progress=progress, desc=f"{modality.name}: Y flow")
     flows = ModalityFlows(fx, fy, modality.describe())
     if path is not None:
         flows.save(path)
@@ -460,8 +469,10 @@ def fit_modality(modality, settings: FlowSettings | Mapping[str, Any] | None = N
 
 
 def fit_modality_from_config(name: str, entry: Mapping[str, Any], path: str | os.PathLike,
-                             base_dir: str | os.PathLike | None = None) -> ModalityFlows:
+                             base_dir: str | os.PathLike | None = None,
+                             progress: bool = True) -> ModalityFlows:
     """Read ``modalities.<name>`` of a config, fit its flows and save them to ``path``."""
     from .modality import modality_from_config
 
-    return fit_modality(modality_from_config(name, entry, base_dir), path=path)
+    return fit_modality(modality_from_config(name, entry, base_dir), path=path,
+                        progress=progress)

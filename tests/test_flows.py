@@ -188,3 +188,12 @@ def test_the_same_fit_gives_the_same_bytes_and_a_users_json_is_kept(modality, tm
     a.save(tmp_path / "a.pt")                         # its own sidecar: replaced
     with pytest.raises(FlowError, match="saved as a .pt file"):
         a.save(tmp_path / "c.json")
+
+
+def test_a_fit_shows_its_progress_when_asked(modality, capsys):
+    fit_modality(modality, {"max_steps": 40, "eval_every": 20}, progress=True)
+    err = capsys.readouterr().err
+    assert "breast_cancer: X flow" in err and "breast_cancer: Y flow" in err
+    assert "val_nll=" in err and "stale=" in err
+    fit_modality(modality, {"max_steps": 20, "eval_every": 20})
+    assert capsys.readouterr().err == ""
