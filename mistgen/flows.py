@@ -259,7 +259,9 @@ MIN_FIT_ROWS = 10
 def fit_flow(data: np.ndarray, settings: FlowSettings | Mapping[str, Any] | None = None, *,
              names: list[str] | None = None, progress: bool = False,
              desc: str = "flow") -> ModalityFlow:
-    """Fit a flow to ``data`` (rows, dim) by maximum likelihood; deterministic given settings.
+    """Fit a flow to ``data`` (rows, dim) by maximum likelihood; deterministic given settings
+    (and torch's default dtype, in which the initial weights are drawn; the fit runs in
+    float32 either way).
     ``progress``: a bar over the step budget, with the validation loss and how many
     evaluations it has not improved (the fit stops early at ``patience``)."""
     settings = FlowSettings.from_mapping(settings)
@@ -394,10 +396,8 @@ class ModalityFlows:
             return cls(ModalityFlow.from_payload(p["x"]), ModalityFlow.from_payload(p["y"]),
                        json.loads(p["modality"]))
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, FlowError):
-                raise
-            raise FlowError(f"{where} is not a complete flow file ({type(exc).__name__}: "
-                            f"{exc})") from exc
+            what = str(exc) if isinstance(exc, FlowError) else f"{type(exc).__name__}: {exc}"
+            raise FlowError(f"{where} is not a complete flow file ({what})") from exc
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the flows to ``path`` (``.pt``) and a ``.json`` sidecar, each atomically.

@@ -311,10 +311,14 @@ def _regenerate(s: Sample, flows: ModalityFlows, modality: str, priors, dtype: s
         if r.problem is None:
             return _record(fresh, r, modality, j, int(s.seed), None)
         first = first or r.problem
+    if first and "merge" in first:
+        advice = ("a column of the modality is finer than the store's dtype resolves: centre "
+                  "it, or warp into float64 stores (dtype='float64')")
+    else:
+        advice = "check the flows or raise tolerance / max_abs"
     raise WarpError(
         f"datapoint ({s.spec}, n={s.n}, seed {s.seed}) failed the warp checks and so did "
-        f"{kw['max_regenerations']} regenerations (first problem: {first}); check the flows "
-        "or raise tolerance / max_abs"
+        f"{kw['max_regenerations']} regenerations (first problem: {first}); {advice}"
     )
 
 

@@ -257,7 +257,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
     name = _estimator_name(estimator)
     xa, ya, za = check_xyz(x, y, z, int(getattr(estimator, "min_rows", 2)), who=name)
     perms = local_permutations(za, count, neighbours, seed)
-    _warn_lost_dependence(xa, za, perms[:LOST_DEPENDENCE_COPIES], neighbours)
+    _warn_lost_dependence(xa, ya, za, perms[:LOST_DEPENDENCE_COPIES], neighbours)
     batched = batch and callable(getattr(estimator, "estimate_conditional_batch", None))
     statistic = (float(np.ravel(estimator.estimate_conditional_batch([(xa, ya, za)]))[0])
                  if batched else float(estimator.estimate_conditional(xa, ya, za)))
@@ -292,11 +292,15 @@ def _linear_mi(x: np.ndarray, z: np.ndarray) -> float:
     return 0.5 * float(whole[1] - left[1])
 
 
-def _warn_lost_dependence(x: np.ndarray, z: np.ndarray, perms: list[np.ndarray],
-                          neighbours: int) -> None:
+def _warn_lost_dependence(x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                          perms: list[np.ndarray], neighbours: int) -> None:
     """Warn where the copies lose more than ``LOST_DEPENDENCE_WARN`` nats and
-    ``LOST_SHARE_WARN`` of X's linear dependence on Z (the level then runs above alpha)."""
-    if not perms or x.shape[0] <= x.shape[1] + z.shape[1] + 1:
+    ``LOST_SHARE_WARN`` of X's linear dependence on Z while Y depends on Z by more than
+    ``LOST_DEPENDENCE_WARN`` too: the level then runs above alpha (with Y independent of
+    Z it holds)."""
+    if not perms or x.shape[0] <= max(x.shape[1], y.shape[1]) + z.shape[1] + 1:
+        return
+    if not _linear_mi(y, z) > LOST_DEPENDENCE_WARN:
         return
     before = _linear_mi(x, z)
     after = float(np.mean([_linear_mi(x[p], z) for p in perms]))

@@ -75,10 +75,11 @@ EVAL_TAUS = tuple(np.round(np.linspace(0.05, 0.95, 19), 4))
 CHECKPOINT = "checkpoint.safetensors"
 TRAINING_STATE = "training_state.pt"
 STATE_FORMAT = "mist-training-state/1"
-# what a store was built from: its design and draws, its dtype and, for a warped store,
-# its warp (the flows' sha256 among it)
-STORE_RECIPE_KEYS = ("split", "seed", "count", "specs", "design", "priors", "shard_size",
-                     "dtype", "warp")
+# what a store's samples were drawn from ...
+DRAW_KEYS = ("split", "seed", "count", "specs", "design", "priors", "shard_size")
+# ... and what was done to them since: their dtype and, for a warped store, its warp (the
+# flows' sha256 among it)
+STORE_RECIPE_KEYS = (*DRAW_KEYS, "dtype", "warp")
 
 
 @dataclass
@@ -344,10 +345,12 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path,
     changed = sorted(k for k in set(saved) | set(now)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
     if saved_recipes is not None:
-        if saved_recipes.get("init_sha256") != recipes.get("init_sha256"):
+        # a state records what this version records; one saved before a record was kept
+        # is compared on what it has
+        if "init_sha256" in saved_recipes and \
+                saved_recipes["init_sha256"] != recipes.get("init_sha256"):
             changed.append("init checkpoint contents (rewritten since)")
-        if {k: saved_recipes.get(k) for k in ("train", "val")} != \
-                {k: recipes.get(k) for k in ("train", "val")}:
+        if any(not _same_stores(saved_recipes.get(k), recipes.get(k)) for k in ("train", "val")):
             changed.append("store contents (rebuilt since)")
     if changed:
         raise ValueError(f"{path} is a run with other {', '.join(changed)} than asked for; "
@@ -355,17 +358,25 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path,
                          "resume=False (--no-resume) to start afresh")
 
 
+def _same_stores(saved: list[dict] | None, now: list[dict] | None) -> bool:
+    """Whether the stores ``now`` match the ``saved`` recipes on every key those hold."""
+    if saved is None or now is None:
+        return saved is now
+    return len(saved) == len(now) and all(
+        all(n.get(k) == v for k, v in s.items()) for s, n in zip(saved, now))
+
+
 def _check_disjoint(train_ds, val_ds) -> None:
     """Refuse a validation store that is one of the training stores (by path, or built
     from the same recipe elsewhere): the best epoch would be picked on training data."""
-    def key(recipe):
-        return {k: v for k, v in recipe.items() if k != "path"}
+    def key(recipe):           # the draws alone: the same samples stored otherwise match
+        return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
 
     train = store_recipes(train_ds)
     paths = {Path(r["path"]).resolve() for r in train}
     for recipe in store_recipes(val_ds):
         same_path = Path(recipe["path"]).resolve() in paths
-        if same_path or (len(recipe) > 1 and any(key(recipe) == key(t) for t in train)):
+        if same_path or (key(recipe) and any(key(recipe) == key(t) for t in train)):
             raise ValueError(f"validation store {recipe['path']} is "
                              f"{'one of the training stores' if same_path else 'built from the same recipe as a training store'}: "
                              "validate on a split of its own")

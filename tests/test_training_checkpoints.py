@@ -299,6 +299,18 @@ def test_a_store_rebuilt_at_the_same_path_is_not_resumed_on(stores, tmp_path):
         train(config((train_copy, stores[1]), out, epochs=2))
 
 
+def test_a_state_saved_before_a_recipe_key_was_recorded_still_resumes(stores, tmp_path):
+    out = tmp_path / "run"
+    train(config(stores, out, epochs=2, epochs_per_call=1))
+    state = torch.load(out / TRAINING_STATE, weights_only=True)
+    del state["store_recipes"]["init_sha256"]
+    for recipe in state["store_recipes"]["train"] + state["store_recipes"]["val"]:
+        recipe.pop("dtype"), recipe.pop("warp", None)
+    torch.save(state, out / TRAINING_STATE)
+    train(config(stores, out, epochs=2))
+    assert read_training_state(out)["epoch"] == 1
+
+
 def test_a_rewritten_init_checkpoint_is_not_resumed_on(stores, tmp_path):
     from pathlib import Path
     first = train(config(stores, tmp_path / "s1", epochs=1, max_steps=1))
@@ -318,6 +330,13 @@ def test_the_validation_store_may_not_be_a_training_store(stores, tmp_path):
     with pytest.raises(ValueError, match="built from the same recipe as a training store"):
         train(dataclasses.replace(config(stores, tmp_path / "b", epochs=1),
                                   val=str(tmp_path / "copy.zarr")))
+    # the same draws stored in float64 are the same samples
+    same = mistgen.build_meta_dataset(tmp_path / "f64.zarr", specs=["normal-dense-base",
+                                      "student-sparse-asinh"], count=24, n_range=(10, 40),
+                                      dim_range=(1, 3), dim_y_range=(1, 2), seed=0,
+                                      shard_size=8, progress=False, workers=1, dtype="float64")
+    with pytest.raises(ValueError, match="built from the same recipe as a training store"):
+        train(dataclasses.replace(config(stores, tmp_path / "c", epochs=1), val=str(same.path)))
 
 
 @pytest.mark.parametrize("bad, message", [

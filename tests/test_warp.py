@@ -296,11 +296,16 @@ def _small_ksg(x, y, k=5):
     return float(digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1)))
 
 
+def base_modality(tmp_path):
+    """The modality ``quick_flows_and_base`` saved in ``tmp_path``."""
+    from mistgen.modality import load_modality
+    return load_modality(tmp_path / "m.npy", [0, 1], [2, 3], name="m")
+
+
 def quick_flows_and_base(tmp_path, table, count, n_range):
     """Flows briefly fitted to a 2 + 2 column ``table``, and a base store at its dims."""
-    from mistgen.modality import load_modality
     np.save(tmp_path / "m.npy", table)
-    modality = load_modality(tmp_path / "m.npy", [0, 1], [2, 3], name="m")
+    modality = base_modality(tmp_path)
     flows = tmp_path / "f.pt"
     fit_modality(modality, {"max_steps": 40, "eval_every": 20, "patience": 100}, path=flows)
     base = build_modality_base(tmp_path / "b.zarr", modality, ["normal-dense-base"], count,
@@ -338,3 +343,10 @@ def test_a_warp_whose_float32_values_merge_is_regenerated(tmp_path):
     assert warp_summary(warped)["regenerated_datapoints"] > 0
     for s in warped:
         assert s.n - np.unique(s.x[:, 0]).size <= 0.01 * s.n
+    # at larger n such a column merges in almost every draw: the warp says what to do
+    big = build_modality_base(tmp_path / "big.zarr", base_modality(tmp_path),
+                              ["normal-dense-base"], 2, n_range=(1500, 1500), seed=1,
+                              split="train", shard_size=2, workers=1, progress=False)
+    with pytest.raises(WarpError, match="centre it, or warp into float64 stores"):
+        warp_store(big, flows, path=tmp_path / "big_w.zarr", workers=1, progress=False,
+                   max_regenerations=3)

@@ -61,6 +61,7 @@ class LaplaceChannel(Family):
     default_prior = {"b": (0.1, 2.0)}
     param_bounds = {"b": (0.0, np.inf)}
     equal_dims = True
+    drawn_params = frozenset()     # draws add no parameter: explicit ones are checked
 
     def draw_params(self, rng, dim_x, dim_y, prior):
         low, high = prior["b"]
