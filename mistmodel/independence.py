@@ -54,7 +54,7 @@ BATCH_CELLS = 1 << 24
 #: alpha 0.05, n = 200, one X and one Y column, each 3 x (sum of Z / sqrt(dz)) + noise,
 #: 100 null samples: with 3 Z columns and 5 neighbours the copies lose 0.36 nats (32%)
 #: and the test rejects 17; with 2 neighbours, 0.13 nats (12%) and 9; with one Z column,
-#: 0.03 nats (3%) and 7; at 1/3 of that dependence, 0.07 nats (22%) and 3.
+#: 0.03 nats (3%) and 7; with X and Y independent of Z, 0.00 nats and 3.
 LOST_DEPENDENCE_WARN = 0.1
 LOST_SHARE_WARN = 0.2
 #: The copies the diagnostic looks at (the first ones: it is a mean).
