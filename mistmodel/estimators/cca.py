@@ -66,8 +66,10 @@ matrix of all three sides.
 
 Intervals use the percentile bootstrap re-centred on the estimate
 ("replacement-centred", see :mod:`.base`) for the unbiased form, and the
-bias-corrected one ("replacement-bc"), which also handles the bias left by
-shrinkage, for the shrunk and plug-in forms.
+bias-corrected one ("replacement-bc") for the shrunk and plug-in forms. The
+bootstrap does not see the bias that shrinkage itself adds (a resample's
+repeated rows change the shrinkage chosen), so the shrunk form's intervals can
+lie below the truth and below 0 (docs/estimators.md gives measured coverage).
 """
 
 from __future__ import annotations
