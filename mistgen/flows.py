@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import MistgenError
+from .files import atomic_output
 
 FLOWS_FORMAT = "mistgen-modality-flows/1"
 
@@ -414,9 +415,8 @@ class ModalityFlows:
         for target, blob in ((path, self.to_bytes()),
                              (path.with_suffix(".json"),
                               (json.dumps(self.describe(), indent=2) + "\n").encode())):
-            tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-            tmp.write_bytes(blob)
-            tmp.replace(target)
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(blob)
         return path
 
     def __repr__(self) -> str:

@@ -121,9 +121,9 @@ class TrainConfig:
         if self.train is None:
             raise ValueError("TrainConfig.train: give the training store path(s)")
         check_switches_and_seed(self, ("swap_xy", "resume", "progress"))
-        if self.init is not None and not isinstance(self.init, (str, os.PathLike)):
-            raise ValueError(f"init must be a checkpoint path or None; got {self.init!r}")
         if self.init is not None:
+            if not isinstance(self.init, (str, os.PathLike)):
+                raise ValueError(f"init must be a checkpoint path or None; got {self.init!r}")
             self.init = os.fspath(self.init)
         check_fields(self, positive_ints=("epochs", "max_steps", "threads", "batch_size",
                                           "max_cells", "buffer_shards", "taus_per_sample",
@@ -313,21 +313,17 @@ def read_training_state(out: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    from mistgen.files import atomic_output
+
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    from mistgen.files import atomic_output
+
+    with atomic_output(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # the settings a resumed run may change: where it stops this call and how it reports
@@ -366,15 +362,15 @@ def _same_stores(saved: list[dict] | None, now: list[dict] | None) -> bool:
         all(n.get(k) == v for k, v in s.items()) for s, n in zip(saved, now))
 
 
-def _check_disjoint(train_ds, val_ds) -> None:
+def _check_disjoint(train: list[dict], val: list[dict]) -> None:
     """Refuse a validation store that is one of the training stores (by path, or built
-    from the same recipe elsewhere): the best epoch would be picked on training data."""
+    from the same recipe elsewhere): the best epoch would be picked on training data.
+    ``train`` / ``val``: the stores' recipes (:func:`store_recipes`)."""
     def key(recipe):           # the draws alone: the same samples stored otherwise match
         return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
 
-    train = store_recipes(train_ds)
     paths = {Path(r["path"]).resolve() for r in train}
-    for recipe in store_recipes(val_ds):
+    for recipe in val:
         same_path = Path(recipe["path"]).resolve() in paths
         if same_path or (key(recipe) and any(key(recipe) == key(t) for t in train)):
             raise ValueError(f"validation store {recipe['path']} is "
@@ -526,12 +522,12 @@ def _train(cfg: TrainConfig) -> Path:
                           else ("cpu" if cfg.device == "auto" else cfg.device))
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
-    if val_ds is not None:
-        _check_disjoint(train_ds, val_ds)
     recipes = {"train": store_recipes(train_ds),
                "val": store_recipes(val_ds) if val_ds is not None else None,
                "init_sha256": None if cfg.init is None or not Path(cfg.init).is_file()
                else hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest()}
+    if val_ds is not None:
+        _check_disjoint(recipes["train"], recipes["val"])
     shapes = _shapes_of(train_ds)
     count = len(train_ds)
 
