@@ -68,6 +68,12 @@ class CeilingWarning(UserWarning):
     the MI may be far higher."""
 
 
+class ShrinkageBiasWarning(UserWarning):
+    """A bootstrap interval of CCA's shrunk form: it does not account for the bias the
+    shrinkage adds, and with strong dependence spread over many columns it can lie wholly
+    below the MI."""
+
+
 class PermutationLevelWarning(UserWarning):
     """A local permutation test's copies lose much of X's dependence on Z: their
     neighbourhoods in Z are wide, and the test rejects more often than its alpha."""

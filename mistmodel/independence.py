@@ -31,7 +31,7 @@ from __future__ import annotations
 import numbers
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -45,7 +45,8 @@ from .estimators.base import (TooFewRowsError, check_xy, check_xyz, constant_col
                               kept_columns, numbered_as_given, standardize_columns)
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
-           "local_permutations", "distance_correlation", "distance_correlation_test"]
+           "local_permutations", "distance_correlation", "distance_correlation_test",
+           "permutation_p_value", "adjusted_p_values"]
 
 #: Rows x columns of the permuted copies handed to one ``estimate_batch`` call.
 BATCH_CELLS = 1 << 24
@@ -84,34 +85,115 @@ def _check_seed(value: Any) -> int:
     return int(value)
 
 
-def _permutations(n: int, count: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.permutation(n) for _ in range(count)]
+class Permutations:
+    """``count`` uniformly random row permutations of ``n`` rows drawn from ``seed``, made
+    one at a time on every pass (the same ones each time), so that they are never all held
+    at once: 999 of 20,000 rows would take 160 MB."""
+
+    def __init__(self, n: int, count: int, seed: int) -> None:
+        self.n, self.count, self.seed = n, count, seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.count):
+            yield rng.permutation(self.n)
 
 
-# a permuted value this close to the statistic (relative, at least 1e-6 nats) is a tie: a
-# float32 network reads one sample a hair differently in batches of other sizes
-TIE_TOLERANCE = 1e-6
+def _permutations(n: int, count: int, seed: int) -> Permutations:
+    return Permutations(n, count, seed)
 
 
-def permutation_p_value(statistic: float, null: np.ndarray) -> float:
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+#: A permuted value this close to the statistic (relative, and at least this many nats)
+#: counts as a tie, for an estimator without a ``tie_tolerance`` of its own: float64
+#: estimators give a permuted copy equal to the sample the same value but for rounding.
+#: MIST, a float32 network that reads one sample a hair differently in batches of other
+#: sizes, sets 1e-6.
+TIE_TOLERANCE = 1e-12
+
+
+def tie_tolerance(estimator: Any) -> float:
+    """The estimator's ``tie_tolerance``, else :data:`TIE_TOLERANCE`."""
+    return float(getattr(estimator, "tie_tolerance", TIE_TOLERANCE))
+
+
+def permutation_p_value(statistic: float, null: np.ndarray,
+                        tolerance: float = TIE_TOLERANCE) -> float:
     """``(1 + #{null >= statistic}) / (1 + len(null))``, a permuted value within
-    :data:`TIE_TOLERANCE` of the statistic counting as a tie, and a non-finite one against
-    the statistic (both conservative); NaN for a NaN statistic."""
+    ``tolerance`` (relative, at least ``tolerance`` nats) of the statistic counting as a
+    tie, and a NaN one against the statistic (both conservative); NaN for a NaN
+    statistic."""
     if np.isnan(statistic):
         return float("nan")
     null = np.asarray(null, dtype=np.float64)
     if np.isfinite(statistic):
-        statistic = statistic - TIE_TOLERANCE * max(1.0, abs(statistic))
+        statistic = statistic - tolerance * max(1.0, abs(statistic))
     return (1 + int(np.count_nonzero(~(null < statistic)))) / (1 + null.size)
 
 
-def _result(statistic: float, null: np.ndarray, name: str) -> IndependenceTest:
+ADJUSTMENTS = ("holm", "bh")
+
+
+def adjusted_p_values(p_values: ArrayLike, method: str = "holm") -> np.ndarray:
+    """p-values adjusted for testing them all at once; NaN ones are left out and stay NaN.
+
+    ``"holm"``: Holm's step-down (1979), family-wise error: the chance that any
+    independent pair is declared dependent stays below alpha, whatever the dependence
+    between the tests. ``"bh"``: Benjamini & Hochberg (1995), false discovery rate: the
+    expected share of independent pairs among those declared dependent stays below alpha
+    (for tests that are independent or positively dependent).
+    """
+    if method not in ADJUSTMENTS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, ADJUSTMENTS))}; "
+                         f"got {method!r}")
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = ~np.isnan(p)
+    values = p[finite]
+    if values.size:
+        if method == "bh":
+            from scipy.stats import false_discovery_control
+            out[finite] = false_discovery_control(values, method="bh")
+        else:
+            order = np.argsort(values, kind="stable")
+            scaled = (values.size - np.arange(values.size)) * values[order]
+            adjusted = np.empty_like(values)
+            adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+            out[finite] = adjusted
+    return out
+
+
+def warn_nan_null(null: np.ndarray, who: str, what: str) -> None:
+    """Warn where some permuted copies gave NaN: they count against the statistic."""
+    nan = int(np.count_nonzero(np.isnan(null)))
+    if nan:
+        warn(f"{who}: {nan} of {null.size} permuted copies of {what} gave NaN; they count "
+             "as at least the statistic, so the p-value is conservative (larger than it "
+             "would be)", RuntimeWarning)
+
+
+def _result(statistic: float, null: np.ndarray, name: str,
+            tolerance: float = TIE_TOLERANCE) -> IndependenceTest:
     if np.isnan(statistic) or statistic == -np.inf:
         raise ValueError(f"{name} returned {statistic} as its statistic on the sample")
     null = np.asarray(null, dtype=np.float64)
+    warn_nan_null(null, name, "the sample")
     return IndependenceTest(statistic=float(statistic),
-                            p_value=permutation_p_value(statistic, null),
+                            p_value=permutation_p_value(statistic, null, tolerance),
                             n_permutations=int(null.size), estimator=name, null=null)
 
 
@@ -150,7 +232,7 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
             copies_of(name, "the sample"), same_discreteness(estimator, x=xa, y=ya):
         null = (_batched(estimator, xa, ya, perms) if batched
                 else np.array([estimator.estimate(xa, ya[p]) for p in perms]))
-    return _result(statistic, null, name)
+    return _result(statistic, null, name, tie_tolerance(estimator))
 
 
 @contextmanager
@@ -174,12 +256,13 @@ def same_discreteness(estimator: Any, **sides: np.ndarray) -> Any:
     return hold(**sides) if callable(hold) else nullcontext()
 
 
-def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: list[np.ndarray]) -> np.ndarray:
+def _batched(estimator: Any, x: np.ndarray, y: np.ndarray, perms: Iterable[np.ndarray]
+             ) -> np.ndarray:
     """One estimate per permutation of ``y``, in chunks of about BATCH_CELLS cells."""
     per_chunk = max(1, BATCH_CELLS // (x.shape[0] * (x.shape[1] + y.shape[1])))
     values = []
-    for start in range(0, len(perms), per_chunk):
-        pairs = [(x, y[p]) for p in perms[start:start + per_chunk]]
+    for chunk in _chunks(perms, per_chunk):
+        pairs = [(x, y[p]) for p in chunk]
         values.append(np.asarray(estimator.estimate_batch(pairs), dtype=np.float64).ravel())
     return np.concatenate(values)
 
@@ -278,7 +361,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
                 for i in range(0, len(perms), per_chunk)])
         else:
             null = np.array([estimator.estimate_conditional(xa[p], ya, za) for p in perms])
-    return _result(statistic, null, name)
+    return _result(statistic, null, name, tie_tolerance(estimator))
 
 
 def _linear_mi(x: np.ndarray, z: np.ndarray) -> float:

@@ -218,6 +218,10 @@ class MIST(Estimator):
     """
 
     bootstrap = "subsample"
+    #: A permutation test's copy within this (relative, at least this many nats) of the
+    #: statistic ties with it: the float32 network reads one sample up to ~1.5e-7 nats
+    #: differently in batches of other sizes.
+    tie_tolerance = 1e-6
     continuous_only = True        # trained on continuous data: class labels are out of reach
     # what a TiedDataWarning advises, after naming the column
     tie_advice = ("MIST was trained on continuous data and is biased on discrete or heavily "

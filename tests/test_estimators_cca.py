@@ -181,3 +181,27 @@ def test_a_singular_bootstrap_replicate_is_left_out_with_a_warning() -> None:
         assert lo <= hi
         found = found or any("left out" in str(w.message) for w in caught)
     assert found
+
+
+def test_a_shrunk_form_interval_warns_that_it_can_miss_the_mi() -> None:
+    # 8 pairs at correlation 0.5 (MI 1.15 nats) from 24 rows: the shrunk form reads far
+    # low, and its bootstrap interval lies wholly below the MI; the unbiased form's covers it
+    from mistmodel.caller_warnings import ShrinkageBiasWarning
+
+    d, n = 8, 24
+    truth = -0.5 * d * math.log(1 - 0.25)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, d))
+    y = 0.5 * x + math.sqrt(0.75) * rng.standard_normal((n, d))
+    with pytest.warns(ShrinkageBiasWarning, match="shrunk form"):
+        lo, hi = CCA().interval(x, y, n_boot=50)
+    assert hi < truth
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShrinkageBiasWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)   # replicates with too few rows
+        lo, hi = CCA(shrinkage="unbiased").interval(x, y, n_boot=50)
+        assert lo <= truth <= hi
+        CCA(shrinkage=0.0).bootstrap_distribution(x[:, :4], y[:, :4], n_boot=20)   # plug-in
+        CCA().interval(x[:, :2], y[:, :2], n_boot=20)                # n >= 2 (dx + dy)
+    with pytest.warns(ShrinkageBiasWarning):
+        CCA(shrinkage=0.1).bootstrap_distribution(x, y, n_boot=20)

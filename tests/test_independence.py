@@ -5,10 +5,13 @@ from scipy import stats
 
 from mistmodel.estimators import CCA, KSG
 from mistmodel.independence import (
+    TIE_TOLERANCE,
+    _permutations,
     conditional_independence_test,
     distance_correlation,
     distance_correlation_test,
     independence_test,
+    tie_tolerance,
 )
 
 
@@ -74,6 +77,55 @@ def test_p_value_counts_ties_against_the_statistic():
     rng = np.random.default_rng(0)
     result = independence_test(Constant(), rng.random((20, 1)), rng.random((20, 1)), 9)
     assert result.p_value == 1.0 and result.statistic == 0.25
+
+
+def test_the_tie_tolerance_is_the_estimators_own():
+    # A float64 statistic whose null spreads over 1e-6 nats (CCA at n = 200,000): copies
+    # 5e-7 below it are below it. MIST's float32 network sets 1e-6, and they tie.
+    class Close:
+        name = "close"
+
+        def __init__(self):
+            self.calls = 0
+
+        def estimate(self, x, y):
+            self.calls += 1
+            return 2e-6 if self.calls == 1 else 1.5e-6
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 1)), rng.random((20, 1))
+    assert independence_test(Close(), x, y, 9).p_value == pytest.approx(0.1)
+    loose = Close()
+    loose.tie_tolerance = 1e-6
+    assert independence_test(loose, x, y, 9).p_value == 1.0
+    from mistmodel import MIST
+    assert tie_tolerance(MIST) == 1e-6 and tie_tolerance(CCA()) == TIE_TOLERANCE == 1e-12
+
+
+def test_nan_copies_count_against_the_statistic_with_a_warning():
+    class NanCopies:
+        name = "nan-copies"
+
+        def __init__(self):
+            self.calls = 0
+
+        def estimate(self, x, y):
+            self.calls += 1
+            return 1.0 if self.calls == 1 else (float("nan") if self.calls % 2 else 0.0)
+
+    rng = np.random.default_rng(0)
+    with pytest.warns(RuntimeWarning, match="4 of 9 permuted copies of the sample gave NaN"):
+        res = independence_test(NanCopies(), rng.random((20, 1)), rng.random((20, 1)), 9)
+    assert res.p_value == pytest.approx(5 / 10)
+
+
+def test_permutations_are_made_one_at_a_time_and_the_same_on_every_pass():
+    perms = _permutations(50, 7, seed=3)
+    first, second = list(perms), list(perms)
+    assert len(perms) == 7 and len(first) == 7
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    rng = np.random.default_rng(3)
+    assert all(np.array_equal(a, rng.permutation(50)) for a in first)
 
 
 def test_batched_path_matches_the_plain_one_and_is_used():

@@ -10,7 +10,7 @@ import xarray as xr
 
 from mistmodel.caller_warnings import TiedDataWarning
 from mistmodel.estimators import CCA, KSG
-from mistmodel.independence import independence_test
+from mistmodel.independence import adjusted_p_values, independence_test
 from mistmodel.matrix import mi_matrix, plot_mi_matrix
 
 matplotlib.use("Agg")
@@ -107,8 +107,10 @@ def test_batched_and_looped_estimators_agree(frame):
 
 
 def test_p_values_are_those_of_the_independence_test(frame):
-    res = mi_matrix(frame, estimator=KSG(), permutations=19, seed=3)
-    assert isinstance(res, xr.Dataset) and set(res.data_vars) == {"mi", "p_value"}
+    with pytest.warns(UserWarning, match="no p_value_adjusted can come below 0.05"):
+        res = mi_matrix(frame, estimator=KSG(), permutations=19, seed=3)
+    assert isinstance(res, xr.Dataset)
+    assert set(res.data_vars) == {"mi", "p_value", "p_value_adjusted"}
     x, c = frame[["a"]].to_numpy(), frame[["c"]].to_numpy()
     test = independence_test(KSG(), x, c, n_permutations=19, seed=3)
     assert float(res.p_value.sel(variable_1="a", variable_2="c")) == pytest.approx(test.p_value)
@@ -284,3 +286,53 @@ def test_heatmap_shows_an_infinite_estimate(frame):
     assert texts[(0, 2)] == texts[(2, 0)] == "inf" and len(texts) == 6
     drawn = ax.images[0].get_array()
     assert drawn[0, 2] == np.nanmax(np.where(np.isinf(mi.values), np.nan, mi.values))
+
+
+def test_adjusted_p_values_hold_over_all_pairs():
+    # 10 independent columns and one pair that depends: 45 pairs, Holm over the 45 and
+    # BH too; the dependent pair stays below 0.05 once adjusted, the others do not
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((200, 10))
+    table[:, 1] = table[:, 0] + 0.5 * rng.standard_normal(200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # 999 >= 45 / 0.05: Holm can reach 0.05
+        holm = mi_matrix(table, estimator=CCA(), permutations=999, seed=1)
+    bh = mi_matrix(table, estimator=CCA(), permutations=999, seed=1, adjust="bh")
+    iu = np.triu_indices(10, 1)
+    raw = holm.p_value.values[iu]
+    assert holm.p_value_adjusted.attrs["adjustment"] == "holm"
+    np.testing.assert_allclose(holm.p_value_adjusted.values[iu],
+                               adjusted_p_values(raw, "holm"))
+    np.testing.assert_allclose(bh.p_value_adjusted.values[iu], adjusted_p_values(raw, "bh"))
+    for res in (holm, bh):
+        adjusted = res.p_value_adjusted.values
+        np.testing.assert_array_equal(adjusted, adjusted.T)
+        assert np.all(np.isnan(np.diag(adjusted)))
+        assert np.all(adjusted[iu] >= raw)
+        assert adjusted[0, 1] <= 0.05
+        assert np.sum(adjusted[iu] <= 0.05) == 1
+    with pytest.raises(ValueError, match="adjust must be one of"):
+        mi_matrix(table, estimator=CCA(), permutations=9, adjust="bonferroni")
+
+
+def test_holm_and_bh_match_their_definitions():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    np.testing.assert_allclose(adjusted_p_values(p, "holm"), [0.03, 0.06, 0.06, 0.02, np.nan])
+    np.testing.assert_allclose(adjusted_p_values(p, "bh"), [0.02, 0.04, 0.04, 0.02, np.nan])
+    np.testing.assert_allclose(adjusted_p_values([0.5, 0.9], "holm"), [1.0, 1.0])
+
+
+def test_a_nan_permuted_copy_is_counted_against_the_statistic_with_a_warning():
+    class NanOnCopies:
+        name = "nan-on-copies"
+
+        def estimate(self, x, y):
+            return 1.0 if np.array_equal(y, self.y) else float("nan")
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((50, 2))
+    est = NanOnCopies()
+    est.y = table[:, 1:]
+    with pytest.warns(RuntimeWarning, match="9 of 9 permuted copies of the pairs gave NaN"):
+        res = mi_matrix(table, estimator=est, permutations=9, adjust="bh")
+    assert float(res.p_value[0, 1]) == 1.0
