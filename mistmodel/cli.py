@@ -65,6 +65,7 @@ import os
 import re
 import secrets
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -167,13 +168,16 @@ def _refuse_conditional_checkpoint(mist, checkpoint: str | None) -> None:
                          "it estimates I(X;Y|Z); pass --z, or give an I(X;Y) checkpoint")
 
 
-def _plain_estimator(name: str, checkpoint: str | None = None, discrete: str = "categories"):
+def _plain_estimator(name: str, checkpoint: str | None = None, discrete: str = "categories",
+                     cross_check: bool = True):
     """KSG (``discrete``: a key of :data:`KSG_DISCRETE`; by default ``discrete="auto"``, the
     mixed-KSG estimator on columns with few distinct values) or CCA; for ``mist``, the
-    conditional network (``checkpoint``, or the shipped ``mist_cmi``)."""
+    conditional network (``checkpoint``, or the shipped ``mist_cmi``), with its cross-check
+    against KSG unless ``cross_check`` is False."""
     if name == "mist":
         from .mist import MIST
-        cmi = MIST.load(checkpoint) if checkpoint else MIST.load(variant="mist_cmi")
+        cmi = (MIST.load(checkpoint, cross_check=cross_check) if checkpoint
+               else MIST.load(variant="mist_cmi", cross_check=cross_check))
         if not cmi.is_conditional:
             raise InputError(f"--checkpoint {checkpoint} is not a conditional (mist_cmi) "
                              "checkpoint, so it cannot estimate I(X;Y|Z)")
@@ -249,7 +253,8 @@ def _estimate_plain(args, table, xc, yc, zc, x, y, z) -> int:
     network); no interval."""
     sides = [("x", xc, x), ("y", yc, y)] + ([("z", zc, z)] if zc is not None else [])
     dropped = {side: [table.key(cols[i]) for i in constant_columns(a)] for side, cols, a in sides}
-    estimator = _plain_estimator(args.estimator, args.checkpoint, args.discrete)
+    estimator = _plain_estimator(args.estimator, args.checkpoint, args.discrete,
+                                 cross_check=not args.no_cross_check)
     if zc is not None and not getattr(estimator, "estimates_conditional", False):
         raise InputError(f"{estimator.name} in this installation has no conditional "
                          "estimator (estimate_conditional); I(X;Y|Z) is not available")
@@ -283,16 +288,61 @@ def _errors_by_name(table, sides) -> Iterator[None]:
     """An estimator's error about "x column j" (its j-th column of a side) as an
     :class:`InputError` naming the table's column (by header name where there is one)."""
     columns = {side: cols for side, cols, _ in sides}
-
-    def named(match: re.Match) -> str:
-        side, j = match.group(1), int(match.group(2))
-        cols = columns.get(side, [])
-        return (f"{table.label(cols[j])} (--{side})" if j < len(cols) else match.group(0))
-
     try:
         yield
     except ValueError as exc:
-        raise InputError(re.sub(r"\b([xyz]) column (\d+)\b", named, str(exc))) from None
+        flags = {side: f" (--{side})" for side in columns}
+        raise InputError(_renamed(str(exc), table, columns, flags)) from None
+
+
+SIDE_COLUMN = re.compile(r"\b([xyz]) column (\d+)\b")
+
+
+def _renamed(text: str, table, columns: dict[str, list[int]],
+             flags: dict[str, str] | None = None) -> str:
+    """``text`` with each "x column j" (column j of the estimator's side x) named as the
+    table's column ``columns[side][j]``, followed by ``flags[side]`` where given."""
+    def named(match: re.Match) -> str:
+        side, j = match.group(1), int(match.group(2))
+        cols = columns.get(side, [])
+        return (f"{table.label(cols[j])}{(flags or {}).get(side, '')}" if j < len(cols)
+                else match.group(0))
+
+    return SIDE_COLUMN.sub(named, text)
+
+
+def _matrix_error(exc: ValueError, estimator, table, cols: list[int], values: np.ndarray
+                  ) -> InputError:
+    """An estimator's error about one pair of the matrix ("y column 0 ..."), naming the
+    file's columns of the pair it comes from (found by estimating the pairs again, in
+    :func:`~mistmodel.matrix.mi_matrix`'s order, until one fails with it)."""
+    text = str(exc)
+    if not SIDE_COLUMN.search(text):
+        return InputError(text)
+    pair = _failing_pair(estimator, values, table.keys(cols), text)
+    if pair is None:
+        return InputError(f"{text} (in one of the pairs of --columns)")
+    i, j = pair
+    named = _renamed(text, table, {"x": [cols[i]], "y": [cols[j]]})
+    return InputError(f"the pair {table.key(cols[i])!r}, {table.key(cols[j])!r}: {named}")
+
+
+def _failing_pair(estimator, values: np.ndarray, labels: list[str], text: str
+                  ) -> tuple[int, int] | None:
+    """The first pair ``(i, j)`` of columns, each in the order of its labels as
+    :func:`~mistmodel.matrix.mi_matrix` takes it, whose estimate raises ``text``."""
+    k = len(labels)
+    pairs = [(i, j) if labels[i] <= labels[j] else (j, i)
+             for i in range(k) for j in range(i + 1, k)]
+    for i, j in pairs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                estimator.estimate(values[:, [i]], values[:, [j]])
+        except ValueError as again:
+            if str(again) == text:
+                return i, j
+    return None
 
 
 def _named_columns(table, sides) -> list[tuple[str, np.ndarray]]:
@@ -367,11 +417,15 @@ def _test(args: argparse.Namespace) -> int:
                              + ("it carries no information, so there is nothing to test"
                                 if side != "Z" else "then X and Y given Z is X and Y; "
                                 "leave out --z"))
+    named_sides = [(side.lower(), cols, data[side]) for side, _, cols in sides]
+    dropped = {side: [table.key(cols[i]) for i in constant_columns(a)]
+               for side, cols, a in named_sides}
     from .independence import conditional_independence_test, independence_test
     estimator = (_pair_estimator(args) if zc is None
-                 else _plain_estimator(args.estimator, args.checkpoint, args.discrete))
-    named = _named_columns(table, [(side, cols, data[side]) for side, _, cols in sides])
-    with ties_by_name(estimator, named):
+                 else _plain_estimator(args.estimator, args.checkpoint, args.discrete,
+                                       cross_check=not args.no_cross_check))
+    with ties_by_name(estimator, _named_columns(table, named_sides)), \
+            _errors_by_name(table, named_sides):
         if zc is None:
             test = independence_test(estimator, data["X"], data["Y"], args.permutations,
                                      seed=args.seed)
@@ -389,7 +443,7 @@ def _test(args: argparse.Namespace) -> int:
         "estimator": test.estimator, "x_columns": [table.key(c) for c in xc],
         "y_columns": [table.key(c) for c in yc], "statistic": test.statistic,
         "units": "nats", "p_value": test.p_value, "n_permutations": test.n_permutations,
-        "seed": args.seed, "notes": [note]}
+        "seed": args.seed, "dropped_constant_columns": dropped, "notes": [note]}
     if zc is not None:
         result["z_columns"] = [table.key(c) for c in zc]
     _note_discrete(args, table, [(side, cols, data[side]) for side, _, cols in sides], result)
@@ -401,6 +455,7 @@ def _test(args: argparse.Namespace) -> int:
     print(f"X independent of Y{given}: p = {test.p_value:.4g}   ({test.n_permutations} "
           f"permutations; statistic {what} = {test.statistic:.4f} nats, {test.estimator}; "
           f"n = {result['n']})")
+    _print_dropped(dropped)
     for line in result["notes"]:
         print(f"note: {line}")
     return 0
@@ -432,8 +487,11 @@ def _matrix(args: argparse.Namespace) -> int:
     from .matrix import mi_matrix
     estimator = _pair_estimator(args)
     frame = pd.DataFrame(values, columns=table.keys(cols))
-    result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
-                       seed=args.seed)
+    try:
+        result = mi_matrix(frame, estimator=estimator, permutations=args.permutations,
+                           seed=args.seed)
+    except ValueError as exc:
+        raise _matrix_error(exc, estimator, table, cols, values) from None
     result.attrs["source_file"] = str(args.file)
     discrete = _discrete_columns(args, table, [("columns", cols, values)])
     if args.estimator == "ksg":
@@ -537,13 +595,17 @@ def _print(result: dict[str, Any], dim_x: int, dim_y: int, as_json: bool) -> Non
               f"{result['upper']:.4f}] nats (MIST-QR)")
         if result["interval_method"]:
             print(f"interval method: {result['interval_method']}")
-    for side in result["dropped_constant_columns"]:
-        if result["dropped_constant_columns"][side]:
-            names = ", ".join(map(repr, result["dropped_constant_columns"][side]))
-            print(f"constant {side.upper()} columns left out (they carry no information): "
-                  f"{names}")
+    _print_dropped(result["dropped_constant_columns"])
     for note in result["notes"]:
         print(f"note: {note}")
+
+
+def _print_dropped(dropped: dict[str, list[str]]) -> None:
+    """The constant columns left out, by side."""
+    for side, names in dropped.items():
+        if names:
+            print(f"constant {side.upper()} columns left out (they carry no information): "
+                  f"{', '.join(map(repr, names))}")
 
 
 class _Once(argparse.Action):

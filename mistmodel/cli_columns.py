@@ -9,26 +9,32 @@ A csv file's first row is its header when ``header`` says so; left to this modul
 every token is a number.  Two kinds of first row could be either, and are refused with a
 message asking for ``--header`` or ``--no-header``: whole numbers only above rows holding
 decimals, and text only above columns that hold text below it (numbers elsewhere).  A first row reading ``0, 1, ..., k-1`` (or ``1, ..., k``) above whole
-numbers is read as data with a warning.
+numbers is read as data with a warning.  Lines of white space are skipped, as pandas
+skips them; a first line of empty fields only (``,``) is refused.
 """
 from __future__ import annotations
 
 import csv
+import math
+import numbers
 import re
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .caller_warnings import warn
-from .estimators.base import check_exact_float64
+from .estimators.base import check_exact_float64, refuse_durations
 
 __all__ = ["InputError", "HeaderWarning", "Table", "existing_file", "new_file", "open_table",
            "select", "select_conditioning", "select_columns"]
 
 SUFFIXES = {".npy": "npy", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+NPY_MAGIC = b"\x93NUMPY"     # how every .npy file starts
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a .npz archive is a zip file
 PEEK_ROWS = 200          # rows below the first one read to decide whether it is a header
 _INTEGER = re.compile(r"[+-]?\d+")
 # cells that mark a missing value (pandas' defaults, and common stand-ins)
@@ -109,19 +115,38 @@ class Table:
         return self._frame.iloc[:, cols]
 
     def _numeric_columns(self, frame, cols: list[int], flag: str) -> np.ndarray:
+        columns = [self._numeric_column(frame.iloc[:, pos], col, flag)
+                   for pos, col in enumerate(cols)]
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+    def _numeric_column(self, series, col: int, flag: str) -> np.ndarray:
+        """One column as float64: numbers as pandas holds them, checked by
+        :meth:`_check_exact`, else the cells one by one (:meth:`_exact_floats`)."""
         import pandas as pd
-        for pos, col in enumerate(cols):
-            series = frame.iloc[:, pos]
-            if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-                continue
-            words = series.notna() & pd.to_numeric(series, errors="coerce").isna()
-            row = int(np.argmax(words.to_numpy())) if words.any() else 0
-            raise InputError(f"{flag}: non-numeric {self.label(col)} in {self.path} "
-                             f"(first non-number {series.iloc[row]!r} at data row {row}, "
-                             "counting from 0)")
-        for pos, col in enumerate(cols):
-            self._check_exact(frame.iloc[:, pos].to_numpy().reshape(-1, 1), [col], flag)
-        return frame.to_numpy(dtype=np.float64)
+        try:
+            refuse_durations(series.dtype, f"{flag}: {self.label(col)} in {self.path}")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            self._check_exact(series.to_numpy().reshape(-1, 1), [col], flag)
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return self._exact_floats(series, col, flag)
+
+    def _exact_floats(self, series, col: int, flag: str) -> np.ndarray:
+        """A column pandas could not hold as numbers (integers beyond int64/uint64, decimals,
+        mixed types) as float64, refusing a cell that is no number, a value beyond float64's
+        range, and distinct values that float64 would merge."""
+        what = f"{flag}: {self.label(col)} in {self.path}"
+        values = [_exact_number(v) for v in series.tolist()]
+        for row, value in enumerate(values):
+            if value is _NOT_A_NUMBER:
+                raise InputError(f"{flag}: non-numeric {self.label(col)} in {self.path} "
+                                 f"(first non-number {series.iloc[row]!r} at data row {row}, "
+                                 "counting from 0)")
+        out = np.array([math.nan if v is None else float(v) for v in values])
+        _refuse_overflow(values, out, what)
+        _refuse_merged(values, out, what)
+        return out
 
     def _check_exact(self, data: np.ndarray, cols: list[int], flag: str) -> None:
         """:func:`check_exact_float64` as an :class:`InputError` naming the column."""
@@ -129,6 +154,70 @@ class Table:
             check_exact_float64(data, lambda j: f"{flag}: {self.label(cols[j])} in {self.path}")
         except ValueError as exc:
             raise InputError(str(exc)) from None
+
+
+_NOT_A_NUMBER = object()
+
+
+def _exact_number(value) -> Decimal | None | object:
+    """A cell of a column pandas holds as objects, as an exact :class:`~decimal.Decimal`;
+    None for a missing cell, :data:`_NOT_A_NUMBER` for anything that is no real number."""
+    if isinstance(value, str):
+        text = value.strip()
+        if "_" in text:                   # Decimal reads "1_000"; pandas does not
+            return _NOT_A_NUMBER
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            return _NOT_A_NUMBER
+    elif isinstance(value, (numbers.Integral, np.bool_)):
+        value = Decimal(int(value))
+    elif isinstance(value, numbers.Real) and not isinstance(value, Decimal):
+        value = Decimal(float(value))
+    elif value is None or not isinstance(value, Decimal):
+        return None if _missing(value) else _NOT_A_NUMBER
+    return None if value.is_nan() else value
+
+
+def _missing(value) -> bool:
+    import pandas as pd
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _refuse_overflow(values: list, floats: np.ndarray, what: str) -> None:
+    """Refuse a finite value that float64 cannot hold (it would become inf)."""
+    for row, (value, x) in enumerate(zip(values, floats)):
+        if value is not None and value.is_finite() and not math.isfinite(x):
+            raise InputError(f"{what} holds {_shortened(str(value))} at data row {row} "
+                             "(counting from 0), beyond float64's range (magnitudes up to "
+                             "about 1.8e308)")
+
+
+def _shortened(text: str, width: int = 30) -> str:
+    return text if len(text) <= width else f"{text[:width - 6]}... ({len(text)} characters)"
+
+
+def _refuse_merged(values: list, floats: np.ndarray, what: str) -> None:
+    """Refuse a column whose distinct values float64 merges, as
+    :func:`~mistmodel.estimators.base.check_exact_float64` refuses integers beyond 2**53."""
+    exact = [v for v in values if v is not None and v.is_finite()]
+    before = len(set(exact))
+    after = np.unique(floats[np.isfinite(floats)]).size
+    if after == before:
+        return
+    merged = f"converting it merges {before - after} of its {before} distinct values"
+    if all(v == v.to_integral_value() for v in exact):
+        raise InputError(
+            f"{what} holds integers beyond 2**53 (from {int(min(exact))} to "
+            f"{int(max(exact))}), which float64 cannot tell apart: {merged}. Subtract an "
+            "offset (such as its minimum) first, or pass it as float if its precision is not "
+            "needed.")
+    raise InputError(f"{what} holds numbers with more significant digits than float64 keeps "
+                     f"(about 16), which it cannot tell apart: {merged}. Subtract an offset "
+                     "(such as its minimum) or round the column first.")
 
 
 def _check_finite(data: np.ndarray, labels: list[str], flag: str, has_header: bool) -> None:
@@ -200,6 +289,7 @@ def open_table(path: str | Path, header: bool | None = None) -> Table:
 
 
 def _open_npy(path: Path) -> Table:
+    _refuse_other_formats(path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
@@ -208,12 +298,35 @@ def _open_npy(path: Path) -> Table:
                              "objects (dtype object), which are not loaded (unpickling can run "
                              "code); save a numeric array") from None
         raise InputError(f"could not read {path} as a .npy array: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"could not read {path} as a .npy array: numpy read it as a "
+                         f"{type(arr).__name__}")
     if arr.ndim == 1:
         raise InputError(f"{path} holds a 1-D array of shape {arr.shape}; "
                          "MIST needs a 2-D array (rows = observations, columns = variables)")
     if arr.ndim != 2:
         raise InputError(f"{path} holds an array of shape {arr.shape}; expected 2-D")
+    try:
+        refuse_durations(arr.dtype, str(path))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return Table(path, "npy", arr.shape[1], None, _array=arr)
+
+
+def _refuse_other_formats(path: Path) -> None:
+    """Refuse a file named ``*.npy`` that does not start as the .npy format does."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise InputError(f"could not read {path}: {exc}") from None
+    if start == NPY_MAGIC:
+        return
+    if start.startswith(ZIP_MAGIC):
+        raise InputError(f"{path} is a .npz archive (a zip file of arrays), not a .npy file: "
+                         "save the one array to use with np.save")
+    raise InputError(f"{path} is not a .npy file: it does not start with the .npy format's "
+                     "magic bytes (\\x93NUMPY)")
 
 
 def _open_parquet(path: Path) -> Table:
@@ -232,6 +345,10 @@ def _open_csv(path: Path, header: bool | None) -> Table:
     if not rows:
         raise InputError(f"{path} is empty")
     first, body = rows[0], rows[1:]
+    if not any(token.strip() for token in first):
+        raise InputError(f"{path}: its first line (line {lines[0]}) holds only empty fields "
+                         f"({','.join(first)!r}): remove it (a header row names the columns, "
+                         "a data row holds values)")
     if len(first) == 1 and any(sep in first[0] for sep in (";", "\t")):
         raise InputError(f"{path} reads as a single column; mist reads comma-separated "
                          "files only (its first line holds ';' or a tab)")
@@ -249,15 +366,17 @@ def _open_csv(path: Path, header: bool | None) -> Table:
 
 def _first_rows(path: Path, limit: int | None = PEEK_ROWS
                 ) -> tuple[list[int], list[list[str]]]:
-    """The first non-blank rows of a csv file (``limit`` + 1 of them; None: all), as
-    strings, and their line numbers."""
+    """The first rows of a csv file (``limit`` + 1 of them; None: all), as strings, and
+    their line numbers.  Like pandas, this skips only lines of white space: a line of
+    empty fields such as ``,`` is a row."""
     lines: list[int] = []
     rows: list[list[str]] = []
+    last: list[str] = [""]
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, skipinitialspace=True)
+            reader = csv.reader(_remembered(f, last), skipinitialspace=True)
             for row in reader:
-                if row and any(token.strip() for token in row):
+                if last[0].strip():
                     lines.append(reader.line_num)
                     rows.append(row)
                     if limit is not None and len(rows) > limit:
@@ -265,6 +384,13 @@ def _first_rows(path: Path, limit: int | None = PEEK_ROWS
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
         raise InputError(f"could not read {path} as csv: {exc}") from None
     return lines, rows
+
+
+def _remembered(lines, last: list[str]):
+    """``lines``, each kept in ``last[0]`` as it is read (the line that ended a row)."""
+    for line in lines:
+        last[0] = line
+        yield line
 
 
 def _check_row_lengths(path: Path, fields: int) -> None:

@@ -315,7 +315,8 @@ def test_matrix_never_overwrites_without_force(tmp_path, capsys, chain_csv):
     code, _, err = run(capsys, [*argv, "--force"])
     assert code == 0, err
     res = xr.load_dataset(out)
-    assert set(res.data_vars) == {"mi", "p_value"} and res.attrs["permutations"] == 4
+    assert set(res.data_vars) == {"mi", "p_value", "p_value_adjusted"}
+    assert res.attrs["permutations"] == 4
     assert res["mi"].sel(variable_1="a", variable_2="b") > res["mi"].sel(variable_1="a",
                                                                           variable_2="c")
 
@@ -699,3 +700,108 @@ def test_advice_beyond_the_trained_dims_is_given_as_flags(tmp_path, capsys):
     code, _, err = run(capsys, ["estimate", str(path), "--x", "0:40", "--y", "40:80"])
     assert code == 2 and "or use --estimator cca or ksg" in err, err
     assert "load MIST with out_of_range" not in err
+
+
+def write_lines(path, header, rows):
+    path.write_text(header + "".join(f"{a:.3f},{b:.3f}\n" for a, b in rows))
+    return path
+
+
+def test_a_first_line_of_empty_fields_is_refused_and_blank_lines_skipped(tmp_path, capsys):
+    rows = np.random.default_rng(0).random((60, 2))
+    for header in (",\n2001,2002\n", ",\na,b\n", " , \n"):
+        for flag in ([], ["--header"], ["--no-header"]):
+            path = write_lines(tmp_path / "lead.csv", header, rows)
+            code, _, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
+                                        "--estimator", "ksg", *flag])
+            assert code == 2 and "its first line (line 1) holds only empty fields" in err, err
+    path = write_lines(tmp_path / "blank.csv", "  \n\na,b\n", rows)
+    res = run_json(capsys, "estimate", path, "--x", "a", "--y", "b", "--estimator", "ksg")
+    assert res["n"] == 60 and res["x_columns"] == ["a"]
+
+
+def test_no_cross_check_reaches_the_conditional_network(capsys, chain_csv, cit_csv,
+                                                          monkeypatch):
+    import mistmodel.mist as mist_module
+    loaded = []
+    real = mist_module.MIST.load.__func__
+    monkeypatch.setattr(mist_module.MIST, "load", classmethod(
+        lambda cls, *a, **kw: loaded.append(real(cls, *a, **kw)) or loaded[-1]))
+    path, _ = chain_csv
+    run_json(capsys, "estimate", path, "--x", "a", "--y", "b", "--z", "z", "--no-cross-check")
+    run_json(capsys, "test", cit_csv, "--x", "x", "--y", "y", "--z", "z", "--permutations", 3,
+             "--no-cross-check")
+    assert [m.cross_check for m in loaded] == [False, False]
+    assert all(m.is_conditional for m in loaded)
+
+
+def test_npy_files_that_hold_no_numeric_array_are_refused(tmp_path, capsys):
+    durations = tmp_path / "durations.npy"
+    np.save(durations, np.array([[1, 2], [3, 4], [5, 6]], dtype="timedelta64[s]"))
+    archive = tmp_path / "archive.npy"
+    with open(archive, "wb") as f:
+        np.savez(f, a=np.zeros((5, 2)))
+    text = tmp_path / "text.npy"
+    text.write_text("a,b\n1,2\n")
+    for path, message in ((durations, "holds durations (timedelta64[s])"),
+                          (archive, "is a .npz archive (a zip file of arrays), not a .npy"),
+                          (text, "is not a .npy file")):
+        code, _, err = run(capsys, ["estimate", str(path), "--x", "0", "--y", "1",
+                                    "--estimator", "ksg"])
+        assert code == 2 and str(path) in err and message in err, err
+
+
+def test_numbers_pandas_holds_as_objects_are_read_or_refused_by_value(tmp_path, capsys):
+    import decimal
+    rng = np.random.default_rng(0)
+    v = rng.random(50)
+    path = tmp_path / "big.csv"
+    spaced = pd.DataFrame({"a": [str(5 * 10**19 + i * 10**6) for i in range(50)], "b": v})
+    spaced.to_csv(path, index=False)
+    res = run_json(capsys, "estimate", path, "--x", "a", "--y", "b", "--estimator", "ksg")
+    assert res["n"] == 50 and np.isfinite(res["estimate"])
+    for first in (5 * 10**19, -10**19):
+        pd.DataFrame({"a": [str(first + i) for i in range(50)], "b": v}).to_csv(path,
+                                                                               index=False)
+        code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b",
+                                    "--estimator", "ksg"])
+        assert code == 2 and "--x: column 'a'" in err and "beyond 2**53" in err, err
+        assert "non-numeric" not in err
+    path.write_text("a,b\n" + "9" * 400 + ",1\n" + "".join(f"{i},{i % 3}\n" for i in range(9)))
+    code, _, err = run(capsys, ["estimate", str(path), "--x", "a", "--y", "b",
+                                "--estimator", "ksg"])
+    assert code == 2 and "beyond float64's range" in err and "at data row 0" in err, err
+    pq = tmp_path / "decimals.parquet"
+    pd.DataFrame({"d": [decimal.Decimal(f"{x:.2f}") for x in v], "e": v}).to_parquet(pq)
+    res = run_json(capsys, "estimate", pq, "--x", "d", "--y", "e", "--estimator", "ksg")
+    assert res["n"] == 50 and res["estimate"] > 1
+    pd.DataFrame({"d": [decimal.Decimal(10**30 + i) for i in range(50)], "e": v}).to_parquet(pq)
+    code, _, err = run(capsys, ["estimate", str(pq), "--x", "d", "--y", "e",
+                                "--estimator", "ksg"])
+    assert code == 2 and "--x: column 'd'" in err and "beyond 2**53" in err, err
+
+
+def test_test_and_matrix_name_the_column_an_estimator_refuses(tmp_path, capsys):
+    rows = np.column_stack([np.arange(40.0), np.arange(40.0) % 7, np.arange(40.0) + 1])
+    rows[0, 2] = 1e300
+    path = tmp_path / "huge.csv"
+    pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(path, index=False)
+    code, _, err = run(capsys, ["test", str(path), "--x", "a,c", "--y", "b",
+                                "--estimator", "ksg", "--permutations", "9"])
+    assert code == 2 and "column 'c' (--x) spans too wide a range" in err, err
+    code, _, err = run(capsys, ["test", str(path), "--x", "a", "--y", "b", "--z", "c",
+                                "--estimator", "ksg", "--permutations", "9"])
+    assert code == 2 and "column 'c' (--z) spans too wide a range" in err, err
+    code, _, err = run(capsys, ["matrix", str(path), "--out", str(tmp_path / "m.nc"),
+                                "--estimator", "ksg"])
+    assert code == 2 and "the pair 'a', 'c': column 'c' spans too wide a range" in err, err
+
+
+def test_mist_test_names_the_constant_columns_it_leaves_out(cit_csv, capsys):
+    argv = ["test", str(cit_csv), "--x", "x,c", "--y", "y", "--estimator", "ksg",
+            "--permutations", "9"]
+    res = run_json(capsys, *argv)
+    assert res["dropped_constant_columns"] == {"x": ["c"], "y": []}
+    code, out, err = run(capsys, argv)
+    assert code == 0 and \
+        "constant X columns left out (they carry no information): 'c'" in out, err
