@@ -1,7 +1,7 @@
 """mistmodel: mutual information estimators (KSG, MINE, InfoNCE, CCA, MIST) and MIST training."""
 
 __version__ = "0.1.0"
-__all__ = ["MIST"]
+__all__ = ["CCA", "InfoNCE", "KSG", "MINE", "MIST"]
 
 
 def __getattr__(name: str):
@@ -10,4 +10,11 @@ def __getattr__(name: str):
     if name == "MIST":
         from .mist import MIST
         return MIST
+    if name in __all__:
+        from . import estimators
+        return getattr(estimators, name)
     raise AttributeError(f"module 'mistmodel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

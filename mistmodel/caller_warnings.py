@@ -53,6 +53,13 @@ class TiedDataWarning(UserWarning):
     """A column is discrete or heavily tied; MIST was trained on continuous data only."""
 
 
+class RepeatedRowsWarning(TiedDataWarning):
+    """Rows that repeat an earlier row in every column together, as copies do (not as
+    values on a grid do): a nearest-neighbour estimator takes each copy for its own
+    nearest neighbour, and a neural one sees it in its training and its held-out rows,
+    which both read as dependence."""
+
+
 class DiscreteBiasWarning(UserWarning):
     """KSG's mixed rule where the discrete columns' combinations (a fully discrete
     sample's cells) hold few rows each, or where many rows are alone in their cell of a

@@ -41,7 +41,7 @@ from scipy.spatial.distance import cdist
 from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
                               PermutationLevelWarning, SmallSampleWarning, TiedDataWarning,
                               silenced, warn)
-from .estimators.base import (TooFewRowsError, check_xy, check_xyz, constant_columns,
+from .estimators.base import (TooFewRowsError, check_seed, check_xy, check_xyz, constant_columns,
                               kept_columns, numbered_as_given, standardize_columns)
 
 __all__ = ["IndependenceTest", "independence_test", "conditional_independence_test",
@@ -76,12 +76,6 @@ class IndependenceTest:
 def _check_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"n_permutations must be an integer >= 1; got {value!r}")
-    return int(value)
-
-
-def _check_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {value!r}")
     return int(value)
 
 
@@ -218,7 +212,7 @@ def independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, n_permutations
         raise TypeError(
             f"estimator must have an estimate(x, y) method; got {type(estimator).__name__}")
     count = _check_count(n_permutations)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     name = _estimator_name(estimator)
     xa, ya = check_xy(x, y, int(getattr(estimator, "min_rows", 2)), who=name)
     perms = _permutations(xa.shape[0], count, seed)
@@ -336,7 +330,7 @@ def conditional_independence_test(estimator: Any, x: ArrayLike, y: ArrayLike, z:
         raise TypeError(f"{_estimator_name(estimator)} does not estimate I(X;Y|Z); use KSG, "
                         "CCA or MIST.load(variant='mist_cmi')")
     count = _check_count(n_permutations)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     name = _estimator_name(estimator)
     xa, ya, za = check_xyz(x, y, z, int(getattr(estimator, "min_rows", 2)), who=name)
     perms = local_permutations(za, count, neighbours, seed)
@@ -429,7 +423,7 @@ def distance_correlation_test(x: ArrayLike, y: ArrayLike, n_permutations: int = 
     ``n``, so both tests can be compared on the same permuted samples.
     """
     count = _check_count(n_permutations)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     xa, ya = check_xy(x, y, 2, who="distance correlation")
     a, b = _centred_distances(xa), _centred_distances(ya)
     null = [_dcor2(a, b[np.ix_(p, p)]) for p in _permutations(xa.shape[0], count, seed)]

@@ -54,8 +54,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .estimators.base import _json_ready
-from .independence import (ADJUSTMENTS, Permutations, _check_seed, _chunks, _estimator_name,
+from .estimators.base import _json_ready, check_seed
+from .independence import (ADJUSTMENTS, Permutations, _chunks, _estimator_name,
                            _permutations, adjusted_p_values, copies_of, permutation_p_value, tie_tolerance,
                            warn_nan_null)
 from . import cross_check
@@ -96,7 +96,7 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
     import xarray as xr
 
     count = _check_count(permutations)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}; "
                          f"got {adjust!r}")

@@ -208,3 +208,47 @@ def test_a_call_that_raises_leaves_no_earlier_record(make):
     with pytest.raises(ValueError):
         est.estimate_conditional(bad, y, x)
     assert est.last_info == {}
+
+
+def test_pandas_sides_with_other_row_indexes_are_refused() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((60, 3)), columns=["a", "b", "c"])
+    est = KSG()
+    est.estimate(frame[["a"]], frame[["b"]])
+    shuffled = frame[["b"]].sort_values("b")
+    with pytest.raises(ValueError, match="different row indexes"):
+        est.estimate(frame[["a"]], shuffled)
+    with pytest.raises(ValueError, match="x and z are pandas objects"):
+        est.estimate_conditional(frame[["a"]], frame[["b"]], frame[["c"]].sort_values("c"))
+    est.estimate(frame[["a"]], shuffled.to_numpy())             # by position, as asked
+
+
+@pytest.mark.parametrize("bad", [None, -1, 1.5, "3", True])
+def test_bootstrap_seeds_are_checked(bad) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 1)), rng.standard_normal((40, 1))
+    est = CCA()
+    for call in (est.interval, est.estimate_with_interval, est.bootstrap_distribution):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            call(x, y, seed=bad)
+
+
+def test_the_estimators_are_importable_from_the_package() -> None:
+    import mistmodel
+    from mistmodel import CCA as PackageCCA, KSG as PackageKSG
+
+    assert PackageKSG is KSG and PackageCCA is CCA
+    assert {"CCA", "InfoNCE", "KSG", "MINE", "MIST"} <= set(dir(mistmodel))
+    assert {"CCA", "InfoNCE", "KSG", "MINE"} <= set(dir(mistmodel.estimators))
+
+
+@pytest.mark.parametrize("make", [lambda: MINE(max_steps=5), lambda: InfoNCE(max_steps=5)])
+def test_neural_estimators_warn_of_copied_rows(make) -> None:
+    from mistmodel.caller_warnings import RepeatedRowsWarning
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((100, 2)), rng.standard_normal((100, 2))
+    with pytest.warns(RepeatedRowsWarning, match="held-out"):
+        make().estimate(np.vstack([x, x]), np.vstack([y, y]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.special import digamma
@@ -100,6 +102,52 @@ def test_euclidean_tree_counts_neighbours_at_a_hair_from_eps_as_the_brute_force(
     values = [KSG(metric=metric, algorithm=algorithm, jitter=jitter).estimate(x, y)
               for metric in ("euclidean", "chebyshev") for algorithm in ("tree", "brute")]
     assert max(values) - min(values) < 1e-12, values
+
+
+def test_euclidean_tree_recounts_every_unsure_row_when_a_block_holds_under_one_row(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a block of fewer entries than rows (more than 2**20 rows at the real size): every
+    # row with a neighbour at a hair from eps is still counted exactly, one per block
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 30, (400, 1)).astype(float)
+    x, y = x / x.std(), (x + rng.integers(0, 30, (400, 1))) / 7.0
+    brute = ksg_counts(x, y, 5, "euclidean", "brute")
+    monkeypatch.setattr(ksg_module, "_BLOCK_ENTRIES", 100)
+    tree = ksg_counts(x, y, 5, "euclidean", "tree")
+    np.testing.assert_array_equal(tree[1], brute[1])
+    np.testing.assert_array_equal(tree[2], brute[2])
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e6, 1e9])
+def test_without_standardisation_an_offset_leaves_the_ties_broken(offset: float) -> None:
+    # a column on a 0.1 grid: far from 0 the noise, relative to its spread, rounded away
+    rng = np.random.default_rng(0)
+    z = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], 1000)
+    x, y = np.round(z[:, :1], 1), z[:, 1:]
+    est = KSG(standardize=False)
+    assert est.estimate(x + offset, y) == pytest.approx(est.estimate(x, y), abs=0.01)
+
+
+def test_copied_rows_are_warned_of_and_grids_are_not() -> None:
+    from mistmodel.caller_warnings import RepeatedRowsWarning
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((1000, 2)), rng.standard_normal((1000, 2))
+    copies = rng.choice(1000, 50, replace=False)
+    xc, yc = np.vstack([x, x[copies]]), np.vstack([y, y[copies]])
+    with pytest.warns(RepeatedRowsWarning, match="50 of 1050 rows"):
+        high = KSG().estimate(xc, yc)
+    assert high > KSG().estimate(x, y) + 0.01
+    with pytest.warns(RepeatedRowsWarning):
+        KSG().estimate_conditional(xc, yc, np.vstack([x, x[copies]])[:, :1] + 1.0)
+    grid = np.round(rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], 1000), 1)
+    labels = rng.integers(0, 3, (1000, 2)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedRowsWarning)
+        KSG().estimate(x, y)
+        KSG(discrete="auto").estimate(grid[:, :1], grid[:, 1:])   # 31% of rows repeat
+        KSG(discrete="auto").estimate(labels[:, :1], labels[:, 1:])
+        KSG().test_independence(xc[:200], yc[:200], n_permutations=5)   # < 1% repeated
 
 
 def _exact_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):

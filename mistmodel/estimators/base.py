@@ -134,6 +134,7 @@ it does (``contains_value``) and, when it does not, why
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -146,7 +147,8 @@ from numpy.typing import ArrayLike
 
 from ..per_thread import PerThread, state_without_records
 from ..caller_warnings import (CeilingWarning, DiscreteBiasWarning, OutOfRangeWarning,
-                               SmallSampleWarning, TiedDataWarning, silenced, warn)
+                               RepeatedRowsWarning, SmallSampleWarning, TiedDataWarning,
+                               is_silenced, silenced, warn)
 
 __all__ = [
     "BootstrapError",
@@ -155,6 +157,7 @@ __all__ = [
     "as_pair",
     "check_exact_float64",
     "check_xy",
+    "check_seed",
     "check_xyz",
     "constant_columns",
     "refuse_durations",
@@ -284,6 +287,21 @@ def as_pair(item: Any) -> tuple[Any, Any]:
     return x, y
 
 
+def _check_same_index(**sides: Any) -> None:
+    """Refuse pandas sides whose row indexes differ: rows are paired by position, so
+    ``y`` sorted differently from ``x`` would pair the wrong rows."""
+    indexed = [(name, a.index) for name, a in sides.items()
+               if type(a).__module__.split(".")[0] == "pandas" and hasattr(a, "index")]
+    for name, index in indexed[1:]:
+        first, first_index = indexed[0]
+        if not first_index.equals(index):
+            raise ValueError(
+                f"{first} and {name} are pandas objects with different row indexes; rows are "
+                f"paired by position, which would pair other rows than their labels say. "
+                f"Align them first ({name} = {name}.loc[{first}.index]), or pass "
+                f"{name}.to_numpy() to pair by position")
+
+
 def check_xy(
     x: ArrayLike, y: ArrayLike, min_rows: int = 2, *, who: str = "this estimator"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -309,6 +327,7 @@ def check_xy(
         ``"x column 3 contains NaN (first at row 17)"``); different numbers of
         rows in ``x`` and ``y``; fewer than ``min_rows`` rows.
     """
+    _check_same_index(x=x, y=y)
     xa = _as_2d_float(x, "x")
     ya = _as_2d_float(y, "y")
     if xa.shape[0] != ya.shape[0]:
@@ -333,6 +352,7 @@ def check_xyz(
     column, finite, with as many rows as ``x`` and ``y``. Errors name the side
     (``"z column 2 contains NaN (first at row 5)"``).
     """
+    _check_same_index(x=x, y=y, z=z)
     xa, ya = check_xy(x, y, min_rows, who=who)
     za = _as_2d_float(z, "z")
     if za.shape[0] != xa.shape[0]:
@@ -433,6 +453,44 @@ def tied_columns(a: np.ndarray) -> list[tuple[int, float]]:
     whose fraction exceeds :data:`TIED_FRACTION`."""
     repeated = 1.0 - _distinct_per_column(a) / max(len(a), 1)
     return [(int(j), float(repeated[j])) for j in np.flatnonzero(repeated > TIED_FRACTION)]
+
+
+#: Rows that repeat an earlier row as copies do are warned of from this share of the rows.
+COPIED_ROWS_WARN = 0.01
+
+
+def copied_rows(a: np.ndarray) -> int:
+    """How many rows of ``a`` (n, d) repeat an earlier row in every column, where they are
+    at least half of the repeated values of its least tied column: copied rows.  Values on
+    a grid repeat far more often one column at a time than in all columns together (a
+    bivariate Gaussian rounded to 0.1, n = 1,000: 31% of the rows, 94% of each column's
+    values), and give 0.  Without a column whose values repeat in more than
+    :data:`COPIED_ROWS_WARN` of the rows the rows are not even compared."""
+    n = a.shape[0]
+    if n < 2 or a.shape[1] == 0:
+        return 0
+    least_tied = n - int(_distinct_per_column(a).max())
+    if least_tied <= COPIED_ROWS_WARN * n:
+        return 0
+    repeated = n - np.unique(a, axis=0).shape[0]
+    return repeated if 2 * repeated >= least_tied else 0
+
+
+def warn_copied_rows(who: str, effect: str, *sides: np.ndarray) -> None:
+    """A :class:`~mistmodel.caller_warnings.RepeatedRowsWarning` where more than
+    :data:`COPIED_ROWS_WARN` of the rows of ``sides`` (taken together) are
+    :func:`copied_rows`; ``effect`` says what a copy does to the estimator."""
+    if is_silenced(RepeatedRowsWarning):
+        return
+    joint = np.hstack(sides)
+    n, copies = joint.shape[0], copied_rows(joint)
+    if copies > COPIED_ROWS_WARN * n:
+        warn(f"{who}: {copies} of {n} rows ({copies / n:.0%}) repeat an earlier row in every "
+             f"column of the sample, as copies do; {effect}, which reads as dependence "
+             "(KSG, independent 2 + 2 columns, n = 1,000: 0.007 nats, 0.034 with 5% of the "
+             "rows repeated, 0.36 with every row twice). If they are copies, drop them "
+             "(np.unique(np.hstack([x, y]), axis=0)); MIST, which reads ranks, is not moved "
+             "by them (0.009 to 0.010 in the same samples).", RepeatedRowsWarning)
 
 
 def tied_flags(a: np.ndarray) -> np.ndarray:
@@ -560,8 +618,10 @@ class Estimator(ABC):
 
     @property
     def last_info(self) -> dict[str, Any]:
-        """What happened in the most recent single-sample call (:meth:`estimate`,
-        :meth:`interval`, ...): empty after a call that raised, and after a batch call."""
+        """What happened in the most recent single-sample estimate (:meth:`estimate`,
+        :meth:`estimate_conditional`, :meth:`estimate_with_interval`, ...): empty after
+        one that raised, and after a batch call.  :meth:`interval` and
+        :meth:`bootstrap_distribution` leave it as it was."""
         return dict(self._last_info)
 
     def estimate(self, x: ArrayLike, y: ArrayLike) -> float:
@@ -664,6 +724,7 @@ class Estimator(ABC):
             that the interval would have zero width.
         """
         _check_level(level)
+        seed = check_seed(seed)
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
         lo, hi, _ = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=None)
         return lo, hi
@@ -679,6 +740,7 @@ class Estimator(ABC):
         One call gives intervals at any number of levels. All zeros when a
         side is constant.
         """
+        seed = check_seed(seed)
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
         if _a_side_is_constant(xa, ya):
             return np.zeros(_check_n_boot(n_boot))
@@ -697,6 +759,7 @@ class Estimator(ABC):
         Raises :class:`BootstrapError` where :meth:`interval` does.
         """
         _check_level(level)
+        seed = check_seed(seed)
         start = time.perf_counter()
         xa, ya = check_xy(x, y, self.min_rows, who=self._who())
         value = self.estimate(xa, ya)
@@ -928,6 +991,14 @@ class Estimator(ABC):
             else:  # replacement-bc: shift by twice the bootstrap bias estimate
                 finite = finite + 2.0 * (center - finite.mean())
         return finite
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as an int, or a ValueError: a seed must be an integer >= 0 (None would
+    draw fresh entropy, and the result would not be reproducible)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+    return int(value)
 
 
 def _check_n_boot(n_boot: int) -> int:

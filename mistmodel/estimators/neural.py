@@ -224,6 +224,10 @@ class NeuralEstimator(Estimator):
         return n - n_test, n_test
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        from .ksg import warn_copied_continuous_rows
+        warn_copied_continuous_rows(
+            self.name, "a copy can fall in the critic's training rows and its held-out ones",
+            x, y)
         device = resolve_device(self.device)
         if self.standardize:
             x, y = standardize_columns(x, "x"), standardize_columns(y, "y")
