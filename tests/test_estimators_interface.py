@@ -252,3 +252,10 @@ def test_neural_estimators_warn_of_copied_rows(make) -> None:
     x, y = rng.standard_normal((100, 2)), rng.standard_normal((100, 2))
     with pytest.warns(RepeatedRowsWarning, match="held-out"):
         make().estimate(np.vstack([x, x]), np.vstack([y, y]))
+
+
+@pytest.mark.parametrize("make", [KSG, MINE, InfoNCE])
+def test_standardize_must_be_a_flag(make) -> None:
+    with pytest.raises(ValueError, match="standardize must be True or False"):
+        make(standardize="False")
+    assert make(standardize=0).standardize is False

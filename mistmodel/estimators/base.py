@@ -157,6 +157,7 @@ __all__ = [
     "as_pair",
     "check_exact_float64",
     "check_xy",
+    "check_flag",
     "check_seed",
     "check_xyz",
     "constant_columns",
@@ -766,7 +767,8 @@ class Estimator(ABC):
         info = self.last_info
         lo, hi, n_finite = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=value)
         info["n_boot_finite"] = n_finite
-        note = self._interval_note(value, lo, hi)
+        note = self._interval_note(value, lo, hi, self.bootstrap_scheme(
+            *(np.delete(a, constant_columns(a), axis=1) for a in (xa, ya))))
         if note:
             info["interval_note"] = note
         return Estimate(
@@ -917,12 +919,13 @@ class Estimator(ABC):
             )
         return lo, hi, int(values.size)
 
-    def _interval_note(self, value: float, lo: float, hi: float) -> str | None:
-        """Why an interval excludes its estimate (``None`` when it does not)."""
+    def _interval_note(self, value: float, lo: float, hi: float, scheme: str) -> str | None:
+        """Why an interval from the bootstrap ``scheme`` excludes its estimate (``None``
+        when it does not)."""
         if math.isnan(lo) or math.isnan(hi) or lo <= value <= hi:
             return None
         side = "above" if lo > value else "below"
-        if self.bootstrap == "replacement-bc":
+        if scheme == "replacement-bc":
             return (
                 f"the bias-corrected bootstrap interval lies {side} the estimate: the "
                 "replicates put the estimate's bias at more than the interval's "
@@ -991,6 +994,15 @@ class Estimator(ABC):
             else:  # replacement-bc: shift by twice the bootstrap bias estimate
                 finite = finite + 2.0 * (center - finite.mean())
         return finite
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool, or a ValueError: ``bool("False")`` is True, so a string or a
+    number other than 0 and 1 is refused rather than guessed at."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
+                                               and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False; got {value!r}")
 
 
 def check_seed(value: Any, name: str = "seed") -> int:

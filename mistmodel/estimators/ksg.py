@@ -190,7 +190,7 @@ from ..caller_warnings import (DiscreteBiasWarning, SmallSampleWarning, TiedData
                                silenced, warn)
 from .base import (Estimator, TooFewRowsError, _distinct_per_column, column_number,
                    constant_columns, kept_columns, numbered_as_given, scale_to_unit,
-                   standardize_columns, warn_copied_rows)
+                   check_flag, standardize_columns, warn_copied_rows)
 
 __all__ = ["KSG", "as_categories", "conditional_counts", "discrete_columns", "ksg_counts",
            "mixed_counts"]
@@ -950,7 +950,7 @@ class KSG(Estimator):
             raise ValueError(f"jitter must be a finite number >= 0; got {jitter!r}")
         self.k = int(k)
         self.metric = metric
-        self.standardize = bool(standardize)
+        self.standardize = check_flag(standardize, "standardize")
         self.jitter = float(jitter)
         self.seed = int(seed)
         if not (isinstance(discrete, bool) or discrete == "auto"):

@@ -61,7 +61,7 @@ import torch
 from ..caller_warnings import CeilingWarning, OutOfRangeWarning, warn
 from ..per_thread import PerThread
 from ..threads import torch_threads
-from .base import Estimator, column_number, standardize_columns
+from .base import Estimator, check_flag, column_number, standardize_columns
 from .critics import ConcatCritic
 
 __all__ = ["NeuralEstimator", "resolve_device"]
@@ -180,7 +180,7 @@ class NeuralEstimator(Estimator):
         self.patience = int(patience)
         self.test_fraction = float(test_fraction)
         self.grad_clip = float(grad_clip)
-        self.standardize = bool(standardize)
+        self.standardize = check_flag(standardize, "standardize")
         self.seed = int(seed)
         self.device = str(device)
         self.threads = None if threads is None else int(threads)
