@@ -618,7 +618,9 @@ def _train(cfg: TrainConfig) -> Path:
             record["val"] = evaluate(net, val_ds, cfg, device)
         history["epochs"].append(record)
         progress_record = {"epoch": epoch, "step": step, "samples_seen": samples_seen,
-                           "elapsed_s": record["seconds"], "stopped_early": stop}
+                           "stopped_early": stop}
+        # the card leaves out the wall time (metrics.json has it by epoch), so that the
+        # same run on the same machine writes the same checkpoint bytes
         # the checkpoint and the metrics first, the state last: an epoch counts as done
         # (and is not run again on resume) only once all of it is written
         vals = [e["val"]["loss"] for e in history["epochs"] if e.get("val")]
@@ -643,6 +645,7 @@ def _train(cfg: TrainConfig) -> Path:
             "scheduler_state": scheduler.state_dict(),
             "rng_state": {"torch": torch.get_rng_state()},
             **progress_record,
+            "elapsed_s": record["seconds"],
             "train_config": cfg.to_dict(),
             "store_recipes": recipes,
             "history": history,

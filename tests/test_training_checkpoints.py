@@ -65,6 +65,18 @@ def test_resume_reproduces_an_uninterrupted_run(stores, tmp_path):
     assert a["history"]["steps"] == b["history"]["steps"]
 
 
+def test_the_same_run_writes_the_same_checkpoint_bytes(stores, tmp_path):
+    # the card holds no wall time: the same config, seed and threads give the same file
+    import shutil
+
+    out = tmp_path / "run"
+    first = train(config(stores, out, epochs=1, variant="mist")).read_bytes()
+    assert "elapsed_s" not in json.dumps(read_card(out / "checkpoint.safetensors"))
+    assert read_training_state(out)["elapsed_s"] > 0      # kept for a time budget's resume
+    shutil.rmtree(out)
+    assert train(config(stores, out, epochs=1, variant="mist")).read_bytes() == first
+
+
 def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
     out = tmp_path / "run"
     path = train(config(stores, out, epochs=1, variant="mist"))
