@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 from .design import Plan, make_design, make_plan
 from .destination import check_destination, clean_stale_builds, finalize, partial_path
 from .errors import MergedValuesWarning, MistgenError, warn_caller
+from .merges import MERGED_SHARE
 from .execution import check_workers, run_tasks
 from .user_families import load_family_files, loaded_family_files
 from .conditional_design import make_conditional_design, make_conditional_plan
@@ -18,7 +19,6 @@ from .store import (
     CONDITIONAL_FORMAT,
     DTYPES,
     FORMAT,
-    MERGED_SHARE,
     create_skeleton,
     record_merged,
     write_shard,
@@ -185,19 +185,32 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
             task, range(plan.num_shards), workers=workers, scheduler=scheduler, progress=progress,
             desc=desc,
         )
-        merged = Counter(spec for _, specs in written for spec in specs)
+        merged: dict[str, Counter] = {}
+        for _, found in written:
+            for spec, cause in found:
+                merged.setdefault(cause, Counter())[spec] += 1
         if merged:
-            record_merged(tmp, dict(sorted(merged.items())))
+            record_merged(tmp, merged)
         finalize(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if merged:
-        listed = ", ".join(f"{spec} ({count})" for spec, count in sorted(merged.items()))
-        warn_caller(
-            f"{path}: in {sum(merged.values())} datapoint(s), storing the sample as {dtype} "
-            f"merged distinct values in more than {MERGED_SHARE:.0%} of a column's rows, so "
-            f"the stored rows no longer have the MI of their labels: {listed}. "
-            "dtype='float64' keeps them apart; the counts are in the store's attributes "
-            "(mistgen.merged_by_dtype).", MergedValuesWarning)
+    for cause, by_spec in sorted(merged.items()):
+        _warn_merged(path, dtype, cause, by_spec)
     return MetaDataset(path)
+
+
+def _warn_merged(path: Path, dtype: str, cause: str, by_spec: Mapping[str, int]) -> None:
+    """A :class:`MergedValuesWarning` naming the specs whose values ``cause`` merged."""
+    listed = ", ".join(f"{spec} ({count})" for spec, count in sorted(by_spec.items()))
+    how = (f"storing the sample as {dtype}" if cause == "dtype"
+           else "the spec's transforms, in float64 already (normal_cdf rounds tails beyond "
+                "about 8.3 to 1.0),")
+    remedy = ("dtype='float64' keeps them apart" if cause == "dtype"
+              else "a transform that keeps heavy tails apart (asinh, or none) or a lighter-"
+                   "tailed family keeps them apart")
+    warn_caller(
+        f"{path}: in {sum(by_spec.values())} datapoint(s), {how} merged distinct values in "
+        f"more than {MERGED_SHARE:.0%} of a column's rows, so the stored rows no longer "
+        f"have the MI of their labels: {listed}. {remedy}; the counts are in the store's "
+        f"attributes (mistgen.merged_by_{cause}).", MergedValuesWarning)

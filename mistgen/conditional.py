@@ -38,6 +38,7 @@ import numpy as np
 
 from .errors import ShapeError, SpecError
 from .families.student import student_mi_correction
+from .merges import maps_values_together
 from .registry import TRANSFORMS
 
 __all__ = ["STRUCTURES", "NOISES", "CONDITIONAL_SPECS", "ConditionalSample",
@@ -65,6 +66,8 @@ class ConditionalSample:
     spec: str = ""
     seed: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: as :attr:`mistgen.sampling.Sample.merged_by_transform`
+    merged_by_transform: bool = False
 
     @property
     def n(self) -> int:
@@ -243,8 +246,11 @@ def transform_groups(sample: ConditionalSample, chain: str) -> ConditionalSample
     for t in _check_chain(chain, chain):
         groups = [t.forward(g, side) if g.shape[1] >= t.min_dim else g
                   for g, side in zip(groups, ("x", "y", "y"))]
+    merged = sample.merged_by_transform or maps_values_together(
+        np.hstack([sample.x, sample.y, sample.z]), np.hstack(groups))
     return ConditionalSample(*groups, sample.cmi, sample.mi, spec=sample.spec,
-                             seed=sample.seed, params={**sample.params, "transforms": chain})
+                             seed=sample.seed, params={**sample.params, "transforms": chain},
+                             merged_by_transform=merged)
 
 
 def draw_conditional(spec: str, n: int, dim_x: int, dim_y: int, dim_z: int,

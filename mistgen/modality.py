@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import MistgenError, warn_caller
-from .store import merges_values
+from .merges import merges_values
 
 #: Shipped example modalities: name -> data file in ``mistgen/modalities``.
 EXAMPLES_DIR = Path(__file__).resolve().parent / "modalities"

@@ -39,6 +39,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
 from .design import Plan
 from .errors import MistgenError
+from .merges import merges_values
 from .threads import single_threaded_blas
 
 FORMAT = "mistgen-meta-dataset/2"
@@ -70,10 +71,6 @@ STORE_ENTRIES = FORMAT_ENTRIES[FORMAT]
 #: Every chunk is written (a chunk equal to the fill value included), so that a missing
 #: chunk file always means damage.
 ARRAY_CONFIG = {"write_empty_chunks": True}
-#: A column whose cast to the store's dtype merges more than this share of its values
-#: into others (e.g. ``normal_cdf`` rounding heavy tails to 1.0 in float32) holds less MI
-#: than its label says; the build counts such datapoints and warns.
-MERGED_SHARE = 0.01
 
 
 def shard_name(k: int) -> str:
@@ -127,10 +124,12 @@ def create_skeleton(path: Path, plan: Plan, attrs: Mapping[str, Any]) -> None:
         )
 
 
-def write_shard(path: str, k: int, plan: Plan, dtype: str) -> tuple[int, list[str]]:
+def write_shard(path: str, k: int, plan: Plan, dtype: str
+                ) -> tuple[int, list[tuple[str, str]]]:
     """Generate shard ``k`` of ``plan`` and write it into the store at ``path``; the number
-    of datapoints written and the specs of those whose cast to ``dtype`` merged values
-    (:func:`merges_values`)."""
+    of datapoints written and, for those whose values merged, ``(spec, cause)``: cause
+    "dtype" where the cast to ``dtype`` merged them (:func:`merges_values`), "transform"
+    where the spec's transforms did, in float64 already (``Sample.merged_by_transform``)."""
     with single_threaded_blas():  # tiny matrices: threads only cost
         return _write_shard(path, k, plan, dtype)
 
@@ -147,28 +146,8 @@ def _record(i: int, s, groups: tuple[str, ...]) -> tuple[np.ndarray, dict[str, A
     return np.concatenate(parts, axis=1), labels
 
 
-def merges_values(block: np.ndarray, cast: np.ndarray) -> bool:
-    """Whether casting ``block`` to ``cast`` merged distinct values of some column in more
-    than ``MERGED_SHARE`` of its rows (rows whose cast value another row shares that had a
-    different value before)."""
-    if cast.dtype == block.dtype or len(block) < 2:
-        return False
-    limit = MERGED_SHARE * len(block)
-    # a column whose cast values tie in t adjacent pairs has at most 2 t rows in ties
-    ties = (np.diff(np.sort(cast, axis=0), axis=0) == 0).sum(axis=0)
-    for j in np.flatnonzero(2 * ties > limit):
-        order = np.argsort(block[:, j], kind="stable")
-        before = block[order, j]
-        after = cast[order, j]
-        group = np.cumsum(np.r_[True, after[1:] != after[:-1]]) - 1
-        distinct = np.bincount(group, weights=np.r_[True, before[1:] != before[:-1]])
-        rows = np.bincount(group)
-        if rows[distinct > 1].sum() > limit:
-            return True
-    return False
-
-
-def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> tuple[int, list[str]]:
+def _write_shard(path: str, k: int, plan: Plan, dtype: str
+                 ) -> tuple[int, list[tuple[str, str]]]:
     lo, hi = plan.shard_bounds(k)
     root = zarr.open_group(path, mode="r+")
     store_format = root.attrs["mistgen"]["format"]
@@ -179,8 +158,10 @@ def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> tuple[int, list[s
         s = plan.datapoint(i)
         exact, labels = _record(i, s, groups)
         block = exact.astype(dtype, copy=False)
-        if merges_values(exact, block):
-            merged.append(s.spec)
+        if getattr(s, "merged_by_transform", False):
+            merged.append((s.spec, "transform"))
+        elif merges_values(exact, block):
+            merged.append((s.spec, "dtype"))
         if not np.isfinite(block).all():
             raise MistgenError(
                 f"datapoint {i} ({s.spec}, seed {s.seed}) has non-finite values in {dtype}"
@@ -203,10 +184,13 @@ def _write_shard(path: str, k: int, plan: Plan, dtype: str) -> tuple[int, list[s
     return hi - lo, merged
 
 
-def record_merged(path: Path, merged: Mapping[str, int]) -> None:
-    """Record, by spec, how many datapoints their cast to the store's dtype merged."""
+def record_merged(path: Path, merged: Mapping[str, Mapping[str, int]]) -> None:
+    """Record, by cause ("dtype", "transform") and spec, how many datapoints had values
+    merged (attributes ``merged_by_dtype`` and ``merged_by_transform``)."""
     root = zarr.open_group(str(path), mode="r+")
-    root.attrs["mistgen"] = {**root.attrs["mistgen"], "merged_by_dtype": dict(merged)}
+    root.attrs["mistgen"] = {**root.attrs["mistgen"],
+                             **{f"merged_by_{cause}": dict(sorted(by_spec.items()))
+                                for cause, by_spec in sorted(merged.items())}}
 
 
 def mark_complete(path: Path) -> None:

@@ -59,7 +59,7 @@ from .flows import ModalityFlows, load_flows, torch_threads
 from .modality import store_dims_problem
 from .sampling import Sample, sample
 from .spec import parse_spec
-from .store import MERGED_SHARE, merges_values
+from .merges import MERGED_SHARE, merges_values
 
 STANDARDISE = ("marginal", "asinh")
 DEFAULT_TOLERANCE = 1e-6

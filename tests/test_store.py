@@ -347,6 +347,24 @@ def test_a_cast_that_merges_values_is_warned_of_and_recorded(tmp_path):
     assert "merged_by_dtype" not in ds.meta
 
 
+def test_a_transform_that_merges_values_in_float64_is_warned_of_and_recorded(tmp_path):
+    from mistgen import MergedValuesWarning
+    from mistgen.conditional import draw_conditional
+
+    # Cauchy tails beyond about 8.3 all become 1.0 under normal_cdf, in float64 already
+    kw = dict(specs=["student-dense-normal_cdf"], count=2, n_range=(1000, 1000),
+              dim_range=(1, 1), priors={"student-dense": {"nu": [1, 1]}}, dtype="float64")
+    with pytest.warns(MergedValuesWarning, match=r"2 datapoint\(s\), the spec's transforms"):
+        ds = build(tmp_path / "cdf.zarr", **kw)
+    assert ds.meta["merged_by_transform"] == {"student-dense-normal_cdf": 2}
+    assert "merged_by_dtype" not in ds.meta
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MergedValuesWarning)
+        build(tmp_path / "asinh.zarr", **{**kw, "specs": ["student-dense-asinh"]})
+    assert draw_conditional("student-chain-normal_cdf", 2000, 1, 1, 1, 16).merged_by_transform
+    assert not draw_conditional("normal-chain-normal_cdf", 2000, 1, 1, 1, 0).merged_by_transform
+
+
 def test_merged_values_counts_rows_not_chance_ties():
     from mistgen.store import merges_values
 
