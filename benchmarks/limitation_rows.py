@@ -26,10 +26,16 @@ def arguments(doc: str) -> argparse.ArgumentParser:
 
 
 def command(script: str, args: argparse.Namespace) -> str:
-    """The first line these benchmarks print: the command that makes the table."""
+    """The first line these benchmarks print: the command that makes the table, with
+    every option the script was given (its own ones too)."""
+    shared = {"reps", "n", "checkpoint", "qr_checkpoint"}
+    own = "".join(f" --{key.replace('_', '-')} "
+                  + (" ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+                  for key, value in sorted(vars(args).items())
+                  if key not in shared and value is not None)
     ckpt = checkpoint_options(args)
     return (f"`python benchmarks/{script} --reps {args.reps} --n "
-            f"{' '.join(map(str, args.n))}{ckpt}`: mean over {args.reps} samples\n")
+            f"{' '.join(map(str, args.n))}{own}{ckpt}`: mean over {args.reps} samples\n")
 
 
 def checkpoint_options(args: argparse.Namespace) -> str:
