@@ -46,7 +46,8 @@ import numpy as np
 from .estimators.base import _check_level, as_pair
 
 __all__ = ["MIN_WIDTH", "LEVELS", "N_CUTS", "conformal_factor", "enough_points",
-           "MI_CUTS", "calibration_problem", "cell_bins", "fit_interval_calibration", "n_bins",
+           "MI_CUTS", "calibration_problem", "cell_bins", "fit_interval_calibration",
+           "level_key", "n_bins",
            "sample_factors", "sample_rows", "widen"]
 
 MIN_WIDTH = 1e-3          # nats: floor of the width that scales the score
@@ -148,7 +149,7 @@ def fit_interval_calibration(mist: Any, samples: list, truth: np.ndarray,
     n_range, cell_range = range(len(n_cuts) + 1), range(len(mi_cuts) + 1)
     factors, by_n, by_cell, raw, raw_by_n = {}, {}, {}, {}, {}
     for i, level in enumerate(levels):
-        key = f"{level:g}"
+        key = level_key(level)
         lower, upper = q[:, 2 * i], q[:, 2 * i + 1]
         factors[key] = conformal_factor(lower, upper, truth, level)
         covered = (truth >= lower) & (truth <= upper)
@@ -185,6 +186,23 @@ def _is_level_key(key: Any) -> bool:
         return False
 
 
+def level_key(level: float) -> str:
+    """How a card writes ``level`` as a key (``"0.9"``): the only form looked up."""
+    return f"{level:g}"
+
+
+def _level_key_problem(name: str, table: dict[str, Any]) -> str | None:
+    """What is wrong with the level keys of one of the calibration's tables, or None."""
+    bad = [k for k in table if not _is_level_key(k)]
+    if bad:
+        return f"{name!r} has a key {bad[0]!r} that is not a level strictly between 0 and 1"
+    odd = [k for k in table if k != level_key(float(k))]
+    if odd:
+        return (f"{name!r} has a key {odd[0]!r} not written as {level_key(float(odd[0]))!r}: "
+                "levels are looked up in that form, so its factors would never be used")
+    return None
+
+
 def _is_factor(v: Any, may_be_none: bool = False) -> bool:
     return (v is None and may_be_none) or (is_finite_number(v) and v >= LOWEST_FACTOR)
 
@@ -197,9 +215,10 @@ def _are_cuts(cuts: Any) -> bool:
 def calibration_problem(calibration: Any) -> str | None:
     """What is wrong with a card's ``interval_calibration`` (as
     :func:`fit_interval_calibration` writes it), or None: level keys strictly between 0
-    and 1, finite factors of at least :data:`LOWEST_FACTOR` (the smallest score), increasing
-    cut points wherever per-bin or per-cell factors need them, one factor (or null) per bin
-    and per cell."""
+    and 1, written as :func:`level_key` writes them (the factors of ``"0.90"`` would never
+    be used) and, in the tables by bin and by cell, levels of ``factors``; finite factors
+    of at least :data:`LOWEST_FACTOR` (the smallest score), increasing cut points wherever
+    per-bin or per-cell factors need them, one factor (or null) per bin and per cell."""
     if not isinstance(calibration, dict):
         return "must be a JSON object"
     factors = calibration.get("factors")
@@ -211,9 +230,13 @@ def calibration_problem(calibration: Any) -> str | None:
             continue
         if not isinstance(table, dict):
             return f"{name!r} must be a JSON object"
-        bad = [k for k in table if not _is_level_key(k)]
-        if bad:
-            return f"{name!r} has a key {bad[0]!r} that is not a level strictly between 0 and 1"
+        problem = _level_key_problem(name, table)
+        if problem:
+            return problem
+        orphans = [k for k in table if k not in factors]
+        if orphans:
+            return (f"{name!r} has level {orphans[0]!r}, which 'factors' lacks: a level's "
+                    "factors by bin or cell are used only where it has a pooled factor")
     bad = [k for k, v in factors.items() if not _is_factor(v)]
     if bad:
         return (f"factors[{bad[0]!r}] must be a finite number >= {LOWEST_FACTOR}; got "
@@ -250,7 +273,7 @@ def sample_factors(calibration: dict[str, Any] | None, level: float,
     (n-bin, median cell) where fitted, else its n-bin's, else the pooled one; None when
     ``level`` has no factor."""
     calibration = calibration or {}
-    key = f"{level:g}"
+    key = level_key(level)
     pooled = (calibration.get("factors") or {}).get(key)
     if pooled is None:
         return None

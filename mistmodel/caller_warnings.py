@@ -86,6 +86,11 @@ class PermutationLevelWarning(UserWarning):
     neighbourhoods in Z are wide, and the test rejects more often than its alpha."""
 
 
+class UncalibratedLevelWarning(UserWarning):
+    """A MIST-QR interval at a level its checkpoint has no conformal factor for: the raw
+    quantile interval, whose coverage is not calibrated."""
+
+
 class CrossCheckWarning(UserWarning):
     """KSG on a subsample reads clearly more dependence than MIST: its shape may be one
     MIST does not see (not monotone) or reads low (sharp-edged, or strong in few

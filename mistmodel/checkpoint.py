@@ -20,6 +20,7 @@ plain containers only)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -64,17 +65,45 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
 
     card = {"format": FORMAT, **dict(card)}
     _check_card(card, Path(path))
+    text = card_json(card, Path(path), sort_keys=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card, sort_keys=True)})
+        save_file(tensors, str(tmp), metadata={CARD_KEY: text})
         os.chmod(tmp, _new_file_mode())     # safetensors writes 0o600 whatever the umask
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def card_json(card: Mapping[str, Any], path: Path, **dumps_args: Any) -> str:
+    """``card`` as strict JSON (``json.dumps`` arguments in ``dumps_args``).  JSON has no
+    NaN or infinity, and strict readers refuse Python's ``NaN``: such a number is refused,
+    named by its key path (a figure with no value is null in a card, as the trainer
+    writes it)."""
+    where = _non_finite_key(card)
+    if where is not None:
+        key, value = where
+        raise CheckpointError(f"{path}: {key} is {value}, which JSON cannot hold; write "
+                              "null for a figure that has no value")
+    return json.dumps(card, allow_nan=False, **dumps_args)
+
+
+def _non_finite_key(value: Any, key: str = "card") -> tuple[str, float] | None:
+    """The key path and value of the first NaN or infinite float in ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (key, value)
+    if isinstance(value, Mapping):
+        items = ((f"{key}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for k, v in items if (found := _non_finite_key(v, k)) is not None),
+                None)
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
@@ -104,13 +133,18 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
         raise
     except Exception as exc:
         raise CheckpointError(_not_safetensors(path, exc)) from None
-    broken = [name for name, t in state.items()
-              if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    broken = non_finite_tensors(state)
     if broken:
         raise CheckpointError(f"{path}: tensor {broken[0]!r} holds NaN or infinite values"
                               + (f" (and {len(broken) - 1} more tensors)" if len(broken) > 1
                                  else "") + "; the network would answer NaN")
     return state, card
+
+
+def non_finite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating or complex tensors of ``state`` holding NaN or infinity."""
+    return [name for name, t in state.items()
+            if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
 
 
 def convert_legacy(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -154,13 +188,26 @@ def _parse_card(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a safetensors file without a MIST card "
                               f"(header metadata key {CARD_KEY!r})")
     try:
-        card = json.loads(meta[CARD_KEY])
+        card = json.loads(meta[CARD_KEY], object_pairs_hook=_object_without_repeats)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: its MIST card is not valid JSON ({exc})") from None
     except RecursionError:
         raise CheckpointError(f"{path}: its MIST card nests too deeply to read") from None
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its MIST card cannot be read: {exc}") from None
     _check_card(card, path)
     return card
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refused if it repeats a key (JSON readers differ on which
+    of the values they keep)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"it repeats the key {key!r} in one object")
+        seen[key] = value
+    return seen
 
 
 def _check_card(card: Any, path: Path) -> None:

@@ -49,7 +49,8 @@ Input rules (all shared with the other estimators through ``check_xy``):
   intervals up to level ``1 - 2 tau_min`` (0.98); beyond that it refuses.  Its intervals
   are conformally calibrated at the levels its checkpoint has factors for (0.5, 0.8, 0.9,
   0.95 for the shipped one) and are the raw quantiles at other levels; ``last_info`` /
-  ``Estimate.info`` say which (``"interval_method"``).
+  ``Estimate.info`` say which (``"interval_method"``), and a call at another level warns
+  (:class:`UncalibratedLevelWarning`): raw quantile intervals are not calibrated.
 """
 from __future__ import annotations
 
@@ -64,11 +65,13 @@ import torch
 from .backends import check_threads, make_backend
 from .batching import collate, plan_chunks
 from .caller_warnings import (CrossCheckWarning, OutOfRangeWarning, SmallSampleWarning,
-                              TiedDataWarning, is_silenced, sample_prefix, warn)
+                              TiedDataWarning, UncalibratedLevelWarning, is_silenced,
+                              sample_prefix, warn)
 from . import cross_check as cc
 from .calibration import calibration_problem, sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
-from .checkpoint import CheckpointError, is_mi_ceiling, load_checkpoint
+from .checkpoint import (CheckpointError, is_mi_ceiling, load_checkpoint,
+                         non_finite_tensors)
 from .correlated_sides import ADVICE, CONDITIONAL_ADVICE, correlated_side
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, column_number, constant_columns,
@@ -78,12 +81,17 @@ from .per_thread import PerThread
 from .shipped import default_checkpoint
 
 __all__ = ["MIST", "SmallSampleWarning", "OutOfRangeWarning", "TiedDataWarning",
-           "CrossCheckWarning",
+           "CrossCheckWarning", "UncalibratedLevelWarning",
            "default_checkpoint",
            "load_network", "MIN_ROWS", "WARN_ROWS"]
 
 # an estimate this many times its width's mi_ceiling is no saturation (see _check_values)
 RUNAWAY = 3.0
+
+# how raw quantile intervals cover, as an UncalibratedLevelWarning quotes it
+UNCALIBRATED_COVERAGE = ("benchmarks/qr_levels.py, the shipped checkpoint on 800 normal-dense "
+                         "and 800 student-dense samples, d 1-4, n 20-300: 0.685 and 0.557 at "
+                         "level 0.6, 0.953 and 0.879 at 0.85")
 
 MIN_ROWS = 2      # below this an estimate is refused
 WARN_ROWS = 10    # below this an estimate is given with a SmallSampleWarning
@@ -126,20 +134,93 @@ def network_from_state(config: ModelConfig, state: dict[str, torch.Tensor],
                        path: str | os.PathLike) -> MISTNet:
     """A float32 :class:`MISTNet` holding ``state``: built without initial weights (on
     torch's meta device, so no random generator is touched, the caller's or another
-    thread's), then given the checkpoint's tensors and the quantile grid."""
-    with torch.device("meta"):
-        net = MISTNet(config)
+    thread's), then given the checkpoint's tensors and the quantile grid.  The config's
+    sizes are checked against the tensors first, so that a card cannot make it build a
+    network far larger than the file."""
+    _check_sizes(config, state, path)
+    net = _empty_network(config, path)
     _check_tensors(net.state_dict(), state, path)
-    net.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v
-                         for k, v in state.items()}, assign=True)
+    weights = {k: v.to(torch.float32) for k, v in state.items()}
+    _check_finite_in_float32(weights, path)
+    try:
+        net.load_state_dict(weights, assign=True)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its tensors do not load into the network its card's "
+                              f"model_config describes: {exc}") from None
     if isinstance(net.head, QuantileHead):
         net.head.grid = net.head.make_grid(config.quantile_knots, device="cpu")
     return net
 
 
+def _empty_network(config: ModelConfig, path: str | os.PathLike) -> MISTNet:
+    """The network of ``config`` on torch's meta device (no weights)."""
+    try:
+        with torch.device("meta"):
+            return MISTNet(config)
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"{path}: the network its card's model_config describes "
+                              f"cannot be built: {exc}") from None
+
+
+def _declared_lengths(config: ModelConfig) -> list[tuple[str, str, int, int]]:
+    """Where the file's tensors show each size of ``config`` that sets the network's:
+    ``(the config's setting, tensor, axis, the length the setting gives that axis)``."""
+    c = config
+    lengths = [
+        (f"width {c.width}", "embed.tag.weight", 1, c.width),
+        (f"conditional {str(c.conditional).lower()} ({c.tags} column tags)",
+         "embed.tag.weight", 0, c.tags),
+        (f"heads {c.heads}", "col_bias.0.lin", 0, c.heads),
+        (f"summary_width {c.summary_width}", "final_norm.weight", 0, c.summary_width),
+        (f"ffn_mult {c.ffn_mult}", "col_set.ffn.net.0.weight", 0, c.ffn_mult * c.summary_width),
+        (f"pair_width {c.pair_width}", "pairs.net.0.weight", 0, c.pair_width),
+        (f"head_hidden {c.head_hidden}", "head.net.0.weight", 0, c.head_hidden),
+        (f"quantile_knots {c.quantile_knots}" if c.variant == "mist_qr" else "variant 'mist'",
+         "head.net.4.weight", 0, c.quantile_knots if c.variant == "mist_qr" else 1),
+    ]
+    if c.blocks:
+        lengths.append((f"inducing {c.inducing}", "row_att.0.inducing", 0, c.inducing))
+    return lengths
+
+
+def _check_sizes(config: ModelConfig, state: dict[str, torch.Tensor],
+                 path: str | os.PathLike) -> None:
+    """Refuse a model config whose sizes (blocks, widths, heads, ...) the file's tensors
+    do not have, before any network is built."""
+    problems = []
+    blocks = {key.split(".")[1] for key in state if key.startswith("col_att.")}
+    if len(blocks) != config.blocks:
+        problems.append(f"its blocks {config.blocks} need column attention tensors "
+                        f"(col_att.<block>.*) of {config.blocks} blocks, the file holds "
+                        f"those of {len(blocks)}")
+    for setting, name, axis, length in _declared_lengths(config):
+        problem = _length_problem(state.get(name), name, axis, length, setting)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise CheckpointError(f"{path}: the tensors do not match the card's model_config: "
+                              + "; ".join(problems))
+
+
+def _length_problem(tensor: torch.Tensor | None, name: str, axis: int, length: int,
+                    setting: str) -> str | None:
+    """How ``tensor`` (None: missing) fails to have the ``length`` along ``axis`` that the
+    config's ``setting`` gives it, or None."""
+    if tensor is None:
+        return f"missing tensor {name}, which shows its {setting}"
+    shape = tuple(tensor.shape)
+    if tensor.dim() <= axis:
+        return f"tensor {name} has shape {shape}, its {setting} needs {length} along axis {axis}"
+    if shape[axis] != length:
+        needed = tuple(length if i == axis else size for i, size in enumerate(shape))
+        return f"tensor {name} has shape {shape}, its {setting} needs {needed}"
+    return None
+
+
 def _check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor],
                    path: str | os.PathLike) -> None:
-    """Refuse a state dict whose names or shapes differ from the network's."""
+    """Refuse a state dict whose names, shapes or kinds of number differ from the
+    network's (real floating point, read in float32)."""
     def listing(keys: set[str]) -> str:
         shown = sorted(keys)
         return ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
@@ -154,9 +235,22 @@ def _check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Ten
         if tuple(found[key].shape) != tuple(expected[key].shape):
             problems.append(f"tensor {key} has shape {tuple(found[key].shape)}, the model "
                             f"config needs {tuple(expected[key].shape)}")
+        if expected[key].is_floating_point() and not found[key].is_floating_point():
+            dtype = str(found[key].dtype).removeprefix("torch.")
+            problems.append(f"tensor {key} has dtype {dtype}, the network needs real "
+                            "floating-point numbers (float32)")
     if problems:
         raise CheckpointError(f"{path}: the tensors do not match the card's model_config: "
                               + "; ".join(problems))
+
+
+def _check_finite_in_float32(weights: dict[str, torch.Tensor], path: str | os.PathLike
+                             ) -> None:
+    """Refuse tensors that are not finite in float32 (float64 values beyond its range)."""
+    broken = non_finite_tensors(weights)
+    if broken:
+        raise CheckpointError(f"{path}: tensor {broken[0]!r} holds NaN or infinite values in "
+                              "float32, the precision the network reads its weights in")
 
 
 class MIST(Estimator):
@@ -542,11 +636,12 @@ class MIST(Estimator):
         A ``mist_qr`` checkpoint answers with its quantiles ``(1 - level) / 2`` and
         ``(1 + level) / 2``, widened (or narrowed) by the checkpoint's split-conformal
         factor for ``level``, the sample's size and its raw median where it has one
-        (:mod:`mistmodel.calibration`), the raw quantiles elsewhere; ``last_info`` says
-        which.  Levels whose quantiles lie beyond the trained tau grid are refused;
-        ``n_boot``/``seed`` are ignored.  A point (``mist``) checkpoint has no interval
-        of its own: it raises a clear error, unless ``n_boot`` is given explicitly, in
-        which case it returns the base class's subsample-bootstrap interval.
+        (:mod:`mistmodel.calibration`), the raw quantiles elsewhere, with an
+        :class:`UncalibratedLevelWarning`; ``last_info`` says which.  Levels whose
+        quantiles lie beyond the trained tau grid are refused; ``n_boot``/``seed`` are
+        ignored.  A point (``mist``) checkpoint has no interval of its own: it raises a
+        clear error, unless ``n_boot`` is given explicitly, in which case it returns the
+        base class's subsample-bootstrap interval.
         """
         self._last_info = {}
         _check_level(level)
@@ -564,7 +659,8 @@ class MIST(Estimator):
     def interval_batch(self, samples: Iterable[Any], level: float = 0.9,
                        calibrated: bool = True) -> np.ndarray:
         """Intervals for many samples: array ``(len(samples), 2)``.  ``calibrated=False``
-        gives the raw quantile intervals even where a conformal factor exists.  A sample
+        gives the raw quantile intervals even where a conformal factor exists, and without
+        the :class:`UncalibratedLevelWarning` a level without one gives otherwise.  A sample
         with an entirely constant side gets exactly ``[0, 0]``."""
         self._last_info = {}
         return self._intervals(self._prepare_many(samples), level, calibrated)[0]
@@ -670,6 +766,8 @@ class MIST(Estimator):
         rows = sample_rows(prepared)
         median = q[:, 1]
         factor = self.calibration_factors(level, rows, median) if calibrated else None
+        if calibrated and factor is None and not all(_has_constant_side(*p) for p in prepared):
+            self._warn_uncalibrated(level)
         self._cross_check(lambda: prepared, median)
         lower, upper = (q[:, 0], q[:, 2]) if factor is None else widen(q[:, 0], q[:, 2], factor)
         for k, low in enumerate(below):
@@ -681,8 +779,22 @@ class MIST(Estimator):
         q[[_has_constant_side(x, y) for x, y in prepared]] = 0.0
         return q, factor, median
 
+    def _calibrated_levels(self) -> list[str]:
+        """The levels the checkpoint has conformal factors for, as its card writes them."""
+        return sorted((self.meta.get("interval_calibration") or {}).get("factors") or {},
+                      key=float)
+
+    def _warn_uncalibrated(self, level: float) -> None:
+        known = ", ".join(self._calibrated_levels()) or "none"
+        warn(f"MIST-QR has no conformal factor at level {level:g} (calibrated levels: "
+             f"{known}): its interval there starts from the raw quantiles, whose coverage "
+             f"is not calibrated and depends on the data ({UNCALIBRATED_COVERAGE}). Ask for "
+             "a calibrated level, "
+             "or for raw intervals knowingly with interval_batch(..., calibrated=False)",
+             UncalibratedLevelWarning)
+
     def _interval_info(self, level: float, factor: np.ndarray | None) -> dict[str, Any]:
-        known = sorted((self.meta.get("interval_calibration") or {}).get("factors") or {})
+        known = self._calibrated_levels()
         if factor is None:
             method = (f"raw quantiles: no conformal factor at level {level:g} (calibrated "
                       f"levels: {', '.join(known) or 'none'})")

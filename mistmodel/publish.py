@@ -11,12 +11,12 @@ writes under ``models/``.  ``--dest DIR`` publishes into another folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
-from .checkpoint import CheckpointError, save_checkpoint
+from .checkpoint import CheckpointError, card_json, save_checkpoint
 from .mist import load_network
 from .shipped import CHECKPOINT_DIR
 
@@ -31,7 +31,8 @@ def publish(checkpoint: str | os.PathLike, variant: str,
     The network is built from the checkpoint first, exactly as :meth:`MIST.load` builds it
     (a damaged file, tensors that do not fit the card's model config, or a card of another
     variant are refused before anything is written), and the weights written are the ones
-    so verified."""
+    so verified.  Both files are written whole under temporary names before either is
+    renamed (:func:`_replace_together`), so a failure leaves the published pair as it was."""
     network, card = load_network(checkpoint)
     kind = "mist_cmi" if network.config.conditional else card["variant"]
     if kind != variant:
@@ -39,14 +40,26 @@ def publish(checkpoint: str | os.PathLike, variant: str,
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     weights, record = dest / f"{variant}.safetensors", dest / f"{variant}.json"
-    save_checkpoint(weights, network.state_dict(), card)
-    tmp = record.with_name(f".{record.name}.partial-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(card, indent=1) + "\n")
-        os.replace(tmp, record)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _replace_together(
+        (weights, lambda tmp: save_checkpoint(tmp, network.state_dict(), card)),
+        (record, lambda tmp: tmp.write_text(card_json(card, Path(checkpoint), indent=1) + "\n")))
     return weights, record
+
+
+def _replace_together(*files: tuple[Path, Callable[[Path], Any]]) -> None:
+    """Write each ``(path, write)`` by ``write(temporary path)``, then rename them all in
+    the order given.  :func:`publish` gives the weights first: an interruption between the
+    renames leaves new weights, which carry their own card and are all that loading reads,
+    beside at worst the previous readable copy of the card."""
+    partial = [path.with_name(f".{path.name}.partial-{os.getpid()}") for path, _ in files]
+    try:
+        for tmp, (_, write) in zip(partial, files):
+            write(tmp)
+        for tmp, (path, _) in zip(partial, files):
+            os.replace(tmp, path)
+    finally:
+        for tmp in partial:
+            tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

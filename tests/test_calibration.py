@@ -1,9 +1,12 @@
 """Split-conformal calibration of MIST-QR intervals."""
+import warnings
+
 import numpy as np
 import pytest
 
 from mistmodel import MIST
-from mistmodel.calibration import conformal_factor, widen
+from mistmodel.calibration import calibration_problem, conformal_factor, widen
+from mistmodel.caller_warnings import UncalibratedLevelWarning
 
 
 def noisy_intervals(rng, m, half_width):
@@ -79,8 +82,9 @@ def test_mist_interval_applies_the_checkpoint_factor():
     width = raw[1] - raw[0]
     lo, hi = qr.interval(x, y, 0.9)
     np.testing.assert_allclose([lo, hi], [max(raw[0] - 0.5 * width, 0.0), raw[1] + 0.5 * width])
-    # a level without a factor gives the raw quantiles
-    np.testing.assert_allclose(qr.interval(x, y, 0.7), qr.quantiles(x, y, [0.15, 0.85]))
+    # a level without a factor gives the raw quantiles, and says so
+    with pytest.warns(UncalibratedLevelWarning, match=r"level 0\.7 \(calibrated levels: 0\.9\)"):
+        np.testing.assert_allclose(qr.interval(x, y, 0.7), qr.quantiles(x, y, [0.15, 0.85]))
 
 
 class QuantileStub:
@@ -225,3 +229,78 @@ def test_mist_interval_applies_the_factor_of_the_samples_median_cell():
     assert got[0][0] == 0.0
     assert qr.interval(*samples[1], 0.9) == pytest.approx(tuple(got[1]))
     assert "-0.100" in qr.last_info["interval_method"]
+
+
+def test_a_level_without_a_factor_warns_once_per_call_and_keeps_its_numbers():
+    qr = MIST.load(variant="mist_qr", device="cpu", cross_check=False)
+    rng = np.random.default_rng(3)
+    samples = [(x, x + rng.standard_normal((n, 2))) for n in (40, 150, 300)
+               for x in [rng.standard_normal((n, 2))]]
+    raw = qr.interval_batch(samples, 0.85, calibrated=False)
+    held = [qr.interval_batch(samples, level) for level in (0.5, 0.8)]
+    lower = np.minimum.reduce([raw[:, 0]] + [h[:, 0] for h in held])
+    upper = np.maximum.reduce([raw[:, 1]] + [h[:, 1] for h in held])
+    calls = {"interval": lambda: [qr.interval(*samples[0], level=0.85)],
+             "interval_batch": lambda: qr.interval_batch(samples, level=0.85),
+             "estimate_with_interval": lambda: [
+                 (lambda r: (r.lower, r.upper))(qr.estimate_with_interval(*samples[0], 0.85))]}
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = np.asarray(call())
+        assert [w.category for w in caught] == [UncalibratedLevelWarning], name
+        assert caught[0].filename == __file__, name
+        message = str(caught[0].message)
+        assert "no conformal factor at level 0.85 (calibrated levels: 0.5, 0.8, 0.9, 0.95)" \
+            in message and "coverage is not calibrated and depends on the data" in message, name
+        assert "0.953 and 0.879 at 0.85" in message, name
+        # the raw quantiles, widened only to hold the calibrated intervals at 0.5 and 0.8
+        np.testing.assert_allclose(got, np.stack([lower, upper], 1)[:len(got)], rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_calibrated_levels_raw_requests_and_constant_sides_do_not_warn():
+    qr = MIST.load(variant="mist_qr", device="cpu", cross_check=False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((100, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncalibratedLevelWarning)
+        for level in (0.5, 0.8, 0.9, 0.95):
+            qr.interval(x, x + rng.standard_normal((100, 1)), level=level)
+        qr.interval_batch([(x, x + rng.standard_normal((100, 1)))], level=0.7,
+                          calibrated=False)
+        assert qr.interval(x, np.ones((100, 1)), level=0.7) == (0.0, 0.0)
+
+
+def test_a_checkpoint_without_factors_warns_at_every_level():
+    qr = MIST.load(variant="mist_qr", device="cpu", cross_check=False)
+    bare = MIST(qr.network, {k: v for k, v in qr.meta.items() if k != "interval_calibration"},
+                device="cpu", cross_check=False)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((100, 1))
+    with pytest.warns(UncalibratedLevelWarning, match=r"level 0\.9 \(calibrated levels: none\)"):
+        bare.interval(x, x + rng.standard_normal((100, 1)), level=0.9)
+
+
+@pytest.mark.parametrize("calibration,problem", [
+    ({"factors": {"0.90": 0.5}}, "'factors' has a key '0.90' not written as '0.9'"),
+    ({"factors": {"5e-1": 0.5}}, "'factors' has a key '5e-1' not written as '0.5'"),
+    ({"factors": {"0.9": 0.5}, "n_cuts": [20], "factors_by_n": {"0.90": [0.1, 0.2]}},
+     "'factors_by_n' has a key '0.90' not written as '0.9'"),
+    ({"factors": {"0.9": 0.5}, "n_cuts": [20], "factors_by_n": {"0.8": [0.1, 0.2]}},
+     "'factors_by_n' has level '0.8', which 'factors' lacks"),
+    ({"factors": {"0.9": 0.5}, "n_cuts": [20], "mi_cuts": [0.1],
+      "factors_by_cell": {"0.5": [[0.1, 0.2], [0.1, 0.2]]}},
+     "'factors_by_cell' has level '0.5', which 'factors' lacks"),
+])
+def test_level_keys_must_be_written_as_they_are_looked_up(calibration, problem):
+    """A factor under "0.90" would never be used: interval(x, y, 0.9) looks up "0.9"."""
+    assert problem in calibration_problem(calibration)
+    qr = MIST.load(variant="mist_qr", device="cpu")
+    with pytest.raises(ValueError, match=r"meta\['interval_calibration'\] .*" + problem):
+        MIST(qr.network, {"interval_calibration": calibration})
+
+
+def test_canonical_level_keys_are_accepted():
+    assert calibration_problem({"factors": {"0.5": 0.1, "0.9": 0.2, "0.95": 0.0,
+                                            "1e-05": 0.3}}) is None

@@ -91,6 +91,14 @@ BAD_CALIBRATIONS = [
     ({**GOOD_CALIBRATION, "factors_by_n": {"0.9": [0.3]}}, r"factors_by_n\['0.9'\] must list 3"),
     ({**GOOD_CALIBRATION, "factors_by_cell": {"0.9": [[0.3, None]]}},
      r"factors_by_cell\['0.9'\] must hold 3 rows"),
+    ({"factors": {"0.90": 0.2}}, "'factors' has a key '0.90' not written as '0.9'.*never be used"),
+    ({**GOOD_CALIBRATION, "factors_by_n": {"0.90": [0.3, None, 0.1]}},
+     "'factors_by_n' has a key '0.90' not written as '0.9'"),
+    ({**GOOD_CALIBRATION, "factors": {"0.9": 0.2, " 0.5": 0.1}}, "key ' 0.5' not written"),
+    ({**GOOD_CALIBRATION, "factors_by_n": {"0.8": [0.3, None, 0.1]}},
+     "'factors_by_n' has level '0.8', which 'factors' lacks"),
+    ({**GOOD_CALIBRATION, "factors_by_cell": {"0.8": [[0.3, None], [None, None], [0.1, 0.2]]}},
+     "'factors_by_cell' has level '0.8', which 'factors' lacks"),
 ]
 
 
@@ -134,6 +142,13 @@ BAD_CALIBRATIONS = [
                    "interval_calibration": bad}), message)
       for bad, message in BAD_CALIBRATIONS],
     ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+    pytest.param('{"format": "%s", "variant": "mist", "model_config": %s, "step": %s}'
+                 % (FORMAT, json.dumps(CONFIG.to_dict()), "7" * 5000),
+                 r"bad\.safetensors: its MIST card cannot be read: Exceeds the limit \(4300 "
+                 r"digits\)", id="a 5000-digit integer"),
+    pytest.param('{"format": "%s", "variant": "mist", "model_config": %s, "interval_calibration": '
+                 '{"factors": {"0.9": 0.2, "0.9": 0.0}}}' % (FORMAT, json.dumps(CONFIG.to_dict())),
+                 "cannot be read: it repeats the key '0.9' in one object", id="a repeated key"),
 ])
 def test_a_bad_card_is_refused_with_its_problem(tmp_path, state, card_text, message):
     path = raw_checkpoint(tmp_path / "bad.safetensors", state, card_text)
@@ -183,3 +198,153 @@ def test_a_good_calibration_is_read_and_meta_is_checked_like_a_card(state):
     for bad, message in BAD_CALIBRATIONS[:4]:
         with pytest.raises(ValueError, match=r"meta\['interval_calibration'\]"):
             MIST(net, meta={"interval_calibration": bad})
+
+
+def test_a_card_that_cannot_be_read_is_named_by_read_card_too(tmp_path, state):
+    from mistmodel.checkpoint import read_card
+
+    path = raw_checkpoint(tmp_path / "digits.safetensors", state, json.dumps(
+        {**card(), "format": FORMAT})[:-1] + ', "step": ' + "7" * 5000 + "}")
+    with pytest.raises(CheckpointError, match=r"digits\.safetensors: its MIST card cannot be "
+                                              r"read: Exceeds the limit"):
+        read_card(path)
+
+
+def with_tensor(state, name, tensor):
+    return {**{k: v.clone() for k, v in state.items()}, name: tensor}
+
+
+@pytest.mark.parametrize("name,tensor,message", [
+    ("embed.tag.weight", torch.zeros(2, 8, dtype=torch.int64),
+     r"tensor embed\.tag\.weight has dtype int64, the network needs real floating-point"),
+    ("head.net.0.bias", torch.zeros(16, dtype=torch.bool), "head.net.0.bias has dtype bool"),
+    ("head.net.0.bias", torch.zeros(16, dtype=torch.complex64),
+     "head.net.0.bias has dtype complex64"),
+    ("head.net.0.bias", torch.complex(torch.zeros(16), torch.full((16,), float("nan"))),
+     r"tensor 'head\.net\.0\.bias' holds NaN or infinite values"),
+    ("head.net.0.bias", torch.full((16,), 1e300, dtype=torch.float64),
+     r"tensor 'head\.net\.0\.bias' holds NaN or infinite values in float32"),
+])
+def test_tensors_of_another_kind_of_number_are_refused_by_name(tmp_path, state, name, tensor,
+                                                               message):
+    path = save_checkpoint(tmp_path / "kind.safetensors", with_tensor(state, name, tensor),
+                           card())
+    with pytest.raises(CheckpointError, match=r"kind\.safetensors: .*" + message):
+        MIST.load(path)
+
+
+def test_other_real_floating_dtypes_are_read_in_float32(tmp_path, state):
+    half = {k: v.to(torch.float16) for k, v in state.items()}
+    mist = MIST.load(save_checkpoint(tmp_path / "half.safetensors", half, card()))
+    assert next(mist.network.parameters()).dtype == torch.float32
+
+
+def test_publish_names_a_tensor_of_the_wrong_kind_instead_of_crashing(tmp_path, state, capsys):
+    from mistmodel.publish import main
+
+    path = save_checkpoint(tmp_path / "int.safetensors", with_tensor(
+        state, "embed.tag.weight", torch.zeros(2, 8, dtype=torch.int64)), card())
+    assert main([str(path), "--variant", "mist", "--dest", str(tmp_path / "pkg")]) == 2
+    assert "int.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "pkg" / "mist.safetensors").exists()
+
+
+@pytest.fixture
+def no_network_built(monkeypatch):
+    """Fail the test if a network is built (the card must be refused first)."""
+    def refuse(config):
+        raise AssertionError(f"a network was built for {config}")
+    monkeypatch.setattr("mistmodel.mist.MISTNet", refuse)
+
+
+@pytest.mark.parametrize("sizes,message", [
+    ({"blocks": 3000}, r"blocks 3000 need column attention tensors \(col_att\.<block>\.\*\) "
+                       "of 3000 blocks, the file holds those of 1"),
+    ({"width": 2 ** 40, "summary_width": 2 ** 40},
+     r"embed\.tag\.weight has shape \(2, 8\), its width 1099511627776 needs "
+     r"\(2, 1099511627776\)"),
+    ({"heads": 4}, r"col_bias\.0\.lin has shape \(2,\), its heads 4 needs \(4,\)"),
+    ({"inducing": 10 ** 9}, r"row_att\.0\.inducing has shape \(8, 8\), its inducing"),
+    ({"ffn_mult": 10 ** 6}, r"col_set\.ffn\.net\.0\.weight has shape \(32, 16\)"),
+    ({"pair_width": 10 ** 6}, r"pairs\.net\.0\.weight"),
+    ({"head_hidden": 10 ** 6}, r"head\.net\.0\.weight"),
+    ({"conditional": True}, r"conditional true \(3 column tags\) needs \(3, 8\)"),
+    ({"variant": "mist_qr", "quantile_knots": 10 ** 9},
+     r"head\.net\.4\.weight has shape \(1, 16\), its quantile_knots 1000000000"),
+])
+def test_the_cards_sizes_are_checked_against_the_tensors_before_building(
+        tmp_path, state, no_network_built, sizes, message):
+    config = {**CONFIG.to_dict(), **sizes}
+    path = raw_checkpoint(tmp_path / "big.safetensors", state, json.dumps(
+        {"format": FORMAT, "variant": config["variant"], "model_config": config}))
+    with pytest.raises(CheckpointError, match=r"big\.safetensors: the tensors do not match the "
+                                              r"card's model_config: .*" + message):
+        MIST.load(path)
+
+
+def test_a_missing_tensor_that_shows_a_size_is_refused_before_building(tmp_path, state,
+                                                                       no_network_built):
+    missing = {k: v for k, v in state.items() if k != "final_norm.weight"}
+    with pytest.raises(CheckpointError, match=r"missing tensor final_norm\.weight, which shows "
+                                              "its summary_width 16"):
+        MIST.load(save_checkpoint(tmp_path / "m.safetensors", missing, card()))
+
+
+def test_a_network_that_cannot_be_built_is_a_checkpoint_error(tmp_path, state, monkeypatch):
+    path = save_checkpoint(tmp_path / "ok.safetensors", state, card())
+
+    def overflow(config):
+        raise RuntimeError("Storage size calculation overflowed")
+    monkeypatch.setattr("mistmodel.mist.MISTNet", overflow)
+    with pytest.raises(CheckpointError, match=r"ok\.safetensors: the network its card's "
+                                              "model_config describes cannot be built: Storage"):
+        MIST.load(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_card_holding_nan_or_infinity_is_refused_by_its_key_path(tmp_path, state, value):
+    bad = card(validation={"loss": 0.1, "mse_by_n": [0.2, value]})
+    with pytest.raises(CheckpointError, match=r"nan\.safetensors: card\['validation'\]"
+                                              r"\['mse_by_n'\]\[1\] is -?(nan|inf), which JSON "
+                                              "cannot hold"):
+        save_checkpoint(tmp_path / "nan.safetensors", state, bad)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_saved_card_is_strict_json(tmp_path, state):
+    from safetensors import safe_open
+
+    path = save_checkpoint(tmp_path / "ok.safetensors", state,
+                           card(validation={"loss": 0.1, "mse_by_n": [0.2, None]}))
+    with safe_open(str(path), framework="pt") as f:
+        text = f.metadata()["mist_card"]
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+    assert json.loads(text, parse_constant=refuse)["validation"]["mse_by_n"] == [0.2, None]
+
+
+def test_publish_replaces_weights_and_card_together(tmp_path, state, monkeypatch):
+    from pathlib import Path
+
+    from mistmodel.publish import publish
+
+    dest = tmp_path / "pkg"
+    first = save_checkpoint(tmp_path / "first.safetensors", state, card(step=1))
+    weights, record = publish(first, "mist", dest)
+    published = weights.read_bytes(), record.read_text()
+    assert json.loads(published[1])["step"] == 1
+    second = save_checkpoint(tmp_path / "second.safetensors", with_tensor(
+        state, "head.net.0.bias", state["head.net.0.bias"] + 1.0), card(step=2))
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        publish(second, "mist", dest)
+    assert (weights.read_bytes(), record.read_text()) == published
+    assert sorted(p.name for p in dest.iterdir()) == ["mist.json", "mist.safetensors"]
+    monkeypatch.undo()
+    publish(second, "mist", dest)
+    assert json.loads(record.read_text())["step"] == 2
+    assert MIST.load(weights).meta["step"] == 2

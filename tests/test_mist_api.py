@@ -10,6 +10,7 @@ from mistmodel import MIST, backends
 from mistmodel.batching import collate
 from mistmodel.checkpoint import CheckpointError
 from mistmodel.estimators.base import Estimator
+from mistmodel.caller_warnings import UncalibratedLevelWarning
 from mistmodel.mist import OutOfRangeWarning, SmallSampleWarning, default_checkpoint
 from mistmodel.model import MISTNet, ModelConfig
 
@@ -161,6 +162,7 @@ def test_estimates_above_the_training_mi_at_their_width_warn(point, qr):
         net({"3": median - 1e-3}, qr).interval(*wide)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", UncalibratedLevelWarning)   # no factors in its meta
         net({"3": median + 1e-3}, qr).interval(*wide)
 
 
@@ -387,7 +389,8 @@ def test_interval_says_whether_it_is_calibrated():
     lo, hi = qr.interval(x, y, level=0.9)
     assert "calibrated" in qr.last_info["interval_method"]
     assert lo < raw[0] and hi > raw[1]                           # widened by the factor
-    lo7, hi7 = qr.interval(x, y, level=0.7)
+    with pytest.warns(UncalibratedLevelWarning, match=r"level 0\.7 \(calibrated levels: 0\.9\)"):
+        lo7, hi7 = qr.interval(x, y, level=0.7)
     assert qr.last_info["interval_method"].startswith("raw quantiles")
     np.testing.assert_allclose([lo7, hi7], qr.quantiles(x, y, [0.15, 0.85]))
 
@@ -443,7 +446,8 @@ def test_estimate_with_interval_is_one_pass_giving_estimate_and_interval(qr, mon
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         qr.estimate_with_interval(x, rng.standard_normal((200, 1)))
-    assert [w.category for w in caught] == [TiedDataWarning]     # once, not once per pass
+    # once each, not once per pass (the tiny network has no conformal factors)
+    assert [w.category for w in caught] == [TiedDataWarning, UncalibratedLevelWarning]
 
 
 def test_discrete_columns_warn_and_point_to_ksg(point):
@@ -487,7 +491,8 @@ def test_warnings_name_the_line_that_called_mist(point, qr):
             warnings.simplefilter("always")
             call()
         kinds = {w.category for w in caught}
-        assert kinds and kinds <= {OutOfRangeWarning, TiedDataWarning, SmallSampleWarning}, name
+        assert kinds and kinds <= {OutOfRangeWarning, TiedDataWarning, SmallSampleWarning,
+                                   UncalibratedLevelWarning}, name
         assert {w.filename for w in caught} == {__file__}, name
 
 
