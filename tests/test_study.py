@@ -71,6 +71,43 @@ def test_benchmark_combine_summarize(stores, tmp_path):
     assert all(p.stat().st_size > 5000 for p in paths.values())
 
 
+def _parts(stores):
+    return [benchmark_stores(name, make_estimator(spec), [s], n_boot=n_boot, progress=False)
+            for name, spec, n_boot in [("KSG", {"class": "KSG"}, 10), ("CCA", {"class": "CCA"}, 0)]
+            for s in stores]
+
+
+def test_parts_with_other_records_of_a_datapoint_are_refused(stores):
+    parts = _parts(stores)
+    k = len(stores)
+    changed = parts[k].copy(deep=True)          # CCA's first part, its truth rewritten
+    changed["true_mi"] = changed["true_mi"] + 1.0
+    with pytest.raises(ValueError, match="with other true_mi .* different stores"):
+        combine_estimates(parts[:k] + [changed] + parts[k + 1:])
+
+
+def test_failed_estimates_are_counted_apart_and_each_estimator_keeps_its_n_boot(stores):
+    ds = combine_estimates(_parts(stores))
+    assert dict(zip(ds.estimator.values, ds.n_boot.values)) == {"KSG": 10, "CCA": 0}
+    worst = ds.n == 20
+    broken = ds.copy(deep=True)
+    broken["estimate"] = broken.estimate.where(~((broken.estimator == "CCA") & worst))
+    summary = summarize(broken)
+    at = dict(estimator="CCA", split="test_id")
+    assert summary.overall_failed.sel(**at).item() == int((worst & (ds.split == "test_id")).sum())
+    assert summary.overall_count.sel(**at).item() == \
+        int(((ds.split == "test_id") & ~worst).sum())
+    err = (ds.estimate - ds.true_mi).sel(estimator="CCA")
+    kept = (ds.split == "test_id") & ~worst
+    assert summary.overall_mse.sel(**at).item() == pytest.approx(float((err[kept] ** 2).mean()))
+    # KSG's bootstrap starts at n = 28: its coverage counts the intervals it has
+    assert summary.interval_count.sel(estimator="KSG", split="test_id").item() == \
+        int(((ds.split == "test_id") & (ds.n >= 28)).sum())
+    assert dict(zip(summary.estimator.values, summary.n_boot.values)) == {"KSG": 10, "CCA": 0}
+    table = headline_markdown(summary)
+    assert "coverage (intervals)" in table and "failed |" in table
+
+
 def test_benchmark_reports_each_stores_warnings_once(stores, capsys):
     import warnings as w
 
@@ -279,7 +316,13 @@ def test_conditional_run_tables_and_figure(tmp_path, capsys):
     chains = ds.family.values == "normal-chain"
     assert summary.mae_by_family.sel(estimator="CCA", family="normal-chain") == pytest.approx(
         np.mean(np.abs(est[chains] - truth[chains])))
-    assert int(summary.count_by_n.sum()) == 3 * 16
+    assert int(summary.count_by_n.sum()) == 3 * 16 and int(summary.failed_by_n.sum()) == 0
+    smallest = ds.n == ds.n.min()                   # CCA failing there: counted apart
+    broken = ds.copy(deep=True)
+    broken["estimate"] = broken.estimate.where(~((broken.estimator == "CCA") & smallest))
+    apart = conditional_summary(broken)
+    assert int(apart.failed_by_n.sel(estimator="CCA").sum()) == int(smallest.sum())
+    assert int(apart.count_by_n.sel(estimator="CCA").sum()) == 16 - int(smallest.sum())
     page = conditional_markdown(summary, "Conditional run `cmi`")
     assert page.startswith("## Conditional run `cmi`")
     assert page.count("| KSG |") == 2 == page.count("| MIST-CMI |")   # two columns-bins

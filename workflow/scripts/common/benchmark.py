@@ -96,8 +96,30 @@ def benchmark_stores(
     settings = estimator.settings() if hasattr(estimator, "settings") else {}
     ds["settings"] = ("estimator", np.asarray([json.dumps(settings, sort_keys=True, default=str)],
                                               dtype=object))
-    ds.attrs.update(n_boot=n_boot, **({} if level is None else {"level": level}))
+    # each estimator's own bootstrap size (0: none, or an interval of its own)
+    ds["n_boot"] = ("estimator", np.asarray([n_boot], dtype=np.int64))
+    ds.attrs.update({} if level is None else {"level": level})
     return ds
+
+
+#: What each datapoint's record says of it, the same in every estimator's part.
+DATAPOINT_FIELDS = ("split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")
+
+
+def _check_same_datapoints(first: xr.Dataset, other: xr.Dataset) -> None:
+    """Refuse parts that hold the same datapoint ids with other records (other stores, or
+    stores rebuilt since): their errors would be taken against the first part's truth."""
+    for field in DATAPOINT_FIELDS:
+        a, b = first[field].values, other[field].values
+        differ = np.flatnonzero(a != b)
+        if differ.size:
+            i = int(differ[0])
+            raise ValueError(
+                f"estimators {str(first.estimator.values[0])!r} and "
+                f"{str(other.estimator.values[0])!r} hold datapoint "
+                f"{str(first.datapoint.values[i])!r} with other {field} ({a[i]!r} and "
+                f"{b[i]!r}; {differ.size} datapoints differ): their parts come from "
+                "different stores; rerun them on the same ones")
 
 
 def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
@@ -106,12 +128,18 @@ def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     for part in map(_as_text, parts):
         by_estimator.setdefault(str(part.estimator.values[0]), []).append(part)
     merged = []
-    for estimator_parts in by_estimator.values():
-        settings = estimator_parts[0]["settings"]
-        data = [p.drop_vars("settings") for p in estimator_parts]
+    for name, estimator_parts in by_estimator.items():
+        # what each estimator has once: its settings and bootstrap size
+        once = [v for v in ("settings", "n_boot") if v in estimator_parts[0]]
+        for var in once:
+            if len({str(p[var].values[0]) for p in estimator_parts}) > 1:
+                raise ValueError(f"estimator {name!r}: its parts were run with other {var}")
+        kept = {var: estimator_parts[0][var] for var in once}
+        data = [p.drop_vars(once) for p in estimator_parts]
         m = xr.concat(data, dim="datapoint", data_vars="all", coords="different",
                       compat="equals", join="outer") if len(data) > 1 else data[0]
-        m["settings"] = settings
+        for var, value in kept.items():
+            m[var] = value
         merged.append(m)
     order = sorted(set(merged[0].datapoint.values))
     for m in merged[1:]:
@@ -121,6 +149,8 @@ def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
                 f"{str(merged[0].estimator.values[0])!r}"
             )
     merged = [m.sel(datapoint=order) for m in merged]
+    for m in merged[1:]:
+        _check_same_datapoints(merged[0], m)
     out = xr.concat(merged, dim="estimator", data_vars="all", coords="minimal",
                     compat="override", join="outer")
     out.attrs.update(merged[0].attrs)

@@ -100,17 +100,22 @@ def _frame(ds: xr.Dataset) -> pd.DataFrame:
 
 
 def _stats(group: pd.DataFrame) -> pd.Series:
-    return pd.Series({"mae": float(group["abs_error"].mean()),
-                      "bias": float(group["error"].mean()),
-                      "seconds": float(group["seconds"].median()), "count": int(len(group))})
+    """Over the datapoints with a finite estimate (``count``); ``failed`` counts the
+    others."""
+    ok = group[np.isfinite(group["error"].to_numpy(dtype=np.float64))]
+    return pd.Series({"mae": float(ok["abs_error"].mean()) if len(ok) else np.nan,
+                      "bias": float(ok["error"].mean()) if len(ok) else np.nan,
+                      "seconds": float(group["seconds"].median()), "count": int(len(ok)),
+                      "failed": int(len(group) - len(ok))})
 
 
 def _table(df: pd.DataFrame, keys: list[str]) -> xr.Dataset:
     table = df.groupby(keys, observed=True).apply(_stats, include_groups=False).to_xarray()
     for key in keys:
         table[key] = table[key].astype(str)
-    # count: an integer where the cell has datapoints, 0 where the grid has none
-    table["count"] = table["count"].fillna(0).astype(np.int64)
+    # counts: integers where the cell has datapoints, 0 where the grid has none
+    for key in ("count", "failed"):
+        table[key] = table[key].fillna(0).astype(np.int64)
     return table
 
 

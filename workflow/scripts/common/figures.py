@@ -13,6 +13,12 @@ import xarray as xr  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
 
 
+def _finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values (the summary's errors leave failed estimates out)."""
+    ok = values[np.isfinite(values)]
+    return float(ok.mean()) if ok.size else float("nan")
+
+
 def _splits(ds):
     return [str(s) for s in np.unique(ds.split.values)]
 
@@ -37,7 +43,7 @@ def error_vs(ds: xr.Dataset, coord: str, path, label: str) -> None:
         for est in ds.estimator.values:
             e = err2.sel(estimator=est).values[mask]
             xs = np.unique(values)
-            ys = [np.mean(e[values == v]) for v in xs]
+            ys = [_finite_mean(e[values == v]) for v in xs]
             ax.plot(xs, ys, marker="o", ms=3, label=str(est))
         ax.set_yscale("log")
         ax.set_xlabel(label)
@@ -54,6 +60,8 @@ def predicted_vs_true(ds: xr.Dataset, path) -> None:
     rows = -(-len(ests) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False)
     top = float(np.nanmax(ds.true_mi.values)) * 1.05 + 0.1
+    estimates = ds.estimate.values[np.isfinite(ds.estimate.values)]
+    high = max(top, float(estimates.max()) * 1.05 + 0.1) if estimates.size else top
     for ax, est in zip(axes.flat, ests):
         for split in _splits(ds):
             mask = (ds.split == split).values
@@ -61,7 +69,7 @@ def predicted_vs_true(ds: xr.Dataset, path) -> None:
                        s=6, alpha=0.5, label=split)
         ax.plot([0, top], [0, top], color="k", lw=0.8)
         ax.set_xlim(0, top)
-        ax.set_ylim(min(0, float(np.nanmin(ds.estimate.values))), top)
+        ax.set_ylim(min(0, float(np.nanmin(ds.estimate.values))), high)  # every estimate
         ax.set_title(str(est))
         ax.set_xlabel("true MI (nats)")
         ax.set_ylabel("estimate (nats)")
@@ -85,7 +93,7 @@ def coverage(summary: xr.Dataset, path, level: float) -> None:
     ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:.2f}")
     ax.set_xticks(np.arange(len(ests)) + width * (len(splits) - 1) / 2, ests, rotation=20)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("fraction of intervals covering the true MI")
+    ax.set_ylabel("fraction of intervals covering the true MI\n(datapoints with an interval)")
     ax.legend(fontsize=8)
     _save(fig, path)
 

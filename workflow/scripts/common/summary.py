@@ -42,9 +42,15 @@ def _frame(ds: xr.Dataset) -> pd.DataFrame:
 
 
 def _errors(group) -> pd.Series:
-    e = group["error"]
-    return pd.Series({"mse": float(np.mean(e**2)), "bias": float(e.mean()),
-                      "variance": float(e.var(ddof=0)), "count": int(e.size)})
+    """Over the datapoints with a finite estimate (``count``); ``failed`` counts the others,
+    so that an estimator that fails on its hardest datapoints does not look better."""
+    e = group["error"].to_numpy(dtype=np.float64)
+    ok = e[np.isfinite(e)]
+    empty = ok.size == 0
+    return pd.Series({"mse": np.nan if empty else float(np.mean(ok**2)),
+                      "bias": np.nan if empty else float(ok.mean()),
+                      "variance": np.nan if empty else float(ok.var()),
+                      "count": int(ok.size), "failed": int(e.size - ok.size)})
 
 
 def _table(df: pd.DataFrame, keys: list[str], fn) -> xr.Dataset:
@@ -74,7 +80,8 @@ def summarize(ds: xr.Dataset, n_bins: Sequence[int] = N_BINS,
     def coverage(g):
         c = g["covered"].dropna()
         return pd.Series({"coverage": float(c.mean()) if len(c) else np.nan,
-                          "mean_width": float(g["width"].mean()) if len(c) else np.nan})
+                          "mean_width": float(g["width"].mean()) if len(c) else np.nan,
+                          "interval_count": int(len(c))})
 
     cov = _table(df, ["estimator", "split"], coverage)
 
@@ -91,6 +98,8 @@ def summarize(ds: xr.Dataset, n_bins: Sequence[int] = N_BINS,
     for table in (cov, time):
         for var in table.data_vars:
             out[var] = table[var]
+    if "n_boot" in ds:
+        out["n_boot"] = ds["n_boot"]
     out.attrs.update(ds.attrs)
     out.attrs["n_bins"] = list(n_bins)
     return out
@@ -98,22 +107,35 @@ def summarize(ds: xr.Dataset, n_bins: Sequence[int] = N_BINS,
 
 def headline_markdown(summary: xr.Dataset, title: str = "Headline results") -> str:
     """A markdown table: MSE by n-bin per split and estimator, coverage, time per estimate."""
+    level = summary.attrs.get("level")
     lines = [f"# {title}", ""]
+    if level is not None:
+        lines += [f"Intervals at level {float(level):g}; coverage over the datapoints with an "
+                  "interval (their count beside it).", ""]
     bins = [str(b) for b in summary.n_bin.values]
+    failed = "overall_failed" in summary
     for split in summary.split.values:
         lines += [f"## {split}", "",
                   "| estimator | " + " | ".join(f"MSE n {b}" for b in bins)
-                  + " | MSE all | bias all | coverage | s / estimate |",
-                  "|---" * (len(bins) + 5) + "|"]
+                  + " | MSE all | bias all | coverage (intervals) | s / estimate |"
+                  + (" failed |" if failed else ""),
+                  "|---" * (len(bins) + 5 + failed) + "|"]
         for est in summary.estimator.values:
-            mse = [summary.by_n_mse.sel(estimator=est, split=split, n_bin=b).item() for b in bins]
+            at = dict(estimator=est, split=split)
+            mse = [summary.by_n_mse.sel(**at, n_bin=b).item() for b in bins]
             cells = [f"{v:.3f}" if np.isfinite(v) else "-" for v in mse]
-            overall = summary.overall_mse.sel(estimator=est, split=split).item()
-            bias = summary.overall_bias.sel(estimator=est, split=split).item()
-            cov = summary.coverage.sel(estimator=est, split=split).item()
+            overall = summary.overall_mse.sel(**at).item()
+            bias = summary.overall_bias.sel(**at).item()
+            cov = summary.coverage.sel(**at).item()
+            count = (int(summary.interval_count.sel(**at).item())
+                     if "interval_count" in summary else None)
             sec = summary.seconds_median.sel(estimator=est).item()
+            shown = "-" if not np.isfinite(cov) else (
+                f"{cov:.2f}" + (f" ({count})" if count is not None else ""))
             lines.append(f"| {est} | " + " | ".join(cells) + f" | {overall:.3f} | {bias:+.3f} | "
-                         + (f"{cov:.2f}" if np.isfinite(cov) else "-") + f" | {sec:.4f} |")
+                         + shown + f" | {sec:.4f} |"
+                         + (f" {int(summary.overall_failed.sel(**at).item())} |"
+                            if failed else ""))
         lines.append("")
     return "\n".join(lines)
 
@@ -122,8 +144,9 @@ def headline_document(summaries: Mapping[str, xr.Dataset]) -> str:
     """The headline tables of every run (run name -> its summary) as one markdown page."""
     parts = ["# Results", "",
              "Written by the study's rule `headline` from each run's `summary.nc`. MSE in "
-             "nats^2 by sample-size bin; coverage of the intervals at the configured level; "
-             "median seconds per point estimate.", ""]
+             "nats^2 by sample-size bin, over the datapoints with a finite estimate (failed: "
+             "the others); coverage of the intervals at the run's level, over the datapoints "
+             "with an interval; median seconds per point estimate.", ""]
     for run, summary in summaries.items():
         parts.append(headline_markdown(summary, title=f"Run `{run}`").replace("# ", "## ", 1)
                      .replace("\n## ", "\n### "))
