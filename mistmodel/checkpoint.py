@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import secrets
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -58,6 +59,13 @@ def _new_file_mode() -> int:
     return 0o644
 
 
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place:
+    ``.<name>.partial-<pid>-<random>``, so that two writers of one path, in two processes
+    or two threads of one, never share a temporary file."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+
+
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
                     card: Mapping[str, Any]) -> Path:
     """Write ``state`` (name -> tensor) and ``card`` (JSON-ready) to ``path`` atomically."""
@@ -69,7 +77,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, torch.Tensor],
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp = partial_path(path)
     try:
         save_file(tensors, str(tmp), metadata={CARD_KEY: text})
         os.chmod(tmp, _new_file_mode())     # safetensors writes 0o600 whatever the umask

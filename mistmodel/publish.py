@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import CheckpointError, card_json, save_checkpoint
+from .checkpoint import CheckpointError, card_json, partial_path, save_checkpoint
 from .mist import load_network
 from .shipped import CHECKPOINT_DIR
 
@@ -51,7 +51,7 @@ def _replace_together(*files: tuple[Path, Callable[[Path], Any]]) -> None:
     the order given.  :func:`publish` gives the weights first: an interruption between the
     renames leaves new weights, which carry their own card and are all that loading reads,
     beside at worst the previous readable copy of the card."""
-    partial = [path.with_name(f".{path.name}.partial-{os.getpid()}") for path, _ in files]
+    partial = [partial_path(path) for path, _ in files]
     try:
         for tmp, (_, write) in zip(partial, files):
             write(tmp)

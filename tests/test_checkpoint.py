@@ -348,3 +348,30 @@ def test_publish_replaces_weights_and_card_together(tmp_path, state, monkeypatch
     publish(second, "mist", dest)
     assert json.loads(record.read_text())["step"] == 2
     assert MIST.load(weights).meta["step"] == 2
+
+
+def test_two_threads_saving_one_path_leave_a_whole_checkpoint(tmp_path, state):
+    import threading
+
+    from mistmodel.checkpoint import load_checkpoint
+
+    path = tmp_path / "c.safetensors"
+    states = [{k: v + j for k, v in state.items()} for j in range(2)]
+    errors = []
+
+    def save(j):
+        try:
+            for _ in range(10):
+                save_checkpoint(path, states[j], card(k=j))
+        except Exception as exc:          # a shared temporary file fails one writer
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(j,)) for j in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    loaded, saved_card = load_checkpoint(path)
+    assert all(torch.equal(loaded[k], states[saved_card["k"]][k]) for k in loaded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
