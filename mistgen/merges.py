@@ -27,7 +27,9 @@ def maps_values_together(before: np.ndarray, after: np.ndarray) -> bool:
     # a column whose new values tie in t adjacent pairs has at most 2 t rows in ties
     ties = (np.diff(np.sort(after, axis=0), axis=0) == 0).sum(axis=0)
     for j in np.flatnonzero(2 * ties > limit):
-        order = np.argsort(before[:, j], kind="stable")
+        # rows ordered by their new value, then their old one: a group of equal new values
+        # holds its old values in order, also where the map is not monotone
+        order = np.lexsort((before[:, j], after[:, j]))
         old, new = before[order, j], after[order, j]
         group = np.cumsum(np.r_[True, new[1:] != new[:-1]]) - 1
         distinct = np.bincount(group, weights=np.r_[True, old[1:] != old[:-1]])

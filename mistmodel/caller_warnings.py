@@ -30,7 +30,8 @@ from typing import Iterator, Sequence
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 CONTEXTLIB_FILE = os.path.abspath(contextlib.__file__)
 _SILENCED: ContextVar[tuple[type[Warning], ...]] = ContextVar("mistmodel_silenced", default=())
-_HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], list[str]], ...]] = ContextVar(
+_HELD: ContextVar[tuple[tuple[tuple[type[Warning], ...], tuple[type[Warning], ...],
+                             list[str]], ...]] = ContextVar(
     "mistmodel_held", default=())
 _LABELS: ContextVar[tuple[str, ...] | None] = ContextVar("mistmodel_sample_labels",
                                                         default=None)
@@ -81,6 +82,10 @@ class ShrinkageBiasWarning(UserWarning):
     below the MI."""
 
 
+class AdjustedLevelWarning(UserWarning):
+    """Too few permutations for p-values adjusted over many tests to come below alpha."""
+
+
 class PermutationLevelWarning(UserWarning):
     """A local permutation test's copies lose much of X's dependence on Z: their
     neighbourhoods in Z are wide, and the test rejects more often than its alpha."""
@@ -112,8 +117,8 @@ def warn(message: str, category: type[Warning]) -> None:
     only gathered inside :func:`held` for it."""
     if issubclass(category, _SILENCED.get()):
         return
-    for categories, messages in reversed(_HELD.get()):
-        if issubclass(category, categories):
+    for categories, passing, messages in reversed(_HELD.get()):
+        if issubclass(category, categories) and not issubclass(category, passing):
             messages.append(message)
             return
     frame, level = sys._getframe(1), 2
@@ -182,11 +187,13 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
 
 
 @contextmanager
-def held(*categories: type[Warning]) -> Iterator[list[str]]:
-    """Keep :func:`warn`'s warnings of ``categories`` back inside the block, in this thread
-    or task only, and gather their messages in the list it yields (in order)."""
+def held(*categories: type[Warning], passing: tuple[type[Warning], ...] = ()
+         ) -> Iterator[list[str]]:
+    """Keep :func:`warn`'s warnings of ``categories`` (but not of their subclasses in
+    ``passing``) back inside the block, in this thread or task only, and gather their
+    messages in the list it yields (in order)."""
     messages: list[str] = []
-    token = _HELD.set(_HELD.get() + ((categories, messages),))
+    token = _HELD.set(_HELD.get() + ((categories, passing, messages),))
     try:
         yield messages
     finally:

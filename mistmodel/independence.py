@@ -79,21 +79,39 @@ def _check_count(value: Any) -> int:
     return int(value)
 
 
+#: Permutations up to this many bytes in all are kept after the first pass; more are made
+#: again on every pass.
+KEPT_PERMUTATION_BYTES = 64 * 2**20
+
+
 class Permutations:
-    """``count`` uniformly random row permutations of ``n`` rows drawn from ``seed``, made
-    one at a time on every pass (the same ones each time), so that they are never all held
-    at once: 999 of 20,000 rows would take 160 MB."""
+    """``count`` uniformly random row permutations of ``n`` rows drawn from ``seed``, the
+    same ones on every pass.  Up to :data:`KEPT_PERMUTATION_BYTES` they are kept after the
+    first pass (an MI matrix passes over them once per pair); beyond, they are made one at a
+    time on every pass, so that they are never all held at once (999 of 20,000 rows would
+    take 160 MB)."""
 
     def __init__(self, n: int, count: int, seed: int) -> None:
         self.n, self.count, self.seed = n, count, seed
+        self._kept: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self._kept is not None:
+            yield from self._kept
+            return
+        keep = self.count * self.n * np.dtype(np.int64).itemsize <= KEPT_PERMUTATION_BYTES
+        made: list[np.ndarray] = []
         rng = np.random.default_rng(self.seed)
         for _ in range(self.count):
-            yield rng.permutation(self.n)
+            perm = rng.permutation(self.n)
+            if keep:
+                made.append(perm)
+            yield perm
+        if keep:
+            self._kept = made
 
 
 def _permutations(n: int, count: int, seed: int) -> Permutations:

@@ -3,7 +3,7 @@
     from mistmodel.matrix import mi_matrix, plot_mi_matrix
     mi = mi_matrix(df)                                   # MIST, every pair of columns
     mi = mi_matrix(df, groups={"pos": ["x", "y"], "speed": ["v"]}, estimator=KSG())
-    res = mi_matrix(df, permutations=199)                # res.mi, res.p_value, res.p_value_adjusted
+    res = mi_matrix(df, permutations=999)                # res.mi, res.p_value, res.p_value_adjusted
     plot_mi_matrix(mi)
 
 The table is a 2-D numpy array, a pandas DataFrame or an xarray Dataset
@@ -32,7 +32,8 @@ below 0.05).  ``adjust="holm"``, the default, bounds the chance of declaring any
 independent pair dependent; ``"bh"`` the expected share of independent pairs among those
 declared dependent.  The heatmap hatches pairs by it.  Holm's smallest adjusted p-value is
 ``pairs / (1 + P)``, so it needs ``P >= pairs / alpha`` permutations to declare any pair
-dependent; a warning says so where ``P`` is fewer.
+dependent; an :class:`~mistmodel.caller_warnings.AdjustedLevelWarning` says so where
+``P`` is fewer.
 
 An estimator with ``estimate_batch`` (MIST) gets all pairs, and their permuted copies, in
 batched calls; any other estimator is called pair by pair.  A progress bar (tqdm, on
@@ -59,7 +60,7 @@ from .independence import (ADJUSTMENTS, Permutations, _chunks, _estimator_name,
                            _permutations, adjusted_p_values, copies_of, permutation_p_value, tie_tolerance,
                            warn_nan_null)
 from . import cross_check
-from .caller_warnings import (CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
+from .caller_warnings import (AdjustedLevelWarning, CrossCheckWarning, DiscreteBiasWarning, OutOfRangeWarning,
                               SmallSampleWarning, TiedDataWarning, sample_labels, silenced,
                               warn)
 from .tabular import (column_groups, constant_column_names, table_columns, ties_by_name,
@@ -227,7 +228,7 @@ def _warn_unreachable(pairs: int, count: int, adjust: str, alpha: float = 0.05) 
         warn(f"mi_matrix: with {count} permutations the smallest p-value is 1 / {1 + count}, "
              f"and Holm's adjustment over {pairs} pairs multiplies it by up to {pairs}: no "
              f"p_value_adjusted can come below {alpha:g}; use permutations >= "
-             f"{math.ceil(pairs / alpha) - 1}, or adjust='bh'", UserWarning)
+             f"{math.ceil(pairs / alpha) - 1}, or adjust='bh'", AdjustedLevelWarning)
 
 
 def _settings(estimator: Any) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .caller_warnings import (CeilingWarning, DiscreteBiasWarning, SmallSampleWarning,
-                              TiedDataWarning, held, warn)
+from .caller_warnings import (CeilingWarning, DiscreteBiasWarning, RepeatedRowsWarning,
+                              SmallSampleWarning, TiedDataWarning, held, warn)
 from .estimators.base import (check_exact_float64, constant_columns, refuse_durations,
                               refuse_masked, tied_flags)
 
@@ -158,7 +158,8 @@ def ties_by_name(estimator: Any, variables: Sequence[tuple[str, np.ndarray]]) ->
     after it, if there were any, raise one naming the ``(name, values)`` variables with a
     non-constant column the estimator's own test calls tied (its ``tie_flags``, else
     :func:`tied_flags`), with the estimator's advice."""
-    with held(TiedDataWarning) as messages:
+    # copied rows are not a column's ties: their own warning passes as it is
+    with held(TiedDataWarning, passing=(RepeatedRowsWarning,)) as messages:
         yield
     if not messages:
         return
@@ -189,7 +190,8 @@ def _tie_flags(estimator: Any, values: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def warned_once(who: str, categories: tuple[type[Warning], ...] = (
-        DiscreteBiasWarning, SmallSampleWarning, CeilingWarning)) -> Iterator[None]:
+        DiscreteBiasWarning, SmallSampleWarning, CeilingWarning, RepeatedRowsWarning)
+                ) -> Iterator[None]:
     """Hold back the warnings of each of ``categories`` raised inside the block (one per
     pair of variables, each with its own numbers); after it, raise one per category saying
     how many there were and quoting the first."""

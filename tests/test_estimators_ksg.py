@@ -118,6 +118,18 @@ def test_euclidean_tree_recounts_every_unsure_row_when_a_block_holds_under_one_r
     np.testing.assert_array_equal(tree[2], brute[2])
 
 
+def test_without_standardisation_or_noise_the_values_are_used_as_given() -> None:
+    # no centring where there is no noise to keep: the plain values' exact ties stand
+    rng = np.random.default_rng(1)
+    x = np.round(rng.standard_normal((300, 1)), 1)
+    y = np.round(x + rng.standard_normal((300, 1)), 1)
+    est = KSG(standardize=False, jitter=0.0)
+    _, nx, ny = ksg_counts(*est._scaled(x, y), 5, "chebyshev", "brute")
+    _, nx0, ny0 = ksg_counts(x, y, 5, "chebyshev", "brute")
+    np.testing.assert_array_equal(nx, nx0)
+    np.testing.assert_array_equal(ny, ny0)
+
+
 @pytest.mark.parametrize("offset", [1e3, 1e6, 1e9])
 def test_without_standardisation_an_offset_leaves_the_ties_broken(offset: float) -> None:
     # a column on a 0.1 grid: far from 0 the noise, relative to its spread, rounded away
@@ -148,6 +160,9 @@ def test_copied_rows_are_warned_of_and_grids_are_not() -> None:
         KSG(discrete="auto").estimate(grid[:, :1], grid[:, 1:])   # 31% of rows repeat
         KSG(discrete="auto").estimate(labels[:, :1], labels[:, 1:])
         KSG().test_independence(xc[:200], yc[:200], n_permutations=5)   # < 1% repeated
+        z = rng.standard_normal((1000, 1))       # one rounded feature against a class label
+        KSG(discrete="auto").estimate(np.round(z, 1), (z + rng.standard_normal((1000, 1))
+                                                       > 0).astype(float))
 
 
 def _exact_brute(monkeypatch: pytest.MonkeyPatch, x, y, k, block_rows=None):

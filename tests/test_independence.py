@@ -119,13 +119,18 @@ def test_nan_copies_count_against_the_statistic_with_a_warning():
     assert res.p_value == pytest.approx(5 / 10)
 
 
-def test_permutations_are_made_one_at_a_time_and_the_same_on_every_pass():
-    perms = _permutations(50, 7, seed=3)
-    first, second = list(perms), list(perms)
-    assert len(perms) == 7 and len(first) == 7
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    rng = np.random.default_rng(3)
-    assert all(np.array_equal(a, rng.permutation(50)) for a in first)
+def test_permutations_are_the_same_on_every_pass_and_large_ones_are_not_kept(monkeypatch):
+    import mistmodel.independence as independence
+
+    for kept in (True, False):
+        monkeypatch.setattr(independence, "KEPT_PERMUTATION_BYTES", 10**9 if kept else 100)
+        perms = _permutations(50, 7, seed=3)
+        first, second = list(perms), list(perms)
+        assert len(perms) == 7 and len(first) == 7
+        assert all(np.array_equal(a, b) for a, b in zip(first, second))
+        assert (perms._kept is not None) == kept       # large: made again, never all held
+        rng = np.random.default_rng(3)
+        assert all(np.array_equal(a, rng.permutation(50)) for a in first)
 
 
 def test_batched_path_matches_the_plain_one_and_is_used():

@@ -336,3 +336,17 @@ def test_a_nan_permuted_copy_is_counted_against_the_statistic_with_a_warning():
     with pytest.warns(RuntimeWarning, match="9 of 9 permuted copies of the pairs gave NaN"):
         res = mi_matrix(table, estimator=est, permutations=9, adjust="bh")
     assert float(res.p_value[0, 1]) == 1.0
+
+
+def test_copied_rows_keep_their_own_warning_in_a_matrix():
+    from mistmodel.caller_warnings import RepeatedRowsWarning
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((900, 3))
+    table = np.vstack([table, table[:100]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mi_matrix(table, estimator=KSG())
+    kinds = [w.category for w in caught]
+    assert kinds == [RepeatedRowsWarning], [str(w.message)[:80] for w in caught]
+    assert "3 of its estimates warned; the first: KSG: 100 of 1000 rows" in str(caught[0].message)

@@ -363,6 +363,11 @@ def test_a_transform_that_merges_values_in_float64_is_warned_of_and_recorded(tmp
         build(tmp_path / "asinh.zarr", **{**kw, "specs": ["student-dense-asinh"]})
     assert draw_conditional("student-chain-normal_cdf", 2000, 1, 1, 1, 16).merged_by_transform
     assert not draw_conditional("normal-chain-normal_cdf", 2000, 1, 1, 1, 0).merged_by_transform
+    # a map that is not monotone merges too: 28 rows through spiral then normal_cdf
+    assert mistgen.sample("student-dense-spiral-normal_cdf", 2000, 2, 2, 3).merged_by_transform
+    from mistgen.merges import maps_values_together
+    values = np.arange(1000.0)[:, None]
+    assert maps_values_together(values, values % 2) and not maps_values_together(values, -values)
 
 
 def test_merged_values_counts_rows_not_chance_ties():

@@ -87,7 +87,11 @@ def test_parts_with_other_records_of_a_datapoint_are_refused(stores):
 
 
 def test_failed_estimates_are_counted_apart_and_each_estimator_keeps_its_n_boot(stores):
-    ds = combine_estimates(_parts(stores))
+    parts = _parts(stores)
+    older = parts[0].drop_vars("n_boot")            # written when n_boot was an attribute
+    older.attrs["n_boot"] = 10
+    ds = combine_estimates([older] + parts[1:])
+    assert "n_boot" not in ds.attrs
     assert dict(zip(ds.estimator.values, ds.n_boot.values)) == {"KSG": 10, "CCA": 0}
     worst = ds.n == 20
     broken = ds.copy(deep=True)

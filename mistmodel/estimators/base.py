@@ -328,7 +328,6 @@ def check_xy(
         ``"x column 3 contains NaN (first at row 17)"``); different numbers of
         rows in ``x`` and ``y``; fewer than ``min_rows`` rows.
     """
-    _check_same_index(x=x, y=y)
     xa = _as_2d_float(x, "x")
     ya = _as_2d_float(y, "y")
     if xa.shape[0] != ya.shape[0]:
@@ -336,6 +335,7 @@ def check_xy(
             f"x and y must have the same number of rows (one per observation); "
             f"x has {xa.shape[0]} rows, y has {ya.shape[0]}"
         )
+    _check_same_index(x=x, y=y)
     _check_finite(xa, "x")
     _check_finite(ya, "y")
     n = xa.shape[0]
@@ -353,7 +353,6 @@ def check_xyz(
     column, finite, with as many rows as ``x`` and ``y``. Errors name the side
     (``"z column 2 contains NaN (first at row 5)"``).
     """
-    _check_same_index(x=x, y=y, z=z)
     xa, ya = check_xy(x, y, min_rows, who=who)
     za = _as_2d_float(z, "z")
     if za.shape[0] != xa.shape[0]:
@@ -361,6 +360,7 @@ def check_xyz(
             f"z must have as many rows as x and y (one per observation); "
             f"x and y have {xa.shape[0]} rows, z has {za.shape[0]}"
         )
+    _check_same_index(x=x, y=y, z=z)
     _check_finite(za, "z")
     return xa, ya, za
 
@@ -465,10 +465,11 @@ def copied_rows(a: np.ndarray) -> int:
     at least half of the repeated values of its least tied column: copied rows.  Values on
     a grid repeat far more often one column at a time than in all columns together (a
     bivariate Gaussian rounded to 0.1, n = 1,000: 31% of the rows, 94% of each column's
-    values), and give 0.  Without a column whose values repeat in more than
-    :data:`COPIED_ROWS_WARN` of the rows the rows are not even compared."""
+    values), and give 0; so does a single column, whose repeats are its ties.  Without a
+    column whose values repeat in more than :data:`COPIED_ROWS_WARN` of the rows the rows
+    are not even compared."""
     n = a.shape[0]
-    if n < 2 or a.shape[1] == 0:
+    if n < 2 or a.shape[1] < 2:      # one column's repeats are its ties, not copied rows
         return 0
     least_tied = n - int(_distinct_per_column(a).max())
     if least_tied <= COPIED_ROWS_WARN * n:

@@ -989,17 +989,19 @@ class KSG(Estimator):
         return "brute"
 
     def _scaled(self, *sides: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Standardised columns, or without ``standardize`` each column less its median
-        (the distances are unchanged but for rounding), then all sides divided by one
-        power of two (exact) so that no distance overflows or underflows (see
-        :mod:`.base`, "Scale").
+        """Standardised columns, or without ``standardize`` (with ``jitter``) each column
+        less its median (the distances are unchanged but for rounding), then all sides
+        divided by one power of two (exact) so that no distance overflows or underflows
+        (see :mod:`.base`, "Scale").
         Centring keeps the tie-breaking noise, relative to a column's spread, above the
         rounding step of its values: on a column of 0.1-steps offset by 1e9 it rounded
         away, and ties stayed unbroken (0.760 nats for 0.522 at offset 0)."""
         if self.standardize:
             return tuple(standardize_columns(a, name) for a, name in zip(sides, "xyz"))
         together = np.hstack(sides)
-        together = scale_to_unit(together - np.median(together, axis=0), axis=None)
+        if self.jitter > 0.0:         # without noise, the values are used as they are
+            together = together - np.median(together, axis=0)
+        together = scale_to_unit(together, axis=None)
         edges = np.cumsum([a.shape[1] for a in sides])[:-1]
         return tuple(np.split(together, edges, axis=1))
 

@@ -102,6 +102,16 @@ def benchmark_stores(
     return ds
 
 
+def _with_n_boot(part: xr.Dataset) -> xr.Dataset:
+    """A part with its estimator's ``n_boot`` as a variable (parts written before it was
+    one held it as an attribute)."""
+    if "n_boot" in part or "n_boot" not in part.attrs:
+        return part
+    part = part.assign(n_boot=("estimator", np.asarray([part.attrs["n_boot"]], np.int64)))
+    part.attrs = {k: v for k, v in part.attrs.items() if k != "n_boot"}
+    return part
+
+
 #: What each datapoint's record says of it, the same in every estimator's part.
 DATAPOINT_FIELDS = ("split", "family", "n", "dim_x", "dim_y", "true_mi", "seed")
 
@@ -125,7 +135,7 @@ def _check_same_datapoints(first: xr.Dataset, other: xr.Dataset) -> None:
 def combine_estimates(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     """Merge per-(estimator, store) results into one Dataset, datapoints aligned by id."""
     by_estimator: dict[str, list[xr.Dataset]] = {}
-    for part in map(_as_text, parts):
+    for part in map(_with_n_boot, map(_as_text, parts)):
         by_estimator.setdefault(str(part.estimator.values[0]), []).append(part)
     merged = []
     for name, estimator_parts in by_estimator.items():
