@@ -498,9 +498,8 @@ def _matrix(args: argparse.Namespace) -> int:
         result.attrs["ksg_discrete"] = args.discrete
     if discrete:
         result.attrs["discrete_columns"] = json.dumps(discrete["columns"])
-    _replace_atomically(out, args.force, lambda tmp: result.to_netcdf(tmp))
-    if png is not None:
-        _replace_atomically(png, args.force, lambda tmp: _heatmap(result, tmp))
+    _replace_atomically(args.force, (out, lambda tmp: result.to_netcdf(tmp)),
+                        *([(png, lambda tmp: _heatmap(result, tmp))] if png is not None else []))
     mi = result["mi"] if args.permutations else result
     print(f"wrote {out}: I(X_i;X_j) of {len(cols)} columns ({len(cols) * (len(cols) - 1) // 2}"
           f" pairs, n = {values.shape[0]}, {mi.attrs['estimator']}, nats)"
@@ -523,18 +522,26 @@ def _heatmap(result, path: str) -> None:
     fig.savefig(path, format="png", dpi=120)
 
 
-def _replace_atomically(path: Path, force: bool, write) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``."""
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _replace_atomically(force: bool, *files: tuple[Path, Any]) -> None:
+    """For each ``(path, write)``, ``write(tmp)`` to a temporary file beside the file
+    ``path`` names (a link's target: the link stays), and only once all are written rename
+    each into place, so that a failure leaves every old file as it was."""
+    targets = [Path(os.path.realpath(path)) for path, _ in files]
+    temps = [str(t.parent / f".{t.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+             for t in targets]
     try:
-        write(tmp)
-        if path.exists() and not force:
-            raise InputError(f"{path}: the file appeared while it was being written; "
-                             "pass --force to replace it")
-        os.replace(tmp, path)
+        for tmp, (_, write) in zip(temps, files):
+            write(tmp)
+        for target, (path, _) in zip(targets, files):
+            if target.exists() and not force:
+                raise InputError(f"{path}: the file appeared while it was being written; "
+                                 "pass --force to replace it")
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def _quantile_model(MIST, point, qr_path: str | None, default: Path):

@@ -321,6 +321,37 @@ def test_matrix_never_overwrites_without_force(tmp_path, capsys, chain_csv):
                                                                           variable_2="c")
 
 
+def test_matrix_replaces_its_files_together_and_writes_through_links(tmp_path, capsys,
+                                                                      chain_csv, monkeypatch):
+    import mistmodel.cli as cli
+
+    path, _ = chain_csv
+    out, png, target = tmp_path / "mi.nc", tmp_path / "mi.png", tmp_path / "kept.nc"
+    out.write_text("old table")
+    png.write_text("old figure")
+    argv = ["matrix", str(path), "--estimator", "cca", "--out", str(out), "--png", str(png),
+            "--force"]
+
+    def broken(result, tmp):
+        raise RuntimeError("no figure")
+
+    monkeypatch.setattr(cli, "_heatmap", broken)
+    try:
+        code, _, err = run(capsys, argv)
+    except RuntimeError:
+        code, err = 1, "no figure"
+    assert code != 0 and "no figure" in err
+    assert out.read_text() == "old table" and png.read_text() == "old figure"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.undo()
+    target.write_text("old")
+    out.unlink()
+    out.symlink_to(target)                       # --out a link: the link stays
+    code, _, err = run(capsys, argv)
+    assert code == 0, err
+    assert out.is_symlink() and target.stat().st_size > 100
+
+
 def test_matrix_of_a_header_that_repeats_or_omits_a_name(tmp_path, capsys):
     import xarray as xr
     rng = np.random.default_rng(5)
