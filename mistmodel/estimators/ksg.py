@@ -995,7 +995,8 @@ class KSG(Estimator):
         (see :mod:`.base`, "Scale").
         Centring keeps the tie-breaking noise, relative to a column's spread, above the
         rounding step of its values: on a column of 0.1-steps offset by 1e9 it rounded
-        away, and ties stayed unbroken (0.760 nats for 0.522 at offset 0)."""
+        away, and ties stayed unbroken (0.768 nats for 0.539 at offset 0, n = 1,000,
+        correlation 0.8)."""
         if self.standardize:
             return tuple(standardize_columns(a, name) for a, name in zip(sides, "xyz"))
         together = np.hstack(sides)
