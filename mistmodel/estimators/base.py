@@ -768,8 +768,7 @@ class Estimator(ABC):
         info = self.last_info
         lo, hi, n_finite = self._bootstrap_interval(xa, ya, level, n_boot, seed, center=value)
         info["n_boot_finite"] = n_finite
-        note = self._interval_note(value, lo, hi, self.bootstrap_scheme(
-            *(np.delete(a, constant_columns(a), axis=1) for a in (xa, ya))))
+        note = self._interval_note(value, lo, hi, self._sample_scheme(xa, ya))
         if note:
             info["interval_note"] = note
         return Estimate(
@@ -874,6 +873,12 @@ class Estimator(ABC):
         sample's shape may choose per sample)."""
         return self.bootstrap
 
+    def _sample_scheme(self, x: np.ndarray, y: np.ndarray) -> str:
+        """:meth:`bootstrap_scheme` of the sample the estimate reads: its constant columns
+        dropped."""
+        return self.bootstrap_scheme(*(np.delete(a, constant_columns(a), axis=1)
+                                       for a in (x, y)))
+
     def _refuse_small_sample(self, n: int) -> None:
         if self.bootstrap == "subsample":
             why = (
@@ -947,9 +952,7 @@ class Estimator(ABC):
         center: float | None,
     ) -> np.ndarray:
         n_boot = _check_n_boot(n_boot)
-        # the scheme of the sample the estimate reads: its constant columns dropped
-        scheme = self.bootstrap_scheme(*(np.delete(a, constant_columns(a), axis=1)
-                                         for a in (x, y)))
+        scheme = self._sample_scheme(x, y)
         if scheme not in BOOTSTRAP_SCHEMES:
             raise ValueError(f"unknown bootstrap scheme {scheme!r}")
         n = x.shape[0]
