@@ -49,12 +49,17 @@ def _score_correlations(a: np.ndarray) -> np.ndarray:
     """The correlation matrix of the normal scores of ``a``'s columns, on at most
     :data:`ROWS` evenly spaced rows."""
     rows = subsample_rows(a.shape[0], ROWS) if a.shape[0] > ROWS else slice(None)
-    return np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
+    # a column constant on these rows (not on the whole sample) has no correlation: NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.corrcoef(normal_scores(a[rows]).astype(np.float64), rowvar=False)
 
 
 def _mean_off_diagonal(corr: np.ndarray) -> float:
-    """The mean absolute entry of a square matrix off its diagonal."""
-    return float(np.abs(corr[~np.eye(len(corr), dtype=bool)]).mean())
+    """The mean absolute entry of a square matrix off its diagonal, over the entries that
+    are numbers (a column constant on the rows read has none); 0 where none is."""
+    values = np.abs(corr[~np.eye(len(corr), dtype=bool)])
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else 0.0
 
 
 def mean_correlation(a: np.ndarray) -> float:

@@ -303,9 +303,9 @@ class MIST(Estimator):
         of 100 rows or more and at most 8 columns in all with KSG on 500 of its rows (for
         I(X;Y|Z) its Frenzel-Pompe form), and raises a
         :class:`CrossCheckWarning` (one per call, naming the first such sample) where KSG
-        reads at least twice as much (1.15 times from 1 nat) and more by a margin (0.1
-        nats from 400 rows, ``2 / sqrt(rows)`` below): MIST misses dependence that is not
-        monotone, and
+        reads at least twice as much, but never more than 1.15 nats below 1 nat (1.15
+        times as much from 1 nat), and more by a margin (0.1 nats from 400 rows,
+        ``2 / sqrt(rows)`` below): MIST misses dependence that is not monotone, and
         reads low where it is sharp-edged or strong in few columns
         (:mod:`mistmodel.cross_check`).  It costs 2-3 ms per sample;
         ``False`` skips it, as do the permuted copies of a permutation test.

@@ -32,6 +32,23 @@ def test_mean_correlation_reads_the_correlation_of_the_columns():
     assert correlated_side(equicorrelated(8, 0.3)[:2]) is None
 
 
+def test_a_column_constant_on_the_rows_read_leaves_the_others_to_decide(mist):
+    # 8 columns correlated 0.9, n = 5,000; column 7 zero on the 2,000 rows the statistic
+    # reads (not on the others): its NaN correlations are left out, the side still warns
+    from mistmodel.correlated_sides import ROWS
+    from mistmodel.cross_check import subsample_rows
+
+    x, y, _ = equicorrelated(8, 0.9, n=5000)
+    x[subsample_rows(5000, ROWS), 7] = 0.0
+    assert mean_correlation(x) > 0.8
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mist.estimate(x, y)
+    kinds = {w.category for w in caught}
+    assert OutOfRangeWarning in kinds and RuntimeWarning not in kinds, \
+        [str(w.message)[:60] for w in caught]
+
+
 def test_mist_warns_where_it_reads_strongly_correlated_sides_low(mist):
     """8 + 8 columns all correlated 0.7 (MI 1.16 nats) read about 0.1."""
     x, y, truth = equicorrelated(8, 0.7, n=2000)
