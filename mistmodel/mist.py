@@ -72,7 +72,8 @@ from .calibration import calibration_problem, sample_factors, sample_rows, widen
 from . import neighbour_correction as nc
 from .checkpoint import (CheckpointError, is_mi_ceiling, load_checkpoint,
                          non_finite_tensors)
-from .correlated_sides import ADVICE, CONDITIONAL_ADVICE, correlated_side
+from .correlated_sides import (ADVICE, CONDITIONAL_ADVICE, CONDITIONAL_MIN_COLUMNS,
+                               MIN_COLUMNS, correlated_side)
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, column_number, constant_columns,
                               kept_columns, tied_columns, tied_flags)
@@ -884,8 +885,9 @@ class MIST(Estimator):
         (:func:`mistmodel.correlated_sides.correlated_side`)."""
         if is_silenced(OutOfRangeWarning):
             return
+        fewest = CONDITIONAL_MIN_COLUMNS if self.is_conditional else MIN_COLUMNS
         for i, parts in enumerate(prepared):
-            found = correlated_side(parts)
+            found = correlated_side(parts, fewest)
             if found is not None:
                 side, columns, correlation = found
                 trained = ("nearly all the samples the conditional network was trained on "

@@ -27,8 +27,10 @@ def test_mean_correlation_reads_the_correlation_of_the_columns():
         assert mean_correlation(x) == pytest.approx(r, abs=0.05)
     x, y, _ = equicorrelated(8, 0.7)
     assert mean_correlation(np.exp(x)) == pytest.approx(mean_correlation(x))   # ranks only
-    assert correlated_side((x[:, :3], y)) == ("y", 8, pytest.approx(mean_correlation(y)))
-    assert correlated_side((x[:, :3], y[:, :3])) is None             # too few columns
+    assert correlated_side((x[:, :2], y)) == ("y", 8, pytest.approx(mean_correlation(y)))
+    assert correlated_side((x[:, :2], y[:, :2])) is None             # too few columns
+    assert correlated_side((x[:, :3], y[:, :3]))[:2] == ("x", 3)     # 3 + 3 read far off
+    assert correlated_side((x[:, :3], y[:, :3]), min_columns=4) is None   # mist_cmi's
     assert correlated_side(equicorrelated(8, 0.3)[:2]) is None
 
 
