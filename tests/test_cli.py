@@ -712,11 +712,17 @@ def test_no_cross_check_reaches_mist(tmp_path, capsys, monkeypatch):
     assert code == 0 and seen == [False], err
 
 
-def test_an_estimators_error_names_the_tables_column(tmp_path, capsys):
+def _huge_value_csv(tmp_path):
+    """Columns a, b, c of 40 rows; c holds one value of 1e300, too wide for an estimator."""
     rows = np.column_stack([np.arange(40.0), np.arange(40.0) % 7, np.arange(40.0) + 1])
     rows[0, 2] = 1e300
     path = tmp_path / "huge.csv"
     pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(path, index=False)
+    return path
+
+
+def test_an_estimators_error_names_the_tables_column(tmp_path, capsys):
+    path = _huge_value_csv(tmp_path)
     code, _, err = run(capsys, ["estimate", str(path), "--x", "a,c", "--y", "b",
                                 "--estimator", "ksg"])
     assert code == 2 and "column 'c' (--x) spans too wide a range" in err, err
@@ -813,10 +819,7 @@ def test_numbers_pandas_holds_as_objects_are_read_or_refused_by_value(tmp_path, 
 
 
 def test_test_and_matrix_name_the_column_an_estimator_refuses(tmp_path, capsys):
-    rows = np.column_stack([np.arange(40.0), np.arange(40.0) % 7, np.arange(40.0) + 1])
-    rows[0, 2] = 1e300
-    path = tmp_path / "huge.csv"
-    pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(path, index=False)
+    path = _huge_value_csv(tmp_path)
     code, _, err = run(capsys, ["test", str(path), "--x", "a,c", "--y", "b",
                                 "--estimator", "ksg", "--permutations", "9"])
     assert code == 2 and "column 'c' (--x) spans too wide a range" in err, err
