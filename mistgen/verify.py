@@ -29,6 +29,7 @@ from .errors import MistgenError, SpecError, StoreError
 from .integrity import missing_chunks
 from .spec import parse_spec
 from .store import FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, shard_name
+from .user_families import FamilyFileError
 
 #: Relative tolerance between a stored MI label and its recomputed closed form.
 MI_TOLERANCE = 1e-9
@@ -121,6 +122,8 @@ def _unregistered_specs(ds: MetaDataset) -> list[str]:
     for spec in ds.meta.get("specs") or []:
         try:
             parse_spec(spec)
+        except FamilyFileError:
+            raise            # a user family file that does not load: say so, not the store
         except SpecError:
             unknown.append(spec)
     return unknown

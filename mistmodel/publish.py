@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:          # --dest a file, not writable, ...
+        print(f"error: --dest {args.dest}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print("\n".join(map(str, paths)))
     return 0
 

@@ -62,21 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+PROG = "python -m mistmodel.train"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit status 0 on success, 2 for a setting or input that cannot be trained on (the
+    message names it), 130 when interrupted (the same command resumes)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     model = {}
     for item in args.model:
         if "=" not in item:
-            raise SystemExit(f"--model expects KEY=VALUE, got {item!r}")
+            parser.error(f"--model expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         model[k.strip()] = _parse_value(v.strip())
     options = {k: v for k, v in vars(args).items()
                if v is not None and k not in ("train", "val", "model", "no_resume", "no_progress")}
-    cfg = TrainConfig(
-        train=args.train if len(args.train) > 1 else args.train[0],
-        val=None if args.val is None else (args.val if len(args.val) > 1 else args.val[0]),
-        model=model, resume=not args.no_resume, progress=not args.no_progress, **options)
-    path = train(cfg)
+    from mistgen.errors import MistgenError
+
+    from .checkpoint import CheckpointError
+    try:
+        cfg = TrainConfig(
+            train=args.train if len(args.train) > 1 else args.train[0],
+            val=None if args.val is None else (args.val if len(args.val) > 1 else args.val[0]),
+            model=model, resume=not args.no_resume, progress=not args.no_progress, **options)
+        path = train(cfg)
+    except (ValueError, TypeError, MistgenError, CheckpointError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the same command resumes from the last epoch saved",
+              file=sys.stderr)
+        return 130
     print(f"checkpoint: {path}")
     return 0
 

@@ -132,6 +132,9 @@ class TrainConfig:
                              "subsample_rows": (0.0, 1.0, False, False)})
         if self.time_budget_min is not None:
             check_fields(self, ranges={"time_budget_min": (0.0, math.inf, True, True)})
+        if "variant" in (self.model or {}):
+            raise ValueError("model may not set variant: it is the config's own variant "
+                             "('mist' or 'mist_qr'; --variant on the command line)")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict({**self.model, "variant": self.variant})
@@ -362,6 +365,60 @@ def _same_stores(saved: list[dict] | None, now: list[dict] | None) -> bool:
         all(n.get(k) == v for k, v in s.items()) for s, n in zip(saved, now))
 
 
+def _device(name: str) -> torch.device:
+    """The device ``name`` asks for ("auto": CUDA where there is one), refused where this
+    torch cannot run it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r} is not a torch device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this torch has no CUDA device; use 'cpu' or 'auto'")
+    return device
+
+
+def _check_out(out: Path, resume: bool, stores: list[str]) -> None:
+    """Refuse an output folder that is a file, a store or inside one, or that holds another
+    run's files (a checkpoint or metrics without the training state they resume from):
+    training would write over them.  ``resume=False`` starts over there knowingly."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: {out} is a file, not a folder")
+    resolved = out.resolve()
+    for store in map(lambda p: Path(p).resolve(), stores):
+        if resolved == store or store in resolved.parents:
+            raise ValueError(f"out: {out} is inside the store {store}; write the run elsewhere")
+    for folder in (resolved, *resolved.parents):
+        if (folder / "zarr.json").is_file():
+            raise ValueError(f"out: {out} is inside the Zarr store {folder}; write the run "
+                             "elsewhere")
+    if resume and not (out / TRAINING_STATE).is_file():
+        found = [name for name in (CHECKPOINT, "metrics.json", "curves.png")
+                 if (out / name).exists()]
+        if found:
+            raise ValueError(
+                f"out: {out} holds {', '.join(found)} but no {TRAINING_STATE} to resume from: "
+                "another run's files (or one stopped before its first epoch was saved), which "
+                "training would write over. Use another --out, or resume=False "
+                "(--no-resume) to start over there")
+
+
+def _check_each_store_once(train: list[dict]) -> None:
+    """Refuse a training store given twice (by path, or built from the same recipe): its
+    samples would count twice."""
+    def key(recipe):
+        return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
+
+    for i, recipe in enumerate(train):
+        for other in train[:i]:
+            same_path = Path(recipe["path"]).resolve() == Path(other["path"]).resolve()
+            if same_path or (key(recipe) and key(recipe) == key(other)):
+                raise ValueError(f"training store {recipe['path']} is "
+                                 f"{'given twice' if same_path else 'built from the same recipe as ' + str(other['path'])}: "
+                                 "its samples would count twice")
+
+
 def _check_disjoint(train: list[dict], val: list[dict]) -> None:
     """Refuse a validation store that is one of the training stores (by path, or built
     from the same recipe elsewhere): the best epoch would be picked on training data.
@@ -517,17 +574,19 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
 
 def _train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
-                          else ("cpu" if cfg.device == "auto" else cfg.device))
+    device = _device(cfg.device)
+    cfg.model_config()                  # a bad model setting is refused before out/ exists
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
     recipes = {"train": store_recipes(train_ds),
                "val": store_recipes(val_ds) if val_ds is not None else None,
                "init_sha256": None if cfg.init is None or not Path(cfg.init).is_file()
                else hashlib.sha256(Path(cfg.init).read_bytes()).hexdigest()}
+    _check_each_store_once(recipes["train"])
     if val_ds is not None:
         _check_disjoint(recipes["train"], recipes["val"])
+    _check_out(out, cfg.resume, [r["path"] for r in recipes["train"] + (recipes["val"] or [])])
+    out.mkdir(parents=True, exist_ok=True)
     shapes = _shapes_of(train_ds)
     count = len(train_ds)
 

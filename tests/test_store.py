@@ -294,6 +294,20 @@ def test_killed_build_is_reported_while_running_and_removed_once_gone(tmp_path):
 
 # -- verification ----------------------------------------------------------------------
 
+def test_verify_names_a_family_file_that_does_not_load_not_the_store(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    ds = build(tmp_path / "s.zarr", count=2)
+    env = {**os.environ, "MISTGEN_FAMILY_FILES": str(tmp_path / "nofile.py")}
+    run = subprocess.run([sys.executable, "-m", "mistgen", "verify", str(ds.path)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 2, run.stderr
+    assert "family file" in run.stderr and "no such file" in run.stderr
+    assert "not registered" not in run.stderr
+
+
 def test_verify_passes_an_intact_store_and_the_command_exits_zero(tmp_path):
     import subprocess
     import sys

@@ -256,6 +256,54 @@ def test_train_command_line(stores, tmp_path):
     assert estimator(out / "checkpoint.safetensors").is_quantile
 
 
+def test_train_command_line_refuses_bad_settings_cleanly(stores, tmp_path, capsys):
+    from mistmodel.train import main
+
+    tiny = ["--model", "width=8", "--model", "summary_width=16", "--threads", "1",
+            "--no-progress", "--epochs", "1", "--batch-size", "8"]
+    cases = [
+        (["--epochs", "0"], "epochs must be"),
+        (["--model", "width=0"], "width"),
+        (["--model", "variant=mist_qr"], "model may not set variant"),
+        (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "nope"],
+         "device"),
+        (["--train", str(stores[0]), str(stores[0])], "given twice"),
+    ]
+    for extra, message in cases:
+        out = tmp_path / "bad"
+        argv = ["--train", str(stores[0]), "--val", str(stores[1]), "--out", str(out),
+                *tiny, *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("python -m mistmodel.train: error:") and message in err, err
+        assert "Traceback" not in err and not out.exists(), extra    # nothing left behind
+    # another run's files in --out: refused, kept; --no-resume starts over there knowingly
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text("my notes")
+    argv = ["--train", str(stores[0]), "--val", str(stores[1]), "--out", str(other), *tiny]
+    assert main(argv) == 2 and "holds metrics.json but no training_state.pt" in \
+        capsys.readouterr().err
+    assert (other / "metrics.json").read_text() == "my notes"
+    assert main([*argv, "--no-resume"]) == 0
+    # --out inside a store, and a file
+    inside = ["--train", str(stores[0]), "--val", str(stores[1]), *tiny]
+    assert main([*inside, "--out", str(stores[1])]) == 2
+    assert "inside the store" in capsys.readouterr().err
+    (tmp_path / "file.txt").write_text("x")
+    assert main([*inside, "--out", str(tmp_path / "file.txt")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_publish_names_a_dest_it_cannot_write(stores, tmp_path, capsys):
+    from mistmodel.publish import main
+
+    path = train(config(stores, tmp_path / "run", epochs=1, variant="mist"))
+    (tmp_path / "file.txt").write_text("x")
+    assert main([str(path), "--variant", "mist", "--dest", str(tmp_path / "file.txt")]) == 2
+    assert "--dest" in capsys.readouterr().err
+
+
 def test_training_leaves_the_callers_random_state_alone(stores, tmp_path):
     torch.manual_seed(1234)
     expected = torch.rand(3)
