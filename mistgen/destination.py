@@ -65,7 +65,9 @@ def _foreign(path: Path) -> str | None:
 
 
 # the files of a store below its top directory: an array's or group's metadata and chunks
-_STORE_FILE = re.compile(r"(?:(?!shards/)[^/]+|shards/\d+)/(?:zarr\.json|c(?:/\d+)+)"
+# a chunk may also be zarr's temporary file of it, left by a build killed while writing it
+_STORE_FILE = re.compile(r"(?:(?!shards/)[^/]+|shards/\d+)/(?:zarr\.json"
+                         r"|c(?:/\d+)+(?:\.[0-9a-f]{32}\.partial)?)"
                          r"|shards/zarr\.json")
 
 

@@ -264,6 +264,18 @@ def leftovers(directory):
     return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith("."))
 
 
+def test_a_chunk_zarr_was_writing_when_killed_is_the_store_s_own(tmp_path):
+    # zarr writes a chunk to <chunk>.<32 hex>.partial and renames it: a build killed in
+    # between leaves that file, which is the build's, not a user's
+    from mistgen.destination import _foreign
+
+    ds = build(tmp_path / "s.zarr", count=4)
+    (ds.path / "mi" / "c" / f"0.{'b0' * 16}.partial").write_bytes(b"half")
+    assert _foreign(ds.path) is None
+    (ds.path / "mi" / "c" / "0.notes").write_text("mine")
+    assert "0.notes" in _foreign(ds.path)
+
+
 def test_killed_build_is_reported_while_running_and_removed_once_gone(tmp_path):
     import subprocess
     import sys
