@@ -65,6 +65,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config_checks import OPTIMISATION_RANGES, check_fields, check_switches_and_seed
 from .threads import torch_threads
 from .losses import pinball_loss, point_loss, quantile_loss
+from .mist import resolve_device
 from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
 
 __all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "open_stores",
@@ -365,20 +366,6 @@ def _same_stores(saved: list[dict] | None, now: list[dict] | None) -> bool:
         all(n.get(k) == v for k, v in s.items()) for s, n in zip(saved, now))
 
 
-def _device(name: str) -> torch.device:
-    """The device ``name`` asks for ("auto": CUDA where there is one), refused where this
-    torch cannot run it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"device {name!r} is not a torch device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: this torch has no CUDA device; use 'cpu' or 'auto'")
-    return device
-
-
 def _check_out(out: Path, resume: bool, stores: list[str]) -> None:
     """Refuse an output folder that is a file, a store or inside one, or that holds another
     run's files (a checkpoint or metrics without the training state they resume from):
@@ -574,7 +561,10 @@ def train(config: TrainConfig | dict[str, Any]) -> Path:
 
 def _train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
-    device = _device(cfg.device)
+    try:                                # refused before out/ exists
+        device = resolve_device(cfg.device)
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
     cfg.model_config()                  # a bad model setting is refused before out/ exists
     train_ds = open_stores(cfg.train)
     val_ds = open_stores(cfg.val) if cfg.val is not None else None
