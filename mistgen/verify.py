@@ -43,17 +43,20 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     datapoints_checked: int = 0
     shards_checked: int = 0
+    #: checks asked for that this store cannot have (not damage)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def __str__(self) -> str:
+        notes = [f"  note: {n}" for n in self.notes]
         if self.ok:
-            return (f"{self.path}: OK ({self.datapoints_checked} datapoints in "
-                    f"{self.shards_checked} shards checked)")
+            return "\n".join([f"{self.path}: OK ({self.datapoints_checked} datapoints in "
+                              f"{self.shards_checked} shards checked)", *notes])
         lines = [f"{self.path}: DAMAGED ({len(self.problems)} problem(s))"]
-        return "\n".join(lines + [f"  - {p}" for p in self.problems])
+        return "\n".join(lines + [f"  - {p}" for p in self.problems] + notes)
 
 
 def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyReport:
@@ -79,6 +82,12 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
     plan, why_not = _plan_of(ds)
     if why_not:
         report.problems.append(why_not)
+    elif plan is None and regenerate:    # asked for, but this store has no plan to redraw
+        report.notes.append(
+            "datapoints not drawn again: a warped store's come from its base store's draws "
+            "and its flows (verify the base store with --regenerate)" if "warp" in ds.meta
+            else "datapoints not drawn again: the store has no mistgen.design attribute to "
+                 "rebuild its plan from")
     damaged = set()
     for name, k in sorted(ds.missing):
         lo, hi = ds.shard_bounds(k)

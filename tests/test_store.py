@@ -306,6 +306,18 @@ def test_killed_build_is_reported_while_running_and_removed_once_gone(tmp_path):
 
 # -- verification ----------------------------------------------------------------------
 
+def test_verify_says_when_it_could_not_draw_datapoints_again(tmp_path):
+    import zarr
+
+    ds = build(tmp_path / "s.zarr", count=4)
+    assert mistgen.verify_store(ds.path, regenerate=True).notes == []
+    root = zarr.open_group(str(ds.path), mode="r+")
+    root.attrs["mistgen"] = {**root.attrs["mistgen"], "warp": {"modality": "m"}}
+    report = mistgen.verify_store(ds.path, regenerate=True)
+    assert report.ok and "not drawn again" in str(report) and "base store" in str(report)
+    assert mistgen.verify_store(ds.path).notes == []          # nothing asked, nothing said
+
+
 def test_verify_names_a_family_file_that_does_not_load_not_the_store(tmp_path):
     import os
     import subprocess
