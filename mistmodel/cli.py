@@ -331,10 +331,8 @@ def _failing_pair(estimator, values: np.ndarray, labels: list[str], text: str
                   ) -> tuple[int, int] | None:
     """The first pair ``(i, j)`` of columns, each in the order of its labels as
     :func:`~mistmodel.matrix.mi_matrix` takes it, whose estimate raises ``text``."""
-    k = len(labels)
-    pairs = [(i, j) if labels[i] <= labels[j] else (j, i)
-             for i in range(k) for j in range(i + 1, k)]
-    for i, j in pairs:
+    from .matrix import ordered_pairs
+    for i, j in ordered_pairs(labels):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

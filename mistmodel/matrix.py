@@ -126,10 +126,7 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
 
     blocks = [np.ascontiguousarray(values[:, cols]) for _, cols in variables]
     labels = [name for name, _ in variables]
-    # each pair in the order of its labels (MIST is not exactly symmetric in X and Y):
-    # reordering the table's columns leaves every value as it was
-    pairs = [(i, j) if labels[i] <= labels[j] else (j, i)
-             for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
+    pairs = ordered_pairs(labels)
     perms = _permutations(values.shape[0], count, seed)
     show = len(pairs) > AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
     with ties_by_name(estimator, list(zip(labels, blocks))), warned_once("mi_matrix"):
@@ -172,6 +169,15 @@ def mi_matrix(data: Any, estimator: Any = None, groups: Mapping[str, Sequence[An
                                attrs={"adjustment": adjust, "pairs": len(pairs)})
     return xr.Dataset({"mi": mi_da, "p_value": p_da, "p_value_adjusted": adjusted_da},
                       attrs=attrs)
+
+
+def ordered_pairs(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """Every pair of variables, each as ``(i, j)`` in the order of its labels: MIST is not
+    exactly symmetric in X and Y, and so reordering a table's columns leaves every value as
+    it was."""
+    k = len(labels)
+    return [(i, j) if labels[i] <= labels[j] else (j, i)
+            for i in range(k) for j in range(i + 1, k)]
 
 
 def _pair_statistics(estimator: Any, blocks: list[np.ndarray], pairs: list[tuple[int, int]],

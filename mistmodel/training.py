@@ -391,16 +391,18 @@ def _check_out(out: Path, resume: bool, stores: list[str]) -> None:
                 "(--no-resume) to start over there")
 
 
+def _draws(recipe: dict) -> dict:
+    """A store recipe's draws alone: the same samples stored otherwise (dtype, path) match."""
+    return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
+
+
 def _check_each_store_once(train: list[dict]) -> None:
     """Refuse a training store given twice (by path, or built from the same recipe): its
     samples would count twice."""
-    def key(recipe):
-        return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
-
     for i, recipe in enumerate(train):
         for other in train[:i]:
             same_path = Path(recipe["path"]).resolve() == Path(other["path"]).resolve()
-            if same_path or (key(recipe) and key(recipe) == key(other)):
+            if same_path or (_draws(recipe) and _draws(recipe) == _draws(other)):
                 raise ValueError(f"training store {recipe['path']} is "
                                  f"{'given twice' if same_path else 'built from the same recipe as ' + str(other['path'])}: "
                                  "its samples would count twice")
@@ -410,13 +412,10 @@ def _check_disjoint(train: list[dict], val: list[dict]) -> None:
     """Refuse a validation store that is one of the training stores (by path, or built
     from the same recipe elsewhere): the best epoch would be picked on training data.
     ``train`` / ``val``: the stores' recipes (:func:`store_recipes`)."""
-    def key(recipe):           # the draws alone: the same samples stored otherwise match
-        return {k: v for k, v in recipe.items() if k in DRAW_KEYS}
-
     paths = {Path(r["path"]).resolve() for r in train}
     for recipe in val:
         same_path = Path(recipe["path"]).resolve() in paths
-        if same_path or (key(recipe) and any(key(recipe) == key(t) for t in train)):
+        if same_path or (_draws(recipe) and any(_draws(recipe) == _draws(t) for t in train)):
             raise ValueError(f"validation store {recipe['path']} is "
                              f"{'one of the training stores' if same_path else 'built from the same recipe as a training store'}: "
                              "validate on a split of its own")

@@ -79,23 +79,28 @@ def test_p_value_counts_ties_against_the_statistic():
     assert result.p_value == 1.0 and result.statistic == 0.25
 
 
+class Scripted:
+    """An estimator whose first call (the statistic) returns ``first`` and whose k-th
+    permuted copy returns ``copy(k)``."""
+
+    name = "scripted"
+
+    def __init__(self, first, copy):
+        self.first, self.copy, self.calls = first, copy, 0
+
+    def estimate(self, x, y):
+        self.calls += 1
+        return self.first if self.calls == 1 else self.copy(self.calls - 1)
+
+
 def test_the_tie_tolerance_is_the_estimators_own():
     # A float64 statistic whose null spreads over 1e-6 nats (CCA at n = 200,000): copies
     # 5e-7 below it are below it. MIST's float32 network sets 1e-6, and they tie.
-    class Close:
-        name = "close"
-
-        def __init__(self):
-            self.calls = 0
-
-        def estimate(self, x, y):
-            self.calls += 1
-            return 2e-6 if self.calls == 1 else 1.5e-6
-
     rng = np.random.default_rng(0)
     x, y = rng.random((20, 1)), rng.random((20, 1))
-    assert independence_test(Close(), x, y, 9).p_value == pytest.approx(0.1)
-    loose = Close()
+    assert independence_test(Scripted(2e-6, lambda k: 1.5e-6), x, y, 9).p_value == \
+        pytest.approx(0.1)
+    loose = Scripted(2e-6, lambda k: 1.5e-6)
     loose.tie_tolerance = 1e-6
     assert independence_test(loose, x, y, 9).p_value == 1.0
     from mistmodel import MIST
@@ -103,19 +108,10 @@ def test_the_tie_tolerance_is_the_estimators_own():
 
 
 def test_nan_copies_count_against_the_statistic_with_a_warning():
-    class NanCopies:
-        name = "nan-copies"
-
-        def __init__(self):
-            self.calls = 0
-
-        def estimate(self, x, y):
-            self.calls += 1
-            return 1.0 if self.calls == 1 else (float("nan") if self.calls % 2 else 0.0)
-
+    nan_on_even = Scripted(1.0, lambda k: float("nan") if k % 2 == 0 else 0.0)
     rng = np.random.default_rng(0)
     with pytest.warns(RuntimeWarning, match="4 of 9 permuted copies of the sample gave NaN"):
-        res = independence_test(NanCopies(), rng.random((20, 1)), rng.random((20, 1)), 9)
+        res = independence_test(nan_on_even, rng.random((20, 1)), rng.random((20, 1)), 9)
     assert res.p_value == pytest.approx(5 / 10)
 
 
