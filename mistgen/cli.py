@@ -2,9 +2,9 @@
 
     mistgen verify [--regenerate] PATH [PATH ...]
         check whole stores; exit 0 when all are intact, 1 when any is damaged, 2 on a usage
-        error (a path that does not exist, a store of a user family whose file is not
-        loaded: MISTGEN_FAMILY_FILES). --regenerate also draws every datapoint again and
-        compares its values.
+        error (a path that does not exist, a path that is not a mistgen store at all, a
+        store of a user family whose file is not loaded: MISTGEN_FAMILY_FILES).
+        --regenerate also draws every datapoint again and compares its values.
 """
 from __future__ import annotations
 

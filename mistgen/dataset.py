@@ -22,8 +22,8 @@ import zarr
 from .conditional import ConditionalSample
 from .errors import StoreError
 from .integrity import (
-    check_array_shapes, check_meta, chunk_file, dim_columns, location_problem,
-    missing_chunks, shard_value_count,
+    check_array_shapes, check_meta, dim_columns, location_problem,
+    chunk_damage, shard_value_count,
 )
 from .sampling import Sample
 from .store import CONDITIONAL_FORMAT, FORMAT_FIELDS, shard_name
@@ -52,7 +52,8 @@ class MetaDataset:
         self.config = dict(self._root.attrs.get("config", {}))
         check_array_shapes(self.path, self._root, meta)
         self.fields = FORMAT_FIELDS[meta["format"]]
-        self.missing = missing_chunks(self.path, self.num_shards, self.fields)
+        self.damaged = chunk_damage(self.path, self.num_shards, self.fields)
+        self.missing = set(self.damaged)
         # Small integer columns, needed to locate any datapoint, are read once.
         count = len(self)
         self._n, self._offset = (self.read_column(name, 0, count) for name in ("n", "offset"))
@@ -133,7 +134,12 @@ class MetaDataset:
         for k in range(lo // self.shard_size, (hi - 1) // self.shard_size + 1):
             if (name, k) in self.missing:
                 raise self._damage(self._where(name, *self.shard_bounds(k), reading),
-                                   f"chunk file {chunk_file(self.path, name, k)} is missing")
+                                   self._chunk_problem(name, k))
+
+    def _chunk_problem(self, name: str, k: int) -> str:
+        """What is wrong with chunk ``k`` of array ``name`` (one of :attr:`missing`)."""
+        file, kind = self.damaged[(name, k)]
+        return f"chunk file {file} is {kind}"
 
     def read_column(self, name: str, lo: int, hi: int, reading: int | None = None) -> np.ndarray:
         """``name[lo:hi]`` of an index array, checked; failures name the chunk that failed."""
@@ -161,8 +167,7 @@ class MetaDataset:
             lo, hi = self.shard_bounds(k)
             where = self._where(name, lo, hi, reading)
             if (name, k) in self.missing:
-                raise self._damage(where, f"chunk file {chunk_file(self.path, name, 0)} "
-                                          "is missing")
+                raise self._damage(where, self._chunk_problem(name, k))
             try:
                 values = self._root[name][:]
             except Exception as exc:

@@ -1,6 +1,7 @@
 """What a complete store must hold: the checks that tell damage from data.
 
-Every chunk of a store is written (see ``mistgen.store``), so a chunk file that is absent
+Every chunk of a store is written (see ``mistgen.store``), so a chunk file that is absent,
+or anything but a regular file in its place (Zarr reads a directory there as fill values),
 means damage; a chunk whose bytes changed fails its CRC-32C on reading. The group
 attributes and the index arrays must agree with each other: ``count``, ``shard_size`` and
 ``num_shards``, the index arrays' shapes, and the ``offset`` column, which must lay each
@@ -10,6 +11,7 @@ dim_z)`` in a conditional store).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -65,19 +67,46 @@ def check_array_shapes(path: Path, root, meta: Mapping[str, Any]) -> None:
             )
 
 
-def missing_chunks(path: Path, num_shards: int, fields=INDEX_FIELDS) -> set[tuple[str, int]]:
-    """(array, chunk) pairs whose chunk file is absent; shard arrays count as one chunk."""
-    missing = set()
+def chunk_damage(path: Path, num_shards: int, fields=INDEX_FIELDS
+                 ) -> dict[tuple[str, int], tuple[Path, str]]:
+    """Every chunk a store writes that is not a regular file: ``(array, k)`` (``k``: the
+    shard the chunk belongs to) -> (its file, what stands there instead: "missing", "a
+    directory" or "not a regular file")."""
+    damage = {}
     for name in fields:
-        try:
-            present = set(os.listdir(path / name / "c"))
-        except OSError:
-            present = set()
-        missing.update((name, k) for k in range(num_shards) if str(k) not in present)
+        kinds = _entry_kinds(path / name / "c")
+        for k in range(num_shards):
+            kind = kinds.get(str(k), "missing")
+            if kind is not None:
+                damage[(name, k)] = (chunk_file(path, name, k), kind)
     for k in range(num_shards):
-        if not chunk_file(path, shard_name(k), 0).is_file():
-            missing.add((shard_name(k), k))
-    return missing
+        file = chunk_file(path, shard_name(k), 0)
+        kind = _file_kind(file)
+        if kind is not None:
+            damage[(shard_name(k), k)] = (file, kind)
+    return damage
+
+
+def _entry_kinds(folder: Path) -> dict[str, str | None]:
+    """The entries of ``folder`` by name: ``None`` for a regular file (a link to one
+    included), else what the entry is (empty when the folder cannot be listed)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name: None if e.is_file() else
+                    "a directory" if e.is_dir() else "not a regular file" for e in entries}
+    except OSError:
+        return {}
+
+
+def _file_kind(file: Path) -> str | None:
+    """``None`` for a regular file (a link to one included), else "missing", "a directory"
+    or "not a regular file"."""
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return "missing"
+    return None if stat.S_ISREG(mode) else "a directory" if stat.S_ISDIR(mode) \
+        else "not a regular file"
 
 
 def dim_columns(store_format: str) -> tuple[str, ...]:

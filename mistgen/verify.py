@@ -1,16 +1,21 @@
 """``verify_store(path)``: read a whole store and list everything that is wrong with it.
 
 Checks: the group attributes and the index arrays agree; every array's own metadata file
-matches the consolidated copy readers use; every chunk file exists; every chunk passes its
-checksum and decodes; the index locates every datapoint; every shard holds the values the
-index locates; every datapoint's labels are ones a build writes, and its MI label equals
-the closed form recomputed from its spec, parameters and dims (which catches labels moved
-between datapoints, whose checksums still hold); in a conditional store, whose loadings are
-not recorded, both labels (I(X;Y|Z) and I(X;Y)) and the parameters are recomputed from its
-spec, dims and seed. One shard is read at a time, so memory
-stays flat. For a store built by ``build_meta_dataset``, the attributes' seed, split and
-design must give every datapoint its recorded spec, n, dims and seed; with
-``regenerate=True`` every datapoint is also drawn again and compared value by value.
+matches the consolidated copy readers use; every chunk file exists and is a regular file
+(Zarr reads a directory in its place as fill values); every chunk passes its checksum and
+decodes (a shard's data array too when a chunk of its index is lost); the index locates
+every datapoint; every shard holds the values the index locates; every datapoint's labels
+are ones a build writes, and its MI label equals the closed form recomputed from its spec,
+parameters and dims (which catches labels moved between datapoints, whose checksums still
+hold); in a conditional store, whose loadings are not recorded, both labels (I(X;Y|Z) and
+I(X;Y)) and the parameters are recomputed from its spec, dims and seed. One shard is read
+at a time, so memory stays flat. For a store built by ``build_meta_dataset`` or
+``build_conditional_dataset``, the attributes' seed, split and design must give every
+datapoint its recorded spec, n, dims and seed (a store that records a build's seed and
+priors but no design has lost it; a warped store is checked through its labels, its
+datapoints being its base store's, warped); with ``regenerate=True`` every datapoint is
+also drawn again and compared value by value. A path that is not a mistgen store at all
+raises :class:`~mistgen.StoreError`.
 """
 from __future__ import annotations
 
@@ -20,19 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from .conditional import conditional_truth
 from .conditional_design import design_from_attrs, make_conditional_plan
 from .dataset import MetaDataset
 from .design import make_design, make_plan
 from .errors import MistgenError, SpecError, StoreError
-from .integrity import missing_chunks
+from .integrity import chunk_damage
 from .spec import parse_spec
-from .store import FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, shard_name
+from .store import (
+    CONDITIONAL_INDEX_FIELDS, FORMAT_FIELDS, INDEX_FIELDS, SHARD_GROUP, is_store, shard_name,
+)
 from .user_families import FamilyFileError
 
 #: Relative tolerance between a stored MI label and its recomputed closed form.
 MI_TOLERANCE = 1e-9
+#: Attributes a build records beside ``design`` (``mistgen.build.store_attrs``): a store
+#: that holds them was built from a design, and must still record it.
+BUILD_RECORDS = ("seed", "priors")
 
 
 @dataclass
@@ -61,14 +72,19 @@ class VerifyReport:
 
 def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyReport:
     """Check every array and chunk of the store at ``path``; damage is reported, not raised.
-    A store whose specs name a family or transform not registered in this process (a user
-    file not loaded) raises :class:`~mistgen.SpecError`: it cannot be checked here."""
+    A path that is not a mistgen store at all (no such path, a file, an empty directory, a
+    directory of other files) raises :class:`~mistgen.StoreError`; a store whose specs name
+    a family or transform not registered in this process (a user file not loaded) raises
+    :class:`~mistgen.SpecError`: it cannot be checked here."""
     report = VerifyReport(Path(path))
+    why_not_store = _not_a_store(report.path)
+    if why_not_store:
+        raise StoreError(f"{report.path} is not a mistgen store ({why_not_store})")
     try:
         ds = MetaDataset(path)
     except StoreError as exc:
         report.problems.append(str(exc))
-        report.problems.extend(_missing_without_opening(report.path))
+        report.problems.extend(_damage_without_opening(report.path))
         return report
     unknown = _unregistered_specs(ds)
     if unknown:
@@ -88,20 +104,19 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
             "and its flows (verify the base store with --regenerate)" if "warp" in ds.meta
             else "datapoints not drawn again: the store has no mistgen.design attribute to "
                  "rebuild its plan from")
-    damaged = set()
-    for name, k in sorted(ds.missing):
+    damage = ds.damaged
+    for (name, k), (file, kind) in sorted(damage.items()):
         lo, hi = ds.shard_bounds(k)
         report.problems.append(f"{ds.path}: array {name!r}, datapoints {lo}-{hi - 1}: "
-                               "chunk file missing")
-        damaged.add(k)
-    for k in sorted(set(range(ds.num_shards)) - damaged):
+                               f"{_chunk_damage_text(file, kind)}")
+    damaged = {k for _, k in damage}
+    for k in range(ds.num_shards):
         lo, hi = ds.shard_bounds(k)
+        if k in damaged:    # labels lost: what is left of the shard is still read
+            report.problems.extend(_partial_shard_problems(ds, k, set(damage)))
+            continue
         try:
-            shard_column = ds.read_column("shard", lo, hi)
-            if not (shard_column == k).all():
-                raise StoreError(f"{ds.path}: array 'shard', datapoints {lo}-{hi - 1}: "
-                                 f"holds shard numbers {sorted(set(shard_column.tolist()))}, "
-                                 f"expected {k}")
+            _check_shard_column(ds, k)
             samples = ds.shard(k)
         except StoreError as exc:
             report.problems.append(str(exc))
@@ -120,6 +135,65 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
     if extra:
         report.problems.append(f"{ds.path / SHARD_GROUP}: unexpected entries {extra[:5]}")
     return report
+
+
+def _not_a_store(path: Path) -> str | None:
+    """Why ``path`` is not a mistgen store at all, or ``None`` for a store, damaged or not:
+    a directory whose zarr.json carries the mistgen attributes, or that holds a store's
+    arrays (whatever happened to its zarr.json)."""
+    if not os.path.lexists(path):
+        return "no such file or directory"
+    if not path.exists():
+        return "a symbolic link to nothing"
+    if not path.is_dir():
+        return "a file, not a store's directory" if path.is_file() else "not a directory"
+    if is_store(path):
+        return None
+    try:
+        entries = os.listdir(path)
+    except OSError as exc:
+        return f"cannot be listed ({exc.strerror})"
+    if not entries:
+        return "an empty directory"
+    arrays = (SHARD_GROUP, *CONDITIONAL_INDEX_FIELDS)
+    if any((path / name / "zarr.json").is_file() for name in arrays if name in entries):
+        return None
+    return ("a directory holding neither a zarr.json with mistgen attributes nor any of a "
+            "store's arrays")
+
+
+def _chunk_damage_text(file: Path, kind: str) -> str:
+    """What is wrong with a chunk file, naming it."""
+    if kind == "missing":
+        return f"chunk file missing ({file})"
+    return f"chunk {file} is {kind}, not a chunk file (it would read as fill values)"
+
+
+def _check_shard_column(ds: MetaDataset, k: int) -> None:
+    """Array ``shard`` must hold ``k`` for every datapoint of shard ``k``."""
+    lo, hi = ds.shard_bounds(k)
+    shard_column = ds.read_column("shard", lo, hi)
+    if not (shard_column == k).all():
+        raise StoreError(f"{ds.path}: array 'shard', datapoints {lo}-{hi - 1}: holds shard "
+                         f"numbers {sorted(set(shard_column.tolist()))}, expected {k}")
+
+
+def _partial_shard_problems(ds: MetaDataset, k: int, damaged: set) -> list[str]:
+    """Shard ``k``, some of whose chunks are lost (``damaged``: (array, shard) pairs,
+    reported already): its ``shard`` column and its data array, read and sized against the
+    index, wherever they are left."""
+    problems = []
+    if ("shard", k) not in damaged:
+        try:
+            _check_shard_column(ds, k)
+        except StoreError as exc:
+            problems.append(str(exc))
+    if (shard_name(k), k) not in damaged:
+        try:
+            ds._shard_values(k)
+        except StoreError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _unregistered_specs(ds: MetaDataset) -> list[str]:
@@ -210,11 +284,25 @@ def _conditional_label_problems(ds: MetaDataset, lo: int, samples) -> list[str]:
 
 
 def _plan_of(ds: MetaDataset):
-    """The plan that built ``ds`` (``None`` for warped stores), or why it cannot be rebuilt."""
+    """The plan that built ``ds``, or why it cannot be rebuilt. ``None`` for a warped store
+    (its datapoints are its base store's, warped) and for a store written by ``write_store``
+    from a plan of its own, which records no build (:data:`BUILD_RECORDS`) nor design."""
     meta = ds.meta
-    if "warp" in meta or not isinstance(meta.get("design"), dict):
+    if "warp" in meta:
+        return None, None
+    built = [key for key in BUILD_RECORDS if key in meta]
+    if "design" not in meta:
+        if built:
+            return None, (f"{ds.path}: attribute mistgen.design is missing, but the store "
+                          f"records the {' and '.join(built)} of a build from a design; its "
+                          "datapoints cannot be checked against the plan that built them")
         return None, None
     d = meta["design"]
+    if not isinstance(d, dict):
+        if built:
+            return None, (f"{ds.path}: attribute mistgen.design must be a dict (the design "
+                          f"the store was built from), got {d!r:.80}")
+        return None, None
     try:
         if ds.conditional:
             plan = make_conditional_plan(design_from_attrs(meta["specs"], d), meta.get("seed"),
@@ -264,8 +352,9 @@ def _address_problems(ds: MetaDataset, plan, lo: int, samples, regenerate: bool)
     return problems
 
 
-def _missing_without_opening(path: Path) -> list[str]:
-    """Missing chunk files of a store that does not open, when its shard count is readable."""
+def _damage_without_opening(path: Path) -> list[str]:
+    """Lost chunk files of a store that does not open, and its data arrays that do not
+    decode, when its shard count is readable."""
     try:
         meta = json.loads((path / "zarr.json").read_text())["attributes"]["mistgen"]
         num_shards = meta["num_shards"]
@@ -276,5 +365,21 @@ def _missing_without_opening(path: Path) -> list[str]:
     store_format = meta.get("format") if isinstance(meta, dict) else None
     fields = FORMAT_FIELDS.get(store_format, INDEX_FIELDS) if isinstance(store_format, str) \
         else INDEX_FIELDS
-    return [f"{path}: array {name!r}, chunk {k}: chunk file missing"
-            for name, k in sorted(missing_chunks(path, num_shards, fields))]
+    damage = chunk_damage(path, num_shards, fields)
+    problems = [f"{path}: array {name!r}, chunk {k}: {_chunk_damage_text(file, kind)}"
+                for (name, k), (file, kind) in sorted(damage.items())]
+    for k in range(num_shards):
+        if (shard_name(k), k) not in damage:
+            problems.extend(_unreadable_data(path, k))
+    return problems
+
+
+def _unreadable_data(path: Path, k: int) -> list[str]:
+    """The data array of shard ``k`` of a store that does not open, if it does not decode
+    (its size cannot be checked without the index)."""
+    name = shard_name(k)
+    try:
+        zarr.open_array(str(path / name), mode="r")[:]
+    except Exception as exc:    # unreadable metadata or chunk of any kind
+        return [f"{path}: array {name!r}: cannot be read ({exc})"]
+    return []
