@@ -51,7 +51,7 @@ from .estimators.cca import gaussian_bias
 
 __all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
            "Neighbour", "ShuffledNeighbour", "neighbour", "fits_copula", "correction_weight",
-           "copula_digest", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
+           "copula_digest", "score_correlation", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
            "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "DRAW_GROUPS", "SHUFFLED_DRAWS",
            "SHUFFLED_FULL_BELOW",
            "SHUFFLED_NONE_ABOVE", "SINGULAR", "canonical_order"]
@@ -109,16 +109,20 @@ def shrink_cross(corr: np.ndarray, dim_x: int, target: float) -> np.ndarray:
     return _scaled_cross(corr, dim_x, 0.5 * (lo + hi))
 
 
-def copula_loglik(u: np.ndarray, nu: float) -> float:
+def copula_loglik(u: np.ndarray, nu: float, corr: np.ndarray | None = None) -> float:
     """Log-likelihood of pseudo-observations ``u`` ``(n, d)`` in (0, 1) under the Student-t
-    copula with ``nu`` degrees of freedom (``inf``: the Gaussian copula) whose correlation
-    is that of the scores.  A single column (d = 1) has log-likelihood 0; a singular
-    correlation (a column repeating another, as in tied or discrete data) gives ``-inf``."""
+    copula with ``nu`` degrees of freedom (``inf``: the Gaussian copula) and dispersion
+    ``corr`` (by default :func:`score_correlation` of ``u``).  A single column (d = 1) has
+    log-likelihood 0; a singular dispersion (a column repeating another, as in tied or
+    discrete data) gives ``-inf``.
+
+    The dispersion is one matrix for every ``nu``: a Pearson correlation of each ``nu``'s
+    own t-scores would be ruled by a few extreme rows at small ``nu`` and favour lighter
+    tails than the data have."""
     n, d = u.shape
     if d == 1:
         return 0.0
-    t = ndtri(u) if np.isinf(nu) else stdtrit(nu, u)
-    corr = np.corrcoef(t, rowvar=False)
+    corr = score_correlation(u) if corr is None else corr
     try:
         chol = np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
@@ -126,6 +130,7 @@ def copula_loglik(u: np.ndarray, nu: float) -> float:
     logdet = 2.0 * np.log(np.diag(chol)).sum()
     if not np.isfinite(logdet) or logdet < -700.0:
         return -np.inf
+    t = ndtri(u) if np.isinf(nu) else stdtrit(nu, u)
     half = np.linalg.solve(chol, t.T)                 # chol^-1 t', so q = |half|^2 per row
     q = np.einsum("ij,ij->j", half, half)
     if np.isinf(nu):
@@ -137,15 +142,22 @@ def copula_loglik(u: np.ndarray, nu: float) -> float:
     return float(joint - margins)
 
 
-def _tail_gain(u: np.ndarray) -> tuple[float, float]:
-    """The best degrees of freedom of :data:`NU_GRID` for ``u`` and its log-likelihood
-    gain over the Gaussian copula (``inf`` and 0 when no t copula does better)."""
-    gauss = copula_loglik(u, np.inf)
+def score_correlation(u: np.ndarray) -> np.ndarray:
+    """The correlation matrix of the normal scores of pseudo-observations ``u``: robust to
+    heavy tails, and close to the dispersion of any elliptical copula."""
+    return np.atleast_2d(np.corrcoef(ndtri(u), rowvar=False))
+
+
+def _tail_gain(u: np.ndarray, corr: np.ndarray) -> tuple[float, float]:
+    """The best degrees of freedom of :data:`NU_GRID` for ``u`` with dispersion ``corr``
+    and its log-likelihood gain over the Gaussian copula (``inf`` and 0 when no t copula
+    does better)."""
+    gauss = copula_loglik(u, np.inf, corr)
     if not np.isfinite(gauss):
         return np.inf, 0.0
     best_nu, best = np.inf, gauss
     for nu in NU_GRID:
-        ll = copula_loglik(u, nu)
+        ll = copula_loglik(u, nu, corr)
         if ll > best:
             best_nu, best = nu, ll
     return best_nu, best - gauss
@@ -157,9 +169,15 @@ def shared_tail_nu(u: np.ndarray, dim_x: int) -> float:
     copula of all columns over the Gaussian copula, less the gains of t copulas of X
     alone and of Y alone, must reach :data:`TAIL_EVIDENCE`.  Heavy tails within X and
     within Y with independent scales (which carry no information about each other) thus
-    do not count."""
-    nu, gain = _tail_gain(u)
-    side_gain = _tail_gain(u[:, :dim_x])[1] + _tail_gain(u[:, dim_x:])[1]
+    do not count.
+
+    ``u`` are the rows the fit uses, ranked again among themselves, so a subset of a
+    larger sample has the tails of a sample of its own size."""
+    u = (average_ranks(np.asarray(u, np.float64)) - 0.5) / len(u)
+    corr = score_correlation(u)
+    nu, gain = _tail_gain(u, corr)
+    side_gain = (_tail_gain(u[:, :dim_x], corr[:dim_x, :dim_x])[1]
+                 + _tail_gain(u[:, dim_x:], corr[dim_x:, dim_x:])[1])
     return nu if 2.0 * (gain - side_gain) >= TAIL_EVIDENCE else np.inf
 
 
@@ -275,7 +293,7 @@ def neighbour(x: np.ndarray, y: np.ndarray) -> Neighbour | ShuffledNeighbour | N
         order = canonical_order(ranks)
         return ShuffledNeighbour(x[order], y[order], copula_digest(ranks, order))
     u = (ranks - 0.5) / n
-    corr = np.atleast_2d(np.corrcoef(ndtri(u), rowvar=False))
+    corr = score_correlation(u)
     if np.linalg.eigvalsh(corr)[0] < SINGULAR:
         return None
     order = canonical_order(ranks)

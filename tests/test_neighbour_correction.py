@@ -273,6 +273,17 @@ def test_shared_tails_are_found_only_where_they_are(spec, params, shared):
         assert 2.0 <= nu <= 6.0
 
 
+@pytest.mark.parametrize("nu", [1.0, 2.0, 3.0])
+def test_heavy_shared_tails_get_their_degrees_of_freedom(nu):
+    """A t copula's degrees of freedom are found on the grid, also at nu = 1, where each
+    nu's own t-scores correlate far below the dispersion (a few extreme rows rule them),
+    and on the fitted subset of a larger sample."""
+    s = mistgen.sample("student-identity", 20_000, 2, 2, 21, params={"nu": nu})
+    u = _pseudo(s.x, s.y)
+    rows = nc._fit_rows(nc.canonical_order(u))
+    assert nc.shared_tail_nu(u[rows], 2) == nu
+
+
 def test_copula_loglik_of_one_column_and_of_gaussian_data():
     x, y, _ = _gaussian_pair(3000, 0.6, 1)
     u = _pseudo(x, y)
