@@ -399,6 +399,9 @@ def _test(args: argparse.Namespace) -> int:
     if args.neighbours is not None and args.z is None:
         raise InputError("--neighbours has no use without --z: the test of independence "
                          "permutes all rows")
+    if args.neighbours is not None and args.neighbours < 2:
+        raise InputError(f"--neighbours must be >= 2 (1 would leave every row in place); got "
+                         f"{args.neighbours}")
     _check_checkpoints(args, ("--checkpoint", args.checkpoint))
     if args.neighbour_correction and args.z is not None:
         raise InputError("--neighbour-correction corrects MIST's I(X;Y) estimate; it has no "

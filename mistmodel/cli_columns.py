@@ -63,25 +63,30 @@ class Table:
     _frame: object | None = None
 
     def label(self, col: int) -> str:
-        """How messages name a column: ``column 'income'``, or ``column 3`` without a header."""
+        """How messages name a column: ``column 'income'`` (``column 'income[4]'`` where the
+        header repeats the name), or ``column 3`` without a header."""
         if self.names is not None and self.names[col]:
-            return f"column {self.names[col]!r}"
+            return f"column {self.key(col)!r}"
         return f"column {col}"
 
     def key(self, col: int) -> str:
-        """A column's name in the output: its header name, else its index."""
-        return self.names[col] if self.names is not None and self.names[col] else str(col)
+        """A column's name in the output: its header name, else its index, with ``[index]``
+        added where another column of the file would have the same (a header that repeats
+        a name, or an unnamed column whose index is another's name), so that every output
+        tells the columns apart."""
+        bases = [n if self.names is not None and n else str(c)
+                 for c, n in enumerate(self.names or [None] * self.ncols)]
+        return f"{bases[col]}[{col}]" if bases.count(bases[col]) > 1 else bases[col]
 
     def keys(self, cols: list[int]) -> list[str]:
-        """The columns' names in a table of them: :meth:`key`, with ``[index]`` added where
-        two of them would share one (a header that repeats a name, or an unnamed column
-        whose index is another's name)."""
-        keys = [self.key(c) for c in cols]
-        return [f"{k}[{c}]" if keys.count(k) > 1 else k for k, c in zip(keys, cols)]
+        """The columns' names in a table of them (:meth:`key`)."""
+        return [self.key(c) for c in cols]
 
     def read(self, cols: list[int], flag: str) -> np.ndarray:
         """The columns ``cols`` as a float64 array; a non-numeric column or a NaN/inf value
-        is an :class:`InputError` naming the column (by header name) and the row."""
+        is an :class:`InputError` naming the column (by header name) and the row.  A .npy
+        file of complex numbers is refused, and one of floats wider than float64
+        (``longdouble``) unless every value read is a float64 value."""
         if self.kind == "npy":
             data = self._array[:, cols]
             if data.dtype == object or not (np.issubdtype(data.dtype, np.number)
@@ -89,9 +94,12 @@ class Table:
                 raise InputError(f"{flag}: {self.path} holds non-numeric values "
                                  f"(dtype {data.dtype})")
             if np.iscomplexobj(data):
-                raise InputError(f"{flag}: {self.path} holds complex values; MIST needs real ones")
+                raise InputError(f"{flag}: {self.path} holds complex values (dtype "
+                                 f"{data.dtype}); MIST needs real ones")
             self._check_exact(data, cols, flag)
-            out = np.asarray(data, dtype=np.float64)
+            with np.errstate(over="ignore"):       # beyond float64's range: refused below
+                out = np.asarray(data, dtype=np.float64)
+            self._check_rounding(data, out, cols, flag)
         else:
             out = self._numeric_columns(self._body(cols), cols, flag)
         _check_finite(out, [self.label(c) for c in cols], flag, self.names is not None)
@@ -147,6 +155,26 @@ class Table:
         _refuse_overflow(values, out, what)
         _refuse_merged(values, out, what)
         return out
+
+    def _check_rounding(self, data: np.ndarray, out: np.ndarray, cols: list[int],
+                        flag: str) -> None:
+        """Refuse floats wider than float64 (``longdouble``, such as float128) unless every
+        value of the columns read is a float64 value: converting them rounds the others,
+        which can merge distinct values or turn huge ones into inf."""
+        if data.dtype.kind != "f" or data.dtype.itemsize <= 8:
+            return
+        lost = (out.astype(data.dtype) != data) & ~np.isnan(data)
+        if not lost.any():
+            return
+        col = int(np.flatnonzero(lost.any(axis=0))[0])
+        row = int(np.flatnonzero(lost[:, col])[0])
+        raise InputError(
+            f"{flag}: {self.path} holds {data.dtype} values (extended precision), which "
+            f"MIST reads as float64, and {int(lost.sum())} of the values read are not "
+            f"float64 values: {self.label(cols[col])} holds {data[row, col]!s} at data row "
+            f"{row} (counting from 0), which float64 rounds to {float(out[row, col])!r}. "
+            "Convert the array to float64 if that rounding is acceptable "
+            "(np.save(path, a.astype(np.float64)))")
 
     def _check_exact(self, data: np.ndarray, cols: list[int], flag: str) -> None:
         """:func:`check_exact_float64` as an :class:`InputError` naming the column."""

@@ -10,9 +10,18 @@ not trained on:
    replacement, scores all ``b x b`` pairs (diagonal: joint samples;
    off-diagonal: product of the marginals) and takes an Adam step on the
    estimator's training loss. The batch size adapts to ``n`` in this way, so
-   every ``n`` from 4 rows up gets a finite estimate.
+   every ``n`` from 4 rows up gets a finite estimate at a ``test_fraction`` of
+   at most 0.5 (the default) and a ``batch_size`` of 3 or more (step 3 says
+   which other splits are refused).
 3. Every ``eval_every`` steps (and before the first step) the bound is
-   computed on the held-out rows, cut into fixed blocks of at most ``b`` rows.
+   computed on the held-out rows, cut into fixed blocks of at most ``b`` rows and
+   at least :data:`MIN_BLOCK_ROWS`. A block of one row has no other row to pair
+   its ``x`` with: its InfoNCE term is 0 whatever the critic, and it adds no pair
+   to MINE's product-of-marginals term. A split that would leave one (``b = 2``
+   and an odd number of held-out rows: 2 training rows, at small ``n`` with
+   ``test_fraction`` above 0.5, or ``batch_size=2``) is refused with a
+   :class:`~mistmodel.estimators.base.TooFewRowsError` (a ``ValueError``; a
+   bootstrap replicate refused so is left out of the interval, with a warning).
    Training stops after ``patience`` evaluations without improvement, after
    ``max_steps`` steps, or if the loss stops being finite.
 4. The estimate is the best held-out bound seen (early stopping). Selecting
@@ -61,10 +70,11 @@ import torch
 from ..caller_warnings import CeilingWarning, OutOfRangeWarning, warn
 from ..per_thread import PerThread
 from ..threads import torch_threads
-from .base import Estimator, check_flag, column_number, standardize_columns
+from .base import (Estimator, TooFewRowsError, check_flag, column_number,
+                   standardize_columns)
 from .critics import ConcatCritic
 
-__all__ = ["NeuralEstimator", "resolve_device"]
+__all__ = ["MIN_BLOCK_ROWS", "NeuralEstimator", "resolve_device"]
 
 # float32 holds magnitudes up to about 3.4e38; leave room for the critic's arithmetic.
 _FLOAT32_LIMIT = 1e30
@@ -75,6 +85,9 @@ UNIT_SCALE = 100.0
 # share of a bound's ceiling (InfoNCE: log of the batch size) from which an estimate warns:
 # Gaussians with MI 3.32 nats read 2.0-2.8 at 63-69% of it (benchmarks/infonce_ceiling.py)
 CEILING_SHARE = 0.6
+#: fewest rows in a held-out block (and in the training part): each row's ``x`` is paired
+#: with another row's ``y`` for InfoNCE's contrast and MINE's product of the marginals
+MIN_BLOCK_ROWS = 2
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -102,7 +115,9 @@ class NeuralEstimator(Estimator):
     patience
         Evaluations without improvement before training stops.
     test_fraction
-        Share of the rows held out for evaluation.
+        Share of the rows held out for evaluation (at least 2 rows, and 2 left to
+        train on); a split that would leave a held-out block of one row is refused
+        (module docs, step 3).
     grad_clip
         Largest gradient norm per step (stabilises MINE's exponential term).
     standardize
@@ -220,11 +235,47 @@ class NeuralEstimator(Estimator):
         return 4
 
     def _split_sizes(self, n: int) -> tuple[int, int]:
-        n_test = min(n - 2, max(2, int(round(n * self.test_fraction))))
-        return n - n_test, n_test
+        """Rows of the training part and of the held-out part of ``n`` rows:
+        ``test_fraction`` of them held out, at least :data:`MIN_BLOCK_ROWS` in each.
+
+        Raises
+        ------
+        TooFewRowsError
+            Cut into blocks of at most the batch size ``b = min(batch_size, n_train)``,
+            the held-out rows would leave a block of fewer than :data:`MIN_BLOCK_ROWS`
+            rows (module docs, step 3).
+        """
+        n_test = min(n - MIN_BLOCK_ROWS,
+                     max(MIN_BLOCK_ROWS, int(round(n * self.test_fraction))))
+        n_train = n - n_test
+        b = min(self.batch_size, n_train)
+        if n_test // math.ceil(n_test / b) < MIN_BLOCK_ROWS:
+            self._refuse_split(n, n_train, n_test, b)
+        return n_train, n_test
+
+    def _refuse_split(self, n: int, n_train: int, n_test: int, b: int) -> None:
+        """Raise the :class:`TooFewRowsError` of a split that leaves a held-out block of a
+        single row, naming the setting that does it."""
+        why = (f"each held-out block needs at least {MIN_BLOCK_ROWS} rows (a row alone in "
+               "its block has no other row's y to be paired with: its InfoNCE term is 0 "
+               "whatever the critic, and it adds no pair to MINE's product of the "
+               "marginals)")
+        if b == self.batch_size:
+            raise TooFewRowsError(
+                f"{self.name}: n = {n} rows at test_fraction={self.test_fraction:g} hold out "
+                f"{n_test} rows, which batch_size={self.batch_size} cuts into blocks of at "
+                f"most {b} rows, one of them a single row; {why}. Use a batch_size of "
+                f"{b + 1} or more, or a test_fraction that holds out an even number of rows")
+        raise TooFewRowsError(
+            f"{self.name}: n = {n} rows at test_fraction={self.test_fraction:g} hold out "
+            f"{n_test} rows and train on {n_train}, so the held-out rows are cut into blocks "
+            f"of at most {b} rows (the training batch), one of them a single row; {why}. Use "
+            "a test_fraction of at most 0.5 (the default), which works at every n from "
+            f"{self.min_rows}")
 
     def _estimate(self, x: np.ndarray, y: np.ndarray, seed: int) -> float:
         from .ksg import warn_copied_continuous_rows
+        self._split_sizes(x.shape[0])          # refuses an unusable split before warning
         warn_copied_continuous_rows(
             self.name, "a copy can fall in the critic's training rows and its held-out ones",
             x, y)
