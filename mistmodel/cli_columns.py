@@ -19,7 +19,9 @@ import math
 import numbers
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
@@ -74,9 +76,17 @@ class Table:
         added where another column of the file would have the same (a header that repeats
         a name, or an unnamed column whose index is another's name), so that every output
         tells the columns apart."""
-        bases = [n if self.names is not None and n else str(c)
-                 for c, n in enumerate(self.names or [None] * self.ncols)]
-        return f"{bases[col]}[{col}]" if bases.count(bases[col]) > 1 else bases[col]
+        base = self._bases[col]
+        return f"{base}[{col}]" if self._base_counts[base] > 1 else base
+
+    @cached_property
+    def _bases(self) -> list[str]:
+        """Every column's header name, else its index."""
+        return [n if n else str(c) for c, n in enumerate(self.names or [None] * self.ncols)]
+
+    @cached_property
+    def _base_counts(self) -> Counter:
+        return Counter(self._bases)
 
     def keys(self, cols: list[int]) -> list[str]:
         """The columns' names in a table of them (:meth:`key`)."""
