@@ -22,8 +22,8 @@ import zarr
 from .conditional import ConditionalSample
 from .errors import StoreError
 from .integrity import (
-    check_array_shapes, check_meta, dim_columns, location_problem,
-    chunk_damage, shard_value_count,
+    check_array_shapes, check_meta, chunk_damage, dim_columns, location_problem,
+    shard_value_count,
 )
 from .sampling import Sample
 from .store import CONDITIONAL_FORMAT, FORMAT_FIELDS, shard_name
@@ -53,7 +53,6 @@ class MetaDataset:
         check_array_shapes(self.path, self._root, meta)
         self.fields = FORMAT_FIELDS[meta["format"]]
         self.damaged = chunk_damage(self.path, self.num_shards, self.fields)
-        self.missing = set(self.damaged)
         # Small integer columns, needed to locate any datapoint, are read once.
         count = len(self)
         self._n, self._offset = (self.read_column(name, 0, count) for name in ("n", "offset"))
@@ -132,12 +131,12 @@ class MetaDataset:
 
     def _check_chunks(self, name: str, lo: int, hi: int, reading: int | None = None) -> None:
         for k in range(lo // self.shard_size, (hi - 1) // self.shard_size + 1):
-            if (name, k) in self.missing:
+            if (name, k) in self.damaged:
                 raise self._damage(self._where(name, *self.shard_bounds(k), reading),
                                    self._chunk_problem(name, k))
 
     def _chunk_problem(self, name: str, k: int) -> str:
-        """What is wrong with chunk ``k`` of array ``name`` (one of :attr:`missing`)."""
+        """What is wrong with chunk ``k`` of array ``name`` (one of :attr:`damaged`)."""
         file, kind = self.damaged[(name, k)]
         return f"chunk file {file} is {kind}"
 
@@ -166,7 +165,7 @@ class MetaDataset:
             name = shard_name(k)
             lo, hi = self.shard_bounds(k)
             where = self._where(name, lo, hi, reading)
-            if (name, k) in self.missing:
+            if (name, k) in self.damaged:
                 raise self._damage(where, self._chunk_problem(name, k))
             try:
                 values = self._root[name][:]

@@ -23,6 +23,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import zarr
@@ -113,7 +114,7 @@ def verify_store(path: str | os.PathLike, regenerate: bool = False) -> VerifyRep
     for k in range(ds.num_shards):
         lo, hi = ds.shard_bounds(k)
         if k in damaged:    # labels lost: what is left of the shard is still read
-            report.problems.extend(_partial_shard_problems(ds, k, set(damage)))
+            report.problems.extend(_partial_shard_problems(ds, k, damage))
             continue
         try:
             _check_shard_column(ds, k)
@@ -178,7 +179,7 @@ def _check_shard_column(ds: MetaDataset, k: int) -> None:
                          f"numbers {sorted(set(shard_column.tolist()))}, expected {k}")
 
 
-def _partial_shard_problems(ds: MetaDataset, k: int, damaged: set) -> list[str]:
+def _partial_shard_problems(ds: MetaDataset, k: int, damaged: Mapping) -> list[str]:
     """Shard ``k``, some of whose chunks are lost (``damaged``: (array, shard) pairs,
     reported already): its ``shard`` column and its data array, read and sized against the
     index, wherever they are left."""

@@ -49,10 +49,10 @@ from scipy.special import gammaln, ndtri, stdtrit
 from .copula import average_ranks
 from .estimators.cca import gaussian_bias
 
-__all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "shared_tail_nu",
-           "Neighbour", "ShuffledNeighbour", "neighbour", "fits_copula", "correction_weight",
-           "copula_digest", "score_correlation", "FULL_BELOW", "NONE_ABOVE", "ROWS_PER_COLUMN", "NU_GRID",
-           "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "DRAW_GROUPS", "SHUFFLED_DRAWS",
+__all__ = ["gaussian_mi", "shrink_cross", "copula_loglik", "score_correlation",
+           "shared_tail_nu", "Neighbour", "ShuffledNeighbour", "neighbour", "fits_copula",
+           "correction_weight", "copula_digest", "FULL_BELOW", "NONE_ABOVE",
+           "ROWS_PER_COLUMN", "NU_GRID", "TAIL_EVIDENCE", "FIT_ROWS", "DRAWS", "DRAW_GROUPS", "SHUFFLED_DRAWS",
            "SHUFFLED_FULL_BELOW",
            "SHUFFLED_NONE_ABOVE", "SINGULAR", "canonical_order"]
 
