@@ -49,6 +49,7 @@ def test_an_interval_level_beyond_the_quantile_grid_is_refused(config):
 
 
 def test_a_study_model_s_own_quantile_grid_bounds_the_level(config):
+    config["models"]["mist_qr"].pop("calibrate", None)   # raw quantiles: its own grid bounds
     config["models"]["mist_qr"]["settings"] = {"model": {"tau_min": 0.1, "tau_max": 0.9}}
     message = refusal(config)                # at the default level 0.9
     assert "interval_level: 0.9 needs" in message

@@ -111,7 +111,8 @@ BAD = {
         lambda c, p: c["models"]["mist_qr"].update(init="mist_q"), ["models.mist_qr.init", "mist_q"]),
     "init chain that loops": (
         lambda c, p: (c["models"]["mist"].update(init="mist_qr"),
-                      c["models"]["mist_qr"].update(init="mist", variant="mist")),
+                      c["models"]["mist_qr"].update(init="mist", variant="mist"),
+                      c["models"]["mist_qr"].pop("calibrate", None)),
         ["loops"]),
     "unknown training setting": (
         lambda c, p: c["models"]["mist"].update(settings={"batch_sise": 8}),
@@ -239,6 +240,7 @@ def test_a_dim_grid_is_read_for_its_dims_and_a_dim_range_beside_it_refused(base_
     config = copy.deepcopy(base_config)
     config["splits"]["train"].update(dim_range=[2, 8])
     config["splits"]["train_uneven"].update(dim_range=[1, 8], dim_y_range=[1, 8])
+    config["splits"]["calib"].update(dim_range=[2, 8])
     for split in ("test_id", "test_ood"):
         config["splits"][split].pop("dim_range", None)
         config["splits"][split].update(n_grid=[100], dim_grid=[4, 8])
@@ -253,6 +255,7 @@ def test_a_study_model_is_limited_to_the_dims_its_training_splits_draw(base_conf
     """A small training split need not draw its dim_range's largest dims; the trained
     card holds the dims drawn, so a test split between the two is refused at the dry run."""
     config = copy.deepcopy(base_config)
+    config["models"]["mist_qr"].pop("calibrate", None)   # the test splits are the point here
     for split in ("train", "train_uneven"):
         config["splits"][split].update(count=3, combined=True)
     validated(config)
