@@ -1,7 +1,8 @@
 """MI-preserving transforms, applied to X alone and to Y alone.
 
 Each transform is invertible, so the mutual information of the base family is unchanged.
-Most per-coordinate transforms are strictly increasing; ``fold`` and ``saw`` are not (they
+Most per-coordinate transforms are strictly increasing; ``negate`` turns every other Y
+coordinate around, and ``fold`` and ``saw`` are not monotone (they
 reorder pieces of Y's values, so the dependence folds while the MI stays); ``spiral``
 mixes two coordinates by a norm-dependent rotation. Transforms take no parameters and
 draw no randomness.
@@ -147,6 +148,26 @@ class Spiral(Transform):
 
     def inverse(self, v, side):
         return self._rotate(v, -1.0)
+
+
+@TRANSFORMS.register
+class Negate(Transform):
+    """Y's first, third, ... coordinates negated, X unchanged: strictly decreasing on those
+    coordinates, so a positive dependence turns negative there (every one of a 1 + 1
+    sample's), while the MI stays.  Its own inverse."""
+
+    name = "negate"
+
+    def forward(self, v, side):
+        v = np.asarray(v, dtype=np.float64)
+        if side == "x":
+            return v
+        out = v.copy()
+        out[:, 0::2] = -v[:, 0::2]
+        return out
+
+    def inverse(self, v, side):
+        return self.forward(v, side)
 
 
 class PieceReversal(Transform):

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from . import orientation
 from .copula import row_score_index, score_table, standardize
 
 __all__ = ["Batch", "collate", "bucket_batches", "shape_key", "plan_chunks"]
@@ -43,12 +44,14 @@ class Batch:
 
 def collate(samples: Sequence[tuple[np.ndarray, ...]],
             targets: Sequence[float] | None = None, copula: bool = True,
-            normalized: bool = False) -> Batch:
+            normalized: bool = False, orient: bool = False) -> Batch:
     """Pad a list of ``(x, y)`` pairs (or ``(x, y, z)`` triples) into one :class:`Batch`.
 
     ``x``: ``(n, dim_x)``, ``y``: ``(n, dim_y)``, ``z``: ``(n, dim_z)``; each sample is
     normalised per column (normal scores if ``copula``) before padding unless
     ``normalized`` says it already is.  Group ``g`` of a sample is tagged ``g``.
+    ``orient`` flips the columns of each ``(x, y)`` pair whose dependence reads as negative
+    (:mod:`mistmodel.orientation`); triples stay as they are.
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
@@ -74,6 +77,8 @@ def collate(samples: Sequence[tuple[np.ndarray, ...]],
             start += d
         row_mask[b, :n] = True
         col_mask[b, :start] = True
+        if orient and len(dims) == 2:
+            orientation.orient(values[b], n, *dims)
     target = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
     return Batch(torch.from_numpy(values), torch.from_numpy(row_mask), torch.from_numpy(col_mask),
                  torch.from_numpy(col_type), target,

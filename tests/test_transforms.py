@@ -18,7 +18,7 @@ def test_strictly_increasing(name, side):
     assert np.all(np.diff(v) > 0)
 
 
-@pytest.mark.parametrize("name", PER_COORDINATE + ["spiral", "fold", "saw"])
+@pytest.mark.parametrize("name", PER_COORDINATE + ["spiral", "fold", "saw", "negate"])
 @pytest.mark.parametrize("side", ["x", "y"])
 def test_inverse_round_trip(name, side):
     t = TRANSFORMS.get(name)
@@ -44,6 +44,15 @@ def test_fold_and_saw_permute_y_and_leave_x(name, pieces):
     np.testing.assert_array_equal(out[~inside], grid[~inside, 0])
 
 
+def test_negate_turns_every_other_y_coordinate_around():
+    t = TRANSFORMS.get("negate")
+    v = np.random.default_rng(2).standard_normal((50, 5))
+    np.testing.assert_array_equal(t.forward(v, "x"), v)
+    np.testing.assert_array_equal(t.forward(v, "y"), v * [-1, 1, -1, 1, -1])
+    s = mistgen.sample("normal-dense-negate", 2000, 1, 1, seed=3)
+    assert np.corrcoef(s.x[:, 0], s.y[:, 0])[0, 1] < -0.05 < s.mi
+
+
 def test_wiggly_derivative_bound():
     t = TRANSFORMS.get("wiggly")
     v = np.linspace(-50, 50, 2_000_001)[:, None]
@@ -64,7 +73,8 @@ def test_spiral_keeps_norm_and_mixes_coordinates():
 
 @pytest.mark.parametrize("spec", ["student-sparse-asinh", "normal-lvm-wiggly", "additive_noise-halfcube",
                                   "normal-dense-normal_cdf-spiral", "student-2pair-wiggly-asinh",
-                                  "normal-dense-fold", "student-dense-asinh-saw"])
+                                  "normal-dense-fold", "student-dense-asinh-saw",
+                                  "normal-sparse-negate"])
 def test_transforms_change_no_label(spec):
     parsed = parse_spec(spec)
     base_spec = parsed.family.name + "-base"
