@@ -196,7 +196,8 @@ def _parse_card(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a safetensors file without a MIST card "
                               f"(header metadata key {CARD_KEY!r})")
     try:
-        card = json.loads(meta[CARD_KEY], object_pairs_hook=_object_without_repeats)
+        card = json.loads(meta[CARD_KEY], object_pairs_hook=_object_without_repeats,
+                          parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: its MIST card is not valid JSON ({exc})") from None
     except RecursionError:
@@ -205,6 +206,11 @@ def _parse_card(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: its MIST card cannot be read: {exc}") from None
     _check_card(card, path)
     return card
+
+
+def _no_constant(name: str) -> Any:
+    """Refuse ``NaN``, ``Infinity`` and ``-Infinity``: no part of strict JSON."""
+    raise ValueError(f"it holds {name}, which strict JSON does not allow")
 
 
 def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

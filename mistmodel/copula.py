@@ -125,10 +125,14 @@ def score_table(n: int) -> np.ndarray:
 
 
 def standardize(a: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """Centre each column and scale it to unit standard deviation (float32)."""
+    """Centre each column and scale it to unit standard deviation (float32).  Each column
+    is first divided by its largest magnitude, so that neither its mean nor its standard
+    deviation overflows or underflows: the result does not depend on the column's scale."""
     a = np.asarray(a, dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
+    largest = np.abs(a).max(axis=0, initial=0.0, keepdims=True)
+    a = a / np.where(largest > 0, largest, 1.0)
     mean = a.mean(axis=0, keepdims=True)
     std = a.std(axis=0, keepdims=True)
     return ((a - mean) / np.maximum(std, eps)).astype(np.float32)

@@ -422,6 +422,11 @@ class MIST(Estimator):
     def _check_max_rows(self, max_rows: int | str | None) -> int | None:
         if max_rows == "trained":
             n_range = self.data_ranges.get("n")
+            if n_range and int(n_range[1]) < 2 * WARN_ROWS:
+                raise ValueError(
+                    f"the checkpoint's data_ranges give at most {int(n_range[1])} rows, too "
+                    f"few for row groups, which need at least {2 * WARN_ROWS}; pass "
+                    f"max_rows=None to read whole samples, or an integer >= {2 * WARN_ROWS}")
             return int(n_range[1]) if n_range else None
         if max_rows is None:
             return None

@@ -138,8 +138,11 @@ BAD_CALIBRATIONS = [
       for bad in ({}, [1.0, 2.0], {"1": 1.0, "3": 2.0}, {"1": 2.0, "2": 1.0},
                   {"0": 1.0}, {"01": 1.0}, {"1": "a"}, {"1": True}, {"1": None},
                   {"\u00b2": 1.0}, {"1": 10 ** 400}, {"1": -1.0})],
+    # in a card's text NaN and Infinity are refused as JSON before the calibration is read
     *[(json.dumps({"format": FORMAT, "variant": "mist", "model_config": CONFIG.to_dict(),
-                   "interval_calibration": bad}), message)
+                   "interval_calibration": bad}),
+       "holds (NaN|Infinity), which strict JSON"
+       if any(c in json.dumps(bad) for c in ("NaN", "Infinity")) else message)
       for bad, message in BAD_CALIBRATIONS],
     ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
     pytest.param('{"format": "%s", "variant": "mist", "model_config": %s, "step": %s}'
@@ -309,6 +312,19 @@ def test_a_card_holding_nan_or_infinity_is_refused_by_its_key_path(tmp_path, sta
                                               "cannot hold"):
         save_checkpoint(tmp_path / "nan.safetensors", state, bad)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_card_written_with_a_non_standard_constant_is_refused_on_reading(tmp_path, state,
+                                                                         constant):
+    from mistmodel.checkpoint import read_card
+
+    text = json.dumps(card())[:-1] + f', "validation": {{"loss": {constant}}}}}'
+    path = tmp_path / "odd.safetensors"
+    save_file(state, str(path), metadata={"mist_card": text})
+    for read in (read_card, MIST.load):
+        with pytest.raises(CheckpointError, match=f"holds {constant}, which strict JSON"):
+            read(path)
 
 
 def test_a_saved_card_is_strict_json(tmp_path, state):

@@ -539,6 +539,13 @@ def test_row_groups_keep_batches_and_warnings_in_range(point):
         whole.estimate(*big)
 
 
+def test_a_trained_n_too_small_for_row_groups_is_refused(point):
+    meta = dict(point.meta, data_ranges=dict(point.meta["data_ranges"], n=[2, 3]))
+    with pytest.raises(ValueError, match="data_ranges give at most 3 rows"):
+        MIST(point.network, meta, device="cpu")
+    assert MIST(point.network, meta, device="cpu", max_rows=None).max_rows is None
+
+
 @pytest.mark.parametrize("bad", [0, 5, 19, 2.5, True, "all"])
 def test_bad_max_rows_is_refused(point, bad):
     with pytest.raises(ValueError, match="max_rows"):

@@ -63,3 +63,11 @@ def test_standardize():
     s = standardize(rng.normal(5, 3, size=(100, 2)))
     np.testing.assert_allclose(s.mean(0), 0, atol=1e-6)
     np.testing.assert_allclose(s.std(0), 1, atol=1e-5)
+
+
+def test_standardize_does_not_depend_on_a_columns_scale():
+    a = np.random.default_rng(5).standard_normal((200, 1))
+    base = standardize(a)
+    for scale in (1e-9, 1e-300, 1e160, 1e300):
+        np.testing.assert_allclose(standardize(a * scale), base, atol=1e-6)
+    assert not standardize(np.full((10, 1), 1e300)).any()          # constant: zeros
