@@ -260,8 +260,10 @@ class CorrelationBias(nn.Module):
         self.pair = nn.Parameter(torch.zeros(heads, tags, tags))
 
     def forward(self, corr: Tensor | None, col_type: Tensor) -> Tensor:
-        pair = self.pair[:, col_type[:, :, None], col_type[:, None, :]]  # (H, B, D, D)
-        bias = pair.transpose(0, 1)                                      # (B, H, D, D)
+        heads, tags = self.pair.shape[0], self.pair.shape[1]
+        index = (tags * col_type[:, :, None] + col_type[:, None, :]).reshape(-1)
+        pair = self.pair.reshape(heads, tags * tags).index_select(1, index)
+        bias = pair.reshape((heads,) + col_type.shape + col_type.shape[-1:]).transpose(0, 1)
         if corr is not None:
             c = corr[:, None]                                            # (B, 1, D, D)
             bias = bias + self.lin[:, None, None] * c + self.quad[:, None, None] * c * c

@@ -18,9 +18,10 @@ and its weights stay the single source: a backend only decides how the same math
 * ``"auto"``: ``"simd"`` where its kernels can run the network here, else ``"torch"``,
   without a warning.
 
-``threads`` (every backend): CPU threads of the computation, scoped to the backend (a
-torch backend sets torch's thread count for the duration of each call and restores it;
-an ONNX Runtime session has its own pool).  ``None`` keeps the runtime's default.
+``threads`` (every backend): CPU threads of the computation, scoped to the backend (each
+backend sets torch's thread count for the torch work of each call and restores it; an
+ONNX Runtime session and the SIMD kernels have their own pools).  ``None`` keeps the
+runtimes' defaults and leaves torch's thread settings as the caller left them.
 """
 from __future__ import annotations
 
@@ -66,9 +67,11 @@ def make_backend(name: str, network: torch.nn.Module, **options: Any) -> Backend
     (saying what to install) when the backend's optional package is missing.
     """
     if name == "auto":
-        from .simd import unsupported_reason
+        from .simd import SimdBackend, unsupported_reason
 
-        name = "simd" if unsupported_reason(network) is None else "torch"
+        if unsupported_reason(network) is None:
+            return SimdBackend(network, **options, auto=True)
+        name = "torch"
     if name not in _REGISTRY:
         known = ", ".join(map(repr, BACKENDS + ("auto",)))
         installed = ", ".join(map(repr, available_backends()))

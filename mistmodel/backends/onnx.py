@@ -19,13 +19,13 @@ import io
 import json
 import os
 import threading
-import warnings
 from collections import OrderedDict
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..threads import torch_threads
 from . import check_threads
 
 __all__ = ["OnnxBackend", "export_embedding_graph", "cached_embedding_graph", "weights_key",
@@ -102,13 +102,8 @@ def export_embedding_graph(network: nn.Module) -> bytes:
     """The ONNX graph (serialised) of ``network.embed_dataset`` with dynamic batch, rows
     and columns; inputs :data:`INPUTS`, output ``embedding``."""
     buffer = io.BytesIO()
-    with _export_lock, torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter announces its deprecation and notes how it lowers
-        # indexing; neither concerns the graph it writes.  Only these are ignored: other
-        # threads' warnings during the export are shown as usual.
-        warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                message="You are using the legacy TorchScript-based ONNX")
-        warnings.filterwarnings("ignore", module=r"torch\.onnx\.")
+    # the exporter's deprecation warnings meet the process's filters as they stand
+    with _export_lock, torch.no_grad():
         torch.onnx.export(_Embedding(network), _example_inputs(network), buffer,
                           dynamo=False, opset_version=OPSET, input_names=list(INPUTS),
                           output_names=["embedding"], dynamic_axes=DYNAMIC_AXES)
@@ -135,11 +130,16 @@ def cached_embedding_graph(network: nn.Module) -> bytes:
     return graph
 
 
-def _weights_state(network: nn.Module) -> list[tuple[int, int, int]]:
-    """Which tensors the network holds, where their data lie (``p.data = ...`` moves it)
-    and how often each was changed in place."""
-    return [(id(t), t.data_ptr(), t._version)
-            for t in (*network.parameters(), *network.buffers())]
+def _weights_state(network: nn.Module) -> bytes:
+    """A digest of the network's tensors (dtypes, shapes and contents): it changes with
+    any write, also one through ``p.data`` or ``p.detach().numpy()``, which leaves the
+    tensor's ``_version`` as it was."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in (*network.parameters(), *network.buffers()):
+        t = t.detach().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.digest()
 
 
 def _forget_locks_in_child() -> None:
@@ -156,10 +156,12 @@ class OnnxBackend:
     """Statistics and head in torch, :meth:`MISTNet.embed_dataset` in ONNX Runtime.
 
     ``threads``: the session's intra-op threads (None: ONNX Runtime's default, one per
-    physical core), which sleep between operators rather than spin.  The network must be
-    on the CPU.  The graph holds the weights the network had when the session was built;
-    a call after the network's weights changed (in place, or replaced) builds a new one.
-    A pickled or copied backend builds its session again.
+    physical core), which sleep between operators rather than spin, and torch's thread
+    count for the torch steps of each call, restored after it (None: left alone).  The
+    network must be on the CPU.  The graph holds the weights the network had when the
+    session was built; a call after the network's weights changed (in place, also through
+    ``p.data`` or a numpy view, or replaced) builds a new one.  A pickled or copied
+    backend builds its session again.
     """
 
     name = "onnx"
@@ -205,7 +207,8 @@ class OnnxBackend:
             with self._session_lock:
                 if _weights_state(self.network) != self._weights:
                     self._build_session()
-        with torch.inference_mode():
+        # the torch steps (statistics, head) on ``threads`` torch threads, restored after
+        with torch_threads(self.threads), torch.inference_mode():
             corr, feats = self.network.statistics(values, row_mask, col_mask, col_type)
             given = dict(zip(INPUTS, (values, row_mask.bool(), col_mask.bool(),
                                       col_type.long(), corr, feats)))

@@ -31,11 +31,17 @@ inputs the kernels do not take (not float32 CPU tensors, or more heads x columns
 they hold) run the ``"torch"`` backend too, silently: the result is the same function.
 
 ``threads``: the kernels split their work over that many threads of their own pool
-(``None``: torch's current thread count).  The torch operations between them are small
-and run on one torch thread: torch's thread count is 1 for the duration of the call and
-restored exactly afterwards, also when the call raises (as the ``"torch"`` backend does
-with its ``threads``); waking torch's thread team for each small operation costs more
-than it saves, several milliseconds per call on a busy machine.
+(``None``: torch's current thread count).  With ``threads=T`` the torch operations
+between them, which are small, run on one torch thread: torch's thread count is 1 for
+the duration of the call and restored exactly afterwards, also when the call raises (as
+the ``"torch"`` backend does with its ``threads``); waking torch's thread team for each
+small operation costs more than it saves.  With ``threads=None`` they run on torch's
+thread count as the caller left it, which the call does not change: a thread that starts
+using torch meanwhile takes the caller's count, not 1.
+
+A pickled or copied backend checks again whether the kernels can run the network where
+it is unpickled; where they cannot it runs ``"torch"``, with the warning a new backend
+gives (none for one that ``"auto"`` chose).
 """
 from __future__ import annotations
 
@@ -132,12 +138,21 @@ class SimdBackend:
     module docstring); the ``"torch"`` backend where they cannot run it (``reason``
     says why; None when they run it)."""
 
-    def __init__(self, network: nn.Module, threads: int | None = None):
+    def __init__(self, network: nn.Module, threads: int | None = None, auto: bool = False):
         self.network = network
         self.threads = check_threads(threads)
         self.fallback = TorchBackend(network, threads=threads)
-        self.reason = unsupported_reason(network)
-        if self.reason is not None:
+        self.auto = auto                # chosen by "auto": runs "torch" without a warning
+        self._check_kernels()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.auto = state.get("auto", False)
+        self._check_kernels()           # the kernels may not run where it is unpickled
+
+    def _check_kernels(self) -> None:
+        self.reason = unsupported_reason(self.network)
+        if self.reason is not None and not self.auto:
             warn(f"the 'simd' backend cannot run this network ({self.reason}); "
                  "running the 'torch' backend instead", SimdUnavailableWarning)
 
@@ -155,9 +170,9 @@ class SimdBackend:
             return self.fallback(values, row_mask, col_mask, col_type, tau)
         net = self.network
         threads = self.threads or torch.get_num_threads()
-        # torch's steps (statistics, summaries, head) on one thread, the kernels on
-        # ``threads``; the calling thread's count is restored after
-        with torch_threads(1), torch.inference_mode():
+        # the kernels on ``threads``; torch's steps (statistics, summaries, head) on one
+        # thread where ``threads`` is given (restored after), else as the caller left it
+        with torch_threads(None if self.threads is None else 1), torch.inference_mode():
             corr, feats = net.statistics(values, row_mask, col_mask, col_type)
             emb = self._embed_dataset(values, row_mask.bool().contiguous(), col_mask.bool(),
                                       col_type.long(), corr, feats, threads)
