@@ -1,6 +1,7 @@
 """``build_meta_dataset``: generate a split into a sharded Zarr store with Dask."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -147,8 +148,35 @@ def store_attrs(plan: Plan, dtype: str, config: Mapping[str, Any] | None = None,
             "dtype": dtype,
             "complete": False,
         },
-        "config": dict(config or {}),
+        "config": checked_config(config),
     }
+
+
+def checked_config(config: Mapping[str, Any] | None) -> dict:
+    """``config`` as the dict a store records, refused unless it is a mapping that JSON can
+    hold (the store's attributes are JSON)."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise MistgenError(f"config must be a mapping (a dict), got {type(config).__name__}: "
+                           f"{config!r}")
+    config = dict(config)
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as exc:
+        raise MistgenError(
+            f"config cannot be recorded in the store's attributes, which are JSON: {exc}; "
+            "pass only dicts with string keys, lists, strings, numbers, booleans and None"
+        ) from None
+    return config
+
+
+def _check_attrs(attrs: Mapping[str, Any]) -> None:
+    """Refuse store attributes that JSON cannot hold, before anything is written."""
+    try:
+        json.dumps(dict(attrs))
+    except (TypeError, ValueError) as exc:
+        raise MistgenError(f"the store's attributes must be JSON-serialisable: {exc}") from None
 
 
 def _with_family_files(files: tuple[str, ...], task, k: int):
@@ -172,6 +200,7 @@ def write_store(path, plan, attrs, *, dtype="float32", overwrite=False, workers=
 
     path = Path(path)
     check_workers(plan.num_shards, workers, scheduler)
+    _check_attrs(attrs)
     check_destination(path, overwrite)
     clean_stale_builds(path)
     tmp = partial_path(path)

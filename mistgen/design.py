@@ -8,10 +8,11 @@ which the store records so that ``mistgen.sample`` can rebuild any datapoint alo
 from __future__ import annotations
 
 import itertools
+import numbers
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +26,23 @@ SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 def split_id(split: str) -> int:
     """A stable 32-bit integer for a split name (CRC-32 of its UTF-8 bytes)."""
     return zlib.crc32(split.encode("utf-8"))
+
+
+def check_split_names(splits: Iterable[str]) -> None:
+    """Refuse split names of which two differ but share their :func:`split_id`.
+
+    A split name enters the seeds only through its 32-bit CRC, so two such splits (e.g.
+    ``"plumless"`` and ``"buckeroo"``) under one master seed get the same datapoints.
+    Whatever builds several splits under one seed (a study config) checks their names
+    here before building any."""
+    seen: dict[int, str] = {}
+    for split in splits:
+        other = seen.setdefault(split_id(split), split)
+        if other != split:
+            raise MistgenError(
+                f"split names {other!r} and {split!r} have the same CRC-32 "
+                f"({split_id(split):#010x}), which the seeds are derived from, so the two "
+                f"splits would hold the same datapoints; rename one of them")
 
 
 def address_rng(seed: int, split: str, i: int, stream: int) -> np.random.Generator:
@@ -183,12 +201,31 @@ def random_count(count: Any, dim_grid: Any, repeats: Any) -> int:
 
 
 def grid_sizes(n_grid: Any, dim_grid: Any) -> tuple[int, ...]:
-    """A grid design's sample sizes, checked (and that ``dim_grid`` is not empty)."""
-    if isinstance(n_grid, (str, bytes)) or len(n_grid) == 0:
-        raise MistgenError(f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}")
-    if dim_grid is not None and len(dim_grid) == 0:
-        raise MistgenError("dim_grid must be non-empty when given")
+    """A grid design's sample sizes, checked (and that ``dim_grid`` is a non-empty list)."""
+    if _grid_length(n_grid) == 0:
+        raise MistgenError(
+            f"n_grid must be a non-empty list of sample sizes, got {n_grid!r}"
+            + (f" (for one size, pass n_grid=[{n_grid!r}])" if _is_number(n_grid) else ""))
+    if dim_grid is not None and _grid_length(dim_grid) == 0:
+        raise MistgenError(
+            f"dim_grid must be a non-empty list of dims when given, got {dim_grid!r}"
+            + (f" (for one entry, pass dim_grid=[{dim_grid!r}])" if _is_number(dim_grid)
+               else ""))
     return tuple(check_int("n_grid entry", n, 2) for n in n_grid)
+
+
+def _grid_length(values: Any) -> int:
+    """The length of a grid given as a list (or tuple, array, range); 0 for anything else."""
+    if isinstance(values, (str, bytes)):
+        return 0
+    try:
+        return len(values)
+    except TypeError:
+        return 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (numbers.Number, np.number)) and not isinstance(value, bool)
 
 
 def make_design(
@@ -317,9 +354,9 @@ def _check_priors_at_dims(plan: Plan) -> None:
     negative ``off_diag`` at or below ``-1 / (dim_x + dim_y - 1)``), which would otherwise
     stop the build at the first datapoint of those dims, perhaps hours in.  Each family
     with an override draws its parameters once for every (dim_x, dim_y) the design can
-    reach (:meth:`Design.reachable_dims`; no data made).  Bounds checked on the drawn values
-    inside ``sample`` (the independence families' within-side correlation) are left to the
-    datapoints."""
+    reach (:meth:`Design.reachable_dims`; no data made), and its ``draw_params`` refuses a
+    prior whose range reaches values those dims make invalid (``off_diag`` of the dense
+    families, ``within_x`` / ``within_y`` of the independence families)."""
     if not plan.priors:
         return
     overridden = {spec: family for spec, family in

@@ -92,13 +92,33 @@ def check_destination(path: Path, overwrite: bool) -> None:
             "pass the link's target to rebuild the store it points to, or remove the link"
         )
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(path)
         return
     if not overwrite:
         raise StoreError(f"{path} already exists; pass overwrite=True to replace it")
     reason = _foreign(path)
     if reason:
         raise StoreError(f"{path} {reason}; refusing to overwrite it")
+
+
+def _make_parent(path: Path) -> None:
+    """Create the folders above ``path``, refusing a path that runs through a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = _file_above(path)
+        raise StoreError(
+            f"cannot build {path}: {blocker} exists and is not a folder (a file, say), so "
+            f"no store can be made below it; choose another path or move {blocker} away"
+        ) from None
+
+
+def _file_above(path: Path) -> Path:
+    """The first entry above ``path`` that exists but is not a directory."""
+    for parent in reversed(path.parents):
+        if os.path.lexists(parent) and not parent.is_dir():
+            return parent
+    return path.parent
 
 
 def finalize(tmp: Path, final: Path, overwrite: bool) -> None:

@@ -14,6 +14,7 @@ import logging
 import numbers
 import os
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -109,16 +110,31 @@ def check_main_guard() -> None:
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__"
-                    for c in node.test.comparators))
+    """Whether ``node`` is ``if __name__ == "__main__":`` (either operand order), alone or
+    as one operand of an ``and``."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_is_main_test(value) for value in test.values)
+    return _is_main_test(test)
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` or ``"__main__" == __name__``."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    operands = (test.left, test.comparators[0])
+    return (any(isinstance(o, ast.Name) and o.id == "__name__" for o in operands)
+            and any(isinstance(o, ast.Constant) and o.value == "__main__" for o in operands))
 
 
 def _run_distributed(fn, keys, workers, scheduler, bar) -> list[Any]:
     from distributed import Client, LocalCluster, as_completed
 
     with ExitStack() as stack:
+        external = scheduler is not None
         if isinstance(scheduler, Client):
             client = scheduler
         elif scheduler is None:
@@ -137,5 +153,36 @@ def _run_distributed(fn, keys, workers, scheduler, bar) -> list[Any]:
                 bar.update()
         except BaseException:
             client.cancel(list(futures))
+            if external:
+                wait_until_stopped(client, [f.key for f in futures])
             raise
         return results
+
+
+#: States of a worker's task in which it neither runs nor will start again.
+_SETTLED = frozenset({"memory", "error", "released", "forgotten"})
+
+
+def wait_until_stopped(client: Any, keys: Sequence[Any], poll_s: float = 0.1) -> None:
+    """Return once no worker of ``client`` holds a task of ``keys`` that may still run.
+
+    Cancelling a future does not stop its task where a worker already runs it: the task
+    goes on, and may write, after the cancelled future reports done. A failed build on a
+    scheduler it does not own calls this before it removes its partial store, so that no
+    task writes into the store after it is removed. A worker (or scheduler) that cannot be
+    reached is not waited for."""
+    wanted = frozenset(keys)
+    while True:
+        try:
+            held = client.run(_unsettled_keys, wanted, on_error="ignore")
+        except Exception:  # the scheduler is gone: no task of it can be waited for
+            return
+        if not any(held.values()):
+            return
+        time.sleep(poll_s)
+
+
+def _unsettled_keys(keys: frozenset, dask_worker: Any = None) -> list:
+    """The tasks of ``keys`` that ``dask_worker`` runs or may still run."""
+    tasks = getattr(dask_worker, "state", dask_worker).tasks
+    return [key for key in keys if key in tasks and tasks[key].state not in _SETTLED]

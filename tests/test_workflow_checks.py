@@ -154,6 +154,15 @@ def test_an_n_grid_that_rounds_to_repeated_sizes_is_refused(config):
            "sample sizes [10, 11, 11, 12, 12, 13, 13, 14]" in message
 
 
+def test_two_addresses_that_would_give_the_same_datapoints_are_refused(config):
+    """'plumless' and 'buckeroo' share their CRC-32, from which the seeds are derived."""
+    config["splits"]["test_id"]["address"] = "plumless"
+    config["splits"]["test_ood"]["address"] = "buckeroo"
+    assert "split names 'plumless' and 'buckeroo' have the same CRC-32" in refusal(config)
+    config["splits"]["test_ood"]["seed"] = config["seed"] + 1     # other seeds: no clash
+    checked(config)
+
+
 def test_an_atomic_output_appears_whole(tmp_path):
     path = tmp_path / "figure.png"
     with atomic_output(path) as out:

@@ -35,15 +35,21 @@ import numpy as np
 
 from ..errors import PriorError, ShapeError
 from ..registry import FAMILIES
-from .base import Family, Prior, correlated_normal, dense_matrix
+from .base import FLOAT_BYTES, WORKING_COPIES, Family, Prior, correlated_normal, dense_matrix
 
 
 # -- marginals of one side ------------------------------------------------------------------
 
+def lowest_within(dim: int) -> float:
+    """Equicorrelation of ``dim`` coordinates is positive definite only above
+    ``-1 / (dim - 1)`` (any value for one coordinate)."""
+    return -1.0 / (dim - 1) if dim > 1 else -np.inf
+
+
 def _equicorrelated_normal(rng, n, dim, within):
-    if dim > 1 and within <= -1.0 / (dim - 1):
+    if within <= lowest_within(dim):
         raise PriorError(f"within-side correlation {within!r} must exceed -1/(dim - 1) = "
-                         f"{-1.0 / (dim - 1):g} for a side of {dim} coordinates")
+                         f"{lowest_within(dim):g} for a side of {dim} coordinates")
     return correlated_normal(rng, n, dense_matrix(dim, within))
 
 
@@ -99,8 +105,46 @@ class IndependentFamily(Family):
         m = _BY_NAME[self.marginal]
         return m, m
 
+    def possible_marginals(self, prior: Prior, side: str) -> tuple[Marginal, ...]:
+        """The marginals that side ``side`` ("x" or "y") can take under ``prior``."""
+        return (_BY_NAME[self.marginal],)
+
+    def memory_bytes(self, n, dim_x, dim_y):
+        """The sample's working copies plus, where a side can be equicorrelated, its
+        dim x dim correlation matrix and Cholesky factor."""
+        base = super().memory_bytes(n, dim_x, dim_y)
+        if not self._builds_matrices():
+            return base
+        return base + FLOAT_BYTES * WORKING_COPIES * (dim_x * dim_x + dim_y * dim_y)
+
+    def memory_use(self, n, dim_x, dim_y):
+        base = super().memory_use(n, dim_x, dim_y)
+        if not self._builds_matrices():
+            return base
+        return f"{base} and of {dim_x} x {dim_x} and {dim_y} x {dim_y} within-side matrices"
+
+    def _builds_matrices(self) -> bool:
+        return any("within" in m.prior for side in "xy"
+                   for m in self.possible_marginals(self.default_prior, side))
+
     def draw_params(self, rng, dim_x, dim_y, prior):
+        for side, dim in zip("xy", (dim_x, dim_y)):
+            self._check_within_prior(prior, side, dim)
         return {key: self.draw(rng, key, prior) for key in prior}
+
+    def _check_within_prior(self, prior: Prior, side: str, dim: int) -> None:
+        """Refuse a ``within_<side>`` prior whose low end a side of ``dim`` coordinates
+        cannot take, where that side can be equicorrelated."""
+        key = f"within_{side}"
+        if key not in prior or not any("within" in m.prior
+                                       for m in self.possible_marginals(prior, side)):
+            return
+        if prior[key][0] <= lowest_within(dim):
+            raise PriorError(
+                f"prior for {self.name}.{key} {list(prior[key])} reaches values at or below "
+                f"-1/(dim_{side} - 1) = {lowest_within(dim):.4g} for dim_{side}={dim}, where "
+                f"the within-side correlation matrix is not positive definite: raise its "
+                f"lower end above {lowest_within(dim):.4g} or narrow dim_{side}")
 
     def mutual_information(self, params, dim_x, dim_y):
         return 0.0
@@ -109,8 +153,18 @@ class IndependentFamily(Family):
         sides = []
         for marginal, side, dim in zip(self.side_marginals(params), "xy", (dim_x, dim_y)):
             kwargs = {key: params[f"{key}_{side}"] for key in marginal.prior}
+            self._check_within(kwargs, side, dim)
             sides.append(marginal.draw(rng, n, dim, **kwargs))
         return sides[0], sides[1]
+
+    def _check_within(self, kwargs: Mapping[str, Any], side: str, dim: int) -> None:
+        """Refuse a within-side correlation that a side of ``dim`` coordinates cannot take."""
+        if "within" in kwargs and kwargs["within"] <= lowest_within(dim):
+            raise PriorError(
+                f"family {self.name!r}: within_{side}={kwargs['within']!r} must exceed "
+                f"-1/(dim - 1) = {lowest_within(dim):g} for a side of {dim} coordinates "
+                f"(dim_{side}={dim}); at or below it the within-side correlation matrix is "
+                f"not positive definite")
 
 
 def _register_same_marginal(marginal: Marginal) -> None:
@@ -141,6 +195,10 @@ class IndependentMixed(IndependentFamily):
 
     def side_marginals(self, params):
         return MARGINALS[params["marginal_x"] - 1], MARGINALS[params["marginal_y"] - 1]
+
+    def possible_marginals(self, prior, side):
+        low, high = prior[f"marginal_{side}"]
+        return MARGINALS[int(low) - 1:int(high)]
 
 
 # -- discrete ----------------------------------------------------------------------------------

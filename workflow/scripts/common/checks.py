@@ -22,6 +22,21 @@ class ConfigError(ValueError):
     """The study config asks for something its jobs cannot do."""
 
 
+def _check_addresses(config: Mapping[str, Any]) -> None:
+    """Two store addresses under one seed that differ but give the same datapoints are
+    refused (``mistgen.design.check_split_names``)."""
+    from mistgen.design import check_split_names
+
+    by_seed: dict[int, list[str]] = {}
+    recipes = [store_recipe(config, split, name) for split in config["splits"]
+               for name in store_names(config, split)]
+    recipes += [conditional_store_recipe(config, name) for name in config["conditional_splits"]]
+    for recipe in recipes:
+        by_seed.setdefault(recipe["seed"], []).append(recipe["split"])
+    for addresses in by_seed.values():
+        check_split_names(addresses)
+
+
 def check_config(config: Mapping[str, Any], base_dir: str = ".") -> list[str]:
     """Raise :class:`ConfigError` listing every problem of ``config`` (validated against
     the schema first, so keys and types are already right); return what runs, but not as
@@ -59,6 +74,7 @@ def check_config(config: Mapping[str, Any], base_dir: str = ".") -> list[str]:
             check(f"estimators.{name}", lambda s=spec: _check_estimator(s))
         for name, entry in models.items():
             check(f"models.{name}", lambda n=name, e=entry: _check_model(config, n, e, models))
+        check("splits (addresses)", lambda: _check_addresses(config))
         for name in config["conditional_splits"]:
             check(f"conditional_splits.{name}", lambda n=name: _check_conditional_store(config, n))
         for name, entry in config["conditional_models"].items():
