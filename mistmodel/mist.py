@@ -315,7 +315,7 @@ class MIST(Estimator):
         flips; the networks, trained on positively dependent families, read negative
         dependence as almost none): only where an entry of the cross-correlation matrix
         of the normal scores is negative and significant on its own (level 0.01 over all
-        entries), so that at most 1 independent sample in 100 is turned
+        entries), so that by design at most 1 independent sample in 100 is turned
         (:mod:`mistmodel.orientation`).  A 1 + 1 sample turned reads exactly as its mirror
         image with Y negated.  Each row group is turned on its own; conditional samples
         (X, Y, Z) never are.

@@ -16,8 +16,8 @@ columns whose dependence is positive already.  So only the entries of ``C`` that
 significant on their own count: each against its own standard error (robust to columns
 that are uncorrelated but dependent, as under a heavy-tailed copula), at level 0.01 over
 all ``dx dy`` entries together (Bonferroni).  A sample none of whose significant entries
-is negative is read as given: at most 1 in 100 independent samples is turned, whatever
-the correlations within each side.  A 1 + 1 Gaussian sample is turned where its score
+is negative is read as given: by design at most 1 in 100 independent samples is turned,
+whatever the correlations within each side.  A 1 + 1 Gaussian sample is turned where its score
 correlation is below about ``-2.58 / sqrt(n)``; a negative dependence weaker than that
 (MI about ``3.3 / n`` nats) may still read as none.  The same function of the data runs
 on every copy of a permutation test, whose level therefore stays exact.
