@@ -77,7 +77,9 @@ from .correlated_sides import (ADVICE, CONDITIONAL_ADVICE, CONDITIONAL_MIN_COLUM
 from .estimators.base import (Estimate, Estimator, _check_level, _json_ready, as_pair,
                               check_xy, check_xyz, column_number, constant_columns,
                               kept_columns, tied_columns, tied_flags)
+from .copula import normal_scores
 from .model import MISTNet, ModelConfig, QuantileHead
+from .orientation import orientation_signs
 from .per_thread import PerThread
 from .shipped import default_checkpoint
 
@@ -318,7 +320,7 @@ class MIST(Estimator):
         entries), so that by design at most 1 independent sample in 100 is turned
         (:mod:`mistmodel.orientation`).  A 1 + 1 sample turned reads exactly as its mirror
         image with Y negated.  Each row group is turned on its own; conditional samples
-        (X, Y, Z) never are.
+        (X, Y, Z) never are; the neighbour correction's draws take their sample's signs.
     """
 
     bootstrap = "subsample"
@@ -589,10 +591,11 @@ class MIST(Estimator):
             draws = []
             for i in live:
                 drawn = hoods[i].draws(self._draw_rows(len(prepared[i][0])), seed)
-                draws += drawn
+                draws += self._signed_as(prepared[i], drawn)
                 counts.append(len(drawn))
             row_groups = self._row_groups
-            on_draws = np.ravel(self._predict(draws, None, check_shapes=False))
+            on_draws = np.ravel(self._predict(draws, None, check_shapes=False,
+                                              orient=False))
             on_draws = np.add.reduceat(on_draws, np.cumsum([0] + counts[:-1])) / counts
             self._row_groups = row_groups
             mi = np.array([hoods[i].mi for i in live])
@@ -611,6 +614,20 @@ class MIST(Estimator):
                             draws=counts[0])
             self._correction_info = info
         return out
+
+    def _signed_as(self, sample: tuple[np.ndarray, np.ndarray],
+                   drawn: list[tuple[np.ndarray, np.ndarray]]
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The draws from a sample's neighbour with the columns negated that
+        :attr:`orient` turns in the whole sample, so that the network reads them as it
+        reads the sample (they are then read without orientation of their own: a draw's
+        weak negative dependence would otherwise be turned where the sample's is not)."""
+        if not self.orient:
+            return drawn
+        signs = orientation_signs(normal_scores(sample[0]), normal_scores(sample[1]))
+        if signs is None:
+            return drawn
+        return [(x * signs[0], y * signs[1]) for x, y in drawn]
 
     def _draw_rows(self, n: int) -> int:
         """Rows of each draw from the neighbour of a sample of ``n`` rows: ``n``, or, for
@@ -919,16 +936,17 @@ class MIST(Estimator):
                 return
 
     def _predict(self, prepared: list[tuple[np.ndarray, np.ndarray]],
-                 tau: np.ndarray | None, check_shapes: bool = True) -> np.ndarray:
+                 tau: np.ndarray | None, check_shapes: bool = True,
+                 orient: bool | None = None) -> np.ndarray:
         """Predictions in input order; 0 for samples with an entirely constant side.
         ``check_shapes=False`` skips the range warnings (for samples of shapes already
-        checked)."""
+        checked); ``orient`` overrides :attr:`orient` (None: keep it)."""
         width = 1 if tau is None else len(tau)
         out = np.zeros((len(prepared), width) if self.is_quantile else len(prepared))
         live = [i for i, (x, y) in enumerate(prepared) if not _has_constant_side(x, y)]
         if live:
             out[live] = self._forward([prepared[i] for i in live], tau, check_shapes,
-                                      numbers=live, count=len(prepared))
+                                      numbers=live, count=len(prepared), orient=orient)
         return out
 
     def _check_shapes(self, shapes: list[tuple[int, ...]],
@@ -984,8 +1002,8 @@ class MIST(Estimator):
 
     def _forward(self, pairs: list[tuple[np.ndarray, ...]],
                  tau: np.ndarray | None, check_shapes: bool = True,
-                 numbers: Sequence[int] | None = None, count: int | None = None
-                 ) -> np.ndarray:
+                 numbers: Sequence[int] | None = None, count: int | None = None,
+                 orient: bool | None = None) -> np.ndarray:
         """Batched forward passes on validated pairs (triples, for a conditional network)
         without constant columns, in input order: ``(len(pairs),)`` point estimates or
         ``(len(pairs), T)`` quantiles.  ``check_shapes=False`` skips the range warnings;
@@ -1005,7 +1023,7 @@ class MIST(Estimator):
         flat = [(s[0], s[1], sum(s[2:])) for s in shapes]
         for chunk in plan_chunks(flat, max_cells=self.max_cells, max_batch=len(pieces)):
             batch = collate([pieces[i] for i in chunk], copula=self.network.config.copula,
-                            orient=self.orient)
+                            orient=self.orient if orient is None else orient)
             batch = batch.to(self.device)
             out[chunk] = self._run(*batch.inputs(), t).double().cpu().numpy()
         if len(pieces) != len(pairs):      # row groups: each sample's mean

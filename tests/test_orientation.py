@@ -133,3 +133,20 @@ def test_mist_qr_interval_of_a_negative_pair_holds_the_truth():
 def test_orient_must_be_a_bool():
     with pytest.raises(ValueError, match="orient must be True or False"):
         MIST.load(orient="yes")
+
+
+def test_neighbour_draws_are_turned_as_their_sample_is():
+    """The draws from a sample's neighbour take the sample's signs and no orientation of
+    their own: a weak negative dependence turned in a draw but not in its sample would
+    make the correction measure the network on other data than it corrects."""
+    corrected = MIST.load(neighbour_correction=True, cross_check=False)
+    x, y = gaussian_pair(500, -0.6, 6)
+    drawn = [(x[:50], y[:50]), (x[50:100], y[50:100])]
+    turned = corrected._signed_as((x, y), drawn)
+    for (dx, dy), (tx, ty) in zip(drawn, turned):
+        np.testing.assert_array_equal(tx, dx)
+        np.testing.assert_array_equal(ty, -dy)
+    assert corrected._signed_as((x, -y), drawn) is drawn               # positive: as given
+    plain = MIST.load(neighbour_correction=True, cross_check=False, orient=False)
+    assert plain._signed_as((x, y), drawn) is drawn
+    assert corrected.estimate(x, y) == pytest.approx(corrected.estimate(x, -y), abs=0.02)
