@@ -28,6 +28,7 @@ import itertools
 import math
 
 import numpy as np
+import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.special import ndtri
@@ -98,9 +99,11 @@ def entry_z(x_scores: np.ndarray, y_scores: np.ndarray) -> tuple[np.ndarray, np.
         a = a - a.mean(axis=0)
         sd = np.sqrt((a * a).mean(axis=0))
         sides.append(np.divide(a, sd, out=np.zeros_like(a), where=sd > 0))
-    xs, ys = sides
-    cross = xs.T @ ys / n
-    spread = np.maximum((xs * xs).T @ (ys * ys) / n - cross * cross, 0.0)
+    xs, ys = (torch.from_numpy(side) for side in sides)
+    # torch's products run on the thread pool the network runs on; numpy's would start
+    # BLAS threads of their own beside it (twice the time of a large sample's estimate)
+    cross = (xs.T @ ys).numpy() / n
+    spread = np.maximum((xs * xs).T.matmul(ys * ys).numpy() / n - cross * cross, 0.0)
     z = np.divide(cross * math.sqrt(n), np.sqrt(spread), out=np.zeros_like(cross),
                   where=spread > 0)
     return cross, z
