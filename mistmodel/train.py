@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             val=None if args.val is None else (args.val if len(args.val) > 1 else args.val[0]),
             model=model, resume=not args.no_resume, progress=not args.no_progress, **options)
         path = train(cfg)
-    except (ValueError, TypeError, MistgenError, CheckpointError, OSError) as exc:
+    except (ValueError, TypeError, MistgenError, CheckpointError, OSError,
+            FloatingPointError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

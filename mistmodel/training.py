@@ -71,7 +71,8 @@ from .model import MISTNet, ModelConfig, config_from_dict, count_parameters
 __all__ = ["TrainConfig", "train", "evaluate", "WarmupCosine", "N_BINS", "open_stores",
            "read_training_state", "CHECKPOINT", "TRAINING_STATE"]
 
-N_BINS = {"[10,100)": (10, 100), "[100,300)": (100, 300), "[300,500]": (300, 501)}
+N_BINS = {"[10,100)": (10, 100), "[100,300)": (100, 300), "[300,500]": (300, 501),
+          "(500,...)": (501, math.inf)}
 EVAL_TAUS = tuple(np.round(np.linspace(0.05, 0.95, 19), 4))
 CHECKPOINT = "checkpoint.safetensors"
 TRAINING_STATE = "training_state.pt"
@@ -544,7 +545,8 @@ def optimizer_step(net: MISTNet, optimizer: torch.optim.Optimizer, loss: torch.T
     optimizer.step()
     value = float(loss.detach())
     if not math.isfinite(value):
-        raise FloatingPointError(f"training loss became {value} at step {step}")
+        raise FloatingPointError(f"training loss became {value} at step {step}: the run "
+                                 "diverged; lower the learning rate (lr)")
     return value
 
 
@@ -575,7 +577,6 @@ def _train(cfg: TrainConfig) -> Path:
     if val_ds is not None:
         _check_disjoint(recipes["train"], recipes["val"])
     _check_out(out, cfg.resume, [r["path"] for r in recipes["train"] + (recipes["val"] or [])])
-    out.mkdir(parents=True, exist_ok=True)
     shapes = _shapes_of(train_ds)
     count = len(train_ds)
 
@@ -610,6 +611,7 @@ def _train(cfg: TrainConfig) -> Path:
             start_epoch = cfg.epochs          # a budget stop is final
     else:
         earlier_stages = _start_card(cfg.init, net, device)
+    out.mkdir(parents=True, exist_ok=True)          # once the run is known to start
     planned = max(1, cfg.epochs * count)
     budget_s = None if cfg.time_budget_min is None else 60.0 * cfg.time_budget_min
     t0 = time.perf_counter()

@@ -85,7 +85,8 @@ def test_files_beside_checkpoint_and_load_round_trip(stores, tmp_path):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["variant"] == "mist"
-    assert set(metrics["final_validation"]["mse_by_n"]) == {"[10,100)", "[100,300)", "[300,500]"}
+    assert set(metrics["final_validation"]["mse_by_n"]) == {"[10,100)", "[100,300)", "[300,500]",
+                                                          "(500,...)"}
     assert metrics["data_ranges"]["dim_y"][1] <= 2
     # the card records the run and the stores it read; the weights are the latest epoch's
     card = read_card(path)
@@ -455,3 +456,30 @@ def test_an_interrupted_epoch_is_run_again_whole(stores, tmp_path, monkeypatch):
     resumed = run(tmp_path / "cut")
     assert states_equal(load_checkpoint(resumed)[0], load_checkpoint(straight)[0])
     assert read_card(resumed)["epoch"] == 1
+
+
+def test_the_n_bins_hold_every_sample_size():
+    """Samples above n = 500 fell in no bin: mse_by_n left them out without a word."""
+    from mistmodel.training import N_BINS
+
+    for n in (10, 99, 100, 299, 300, 500, 501, 2998, 100_000):
+        assert sum(lo <= n < hi for lo, hi in N_BINS.values()) == 1, n
+
+
+def test_a_refused_init_leaves_no_output_folder(stores, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError):
+        train(config(stores, out, epochs=1, init=str(tmp_path / "missing.safetensors")))
+    assert not out.exists()
+
+
+def test_a_diverging_run_is_one_line_and_status_2_on_the_command_line(stores, tmp_path,
+                                                                       capsys):
+    from mistmodel.train import main
+
+    code = main(["--train", str(stores[0]), "--val", str(stores[1]),
+                 "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8",
+                 "--threads", "1", "--no-progress", "--model", "width=8",
+                 "--model", "summary_width=16", "--lr", "1e30"])
+    assert code == 2
+    assert "the run diverged; lower the learning rate" in capsys.readouterr().err
