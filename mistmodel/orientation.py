@@ -31,12 +31,13 @@ import numpy as np
 import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.special import ndtri
+from scipy.special import ndtri, stdtrit
 
 __all__ = ["best_signs", "entry_z", "orientation_signs", "orient", "LEVEL"]
 
 LEVEL = 0.99           # share of independent samples left as they are
-MIN_ROWS = 20          # fewer rows are read as given
+MIN_ROWS = 20          # from this many rows the sandwich spread; below, Student's t
+FEWEST_ROWS = 4        # fewer rows are read as given
 MAX_ROUNDS = 64        # alternating sign updates (each never lowers s' C t)
 EXACT_SIDE = 12        # up to this many columns on the narrower side, every sign is tried
 
@@ -115,16 +116,24 @@ def orientation_signs(x_scores: np.ndarray, y_scores: np.ndarray
     scores (``(n, dx)``, ``(n, dy)``); ``None`` where the sample stays as it is.
 
     The entries of ``C`` that count are those significant on their own: ``|z|``
-    (:func:`entry_z`) beyond the normal quantile of ``1 - (1 - LEVEL) / (2 dx dy)``.
+    (:func:`entry_z`) beyond the normal quantile of ``1 - (1 - LEVEL) / (2 dx dy)``
+    (below :data:`MIN_ROWS` rows, the correlation's t statistic beyond Student's quantile
+    on ``n - 2`` degrees of freedom; below :data:`FEWEST_ROWS`, none).
     Where one of them is negative, the signs are those of :func:`best_signs` on these
     entries, one group of columns linked by them at a time, each group turned the way
     that flips fewer of its columns; columns with no such entry keep their sign."""
     n, dim_x = x_scores.shape
     dim_y = y_scores.shape[1]
-    if n < MIN_ROWS:
+    if n < FEWEST_ROWS:
         return None
     cross, z = entry_z(x_scores, y_scores)
-    linked = np.abs(z) > float(ndtri(1.0 - (1.0 - LEVEL) / (2 * dim_x * dim_y)))
+    tail = (1.0 - LEVEL) / (2 * dim_x * dim_y)
+    if n < MIN_ROWS:       # too few rows for the sandwich spread: Student's t of each one
+        r = np.clip(cross, -1.0 + 1e-12, 1.0 - 1e-12)
+        linked = np.abs(r) * math.sqrt(n - 2) / np.sqrt(1.0 - r * r) > float(stdtrit(n - 2,
+                                                                                1.0 - tail))
+    else:
+        linked = np.abs(z) > float(ndtri(1.0 - tail))
     if not (linked & (cross < 0)).any():
         return None
     s, t = np.ones(dim_x), np.ones(dim_y)

@@ -90,10 +90,22 @@ def test_signs_flip_only_the_negative_part():
 
 
 def test_too_few_rows_and_weak_negative_dependence_stay_as_given():
-    x, y = gaussian_pair(6, -0.9, 0, dims=2)
+    x, y = gaussian_pair(3, -0.99, 0)
     assert orientation_signs(x, y) is None
     x, y = gaussian_pair(100, -0.05, 0)
     assert orientation_signs(x, y) is None
+
+
+def test_below_twenty_rows_student_t_decides():
+    """Below 20 rows the sandwich spread is too noisy to use; they were all read as given,
+    and a strongly negative pair of 15 rows read a quarter of its mirror image."""
+    turned = sum(orientation_signs(*gaussian_pair(15, -0.9, seed)) is not None
+                 for seed in range(50))
+    assert turned >= 45
+    flipped = sum(orientation_signs(normal_scores(s.x), normal_scores(s.y)) is not None
+                  for s in (mistgen.sample("independent-student", n, d, d, seed)
+                            for n, d in ((8, 1), (12, 2), (19, 4)) for seed in range(200)))
+    assert flipped <= 12
 
 
 def test_collate_flips_pairs_only():
